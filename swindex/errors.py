@@ -1,0 +1,64 @@
+"""The exceptions swindex raises: each says what was wrong, where, and what to do."""
+
+from __future__ import annotations
+
+
+class SwindexError(Exception):
+    """Base class for every error swindex raises on purpose."""
+
+
+class RegistryFileError(SwindexError):
+    """A registry file cannot be read or parsed; the message names the file and the line."""
+
+    def __init__(self, path: object, message: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class ValidationError(SwindexError):
+    """One or more entries break the schema or the registry's rules."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s):\n{lines}")
+
+
+class UnknownModelError(SwindexError, KeyError):
+    """No registry entry matches the model; the message suggests the nearest ids."""
+
+    def __init__(self, query: str, suggestions: list[str] | None = None) -> None:
+        self.query = query
+        self.suggestions = list(suggestions or [])
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        self.message = (
+            f"no swindex entry for model {query!r}.{hint} "
+            "Run `swindex list` to see every entry, or `swindex detect` to find its super weights."
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message
+
+
+class RevisionMismatchError(SwindexError):
+    """An entry was recorded for another revision of the model than the one asked for."""
+
+
+class UnsupportedModelError(SwindexError):
+    """The model's architecture has no FFN down projection swindex can locate."""
+
+
+class DetectionError(SwindexError):
+    """Detection could not run to completion (load failure, numerical overflow, ...)."""
+
+
+class VerificationError(SwindexError):
+    """Verification could not measure what an entry claims."""
+
+
+class SurgeryError(SwindexError):
+    """A super weight could not be changed or restored on a loaded model."""
