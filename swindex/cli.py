@@ -1,0 +1,46 @@
+"""The `swindex` command line: one subcommand per module in swindex/commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from . import __version__
+from .errors import SwindexError
+
+COMMANDS = (
+    "lookup",
+    "validate",
+    "index",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swindex",
+        description="The Super Weight Index: look up, validate, detect and verify the super weights of language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"swindex {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        import_module(f".commands.{name}", __package__).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except SwindexError as exc:
+        print(f"swindex {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"swindex {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,31 @@
+"""`swindex index`: rebuild the registry index shipped inside the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("index", help="rebuild the packaged index from registry/ (maintainers)")
+    p.add_argument("--registry", metavar="DIR", default="registry")
+    p.add_argument("--output", metavar="FILE", help="where to write (default: inside the swindex package)")
+    p.add_argument("--check", action="store_true", help="exit 1 if the index is out of date instead of writing it")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..registry import PACKAGED_INDEX, build_index, render_index
+
+    out = Path(args.output) if args.output else PACKAGED_INDEX
+    if args.check:
+        current = out.read_text(encoding="utf-8") if out.exists() else ""
+        if current != render_index(args.registry):
+            print(f"{out} is out of date with {args.registry}; run `swindex index`", file=sys.stderr)
+            return 1
+        print(f"{out} is up to date", file=sys.stderr)
+        return 0
+    build_index(args.registry, out)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0

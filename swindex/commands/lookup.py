@@ -1,0 +1,67 @@
+"""`swindex lookup`, `swindex list` and `swindex search`: read the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _registry_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", metavar="DIR", help="read this registry directory instead of the index shipped with swindex")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("lookup", help="show a model's super weights", description="Show a model's super weights: id (any case), alias or local path.")
+    p.add_argument("model", metavar="MODEL", help="model id, alias or local model directory")
+    p.add_argument("--revision", help="fail unless the entry was measured at this commit sha")
+    p.add_argument("--json", action="store_true", help="print the entry as JSON in the registry's field names")
+    _registry_arg(p)
+    p.set_defaults(handler=run_lookup)
+
+    p = subparsers.add_parser("list", help="list every model in the registry")
+    p.add_argument("--json", action="store_true", help="print a JSON array of entries")
+    _registry_arg(p)
+    p.set_defaults(handler=run_list)
+
+    p = subparsers.add_parser("search", help="find models by id, alias, family or architecture")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--json", action="store_true", help="print a JSON array of entries")
+    _registry_arg(p)
+    p.set_defaults(handler=run_search)
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    from ..lookup import lookup
+
+    entry = lookup(args.model, revision=args.revision, registry=args.registry)
+    print(entry.to_json() if args.json else entry)
+    return 0
+
+
+def _print_table(entries) -> None:
+    for entry in entries:
+        active = entry.active_super_weights
+        layers = sorted({sw.layer for sw in active})
+        print(f"{entry.id:48} {len(active):3} super weight(s)  layers {','.join(map(str, layers)) or '-'}")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..lookup import entries
+
+    found = entries(registry=args.registry)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))
+    else:
+        _print_table(found)
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from ..lookup import search
+
+    found = search(args.query, registry=args.registry)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))
+    else:
+        _print_table(found)
+    return 0 if found else 1

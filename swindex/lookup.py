@@ -1,0 +1,126 @@
+"""Finding a model's entry: by id, alias, loaded model or config, case-insensitively, offline."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import RevisionMismatchError, UnknownModelError
+from .records import Entry
+
+REGISTRY_ENV = "SWINDEX_REGISTRY"
+_CACHE_DIR = re.compile(r"models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
+
+
+@dataclass(frozen=True)
+class _Index:
+    entries: tuple[Entry, ...]
+    by_name: dict[str, Entry]
+
+
+@lru_cache(maxsize=8)
+def _load(source: str | None) -> _Index:
+    from .registry import PACKAGED_INDEX, load_registry, read_index
+
+    entries = tuple(load_registry(source) if source else read_index(PACKAGED_INDEX))
+    by_name: dict[str, Entry] = {}
+    for entry in entries:
+        for name in (entry.id, *entry.aliases):
+            by_name.setdefault(name.casefold(), entry)
+    return _Index(entries, by_name)
+
+
+def _index(registry: str | os.PathLike[str] | None) -> _Index:
+    source = registry if registry is not None else os.environ.get(REGISTRY_ENV) or None
+    return _load(str(Path(source).resolve()) if source else None)
+
+
+def clear_cache() -> None:
+    """Forget loaded registries (after editing files in a running process)."""
+    _load.cache_clear()
+
+
+def _name_of(model: Any) -> tuple[str, str | None]:
+    """A model id (and revision, when known) from a string, a loaded model, a config or a cache path."""
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str):
+        config = getattr(model, "config", model)
+        name = getattr(config, "_name_or_path", None) or getattr(config, "name_or_path", None)
+        if not name:
+            raise TypeError(
+                f"cannot tell which model {type(model).__name__} is: pass a model id such as "
+                "'huggyllama/llama-7b', or a transformers model or config loaded from one"
+            )
+        model = str(name)
+    match = _CACHE_DIR.search(model)
+    if match:
+        return f"{match['org']}/{match['name']}", match["sha"]
+    return model.strip(), None
+
+
+def _candidates(name: str) -> list[str]:
+    """The id itself, then for a local directory its last two and last one path components."""
+    parts = [p for p in re.split(r"[/\\]+", name) if p]
+    result = [name]
+    if len(parts) >= 2:
+        result.append("/".join(parts[-2:]))
+    if parts:
+        result.append(parts[-1])
+    return result
+
+
+def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLike[str] | None = None) -> Entry:
+    """The registry entry for a model id, alias, loaded transformers model or config.
+
+    Raises UnknownModelError (a KeyError) with the nearest ids when nothing matches, and
+    RevisionMismatchError when a revision is asked for that differs from the one the entry was measured at.
+    """
+    index = _index(registry)
+    name, cached_revision = _name_of(model)
+    entry = next((index.by_name[c.casefold()] for c in _candidates(name) if c.casefold() in index.by_name), None)
+    if entry is None:
+        names = sorted({e.id for e in index.entries} | {a for e in index.entries for a in e.aliases})
+        folded = {n.casefold(): n for n in names}
+        close = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.5)
+        raise UnknownModelError(name, [folded[c] for c in close])
+    wanted = revision or cached_revision
+    if wanted and entry.revision and wanted != entry.revision:
+        message = (
+            f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, "
+            f"not {wanted}; super weights usually survive fine-tuning but check with `swindex detect {entry.id} --revision {wanted}`"
+        )
+        if revision:
+            raise RevisionMismatchError(message + ", or call lookup without revision= to accept the recorded one")
+        warnings.warn(message, stacklevel=2)
+    return entry
+
+
+def entries(*, registry: str | os.PathLike[str] | None = None) -> tuple[Entry, ...]:
+    """Every entry in the registry, sorted by id."""
+    return _index(registry).entries
+
+
+def search(query: str, *, registry: str | os.PathLike[str] | None = None) -> list[Entry]:
+    """Entries whose id, alias, family or architecture contains the query (case-insensitive), best first."""
+    q = query.casefold().strip()
+    scored = []
+    for entry in _index(registry).entries:
+        fields = [entry.id, *entry.aliases, entry.family or "", entry.architecture]
+        folded = [f.casefold() for f in fields]
+        if any(q == f for f in folded):
+            score = 0
+        elif any(f.startswith(q) or f.split("/")[-1].startswith(q) for f in folded):
+            score = 1
+        elif any(q in f for f in folded):
+            score = 2
+        else:
+            continue
+        scored.append((score, entry.id.casefold(), entry))
+    return [entry for *_, entry in sorted(scored, key=lambda t: t[:2])]

@@ -1,0 +1,77 @@
+"""Reading a registry directory into entries, and building the prebuilt index shipped in the wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+from .records import SCHEMA_VERSION, Entry
+from .validate import entry_files, validate_registry
+from .yamlio import load_yaml
+
+PACKAGED_INDEX = Path(__file__).parent / "data" / "registry.json"
+
+
+def default_registry_dir() -> Path | None:
+    """The registry/ directory of a source checkout, when swindex runs from one."""
+    candidate = Path(__file__).resolve().parent.parent / "registry"
+    return candidate if candidate.is_dir() else None
+
+
+def load_registry(root: str | Path, validate: bool = True) -> list[Entry]:
+    """All entries of a registry directory, sorted by id; raises ValidationError listing every problem."""
+    root = Path(root)
+    if validate:
+        problems = validate_registry(root)
+        if problems:
+            raise ValidationError(problems)
+    entries = [Entry.from_dict(load_yaml(path), path=path.relative_to(root).as_posix()) for path in entry_files(root)]
+    return sorted(entries, key=lambda e: e.id.casefold())
+
+
+def index_document(entries: list[Entry]) -> dict[str, Any]:
+    """The prebuilt index: every entry in registry field names plus the file it came from.
+
+    It carries no generation time, so that rebuilding an unchanged registry gives the same bytes.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "entries": [{"path": e.path, "entry": e.to_dict()} for e in entries],
+    }
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_index(root: str | Path) -> str:
+    """The index file's text for a registry directory (validated first)."""
+    return json.dumps(index_document(load_registry(root)), ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
+
+
+def build_index(root: str | Path, out: str | Path = PACKAGED_INDEX) -> Path:
+    """Validate a registry and write its index (by default the one shipped inside the package)."""
+    write_atomic(out, render_index(root))
+    return Path(out)
+
+
+def read_index(path: str | Path = PACKAGED_INDEX) -> list[Entry]:
+    """Entries from a prebuilt index; the index was validated when built."""
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [Entry.from_dict(item["entry"], path=item.get("path")) for item in document["entries"]]
