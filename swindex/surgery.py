@@ -1,0 +1,346 @@
+"""Zero, scale and restore single weights of a loaded model, bit for bit, wherever the weight is stored.
+
+A weight is named by its parameter (``tensor``, the full name in ``model.named_parameters()``) and its
+``index`` in the stored tensor, so one code path serves Linear ``[row, col]``, GPT-2 Conv1D ``[col, row]``
+and fused experts ``[expert, ...]``. Parameters that accelerate offloaded (left on the ``meta`` device, their
+values kept in the hook's ``weights_map``) are edited in that store: in place when it holds a tensor in
+memory, otherwise through an in-memory override that ``restore`` removes again, so the checkpoint files on
+disk are never written.
+
+Usage::
+
+    from swindex.surgery import zeroed, scaled
+    with zeroed(model, entry):          # every active super weight of the entry set to 0
+        ...
+    with scaled(model, entry, 2.0):     # the paper's amplification (factors 0 to 3)
+        ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SurgeryError
+
+__all__ = [
+    "Target",
+    "Saved",
+    "targets",
+    "resolve_name",
+    "resolve_module",
+    "read_value",
+    "read_values",
+    "read_tensor",
+    "apply",
+    "assign",
+    "restore",
+    "zeroed",
+    "scaled",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One scalar: a parameter's full name and the scalar's index in the stored tensor."""
+
+    tensor: str
+    index: tuple[int, ...]
+
+    @property
+    def coordinate(self) -> str:
+        return f"{self.tensor}[{', '.join(str(i) for i in self.index)}]"
+
+
+@dataclass(frozen=True)
+class _Change:
+    target: Target  # as resolved in the model (the parameter's name there)
+    original: Any  # 0-d tensor on the CPU, same dtype as the parameter: the exact bits to put back
+    override_key: str | None  # key added to an offload loader's in-memory state dict, removed on restore
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What ``apply``/``assign`` changed, in order; hand it to ``restore`` to put every bit back."""
+
+    changes: tuple[_Change, ...]
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(c.target for c in self.changes)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
+def _one_target(item: Any) -> Target:
+    if isinstance(item, Target):
+        return item
+    if isinstance(item, Mapping):
+        if "tensor" not in item or "index" not in item:
+            raise SurgeryError(f"a weight given as a dict needs 'tensor' and 'index' (registry format), got keys {sorted(item)}")
+        tensor, index = item["tensor"], item["index"]
+    elif hasattr(item, "tensor") and hasattr(item, "index"):
+        tensor, index = item.tensor, item.index
+    elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        tensor, index = item
+    else:
+        raise SurgeryError(
+            f"cannot read a weight from {type(item).__name__}: pass an Entry, SuperWeight objects, "
+            "registry-format dicts with 'tensor' and 'index', or (tensor, index) pairs"
+        )
+    try:
+        idx = tuple(int(i) for i in index)
+    except (TypeError, ValueError):
+        raise SurgeryError(f"{tensor}: index {index!r} is not a sequence of integers") from None
+    if not idx or any(i < 0 for i in idx):
+        raise SurgeryError(f"{tensor}: index {list(idx)} must be non-negative integers")
+    return Target(str(tensor), idx)
+
+
+def targets(weights: Any) -> tuple[Target, ...]:
+    """The scalars named by ``weights``, each once, in order.
+
+    ``weights`` may be an Entry (its active claims: confirmed, reported or detected), one SuperWeight or
+    registry-format dict, or an iterable of SuperWeight objects, dicts, Targets or ``(tensor, index)`` pairs.
+    """
+    if hasattr(weights, "active_super_weights"):
+        items: Iterable[Any] = weights.active_super_weights
+    elif isinstance(weights, Mapping) and "super_weights" in weights:
+        items = [sw for sw in weights["super_weights"] if sw.get("status") in ("confirmed", "reported", "detected")]
+    elif isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor"):
+        items = [weights]
+    elif isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
+        items = [weights]
+    else:
+        items = weights
+    seen: dict[tuple[str, tuple[int, ...]], Target] = {}
+    for item in items:
+        t = _one_target(item)
+        seen.setdefault((t.tensor, t.index), t)
+    return tuple(seen.values())
+
+
+def _prefixes(model: Any) -> list[str]:
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    return [prefix] if prefix else []
+
+
+def resolve_name(model: Any, name: str) -> str:
+    """The name ``name`` has in ``model``: as given, or with the base-model prefix added or removed.
+
+    An entry names tensors as in the model class it was measured on (``model.layers.2...`` for
+    ``LlamaForCausalLM``); the same weights in a bare ``LlamaModel`` are ``layers.2...``.
+    """
+    names = dict(model.named_parameters(remove_duplicate=False))
+    if name in names:
+        return name
+    for prefix in _prefixes(model):
+        if name.startswith(prefix + ".") and name[len(prefix) + 1 :] in names:
+            return name[len(prefix) + 1 :]
+        if f"{prefix}.{name}" in names:
+            return f"{prefix}.{name}"
+    raise SurgeryError(
+        f"{name}: no such parameter in this {type(model).__name__}; the entry may be for another "
+        "architecture (check `swindex lookup` against the model you loaded)"
+    )
+
+
+def resolve_module(model: Any, name: str) -> Any:
+    """The submodule called ``name`` (prefix-tolerant like ``resolve_name``)."""
+    candidates = [name]
+    for prefix in _prefixes(model):
+        if name.startswith(prefix + "."):
+            candidates.append(name[len(prefix) + 1 :])
+        candidates.append(f"{prefix}.{name}")
+    for cand in candidates:
+        try:
+            return model.get_submodule(cand)
+        except AttributeError:
+            continue
+    raise SurgeryError(f"{name}: no such module in this {type(model).__name__}")
+
+
+def _check_index(name: str, shape: tuple[int, ...], index: tuple[int, ...]) -> None:
+    if len(index) != len(shape) or any(i >= s for i, s in zip(index, shape)):
+        raise SurgeryError(
+            f"{name}{list(index)} is outside the tensor's shape {list(shape)}: the entry does not fit this "
+            "model (another size or revision?)"
+        )
+
+
+def _offload_store(model: Any, name: str) -> tuple[Any, str]:
+    """The mapping that holds an offloaded parameter's values, and its key there.
+
+    accelerate's AlignDevicesHook keeps offloaded weights in ``weights_map``: a PrefixedDataset over an
+    OffloadedWeightsLoader (or a plain dict), keyed by the name relative to the hooked module.
+    """
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, -1, -1):
+        module_name = ".".join(parts[:cut])
+        module = model.get_submodule(module_name) if module_name else model
+        hook = getattr(module, "_hf_hook", None)
+        if hook is None:
+            continue
+        for h in getattr(hook, "hooks", None) or (hook,):
+            weights_map = getattr(h, "weights_map", None)
+            if weights_map is None:
+                continue
+            key = ".".join(parts[cut:])
+            store, full = weights_map, key
+            while hasattr(store, "dataset") and hasattr(store, "prefix"):
+                full = f"{store.prefix}{full}"
+                store = store.dataset
+            try:
+                store[full]
+            except KeyError:
+                continue
+            return store, full
+    raise SurgeryError(
+        f"{name} is on the meta device but no accelerate hook holds its values; load the model with "
+        "its weights (or with accelerate offloading) before editing it"
+    )
+
+
+class _Slot:
+    """Read and write one parameter, live or offloaded."""
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.name = name
+        self.param = model.get_parameter(name)
+        self.offloaded = self.param.device.type == "meta"
+        if not self.param.dtype.is_floating_point:
+            raise SurgeryError(
+                f"{name} is stored as {self.param.dtype} (a quantized checkpoint?): surgery needs floating-point "
+                "weights; load the model unquantized"
+            )
+        if self.offloaded:
+            self.store, self.key = _offload_store(model, name)
+
+    def tensor(self) -> Any:
+        """The parameter's values (for an offloaded one, as its store hands them out)."""
+        return self.store[self.key] if self.offloaded else self.param.data
+
+    def writable(self) -> tuple[Any, str | None]:
+        """A tensor whose edits reach the model, and the override key added to make it so (if any)."""
+        if not self.offloaded:
+            return self.param.data, None
+        state_dict = getattr(self.store, "state_dict", None)
+        if isinstance(state_dict, dict):  # accelerate OffloadedWeightsLoader
+            if self.key in state_dict:
+                return state_dict[self.key], None
+            state_dict[self.key] = self.store[self.key].detach().clone()
+            return state_dict[self.key], self.key
+        if isinstance(self.store, dict):
+            return self.store[self.key], None
+        raise SurgeryError(f"{self.name}: cannot edit an offload store of type {type(self.store).__name__}")
+
+
+def read_tensor(model: Any, name: str) -> Any:
+    """A parameter's current values (read from the offload store when it is offloaded); do not edit it."""
+    return _Slot(model, resolve_name(model, name)).tensor()
+
+
+def read_value(model: Any, weight: Any) -> float:
+    """The current value of one scalar as a Python float."""
+    target = targets([weight])[0]
+    slot = _Slot(model, resolve_name(model, target.tensor))
+    values = slot.tensor()
+    _check_index(target.tensor, tuple(values.shape), target.index)
+    return float(values[target.index].item())
+
+
+def read_values(model: Any, weights: Any) -> dict[str, float]:
+    """``{coordinate: current value}`` for every scalar named by ``weights``."""
+    return {t.coordinate: read_value(model, t) for t in targets(weights)}
+
+
+def _edit(model: Any, changes: Iterable[tuple[Target, Callable[[Any], Any]]]) -> Saved:
+    """Set each target to ``new_value(original)``; on any failure undo what was done and re-raise."""
+    import torch
+
+    done: list[_Change] = []
+    try:
+        for target, new_value in changes:
+            name = resolve_name(model, target.tensor)
+            slot = _Slot(model, name)
+            tensor, override = slot.writable()
+            _check_index(target.tensor, tuple(tensor.shape), target.index)
+            original = tensor[target.index].detach().to("cpu", copy=True)
+            done.append(_Change(Target(name, target.index), original, override))
+            with torch.no_grad():
+                tensor[target.index] = torch.as_tensor(new_value(original), dtype=tensor.dtype).to(tensor.device)
+    except BaseException:
+        restore(model, Saved(tuple(done)))
+        raise
+    return Saved(tuple(done))
+
+
+def assign(model: Any, values: Mapping[Any, float] | Iterable[tuple[Any, float]]) -> Saved:
+    """Set scalars to given values (``{target: value}`` or ``[(weight, value), ...]``); returns what to restore."""
+    pairs = values.items() if isinstance(values, Mapping) else values
+    wanted: dict[Target, float] = {}
+    for weight, value in pairs:
+        wanted[targets([weight])[0]] = float(value)
+    return _edit(model, [(t, lambda _original, v=v: v) for t, v in wanted.items()])
+
+
+def apply(model: Any, weights: Any, factor: float = 0.0) -> Saved:
+    """Multiply each scalar named by ``weights`` by ``factor`` (0 zeroes it); returns what ``restore`` needs.
+
+    The paper scales super weights by 0 to 3; any finite factor is accepted. Products are computed in
+    float64 and rounded once to the parameter's dtype.
+    """
+    factor = float(factor)
+    if not math.isfinite(factor):
+        raise SurgeryError(f"scale factor must be a finite number, got {factor}")
+    import torch
+
+    def scale(original: Any) -> Any:
+        if factor == 0.0:  # a plain +0.0, not -0.0 for negative weights
+            return torch.zeros_like(original)
+        return (original.to(torch.float64) * factor).to(original.dtype)
+
+    return _edit(model, [(t, scale) for t in targets(weights)])
+
+
+def restore(model: Any, saved: Saved) -> None:
+    """Put back every scalar ``saved`` records, bit for bit, newest change first; drop offload overrides."""
+    import torch
+
+    errors: list[str] = []
+    for change in reversed(saved.changes):
+        try:
+            slot = _Slot(model, change.target.tensor)
+            tensor, _ = slot.writable()
+            with torch.no_grad():
+                tensor[change.target.index] = change.original.to(tensor.device)
+            if change.override_key is not None:
+                slot.store.state_dict.pop(change.override_key, None)
+        except Exception as exc:  # keep restoring the others, then report
+            errors.append(f"{change.target.coordinate}: {exc}")
+    if errors:
+        raise SurgeryError("could not restore " + "; ".join(errors))
+
+
+@contextmanager
+def zeroed(model: Any, weights: Any) -> Iterator[Saved]:
+    """Within the block the weights are 0; on exit (also on error) they are restored bit for bit."""
+    saved = apply(model, weights, 0.0)
+    try:
+        yield saved
+    finally:
+        restore(model, saved)
+
+
+@contextmanager
+def scaled(model: Any, weights: Any, factor: float) -> Iterator[Saved]:
+    """Within the block the weights are multiplied by ``factor``; on exit they are restored bit for bit."""
+    saved = apply(model, weights, factor)
+    try:
+        yield saved
+    finally:
+        restore(model, saved)
