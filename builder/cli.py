@@ -1,0 +1,153 @@
+"""`python -m builder`: scan the models of a list and write their registry entries."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from swindex.errors import SwindexError
+
+from .atomic import remove_stale_temporaries
+from .modellist import load_model_list
+from .pipeline import Backend, RunOptions, run_all
+from .sharding import only, parse_shard, shard
+from .summary import exit_status, print_summary, write_report
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+DEFAULT_MODELS = PACKAGE_DIR / "models.yaml"
+DEFAULT_REGISTRY = REPO_ROOT / "registry"
+SCHEMA_FILE = REPO_ROOT / "swindex" / "data" / "entry.schema.json"
+BAD_USAGE = 2
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job, a cluster pre-emption) handled like Ctrl-C."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m builder",
+        description="Detect (and verify) the super weights of the models in a list and write validated registry entries, "
+        "merging into existing ones without losing published claims.",
+        epilog="Exit status: 0 every model done or skipped, 1 some model failed, 2 bad arguments or model list, "
+        "130 interrupted (143 on SIGTERM). Dates come from SWINDEX_TODAY (YYYY-MM-DD) when set, else today.",
+    )
+    parser.add_argument("--models", metavar="FILE", default=str(DEFAULT_MODELS), help="model list (default: builder/models.yaml)")
+    parser.add_argument("--registry", metavar="DIR", default=str(DEFAULT_REGISTRY), help="registry directory to write into (default: the repository's registry/)")
+    parser.add_argument("--only", metavar="ID", nargs="+", action="extend", default=[], help="run only these ids from the list")
+    parser.add_argument("--shard", metavar="K/N", help="run the K-th of N round-robin shards of the list sorted by id (K from 1)")
+    parser.add_argument("--force", action="store_true", help="redo models already done and replace their entries with the fresh detection")
+    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
+    parser.add_argument("--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop")
+    parser.add_argument("--report", metavar="FILE", help="also write the summary as JSON (for CI)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    return parser
+
+
+def today() -> str:
+    """SWINDEX_TODAY when set (reproducible runs and tests), otherwise the local date."""
+    value = os.environ.get("SWINDEX_TODAY")
+    if value:
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            value = ""
+        if not _DATE.match(value):
+            raise SwindexError(f"SWINDEX_TODAY={os.environ['SWINDEX_TODAY']!r} is not a date; use YYYY-MM-DD")
+        return value
+    return _dt.date.today().isoformat()
+
+
+def _is_default_registry(registry: Path) -> bool:
+    return registry.resolve() == DEFAULT_REGISTRY.resolve()
+
+
+def _schema_header(registry: Path):
+    """In the repository's registry/, new files get the editor schema pointer the existing ones carry."""
+    if not _is_default_registry(registry):
+        return lambda path: ""
+
+    def header(path: Path) -> str:
+        return f"# yaml-language-server: $schema={os.path.relpath(SCHEMA_FILE, path.parent)}\n"
+
+    return header
+
+
+def _rebuild_index(registry: Path) -> str | None:
+    """Refresh the packaged index after writing into the repository's registry; returns an error message or None."""
+    from swindex.registry import build_index
+
+    try:
+        build_index(registry)
+    except SwindexError as exc:
+        return f"the packaged index was not rebuilt: {exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        date = today()
+        specs = load_model_list(args.models)
+        if args.only:
+            specs = only(specs, args.only)
+        if args.shard:
+            k, n = parse_shard(args.shard)
+            specs = shard(specs, k, n)
+    except SwindexError as exc:
+        print(f"builder: error: {exc}", file=sys.stderr)
+        return BAD_USAGE
+
+    registry = Path(args.registry)
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.id}\t{spec.describe()}")
+        print(f"{len(specs)} model(s)", file=sys.stderr)
+        return 0
+
+    if backend is None:
+        from .backend import default_backend
+
+        backend = default_backend()
+    registry.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(registry):
+        print(f"builder: removed {stale}, left by an interrupted run", file=sys.stderr)
+
+    received: list[int] = []
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        received.append(signum)
+        raise _Interrupted()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        options = RunOptions(registry=registry, today=date, force=args.force, verify=args.verify, schema_header=_schema_header(registry))
+        try:
+            outcomes, interrupted = run_all(specs, backend, options, progress=args.progress)
+        except KeyboardInterrupt:  # a second Ctrl-C while marking the rest
+            outcomes, interrupted = [], True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    code = exit_status(outcomes, (received[-1] if received else signal.SIGINT) if interrupted else None)
+    if not interrupted and _is_default_registry(registry):
+        problem = _rebuild_index(registry)
+        if problem:
+            print(f"builder: {problem}", file=sys.stderr)
+            code = max(code, 1)
+    print_summary(outcomes)
+    if args.report:
+        write_report(args.report, outcomes, code)
+    if interrupted:
+        print("builder: interrupted; every entry is either untouched or completely written. Rerun the same command to resume.", file=sys.stderr)
+    return code

@@ -1,0 +1,204 @@
+"""Merging a fresh detection into an existing registry entry without losing anything published.
+
+Rules (plain functions over registry-format dicts):
+- An existing entry's published sources, contributors, statuses, aliases, notes, findings and
+  disagreements stay as they are.
+- The new detection becomes the entry-level evidence (``evidence.detection``, replacing an older
+  swindex run; a verification run likewise).
+- A detected coordinate that matches an existing claim adds the swindex source to that claim
+  (replacing a swindex source with the same citation, so reruns do not pile up copies) and its
+  per-weight ``evidence.detection``; the claim's status is not touched.
+- A detected coordinate nobody claimed yet is added with status ``detected``.
+- A standing claim (confirmed, reported, detected) the detection did not find gets a
+  ``disagreements`` item saying so; it is never rewritten or removed.
+- ``modified`` changes only when something else changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from swindex.records import ACTIVE_STATUSES, format_coordinate
+from swindex.schema import entry_schema
+
+SWINDEX_KIND = "swindex"
+DISAGREEMENT_PREFIX = "swindex detection"
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """The merged entry and what the merge did, for the summary table."""
+
+    entry: dict[str, Any]
+    detected: int
+    added: tuple[str, ...]
+    matched: tuple[str, ...]
+    not_found: tuple[str, ...]
+    replaced: bool
+
+
+def coordinate(claim: Mapping[str, Any]) -> str:
+    return format_coordinate(claim["tensor"], claim["index"])
+
+
+def _weight_key(claim: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (claim.get("layer"), claim.get("expert"), claim.get("row"), claim.get("column"))
+
+
+def _ordered(data: Mapping[str, Any], order: list[str]) -> dict[str, Any]:
+    """Keys in the schema's order, unknown ones after (so equal entries serialise to equal bytes)."""
+    rank = {key: i for i, key in enumerate(order)}
+    return {key: data[key] for key in sorted(data, key=lambda k: (rank.get(k, len(rank)), k))}
+
+
+def canonical(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry with top-level and per-claim keys in the schema's order."""
+    schema = entry_schema()
+    top = list(schema["properties"])
+    claim_order = list(schema["$defs"]["super_weight"]["properties"])
+    result = _ordered(entry, top)
+    if isinstance(result.get("super_weights"), list):
+        result["super_weights"] = [_ordered(c, claim_order) if isinstance(c, Mapping) else c for c in result["super_weights"]]
+    return result
+
+
+def stamp(entry: Mapping[str, Any], today: str) -> dict[str, Any]:
+    """Set the dates swindex itself produced (run evidence and swindex sources) to today, for reproducible files."""
+    result = copy.deepcopy(dict(entry))
+    result["modified"] = today
+    evidence = result.get("evidence") or {}
+    for run in ("detection", "verification"):
+        if isinstance(evidence.get(run), dict):
+            evidence[run]["date"] = today
+    for claim in result.get("super_weights") or []:
+        for source in claim.get("sources") or []:
+            if source.get("kind") == SWINDEX_KIND and "date" in source:
+                source["date"] = today
+    return result
+
+
+def _run_label(fresh: Mapping[str, Any]) -> str:
+    run = (fresh.get("evidence") or {}).get("detection") or {}
+    parts = [run.get("tool") or "swindex"]
+    if run.get("dtype"):
+        parts.append(run["dtype"])
+    revision = run.get("revision") or fresh.get("revision")
+    parts.append(f"revision {revision[:12]}" if revision else "revision unknown")
+    if run.get("date"):
+        parts.append(run["date"])
+    return ", ".join(parts)
+
+
+def _disagreement(claim: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[str, Any]:
+    who = [s.get("citation", "") for s in claim.get("sources") or [] if s.get("kind") != SWINDEX_KIND]
+    reporters = "; ".join(who) if who else "an earlier swindex detection"
+    if len(reporters) > 1200:
+        reporters = reporters[:1197] + "..."
+    summary = (
+        f"{DISAGREEMENT_PREFIX} ({_run_label(fresh)}) did not find {coordinate(claim)} "
+        f"(status {claim.get('status')}), which {reporters} report(s); the claim is kept as published."
+    )
+    return {"summary": summary, "claims": [coordinate(claim)]}
+
+
+def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
+    return str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX) and list(disagreement.get("claims") or []) == [coord]
+
+
+def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
+    kept = list(claim.get("sources") or [])
+    for source in sources:
+        same = [i for i, s in enumerate(kept) if s.get("kind") == SWINDEX_KIND and s.get("citation") == source.get("citation")]
+        if same:
+            kept[same[0]] = copy.deepcopy(dict(source))
+        else:
+            kept.append(copy.deepcopy(dict(source)))
+    claim["sources"] = kept
+
+
+def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, force: bool = False) -> MergeResult:
+    """Fold a fresh detection entry into an existing one (or take it whole when there is none, or with force)."""
+    fresh = copy.deepcopy(dict(fresh))
+    detected_claims = list(fresh.get("super_weights") or [])
+    for claim in detected_claims:
+        claim["status"] = "detected"
+    if existing is None or force:
+        entry = canonical({**fresh, "modified": today})
+        coords = tuple(coordinate(c) for c in detected_claims)
+        return MergeResult(entry, len(detected_claims), coords, (), (), existing is not None)
+
+    entry = copy.deepcopy(dict(existing))
+    for key in ("family", "parameters"):
+        if entry.get(key) is None and fresh.get(key) is not None:
+            entry[key] = fresh[key]
+    if entry.get("revision") is None and fresh.get("revision") is not None and not entry.get("super_weights"):
+        entry["revision"] = fresh["revision"]
+    if fresh.get("dimensions"):
+        dims = dict(entry.get("dimensions") or {})
+        for key, value in fresh["dimensions"].items():
+            dims.setdefault(key, value)
+        entry["dimensions"] = dims
+
+    evidence = dict(entry.get("evidence") or {})
+    for run in ("detection", "verification"):
+        if (fresh.get("evidence") or {}).get(run) is not None:
+            evidence[run] = copy.deepcopy(fresh["evidence"][run])
+    if evidence:
+        entry["evidence"] = evidence
+
+    claims: list[dict[str, Any]] = [dict(c) for c in entry.get("super_weights") or []]
+    by_coordinate = {coordinate(c): i for i, c in enumerate(claims)}
+    by_weight = {_weight_key(c): i for i, c in enumerate(claims)}
+    matched, added, found = [], [], set()
+    for claim in detected_claims:
+        i = by_coordinate.get(coordinate(claim), by_weight.get(_weight_key(claim)))
+        if i is None:
+            claims.append(claim)
+            by_coordinate[coordinate(claim)] = len(claims) - 1
+            by_weight[_weight_key(claim)] = len(claims) - 1
+            found.add(len(claims) - 1)
+            added.append(coordinate(claim))
+            continue
+        target = claims[i]
+        found.add(i)
+        matched.append(coordinate(target))
+        _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
+        weight_evidence = dict(target.get("evidence") or {})
+        for key, value in (claim.get("evidence") or {}).items():
+            weight_evidence[key] = copy.deepcopy(value)
+        if weight_evidence:
+            target["evidence"] = weight_evidence
+        if target.get("value") is None and claim.get("value") is not None:
+            target["value"] = claim["value"]
+            if claim.get("value_dtype") is not None:
+                target["value_dtype"] = claim["value_dtype"]
+    entry["super_weights"] = claims
+
+    disagreements = [dict(d) for d in entry.get("disagreements") or []]
+    not_found = []
+    for i, claim in enumerate(claims):
+        coord = coordinate(claim)
+        ours = [j for j, d in enumerate(disagreements) if _is_ours(d, coord)]
+        if i in found:
+            disagreements = [d for j, d in enumerate(disagreements) if j not in ours]
+            continue
+        if claim.get("status") not in ACTIVE_STATUSES:
+            continue
+        not_found.append(coord)
+        item = _disagreement(claim, fresh)
+        if ours:
+            disagreements[ours[0]] = item
+        else:
+            disagreements.append(item)
+    if disagreements:
+        entry["disagreements"] = disagreements
+    else:
+        entry.pop("disagreements", None)
+
+    entry = canonical(entry)
+    if {k: v for k, v in entry.items() if k != "modified"} != {k: v for k, v in canonical(existing).items() if k != "modified"}:
+        entry["modified"] = today
+    return MergeResult(canonical(entry), len(detected_claims), tuple(added), tuple(matched), tuple(not_found), False)
