@@ -334,6 +334,28 @@ def build_entry(item: dict) -> dict:
     return entry
 
 
+SHORTHAND = {
+    "PAPERv1": "the paper (arXiv:2411.07191v1)",
+    "OFFICIAL": "the official code (mengxiayu/LLMSuperWeight)",
+    "FABIAN": "fabianandresgrob/super_weights",
+    "GSLAB": "Georgakopoulos-Soares-lab/superweights",
+    "SUPEREXP": "Su et al. 2025 (arXiv:2507.23279)",
+}
+
+
+def expand_shorthand(data):
+    """Replace the research file's source keys with the names of the sources themselves."""
+    if isinstance(data, str):
+        for key, name in SHORTHAND.items():
+            data = re.sub(rf"\b{key}\b", name, data)
+        return data
+    if isinstance(data, dict):
+        return {k: expand_shorthand(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand_shorthand(v) for v in data]
+    return data
+
+
 HEADER = "yaml-language-server: $schema=../../swindex/data/entry.schema.json"
 
 
@@ -343,7 +365,7 @@ def main(reference: str, registry: str) -> int:
     for item in items:
         if item["model"] in SKIPPED:
             continue
-        entry = build_entry(item)
+        entry = expand_shorthand(build_entry(item))
         path = Path(registry) / f"{entry['id']}.yaml"
         problems = validate_entry_dict(entry, path)
         for problem in problems:

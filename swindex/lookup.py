@@ -33,6 +33,12 @@ def _load(source: str | None) -> _Index:
     for entry in entries:
         for name in (entry.id, *entry.aliases):
             by_name.setdefault(name.casefold(), entry)
+    short: dict[str, list[Entry]] = {}
+    for entry in entries:
+        short.setdefault(entry.id.rsplit("/", 1)[-1].casefold(), []).append(entry)
+    for name, owners in short.items():
+        if len(owners) == 1:
+            by_name.setdefault(name, owners[0])
     return _Index(entries, by_name)
 
 

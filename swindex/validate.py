@@ -112,7 +112,9 @@ def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mappin
     for error in sorted(entry_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         parts = tuple(error.absolute_path)
         message = error.message
-        if error.validator == "additionalProperties":
+        if parts == ("id",) and error.validator in ("pattern", "not"):
+            message = f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no leading '/')"
+        elif error.validator == "additionalProperties":
             message = f"{message}; see the schema for the allowed fields"
         elif len(message) > 300:
             message = message[:300] + "..."

@@ -1,0 +1,68 @@
+"""Shared fixtures: valid entries and registries built per test."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from swindex.yamlio import dump_yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+BASE_ENTRY: dict[str, Any] = {
+    "schema_version": 1,
+    "id": "acme/tiny-llama",
+    "aliases": ["tiny-llama"],
+    "architecture": "LlamaForCausalLM",
+    "family": "llama",
+    "revision": None,
+    "modified": "2026-11-28",
+    "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
+    "super_weights": [
+        {
+            "layer": 1,
+            "tensor": "model.layers.1.mlp.down_proj.weight",
+            "row": 3,
+            "column": 7,
+            "expert": None,
+            "index": [3, 7],
+            "value": -1.5,
+            "status": "confirmed",
+            "sources": [
+                {"citation": "Somebody et al. 2024, Table 2", "kind": "paper", "evidence": "reported", "url": "https://example.org/paper"},
+            ],
+        }
+    ],
+}
+
+
+@pytest.fixture
+def make_entry() -> Callable[..., dict[str, Any]]:
+    """A valid entry dict; keyword arguments replace top-level fields."""
+
+    def make(**fields: Any) -> dict[str, Any]:
+        entry = copy.deepcopy(BASE_ENTRY)
+        entry.update(copy.deepcopy(fields))
+        return entry
+
+    return make
+
+
+@pytest.fixture
+def write_registry(tmp_path: Path) -> Callable[..., Path]:
+    """Write entries as registry/<id>.yaml under a fresh directory and return the directory."""
+
+    def write(*entries: dict[str, Any], root: Path | None = None) -> Path:
+        root = root or tmp_path / "registry"
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            path = root / f"{entry['id']}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dump_yaml(entry), encoding="utf-8")
+        return root
+
+    return write

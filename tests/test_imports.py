@@ -1,0 +1,31 @@
+"""`import swindex` stays light and offline: no torch, transformers or mkdocs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "mkdocs", "accelerate", "jinja2", "jsonschema")
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"import sys; {code}; print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def test_import_and_lookup_do_not_import_heavy_modules():
+    assert _imported_after("import swindex; swindex.lookup('mistralai/Mistral-7B-v0.1')") == set()
+
+
+def test_cli_help_does_not_import_heavy_modules():
+    assert _imported_after("from swindex.cli import build_parser; build_parser().format_help()") == set()
+
+
+def test_lookup_works_with_torch_hidden(tmp_path):
+    blocker = tmp_path / "torch.py"
+    blocker.write_text("raise ImportError('torch is not installed here')\n")
+    (tmp_path / "transformers.py").write_text("raise ImportError('transformers is not installed here')\n")
+    code = "from swindex import lookup; print(lookup('mistralai/Mistral-7B-v0.1'))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}).stdout
+    assert "model.layers.1.mlp.down_proj.weight[2070, 7310]" in out

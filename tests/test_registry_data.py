@@ -1,0 +1,99 @@
+"""The shipped registry: seeded from every published coordinate, and its packaged index is fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swindex import lookup
+from swindex.registry import PACKAGED_INDEX, render_index
+from swindex.yamlio import load_yaml
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference" / "published_super_weights.yaml"
+RENAMED = {"gpt2": "openai-community/gpt2"}
+TENSOR_RENAMES = {"language_model.model.layers.1.mlp.down_proj.weight": "model.language_model.layers.1.mlp.down_proj.weight"}
+
+
+def _published_scalars():
+    if not REFERENCE.exists():
+        pytest.skip("the shared reference file is not beside this checkout")
+    for item in load_yaml(REFERENCE):
+        if "/" not in item["model"] and item["model"] not in RENAMED:
+            continue
+        for claim in item["claims"]:
+            if claim["kind"] == "scalar" and claim["row"] is not None:
+                yield RENAMED.get(item["model"], item["model"]), claim
+
+
+def test_the_packaged_index_matches_the_registry():
+    assert PACKAGED_INDEX.read_text(encoding="utf-8") == render_index(REPO / "registry"), "run `swindex index`"
+
+
+def test_every_published_scalar_coordinate_is_found_as_published():
+    missing = []
+    for model, claim in _published_scalars():
+        entry = lookup(model)
+        tensor = TENSOR_RENAMES.get(claim["tensor"], claim["tensor"]).split(" ", 1)[0]
+        found = [
+            sw for sw in entry.super_weights
+            if sw.layer == claim["layer"] and sw.row == claim["row"] and sw.column == claim["col"]
+            and (sw.tensor == tensor or sw.expert is not None)
+        ]
+        if not found:
+            missing.append((model, claim["layer"], claim["row"], claim["col"]))
+    assert missing == []
+
+
+PAPER_TABLE_2 = {
+    "huggyllama/llama-7b": [(2, 3968, 7003)],
+    "huggyllama/llama-13b": [(2, 2231, 2278), (2, 2231, 6939)],
+    "huggyllama/llama-30b": [(3, 5633, 12817), (3, 5633, 17439), (10, 5633, 14386)],
+    "meta-llama/Llama-2-7b-hf": [(1, 2533, 7890)],
+    "meta-llama/Llama-2-13b-hf": [(3, 4743, 7678)],
+    "mistralai/Mistral-7B-v0.1": [(1, 2070, 7310)],
+    "allenai/OLMo-1B-0724-hf": [(1, 1764, 1710), (1, 1764, 8041)],
+    "allenai/OLMo-7B-0724-hf": [(1, 269, 7467), (2, 269, 8275), (7, 269, 453), (24, 269, 2300)],
+    "microsoft/Phi-3-mini-4k-instruct": [(2, 525, 808), (2, 1693, 808), (2, 1113, 808), (4, 525, 2723), (4, 1113, 2723), (4, 1693, 2723)],
+    "meta-llama/Meta-Llama-3-8B": [(1, 788, 2427), (1, 1384, 2427), (1, 4062, 2427)],
+}
+
+
+@pytest.mark.parametrize("model", sorted(PAPER_TABLE_2))
+def test_paper_and_official_code_coordinates_are_kept_exactly(model):
+    entry = lookup(model)
+    have = {(sw.layer, sw.row, sw.column) for sw in entry.super_weights}
+    for layer, row, column in PAPER_TABLE_2[model]:
+        assert (layer, row, column) in have
+        sw = next(s for s in entry.super_weights if (s.layer, s.row, s.column) == (layer, row, column))
+        assert sw.tensor == f"model.layers.{layer}.mlp.down_proj.weight" and sw.index == (row, column)
+        assert any(s.kind in ("paper", "code") and "LLMSuperWeight" in (s.url or "") + s.citation or "2411.07191" in s.citation for s in sw.sources)
+
+
+def test_every_claim_cites_an_original_source_not_the_research_file():
+    for path in (REPO / "registry").rglob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        assert "published_super_weights" not in text, path
+        for shorthand in ("PAPERv1", "OFFICIAL", "FABIAN", "GSLAB", "SUPEREXP"):
+            assert shorthand not in text, (path, shorthand)
+
+
+def test_olmo_1b_disagreement_shows_both_layers():
+    entry = lookup("allenai/OLMo-1B-0724-hf")
+    statuses = {(sw.layer, sw.row, sw.column): sw.status for sw in entry.super_weights}
+    assert statuses[(1, 1764, 8041)] == "disputed"
+    assert statuses[(2, 1764, 8041)] == "confirmed"
+
+
+def test_harmless_and_withdrawn_coordinates_are_marked():
+    assert lookup("gpt2").super_weights[0].status == "inert"
+    assert lookup("google/gemma-7b").super_weights[0].status == "withdrawn"
+    assert {sw.status for sw in lookup("meta-llama/Llama-2-7b-chat-hf").super_weights} == {"disputed"}
+
+
+def test_expert_level_reports_are_findings_not_coordinates():
+    entry = lookup("mistralai/Mixtral-8x7B-v0.1")
+    assert entry.super_weights == () and entry.other_findings[0].kind == "expert"
+    moe = lookup("Qwen/Qwen3-30B-A3B").super_weights[0]
+    assert (moe.expert, moe.index, moe.tensor) == (68, (68, 940, 711), "model.layers.1.mlp.experts.down_proj")

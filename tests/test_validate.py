@@ -1,0 +1,121 @@
+"""`swindex validate` and the validator: the registry is valid, and every bad input gets a precise message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swindex.cli import main
+from swindex.validate import validate_entry_dict, validate_paths, validate_registry
+
+REPO = Path(__file__).resolve().parent.parent
+
+BAD = Path(__file__).parent / "fixtures" / "bad"
+
+BAD_CASES = {
+    "malformed.yaml": (3, "", "malformed YAML"),
+    "wrong_type.yaml": (8, "super_weights[0].row", "'3' is not of type 'integer'"),
+    "unknown_field.yaml": (6, "super_weights[0]", "'colum' was unexpected"),
+    "octal_trap.yaml": (8, "", "ambiguous number '012'"),
+    "duplicate_key.yaml": (4, "", "duplicate key 'architecture'"),
+    "duplicate_key_late.yaml": (6, "", "duplicate key 'super_weights'"),
+    "alias_bomb.yaml": (1, "", "anchors and aliases"),
+    "python_tag.yaml": (2, "", "python/object/apply:os.system' is not allowed"),
+    "non_utf8.yaml": (3, "", "not valid UTF-8"),
+    "id_traversal.yaml": (2, "id", "is not a model id"),
+    "id_absolute.yaml": (2, "id", "is not a model id"),
+    "html_note.yaml": (5, "notes", "HTML markup is not allowed"),
+    "javascript_url.yaml": (14, "super_weights[0].sources[0].url", "javascript:alert(1)"),
+    "tensor_layer_mismatch.yaml": (7, "super_weights[0].tensor", "does not belong to layer 2"),
+    "index_mismatch.yaml": (11, "super_weights[0].index", "does not hold row 3 and column 7"),
+    "outside_shape.yaml": (9, "super_weights[0].row", "outside the model"),
+    "duplicate_coordinate.yaml": (15, "super_weights[1]", "duplicate coordinate"),
+    "bad_date.yaml": (4, "modified", "does not match"),
+}
+
+
+def test_every_bad_fixture_has_a_case():
+    assert sorted(p.name for p in BAD.glob("*.yaml")) == sorted(BAD_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_bad_input_gets_a_precise_message(name):
+    line, field, message = BAD_CASES[name]
+    problems = validate_paths([BAD / name])
+    assert problems, f"{name} was accepted"
+    first = problems[0]
+    assert first.path.endswith(name)
+    assert first.line == line
+    assert first.field == field
+    assert message in first.message
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_cli_rejects_bad_input_with_one_line_per_problem(name, capsys):
+    assert main(["validate", str(BAD / name)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out and all(line.startswith(str(BAD / name)) for line in out)
+
+
+def test_the_shipped_registry_is_valid():
+    assert validate_registry(REPO / "registry") == []
+
+
+def test_cli_validates_the_registry(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["validate"]) == 0
+
+
+def test_valid_entry_has_no_problems(make_entry):
+    assert validate_entry_dict(make_entry()) == []
+
+
+def test_file_location_must_match_id(make_entry, write_registry):
+    root = write_registry(make_entry())
+    (root / "acme" / "tiny-llama.yaml").rename(root / "acme" / "other.yaml")
+    problems = validate_registry(root)
+    assert [(p.field, "does not match the file's location") for p in problems] == [("id", "does not match the file's location")]
+    assert "acme/other" in problems[0].message
+
+
+def test_ids_and_aliases_are_unique_across_files_ignoring_case(make_entry, write_registry):
+    root = write_registry(make_entry(), make_entry(id="other/model", aliases=["TINY-LLAMA"]))
+    problems = validate_registry(root)
+    assert len(problems) == 1
+    assert problems[0].field == "aliases[0]" and "already names another model" in problems[0].message
+
+
+def test_validating_one_file_checks_uniqueness_against_the_registry(make_entry, write_registry, tmp_path):
+    root = write_registry(make_entry())
+    clash = write_registry(make_entry(id="other/model", aliases=["tiny-llama"]), root=tmp_path / "elsewhere")
+    problems = validate_paths([clash / "other" / "model.yaml"], registry=root)
+    assert [p.field for p in problems] == ["aliases[0]"]
+
+
+def test_expert_index_must_lead_with_the_expert(make_entry):
+    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.experts.down_proj", expert=2, index=[3, 3, 7])
+    problems = validate_entry_dict(make_entry(super_weights=[weight]))
+    assert [p.field for p in problems] == ["super_weights[0].index"]
+
+
+def test_conv1d_index_may_be_transposed(make_entry):
+    weight = dict(make_entry()["super_weights"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
+    assert validate_entry_dict(make_entry(super_weights=[weight])) == []
+
+
+def test_disagreements_must_name_claimed_coordinates(make_entry):
+    entry = make_entry(disagreements=[{"summary": "layer typo?", "claims": ["model.layers.9.mlp.down_proj.weight[3, 7]"]}])
+    problems = validate_entry_dict(entry)
+    assert [p.field for p in problems] == ["disagreements[0].claims[0]"]
+
+
+def test_a_non_mapping_file_is_rejected(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    problems = validate_paths([path])
+    assert "must be a mapping" in problems[0].message
+
+
+def test_missing_path_is_a_problem(tmp_path):
+    assert "no such file" in validate_paths([tmp_path / "nope.yaml"])[0].message
