@@ -1,0 +1,156 @@
+"""Merging a fresh detection into an existing entry: published claims stay, detections become evidence."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from builder.merge import merge_entry, stamp
+from swindex.validate import validate_entry_dict
+
+TODAY = "2030-01-02"
+LATER = "2030-02-03"
+
+
+def detected(layer: int, row: int, column: int, value: float = 2.5) -> dict:
+    return {
+        "layer": layer,
+        "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
+        "row": row,
+        "column": column,
+        "expert": None,
+        "index": [row, column],
+        "value": value,
+        "value_dtype": "float32",
+        "status": "detected",
+        "sources": [{"citation": "swindex 0.1.0 detector", "kind": "swindex", "evidence": "detected", "date": "2000-01-01"}],
+        "evidence": {"detection": {"iteration": 1, "input_activation": -80.0, "output_activation": 300.0, "token": 0}},
+    }
+
+
+def fresh_entry(*claims: dict) -> dict:
+    return {
+        "schema_version": 1,
+        "id": "acme/tiny-llama",
+        "architecture": "LlamaForCausalLM",
+        "family": "llama",
+        "parameters": 123456,
+        "revision": None,
+        "modified": "2000-01-01",
+        "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
+        "super_weights": list(claims),
+        "evidence": {"detection": {"tool": "swindex 0.1.0", "date": "2000-01-01", "dtype": "float32", "layers": []}},
+    }
+
+
+@pytest.fixture
+def published(make_entry):
+    """The shared valid entry: one confirmed claim at layer 1 [3, 7] with a paper source."""
+    return make_entry()
+
+
+def test_no_existing_entry_takes_the_detection_with_todays_date():
+    fresh = fresh_entry(detected(1, 3, 7))
+    result = merge_entry(None, stamp(fresh, TODAY), TODAY)
+    assert result.entry["modified"] == TODAY
+    assert result.entry["evidence"]["detection"]["date"] == TODAY
+    assert result.added == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
+    assert validate_entry_dict(result.entry) == []
+
+
+def test_matching_detection_adds_source_and_evidence_keeping_the_published_claim(published):
+    result = merge_entry(published, fresh_entry(detected(1, 3, 7)), TODAY)
+    claim = result.entry["super_weights"][0]
+    assert claim["status"] == "confirmed"
+    assert claim["sources"][0] == published["super_weights"][0]["sources"][0]
+    assert [s["kind"] for s in claim["sources"]] == ["paper", "swindex"]
+    assert claim["evidence"]["detection"]["output_activation"] == 300.0
+    assert claim["value"] == published["super_weights"][0]["value"]
+    assert result.matched == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
+    assert validate_entry_dict(result.entry) == []
+
+
+def test_unclaimed_detection_is_added_as_detected(published):
+    result = merge_entry(published, fresh_entry(detected(1, 3, 7), detected(2, 5, 11)), TODAY)
+    new = result.entry["super_weights"][1]
+    assert (new["layer"], new["row"], new["column"], new["status"]) == (2, 5, 11, "detected")
+    assert result.added == ("model.layers.2.mlp.down_proj.weight[5, 11]",)
+    assert validate_entry_dict(result.entry) == []
+
+
+def test_published_claim_not_found_gets_a_disagreement_and_stays(published):
+    result = merge_entry(published, fresh_entry(detected(2, 5, 11)), TODAY)
+    assert result.entry["super_weights"][0] == published["super_weights"][0]
+    (item,) = result.entry["disagreements"]
+    assert item["claims"] == ["model.layers.1.mlp.down_proj.weight[3, 7]"]
+    assert "did not find" in item["summary"] and "Somebody et al. 2024" in item["summary"]
+    assert result.not_found == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
+    assert validate_entry_dict(result.entry) == []
+
+
+@pytest.mark.parametrize("status", ["inert", "withdrawn", "disputed", "unverified"])
+def test_claims_that_do_not_stand_get_no_disagreement(make_entry, status):
+    existing = make_entry()
+    existing["super_weights"][0]["status"] = status
+    result = merge_entry(existing, fresh_entry(), TODAY)
+    assert "disagreements" not in result.entry
+    assert result.entry["super_weights"][0]["status"] == status
+
+
+def test_aliases_notes_findings_and_earlier_disagreements_stay(make_entry):
+    existing = make_entry(
+        notes="Kept as written.",
+        other_findings=[{"kind": "row", "layer": 1, "row": 3, "status": "reported", "sources": [{"citation": "A row census", "kind": "repository", "evidence": "heuristic"}]}],
+        disagreements=[{"summary": "Two papers disagree.", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"], "resolution": None}],
+    )
+    result = merge_entry(existing, fresh_entry(detected(1, 3, 7)), TODAY).entry
+    for key in ("aliases", "notes", "other_findings", "disagreements", "architecture", "dimensions"):
+        assert result[key] == existing[key]
+
+
+def test_merging_the_same_detection_again_changes_nothing_not_even_the_date(published):
+    fresh = stamp(fresh_entry(detected(1, 3, 7), detected(2, 5, 11)), TODAY)
+    once = merge_entry(published, fresh, TODAY).entry
+    twice = merge_entry(once, fresh, LATER).entry
+    assert twice == once
+    assert twice["modified"] == TODAY
+
+
+def test_a_later_detection_updates_its_own_disagreement_instead_of_adding_one(published):
+    once = merge_entry(published, stamp(fresh_entry(), TODAY), TODAY).entry
+    twice = merge_entry(once, stamp(fresh_entry(), LATER), LATER).entry
+    assert len(twice["disagreements"]) == 1
+    assert LATER in twice["disagreements"][0]["summary"]
+
+
+def test_a_detection_that_finds_the_claim_again_drops_swindex_own_disagreement(published):
+    missed = merge_entry(published, stamp(fresh_entry(), TODAY), TODAY).entry
+    found = merge_entry(missed, stamp(fresh_entry(detected(1, 3, 7)), LATER), LATER).entry
+    assert "disagreements" not in found
+
+
+def test_force_replaces_the_entry_with_the_detection(published):
+    fresh = fresh_entry(detected(2, 5, 11))
+    result = merge_entry(published, fresh, TODAY, force=True)
+    assert [c["layer"] for c in result.entry["super_weights"]] == [2]
+    assert "aliases" not in result.entry
+    assert result.replaced
+
+
+def test_missing_facts_are_filled_but_recorded_ones_are_not_overwritten(make_entry):
+    existing = make_entry(dimensions={"num_layers": 4})
+    existing.pop("family")
+    fresh = fresh_entry(detected(1, 3, 7))
+    fresh["family"] = "other"
+    result = merge_entry(existing, fresh, TODAY).entry
+    assert result["family"] == "other"
+    assert result["dimensions"] == {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172}
+    assert result["architecture"] == existing["architecture"]
+
+
+def test_merge_does_not_mutate_its_inputs(published):
+    fresh = fresh_entry(detected(2, 5, 11))
+    before = copy.deepcopy((published, fresh))
+    merge_entry(published, fresh, TODAY)
+    assert (published, fresh) == before

@@ -1,0 +1,309 @@
+"""The builder's run loop with a scripted backend: failures, resume, reruns, interrupts and exit status.
+
+The real loader, detector and verifier are exercised in test_builder_planted.py; here a fake backend
+reads a plan.json from each "model directory", so every behaviour of the loop is checked in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from builder import cli
+from builder.pipeline import Backend
+from swindex.errors import UnsupportedModelError
+from swindex.validate import validate_registry
+from swindex.yamlio import dump_yaml, load_yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+TOOL = "swindex-fake 1"
+
+
+def _claim(layer: int, row: int, column: int) -> dict:
+    return {
+        "layer": layer,
+        "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
+        "row": row,
+        "column": column,
+        "expert": None,
+        "index": [row, column],
+        "value": float(row - column) / 8,
+        "value_dtype": "float32",
+        "status": "detected",
+        "sources": [{"citation": f"{TOOL} detector", "kind": "swindex", "evidence": "detected", "date": "1999-09-09"}],
+        "evidence": {"detection": {"iteration": 1, "input_activation": -90.0, "output_activation": 400.0, "token": 0}},
+    }
+
+
+def fake_load(spec):
+    plan = json.loads((Path(spec.location()) / "plan.json").read_text())
+    if plan.get("fail") == "unsupported":
+        raise UnsupportedModelError(f"{spec.id}: no FFN down projection found")
+    if plan.get("fail") == "oom":
+        raise MemoryError("out of memory while loading")
+    return plan
+
+
+def fake_detect(plan, spec):
+    marker = plan.get("hang_once")
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text("started")
+        time.sleep(120)
+    if plan.get("interrupt_once") and not os.path.exists(plan["interrupt_once"]):
+        Path(plan["interrupt_once"]).write_text("interrupted")
+        raise KeyboardInterrupt
+    return {
+        "schema_version": 1,
+        "id": "placeholder/id",
+        "architecture": "LlamaForCausalLM",
+        "family": "llama",
+        "revision": None,
+        "modified": "1999-09-09",
+        "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
+        "super_weights": [_claim(*c) for c in plan["claims"]],
+        "evidence": {"detection": {"tool": TOOL, "date": "1999-09-09", "dtype": "float32", "layers": []}},
+    }
+
+
+def fake_verify(plan, entry, spec):
+    entry = json.loads(json.dumps(entry))
+    entry.setdefault("evidence", {})["verification"] = {"tool": TOOL, "date": "1999-09-09", "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
+    for claim in entry["super_weights"]:
+        claim.setdefault("evidence", {})["impact"] = {"metric": "perplexity", "zeroed": 50.0, "ratio": 5.0, "classification": "critical"}
+    return entry
+
+
+def fake_backend() -> Backend:
+    return Backend(tool=lambda: TOOL, resolve_revision=lambda spec: spec.revision, load=fake_load, detect=fake_detect, verify=fake_verify)
+
+
+def make_models(tmp_path: Path, plans: dict[str, dict]) -> Path:
+    """One directory per model holding its plan, and a models.yaml listing them."""
+    items = []
+    for model_id, plan in plans.items():
+        directory = tmp_path / "models" / model_id.replace("/", "__")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "plan.json").write_text(json.dumps(plan))
+        items.append({"id": model_id, "path": str(directory)})
+    path = tmp_path / "models.yaml"
+    path.write_text(dump_yaml({"models": items}))
+    return path
+
+
+def snapshot(registry: Path) -> dict[str, bytes]:
+    return {p.relative_to(registry).as_posix(): p.read_bytes() for p in sorted(registry.rglob("*")) if p.is_file()}
+
+
+PLANS = {
+    "acme/one": {"claims": [[1, 3, 7]]},
+    "acme/two": {"claims": [[2, 5, 11], [2, 5, 12]]},
+    "acme/three": {"claims": []},
+}
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch):
+    monkeypatch.setenv("SWINDEX_TODAY", "2030-01-02")
+
+
+def run(models: Path, registry: Path, *extra: str) -> int:
+    return cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", *extra], backend=fake_backend())
+
+
+def test_run_writes_valid_entries_with_the_detected_coordinates(tmp_path):
+    models = make_models(tmp_path, PLANS)
+    registry = tmp_path / "registry"
+    assert run(models, registry) == 0
+    assert validate_registry(registry) == []
+    two = load_yaml(registry / "acme" / "two.yaml")
+    assert [(c["layer"], c["row"], c["column"]) for c in two["super_weights"]] == [(2, 5, 11), (2, 5, 12)]
+    assert two["modified"] == two["evidence"]["detection"]["date"] == "2030-01-02"
+    assert two["evidence"]["verification"]["original"] == 10.0
+    assert load_yaml(registry / "acme" / "three.yaml")["super_weights"] == []
+
+
+def test_failing_models_are_reported_and_the_others_go_on(tmp_path, capsys):
+    plans = {"acme/a": {"claims": [[1, 3, 7]]}, "acme/b": {"claims": [], "fail": "unsupported"}, "acme/c": {"claims": [], "fail": "oom"}, "acme/d": {"claims": [[0, 1, 2]]}}
+    models = make_models(tmp_path, plans)
+    (tmp_path / "models" / "acme__e").mkdir()
+    with open(models, "a") as handle:
+        handle.write(f"- id: acme/e\n  path: {tmp_path / 'models' / 'acme__missing'}\n")
+    registry = tmp_path / "registry"
+    assert run(models, registry, "--report", str(tmp_path / "report.json")) == 1
+    assert sorted(p.name for p in (registry / "acme").iterdir()) == ["a.yaml", "d.yaml"]
+    out = capsys.readouterr().out
+    report = {m["id"]: m for m in json.loads((tmp_path / "report.json").read_text())["models"]}
+    assert {k: (m["status"], m["reason"]) for k, m in report.items()} == {
+        "acme/a": ("written", ""),
+        "acme/b": ("failed", "unsupported"),
+        "acme/c": ("failed", "out of memory"),
+        "acme/d": ("written", ""),
+        "acme/e": ("failed", "missing"),
+    }
+    for kind in ("unsupported", "out of memory", "missing"):
+        assert kind in out
+
+
+def test_rerun_skips_done_models_and_changes_no_byte(tmp_path):
+    models = make_models(tmp_path, PLANS)
+    registry = tmp_path / "registry"
+    run(models, registry)
+    before = snapshot(registry)
+    os.environ["SWINDEX_TODAY"] = "2030-05-05"
+    assert run(models, registry, "--report", str(tmp_path / "r.json")) == 0
+    assert snapshot(registry) == before
+    assert {m["status"] for m in json.loads((tmp_path / "r.json").read_text())["models"]} == {"skipped"}
+
+
+def test_force_redoes_done_models(tmp_path):
+    models = make_models(tmp_path, PLANS)
+    registry = tmp_path / "registry"
+    run(models, registry)
+    assert run(models, registry, "--force", "--report", str(tmp_path / "r.json")) == 0
+    assert {m["status"] for m in json.loads((tmp_path / "r.json").read_text())["models"]} == {"unchanged"}
+
+
+def test_a_verified_run_redoes_models_done_without_verification(tmp_path):
+    models = make_models(tmp_path, PLANS)
+    registry = tmp_path / "registry"
+    run(models, registry, "--no-verify")
+    assert "verification" not in load_yaml(registry / "acme" / "one.yaml")["evidence"]
+    run(models, registry, "--report", str(tmp_path / "r.json"))
+    statuses = {m["id"]: m["status"] for m in json.loads((tmp_path / "r.json").read_text())["models"]}
+    assert statuses == {"acme/one": "written", "acme/two": "written", "acme/three": "skipped"}
+
+
+def test_existing_published_entry_is_merged_not_clobbered(tmp_path, make_entry, write_registry):
+    published = make_entry(id="acme/one")
+    published["super_weights"][0].update(layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=9, column=9, index=[9, 9])
+    registry = write_registry(published, root=tmp_path / "registry")
+    models = make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}})
+    assert run(models, registry, "--no-verify") == 0
+    entry = load_yaml(registry / "acme" / "one.yaml")
+    assert entry["aliases"] == published["aliases"]
+    assert entry["super_weights"][0] == published["super_weights"][0]
+    assert entry["super_weights"][1]["status"] == "detected"
+    assert entry["disagreements"][0]["claims"] == ["model.layers.3.mlp.down_proj.weight[9, 9]"]
+    assert validate_registry(registry) == []
+
+
+def test_interrupted_run_resumes_to_the_same_registry_as_an_uninterrupted_one(tmp_path, capsys):
+    straight = tmp_path / "straight"
+    models = make_models(tmp_path / "a", PLANS)
+    assert run(models, straight) == 0
+
+    plans = json.loads(json.dumps(PLANS))
+    plans["acme/two"]["interrupt_once"] = str(tmp_path / "interrupted.flag")
+    models = make_models(tmp_path / "b", plans)
+    resumed = tmp_path / "resumed"
+    assert run(models, resumed) == 130
+    out = capsys.readouterr().out
+    assert "interrupted" in out and "not run" in out
+    assert sorted(snapshot(resumed)) == ["acme/one.yaml"]
+    assert validate_registry(resumed) == []
+    assert run(models, resumed) == 0
+    assert snapshot(resumed) == snapshot(straight)
+
+
+SUBPROCESS = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{repo!r}, {tests!r}]
+    from builder import cli
+    import test_builder_run as t
+    sys.exit(cli.main(sys.argv[1:], backend=t.fake_backend()))
+    """
+)
+
+
+def start(models: Path, registry: Path) -> subprocess.Popen:
+    script = SUBPROCESS.format(repo=str(REPO), tests=str(TESTS))
+    env = {**os.environ, "SWINDEX_TODAY": "2030-01-02"}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, "--models", str(models), "--registry", str(registry), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the builder never reached the second model"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_leaves_a_valid_registry_and_prints_the_summary(tmp_path, sig, code):
+    flag = tmp_path / "second-model-started"
+    plans = json.loads(json.dumps(PLANS))
+    plans["acme/two"]["hang_once"] = str(flag)
+    models = make_models(tmp_path, plans)
+    registry = tmp_path / "registry"
+    proc = start(models, registry)
+    wait_for(flag, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "interrupted" in out and "acme/three" in out
+    assert "Rerun the same command to resume" in err
+    assert sorted(snapshot(registry)) == ["acme/one.yaml"]
+    assert validate_registry(registry) == []
+
+
+def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight"
+    assert run(make_models(tmp_path / "a", PLANS), straight) == 0
+
+    flag = tmp_path / "second-model-started"
+    plans = json.loads(json.dumps(PLANS))
+    plans["acme/two"]["hang_once"] = str(flag)
+    models = make_models(tmp_path / "b", plans)
+    registry = tmp_path / "killed"
+    proc = start(models, registry)
+    wait_for(flag, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert validate_registry(registry) == []
+    assert run(models, registry) == 0
+    assert snapshot(registry) == snapshot(straight)
+
+
+def test_dry_run_lists_the_shard_and_loads_nothing(tmp_path, capsys):
+    models = make_models(tmp_path, PLANS)
+    assert cli.main(["--models", str(models), "--registry", str(tmp_path / "r"), "--shard", "1/2", "--dry-run"], backend=None) == 0
+    listed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["acme/one", "acme/two"]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args", [["--shard", "3/2"], ["--only", "acme/nope"]])
+def test_bad_selection_exits_2(tmp_path, args):
+    assert run(make_models(tmp_path, PLANS), tmp_path / "r", *args) == 2
+
+
+def test_bad_swindex_today_exits_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWINDEX_TODAY", "2030-13-45")
+    assert run(make_models(tmp_path, PLANS), tmp_path / "r") == 2
+
+
+def test_index_is_rebuilt_only_for_the_default_registry(tmp_path, monkeypatch):
+    import swindex.registry
+
+    calls = []
+    monkeypatch.setattr(swindex.registry, "build_index", lambda root, *a, **k: calls.append(Path(root)))
+    models = make_models(tmp_path, PLANS)
+    run(models, tmp_path / "scratch")
+    assert calls == []
+    monkeypatch.setattr(cli, "DEFAULT_REGISTRY", tmp_path / "default")
+    run(models, tmp_path / "default")
+    assert calls == [tmp_path / "default"]
