@@ -1,0 +1,275 @@
+"""Shared model loading for detect and verify: a Hub id or a local directory in, a ready model out.
+
+One place decides dtype, device, offloading and revision so that every command measures the same model the
+same way. Rules:
+
+* ``dtype="auto"``: on CPU, float32 when the float32 weights fit in memory, else bfloat16; on CUDA, the
+  checkpoint's own dtype, except that a float16 checkpoint of a family known to overflow in float16
+  (Gemma, T5, ...) is loaded in bfloat16. An explicit dtype is honoured; `fallback_dtype` names what to
+  retry with when float16 overflows anyway (detect and verify check activations for inf/nan).
+* ``device="auto"``: CUDA when available, else CPU. A model that does not fit is loaded with
+  ``device_map="auto"`` so accelerate offloads what does not fit to CPU memory and then to disk.
+* ``trust_remote_code`` is off unless asked for; the offline cache is honoured (``HF_HUB_OFFLINE=1``).
+* The revision is reported as a full commit sha when it can be known without a network call: a sha given
+  by the caller, or the snapshot directory the Hub cache resolved.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DetectionError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: model_type values whose activations are known to overflow float16 (inf/nan), so "auto" avoids it.
+FLOAT16_UNSAFE_FAMILIES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "gemma3n", "t5", "mt5", "umt5", "switch_transformers"})
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<sha>[0-9a-f]{40})")
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run, with what we know about where it came from and how it was placed."""
+
+    model: Any
+    tokenizer: Any | None
+    source: str
+    model_id: str | None
+    revision: str | None
+    dtype: str
+    device: str
+    offloaded: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"cpu" or "cuda" for a requested device; asking for CUDA without one is an error, not a silent CPU run."""
+    import torch
+
+    if device not in DEVICES:
+        raise DetectionError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DetectionError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype for one of our dtype names."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def dtype_name(dtype: Any) -> str:
+    """Our name for a torch dtype ("float32", "bfloat16", "float16"); other dtypes are an error."""
+    text = str(dtype).replace("torch.", "")
+    if text not in _BYTES:
+        raise DetectionError(f"unsupported parameter dtype {text}; load the model in float32, bfloat16 or float16")
+    return text
+
+
+def fallback_dtype(dtype: str, device: str) -> str | None:
+    """What to retry with after float16 overflowed: bfloat16 keeps float32's range at half the memory."""
+    if dtype != "float16":
+        return None
+    return "bfloat16" if device == "cuda" else "float32"
+
+
+def checkpoint_dtype(config: Any) -> str | None:
+    """The dtype the checkpoint was saved in, from its config, when it is one we support."""
+    raw = getattr(config, "dtype", None)
+    if raw is None:
+        return None
+    text = str(raw).replace("torch.", "")
+    return text if text in _BYTES else None
+
+
+def choose_dtype(config: Any, requested: str, device: str, weights_bytes: int | None = None) -> tuple[str, list[str]]:
+    """The dtype to load in and the notes explaining any choice made for the user."""
+    if requested not in DTYPES:
+        raise DetectionError(f"unknown dtype {requested!r}; use one of {', '.join(DTYPES)}")
+    family = getattr(config, "model_type", None)
+    notes: list[str] = []
+    if requested != "auto":
+        if requested == "float16" and family in FLOAT16_UNSAFE_FAMILIES:
+            notes.append(f"{family} models are known to overflow in float16; will fall back if activations overflow")
+        return requested, notes
+    saved = checkpoint_dtype(config) or "float32"
+    if device == "cpu":
+        params = _parameter_estimate(weights_bytes, saved)
+        if params is None or params * 4 <= 0.6 * _available_memory():
+            return "float32", notes
+        notes.append("float32 weights would not fit in memory; loaded in bfloat16")
+        return "bfloat16", notes
+    if saved == "float16" and family in FLOAT16_UNSAFE_FAMILIES:
+        notes.append(f"{family} overflows in float16; loaded in bfloat16 instead of the checkpoint's float16")
+        return "bfloat16", notes
+    return saved, notes
+
+
+def _parameter_estimate(weights_bytes: int | None, saved: str) -> int | None:
+    return None if weights_bytes is None else weights_bytes // _BYTES[saved]
+
+
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def parse_snapshot(path: str | Path) -> tuple[str | None, str | None]:
+    """(model id, commit sha) when a path lies inside a Hub cache snapshot, else (None, None)."""
+    match = _SNAPSHOT.search(Path(path).resolve().as_posix())
+    if not match:
+        return None, None
+    return f"{match['org']}/{match['name']}", match["sha"]
+
+
+def resolve_source(source: str, revision: str | None = None) -> tuple[Path | None, str | None, str | None]:
+    """(local directory or None, Hub id or None, full sha or None) for what the user named."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        snapshot_id, snapshot_sha = parse_snapshot(path)
+        return path, snapshot_id, revision if revision and _SHA.match(revision) else snapshot_sha
+    if path.exists():
+        raise DetectionError(f"{source} is a file; pass a model directory (with config.json) or a Hugging Face model id")
+    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise DetectionError(f"no model directory at {source}; pass an existing directory or a Hugging Face model id")
+    sha = revision if revision and _SHA.match(revision) else _cached_sha(source, revision)
+    return None, source, sha
+
+
+def _cached_sha(model_id: str, revision: str | None) -> str | None:
+    """The commit the local Hub cache holds for a model id, without a network call."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - dependency of transformers
+        return None
+    try:
+        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - a malformed id or cache simply means "unknown"
+        return None
+    if isinstance(found, str):
+        return parse_snapshot(found)[1]
+    return None
+
+
+def weights_size(path: Path | None) -> int | None:
+    """Bytes of weight files in a local directory (None when unknown), to decide dtype and offloading."""
+    if path is None:
+        return None
+    files = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()]
+    return sum(p.stat().st_size for p in files) or None
+
+
+def load_config(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """The model's config, with transformers' own errors turned into one that says what to do."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise DetectionError(f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it") from exc
+        raise DetectionError(f"cannot read the config of {source}: {exc}") from exc
+    except OSError as exc:
+        raise DetectionError(f"cannot find model {source}: {exc}. Check the id or path; offline, the model must be in the local cache") from exc
+
+
+def model_class(config: Any, trust_remote_code: bool = False) -> Any:
+    """The class the checkpoint was saved from, so parameter names match the checkpoint's tensor names."""
+    import transformers
+
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    if trust_remote_code and getattr(config, "auto_map", None):
+        return transformers.AutoModelForCausalLM if "AutoModelForCausalLM" in config.auto_map else transformers.AutoModel
+    if type(config) in transformers.AutoModelForCausalLM._model_mapping:
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModel
+
+
+def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any | None:
+    """The checkpoint's tokenizer, or None when it has none (callers then use token ids)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - any failure means "no usable tokenizer"; token ids still work
+        return None
+
+
+def load_model(
+    source: str,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    offload_folder: str | Path | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    with_tokenizer: bool = True,
+) -> LoadedModel:
+    """Load a model (Hub id or local directory) in eval mode, choosing dtype and placement safely."""
+    import torch
+
+    path, model_id, sha = resolve_source(str(source), revision)
+    target = str(path) if path is not None else str(source)
+    config = load_config(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code)
+    placed = resolve_device(device)
+    size = weights_size(path)
+    chosen, notes = choose_dtype(config, dtype, placed, size)
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
+    if path is None and revision is not None:
+        kwargs["revision"] = revision
+    offloaded = _needs_offload(placed, size, chosen, checkpoint_dtype(config) or "float32", max_memory)
+    if placed == "cuda" or offloaded:
+        kwargs["device_map"] = "auto"
+        kwargs["offload_folder"] = str(offload_folder or tempfile.mkdtemp(prefix="swindex-offload-"))
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+        elif placed == "cpu":
+            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+    cls = model_class(config, trust_remote_code)
+    try:
+        model = cls.from_pretrained(target, **kwargs)
+    except OSError as exc:
+        raise DetectionError(f"cannot load the weights of {source}: {exc}") from exc
+    model.eval()
+    placement = getattr(model, "hf_device_map", None)
+    if placement and any(v in ("cpu", "disk") for v in placement.values()) and placed == "cuda":
+        offloaded = True
+    if offloaded:
+        notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
+    tokenizer = load_tokenizer(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code) if with_tokenizer else None
+    return LoadedModel(model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes))
+
+
+def _needs_offload(device: str, size: int | None, dtype: str, saved: str, max_memory: dict[Any, Any] | None) -> bool:
+    if device != "cpu":
+        return False
+    if max_memory is not None:
+        return True
+    if size is None:
+        return False
+    return size // _BYTES[saved] * _BYTES[dtype] > 0.7 * _available_memory()
+
+
+def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
+    """The same model loaded again in another dtype (after float16 overflowed); drop the old one first."""
+    notes = loaded.notes
+    again = load_model(loaded.source, revision=loaded.revision if loaded.model_id else None, dtype=dtype, device=loaded.device, with_tokenizer=False)
+    return LoadedModel(again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded, notes + again.notes)
