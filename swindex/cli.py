@@ -14,6 +14,7 @@ COMMANDS = (
     "lookup",
     "validate",
     "index",
+    "site",
 )
 
 

@@ -1,0 +1,90 @@
+/* swindex: sort and filter the models table as you type. No dependencies; the table works without it. */
+(function () {
+  "use strict";
+
+  function cellValue(row, column, numeric) {
+    var cell = row.cells[column];
+    var raw = cell ? (cell.getAttribute("data-value") || cell.textContent || "") : "";
+    if (numeric) {
+      var n = parseFloat(raw);
+      return isNaN(n) ? -Infinity : n;
+    }
+    return raw.toLowerCase();
+  }
+
+  function setupTable(table) {
+    if (table.getAttribute("data-sw-ready")) return;
+    table.setAttribute("data-sw-ready", "1");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var filter = document.getElementById("sw-filter");
+    var count = document.getElementById("sw-count");
+    var empty = document.getElementById("sw-empty");
+    var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+
+    function applyFilter() {
+      var words = (filter ? filter.value : "").toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
+      rows.forEach(function (row) {
+        var text = row.getAttribute("data-search") || row.textContent.toLowerCase();
+        var match = words.every(function (word) { return text.indexOf(word) !== -1; });
+        row.hidden = !match;
+        if (match) shown += 1;
+      });
+      if (count) count.textContent = shown + " of " + rows.length + " models";
+      if (empty) empty.hidden = shown !== 0;
+    }
+
+    function sortBy(column, numeric, descending) {
+      var keyed = rows.map(function (row, position) {
+        return { row: row, key: cellValue(row, column, numeric), position: position };
+      });
+      keyed.sort(function (a, b) {
+        if (a.key < b.key) return descending ? 1 : -1;
+        if (a.key > b.key) return descending ? -1 : 1;
+        return a.position - b.position;
+      });
+      keyed.forEach(function (item) { body.appendChild(item.row); });
+      rows = keyed.map(function (item) { return item.row; });
+      headers.forEach(function (th, i) {
+        th.setAttribute("aria-sort", i === column ? (descending ? "descending" : "ascending") : "none");
+      });
+    }
+
+    headers.forEach(function (th, column) {
+      var kind = th.getAttribute("data-sort");
+      if (!kind) return;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sw-sort";
+      button.textContent = th.textContent;
+      th.textContent = "";
+      th.appendChild(button);
+      if (!th.hasAttribute("aria-sort")) th.setAttribute("aria-sort", "none");
+      button.addEventListener("click", function () {
+        var descending = th.getAttribute("aria-sort") === "ascending";
+        sortBy(column, kind === "number", descending);
+      });
+    });
+
+    if (filter) {
+      filter.addEventListener("input", applyFilter);
+      var initial = new URLSearchParams(window.location.search).get("q");
+      if (initial) filter.value = initial;
+      applyFilter();
+    }
+  }
+
+  function init() {
+    var table = document.getElementById("sw-models");
+    if (table) setupTable(table);
+  }
+
+  if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
+    window.document$.subscribe(init);
+  } else if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

@@ -1,0 +1,220 @@
+"""`swindex site build`: render the registry into Markdown pages and JSON, then run MkDocs in strict mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import SwindexError
+from ..records import STATUSES, Entry
+from ..registry import load_registry
+from ..schema import entry_schema
+from ..yamlio import dump_yaml, load_yaml
+from . import api
+from .pages import ModelView, SiteLinks, example_id, model_view
+from .render import environment
+from .schema_doc import schema_sections
+from .sources import SiteSources, find_sources
+from .urls import API_ROOT, checked_id, page_source, safe_url
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """What a build produced and how long its two halves took."""
+
+    output: Path
+    models: int
+    render_seconds: float
+    mkdocs_seconds: float
+
+
+def generated_time() -> str:
+    """Now in UTC, or SOURCE_DATE_EPOCH when set, so that a rebuild can be byte-for-byte reproducible."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def hub_endpoint() -> str | None:
+    """The model Hub's base URL as huggingface_hub knows it, when that library is installed."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    return safe_url(getattr(constants, "ENDPOINT", None))
+
+
+def site_links(config: Mapping[str, Any]) -> SiteLinks:
+    repo = safe_url(config.get("repo_url"))
+    options = ((config.get("extra") or {}).get("swindex") or {})
+    edit_prefix = None
+    if repo:
+        branch = options.get("branch", "main")
+        registry_path = str(options.get("registry_path", "registry")).strip("/")
+        edit_prefix = f"{repo.rstrip('/')}/edit/{branch}/{registry_path}/"
+    return SiteLinks(repo_url=repo, edit_prefix=edit_prefix, hub_endpoint=hub_endpoint())
+
+
+def _front_matter(meta: Mapping[str, Any], body: str) -> str:
+    return f"---\n{dump_yaml(dict(meta))}---\n\n{body}"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _page_title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem.replace("-", " ").replace("_", " ").capitalize()
+
+
+def _status_meanings() -> list[tuple[str, str]]:
+    text = entry_schema()["$defs"]["status"]["description"]
+    meanings = dict(part.strip().split(": ", 1) for part in text.split(";") if ": " in part)
+    return [(status, meanings.get(status, "").rstrip(".") + ".") for status in STATUSES]
+
+
+def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str) -> list[tuple[str, str]]:
+    """Write every page and JSON document into ``docs``; return the extra pages' nav entries."""
+    env = environment(sources.templates)
+    model_template = env.get_template("model.md.j2")
+    for view in views:
+        meta = {"title": view.id, "description": f"Super weights of {view.id}", "search": {"boost": 2}}
+        _write(docs / page_source(view.id), _front_matter(meta, model_template.render(m=view, here=view.url)))
+
+    total = sum(len(v.weights) for v in views)
+    counts = Counter(sw.get("status") for v in views for sw in v.entry.get("super_weights") or [])
+    example = example_id(views)
+    _write(
+        docs / "models" / "index.md",
+        _front_matter({"title": "Models", "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, total_weights=total, here="models/")),
+    )
+    _write(
+        docs / "index.md",
+        _front_matter(
+            {"title": "Super Weight Index"},
+            env.get_template("home.md.j2").render(
+                views=views,
+                total_weights=total,
+                status_counts=[(s, counts[s]) for s in STATUSES if counts[s]],
+                status_meanings=_status_meanings(),
+                oneliner=f'from swindex import lookup; sw = lookup("{example}").super_weights[0]',
+                here="",
+            ),
+        ),
+    )
+    _write(docs / "schema.md", env.get_template("schema.md.j2").render(sections=schema_sections(entry_schema()), here="schema/"))
+    _write(docs / "contributing.md", env.get_template("contributing.md.j2").render(repo_url=links.repo_url or "", here="contributing/"))
+    _write(
+        docs / "api.md",
+        env.get_template("api.md.j2").render(schema_version=api.SCHEMA_VERSION, example=example if any(v.id == example for v in views) else None, here="api/"),
+    )
+
+    root = docs / API_ROOT
+    _write(root / "models.json", api.dumps(api.index_document(views, generated)))
+    _write(root / "all.json", api.dumps(api.all_document(views, generated)))
+    _write(root / "schema.json", api.dumps(api.schema_document(entry_schema(), generated)))
+    for view in views:
+        _write(docs / view.api_path, api.dumps(api.model_document(view, generated)))
+
+    if sources.assets.is_dir():
+        shutil.copytree(sources.assets, docs / "assets", dirs_exist_ok=True)
+    extra_nav = []
+    if sources.pages.is_dir():
+        for page in sorted(sources.pages.glob("*.md")):
+            target = docs / "pages" / page.name
+            _write(target, page.read_text(encoding="utf-8"))
+            extra_nav.append((_page_title(page), f"pages/{page.name}"))
+    return extra_nav
+
+
+def mkdocs_config(base: Mapping[str, Any], sources: SiteSources, docs: Path, output: Path, extra_nav: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The base mkdocs.yml with the generator's docs, output and navigation filled in."""
+    config = dict(base)
+    config.update(
+        docs_dir=str(docs),
+        site_dir=str(output),
+        strict=True,
+        not_in_nav="/models/*/\n/pages/*.md",
+        nav=[
+            {"Home": "index.md"},
+            {"Models": "models/index.md"},
+            *({title: path} for title, path in extra_nav),
+            {"Contributing": "contributing.md"},
+            {"Schema": "schema.md"},
+            {"JSON API": "api.md"},
+        ],
+    )
+    overrides = sources.site / "overrides"
+    if overrides.is_dir():
+        theme = dict(config.get("theme") or {})
+        theme["custom_dir"] = str(overrides)
+        config["theme"] = theme
+    return config
+
+
+def run_mkdocs(config_file: Path, verbose: bool = False) -> None:
+    """`mkdocs build --strict` on a generated config, in-process; warnings fail the build."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    logger = logging.getLogger("mkdocs")
+    previous = logger.level
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        build(load_config(str(config_file), strict=True))
+    except MkDocsException as exc:
+        raise SwindexError(f"mkdocs build --strict failed: {exc}; the warnings above say which page and link") from None
+    finally:
+        logger.setLevel(previous)
+
+
+def build_site(
+    registry: str | Path,
+    output: str | Path,
+    *,
+    validate: bool = True,
+    sources: SiteSources | None = None,
+    work_dir: str | Path | None = None,
+    verbose: bool = False,
+) -> SiteBuild:
+    """Build the website and JSON API for a registry directory into ``output`` (replaced)."""
+    started = time.perf_counter()
+    registry, output = Path(registry), Path(output).resolve()
+    if not registry.is_dir():
+        raise SwindexError(f"{registry}: registry directory not found; pass --registry DIR")
+    sources = sources or find_sources()
+    entries: list[Entry] = load_registry(registry, validate=validate)
+    for entry in entries:
+        checked_id(entry.id, entry.path)
+    base = load_yaml(sources.config)
+    if not isinstance(base, Mapping):
+        raise SwindexError(f"{sources.config}: expected a mapping of MkDocs settings")
+    links = site_links(base)
+    views = [model_view(entry, links) for entry in entries]
+
+    with tempfile.TemporaryDirectory(prefix="swindex-site-") as scratch:
+        work = Path(work_dir).resolve() if work_dir else Path(scratch)
+        docs = work / "docs"
+        if docs.exists():
+            shutil.rmtree(docs)
+        extra_nav = render_pages(views, sources, docs, links, generated_time())
+        config_file = work / "mkdocs.yml"
+        _write(config_file, dump_yaml(mkdocs_config(base, sources, docs, output, extra_nav)))
+        rendered = time.perf_counter()
+        run_mkdocs(config_file, verbose=verbose)
+    finished = time.perf_counter()
+    return SiteBuild(output=output, models=len(views), render_seconds=rendered - started, mkdocs_seconds=finished - rendered)

@@ -1,0 +1,75 @@
+"""The Jinja2 environment: autoescaping on for every template, plus the few filters that emit markup.
+
+Pages are Markdown, but every piece of registry text goes out as escaped text inside an HTML block,
+so nothing in an entry can become Markdown or HTML markup; links are emitted only for https: URLs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from ..records import STATUSES
+from .urls import relative, safe_url
+
+
+def link(url: Any, text: Any = None) -> Markup:
+    """An anchor for an https: URL; anything else comes out as plain (escaped) text."""
+    label = url if text is None else text
+    safe = safe_url(url)
+    if safe is None:
+        return escape("" if label is None else str(label))
+    return Markup('<a href="{}" rel="nofollow noopener">{}</a>').format(safe, str(label))
+
+
+def number(value: Any) -> str:
+    """Numbers as a reader wants them: integers whole, floats to 6 significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def badge(status: Any) -> Markup:
+    """A status badge; the CSS class is chosen from the known statuses only."""
+    known = status if status in STATUSES else "unknown"
+    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, str(status), str(status))
+
+
+def code_block(source: str, language: str = "python") -> Markup:
+    """A highlighted code block in the same markup pymdownx.highlight produces (so Material adds a copy button)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+
+    tokens = highlight(source, get_lexer_by_name(language), HtmlFormatter(nowrap=True))
+    return Markup('<div class="language-{0} highlight"><pre><span></span><code>{1}</code></pre></div>').format(language, Markup(tokens))
+
+
+@jinja2.pass_context
+def href(context: jinja2.runtime.Context, target: str) -> str:
+    """A link to ``target`` (relative to the site root) from the page being rendered."""
+    return relative(context.get("here", ""), target)
+
+
+def environment(templates: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        autoescape=True,
+        undefined=jinja2.Undefined,  # optional fields are simply absent from entry dicts
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(link=link, num=number, badge=badge, code=code_block, href=href)
+    env.globals.update(statuses=STATUSES)
+    return env
