@@ -18,7 +18,6 @@ SCHEMA_PATH = Path(__file__).with_name("models.schema.json")
 OPTION_FIELDS = (
     "dtype",
     "device",
-    "device_map",
     "max_memory",
     "offload_folder",
     "trust_remote_code",
@@ -50,7 +49,6 @@ class ModelSpec:
     revision: str | None = None
     dtype: str = "auto"
     device: str = "auto"
-    device_map: str | None = None
     max_memory: Mapping[str, str] | None = field(default=None, compare=False, hash=False)
     offload_folder: str | None = None
     trust_remote_code: bool = False
@@ -180,7 +178,6 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
                 revision=item.get("revision"),
                 dtype=options.get("dtype", "auto"),
                 device=options.get("device", "auto"),
-                device_map=options.get("device_map"),
                 max_memory=dict(options["max_memory"]) if "max_memory" in options else None,
                 offload_folder=options.get("offload_folder"),
                 trust_remote_code=bool(options.get("trust_remote_code", False)),

@@ -1,0 +1,76 @@
+"""The builder's GitHub workflow: pinned actions, least privilege, the promised inputs, scripts that parse."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swindex.yamlio import load_yaml
+
+WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "builder.yml"
+PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return load_yaml(WORKFLOW)
+
+
+def steps(workflow: dict):
+    for name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            yield name, step
+
+
+def test_every_action_is_pinned_to_a_full_sha_with_its_version():
+    lines = [line for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    assert lines
+    assert [line for line in lines if not PINNED.match(line)] == []
+
+
+def test_permissions_are_denied_by_default_and_granted_per_job(workflow):
+    assert workflow["permissions"] == {}
+    grants = {name: job["permissions"] for name, job in workflow["jobs"].items()}
+    writers = {name for name, perms in grants.items() if "write" in perms.values()}
+    assert writers == {"pull-request"}
+    assert grants["pull-request"] == {"contents": "write", "pull-requests": "write"}
+
+
+def test_dispatch_inputs_drive_runner_and_shard_matrix(workflow):
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert {"runner", "shards", "only"} <= set(inputs)
+    detect = workflow["jobs"]["detect"]
+    assert detect["runs-on"] == "${{ inputs.runner }}"
+    assert "fromJSON(needs.plan.outputs.shards)" in detect["strategy"]["matrix"]["shard"]
+    assert detect["strategy"]["fail-fast"] is False
+    assert "${{ matrix.shard }}/${{ inputs.shards }}" in detect["env"]["SHARD"]
+
+
+def test_untrusted_inputs_reach_scripts_only_through_the_environment(workflow):
+    for _, step in steps(workflow):
+        assert "inputs." not in step.get("run", ""), step.get("name")
+
+
+def test_each_shard_uploads_its_entries_and_the_last_job_opens_a_pull_request(workflow):
+    uploads = [s for name, s in steps(workflow) if name == "detect" and "upload-artifact" in s.get("uses", "")]
+    assert uploads and uploads[0]["with"]["name"] == "entries-${{ matrix.shard }}"
+    final = workflow["jobs"]["pull-request"]
+    assert set(final["needs"]) == {"plan", "detect"}
+    assert any("create-pull-request" in s.get("uses", "") for s in final["steps"])
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_run_scripts_are_valid_bash_and_their_python_compiles(workflow):
+    for name, step in steps(workflow):
+        script = step.get("run")
+        if not script:
+            continue
+        text = re.sub(r"\$\{\{[^}]*\}\}", "X", script)
+        result = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
+        assert result.returncode == 0, (name, step.get("name"), result.stderr)
+        for body in re.findall(r"<<'EOF'[^\n]*\n(.*?)\nEOF", text, flags=re.S):
+            compile(body, f"{name}: {step.get('name')}", "exec")
