@@ -25,10 +25,10 @@ class Backend:
 
     tool: Callable[[], str]
     resolve_revision: Callable[[ModelSpec], str | None]
-    load: Callable[[ModelSpec], Any]
+    load: Callable[[ModelSpec, str | None], Any]
     detect: Callable[[Any, ModelSpec], Mapping[str, Any]]
     verify: Callable[[Any, Mapping[str, Any], ModelSpec], Mapping[str, Any]]
-    release: Callable[[Any], None] = lambda model: None
+    cleanup: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
                 return Outcome(spec.id, SKIPPED, message=reason, path=str(path), seconds=time.monotonic() - started)
 
         status("loading")
-        model = backend.load(spec)
+        model = backend.load(spec, revision)
         status("detecting")
         fresh = stamp(_with_revision(backend.detect(model, spec), spec, revision), options.today)
         merged = merge_entry(existing, fresh, options.today, force=options.force)
@@ -118,7 +118,8 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         return Outcome(spec.id, FAILED, reason=classify(exc), message=" ".join(message.split())[:500], path=str(path), seconds=time.monotonic() - started)
     finally:
         if model is not None:
-            backend.release(model)
+            del model  # the only reference: the memory can go back before the next model loads
+            backend.cleanup()
 
 
 @dataclass

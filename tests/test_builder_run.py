@@ -44,7 +44,7 @@ def _claim(layer: int, row: int, column: int) -> dict:
     }
 
 
-def fake_load(spec):
+def fake_load(spec, revision):
     plan = json.loads((Path(spec.location()) / "plan.json").read_text())
     if plan.get("fail") == "unsupported":
         raise UnsupportedModelError(f"{spec.id}: no FFN down projection found")

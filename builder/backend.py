@@ -1,0 +1,101 @@
+"""The builder's default backend: swindex.loading to load, swindex.detect to find, swindex.verify to measure.
+
+Kept apart from the run loop so that the loop stays testable without torch, and so that the heavy
+imports happen only when a model is actually processed.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping
+from typing import Any
+
+from .modellist import ModelSpec
+from .pipeline import Backend
+
+
+def tool() -> str:
+    """The tool string the detector records in ``evidence.detection.tool`` (what resume compares)."""
+    from swindex import detect as detect_module
+
+    value = getattr(detect_module, "TOOL", None)
+    if isinstance(value, str):
+        return value
+    from swindex import __version__
+
+    return f"swindex {__version__}"
+
+
+def resolve_revision(spec: ModelSpec) -> str | None:
+    """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline); None for plain local directories."""
+    if spec.revision:
+        return spec.revision
+    from swindex.loading import parse_snapshot, resolve_source
+
+    if spec.local:
+        return parse_snapshot(spec.location())[1]
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(spec.id).sha
+    except Exception:  # noqa: BLE001 - offline, gated or missing: fall back to what the cache knows
+        return resolve_source(spec.id)[2]
+
+
+def _max_memory(spec: ModelSpec) -> dict[Any, str] | None:
+    if not spec.max_memory:
+        return None
+    return {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
+
+
+def load(spec: ModelSpec, revision: str | None) -> Any:
+    """Load through swindex.loading (dtype choice, device map and CPU/disk offload by accelerate)."""
+    from swindex.loading import load_model
+
+    return load_model(
+        spec.location(),
+        revision=revision if not spec.local else spec.revision,
+        dtype=spec.dtype,
+        device=spec.device,
+        trust_remote_code=spec.trust_remote_code,
+        offload_folder=spec.offload_folder,
+        max_memory=_max_memory(spec),
+    )
+
+
+def detect(loaded: Any, spec: ModelSpec) -> Mapping[str, Any]:
+    """Run the detector and return its result as a registry entry filed under the list's id."""
+    from swindex.detect import detect as run_detection
+
+    options: dict[str, Any] = {}
+    if spec.prompt is not None:
+        options["prompt"] = spec.prompt
+    if spec.input_ids is not None:
+        options["input_ids"] = list(spec.input_ids)
+    result = run_detection(loaded, **options)
+    return result.to_entry(model_id=spec.id)
+
+
+def verify(loaded: Any, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
+    """Measure every claim of the (merged) entry on the loaded model and write the figures into it."""
+    from swindex.records import Entry
+    from swindex.verify import verify as run_verification
+
+    report = run_verification(loaded, Entry.from_dict(dict(entry)))
+    return report.apply(dict(entry))
+
+
+def cleanup() -> None:
+    """Give the last model's memory back (CPU and GPU) before the next one loads."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def default_backend() -> Backend:
+    return Backend(tool=tool, resolve_revision=resolve_revision, load=load, detect=detect, verify=verify, cleanup=cleanup)
