@@ -27,7 +27,7 @@ def link(url: Any, text: Any = None) -> Markup:
 
 
 def number(value: Any) -> str:
-    """Numbers as a reader wants them: integers whole, floats to 6 significant digits."""
+    """Numbers as a reader wants them: integers whole, floats to 10 significant digits (so values copy exactly)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -35,7 +35,7 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
+        return f"{value:.10g}" if math.isfinite(value) else str(value)
     return str(value)
 
 
@@ -45,14 +45,17 @@ def badge(status: Any) -> Markup:
     return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, str(status), str(status))
 
 
-def code_block(source: str, language: str = "python") -> Markup:
-    """A highlighted code block in the same markup pymdownx.highlight produces (so Material adds a copy button)."""
+def code_block(source: str, block_id: str, language: str = "python") -> Markup:
+    """A highlighted code block in the markup pymdownx.highlight produces, so Material adds a copy button.
+
+    Material names the block after the nearest element with an id, so each block needs its own.
+    """
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import get_lexer_by_name
 
     tokens = highlight(source, get_lexer_by_name(language), HtmlFormatter(nowrap=True))
-    return Markup('<div class="language-{0} highlight"><pre><span></span><code>{1}</code></pre></div>').format(language, Markup(tokens))
+    return Markup('<div class="language-{0} highlight" id="{1}"><pre><span></span><code>{2}</code></pre></div>').format(language, block_id, Markup(tokens))
 
 
 @jinja2.pass_context
