@@ -8,7 +8,6 @@ from typing import Any
 
 SECTION_TITLES = {
     "entry": "Entry (one file)",
-    "dimensions": "dimensions",
     "super_weight": "super_weights[]",
     "source": "sources[]",
     "weight_detection": "super_weights[].evidence.detection",
@@ -85,24 +84,32 @@ def _description(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
     return ""
 
 
-def _section(key: str, node: Mapping[str, Any], defs: Mapping[str, Any]) -> Section:
+def _is_inline_object(node: Mapping[str, Any]) -> bool:
+    return "$ref" not in node and isinstance(node.get("properties"), Mapping)
+
+
+def _sections(key: str, title: str, node: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Section]:
+    """A section for this object, followed by one for each object written inline inside it."""
     required = set(node.get("required", []))
-    fields = tuple(
-        Field(name, describe_type(child, defs), name in required, _description(child, defs))
-        for name, child in node.get("properties", {}).items()
-    )
-    return Section(key, SECTION_TITLES.get(key, key), str(node.get("description", "")), fields)
+    fields = []
+    nested: list[Section] = []
+    for name, child in node.get("properties", {}).items():
+        if _is_inline_object(child):
+            child_title = f"{title}.{name}" if key != "entry" else name
+            fields.append(Field(name, f"object ({child_title})", name in required, _description(child, defs)))
+            nested.extend(_sections(f"{key}-{name}", child_title, child, defs))
+        else:
+            fields.append(Field(name, describe_type(child, defs), name in required, _description(child, defs)))
+    return [Section(key, title, str(node.get("description", "")), tuple(fields)), *nested]
 
 
 def schema_sections(schema: Mapping[str, Any]) -> tuple[Section, ...]:
     """The entry first, then every object the entry refers to, in the order a reader meets them."""
     defs = schema.get("$defs", {})
-    sections = [_section("entry", schema, defs)]
-    if "dimensions" in schema.get("properties", {}):
-        sections.append(_section("dimensions", schema["properties"]["dimensions"], defs))
+    sections = _sections("entry", SECTION_TITLES["entry"], schema, defs)
     ordered = [k for k in SECTION_TITLES if k in defs] + [k for k in defs if k not in SECTION_TITLES]
     for key in ordered:
         node = defs[key]
-        if node.get("type") == "object" and "properties" in node:
-            sections.append(_section(key, node, defs))
+        if _is_inline_object(node):
+            sections.extend(_sections(key, SECTION_TITLES.get(key, key), node, defs))
     return tuple(sections)

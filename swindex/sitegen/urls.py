@@ -40,7 +40,7 @@ def relative(from_url: str, to_path: str) -> str:
     """A link from the page at ``from_url`` to ``to_path`` (both relative to the site root)."""
     base = posixpath.dirname(from_url.rstrip("/") + "/x") if from_url else ""
     target = posixpath.relpath(to_path or ".", base or ".")
-    if to_path.endswith("/") and not target.endswith("/"):
+    if (not to_path or to_path.endswith("/")) and not target.endswith("/"):
         target += "/"
     return "./" if target in (".", "./") else target
 

@@ -1,0 +1,174 @@
+"""`swindex site build` end to end: pages, the JSON API, strict MkDocs, extra pages and the real registry."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from site_support import FIXTURE_REGISTRY, HOSTILE_ID, REPO, fixture_site
+
+from swindex.cli import main
+from swindex.errors import SwindexError, ValidationError
+from swindex.schema import entry_schema
+from swindex.sitegen.build import build_site, generated_time
+from swindex.sitegen.sources import find_sources
+from swindex.validate import entry_files
+from swindex.yamlio import load_yaml
+
+API = "api/v1"
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def _fixture_ids() -> list[str]:
+    return sorted((load_yaml(p)["id"] for p in entry_files(FIXTURE_REGISTRY)), key=str.casefold)
+
+
+def _json(path: str):
+    return json.loads((fixture_site() / API / path).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"])
+def test_every_api_document_carries_schema_version_and_generation_time(document):
+    data = _json(document)
+    assert data["schema_version"] == entry_schema()["properties"]["schema_version"]["const"]
+    assert STAMP.match(data["generated"])
+
+
+def test_api_index_lists_every_model_in_id_order():
+    assert [m["id"] for m in _json("models.json")["models"]] == _fixture_ids()
+
+
+def test_api_index_summarises_each_model():
+    summary = next(m for m in _json("models.json")["models"] if m["id"] == "mistralai/Mistral-7B-v0.1")
+    assert summary["organisation"] == "mistralai" and summary["family"] == "mistral"
+    assert (summary["super_weights"], summary["layers"], summary["statuses"]) == (1, [1], ["confirmed"])
+
+
+def test_api_index_links_resolve_to_documents_and_pages():
+    root = fixture_site() / API
+    for model in _json("models.json")["models"]:
+        assert (root / model["url"]).is_file()
+        assert (root / model["page"] / "index.html").resolve().is_file()
+
+
+@pytest.mark.parametrize("model_id", _fixture_ids())
+def test_api_model_document_is_the_registry_entry(model_id):
+    document = _json(f"models/{model_id}.json")
+    assert document["entry"] == load_yaml(FIXTURE_REGISTRY / f"{model_id}.yaml")
+    assert document["path"] == f"registry/{model_id}.yaml"
+
+
+def test_api_full_dump_holds_every_entry():
+    dump = _json("all.json")
+    assert dump["count"] == len(dump["entries"]) == len(_fixture_ids())
+    assert {e["entry"]["id"] for e in dump["entries"]} == set(_fixture_ids())
+
+
+def test_api_schema_is_a_valid_schema_that_accepts_the_registry():
+    schema = _json("schema.json")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in entry_files(FIXTURE_REGISTRY):
+        if HOSTILE_ID not in path.as_posix():
+            validator.validate(load_yaml(path))
+    assert {k: v for k, v in schema.items() if k not in ("schema_version", "generated")} == entry_schema()
+
+
+@pytest.mark.parametrize("model_id", _fixture_ids())
+def test_every_model_gets_a_page_titled_by_its_id(model_id):
+    html = (fixture_site() / "models" / model_id / "index.html").read_text(encoding="utf-8")
+    assert f"<title>{model_id} - " in html
+
+
+def test_search_index_holds_aliases_family_and_organisation():
+    docs = json.loads((fixture_site() / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    page = " ".join(d["text"] + d["title"] for d in docs if d["location"].startswith("models/meta-llama/Llama-2-7b-hf/"))
+    assert "Llama-2-7b" in page and "meta-llama" in page and "llama" in page
+
+
+def test_models_table_is_left_out_of_search():
+    docs = json.loads((fixture_site() / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    assert any(d["location"].startswith("models/mistralai/") for d in docs)
+    assert all(not d["location"].startswith("models/#") and d["location"] != "models/" for d in docs)
+
+
+def test_home_page_shows_the_one_line_lookup():
+    html = (fixture_site() / "index.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", html).replace("&quot;", '"')
+    assert 'from swindex import lookup; sw = lookup("huggyllama/llama-7b").super_weights[0]' in text
+
+
+def test_generated_time_follows_source_date_epoch(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764288000")
+    assert generated_time() == "2025-11-28T00:00:00Z"
+
+
+def test_build_refuses_an_invalid_registry(tmp_path):
+    with pytest.raises(ValidationError, match="hostile-model"):
+        build_site(FIXTURE_REGISTRY, tmp_path / "out")
+
+
+def test_missing_registry_is_reported(tmp_path):
+    with pytest.raises(SwindexError, match="registry directory not found"):
+        build_site(tmp_path / "nowhere", tmp_path / "out")
+
+
+def _sources_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "sources"
+    root.mkdir()
+    shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
+    shutil.copytree(REPO / "site", root / "site", ignore=shutil.ignore_patterns("quantization.*"))
+    return root
+
+
+def test_extra_pages_join_the_navigation_with_their_assets(tmp_path, make_entry, write_registry):
+    root = _sources_copy(tmp_path)
+    (root / "site" / "pages" / "report.md").write_text("# Quantization report\n\n![chart](../assets/report.svg)\n", encoding="utf-8")
+    (root / "site" / "assets" / "report.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', encoding="utf-8")
+    out = build_site(write_registry(make_entry()), tmp_path / "out", sources=find_sources(root)).output
+    assert (out / "pages" / "report" / "index.html").is_file() and (out / "assets" / "report.svg").is_file()
+    assert "Quantization report" in (out / "index.html").read_text(encoding="utf-8")  # in the navigation
+
+
+def test_a_broken_link_fails_the_strict_build(tmp_path, make_entry, write_registry):
+    root = _sources_copy(tmp_path)
+    (root / "site" / "pages" / "broken.md").write_text("# Broken\n\n[gone](missing.md)\n", encoding="utf-8")
+    with pytest.raises(SwindexError, match="strict"):
+        build_site(write_registry(make_entry()), tmp_path / "out", sources=find_sources(root))
+
+
+def test_sources_must_hold_mkdocs_yml_and_templates(tmp_path):
+    with pytest.raises(SwindexError, match="no site sources"):
+        find_sources(tmp_path)
+
+
+def test_cli_builds_a_site_from_another_registry(tmp_path, make_entry, write_registry, capsys):
+    registry = write_registry(make_entry(), make_entry(id="acme/other", aliases=["other"]))
+    assert main(["site", "build", "--registry", str(registry), "--output", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "models" / "acme" / "other" / "index.html").is_file()
+    assert "built 2 model pages" in capsys.readouterr().err
+
+
+def test_cli_reports_an_invalid_registry_with_exit_1(tmp_path, capsys):
+    assert main(["site", "build", "--registry", str(FIXTURE_REGISTRY), "--output", str(tmp_path / "out")]) == 1
+    assert "hostile-model" in capsys.readouterr().err
+
+
+def test_site_command_does_not_import_mkdocs_or_jinja2():
+    code = "import sys, swindex.cli as c; c.build_parser(); print(sorted(m for m in ('mkdocs', 'jinja2', 'material', 'torch') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_real_registry_builds(tmp_path):
+    registry = REPO / "registry"
+    out = build_site(registry, tmp_path / "out").output
+    ids = [load_yaml(p)["id"] for p in entry_files(registry)]
+    assert ids and all((out / "models" / i / "index.html").is_file() for i in ids)
+    assert json.loads((out / API / "models.json").read_text(encoding="utf-8"))["count"] == len(ids)

@@ -1,0 +1,186 @@
+"""Site generator pieces without MkDocs: safe links, escaping, URLs, the chart's geometry, the schema page."""
+
+from __future__ import annotations
+
+import copy
+
+import markdown
+import pytest
+from site_support import FIXTURE_REGISTRY, HOSTILE_ID
+
+from swindex.errors import SwindexError
+from swindex.records import Entry
+from swindex.schema import entry_schema
+from swindex.sitegen.chart import activation_chart, per_layer_maxima
+from swindex.sitegen.pages import SiteLinks, format_parameters, model_view
+from swindex.sitegen.render import badge, environment, link
+from swindex.sitegen.schema_doc import schema_sections
+from swindex.sitegen.sources import find_sources
+from swindex.sitegen.urls import checked_id, relative
+from swindex.yamlio import load_yaml
+
+LINKS = SiteLinks(repo_url="https://example.org/repo", edit_prefix="https://example.org/repo/edit/main/registry/", hub_endpoint=None)
+# The extensions mkdocs.yml enables, to see what Markdown makes of a rendered page.
+EXTENSIONS = ["admonition", "attr_list", "tables", "toc", "md_in_html", "pymdownx.highlight", "pymdownx.superfences"]
+
+
+def _entry(model_id: str) -> Entry:
+    path = FIXTURE_REGISTRY / f"{model_id}.yaml"
+    return Entry.from_dict(load_yaml(path), path=f"{model_id}.yaml")
+
+
+def _model_html(entry: Entry) -> str:
+    view = model_view(entry, LINKS)
+    page = environment(find_sources().templates).get_template("model.md.j2").render(m=view, here=view.url)
+    return markdown.markdown(page, extensions=EXTENSIONS)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,x", "http://example.org", "//example.org", "https://x.org/\" onclick=\"alert(1)", " https://x.org", "relative/path", None, 42],
+)
+def test_link_is_text_unless_the_url_is_plain_https(url):
+    assert "<a" not in str(link(url, "label"))
+
+
+def test_link_escapes_its_label_and_keeps_https_urls():
+    html = str(link("https://example.org/a?b=1&c=2", "<b>x</b>"))
+    assert html == '<a href="https://example.org/a?b=1&amp;c=2" rel="nofollow noopener">&lt;b&gt;x&lt;/b&gt;</a>'
+
+
+def test_badge_takes_its_class_from_known_statuses_only():
+    html = str(badge('x" onclick="alert(1)'))
+    assert 'class="sw-badge sw-status-unknown"' in html and "onclick=\"" not in html
+
+
+@pytest.mark.parametrize(
+    ("here", "target", "expected"),
+    [("", "models/a/b/", "models/a/b/"), ("models/a/b/", "models/", "../../"), ("models/a/b/", "api/v1/models/a/b.json", "../../../api/v1/models/a/b.json"), ("models/gpt2/", "", "../../"), ("schema/", "schema/", "./")],
+)
+def test_relative_links_between_directory_urls(here, target, expected):
+    assert relative(here, target) == expected
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "org/../../x", "/abs/path", "a/b/c", "org/name.", "", "org/<script>"])
+def test_ids_that_would_leave_the_docs_directory_are_refused(bad):
+    with pytest.raises(SwindexError, match="not a model id"):
+        checked_id(bad, "registry/x.yaml")
+
+
+@pytest.mark.parametrize(("parameters", "text"), [(7241732096, "7.24B"), (124439808, "124M"), (260000, "260K"), (None, ""), (True, "")])
+def test_parameter_counts_read_as_sizes(parameters, text):
+    assert format_parameters(parameters) == text
+
+
+def test_hostile_entry_renders_as_inert_text_through_markdown():
+    html = _model_html(_entry(HOSTILE_ID))
+    assert "<script" not in html and "<iframe" not in html and "<img" not in html and "<style" not in html
+    assert 'href="javascript' not in html.lower() and 'href="data:' not in html.lower()
+    assert "<strong>not bold</strong>" not in html and "**not bold**" in html
+    assert "&lt;script&gt;window.__pwned=&#39;notes&#39;&lt;/script&gt;" in html
+
+
+def test_unvalidated_javascript_url_is_shown_as_its_citation_text():
+    data = load_yaml(FIXTURE_REGISTRY / f"{HOSTILE_ID}.yaml")
+    data["super_weights"][0]["sources"] = [{"citation": "Plain citation", "kind": "blog", "evidence": "assumed", "url": "javascript:alert(1)"}]
+    html = _model_html(Entry.from_dict(data))
+    assert "Plain citation" in html and "javascript:alert(1)" not in html
+
+
+def test_model_page_offers_lookup_and_tensor_index_snippets():
+    html = _model_html(_entry("huggyllama/llama-7b"))
+    text = html.replace("&quot;", '"')
+    assert 'lookup</span><span class="p">(</span><span class="s2">"huggyllama/llama-7b"</span>' in text
+    assert '"model.layers.2.mlp.down_proj.weight"</span><span class="p">)[</span><span class="mi">3968</span>' in text
+
+
+def test_moe_snippet_indexes_expert_row_and_column():
+    view = model_view(_entry("acme/tiny-moe"), LINKS)
+    assert view.weights[0].index_code == 'model.get_parameter("model.layers.2.mlp.experts.down_proj")[1, 5, 9]'
+
+
+def test_edit_link_is_built_from_the_repository_and_the_entry_path():
+    view = model_view(_entry("mistralai/Mistral-7B-v0.1"), LINKS)
+    assert view.edit_url == "https://example.org/repo/edit/main/registry/mistralai/Mistral-7B-v0.1.yaml"
+
+
+def test_model_card_link_follows_the_hub_endpoint(monkeypatch):
+    from huggingface_hub import constants
+
+    from swindex.sitegen.build import site_links
+
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.example.org")
+    view = model_view(_entry("mistralai/Mistral-7B-v0.1"), site_links({"repo_url": "https://example.org/repo"}))
+    assert view.hub_url == "https://hub.example.org/mistralai/Mistral-7B-v0.1"
+
+
+def test_no_model_card_link_for_a_non_https_endpoint(monkeypatch):
+    from huggingface_hub import constants
+
+    from swindex.sitegen.build import site_links
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://plain.example.org")
+    assert model_view(_entry("mistralai/Mistral-7B-v0.1"), site_links({})).hub_url is None
+
+
+def _detection(values_in, values_out, experts=None):
+    rows = []
+    for layer, (vin, vout) in enumerate(zip(values_in, values_out)):
+        rows.append({"layer": layer, "input_max": vin, "input_channel": layer, "input_token": 0, "output_max": vout, "output_channel": layer, "output_token": 0, "expert": experts})
+    return {"layers": rows}
+
+
+def test_chart_puts_the_highest_point_at_the_spike_layer():
+    panels = activation_chart(_detection([3.0, -560.5, 4.0, 2.0], [1.0, 1313.0, 2.0, 1.5]), [1])
+    for panel in panels:
+        top = min(panel.points, key=lambda p: p.y)
+        assert top.layer == 1 and top.marked
+        assert [p.marked for p in panel.points] == [False, True, False, False]
+
+
+def test_chart_axis_reaches_past_the_peak():
+    (panel, _) = activation_chart(_detection([3.0, -560.5], [1.0, 2.0]), [])
+    labels = [float(t.label.replace("k", "e3")) for t in panel.y_ticks]
+    assert max(labels) >= 560.5 and min(labels) == 0
+
+
+def test_chart_folds_experts_into_the_largest_magnitude_per_layer():
+    rows = [
+        {"layer": 0, "input_max": 2.0, "expert": 0},
+        {"layer": 0, "input_max": -9.0, "expert": 1},
+        {"layer": 1, "input_max": 3.0, "expert": 0},
+    ]
+    assert [(layer, value) for layer, value, _, _ in per_layer_maxima(rows, "input_max", "input_channel", "input_token")] == [(0, -9.0), (1, 3.0)]
+
+
+def test_chart_skips_values_that_are_not_numbers():
+    rows = [{"layer": 0, "input_max": True}, {"layer": 1, "input_max": "big"}, {"layer": 2, "input_max": 5.0}]
+    assert [layer for layer, *_ in per_layer_maxima(rows, "input_max", "input_channel", "input_token")] == [2]
+
+
+def test_no_chart_without_a_detection_run():
+    assert activation_chart(None, [1]) == () and activation_chart({"layers": []}, [1]) == ()
+
+
+def _objects(node, found):
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict):
+            found.append(set(node["properties"]))
+        for value in node.values():
+            _objects(value, found)
+    return found
+
+
+def test_schema_page_documents_every_field_of_every_object():
+    documented = [{f.name for f in section.fields} for section in schema_sections(entry_schema())]
+    for fields in _objects(copy.deepcopy(entry_schema()), []):
+        assert fields in documented
+
+
+def test_schema_page_uses_the_schema_descriptions():
+    entry = schema_sections(entry_schema())[0]
+    aliases = next(f for f in entry.fields if f.name == "aliases")
+    assert aliases.description == entry_schema()["properties"]["aliases"]["description"]
+    assert aliases.type == "list of string"
+    super_weights = next(f for f in entry.fields if f.name == "super_weights")
+    assert super_weights.type == "list of object (super_weights[])" and super_weights.required
