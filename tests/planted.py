@@ -80,6 +80,7 @@ class FamilySpec:
     conv1d: bool = False
     experts: str | None = None
     router: str | None = None
+    bos_scale: float = BOS_SCALE  # OLMo-2 feeds the raw residual to its FFN (no pre-norm): keep it at norm scale
 
 
 _GPT = {"n_embd": HIDDEN, "n_layer": LAYERS, "n_head": 4, "n_inner": INTERMEDIATE, "n_positions": 128}
@@ -96,7 +97,7 @@ FAMILIES: dict[str, FamilySpec] = {
     "phi": FamilySpec("PhiConfig", "PhiForCausalLM", up=("mlp.fc1",), down="mlp.fc2", gated=False),
     "phi3": FamilySpec("Phi3Config", "Phi3ForCausalLM", up=("mlp.gate_up_proj",)),
     "olmo": FamilySpec("OlmoConfig", "OlmoForCausalLM"),
-    "olmo2": FamilySpec("Olmo2Config", "Olmo2ForCausalLM"),
+    "olmo2": FamilySpec("Olmo2Config", "Olmo2ForCausalLM", bos_scale=8.0),
     "gpt2": FamilySpec("GPT2Config", "GPT2LMHeadModel", _GPT, up=("mlp.c_fc",), down="mlp.c_proj", gated=False, conv1d=True),
     "gpt_neox": FamilySpec("GPTNeoXConfig", "GPTNeoXForCausalLM", up=("mlp.dense_h_to_4h",), down="mlp.dense_4h_to_h", gated=False),
     "gptj": FamilySpec("GPTJConfig", "GPTJForCausalLM", {**_GPT, "rotary_dim": 8}, up=("mlp.fc_in",), down="mlp.fc_out", gated=False),
@@ -159,7 +160,7 @@ def build_planted(family: str, plants: Any = None, seed: int = 0, dtype: Any = N
     torch.manual_seed(seed)
     model = getattr(transformers, spec.model)(config).eval()
     with torch.no_grad():
-        _install_scaffold(model, config)
+        _install_scaffold(model, config, spec.bos_scale)
         for plant in sorted(plants, key=lambda p: p.layer):
             _plant(model, spec, config, plant)
     if dtype is not None:
@@ -200,10 +201,10 @@ def _spec(family: str) -> FamilySpec:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}") from None
 
 
-def _install_scaffold(model: Any, config: Any) -> None:
+def _install_scaffold(model: Any, config: Any, scale: float) -> None:
     embedding = model.get_input_embeddings().weight
     embedding[config.bos_token_id].zero_()
-    embedding[config.bos_token_id, BOS_DIM] = BOS_SCALE
+    embedding[config.bos_token_id, BOS_DIM] = scale
 
 
 def _module_at(model: Any, layer: int, name: str) -> Any:

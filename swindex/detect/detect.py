@@ -1,0 +1,315 @@
+"""The detector: find every super weight of a transformers model from a single short input.
+
+Method (Yu et al. 2024, generalised). Each *pass* is one forward over the input with hooks on every FFN
+down projection (`hooks.Recorder`) that keep per projection only the largest |input| and |output| (signed
+value, token, channel), their medians, and the largest products weight x input behind the output spike.
+
+1. Scan the projections in forward order. The first layer holding a *spike* (see `Thresholds`: absolute
+   and relative to that projection's median) with weights whose product makes up at least ``min_share``
+   of it yields those weights as super weights (row = spike channel, column = input channel; for fused
+   experts also the expert).
+2. Zero them (in the computation: parameters are never written, so they stay bit for bit as loaded) and
+   run the next pass from that layer only, starting from the cached layer input (`hooks.LayerReplay`);
+   earlier layers cannot change, so their observations are reused.
+3. Stop when a pass shows no spike with a qualifying weight (``stop_reason`` "no spike left"), or after
+   ``max_iterations`` passes ("iteration cap", noted in the entry). Weights found in a later layer are
+   therefore those whose spike survives the removal of every earlier one, as in the paper.
+
+Inputs: ``input_ids`` as given; else ``prompt`` (default `DEFAULT_PROMPT`) through the model's tokenizer
+with its BOS token prepended if the tokenizer did not add one; else, for checkpoints without a tokenizer,
+`default_input_ids`: BOS then `DEFAULT_LENGTH` - 1 fixed ids spread over the vocabulary.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DetectionError
+from .arch import ModelLayout, locate
+from .hooks import LayerReplay, Observation, Recorder
+from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
+
+DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
+DEFAULT_LENGTH = 16
+MAX_ITERATIONS = 64
+
+
+class _Overflow(DetectionError):
+    """Activations became inf/nan (float16 overflow): the caller may reload in a wider dtype."""
+
+
+@dataclass(frozen=True)
+class _Scan:
+    found: tuple[DetectedWeight, ...]
+    first: tuple[Observation, ...]
+    iterations: int
+    stop_reason: str
+    replayed: bool
+
+
+def default_input_ids(config: Any, length: int = DEFAULT_LENGTH) -> list[int]:
+    """BOS (the config's, else 0) then ids spread evenly over the vocabulary, for models without a tokenizer."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = int(getattr(text, "vocab_size", 0) or 0)
+    if vocab < 4:
+        raise DetectionError("the model config has no usable vocab_size; pass input ids explicitly (--input-ids)")
+    bos = getattr(text, "bos_token_id", None)
+    bos = bos[0] if isinstance(bos, (list, tuple)) else bos
+    bos = 0 if bos is None else int(bos)
+    specials = {bos, getattr(text, "eos_token_id", None), getattr(text, "pad_token_id", None)}
+    ids = [bos]
+    step = max(1, vocab // length)
+    candidate = 3
+    while len(ids) < length:
+        if candidate not in specials:
+            ids.append(candidate % vocab)
+        candidate += step
+    return ids
+
+
+def resolve_input_ids(config: Any, tokenizer: Any | None, prompt: str | None, input_ids: Any | None) -> tuple[list[int], str | None]:
+    """The token ids to scan with and the prompt they came from (None when ids were given or defaulted)."""
+    if input_ids is not None:
+        ids = [int(i) for i in input_ids]
+        if not ids:
+            raise DetectionError("input ids are empty; pass at least one token id")
+        result, used = ids, None
+    elif tokenizer is not None:
+        used = DEFAULT_PROMPT if prompt is None else prompt
+        result = list(tokenizer(used)["input_ids"])
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is not None and (not result or result[0] != bos):
+            result.insert(0, int(bos))
+        if not result:
+            raise DetectionError(f"the tokenizer turned the prompt {used!r} into no tokens; pass a longer prompt")
+    elif prompt is not None:
+        raise DetectionError("this model has no tokenizer, so a prompt cannot be used; pass token ids instead (--input-ids 1,2,3)")
+    else:
+        result, used = default_input_ids(config), None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = getattr(text, "vocab_size", None)
+    if vocab and any(i < 0 or i >= vocab for i in result):
+        raise DetectionError(f"input ids must lie in [0, {vocab}) for this model's vocabulary")
+    return result, used
+
+
+def detect(
+    model_or_id: Any,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    prompt: str | None = None,
+    input_ids: Any | None = None,
+    trust_remote_code: bool = False,
+    tokenizer: Any | None = None,
+    thresholds: Thresholds | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+    model_id: str | None = None,
+) -> DetectionResult:
+    """Find every super weight of a model (Hub id, local directory, or an already loaded transformers model).
+
+    A loaded model is scanned as it is (dtype and placement untouched; `dtype`, `device` and `revision`
+    are then ignored). A model loaded here in float16 whose activations overflow is reloaded in a wider
+    dtype, and the entry says so.
+    """
+    import torch
+
+    from .. import __version__
+    from ..loading import dtype_name, fallback_dtype, load_model, reload_in
+
+    thresholds = thresholds or Thresholds()
+    if max_iterations < 1:
+        raise DetectionError("max_iterations must be at least 1")
+    notes: list[str] = []
+    loaded = None
+    if isinstance(model_or_id, (str, Path)):
+        loaded = load_model(str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        model, tokenizer = loaded.model, tokenizer or loaded.tokenizer
+        notes.extend(loaded.notes)
+        source, found_id, found_revision = str(model_or_id), loaded.model_id, loaded.revision
+    elif isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config"):
+        model = model_or_id
+        source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        found_id, found_revision = None, revision
+    else:
+        raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
+
+    ids, used_prompt = resolve_input_ids(model.config, tokenizer, prompt, input_ids)
+    try:
+        scan = _scan(model, ids, thresholds, max_iterations)
+    except _Overflow as exc:
+        wider = fallback_dtype(loaded.dtype, loaded.device) if loaded is not None else None
+        if wider is None:
+            raise DetectionError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
+        notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
+        model = None
+        loaded = reload_in(loaded, wider)
+        model = loaded.model
+        scan = _scan(model, ids, thresholds, max_iterations)
+    if not scan.replayed:
+        notes.append("layers are not chained through a cached residual stream here; every pass reran the whole model")
+
+    layout = locate(model)
+    config = model.config
+    architecture = (getattr(config, "architectures", None) or [type(model).__name__])[0]
+    first_param = next(model.parameters())
+    return DetectionResult(
+        super_weights=scan.found,
+        layers=tuple(_maxima(layout, o) for o in scan.first),
+        source=source,
+        model_id=model_id or found_id,
+        architecture=architecture,
+        family=getattr(config, "model_type", None) or None,
+        parameters=sum(p.numel() for p in model.parameters()),
+        revision=found_revision,
+        dimensions=layout.dimensions(),
+        dtype=dtype_name(first_param.dtype),
+        device=loaded.device if loaded is not None else _device_of(model),
+        prompt=used_prompt,
+        input_ids=tuple(ids),
+        thresholds=thresholds,
+        iterations=scan.iterations,
+        stop_reason=scan.stop_reason,
+        date=_dt.date.today().isoformat(),
+        tool=f"swindex {__version__}",
+        notes=tuple(notes),
+    )
+
+
+def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: int) -> _Scan:
+    """Run passes until no qualifying spike is left; the model's parameters are never written."""
+    import torch
+
+    layout = locate(model)
+    recorder = Recorder(layout)
+    replay = LayerReplay(layout.layers)
+    run = _runner(model, layout)
+    batch = torch.tensor([ids], dtype=torch.long, device=_input_device(model))
+    found: list[DetectedWeight] = []
+    with torch.inference_mode(), recorder.installed():
+        with replay.capturing():
+            run(batch)
+        first = _ordered(recorder, layout)
+        bad = next((o for o in first if not o.finite), None)
+        if bad is not None:
+            site = layout.sites[bad.site]
+            raise _Overflow(f"activations overflowed (inf/nan) at {site.path} in {_dtype_text(model)}")
+        iteration = 1
+        while True:
+            hits = _qualifying(layout, _ordered(recorder, layout), thresholds, iteration)
+            if not hits:
+                stop = "no spike left"
+                break
+            for site_index, weight in hits:
+                found.append(weight)
+                recorder.zero(site_index, weight.row, weight.column, weight.expert)
+            if iteration >= max_iterations:
+                stop = f"iteration cap ({max_iterations}) reached; more super weights may remain"
+                break
+            iteration += 1
+            start = min(layout.sites[s].layer for s, _ in hits)
+            if replay.chained:
+                replay.run_from(start)
+            else:
+                run(batch)
+    return _Scan(tuple(found), tuple(first), iteration, stop, replay.chained)
+
+
+def _qualifying(layout: ModelLayout, observations: list[Observation], thresholds: Thresholds, iteration: int) -> list[tuple[int, DetectedWeight]]:
+    """The super weights behind the earliest layer's qualifying spike(s), per the documented thresholds."""
+    hits: list[tuple[int, DetectedWeight]] = []
+    for obs in observations:
+        site = layout.sites[obs.site]
+        if hits and site.layer != layout.sites[hits[0][0]].layer:
+            break
+        spike = abs(obs.output_max)
+        ratio = spike / obs.output_median if obs.output_median > 0 else float("inf")
+        if spike < thresholds.min_output or ratio < thresholds.min_output_ratio:
+            continue
+        for c in obs.contributions:
+            share = c.product / obs.output_max
+            if share < thresholds.min_share:
+                continue
+            expert = obs.expert if site.kind == "experts" else site.expert
+            hits.append((obs.site, DetectedWeight(
+                layer=site.layer,
+                tensor=site.tensor,
+                row=obs.output_channel,
+                column=c.column,
+                expert=expert,
+                index=site.index(obs.output_channel, c.column, obs.expert) if site.kind == "experts" else site.index(obs.output_channel, c.column),
+                value=c.weight,
+                value_dtype=_param_dtype(site.module, site.kind),
+                iteration=iteration,
+                token=obs.output_token,
+                input_activation=c.input,
+                output_activation=obs.output_max,
+                contribution=c.product,
+                share=share,
+                output_ratio=min(ratio, 1e12),
+            )))
+    return hits
+
+
+def _ordered(recorder: Recorder, layout: ModelLayout) -> list[Observation]:
+    missing = [layout.sites[i].path for i in range(len(layout.sites)) if i not in recorder.observations]
+    if missing and len(missing) == len(layout.sites):
+        raise DetectionError("the forward pass reached no FFN down projection; is this model's forward supported?")
+    return [recorder.observations[i] for i in range(len(layout.sites)) if i in recorder.observations]
+
+
+def _maxima(layout: ModelLayout, obs: Observation) -> LayerMaxima:
+    site = layout.sites[obs.site]
+    return LayerMaxima(
+        layer=site.layer, tensor=site.tensor, expert=obs.expert if site.kind == "experts" else site.expert,
+        input_max=obs.input_max, input_channel=obs.input_channel, input_token=obs.input_token, input_median=obs.input_median,
+        output_max=obs.output_max, output_channel=obs.output_channel, output_token=obs.output_token, output_median=obs.output_median,
+    )
+
+
+def _runner(model: Any, layout: ModelLayout) -> Any:
+    """Call the base model (no LM head: its logits are not needed) with caching off."""
+    base = getattr(model, "base_model", None)
+    target = base if base is not None and any(m is layout.layers for m in base.modules()) else model
+    params = inspect.signature(target.forward).parameters
+    accepts = "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {"use_cache": False} if accepts else {}
+
+    def run(batch: Any) -> None:
+        target(input_ids=batch, **extra)
+
+    return run
+
+
+def _input_device(model: Any) -> Any:
+    import torch
+
+    embeddings = model.get_input_embeddings()
+    weight = getattr(embeddings, "weight", None)
+    if weight is not None and weight.device.type != "meta":
+        return weight.device
+    return torch.device("cpu")
+
+
+def _device_of(model: Any) -> str:
+    placement = getattr(model, "hf_device_map", None)
+    if placement and len(set(placement.values())) > 1:
+        return "auto"
+    devices = {p.device.type for p in model.parameters() if p.device.type != "meta"}
+    return devices.pop() if len(devices) == 1 else "auto"
+
+
+def _param_dtype(module: Any, kind: str) -> str:
+    from ..loading import dtype_name
+
+    weight = module.down_proj if kind == "experts" else module.weight
+    return dtype_name(weight.dtype)
+
+
+def _dtype_text(model: Any) -> str:
+    return str(next(model.parameters()).dtype).replace("torch.", "")
