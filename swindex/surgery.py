@@ -40,6 +40,8 @@ __all__ = [
     "restore",
     "zeroed",
     "scaled",
+    "Channel",
+    "channels",
 ]
 
 
@@ -344,3 +346,59 @@ def scaled(model: Any, weights: Any, factor: float) -> Iterator[Saved]:
         yield saved
     finally:
         restore(model, saved)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where a super weight acts: its module, output channel (the super activation's), input channel, expert."""
+
+    module: str
+    row: int
+    column: int
+    expert: int | None
+
+
+def _field(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
+
+
+def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
+    """The module and (row, column, expert) of each weight, resolved in ``model``.
+
+    Row and column come from the claim when it has them (SuperWeight, registry dict); for bare
+    ``(tensor, index)`` pairs they follow the layout: ``[row, col]`` for Linear, ``[col, row]`` for Conv1D,
+    and for 3-D expert tensors ``[expert, row, col]`` when the middle dimension is the hidden size.
+    """
+    items: Iterable[Any]
+    if hasattr(weights, "active_super_weights"):
+        items = weights.active_super_weights
+    elif isinstance(weights, Mapping) and "super_weights" in weights:
+        items = [sw for sw in weights["super_weights"] if sw.get("status") in ("confirmed", "reported", "detected")]
+    elif isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor") or (
+        isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str)
+    ):
+        items = [weights]
+    else:
+        items = weights
+    result: dict[Channel, None] = {}
+    for item in items:
+        target = _one_target(item)
+        name = resolve_name(model, target.tensor)
+        module_name = name.rsplit(".", 1)[0]
+        row, column, expert = _field(item, "row"), _field(item, "column"), _field(item, "expert")
+        if row is None or column is None:
+            row, column, expert = _layout(model, name, target.index)
+        result[Channel(module_name, int(row), int(column), None if expert is None else int(expert))] = None
+    return tuple(result)
+
+
+def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, int | None]:
+    module = model.get_submodule(name.rsplit(".", 1)[0])
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    if len(index) == 3:
+        shape = tuple(model.get_parameter(name).shape)
+        row_first = hidden is None or shape[1] == hidden
+        return (index[1], index[2], index[0]) if row_first else (index[2], index[1], index[0])
+    if type(module).__name__ == "Conv1D":
+        return index[1], index[0], None
+    return index[0], index[1], None

@@ -1,0 +1,343 @@
+"""Round-to-nearest quantization that keeps super weights, as in the paper's section 4 (simulated in float).
+
+Weights: each quantizable tensor is cut into blocks of ``block_size`` consecutive elements (row-major; ``None``
+means the whole tensor is one block) and every block is rounded to ``bits``-bit integers with its own
+min-max (asymmetric) or absmax (symmetric) scale, then dequantized in place. With ``keep`` (an Entry or
+super weights) the held-out scalars are taken out before the statistics are computed, other outliers are
+clipped (``clip="zscore"``: |w| above mean(|w|) + t*std(|w|), default t = 3; ``clip="percentile"``: |w|
+above the t-th percentile of |w|, default t = 99.99), the rest is quantized and the held-out scalars are
+written back at full precision: the paper's recipe (identify, clip, quantize, restore). Statistics are
+taken over the whole tensor, so a block size changes only the scales.
+
+Activations: ``quantized_activations`` fake-quantizes the input and output of every quantizable layer per
+tensor on each forward call. Holding out the super activation means: in every hidden-sized input and in
+the output of each super weight's module, the largest-magnitude element of each sequence in the super
+activation's channel (and, in that module's input, in the super weight's column) is replaced by the
+tensor's median before the scale is computed and restored afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SwindexError
+
+__all__ = [
+    "QuantizationSummary",
+    "quantize_tensor",
+    "quantizable_parameters",
+    "quantize_model",
+    "quantized",
+    "quantized_activations",
+    "CLIP_DEFAULTS",
+]
+
+CLIP_DEFAULTS = {"zscore": 3.0, "percentile": 99.99}
+"""Default clipping thresholds: z-score in standard deviations of |w|; percentile of |w|."""
+
+
+@dataclass(frozen=True)
+class QuantizationSummary:
+    """What a model quantization did: how many tensors and elements, how many held out and clipped."""
+
+    bits: int
+    block_size: int | None
+    clip: str | None
+    clip_threshold: float | None
+    tensors: int = 0
+    elements: int = 0
+    held_out: int = 0
+    clipped: int = 0
+    names: tuple[str, ...] = field(default=(), repr=False)
+
+
+def _check(bits: int, block_size: int | None, clip: str | None) -> None:
+    if not 2 <= int(bits) <= 16:
+        raise SwindexError(f"bits must be between 2 and 16 (4 and 8 are the usual), got {bits}")
+    if block_size is not None and int(block_size) < 1:
+        raise SwindexError(f"block_size must be a positive number of elements or None for the whole tensor, got {block_size}")
+    if clip not in (None, "zscore", "percentile"):
+        raise SwindexError(f"clip must be 'zscore', 'percentile' or None, got {clip!r}")
+
+
+def _clip_threshold(magnitudes: Any, clip: str, threshold: float) -> Any:
+    import torch
+
+    if clip == "zscore":
+        return magnitudes.mean() + threshold * magnitudes.std()
+    sample = magnitudes
+    if sample.numel() > 1 << 24:  # torch.quantile's limit; a strided sample estimates the percentile well
+        sample = sample[:: sample.numel() // (1 << 24) + 1]
+    return torch.quantile(sample, threshold / 100.0)
+
+
+def quantize_tensor(
+    weight: Any,
+    bits: int = 8,
+    block_size: int | None = 128,
+    *,
+    holdout: Any = (),
+    clip: str | None = None,
+    clip_threshold: float | None = None,
+    symmetric: bool = False,
+) -> tuple[Any, int]:
+    """The dequantized copy of ``weight`` and the number of clipped elements; ``weight`` is not changed.
+
+    ``holdout``: indices (tuples into ``weight``) kept at full precision.
+    """
+    import torch
+
+    _check(bits, block_size, clip)
+    original = weight.detach()
+    w = original.to(torch.float32).clone()
+    held = [tuple(int(i) for i in idx) for idx in holdout]
+    mask = torch.zeros(w.shape, dtype=torch.bool)
+    for idx in held:
+        mask[idx] = True
+    clipped = 0
+    if clip is not None:
+        t = CLIP_DEFAULTS[clip] if clip_threshold is None else float(clip_threshold)
+        limit = _clip_threshold(w.abs()[~mask.to(w.device)], clip, t)
+        over = (w.abs() > limit) & ~mask.to(w.device)
+        clipped = int(over.sum())
+        w = torch.where(over, w.clamp(-limit, limit), w)
+    w[mask.to(w.device)] = 0.0  # held-out scalars must not set any scale
+
+    flat = w.reshape(-1)
+    n = flat.numel()
+    size = n if block_size is None else min(int(block_size), n)
+    pad = (-n) % size
+    if pad:
+        flat = torch.cat([flat, flat[-1:].expand(pad)])
+    blocks = flat.view(-1, size)
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        scale = blocks.abs().amax(dim=1, keepdim=True) / qmax
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        deq = torch.clamp(torch.round(blocks / scale), -qmax, qmax) * scale
+    else:
+        levels = 2**bits - 1
+        lo = blocks.amin(dim=1, keepdim=True)
+        hi = blocks.amax(dim=1, keepdim=True)
+        scale = (hi - lo) / levels
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        deq = torch.clamp(torch.round((blocks - lo) / safe), 0, levels) * safe + lo
+        deq = torch.where(scale > 0, deq, blocks)
+    result = deq.reshape(-1)[:n].reshape(w.shape).to(original.dtype)
+    for idx in held:
+        result[idx] = original[idx]
+    return result, clipped
+
+
+def _is_linear(module: Any) -> bool:
+    import torch
+
+    if isinstance(module, torch.nn.Linear):
+        return True
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")  # transformers' GPT-2 Conv1D
+
+
+def quantizable_parameters(model: Any) -> list[str]:
+    """Names of the weights the paper quantizes: every Linear/Conv1D weight and fused 3-D expert tensor,
+    except the input and output embeddings."""
+    skip: set[int] = set()
+    for getter in ("get_input_embeddings", "get_output_embeddings"):
+        fn = getattr(model, getter, None)
+        emb = fn() if callable(fn) else None
+        if emb is not None and getattr(emb, "weight", None) is not None:
+            skip.add(id(emb.weight))
+    names = []
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        for pname, param in module.named_parameters(recurse=False):
+            if id(param) in skip:
+                continue
+            if (_is_linear(module) and pname == "weight") or param.ndim == 3:
+                names.append(prefix + pname)
+    return names
+
+
+def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
+    from .surgery import resolve_name, targets
+
+    result: dict[str, list[tuple[int, ...]]] = {}
+    if keep is None:
+        return result
+    for t in targets(keep):
+        result.setdefault(resolve_name(model, t.tensor), []).append(t.index)
+    return result
+
+
+def quantize_model(
+    model: Any,
+    bits: int = 8,
+    block_size: int | None = 128,
+    *,
+    keep: Any = None,
+    clip: str | None = None,
+    clip_threshold: float | None = None,
+    symmetric: bool = False,
+    parameters: list[str] | None = None,
+) -> QuantizationSummary:
+    """Quantize the model's weights in place (see the module docstring); ``keep``: weights to hold out.
+
+    Use ``quantized`` instead to get the original weights back afterwards.
+    """
+    import torch
+
+    from .surgery import _Slot
+
+    _check(bits, block_size, clip)
+    held = _holdout_map(model, keep)
+    names = parameters if parameters is not None else quantizable_parameters(model)
+    elements = clipped = held_out = 0
+    for name in names:
+        slot = _Slot(model, name)
+        tensor, override = slot.writable()
+        q, n_clipped = quantize_tensor(
+            tensor, bits, block_size, holdout=held.get(name, ()), clip=clip, clip_threshold=clip_threshold, symmetric=symmetric
+        )
+        with torch.no_grad():
+            tensor.copy_(q)
+        elements += tensor.numel()
+        clipped += n_clipped
+        held_out += len(held.get(name, ()))
+    return QuantizationSummary(bits, block_size, clip, clip_threshold, len(names), elements, held_out, clipped, tuple(names))
+
+
+@contextmanager
+def quantized(model: Any, bits: int = 8, block_size: int | None = 128, **options: Any) -> Iterator[QuantizationSummary]:
+    """Within the block the model's weights are quantized (``quantize_model`` options); restored bit for bit after.
+
+    Keeps a CPU copy of every quantized tensor meanwhile (the model's size in memory).
+    """
+    import torch
+
+    from .surgery import _Slot
+
+    names = options.pop("parameters", None) or quantizable_parameters(model)
+    saved = {}
+    overrides = []
+    for name in names:
+        slot = _Slot(model, name)
+        tensor, override = slot.writable()
+        saved[name] = tensor.detach().to("cpu", copy=True)
+        if override is not None:
+            overrides.append((slot, override))
+    try:
+        yield quantize_model(model, bits, block_size, parameters=names, **options)
+    finally:
+        for name, original in saved.items():
+            tensor, _ = _Slot(model, name).writable()
+            with torch.no_grad():
+                tensor.copy_(original.to(tensor.device))
+        for slot, key in overrides:
+            slot.store.state_dict.pop(key, None)
+
+
+def _fake_quant(x: Any, bits: int, symmetric: bool, hold: list[Any]) -> Any:
+    """Per-tensor RTN of one activation; ``hold``: boolean masks of positions kept exact."""
+    import torch
+
+    xf = x.to(torch.float32)
+    mask = None
+    if hold:
+        mask = torch.zeros_like(xf, dtype=torch.bool)
+        for m in hold:
+            mask |= m
+        median = xf.median()
+        work = torch.where(mask, median, xf)
+    else:
+        work = xf
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        scale = work.abs().amax() / qmax
+        deq = work if scale == 0 else torch.clamp(torch.round(work / scale), -qmax, qmax) * scale
+    else:
+        levels = 2**bits - 1
+        lo, hi = work.amin(), work.amax()
+        scale = (hi - lo) / levels
+        deq = work if scale == 0 else torch.clamp(torch.round((work - lo) / scale), 0, levels) * scale + lo
+    if mask is not None:
+        deq = torch.where(mask, xf, deq)
+    return deq.to(x.dtype)
+
+
+def _spike_mask(x: Any, channel: int) -> Any:
+    """True at the largest-magnitude element of each sequence in ``channel`` (last dimension)."""
+    import torch
+
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    col = x[..., channel].abs()
+    if col.ndim == 0:
+        return mask
+    if col.ndim == 1:  # [tokens] (fused experts flatten the batch)
+        mask[int(col.argmax()), channel] = True
+        return mask
+    flat = col.reshape(-1, col.shape[-1])
+    pos = flat.argmax(dim=-1)
+    view = mask.reshape(-1, mask.shape[-2], mask.shape[-1])
+    view[torch.arange(view.shape[0]), pos, channel] = True
+    return mask
+
+
+@contextmanager
+def quantized_activations(
+    model: Any, bits: int = 8, *, keep: Any = None, symmetric: bool = False, outputs: bool = True
+) -> Iterator[int]:
+    """Within the block, every quantizable layer's input (and output, unless ``outputs=False``) is
+    fake-quantized per tensor to ``bits`` bits; ``keep`` holds the super activation out (module docstring).
+
+    Yields the number of layers hooked.
+    """
+    from .surgery import channels
+
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    rows: set[int] = set()
+    by_module: dict[str, tuple[set[int], set[int]]] = {}
+    for ch in channels(model, keep) if keep is not None else ():
+        rows.add(ch.row)
+        outs, ins = by_module.setdefault(ch.module, (set(), set()))
+        outs.add(ch.row)
+        ins.add(ch.column)
+
+    handles = []
+
+    def make_hooks(module_name: str) -> tuple[Any, Any]:
+        outs, ins = by_module.get(module_name, (set(), set()))
+
+        def pre(module: Any, args: tuple, kwargs: dict) -> Any:
+            if not args or not hasattr(args[0], "dtype") or not args[0].dtype.is_floating_point:
+                return None
+            x = args[0]
+            wanted = set(ins)
+            if hidden is not None and x.shape[-1] == hidden:
+                wanted |= rows
+            hold = [_spike_mask(x, c) for c in wanted if c < x.shape[-1]]
+            return (_fake_quant(x, bits, symmetric, hold), *args[1:]), kwargs
+
+        def post(module: Any, args: tuple, output: Any) -> Any:
+            y = output[0] if isinstance(output, tuple) else output
+            if not hasattr(y, "dtype") or not y.dtype.is_floating_point:
+                return None
+            hold = [_spike_mask(y, c) for c in outs if c < y.shape[-1]]
+            q = _fake_quant(y, bits, symmetric, hold)
+            return (q, *output[1:]) if isinstance(output, tuple) else q
+
+        return pre, post
+
+    try:
+        modules = {n.rsplit(".", 1)[0] for n in quantizable_parameters(model)}
+        for module_name in sorted(modules):
+            module = model.get_submodule(module_name)
+            pre, post = make_hooks(module_name)
+            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            if outputs:
+                handles.append(module.register_forward_hook(post))
+        yield len(modules)
+    finally:
+        for h in handles:
+            h.remove()
