@@ -6,8 +6,10 @@ imports happen only when a model is actually processed.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .modellist import ModelSpec
@@ -15,12 +17,7 @@ from .pipeline import Backend
 
 
 def tool() -> str:
-    """The tool string the detector records in ``evidence.detection.tool`` (what resume compares)."""
-    from swindex import detect as detect_module
-
-    value = getattr(detect_module, "TOOL", None)
-    if isinstance(value, str):
-        return value
+    """The tool string swindex.detect records in ``evidence.detection.tool`` (what resume compares)."""
     from swindex import __version__
 
     return f"swindex {__version__}"
@@ -48,11 +45,19 @@ def _max_memory(spec: ModelSpec) -> dict[Any, str] | None:
     return {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
 
 
-def load(spec: ModelSpec, revision: str | None) -> Any:
+@dataclass
+class Session:
+    """The model being processed; detection may swap in a wider-dtype reload, which verification then uses."""
+
+    loaded: Any
+    notes: list[str] = field(default_factory=list)
+
+
+def load(spec: ModelSpec, revision: str | None) -> Session:
     """Load through swindex.loading (dtype choice, device map and CPU/disk offload by accelerate)."""
     from swindex.loading import load_model
 
-    return load_model(
+    loaded = load_model(
         spec.location(),
         revision=revision if not spec.local else spec.revision,
         dtype=spec.dtype,
@@ -61,27 +66,46 @@ def load(spec: ModelSpec, revision: str | None) -> Any:
         offload_folder=spec.offload_folder,
         max_memory=_max_memory(spec),
     )
+    return Session(loaded, list(loaded.notes))
 
 
-def detect(loaded: Any, spec: ModelSpec) -> Mapping[str, Any]:
-    """Run the detector and return its result as a registry entry filed under the list's id."""
+def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
+    """Run the detector on the loaded model (reloading wider if float16 overflows) and return its entry filed under the list's id."""
     from swindex.detect import detect as run_detection
+    from swindex.errors import DetectionError
+    from swindex.loading import fallback_dtype, reload_in
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"model_id": spec.id}
     if spec.prompt is not None:
         options["prompt"] = spec.prompt
     if spec.input_ids is not None:
         options["input_ids"] = list(spec.input_ids)
-    result = run_detection(loaded, **options)
+
+    def scan() -> Any:
+        loaded = session.loaded
+        return run_detection(loaded.model, tokenizer=loaded.tokenizer, revision=loaded.revision, **options)
+
+    try:
+        result = scan()
+    except DetectionError as exc:
+        wider = fallback_dtype(session.loaded.dtype, session.loaded.device)
+        if wider is None or "overflow" not in str(exc):
+            raise
+        session.notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
+        previous, session.loaded = session.loaded, None
+        session.loaded = reload_in(previous, wider)
+        del previous
+        result = scan()
+    result = dataclasses.replace(result, notes=(*session.notes, *result.notes))
     return result.to_entry(model_id=spec.id)
 
 
-def verify(loaded: Any, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
+def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
     """Measure every claim of the (merged) entry on the loaded model and write the figures into it."""
     from swindex.records import Entry
     from swindex.verify import verify as run_verification
 
-    report = run_verification(loaded, Entry.from_dict(dict(entry)))
+    report = run_verification(session.loaded.model, Entry.from_dict(dict(entry)))
     return report.apply(dict(entry))
 
 

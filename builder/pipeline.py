@@ -150,6 +150,7 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
+            self._bar.set_description("builder")
             self._bar.close()
 
 
