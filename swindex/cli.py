@@ -15,6 +15,7 @@ COMMANDS = (
     "validate",
     "index",
     "site",
+    "detect",
 )
 
 
