@@ -1,0 +1,146 @@
+"""Lint for .github/workflows: valid GitHub workflow syntax, actions pinned to commits, least privilege."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from site_support import REPO
+
+from swindex.yamlio import load_yaml
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
+PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)\s*(?P<comment>#.*)?$")
+UNTRUSTED_IN_RUN = re.compile(r"\$\{\{[^}]*\b(github\.event\.|github\.head_ref|inputs\.)")
+READ_ONLY = {"read", "none"}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return load_yaml(path)  # YAML 1.2: the `on:` key stays the string "on"
+
+
+def _steps(workflow: dict[str, Any]):
+    for job_name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_name, step
+
+
+def _uses(workflow: dict[str, Any]) -> list[str]:
+    refs = [step["uses"] for _, step in _steps(workflow) if "uses" in step]
+    refs += [job["uses"] for job in workflow["jobs"].values() if "uses" in job]  # reusable workflows
+    return refs
+
+
+def _permissions(block: Any) -> dict[str, str]:
+    if block in (None, {}):
+        return {}
+    if isinstance(block, str):  # read-all / write-all
+        return {"*": block.split("-")[0]}
+    return dict(block)
+
+
+def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    on = workflow["on"]
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return {name: None for name in on}
+    return on
+
+
+def test_there_are_workflows_to_lint():
+    assert {p.name for p in WORKFLOWS} >= {"pr.yml", "pages.yml"}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_follows_the_github_workflow_schema(path):
+    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema (dev extra) for the workflow schema")
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_finds_nothing(path):
+    binary = shutil.which("actionlint")
+    if binary is None:
+        pytest.skip("actionlint is not installed (its PyPI wrapper downloads the binary at build time, which fails offline)")
+    result = subprocess.run([binary, "-no-color", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_full_commit_sha(path):
+    refs = _uses(_load(path))
+    assert refs
+    for ref in refs:
+        assert ref.startswith("./") or PINNED.match(ref), f"{path.name}: {ref} is not pinned to a 40-hex commit"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_pinned_action_names_its_version_in_a_comment(path):
+    lines = [m for m in map(USES_LINE.match, path.read_text(encoding="utf-8").splitlines()) if m]
+    assert lines
+    for match in lines:
+        if not match["ref"].startswith("./"):
+            assert match["comment"] and re.match(r"#\s*v\d+(\.\d+)*", match["comment"]), f"{path.name}: {match['ref']} has no '# vX.Y.Z' comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_workflow_runs_on_pull_request_target(path):
+    assert "pull_request_target" not in _triggers(_load(path))
+    assert "pull_request_target" not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_declared_at_the_top(path):
+    assert "permissions" in _load(path), f"{path.name}: declare top-level permissions so jobs do not inherit the default token scope"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_checkout_does_not_keep_the_token(path):
+    for _, step in _steps(_load(path)):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert (step.get("with") or {}).get("persist-credentials") is False
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_run_scripts_do_not_interpolate_untrusted_values(path):
+    for job, step in _steps(_load(path)):
+        assert not UNTRUSTED_IN_RUN.search(step.get("run", "")), f"{path.name} job {job}: pass event data through env, not ${{{{ }}}} in run"
+
+
+def test_pull_request_workflow_is_read_only():
+    workflow = _load(REPO / ".github" / "workflows" / "pr.yml")
+    assert set(_triggers(workflow)) == {"pull_request"}
+    blocks = [workflow["permissions"], *(job.get("permissions") for job in workflow["jobs"].values())]
+    for block in blocks:
+        assert set(_permissions(block).values()) <= READ_ONLY
+
+
+def test_pull_request_workflow_validates_tests_and_builds_the_site():
+    runs = " ".join(step.get("run", "") for _, step in _steps(_load(REPO / ".github" / "workflows" / "pr.yml")))
+    assert "swindex validate registry" in runs and "pytest" in runs and "swindex site build" in runs
+
+
+def test_pages_deploys_from_main_with_the_pages_actions():
+    workflow = _load(REPO / ".github" / "workflows" / "pages.yml")
+    assert _triggers(workflow)["push"]["branches"] == ["main"]
+    refs = [ref.split("@")[0] for ref in _uses(workflow)]
+    assert "actions/upload-pages-artifact" in refs and "actions/deploy-pages" in refs
+    deploy = next(job for job in workflow["jobs"].values() if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in job.get("steps", [])))
+    assert _permissions(deploy["permissions"]) == {"pages": "write", "id-token": "write"}
+    assert _permissions(workflow["permissions"]) == {}
+
+
+def test_pages_builds_the_site_strictly_before_uploading():
+    steps = [step for _, step in _steps(_load(REPO / ".github" / "workflows" / "pages.yml"))]
+    build = next(i for i, s in enumerate(steps) if "swindex site build" in s.get("run", ""))
+    upload = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert build < upload and steps[upload]["with"]["path"].rstrip("/") == "_site"
