@@ -1,0 +1,161 @@
+"""The builder end to end with the real loader and detector, on tiny planted models saved to disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from builder import cli
+from swindex.validate import validate_registry
+from swindex.yamlio import dump_yaml, load_yaml
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from planted import Plant, build_planted, save_planted  # noqa: E402  (tests/planted.py, needs torch)
+
+REPO = Path(__file__).resolve().parent.parent
+TODAY = "2030-01-02"
+
+#: family -> plants; () is an unplanted twin, which must come out with no super weight.
+MODELS = {
+    "acme/llama-two-layers": ("llama", (Plant(layer=1, row=5, column=7), Plant(layer=2, row=9, column=11))),
+    "acme/mixtral-expert": ("mixtral", (Plant(layer=1, row=5, column=7, expert=2),)),
+    "acme/bert-encoder": ("bert", (Plant(layer=2, row=12, column=30),)),
+    "acme/llama-twin": ("llama", ()),
+}
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch):
+    monkeypatch.setenv("SWINDEX_TODAY", TODAY)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """The models saved to disk, their list file, and each one's planted coordinates."""
+    root = tmp_path_factory.mktemp("planted")
+    items, expected = [], {}
+    for model_id, (family, plants) in MODELS.items():
+        model, weights = build_planted(family, plants)
+        directory = save_planted(model, root / model_id.replace("/", "__"))
+        items.append({"id": model_id, "path": str(directory), "device": "cpu", "dtype": "float32"})
+        expected[model_id] = {w.coordinate for w in weights}
+    models = root / "models.yaml"
+    models.write_text(dump_yaml({"models": items}))
+    return models, expected
+
+
+def build(models: Path, registry: Path, *extra: str) -> int:
+    return cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--no-verify", *extra])
+
+
+def snapshot(registry: Path) -> dict[str, bytes]:
+    return {p.relative_to(registry).as_posix(): p.read_bytes() for p in sorted(registry.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def straight(planted, tmp_path_factory) -> dict[str, bytes]:
+    """One uninterrupted run: what every other way of getting there must reproduce byte for byte."""
+    registry = tmp_path_factory.mktemp("straight") / "registry"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWINDEX_TODAY", TODAY)
+        assert build(planted[0], registry) == 0
+    return snapshot(registry)
+
+
+def test_entries_validate_and_carry_the_planted_coordinates(planted, straight, tmp_path):
+    models, expected = planted
+    registry = tmp_path / "registry"
+    for name, data in straight.items():
+        (registry / name).parent.mkdir(parents=True, exist_ok=True)
+        (registry / name).write_bytes(data)
+    assert validate_registry(registry) == []
+    for model_id, coordinates in expected.items():
+        entry = load_yaml(registry / f"{model_id}.yaml")
+        found = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["super_weights"]}
+        assert found == coordinates, model_id
+        assert entry["evidence"]["detection"]["date"] == entry["modified"] == TODAY
+
+
+@pytest.mark.slow
+def test_rerun_and_forced_rerun_change_no_byte(planted, straight, tmp_path):
+    registry = tmp_path / "registry"
+    assert build(planted[0], registry) == 0
+    assert snapshot(registry) == straight
+    assert build(planted[0], registry) == 0
+    assert snapshot(registry) == straight
+    assert build(planted[0], registry, "--force") == 0
+    assert snapshot(registry) == straight
+
+
+KILLABLE = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, {repo!r})
+    from builder import backend, cli
+    real = backend.detect
+    calls = []
+    def detect(session, spec):
+        calls.append(spec.id)
+        if len(calls) == 2:
+            open({flag!r}, "w").write(spec.id)
+            time.sleep(300)
+        return real(session, spec)
+    backend.detect = detect
+    sys.exit(cli.main(sys.argv[1:], backend=backend.default_backend()))
+    """
+)
+
+
+@pytest.mark.slow
+def test_run_killed_during_the_second_model_resumes_to_the_same_registry(planted, straight, tmp_path):
+    registry = tmp_path / "registry"
+    flag = tmp_path / "second-model"
+    script = KILLABLE.format(repo=str(REPO), flag=str(flag))
+    args = ["--models", str(planted[0]), "--registry", str(registry), "--no-progress", "--no-verify"]
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert len(snapshot(registry)) == 1
+    assert validate_registry(registry) == []
+    assert build(planted[0], registry) == 0
+    assert snapshot(registry) == straight
+
+
+def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_path, make_entry):
+    models, expected = planted
+    registry = tmp_path / "registry"
+    published = make_entry(id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128})
+    claim = published["super_weights"][0]
+    claim.update(layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7])
+    elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "reported"}
+    published["super_weights"].append(elsewhere)
+    path = registry / "acme" / "llama-two-layers.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(dump_yaml(published))
+
+    assert build(models, registry, "--only", "acme/llama-two-layers") == 0
+    entry = load_yaml(path)
+    by_coordinate = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]": c for c in entry["super_weights"]}
+    matched = by_coordinate["model.layers.1.mlp.down_proj.weight[5, 7]"]
+    assert matched["status"] == "confirmed" and matched["sources"][0] == claim["sources"][0]
+    assert matched["sources"][-1]["kind"] == "swindex" and "detection" in matched["evidence"]
+    assert by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"] == elsewhere
+    assert by_coordinate["model.layers.2.mlp.down_proj.weight[9, 11]"]["status"] == "detected"
+    assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
+    assert entry["aliases"] == published["aliases"]
+    assert validate_registry(registry) == []
