@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
         received.append(signum)
         raise _Interrupted()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handled = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         options = RunOptions(registry=registry, today=date, force=args.force, verify=args.verify, schema_header=_schema_header(registry))
         try:

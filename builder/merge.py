@@ -139,7 +139,8 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     if fresh.get("dimensions"):
         dims = dict(entry.get("dimensions") or {})
         for key, value in fresh["dimensions"].items():
-            dims.setdefault(key, value)
+            if value is not None:
+                dims.setdefault(key, value)
         entry["dimensions"] = dims
 
     evidence = dict(entry.get("evidence") or {})

@@ -38,7 +38,7 @@ def fresh_entry(*claims: dict) -> dict:
         "parameters": 123456,
         "revision": None,
         "modified": "2000-01-01",
-        "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
+        "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": None},
         "super_weights": list(claims),
         "evidence": {"detection": {"tool": "swindex 0.1.0", "date": "2000-01-01", "dtype": "float32", "layers": []}},
     }
@@ -138,7 +138,7 @@ def test_force_replaces_the_entry_with_the_detection(published):
     assert result.replaced
 
 
-def test_missing_facts_are_filled_but_recorded_ones_are_not_overwritten(make_entry):
+def test_missing_facts_are_filled_but_recorded_ones_and_unknowns_are_not(make_entry):
     existing = make_entry(dimensions={"num_layers": 4})
     existing.pop("family")
     fresh = fresh_entry(detected(1, 3, 7))
