@@ -1,0 +1,112 @@
+"""Site build time for a synthetic registry of 1,000 models.
+
+Each entry looks like a detector-made one: one super weight with two sources, a 32-layer detection run
+(so every page draws its chart) and a verification run. Figures reported, all from the same run:
+- the full build (validate, render pages + JSON, mkdocs --strict) of N models, split into its halves;
+- per-model cost, and the ratio of the N-model build to a build of N/10 models (1.0 x 10 would be linear);
+- the baseline: validating and loading the same N entries alone (`load_registry`), which every build must do.
+
+    python benchmarks/bench_site.py [--models 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from swindex.registry import load_registry
+from swindex.sitegen.build import build_site
+from swindex.yamlio import dump_yaml
+
+FAMILIES = ("llama", "mistral", "qwen2", "olmo", "phi3", "gemma")
+
+
+def synthetic_entry(i: int) -> dict:
+    layer, row, column = 1 + i % 3, (i * 37) % 4096, (i * 101) % 11008
+    source = {"citation": f"Synthetic source {i}, Table 2", "kind": "paper", "evidence": "reported", "url": f"https://example.org/paper/{i}", "quote": f"layer {layer} [{row}, {column}]"}
+    layers = [
+        {
+            "layer": n,
+            "input_max": -400.0 - i if n == layer else 3.0 + math.sin(n + i),
+            "input_channel": column if n == layer else n,
+            "input_token": 0,
+            "output_max": 1200.0 + i if n == layer else 2.0 + 0.1 * n,
+            "output_channel": row if n == layer else n,
+            "output_token": 0,
+        }
+        for n in range(32)
+    ]
+    return {
+        "schema_version": 1,
+        "id": f"org{i % 50}/model-{i}",
+        "aliases": [f"Model {i}"],
+        "architecture": "LlamaForCausalLM",
+        "family": FAMILIES[i % len(FAMILIES)],
+        "parameters": 1_000_000_000 + i,
+        "revision": None,
+        "modified": "2026-11-28",
+        "dimensions": {"num_layers": 32, "hidden_size": 4096, "intermediate_size": 11008},
+        "super_weights": [
+            {
+                "layer": layer,
+                "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
+                "row": row,
+                "column": column,
+                "expert": None,
+                "index": [row, column],
+                "value": -0.5,
+                "value_dtype": "float16",
+                "status": ("confirmed", "reported", "detected")[i % 3],
+                "sources": [source, {**copy.deepcopy(source), "kind": "code", "citation": f"Synthetic code {i}"}],
+                "evidence": {"impact": {"metric": "perplexity", "zeroed": 900.0, "ratio": 150.0, "classification": "critical"}},
+            }
+        ],
+        "evidence": {
+            "detection": {"tool": "bench", "date": "2026-11-28", "dtype": "float16", "layers": layers},
+            "verification": {"tool": "bench", "date": "2026-11-28", "metric": "perplexity", "original": 6.0, "all_zeroed": 900.0, "control": 6.1},
+        },
+    }
+
+
+def write_registry(root: Path, count: int) -> Path:
+    for i in range(count):
+        entry = synthetic_entry(i)
+        path = root / f"{entry['id']}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_yaml(entry), encoding="utf-8")
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    args = parser.parse_args()
+    small = max(1, args.models // 10)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        big_registry = write_registry(scratch / "big", args.models)
+        small_registry = write_registry(scratch / "small", small)
+
+        start = time.perf_counter()
+        load_registry(big_registry)
+        baseline = time.perf_counter() - start
+
+        small_build = build_site(small_registry, scratch / "out-small")
+        small_total = small_build.render_seconds + small_build.mkdocs_seconds
+        big = build_site(big_registry, scratch / "out-big")
+        total = big.render_seconds + big.mkdocs_seconds
+        size = sum(p.stat().st_size for p in big.output.rglob("*") if p.is_file())
+
+    print(f"site build, {args.models} models: {total:.1f} s  (validate+render {big.render_seconds:.1f} s, mkdocs --strict {big.mkdocs_seconds:.1f} s)")
+    print(f"  per model: {1000 * total / args.models:.1f} ms; output {size / 1e6:.0f} MB")
+    print(f"  scaling: {args.models} vs {small} models took {total / small_total:.1f}x as long (10x would be linear)")
+    print(f"  baseline, validating + loading the same entries alone: {baseline:.1f} s -> the build costs {total / baseline:.1f}x that")
+
+
+if __name__ == "__main__":
+    main()
