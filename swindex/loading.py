@@ -201,14 +201,25 @@ def model_class(config: Any, trust_remote_code: bool = False) -> Any:
     return transformers.AutoModel
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+
+
 def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any | None:
-    """The checkpoint's tokenizer, or None when it has none (callers then use token ids)."""
+    """The checkpoint's tokenizer, or None when it has none (callers then use token ids).
+
+    transformers 5 builds an empty placeholder tokenizer for a model type when a checkpoint ships none;
+    that would silently turn every prompt into unknown tokens, so it counts as no tokenizer.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return None
     try:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except Exception:  # noqa: BLE001 - any failure means "no usable tokenizer"; token ids still work
         return None
+    return tokenizer if len(tokenizer) > 16 else None
 
 
 def load_model(

@@ -5,8 +5,8 @@ down projection (`hooks.Recorder`) that keep per projection only the largest |in
 value, token, channel), their medians, and the largest products weight x input behind the output spike.
 
 1. Scan the projections in forward order. The first layer holding a *spike* (see `Thresholds`: absolute
-   and relative to that projection's median) with weights whose product makes up at least ``min_share``
-   of it yields those weights as super weights (row = spike channel, column = input channel; for fused
+   and relative to that projection's median) with outlier weights whose product makes up at least
+   ``min_share`` of it yields those weights as super weights (row = spike channel, column = input channel; for fused
    experts also the expert).
 2. Zero them (in the computation: parameters are never written, so they stay bit for bit as loaded) and
    run the next pass from that layer only, starting from the cached layer input (`hooks.LayerReplay`);
@@ -233,7 +233,8 @@ def _qualifying(layout: ModelLayout, observations: list[Observation], thresholds
             continue
         for c in obs.contributions:
             share = c.product / obs.output_max
-            if share < thresholds.min_share:
+            weight_ratio = abs(c.weight) / obs.row_median if obs.row_median > 0 else float("inf")
+            if share < thresholds.min_share or weight_ratio < thresholds.min_weight_ratio:
                 continue
             expert = obs.expert if site.kind == "experts" else site.expert
             hits.append((obs.site, DetectedWeight(
@@ -252,6 +253,7 @@ def _qualifying(layout: ModelLayout, observations: list[Observation], thresholds
                 contribution=c.product,
                 share=share,
                 output_ratio=min(ratio, 1e12),
+                weight_ratio=min(weight_ratio, 1e12),
             )))
     return hits
 

@@ -47,6 +47,7 @@ class Observation:
     output_median: float
     expert: int | None
     contributions: tuple[Contribution, ...]
+    row_median: float = 0.0  # median |weight| of the spike's row: what an ordinary weight there looks like
 
     @property
     def finite(self) -> bool:
@@ -171,19 +172,19 @@ def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any
             t, r = divmod(o, ay.shape[1])
             best_out = (out_value, float(y[t, r]), token_of(t), r, expert, _contributions(x[t], weight, r, site, expert, zeros))
     if best_in is None or best_out is None:
-        return Observation(index, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0, None, ())
+        return Observation(index, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0, None, (), 0.0)
     input_median = float(torch.cat(inputs).median()) if inputs else 0.0
     output_median = float(torch.cat(outputs).median()) if outputs else 0.0
     return Observation(
         site=index,
         input_max=best_in[1], input_token=best_in[2], input_channel=best_in[3], input_median=input_median,
         output_max=best_out[1], output_token=best_out[2], output_channel=best_out[3], output_median=output_median,
-        expert=best_out[4], contributions=best_out[5],
+        expert=best_out[4], contributions=best_out[5][0], row_median=best_out[5][1],
     )
 
 
-def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, expert: int | None, zeros: Any) -> tuple[Contribution, ...]:
-    """The largest weight x input products that make up output `row` for one token."""
+def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, expert: int | None, zeros: Any) -> tuple[tuple[Contribution, ...], float]:
+    """The largest weight x input products that make up output `row` for one token, and the row's median |weight|."""
     import torch
 
     if site.kind == "experts":
@@ -199,7 +200,7 @@ def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, ex
     products = w * x
     k = min(TOP_CONTRIBUTIONS, products.numel())
     top = torch.topk(products.abs(), k).indices.tolist()
-    return tuple(Contribution(c, float(w[c]), float(x[c]), float(products[c])) for c in top)
+    return tuple(Contribution(c, float(w[c]), float(x[c]), float(products[c])) for c in top), float(w.abs().median())
 
 
 def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> Any:

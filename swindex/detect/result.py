@@ -21,16 +21,22 @@ class Thresholds:
     and at least ``min_output_ratio`` times that projection's median |output| in the same pass (relative:
     Gaussian-like outputs of untrained or spike-free layers peak at ~5-10x their median). A weight is a
     super weight when its product with its input at that token makes up at least ``min_share`` of the
-    spike, with the spike's sign. The input itself is not thresholded, so a modest input times a large
-    weight still counts (SmolLM2-1.7B layer 1: input 26.5, output 342).
+    spike, with the spike's sign, and when the weight itself is at least ``min_weight_ratio`` times the
+    median |weight| of its row: an ordinary weight that merely passes on a huge input (the other rows of
+    a super weight's column, once it is removed) is not a super weight. The input is not thresholded, so
+    a modest input times a large weight still counts (SmolLM2-1.7B layer 1: input 26.5, output 342).
     """
 
     min_output: float = 20.0
     min_output_ratio: float = 100.0
     min_share: float = 0.25
+    min_weight_ratio: float = 20.0
 
     def as_measurements(self) -> dict[str, float]:
-        return {"min_output": self.min_output, "min_output_ratio": self.min_output_ratio, "min_share": self.min_share}
+        return {
+            "min_output": self.min_output, "min_output_ratio": self.min_output_ratio,
+            "min_share": self.min_share, "min_weight_ratio": self.min_weight_ratio,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class DetectedWeight:
     contribution: float
     share: float
     output_ratio: float
+    weight_ratio: float
 
     @property
     def coordinate(self) -> str:
@@ -107,6 +114,7 @@ class DetectedWeight:
                     "contribution": _num(self.contribution),
                     "share": _num(self.share),
                     "output_ratio": _num(self.output_ratio),
+                    "weight_ratio": _num(self.weight_ratio),
                 }
             },
         }
@@ -186,7 +194,8 @@ class DetectionResult:
             expert = f" expert {w.expert}" if w.expert is not None else ""
             lines.append(
                 f"  layer {w.layer}{expert}: {w.coordinate} = {w.value:.4g}; input {w.input_activation:.4g} -> output "
-                f"{w.output_activation:.4g} at token {w.token} ({w.share:.0%} of it, {w.output_ratio:.0f}x the layer's median)"
+                f"{w.output_activation:.4g} at token {w.token} ({w.share:.0%} of it, {w.output_ratio:.0f}x the layer's median output; "
+                f"weight {w.weight_ratio:.0f}x its row's median)"
             )
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
