@@ -12,7 +12,7 @@ from swindex.errors import SwindexError
 from swindex.records import Entry
 from swindex.schema import entry_schema
 from swindex.sitegen.chart import activation_chart, per_layer_maxima
-from swindex.sitegen.pages import SiteLinks, format_parameters, model_view
+from swindex.sitegen.pages import SiteLinks, format_parameters, model_view, size_from_name
 from swindex.sitegen.render import badge, environment, link
 from swindex.sitegen.schema_doc import schema_sections
 from swindex.sitegen.sources import find_sources
@@ -184,3 +184,16 @@ def test_schema_page_uses_the_schema_descriptions():
     assert aliases.type == "list of string"
     super_weights = next(f for f in entry.fields if f.name == "super_weights")
     assert super_weights.type == "list of object (super_weights[])" and super_weights.required
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [("llama-7b", "7B", 7e9), ("SmolLM2-135M", "135M", 1.35e8), ("Mixtral-8x7B-v0.1", "8x7B", 5.6e10), ("Qwen2.5-0.5B", "0.5B", 5e8), ("llava-1.5-7b-hf", "7B", 7e9), ("Phi-3-mini-4k-instruct", "", 0.0), ("gpt2", "", 0.0)],
+)
+def test_size_is_read_from_the_name_when_the_entry_has_no_parameter_count(name, text, value):
+    assert size_from_name(name) == (text, pytest.approx(value))
+
+
+def test_a_recorded_parameter_count_wins_over_the_name():
+    view = model_view(_entry("mistralai/Mistral-7B-v0.1"), LINKS)
+    assert (view.size, view.size_value, view.size_from_name) == ("7.24B", 7241732096.0, False)

@@ -99,7 +99,7 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
     example = example_id(views)
     _write(
         docs / "models" / "index.md",
-        _front_matter({"title": "Models", "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, total_weights=total, here="models/")),
+        _front_matter({"title": "Models", "hide": ["navigation", "toc"], "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, total_weights=total, here="models/")),
     )
     _write(
         docs / "index.md",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,13 +54,39 @@ class ModelView:
 
     @property
     def size(self) -> str:
-        return format_parameters(self.entry.get("parameters"))
+        """The parameter count, or the size the model's name states (e.g. 7B) when the entry has none."""
+        return format_parameters(self.entry.get("parameters")) or size_from_name(self.name)[0]
+
+    @property
+    def size_value(self) -> float:
+        """A number to sort sizes by."""
+        parameters = self.entry.get("parameters")
+        if isinstance(parameters, int) and not isinstance(parameters, bool):
+            return float(parameters)
+        return size_from_name(self.name)[1]
+
+    @property
+    def size_from_name(self) -> bool:
+        return not format_parameters(self.entry.get("parameters")) and bool(self.size)
 
     @property
     def search_text(self) -> str:
         """Every name the table filter should match: id, aliases, organisation, family, architecture."""
         parts = [self.id, self.org, self.name, *self.entry.get("aliases", []), self.entry.get("family") or "", self.entry.get("architecture") or ""]
         return " ".join(str(p) for p in parts if p).lower()
+
+
+_NAME_SIZE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])(?![a-z0-9])", re.IGNORECASE)
+
+
+def size_from_name(name: str) -> tuple[str, float]:
+    """The size a model name states, as text and as a number: 'Mixtral-8x7B' -> ('8x7B', 5.6e10); none -> ('', 0)."""
+    match = _NAME_SIZE.search(name)
+    if match is None:
+        return "", 0.0
+    experts, amount, unit = match.groups()
+    value = float(amount) * (1e9 if unit.lower() == "b" else 1e6) * (int(experts) if experts else 1)
+    return f"{experts + 'x' if experts else ''}{amount}{unit.upper()}", value
 
 
 def format_parameters(parameters: Any) -> str:
@@ -85,7 +112,8 @@ def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any]) -> WeightVie
         where += f", expert {sw.get('expert')}"
     lookup_code = (
         "from swindex import lookup\n"
-        f"sw = lookup({json.dumps(entry_id)}).super_weights[{number}]  # {where}\n"
+        f"# {where}\n"
+        f"sw = lookup({json.dumps(entry_id)}).super_weights[{number}]\n"
         "value = model.get_parameter(sw.tensor)[sw.index]"
     )
     index_code = f"model.get_parameter({json.dumps(str(sw.get('tensor', '')))})[{', '.join(str(int(i)) for i in index)}]"
