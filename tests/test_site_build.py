@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,22 @@ def test_the_real_registry_builds(tmp_path):
     ids = [load_yaml(p)["id"] for p in entry_files(registry)]
     assert ids and all((out / "models" / i / "index.html").is_file() for i in ids)
     assert json.loads((out / API / "models.json").read_text(encoding="utf-8"))["count"] == len(ids)
+
+
+def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_registry):
+    import urllib.request
+
+    registry = write_registry(make_entry())
+    command = [sys.executable, "-m", "swindex", "site", "serve", "--registry", str(registry), "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        line = ""
+        while "serving" not in line:
+            line = process.stderr.readline()
+            assert line, "swindex site serve exited before serving"
+        url = re.search(r"http://\S+/", line).group(0)
+        with urllib.request.urlopen(url + "models/acme/tiny-llama/", timeout=10) as response:
+            assert "acme/tiny-llama" in response.read().decode("utf-8")
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C: the command stops serving and removes its build
+        assert process.wait(timeout=10) == 0
