@@ -16,6 +16,7 @@ COMMANDS = (
     "index",
     "site",
     "detect",
+    "verify",
 )
 
 

@@ -1,0 +1,89 @@
+"""`swindex verify`: measure what an entry's super weights do to the model, and record it as evidence."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "verify",
+        help="measure what a model's recorded super weights do (perplexity when zeroed, control, restored activation)",
+        description="Load MODEL (Hugging Face id or local directory), zero its recorded super weights one by one and all "
+        "together, zero as many other large weights as a control, and restore the super activation with the weights "
+        "zeroed; print the figures, each weight's classification (critical / significant / inert) and whether the "
+        "recorded values match the loaded weights. The entry comes from the registry unless --entry is given.",
+    )
+    p.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    p.add_argument("--entry", metavar="FILE", help="verify this entry YAML instead of the registry's entry for MODEL")
+    p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the entry with the measured evidence added, as YAML")
+    p.add_argument("--revision", metavar="SHA", help="model revision to load (and to look the entry up for)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto", help="dtype to load in (default: auto)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: CUDA if available)")
+    p.add_argument("--offload-folder", metavar="DIR", help="where accelerate may offload weights that do not fit")
+    p.add_argument("--sequences", type=_positive, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
+    p.add_argument("--length", type=_positive, metavar="N", help="tokens per sequence (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
+    p.add_argument("--batch-size", type=_positive, default=4, metavar="N", help="sequences per forward pass (default 4)")
+    p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
+    p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from ..verify import FingerprintWarning, verify
+    from ..yamlio import dump_yaml, load_yaml
+
+    transformers_logging.disable_progress_bar()
+    entry = None
+    if args.entry:
+        entry = load_yaml(Path(args.entry))
+    progress = None if args.quiet else (lambda message: print(f"swindex verify: {message}", file=sys.stderr))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FingerprintWarning)
+        report = verify(
+            args.model,
+            entry,
+            revision=args.revision,
+            dtype=args.dtype,
+            device=args.device,
+            offload_folder=args.offload_folder,
+            trust_remote_code=args.trust_remote_code,
+            registry=args.registry,
+            sequences=args.sequences,
+            length=args.length,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+    for w in caught:
+        if issubclass(w.category, FingerprintWarning):
+            print(f"swindex verify: warning: {w.message}", file=sys.stderr)
+    if args.output:
+        if entry is None:
+            from ..lookup import lookup
+
+            entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(dump_yaml(report.apply(entry)), encoding="utf-8")
+        print(f"swindex verify: wrote {args.output}", file=sys.stderr)
+    print(report.to_json() if args.json else report)
+    return 1 if args.strict and not report.fingerprint.matches else 0
