@@ -41,8 +41,12 @@ def _ids(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
     from ..detect import MAX_ITERATIONS, detect
     from ..yamlio import dump_yaml
+
+    transformers_logging.disable_progress_bar()  # stderr carries the summary; no loading bars around it
 
     if args.prompt is not None and args.input_ids is not None:
         print("swindex detect: give --prompt or --input-ids, not both", file=sys.stderr)

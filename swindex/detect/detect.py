@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def detect(
         thresholds=thresholds,
         iterations=scan.iterations,
         stop_reason=scan.stop_reason,
-        date=_dt.date.today().isoformat(),
+        date=_today(),
         tool=f"swindex {__version__}",
         notes=tuple(notes),
     )
@@ -286,6 +287,15 @@ def _runner(model: Any, layout: ModelLayout) -> Any:
         target(input_ids=batch, **extra)
 
     return run
+
+
+def _today() -> str:
+    """SWINDEX_TODAY when it holds a YYYY-MM-DD date (reproducible runs, as the builder uses), else today."""
+    value = os.environ.get("SWINDEX_TODAY", "")
+    try:
+        return _dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        return _dt.date.today().isoformat()
 
 
 def _input_device(model: Any) -> Any:

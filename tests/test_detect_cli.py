@@ -1,0 +1,58 @@
+"""`swindex detect` end to end on planted model directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from planted import Plant, build_planted, save_planted  # noqa: E402
+
+from swindex.cli import main  # noqa: E402
+from swindex.yamlio import load_yaml  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    model, planted = build_planted("llama", plants=(Plant(1, 5, 7), Plant(2, 9, 11, input=20.0, weight=30.0)))
+    return save_planted(model, tmp_path_factory.mktemp("models") / "planted-llama"), planted
+
+
+def test_writes_a_yaml_entry_that_validates(model_dir, tmp_path, capsys):
+    path, planted = model_dir
+    out = tmp_path / "registry" / "acme" / "planted-llama.yaml"
+    assert main(["detect", str(path), "--output", str(out), "--id", "acme/planted-llama"]) == 0
+    err = capsys.readouterr().err
+    assert "2 super weight(s)" in err and "model.layers.2.mlp.down_proj.weight[9, 11]" in err
+    entry = load_yaml(out)
+    assert [sw["index"] for sw in entry["super_weights"]] == [list(p.index) for p in planted]
+    assert main(["validate", str(out), "--registry", str(tmp_path / "registry")]) == 0
+
+
+def test_json_goes_to_stdout(model_dir, capsys):
+    path, planted = model_dir
+    assert main(["detect", str(path), "--json", "--input-ids", "1,40,41,42,43"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["id"] == "planted-llama"
+    assert entry["evidence"]["detection"]["input_ids"] == [1, 40, 41, 42, 43]
+    assert len(entry["super_weights"]) == len(planted)
+
+
+def test_a_prompt_needs_a_tokenizer(model_dir, capsys):
+    assert main(["detect", str(model_dir[0]), "--prompt", "hello"]) == 1
+    assert "--input-ids" in capsys.readouterr().err
+
+
+def test_malformed_input_ids_are_a_usage_error(model_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", str(model_dir[0]), "--input-ids", "1,x"])
+    assert exit_info.value.code == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path, capsys):
+    assert main(["detect", str(tmp_path / "absent")]) == 1
+    assert "no model directory" in capsys.readouterr().err

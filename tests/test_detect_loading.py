@@ -1,0 +1,103 @@
+"""swindex.loading: dtype choice and float16 fallback, revisions from the cache, offloading, missing tokenizers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from planted import Plant, build_planted, save_planted  # noqa: E402
+
+from swindex.detect import detect  # noqa: E402
+from swindex.errors import DetectionError  # noqa: E402
+from swindex.loading import choose_dtype, fallback_dtype, load_model, parse_snapshot, resolve_source  # noqa: E402
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def config(model_type: str, dtype: str) -> SimpleNamespace:
+    return SimpleNamespace(model_type=model_type, dtype=dtype)
+
+
+def test_auto_on_cuda_avoids_float16_for_families_that_overflow():
+    chosen, notes = choose_dtype(config("gemma2", "float16"), "auto", "cuda")
+    assert chosen == "bfloat16" and "overflow" in notes[0]
+
+
+def test_auto_on_cuda_keeps_the_checkpoint_dtype_otherwise():
+    assert choose_dtype(config("llama", "float16"), "auto", "cuda")[0] == "float16"
+
+
+def test_auto_on_cpu_uses_float32_when_it_fits():
+    assert choose_dtype(config("llama", "bfloat16"), "auto", "cpu", weights_bytes=1_000_000)[0] == "float32"
+
+
+def test_explicit_float16_on_an_overflowing_family_is_honoured_with_a_warning():
+    chosen, notes = choose_dtype(config("gemma", "bfloat16"), "float16", "cpu")
+    assert chosen == "float16" and "fall back" in notes[0]
+
+
+def test_fallback_is_only_for_float16():
+    assert fallback_dtype("float16", "cuda") == "bfloat16"
+    assert fallback_dtype("float16", "cpu") == "float32"
+    assert fallback_dtype("bfloat16", "cuda") is None
+
+
+def test_unknown_dtype_is_refused():
+    with pytest.raises(DetectionError, match="unknown dtype"):
+        choose_dtype(config("llama", "float32"), "float8", "cpu")
+
+
+def test_snapshot_paths_give_id_and_revision(tmp_path):
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / SHA
+    snapshot.mkdir(parents=True)
+    assert parse_snapshot(snapshot) == ("acme/tiny", SHA)
+    assert resolve_source(str(snapshot)) == (snapshot, "acme/tiny", SHA)
+
+
+def test_a_missing_local_directory_is_reported_as_such(tmp_path):
+    with pytest.raises(DetectionError, match="no model directory"):
+        resolve_source(str(tmp_path / "nothing-here"))
+
+
+@pytest.fixture(scope="module")
+def gemma_dir(tmp_path_factory):
+    """A Gemma whose planted spike (~120,000) overflows float16."""
+    model, planted = build_planted("gemma", plants=(Plant(1, 5, 7, input=400.0, weight=300.0),))
+    return save_planted(model, tmp_path_factory.mktemp("gemma") / "gemma-overflow"), planted
+
+
+def test_a_directory_without_tokenizer_files_has_no_tokenizer(gemma_dir):
+    loaded = load_model(str(gemma_dir[0]), with_tokenizer=True)
+    assert loaded.tokenizer is None
+    assert (loaded.model_id, loaded.revision, loaded.dtype, loaded.device) == (None, None, "float32", "cpu")
+
+
+def test_float16_overflow_is_detected_and_rescanned_wider(gemma_dir):
+    path, planted = gemma_dir
+    result = detect(str(path), dtype="float16", device="cpu")
+    assert result.dtype == "float32"
+    assert any("overflowed" in note for note in result.notes)
+    assert [w.index for w in result.super_weights] == [planted[0].index]
+
+
+def test_float16_overflow_in_a_model_passed_in_is_an_error_with_advice(gemma_dir):
+    import torch
+
+    model = load_model(str(gemma_dir[0]), dtype="float16").model
+    assert model.dtype == torch.float16
+    with pytest.raises(DetectionError, match="overflow.*bfloat16"):
+        detect(model)
+
+
+def test_a_model_offloaded_to_disk_is_scanned(tmp_path):
+    model, planted = build_planted("llama", plants=(Plant(1, 5, 7), Plant(3, 9, 11)))
+    path = save_planted(model, tmp_path / "big-llama")
+    loaded = load_model(str(path), max_memory={"cpu": 100_000}, offload_folder=tmp_path / "offload")
+    assert loaded.offloaded
+    assert "disk" in set(loaded.model.hf_device_map.values())
+    result = detect(loaded.model)
+    assert [w.index for w in result.super_weights] == [p.index for p in planted]

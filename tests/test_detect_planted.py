@@ -1,0 +1,46 @@
+"""The detector on a tiny random model of every supported family: planted super weights found, twins clean."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from planted import FAMILIES, build_planted  # noqa: E402  (tests/planted.py needs torch)
+
+from swindex.detect import detect  # noqa: E402
+from swindex.validate import validate_entry_dict  # noqa: E402
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_finds_the_planted_weight(family):
+    model, planted = build_planted(family, seed=1)
+    result = detect(model)
+    assert [(w.tensor, w.index, w.value, w.expert) for w in result.super_weights] == [
+        (p.tensor, p.index, p.value, p.expert) for p in planted
+    ]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_unplanted_twin_has_no_super_weight(family):
+    twin, planted = build_planted(family, plants=(), seed=1)
+    result = detect(twin)
+    assert planted == ()
+    assert result.super_weights == ()
+    assert result.stop_reason == "no spike left"
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert", "mixtral", "deepseek_v3"])
+def test_entry_passes_validation_with_detection_evidence(family):
+    model, planted = build_planted(family, seed=2)
+    entry = detect(model).to_entry(model_id="acme/planted")
+    assert validate_entry_dict(entry) == []
+    (weight,) = entry["super_weights"]
+    assert weight["status"] == "detected"
+    assert weight["sources"][0]["kind"] == "swindex" and weight["sources"][0]["evidence"] == "detected"
+    evidence = weight["evidence"]["detection"]
+    assert evidence["token"] == 0
+    assert evidence["input_activation"] == pytest.approx(planted[0].input_activation, rel=1e-3)
+    run = entry["evidence"]["detection"]
+    assert len({m["layer"] for m in run["layers"]}) == entry["dimensions"]["num_layers"]
