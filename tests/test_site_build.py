@@ -192,3 +192,29 @@ def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_regist
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the command stops serving and removes its build
         assert process.wait(timeout=10) == 0
+
+
+def test_a_model_id_without_organisation_gets_its_page_and_document(tmp_path, make_entry, write_registry):
+    out = build_site(write_registry(make_entry(id="tinymodel", aliases=[])), tmp_path / "out").output
+    page = (out / "models" / "tinymodel" / "index.html").read_text(encoding="utf-8")
+    index = json.loads((out / API / "models.json").read_text(encoding="utf-8"))["models"][0]
+    assert index["organisation"] is None and (out / API / index["url"]).is_file()
+    assert 'href="../../api/v1/models/tinymodel.json"' in page and 'href="../"' in page  # JSON and "All models"
+
+
+def test_output_that_is_not_a_site_is_never_wiped(tmp_path, make_entry, write_registry):
+    registry = write_registry(make_entry())
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious", encoding="utf-8")
+    for output in (keep, tmp_path, registry):
+        with pytest.raises(SwindexError, match="--output"):
+            build_site(registry, output)
+    assert (keep / "notes.txt").read_text(encoding="utf-8") == "precious"
+
+
+def test_a_previous_build_is_replaced(tmp_path, make_entry, write_registry):
+    out = tmp_path / "out"
+    build_site(write_registry(make_entry(id="acme/first")), out)
+    build_site(write_registry(make_entry(id="acme/second"), root=tmp_path / "other"), out)
+    assert (out / "models" / "acme" / "second").is_dir() and not (out / "models" / "acme" / "first").exists()

@@ -182,6 +182,15 @@ def run_mkdocs(config_file: Path, verbose: bool = False) -> None:
         logger.setLevel(previous)
 
 
+def check_output(output: Path, keep: Sequence[Path]) -> None:
+    """Refuse an output directory whose contents MkDocs would wipe but that is not a previous build."""
+    for path in keep:
+        if path.resolve() == output or output in path.resolve().parents:
+            raise SwindexError(f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output")
+    if output.is_dir() and any(output.iterdir()) and not (output / "index.html").is_file():
+        raise SwindexError(f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output")
+
+
 def build_site(
     registry: str | Path,
     output: str | Path,
@@ -197,6 +206,7 @@ def build_site(
     if not registry.is_dir():
         raise SwindexError(f"{registry}: registry directory not found; pass --registry DIR")
     sources = sources or find_sources()
+    check_output(output, [registry, sources.config, sources.site, Path.cwd()])
     entries: list[Entry] = load_registry(registry, validate=validate)
     for entry in entries:
         checked_id(entry.id, entry.path)
