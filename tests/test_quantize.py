@@ -1,0 +1,180 @@
+"""Round-to-nearest quantization with super weights held out: the arithmetic, and the effect on a dependent model."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fixtures_dependent import dependent_llama  # noqa: E402
+from planted import build_planted  # noqa: E402
+
+from swindex.errors import SwindexError  # noqa: E402
+from swindex.quantize import quantizable_parameters, quantize_tensor, quantized, quantized_activations  # noqa: E402
+from swindex.surgery import channels  # noqa: E402
+from swindex.verify.inputs import sampled  # noqa: E402
+from swindex.verify.measure import lm_pass  # noqa: E402
+
+
+def raw(model) -> dict[str, bytes]:
+    return {k: v.detach().contiguous().view(torch.uint8).numpy().tobytes() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def weight():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 48, generator=g) * 0.1
+    w[5, 7] = 4.0
+    return w
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("block", [128, 512, None])
+def test_each_block_uses_at_most_two_to_the_bits_levels(weight, bits, block):
+    q, _ = quantize_tensor(weight, bits, block)
+    size = weight.numel() if block is None else block
+    for chunk in q.reshape(-1).split(size):
+        assert chunk.unique().numel() <= 2**bits
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_rounding_error_is_at_most_half_a_step(weight, bits):
+    q, _ = quantize_tensor(weight, bits, 128)
+    blocks = weight.reshape(-1, 128)
+    step = (blocks.amax(1) - blocks.amin(1)) / (2**bits - 1)
+    error = (q.reshape(-1, 128) - blocks).abs().amax(1)
+    assert torch.all(error <= step / 2 + 1e-6)
+
+
+def test_held_out_weights_keep_their_exact_value(weight):
+    q, _ = quantize_tensor(weight, 4, None, holdout=[(5, 7)], clip="zscore")
+    assert q[5, 7].item() == weight[5, 7].item()
+
+
+def test_holding_out_the_outlier_shrinks_the_error_of_the_rest(weight):
+    mask = torch.ones_like(weight, dtype=torch.bool)
+    mask[5, 7] = False
+    plain, _ = quantize_tensor(weight, 4, None)
+    kept, _ = quantize_tensor(weight, 4, None, holdout=[(5, 7)])
+    assert (kept - weight)[mask].abs().mean() < 0.5 * (plain - weight)[mask].abs().mean()
+
+
+@pytest.mark.parametrize("clip", ["zscore", "percentile"])
+def test_clipping_reports_how_many_weights_it_clipped(weight, clip):
+    _, clipped = quantize_tensor(weight, 8, None, clip=clip)
+    assert clipped >= 1
+    _, none = quantize_tensor(weight, 8, None)
+    assert none == 0
+
+
+def test_symmetric_quantization_keeps_zero_exact():
+    w = torch.tensor([[0.0, 0.3, -0.7, 1.0]])
+    q, _ = quantize_tensor(w, 4, None, symmetric=True)
+    assert q[0, 0].item() == 0.0
+
+
+def test_block_size_none_means_the_whole_tensor(weight):
+    whole, _ = quantize_tensor(weight, 4, None)
+    same, _ = quantize_tensor(weight, 4, weight.numel())
+    assert torch.equal(whole, same)
+
+
+@pytest.mark.parametrize(("bits", "block", "clip"), [(1, 128, None), (8, 0, None), (8, 128, "median")])
+def test_bad_options_are_errors(weight, bits, block, clip):
+    with pytest.raises(SwindexError):
+        quantize_tensor(weight, bits, block, clip=clip)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "mixtral"])
+def test_quantizable_parameters_skip_embeddings_and_cover_every_layout(family):
+    model, (w,) = build_planted(family)
+    names = quantizable_parameters(model)
+    assert w.tensor in names
+    embedding = model.get_input_embeddings().weight
+    assert all(model.get_parameter(n) is not embedding for n in names)
+    assert not any(n.startswith("lm_head") for n in names)
+
+
+def test_the_quantized_context_restores_every_bit():
+    model, (w,) = build_planted("llama")
+    before = raw(model)
+    with quantized(model, 4, 128, keep=[w], clip="zscore") as summary:
+        assert raw(model) != before
+        assert summary.held_out == 1 and summary.tensors == len(quantizable_parameters(model))
+    assert raw(model) == before
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def dependent(request):
+    model, planted = dependent_llama(seed=request.param)
+    inputs = sampled(model, sequences=6, length=48, seed=0)
+    return model, planted, inputs
+
+
+def _ppl(model, inputs) -> float:
+    return lm_pass(model, inputs, batch_size=6).perplexity
+
+
+def test_at_whole_tensor_blocks_holding_the_super_weight_out_beats_plain_rtn(dependent):
+    model, planted, inputs = dependent
+    with quantized(model, 4, None):
+        plain = _ppl(model, inputs)
+    with quantized(model, 4, None, keep=[planted.as_dict()], clip="zscore"):
+        held = _ppl(model, inputs)
+    assert held < plain
+
+
+def test_clipping_without_the_hold_out_destroys_the_model(dependent):
+    model, planted, inputs = dependent
+    original = _ppl(model, inputs)
+    with quantized(model, 8, 128, clip="zscore"):
+        clipped = _ppl(model, inputs)
+    with quantized(model, 8, 128, keep=[planted.as_dict()], clip="zscore"):
+        held = _ppl(model, inputs)
+    assert clipped > 10 * original
+    assert held < 2 * original
+
+
+def _through_quantization(model, module, ids, bits=4, **options):
+    """The down projection's output as computed, and as the activation quantizer passes it on."""
+    seen = {}
+    first = module.register_forward_hook(lambda m, a, out: seen.__setitem__("computed", out.detach().clone()))
+    try:
+        with quantized_activations(model, bits, **options):
+            last = module.register_forward_hook(lambda m, a, out: seen.__setitem__("passed", out.detach().clone()))
+            try:
+                with torch.no_grad():
+                    model(ids)
+            finally:
+                last.remove()
+    finally:
+        first.remove()
+    return seen["computed"], seen["passed"]
+
+
+def test_activation_quantization_holds_the_super_activation_exact(dependent):
+    model, planted, inputs = dependent
+    (ch,) = channels(model, [planted.as_dict()])
+    computed, passed = _through_quantization(model, model.get_submodule(ch.module), inputs.input_ids[:1], keep=[planted.as_dict()])
+    assert passed[0, 0, ch.row] == computed[0, 0, ch.row]
+
+
+def test_holding_the_super_activation_out_keeps_the_other_activations_fine(dependent):
+    model, planted, inputs = dependent
+    (ch,) = channels(model, [planted.as_dict()])
+    module = model.get_submodule(ch.module)
+    ids = inputs.input_ids[:1]
+    rest = torch.ones(ids.shape[1], model.config.hidden_size, dtype=torch.bool)
+    rest[0, ch.row] = False
+    computed, plain = _through_quantization(model, module, ids, bits=8)
+    plain_error = (plain - computed)[0][rest].abs().mean()
+    computed, held = _through_quantization(model, module, ids, bits=8, keep=[planted.as_dict()])
+    held_error = (held - computed)[0][rest].abs().mean()
+    assert held_error < 0.5 * plain_error
+
+
+def test_activation_hooks_are_removed_afterwards(dependent):
+    model, planted, inputs = dependent
+    with quantized_activations(model, 8, keep=[planted.as_dict()]) as hooked:
+        assert hooked > 0
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

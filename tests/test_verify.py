@@ -1,0 +1,234 @@
+"""Verification on models whose quality depends on a planted super weight, and on models where nothing matters."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fixtures_dependent import dependent_llama, entry_for, largest_weight, unplanted  # noqa: E402
+from planted import build_planted  # noqa: E402
+
+from swindex.errors import VerificationError  # noqa: E402
+from swindex.validate import validate_entry_dict  # noqa: E402
+from swindex.verify import FingerprintWarning, classify, verify  # noqa: E402
+
+RUN = {"sequences": 6, "length": 48, "batch_size": 6}
+
+
+def raw(model) -> dict[str, bytes]:
+    return {k: v.detach().contiguous().view(torch.uint8).numpy().tobytes() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def dependent(request):
+    """(model, planted weight, entry dict, report, raw bytes before verify)."""
+    model, planted = dependent_llama(seed=request.param)
+    entry = entry_for(model, planted)
+    before = raw(model)
+    report = verify(model, entry, **RUN)
+    return model, planted, entry, report, before
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def unplanted_report(request):
+    model = unplanted(seed=request.param)
+    claim = largest_weight(model, "model.layers.1.mlp.down_proj.weight")
+    return verify(model, entry_for(model, claim), **RUN)
+
+
+def test_zeroing_the_planted_weight_raises_perplexity_far_more_than_the_control(dependent):
+    _, _, _, report, _ = dependent
+    (weight,) = report.weights
+    assert weight.zeroed > 20 * report.original
+    assert report.control < 1.2 * report.original
+    assert weight.zeroed > 20 * report.control
+
+
+def test_the_planted_weight_is_classified_critical(dependent):
+    assert [w.classification for w in dependent[3].weights] == ["critical"]
+
+
+def test_restoring_the_super_activation_recovers_most_of_the_damage(dependent):
+    report = dependent[3]
+    assert report.restored_activation < report.all_zeroed / 10
+
+
+def test_zeroing_the_weight_removes_its_super_activation(dependent):
+    (weight,) = dependent[3].weights
+    assert abs(weight.super_activation) > 20
+    assert abs(weight.super_activation_zeroed) < 0.05 * abs(weight.super_activation)
+
+
+def test_the_control_zeroes_other_weights_of_the_same_tensor(dependent):
+    _, planted, _, report, _ = dependent
+    (control,) = report.control_weights
+    assert control.startswith(planted.tensor + "[") and control != f"{planted.tensor}[{planted.row}, {planted.column}]"
+
+
+def test_verification_leaves_the_model_bit_identical(dependent):
+    model, _, _, _, before = dependent
+    assert raw(model) == before
+
+
+def test_nothing_in_an_unplanted_model_is_critical(unplanted_report):
+    assert all(w.classification != "critical" for w in unplanted_report.weights)
+    assert unplanted_report.all_zeroed < 2 * unplanted_report.original
+
+
+def test_json_has_the_documented_shape(dependent):
+    data = json.loads(dependent[3].to_json())
+    assert set(data["perplexity"]) >= {"original", "all_zeroed", "control", "restored_activation", "per_weight"}
+    (weight,) = data["super_weights"]
+    assert set(weight) >= {"layer", "row", "column", "expert", "zeroed", "classification"}
+    assert set(data["fingerprint"]) == {"matches", "checked", "mismatches"}
+    assert data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
+
+
+def test_apply_adds_valid_evidence_without_touching_claims(dependent):
+    _, _, entry, report, _ = dependent
+    pristine = copy.deepcopy(entry)
+    updated = report.apply(entry)
+    assert entry == pristine
+    assert validate_entry_dict(updated) == []
+    claim, before = updated["super_weights"][0], entry["super_weights"][0]
+    assert claim["status"] == before["status"] and claim["sources"] == before["sources"]
+    assert claim["evidence"]["impact"]["classification"] == "critical"
+    assert updated["evidence"]["verification"]["control"] == pytest.approx(report.control)
+
+
+def test_apply_keeps_existing_detection_evidence(dependent):
+    _, _, entry, report, _ = dependent
+    detected = copy.deepcopy(entry)
+    detection = {"iteration": 1, "input_activation": 40.0, "output_activation": 240.0, "token": 0}
+    detected["super_weights"][0]["evidence"] = {"detection": detection}
+    updated = report.apply(detected)
+    assert updated["super_weights"][0]["evidence"]["detection"] == detection
+
+
+def test_the_stopword_shift_covers_the_most_common_tokens(dependent):
+    report = dependent[3]
+    assert len(report.stopwords) == 5
+    assert all(s.original > 0 for s in report.stopwords)
+
+
+def test_a_recorded_value_that_differs_from_the_weights_warns():
+    model, planted = dependent_llama(seed=0)
+    entry = entry_for(model, planted)
+    entry["super_weights"][0]["value"] = -planted.value
+    with pytest.warns(FingerprintWarning, match=r"down_proj\.weight\[7, 11\]"):
+        report = verify(model, entry, sequences=2, length=16)
+    assert not report.fingerprint.matches
+    assert report.fingerprint.checked == 1
+
+
+def test_matching_values_do_not_warn():
+    model, planted = dependent_llama(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FingerprintWarning)
+        report = verify(model, entry_for(model, planted), sequences=2, length=16)
+    assert report.fingerprint.matches
+
+
+def test_an_entry_that_does_not_fit_the_model_is_an_error():
+    model, planted = dependent_llama(seed=0)
+    entry = entry_for(model, planted)
+    entry["super_weights"][0]["index"] = [7, 5000]
+    with pytest.raises(VerificationError, match="does not fit"):
+        verify(model, entry, sequences=2, length=16)
+
+
+def test_text_windows_are_used_when_there_is_a_tokenizer():
+    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = sorted(set("the a of and to in is it that was for on with as".split()))
+    vocab = {"[UNK]": 0, "<s>": 1, **{w: i + 2 for i, w in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", bos_token="<s>")
+    model, planted = dependent_llama(seed=0)
+    report = verify(model, entry_for(model, planted), tokenizer=tokenizer, sequences=2, length=32)
+    assert report.text == "everyday.txt"
+    assert report.tokens == 64
+    assert any(s.text for s in report.stopwords)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "mixtral"])
+def test_other_layouts_verify_and_stay_bit_identical(family):
+    model, weights = build_planted(family)
+    before = raw(model)
+    (w,) = weights
+    entry = entry_for(model, _as_planted(w))
+    report = verify(model, entry, sequences=2, length=16)
+    assert report.weights[0].super_activation_zeroed is not None
+    assert abs(report.weights[0].super_activation_zeroed) < abs(report.weights[0].super_activation)
+    assert raw(model) == before
+
+
+def test_encoders_are_measured_by_embedding_shift():
+    model, weights = build_planted("bert")
+    (w,) = weights
+    report = verify(model, entry_for(model, _as_planted(w)), sequences=8, length=12)
+    assert report.metric == "embedding_shift"
+    assert report.original == 0.0
+    assert report.all_zeroed is not None and report.all_zeroed >= 0.0
+    assert json.loads(report.to_json())["embedding_shift"]["per_weight"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "expected"),
+    [("perplexity", 3.0, "critical"), ("perplexity", 1.2, "significant"), ("perplexity", 1.01, "inert"), ("embedding_shift", 0.5, "critical"), ("embedding_shift", 0.001, "inert")],
+)
+def test_classification_thresholds(metric, value, expected):
+    assert classify(metric, value) == expected
+
+
+def test_cli_prints_json_and_writes_the_verified_entry(tmp_path, capsys):
+    from swindex.cli import main
+    from swindex.yamlio import dump_yaml, load_yaml
+
+    model, planted = dependent_llama(seed=0)
+    model.save_pretrained(tmp_path / "model")
+    entry_file = tmp_path / "entry.yaml"
+    entry_file.write_text(dump_yaml(entry_for(model, planted)), encoding="utf-8")
+    out = tmp_path / "verified.yaml"
+    code = main(["verify", str(tmp_path / "model"), "--entry", str(entry_file), "--json", "--quiet", "--output", str(out), "--sequences", "2", "--length", "24"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["super_weights"][0]["classification"] == "critical"
+    assert validate_entry_dict(load_yaml(out)) == []
+
+
+def test_cli_looks_the_entry_up_in_a_registry(tmp_path, capsys, write_registry):
+    from swindex.cli import main
+
+    model, planted = dependent_llama(seed=0)
+    model.save_pretrained(tmp_path / "acme" / "dep")
+    registry = write_registry(entry_for(model, planted, model_id="acme/dep"))
+    code = main(["verify", str(tmp_path / "acme" / "dep"), "--registry", str(registry), "--quiet", "--sequences", "2", "--length", "16"])
+    assert code == 0
+    assert "acme/dep" in capsys.readouterr().out
+
+
+def _as_planted(w):
+    from fixtures_dependent import Planted
+
+    planted = Planted(w.layer, w.tensor, w.row, w.column, tuple(w.index), float(w.value))
+    return _WithExpert(planted, w.expert)
+
+
+class _WithExpert:
+    """A planted.py weight in fixtures_dependent's claim format, keeping the expert index."""
+
+    def __init__(self, planted, expert):
+        self.planted, self.expert = planted, expert
+
+    def as_dict(self, status: str = "detected"):
+        d = self.planted.as_dict(status)
+        d["expert"] = self.expert
+        return d
