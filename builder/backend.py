@@ -105,7 +105,15 @@ def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mappi
     from swindex.records import Entry
     from swindex.verify import verify as run_verification
 
-    report = run_verification(session.loaded.model, Entry.from_dict(dict(entry)))
+    loaded = session.loaded
+    sizes = {"sequences": spec.verify_sequences, "length": spec.verify_length}
+    report = run_verification(
+        loaded.model,
+        Entry.from_dict(dict(entry)),
+        tokenizer=loaded.tokenizer,
+        revision=loaded.revision,
+        **{k: v for k, v in sizes.items() if v is not None},
+    )
     return report.apply(dict(entry))
 
 

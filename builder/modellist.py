@@ -55,6 +55,8 @@ class ModelSpec:
     prompt: str | None = None
     input_ids: tuple[int, ...] | None = None
     verify: bool = True
+    verify_sequences: int | None = None
+    verify_length: int | None = None
     origin: str = field(default="", compare=False)
 
     @property
@@ -130,6 +132,8 @@ def _schema_problems(path: str, data: Any, lines: Mapping[tuple[Any, ...], int])
             message = f"{message}; allowed fields: id, path, revision, {', '.join(OPTION_FIELDS)}"
         elif error.validator == "oneOf" and parts and parts[-1] == "path":
             message = "path must be a directory (a string) or {package: PACKAGE/SUBDIR}"
+        elif error.validator == "oneOf" and parts and parts[-1] == "verify":
+            message = "verify must be true, false or {sequences: N, length: N}"
         problems.append(f"{_where(path, data, lines, parts)}: {message}")
     return problems
 
@@ -170,6 +174,7 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
         elif isinstance(location, str):
             local_path = _resolve_path(location, base)
         line = _line_of(lines, ("models", i))
+        verify = options.get("verify", True)
         specs.append(
             ModelSpec(
                 id=item["id"],
@@ -183,7 +188,9 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
                 trust_remote_code=bool(options.get("trust_remote_code", False)),
                 prompt=options.get("prompt"),
                 input_ids=tuple(options["input_ids"]) if "input_ids" in options else None,
-                verify=bool(options.get("verify", True)),
+                verify=bool(verify),
+                verify_sequences=verify.get("sequences") if isinstance(verify, Mapping) else None,
+                verify_length=verify.get("length") if isinstance(verify, Mapping) else None,
                 origin=f"{path}:{line}" if line else f"{path} models[{i}]",
             )
         )

@@ -122,3 +122,20 @@ def test_offline_list_loads_only_local_models():
     specs = load_model_list(REPO / "builder" / "offline.yaml")
     assert all(spec.local for spec in specs)
     assert {s.id for s in specs} == {"karpathy/stories260K", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("false", (False, None, None)), ("true", (True, None, None)), ("{sequences: 4, length: 32}", (True, 4, 32))],
+)
+def test_verify_is_a_switch_or_the_evaluation_size(tmp_path, value, expected):
+    path = write(tmp_path, f"models:\n  - id: acme/a\n    verify: {value}\n")
+    (spec,) = load_model_list(path)
+    assert (spec.verify, spec.verify_sequences, spec.verify_length) == expected
+
+
+@pytest.mark.parametrize("value", ["{sequences: 0}", "{}", "{seqs: 4}", "sometimes"])
+def test_bad_verify_values_are_refused(tmp_path, value):
+    path = write(tmp_path, f"models:\n  - id: acme/a\n    verify: {value}\n")
+    with pytest.raises(ModelListError, match=r"models\[0\]\.verify"):
+        load_model_list(path)

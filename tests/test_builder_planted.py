@@ -47,7 +47,7 @@ def planted(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     for model_id, (family, plants) in MODELS.items():
         model, weights = build_planted(family, plants)
         directory = save_planted(model, root / model_id.replace("/", "__"))
-        items.append({"id": model_id, "path": str(directory), "device": "cpu", "dtype": "float32"})
+        items.append({"id": model_id, "path": str(directory), "device": "cpu", "dtype": "float32", "verify": {"sequences": 2, "length": 16}})
         expected[model_id] = {w.coordinate for w in weights}
     models = root / "models.yaml"
     models.write_text(dump_yaml({"models": items}))
@@ -55,7 +55,7 @@ def planted(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
 
 
 def build(models: Path, registry: Path, *extra: str) -> int:
-    return cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--no-verify", *extra])
+    return cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", *extra])
 
 
 def snapshot(registry: Path) -> dict[str, bytes]:
@@ -72,25 +72,30 @@ def straight(planted, tmp_path_factory) -> dict[str, bytes]:
     return snapshot(registry)
 
 
-def test_entries_validate_and_carry_the_planted_coordinates(planted, straight, tmp_path):
-    models, expected = planted
-    registry = tmp_path / "registry"
-    for name, data in straight.items():
+def restore(files: dict[str, bytes], registry: Path) -> Path:
+    for name, data in files.items():
         (registry / name).parent.mkdir(parents=True, exist_ok=True)
         (registry / name).write_bytes(data)
+    return registry
+
+
+def test_entries_validate_and_carry_the_planted_coordinates(planted, straight, tmp_path):
+    models, expected = planted
+    registry = restore(straight, tmp_path / "registry")
     assert validate_registry(registry) == []
     for model_id, coordinates in expected.items():
         entry = load_yaml(registry / f"{model_id}.yaml")
         found = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["super_weights"]}
         assert found == coordinates, model_id
         assert entry["evidence"]["detection"]["date"] == entry["modified"] == TODAY
+        if coordinates:
+            assert entry["evidence"]["verification"]["date"] == TODAY
+            assert all("impact" in c["evidence"] for c in entry["super_weights"])
 
 
 @pytest.mark.slow
 def test_rerun_and_forced_rerun_change_no_byte(planted, straight, tmp_path):
-    registry = tmp_path / "registry"
-    assert build(planted[0], registry) == 0
-    assert snapshot(registry) == straight
+    registry = restore(straight, tmp_path / "registry")
     assert build(planted[0], registry) == 0
     assert snapshot(registry) == straight
     assert build(planted[0], registry, "--force") == 0
@@ -121,7 +126,7 @@ def test_run_killed_during_the_second_model_resumes_to_the_same_registry(planted
     registry = tmp_path / "registry"
     flag = tmp_path / "second-model"
     script = KILLABLE.format(repo=str(REPO), flag=str(flag))
-    args = ["--models", str(planted[0]), "--registry", str(registry), "--no-progress", "--no-verify"]
+    args = ["--models", str(planted[0]), "--registry", str(registry), "--no-progress"]
     proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
     deadline = time.monotonic() + 120
     while not flag.exists():
@@ -142,6 +147,7 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     published = make_entry(id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128})
     claim = published["super_weights"][0]
     claim.update(layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7])
+    del claim["value"]
     elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "reported"}
     published["super_weights"].append(elsewhere)
     path = registry / "acme" / "llama-two-layers.yaml"
@@ -154,7 +160,10 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     matched = by_coordinate["model.layers.1.mlp.down_proj.weight[5, 7]"]
     assert matched["status"] == "confirmed" and matched["sources"][0] == claim["sources"][0]
     assert matched["sources"][-1]["kind"] == "swindex" and "detection" in matched["evidence"]
-    assert by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"] == elsewhere
+    assert matched["value"] == -8.0
+    kept = dict(by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"])
+    assert kept.pop("evidence")["impact"]["classification"] == "inert"
+    assert kept == elsewhere
     assert by_coordinate["model.layers.2.mlp.down_proj.weight[9, 11]"]["status"] == "detected"
     assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
     assert entry["aliases"] == published["aliases"]
