@@ -173,8 +173,8 @@ def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any
             best_out = (out_value, float(y[t, r]), token_of(t), r, expert, _contributions(x[t], weight, r, site, expert, zeros))
     if best_in is None or best_out is None:
         return Observation(index, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0, None, (), 0.0)
-    input_median = float(torch.cat(inputs).median()) if inputs else 0.0
-    output_median = float(torch.cat(outputs).median()) if outputs else 0.0
+    input_median = float((inputs[0] if len(inputs) == 1 else torch.cat(inputs)).median())
+    output_median = float((outputs[0] if len(outputs) == 1 else torch.cat(outputs)).median())
     return Observation(
         site=index,
         input_max=best_in[1], input_token=best_in[2], input_channel=best_in[3], input_median=input_median,
