@@ -26,7 +26,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-MARKERS = [0, 1, 2, 3]
+MARKERS = [0, 1, 2, 3, 4, 5, 6, 7]
 MARKER_VALUE = 20.0
 SINK_QUERY = 4.0
 SINK_KEY = 0.45
@@ -106,7 +106,7 @@ def dependent_llama(
     seed: int = 0,
     *,
     layer: int = 1,
-    row: int = 7,
+    row: int = 9,
     column: int = 11,
     value: float = 6.0,
     vocab: int = 96,

@@ -110,6 +110,16 @@ def test_apply_keeps_existing_detection_evidence(dependent):
     assert updated["super_weights"][0]["evidence"]["detection"] == detection
 
 
+def test_a_detected_entry_verifies_as_critical():
+    from swindex.detect import detect
+
+    model, planted = dependent_llama(seed=0)
+    entry = detect(model).to_entry()
+    report = verify(model, entry, sequences=4, length=32)
+    assert [(w.tensor, w.index, w.classification) for w in report.weights] == [(planted.tensor, planted.index, "critical")]
+    assert validate_entry_dict(report.apply(entry)) == []
+
+
 def test_the_stopword_shift_covers_the_most_common_tokens(dependent):
     report = dependent[3]
     assert len(report.stopwords) == 5
@@ -120,7 +130,7 @@ def test_a_recorded_value_that_differs_from_the_weights_warns():
     model, planted = dependent_llama(seed=0)
     entry = entry_for(model, planted)
     entry["super_weights"][0]["value"] = -planted.value
-    with pytest.warns(FingerprintWarning, match=r"down_proj\.weight\[7, 11\]"):
+    with pytest.warns(FingerprintWarning, match=rf"down_proj\.weight\[{planted.row}, {planted.column}\]"):
         report = verify(model, entry, sequences=2, length=16)
     assert not report.fingerprint.matches
     assert report.fingerprint.checked == 1
