@@ -75,6 +75,13 @@ def exit_status(outcomes: Sequence[Outcome], interrupted: int | None = None) -> 
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+DETAIL_WIDTH = 160
+
+
+def _short(text: str, width: int = DETAIL_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _row(o: Outcome) -> list[str]:
     found = "" if o.detected is None else str(o.detected)
     changes = []
@@ -86,7 +93,7 @@ def _row(o: Outcome) -> list[str]:
         changes.append(f"{len(o.disagreements)} disagree")
     detail = o.message if not o.ok or o.status == SKIPPED else ", ".join(changes)
     status = f"{o.status} ({o.reason})" if o.reason else o.status
-    return [o.id, status, found, detail, f"{o.seconds:.1f}s" if o.seconds else ""]
+    return [o.id, status, found, _short(detail), f"{o.seconds:.1f}s" if o.seconds else ""]
 
 
 HEADERS = ["model", "status", "found", "details", "time"]

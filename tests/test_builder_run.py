@@ -307,3 +307,24 @@ def test_index_is_rebuilt_only_for_the_default_registry(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "DEFAULT_REGISTRY", tmp_path / "default")
     run(models, tmp_path / "default")
     assert calls == [tmp_path / "default"]
+
+
+def test_existing_header_comments_are_kept_on_rewrite(tmp_path, make_entry):
+    registry = tmp_path / "registry"
+    path = registry / "acme" / "one.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("# yaml-language-server: $schema=../../x.json\n# kept\n" + dump_yaml(make_entry(id="acme/one")))
+    assert run(make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}}), registry) == 0
+    assert path.read_text().startswith("# yaml-language-server: $schema=../../x.json\n# kept\nschema_version: 1\n")
+
+
+def test_new_files_in_the_default_registry_point_editors_at_the_schema(tmp_path, monkeypatch):
+    import swindex.registry
+
+    monkeypatch.setattr(swindex.registry, "build_index", lambda *a, **k: None)
+    monkeypatch.setattr(cli, "DEFAULT_REGISTRY", tmp_path / "default")
+    run(make_models(tmp_path, {"acme/one": {"claims": []}}), tmp_path / "default")
+    first = (tmp_path / "default" / "acme" / "one.yaml").read_text().splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix)
+    assert (tmp_path / "default" / "acme" / first[len(prefix):]).resolve() == cli.SCHEMA_FILE.resolve()
