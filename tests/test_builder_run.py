@@ -134,7 +134,6 @@ def test_run_writes_valid_entries_with_the_detected_coordinates(tmp_path):
 def test_failing_models_are_reported_and_the_others_go_on(tmp_path, capsys):
     plans = {"acme/a": {"claims": [[1, 3, 7]]}, "acme/b": {"claims": [], "fail": "unsupported"}, "acme/c": {"claims": [], "fail": "oom"}, "acme/d": {"claims": [[0, 1, 2]]}}
     models = make_models(tmp_path, plans)
-    (tmp_path / "models" / "acme__e").mkdir()
     with open(models, "a") as handle:
         handle.write(f"- id: acme/e\n  path: {tmp_path / 'models' / 'acme__missing'}\n")
     registry = tmp_path / "registry"
