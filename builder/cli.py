@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
     parser.add_argument("--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop")
     parser.add_argument("--report", metavar="FILE", help="also write the summary as JSON (for CI)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (neither the builder's nor the libraries')")
     return parser
 
 
@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
         print(f"{len(specs)} model(s)", file=sys.stderr)
         return 0
 
+    if not args.progress:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is first imported
     if backend is None:
         from .backend import default_backend
 

@@ -99,7 +99,8 @@ def test_error_carries_the_line_of_the_bad_item(tmp_path):
         load_model_list(path)
 
 
-def test_cli_exits_2_on_a_bad_list(tmp_path, capsys):
+def test_cli_exits_2_on_a_bad_list(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     path = write(tmp_path, "models:\n  - id: acme/a\n    dtype: fp8\n")
     assert main(["--models", str(path), "--registry", str(tmp_path / "reg")]) == 2
     assert str(path) in capsys.readouterr().err

@@ -36,6 +36,7 @@ MODELS = {
 @pytest.fixture(autouse=True)
 def fixed_today(monkeypatch):
     monkeypatch.setenv("SWINDEX_TODAY", TODAY)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # what --no-progress sets; restored after the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

@@ -113,6 +113,7 @@ PLANS = {
 @pytest.fixture(autouse=True)
 def fixed_today(monkeypatch):
     monkeypatch.setenv("SWINDEX_TODAY", "2030-01-02")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # what --no-progress sets; restored after the test
 
 
 def run(models: Path, registry: Path, *extra: str) -> int:
