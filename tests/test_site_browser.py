@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -84,13 +85,19 @@ def visit(browser, base_url) -> Iterator[Visit]:
     context.close()
 
 
-def _search(v: Visit, term: str) -> list[str]:
+def _search_until(v: Visit, term: str, path: str, timeout_s: float = 15.0) -> list[str]:
+    """Type a query into Material's search and wait until a result links to ``path`` (results update as it indexes)."""
     v.page.keyboard.press("s")  # Material's shortcut that opens the search box
     box = v.page.locator("input.md-search__input")
     box.fill("")
     box.press_sequentially(term, delay=15)
-    v.page.wait_for_selector(".md-search-result__item", timeout=10_000)
-    return [a.get_attribute("href") or "" for a in v.page.locator(".md-search-result__item > a.md-search-result__link").all()]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        # One atomic read: the result list is re-rendered while the query is being typed.
+        hrefs = v.page.locator(".md-search-result__item > a.md-search-result__link").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
+        if any(urlparse(h).path == path for h in hrefs) or time.monotonic() > deadline:
+            return hrefs
+        v.page.wait_for_timeout(200)
 
 
 def _visible_rows(v: Visit) -> list[str]:
@@ -99,8 +106,8 @@ def _visible_rows(v: Visit) -> list[str]:
 
 def test_searching_mistral_leads_to_its_page(visit):
     visit.open("")
-    hits = _search(visit, "mistral")
-    target = next(h for h in hits if urlparse(h).path.endswith("/models/mistralai/Mistral-7B-v0.1/"))
+    hits = _search_until(visit, "mistral", "/models/mistralai/Mistral-7B-v0.1/")
+    target = next(h for h in hits if urlparse(h).path == "/models/mistralai/Mistral-7B-v0.1/")
     visit.page.locator(f'.md-search-result__item > a[href="{target}"]').click()
     visit.page.wait_for_url("**/models/mistralai/Mistral-7B-v0.1/**")
     assert visit.page.locator("h1").first.inner_text() == "mistralai/Mistral-7B-v0.1"
@@ -112,7 +119,7 @@ def test_searching_mistral_leads_to_its_page(visit):
 )
 def test_search_finds_a_model_by_id_alias_family_or_organisation(visit, term, model_id):
     visit.open("")
-    paths = [urlparse(h).path for h in _search(visit, term)]
+    paths = [urlparse(h).path for h in _search_until(visit, term, f"/models/{model_id}/")]
     assert f"/models/{model_id}/" in paths
 
 
@@ -215,7 +222,7 @@ def test_hostile_entry_runs_nothing(visit):
 
 def test_hostile_text_in_search_results_runs_nothing(visit):
     visit.open("")
-    _search(visit, "onerror")
-    visit.page.wait_for_timeout(300)
+    hits = _search_until(visit, "onerror", f"/models/{HOSTILE_ID}/")
+    assert any(HOSTILE_ID in h for h in hits)  # the hostile text is indexed and shown as a result
     assert visit.page.evaluate("window.__pwned") is None
     assert visit.page.locator(".md-search-result img, .md-search-result script").count() == 0
