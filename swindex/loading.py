@@ -94,7 +94,7 @@ def checkpoint_dtype(config: Any) -> str | None:
     return text if text in _BYTES else None
 
 
-def choose_dtype(config: Any, requested: str, device: str, weights_bytes: int | None = None) -> tuple[str, list[str]]:
+def choose_dtype(config: Any, requested: str, device: str, parameters: int | None = None) -> tuple[str, list[str]]:
     """The dtype to load in and the notes explaining any choice made for the user."""
     if requested not in DTYPES:
         raise DetectionError(f"unknown dtype {requested!r}; use one of {', '.join(DTYPES)}")
@@ -106,8 +106,7 @@ def choose_dtype(config: Any, requested: str, device: str, weights_bytes: int | 
         return requested, notes
     saved = checkpoint_dtype(config) or "float32"
     if device == "cpu":
-        params = _parameter_estimate(weights_bytes, saved)
-        if params is None or params * 4 <= 0.6 * _available_memory():
+        if parameters is None or parameters * 4 <= 0.6 * _available_memory():
             return "float32", notes
         notes.append("float32 weights would not fit in memory; loaded in bfloat16")
         return "bfloat16", notes
@@ -117,8 +116,19 @@ def choose_dtype(config: Any, requested: str, device: str, weights_bytes: int | 
     return saved, notes
 
 
-def _parameter_estimate(weights_bytes: int | None, saved: str) -> int | None:
-    return None if weights_bytes is None else weights_bytes // _BYTES[saved]
+def count_parameters(config: Any, cls: Any, trust_remote_code: bool = False) -> int | None:
+    """Parameters of the model a config describes, counted on the meta device (no memory); None if unknown."""
+    try:
+        from accelerate import init_empty_weights
+
+        with init_empty_weights():
+            if hasattr(cls, "from_config"):
+                model = cls.from_config(config, trust_remote_code=trust_remote_code)
+            else:
+                model = cls(config)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # noqa: BLE001 - an estimate only; loading itself reports real problems
+        return None
 
 
 def _available_memory() -> int:
@@ -162,14 +172,6 @@ def _cached_sha(model_id: str, revision: str | None) -> str | None:
     if isinstance(found, str):
         return parse_snapshot(found)[1]
     return None
-
-
-def weights_size(path: Path | None) -> int | None:
-    """Bytes of weight files in a local directory (None when unknown), to decide dtype and offloading."""
-    if path is None:
-        return None
-    files = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()]
-    return sum(p.stat().st_size for p in files) or None
 
 
 def load_config(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
@@ -240,13 +242,14 @@ def load_model(
     target = str(path) if path is not None else str(source)
     config = load_config(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code)
     placed = resolve_device(device)
-    size = weights_size(path)
-    chosen, notes = choose_dtype(config, dtype, placed, size)
+    cls = model_class(config, trust_remote_code)
+    parameters = count_parameters(config, cls, trust_remote_code)
+    chosen, notes = choose_dtype(config, dtype, placed, parameters)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
     if path is None and revision is not None:
         kwargs["revision"] = revision
-    offloaded = _needs_offload(placed, size, chosen, checkpoint_dtype(config) or "float32", max_memory)
+    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[chosen] > 0.7 * _available_memory())
     if placed == "cuda" or offloaded:
         kwargs["device_map"] = "auto"
         kwargs["offload_folder"] = str(offload_folder or tempfile.mkdtemp(prefix="swindex-offload-"))
@@ -254,7 +257,6 @@ def load_model(
             kwargs["max_memory"] = max_memory
         elif placed == "cpu":
             kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
-    cls = model_class(config, trust_remote_code)
     try:
         model = cls.from_pretrained(target, **kwargs)
     except OSError as exc:
@@ -267,16 +269,6 @@ def load_model(
         notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
     tokenizer = load_tokenizer(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code) if with_tokenizer else None
     return LoadedModel(model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes))
-
-
-def _needs_offload(device: str, size: int | None, dtype: str, saved: str, max_memory: dict[Any, Any] | None) -> bool:
-    if device != "cpu":
-        return False
-    if max_memory is not None:
-        return True
-    if size is None:
-        return False
-    return size // _BYTES[saved] * _BYTES[dtype] > 0.7 * _available_memory()
 
 
 def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:

@@ -32,7 +32,7 @@ def test_auto_on_cuda_keeps_the_checkpoint_dtype_otherwise():
 
 
 def test_auto_on_cpu_uses_float32_when_it_fits():
-    assert choose_dtype(config("llama", "bfloat16"), "auto", "cpu", weights_bytes=1_000_000)[0] == "float32"
+    assert choose_dtype(config("llama", "bfloat16"), "auto", "cpu", parameters=1_000_000)[0] == "float32"
 
 
 def test_explicit_float16_on_an_overflowing_family_is_honoured_with_a_warning():

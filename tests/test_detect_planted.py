@@ -44,3 +44,33 @@ def test_entry_passes_validation_with_detection_evidence(family):
     assert evidence["input_activation"] == pytest.approx(planted[0].input_activation, rel=1e-3)
     run = entry["evidence"]["detection"]
     assert len({m["layer"] for m in run["layers"]}) == entry["dimensions"]["num_layers"]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert", "qwen3_moe"])
+def test_plain_random_models_have_no_super_weight(family):
+    """Straight from the config, without the planting scaffold."""
+    import torch
+    import transformers
+
+    from planted import FAMILIES, tiny_config
+
+    torch.manual_seed(3)
+    model = getattr(transformers, FAMILIES[family].model)(tiny_config(family)).eval()
+    assert detect(model).super_weights == ()
+
+
+def test_bfloat16_models_are_scanned_in_bfloat16():
+    import torch
+
+    model, planted = build_planted("qwen2", dtype=torch.bfloat16)
+    result = detect(model)
+    assert result.dtype == "bfloat16"
+    assert [(w.index, w.value_dtype) for w in result.super_weights] == [(planted[0].index, "bfloat16")]
+
+
+def test_a_loaded_model_keeps_the_hub_id_its_config_names():
+    model, _ = build_planted("llama")
+    model.config._name_or_path = "acme/tiny-planted"
+    result = detect(model, revision="0123456789abcdef0123456789abcdef01234567")
+    entry = result.to_entry()
+    assert (entry["id"], entry["revision"]) == ("acme/tiny-planted", "0123456789abcdef0123456789abcdef01234567")

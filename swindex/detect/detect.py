@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
 DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
 DEFAULT_LENGTH = 16
 MAX_ITERATIONS = 64
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 class _Overflow(DetectionError):
@@ -136,7 +138,7 @@ def detect(
     elif isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config"):
         model = model_or_id
         source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
-        found_id, found_revision = None, revision
+        found_id, found_revision = _origin(source, revision)
     else:
         raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
 
@@ -287,6 +289,18 @@ def _runner(model: Any, layout: ModelLayout) -> Any:
         target(input_ids=batch, **extra)
 
     return run
+
+
+def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | None]:
+    """(Hub id, revision) a loaded model came from, as far as its config's name or cache path tells."""
+    from ..loading import parse_snapshot
+
+    snapshot_id, sha = parse_snapshot(name_or_path) if Path(name_or_path).is_dir() else (None, None)
+    if snapshot_id is not None:
+        return snapshot_id, revision or sha
+    if not Path(name_or_path).exists() and _HUB_ID.match(name_or_path):
+        return name_or_path, revision
+    return None, revision
 
 
 def _today() -> str:
