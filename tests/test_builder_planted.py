@@ -69,6 +69,7 @@ def straight(planted, tmp_path_factory) -> dict[str, bytes]:
     registry = tmp_path_factory.mktemp("straight") / "registry"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWINDEX_TODAY", TODAY)
+        mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         assert build(planted[0], registry) == 0
     return snapshot(registry)
 
