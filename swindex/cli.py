@@ -17,6 +17,7 @@ COMMANDS = (
     "site",
     "detect",
     "verify",
+    "quantize",
 )
 
 

@@ -178,3 +178,43 @@ def test_activation_hooks_are_removed_afterwards(dependent):
     with quantized_activations(model, 8, keep=[planted.as_dict()]) as hooked:
         assert hooked > 0
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.fixture(scope="module")
+def saved_dependent(tmp_path_factory):
+    from fixtures_dependent import entry_for
+
+    from swindex.yamlio import dump_yaml
+
+    root = tmp_path_factory.mktemp("quantize-cli")
+    model, planted = dependent_llama(seed=0)
+    model.save_pretrained(root / "model")
+    (root / "entry.yaml").write_text(dump_yaml(entry_for(model, planted)), encoding="utf-8")
+    return root, planted
+
+
+def test_cli_compares_plain_and_held_out_quantization(saved_dependent, capsys):
+    import json
+
+    from swindex.cli import main
+
+    root, _ = saved_dependent
+    code = main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), "--bits", "4", "--block-size", "tensor", "--json", "--sequences", "2", "--length", "24"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["perplexity"]) == {"original", "rtn", "hold_out"}
+    assert data["held_out"] == 1 and data["block_size"] == "tensor"
+
+
+def test_cli_saves_a_quantized_model_that_keeps_the_super_weight(saved_dependent, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    from swindex.cli import main
+
+    root, planted = saved_dependent
+    assert main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), "--bits", "4", "--output", str(tmp_path / "q")]) == 0
+    original = LlamaForCausalLM.from_pretrained(root / "model")
+    quantized_model = LlamaForCausalLM.from_pretrained(tmp_path / "q")
+    weight = quantized_model.get_parameter(planted.tensor)
+    assert weight[planted.index].item() == planted.value
+    assert not torch.equal(weight, original.get_parameter(planted.tensor))

@@ -1,0 +1,113 @@
+"""`swindex quantize`: round-to-nearest quantization with the super weights held out, measured or saved."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "quantize",
+        help="compare round-to-nearest quantization with and without the super-weight hold-out, or save the result",
+        description="Quantize MODEL's linear weights block-wise to --bits with round-to-nearest (simulated: weights are "
+        "dequantized back to the model's dtype) and print perplexity on the evaluation text for the model as loaded, "
+        "plain RTN, and RTN with the entry's super weights held out at full precision and other outliers clipped. "
+        "With --output, save the held-out quantization as a model directory instead.",
+    )
+    p.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    p.add_argument("--entry", metavar="FILE", help="take the super weights from this entry YAML (default: the registry)")
+    p.add_argument("--bits", type=int, default=4, choices=(2, 3, 4, 5, 6, 8), help="bits per weight (default 4)")
+    p.add_argument("--block-size", default="128", metavar="N|tensor", help="elements per block, or 'tensor' for one block per tensor (default 128)")
+    p.add_argument("--clip", choices=("zscore", "percentile", "none"), default="zscore", help="how to clip the other outliers (default zscore)")
+    p.add_argument("--clip-threshold", type=float, metavar="T", help="z-score (default 3) or percentile of |w| (default 99.99)")
+    p.add_argument("--output", "-o", metavar="DIR", help="save the model quantized with the hold-out to DIR (no measuring)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--sequences", type=int, default=16, metavar="N", help="evaluation sequences (default 16)")
+    p.add_argument("--length", type=int, default=128, metavar="N", help="tokens per sequence (default 128)")
+    p.add_argument("--revision", metavar="SHA", help="model revision to load")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
+    p.set_defaults(handler=run)
+
+
+def _block(text: str) -> int | None:
+    if text == "tensor":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"swindex quantize: --block-size must be a positive integer or 'tensor', got {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from ..loading import load_model
+    from ..quantize import quantize_model, quantized
+    from ..verify.inputs import sampled, text_windows
+    from ..verify.measure import is_causal_lm, lm_pass
+    from ..yamlio import load_yaml
+
+    transformers_logging.disable_progress_bar()
+    block = _block(args.block_size)
+    clip = None if args.clip == "none" else args.clip
+    loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    model = loaded.model
+    if args.entry:
+        entry = load_yaml(Path(args.entry))
+    else:
+        from ..lookup import lookup
+
+        entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
+    options = {"keep": entry, "clip": clip, "clip_threshold": args.clip_threshold}
+
+    if args.output:
+        summary = quantize_model(model, args.bits, block, **options)
+        model.save_pretrained(args.output)
+        if loaded.tokenizer is not None:
+            loaded.tokenizer.save_pretrained(args.output)
+        print(f"swindex quantize: {summary.tensors} tensors to {args.bits} bits, {summary.held_out} super weight(s) held out, "
+              f"{summary.clipped} weight(s) clipped; wrote {args.output}", file=sys.stderr)
+        return 0
+
+    if not is_causal_lm(model):
+        print("swindex quantize: measuring needs a causal language model; use --output to save the quantized weights", file=sys.stderr)
+        return 2
+    if loaded.tokenizer is not None:
+        inputs = text_windows(model, loaded.tokenizer, sequences=args.sequences, length=args.length)
+    else:
+        inputs = sampled(model, sequences=args.sequences, length=args.length)
+    figures = {"original": lm_pass(model, inputs).perplexity}
+    with quantized(model, args.bits, block):
+        figures["rtn"] = lm_pass(model, inputs).perplexity
+    with quantized(model, args.bits, block, **options) as summary:
+        figures["hold_out"] = lm_pass(model, inputs).perplexity
+    result = {
+        "model": args.model,
+        "bits": args.bits,
+        "block_size": block or "tensor",
+        "clip": clip,
+        "clip_threshold": args.clip_threshold,
+        "held_out": summary.held_out,
+        "clipped": summary.clipped,
+        "text": inputs.source,
+        "tokens": inputs.tokens,
+        "perplexity": figures,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{args.model}: INT{args.bits}, block {block or 'tensor'}, perplexity on {inputs.source} ({inputs.tokens} tokens)\n"
+            f"  as loaded {figures['original']:.4g}   RTN {figures['rtn']:.4g}   "
+            f"RTN with {summary.held_out} super weight(s) held out{', ' + clip + ' clip' if clip else ''} {figures['hold_out']:.4g}"
+        )
+    return 0
