@@ -104,3 +104,49 @@ def test_a_model_without_layers_is_unsupported():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4))
     with pytest.raises(UnsupportedModelError, match="no list of transformer layers"):
         locate(model)
+
+
+class _Expert(torch.nn.Module):
+    def __init__(self, hidden: int, inner: int) -> None:
+        super().__init__()
+        self.up_proj = torch.nn.Linear(hidden, inner, bias=False)
+        self.down_proj = torch.nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(torch.relu(self.up_proj(x)))
+
+
+class _ListMoeBlock(torch.nn.Module):
+    """An unfused Mixture-of-Experts layer (one Linear per expert), as older remote code writes them."""
+
+    def __init__(self, hidden: int, experts: int = 3) -> None:
+        super().__init__()
+        self.router = torch.nn.Linear(hidden, experts, bias=False)
+        self.experts = torch.nn.ModuleList(_Expert(hidden, 2 * hidden) for _ in range(experts))
+
+    def forward(self, x):
+        choice = self.router(x).argmax(-1)
+        out = torch.zeros_like(x)
+        for e, expert in enumerate(self.experts):
+            mask = choice == e
+            if mask.any():
+                out[mask] = expert(x[mask])
+        return x + out
+
+
+def test_unfused_expert_lists_report_the_expert_from_the_module_name():
+    model = _Toy(("widen", "narrow")).eval()
+    model.blocks = torch.nn.ModuleList(_ListMoeBlock(16) for _ in range(3))
+    layout = locate(model)
+    assert [(s.layer, s.expert) for s in layout.sites] == [(i, e) for i in range(3) for e in range(3)]
+    assert layout.dimensions()["num_experts"] == 3
+    block = model.blocks[2]
+    with torch.no_grad():
+        model.embed.weight[1, 3] = 400.0
+        block.router.weight[1, 3] = 10.0
+        block.experts[1].up_proj.weight[9].zero_()
+        block.experts[1].up_proj.weight[9, 3] = 1.0
+        block.experts[1].down_proj.weight[2, 9] = 5.0
+    found = detect(model, input_ids=[1, 5, 6, 7, 8, 9])
+    assert [(w.tensor, w.index, w.expert) for w in found.super_weights] == [("blocks.2.experts.1.down_proj.weight", (2, 9), 1)]
+    assert found.to_entry(model_id="acme/list-moe")["super_weights"][0]["expert"] == 1

@@ -196,7 +196,9 @@ def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of:
         inner, outer = _features(module, kind)
         if outer == hidden and inner > hidden:
             fallback.append(_linear_site(index, prefix, name, module, kind, inner, outer, name_of))
-    return fallback if len({s.expert for s in fallback}) == len(fallback) else []
+    experts = [s.expert for s in fallback]
+    unambiguous = len(fallback) == 1 or (None not in experts and len(set(experts)) == len(experts))  # one, or one per expert
+    return fallback if unambiguous else []
 
 
 def _linear_site(index: int, prefix: str, name: str, module: Any, kind: str, inner: int, outer: int, name_of: dict[int, str]) -> DownProjection:

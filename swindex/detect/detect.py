@@ -204,7 +204,7 @@ def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: in
             raise _Overflow(f"activations overflowed (inf/nan) at {site.path} in {_dtype_text(model)}")
         iteration = 1
         while True:
-            hits = _qualifying(layout, _ordered(recorder, layout), thresholds, iteration)
+            hits = [h for h in _qualifying(layout, _ordered(recorder, layout), thresholds, iteration) if not recorder.zeroed(h[0], h[1].row, h[1].column, h[1].expert)]
             if not hits:
                 stop = "no spike left"
                 break
@@ -216,6 +216,7 @@ def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: in
                 break
             iteration += 1
             start = min(layout.sites[s].layer for s, _ in hits)
+            recorder.forget(0 if not replay.chained else start)
             if replay.chained:
                 replay.run_from(start)
             else:

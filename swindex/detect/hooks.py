@@ -66,6 +66,15 @@ class Recorder:
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any, bool]] = []
 
+    def forget(self, from_layer: int) -> None:
+        """Drop observations of layers a new pass will recompute (a site the pass skips must not look current)."""
+        for i, site in enumerate(self.layout.sites):
+            if site.layer >= from_layer:
+                self.observations.pop(i, None)
+
+    def zeroed(self, site: int, row: int, column: int, expert: int | None = None) -> bool:
+        return (expert, row, column) in self.zeros.get(site, ())
+
     def zero(self, site: int, row: int, column: int, expert: int | None = None) -> None:
         """Treat the weight (row, column[, expert]) of site as zero in every later pass."""
         self.zeros.setdefault(site, set()).add((expert, row, column))
