@@ -20,8 +20,8 @@ from .errors import RegistryFileError
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
 
-_CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN\0"),
+_CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], Any], ...] = (
+    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ("~", "n", "N", "")),
     ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
     ("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789"),
     (

@@ -127,3 +127,7 @@ def test_dump_then_load_round_trips_exactly(data):
     for key, value in data.items():
         if isinstance(value, float):
             assert math.copysign(1, loaded[key]) == math.copysign(1, value)
+
+
+def test_an_empty_value_is_null():
+    assert parse_yaml("a:\nb: ''\n")[0] == {"a": None, "b": ""}
