@@ -15,6 +15,11 @@ value, token, channel), their medians, and the largest products weight x input b
    ``max_iterations`` passes ("iteration cap", noted in the entry). Weights found in a later layer are
    therefore those whose spike survives the removal of every earlier one, as in the paper.
 
+Mixture-of-Experts: fused experts (transformers 5 keeps them in 3-D parameters that no module hook sees)
+are observed by temporarily replacing the experts module's forward with an equivalent one that runs
+each expert explicitly; an expert's output is taken before its routing weight, over the tokens routed to
+it, and the super weight's index is [expert, row, column] in the stored parameter.
+
 Inputs: ``input_ids`` as given; else ``prompt`` (default `DEFAULT_PROMPT`) through the model's tokenizer
 with its BOS token prepended if the tokenizer did not add one; else, for checkpoints without a tokenizer,
 `default_input_ids`: BOS then `DEFAULT_LENGTH` - 1 fixed ids spread over the vocabulary.
@@ -22,7 +27,9 @@ with its BOS token prepended if the tokenizer did not add one; else, for checkpo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import gc
 import inspect
 import os
 import re
@@ -150,8 +157,10 @@ def detect(
         if wider is None:
             raise DetectionError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
         notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
-        model = None
-        loaded = reload_in(loaded, wider)
+        described = dataclasses.replace(loaded, model=None)
+        loaded = model = None  # release the float16 weights before the wider copy loads
+        gc.collect()
+        loaded = reload_in(described, wider)
         model = loaded.model
         scan = _scan(model, ids, thresholds, max_iterations)
     if not scan.replayed:
