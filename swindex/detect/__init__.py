@@ -1,11 +1,11 @@
-"""swindex.detect: find every super weight of a transformers model (see `detect.detect` for the method).
+"""swindex.detect: find every super weight of a transformers model (the method: see swindex.detect.scan).
 
 Importing this package is light; torch and transformers load when `detect` runs.
 """
 
 from __future__ import annotations
 
-from .detect import DEFAULT_LENGTH, DEFAULT_PROMPT, MAX_ITERATIONS, default_input_ids, detect, resolve_input_ids
+from .scan import DEFAULT_LENGTH, DEFAULT_PROMPT, MAX_ITERATIONS, default_input_ids, detect, resolve_input_ids
 from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
 
 __all__ = [

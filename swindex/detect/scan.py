@@ -123,8 +123,8 @@ def detect(
 ) -> DetectionResult:
     """Find every super weight of a model (Hub id, local directory, or an already loaded transformers model).
 
-    A loaded model is scanned as it is (dtype and placement untouched; `dtype`, `device` and `revision`
-    are then ignored). A model loaded here in float16 whose activations overflow is reloaded in a wider
+    A loaded model is scanned as it is (dtype and placement untouched, `dtype` and `device` ignored;
+    `revision` is recorded as given). A model loaded here in float16 whose activations overflow is reloaded in a wider
     dtype, and the entry says so.
     """
     import torch
