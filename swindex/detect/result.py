@@ -101,10 +101,10 @@ class DetectedWeight:
             "column": self.column,
             "expert": self.expert,
             "index": list(self.index),
-            "value": _num(self.value),
+            "value": float(self.value),
             "value_dtype": self.value_dtype,
             "status": "detected",
-            "sources": [{"citation": citation, "kind": "swindex", "evidence": "detected", "date": date, "value": _num(self.value)}],
+            "sources": [{"citation": citation, "kind": "swindex", "evidence": "detected", "date": date, "value": float(self.value)}],
             "evidence": {
                 "detection": {
                     "iteration": self.iteration,
@@ -202,7 +202,7 @@ class DetectionResult:
 
 
 def _num(value: float) -> float:
-    """A JSON/YAML-safe float with the precision of the measurement (no 17-digit noise)."""
+    """A measured activation or ratio at the precision it carries (no 17-digit noise); stored weight values are kept exact."""
     return float(f"{value:.6g}")
 
 
