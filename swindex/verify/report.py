@@ -246,7 +246,8 @@ class VerificationReport:
             act = ""
             if w.super_activation is not None:
                 act = f"   super activation {w.super_activation:.4g} -> {fmt(w.super_activation_zeroed)}"
-            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} (x{fmt(w.ratio)}) {w.classification or '-'}{act}")
+            change = f"(x{fmt(w.ratio)})" if self.metric == "perplexity" else "(cosine distance)"
+            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} {change} {w.classification or '-'}{act}")
         if self.stopwords:
             shown = ", ".join(f"{s.text if s.text is not None else s.token!r} x{fmt(s.ratio)}" for s in self.stopwords)
             lines.append(f"  common-token probability with all zeroed: {shown}")
