@@ -21,7 +21,17 @@ from .records import Entry, SuperWeight
 __version__ = "0.1.0"
 
 _LAZY = {
-    # name: module that defines it (imported on first use; these need the `detect` extra)
+    # name: module that defines it, imported on first use (these need the `detect` extra)
+    "detect": ".detect",
+    "DetectionResult": ".detect",
+    "load_model": ".loading",
+    "verify": ".verify",
+    "VerificationReport": ".verify",
+    "zeroed": ".surgery",
+    "scaled": ".surgery",
+    "restore": ".surgery",
+    "quantize_model": ".quantize",
+    "quantized": ".quantize",
 }
 
 __all__ = [

@@ -29,3 +29,18 @@ def test_lookup_works_with_torch_hidden(tmp_path):
     code = "from swindex import lookup; print(lookup('mistralai/Mistral-7B-v0.1'))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}).stdout
     assert "model.layers.1.mlp.down_proj.weight[2070, 7310]" in out
+
+
+def test_heavy_public_names_load_on_first_use():
+    import swindex
+    import swindex.surgery
+
+    assert "zeroed" not in vars(swindex) or vars(swindex)["zeroed"] is swindex.surgery.zeroed
+    assert swindex.zeroed is swindex.surgery.zeroed
+
+
+def test_every_public_name_resolves():
+    import swindex
+
+    for name in swindex.__all__:
+        assert getattr(swindex, name) is not None, name
