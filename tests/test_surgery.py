@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from planted import build_planted, probe_ids, save_planted  # noqa: E402
+from planted import build_planted, probe_ids  # noqa: E402
 
 from swindex.errors import SurgeryError  # noqa: E402
 from swindex.records import Entry  # noqa: E402
@@ -197,17 +197,35 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
-def test_disk_offloaded_weights_are_edited_in_the_offload_store_and_restored(tmp_path):
+@pytest.mark.parametrize("shard", [None, "60KB"], ids=["one-file", "sharded"])
+def test_disk_offloaded_weights_are_edited_in_the_offload_store_and_restored(tmp_path, shard):
     from transformers import AutoModelForCausalLM
 
     model, (w,) = build_planted("llama")
-    directory = save_planted(model, tmp_path / "model")
-    checkpoint = directory / "model.safetensors"
-    digest = _sha(checkpoint)
+    directory = tmp_path / "model"
+    model.save_pretrained(directory, **({"max_shard_size": shard} if shard else {}))
+    checkpoints = sorted(directory.glob("*.safetensors"))
+    assert len(checkpoints) > 1 if shard else len(checkpoints) == 1
+    digests = [_sha(c) for c in checkpoints]
     device_map = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu", "model.layers.3": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
     offloaded = AutoModelForCausalLM.from_pretrained(directory, device_map=device_map, offload_folder=str(tmp_path / "offload"))
     assert offloaded.get_parameter(w.tensor).device.type == "meta"
+    _check_offloaded(model, offloaded, w)
+    assert [_sha(c) for c in checkpoints] == digests
+
+
+def test_cpu_offloaded_weights_are_edited_in_the_offload_state_dict_and_restored():
+    from accelerate import cpu_offload
+
+    model, (w,) = build_planted("llama")
+    twin, _ = build_planted("llama")
+    cpu_offload(twin, execution_device=torch.device("cpu"))
+    assert twin.get_parameter(w.tensor).device.type == "meta"
+    _check_offloaded(model, twin, w)
+
+
+def _check_offloaded(model, offloaded, w) -> None:
+    """Zeroing in the offloaded model matches zeroing in memory, and everything comes back exactly."""
     ids = probe_ids(model.config)
     with torch.no_grad():
         with zeroed(model, [w]):
@@ -221,4 +239,3 @@ def test_disk_offloaded_weights_are_edited_in_the_offload_store_and_restored(tmp
     assert not torch.allclose(during, before, atol=1e-3)
     assert torch.equal(after, before)
     assert read_value(offloaded, w) == read_value(model, w)
-    assert _sha(checkpoint) == digest
