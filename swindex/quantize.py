@@ -195,8 +195,7 @@ def quantize_model(
     names = parameters if parameters is not None else quantizable_parameters(model)
     elements = clipped = held_out = 0
     for name in names:
-        slot = _Slot(model, name)
-        tensor, override = slot.writable()
+        tensor, _ = _Slot(model, name).writable()
         q, n_clipped = quantize_tensor(
             tensor, bits, block_size, holdout=held.get(name, ()), clip=clip, clip_threshold=clip_threshold, symmetric=symmetric
         )
