@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._model_options import add_model_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -16,15 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a registry entry: YAML to --output FILE, JSON to stdout with --json (YAML to stdout otherwise). "
         "A short summary goes to stderr.",
     )
-    p.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    add_model_arguments(p)
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry as YAML to FILE")
     p.add_argument("--json", action="store_true", help="print the entry as JSON on stdout")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto", help="dtype to load in (default: auto, see docs)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: CUDA if available)")
     p.add_argument("--prompt", metavar="TEXT", help="text to scan with (default: a fixed short sentence)")
     p.add_argument("--input-ids", metavar="IDS", type=_ids, help="comma-separated token ids, for checkpoints without a tokenizer")
-    p.add_argument("--revision", metavar="SHA", help="model revision (commit sha, branch or tag) to load")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
     p.add_argument("--id", dest="model_id", metavar="ORG/NAME", help="registry id for the entry (default: MODEL, or a local directory's name)")
     p.add_argument("--max-iterations", type=int, default=None, metavar="N", help="stop after N forward passes (default: 64)")
     p.set_defaults(handler=run)

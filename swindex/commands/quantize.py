@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._model_options import add_model_arguments, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,34 +19,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plain RTN, and RTN with the entry's super weights held out at full precision and other outliers clipped. "
         "With --output, save the held-out quantization as a model directory instead.",
     )
-    p.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    add_model_arguments(p)
     p.add_argument("--entry", metavar="FILE", help="take the super weights from this entry YAML (default: the registry)")
     p.add_argument("--bits", type=int, default=4, choices=(2, 3, 4, 5, 6, 8), help="bits per weight (default 4)")
-    p.add_argument("--block-size", default="128", metavar="N|tensor", help="elements per block, or 'tensor' for one block per tensor (default 128)")
+    p.add_argument("--block-size", type=_block, default=128, metavar="N|tensor", help="elements per block, or 'tensor' for one block per tensor (default 128)")
     p.add_argument("--clip", choices=("zscore", "percentile", "none"), default="zscore", help="how to clip the other outliers (default zscore)")
     p.add_argument("--clip-threshold", type=float, metavar="T", help="z-score (default 3) or percentile of |w| (default 99.99)")
     p.add_argument("--output", "-o", metavar="DIR", help="save the model quantized with the hold-out to DIR (no measuring)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.add_argument("--sequences", type=int, default=16, metavar="N", help="evaluation sequences (default 16)")
-    p.add_argument("--length", type=int, default=128, metavar="N", help="tokens per sequence (default 128)")
-    p.add_argument("--revision", metavar="SHA", help="model revision to load")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--sequences", type=positive_int, default=16, metavar="N", help="evaluation sequences (default 16)")
+    p.add_argument("--length", type=positive_int, default=128, metavar="N", help="tokens per sequence (default 128)")
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
     p.set_defaults(handler=run)
 
 
 def _block(text: str) -> int | None:
-    if text == "tensor":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise SystemExit(f"swindex quantize: --block-size must be a positive integer or 'tensor', got {text!r}")
-    return value
+    """argparse type: a positive block size, or 'tensor' (None) for one block per tensor."""
+    return None if text == "tensor" else positive_int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..yamlio import load_yaml
 
     transformers_logging.disable_progress_bar()
-    block = _block(args.block_size)
+    block = args.block_size
     clip = None if args.clip == "none" else args.clip
     loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     model = loaded.model

@@ -7,6 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._model_options import add_model_arguments, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,33 +19,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "zeroed; print the figures, each weight's classification (critical / significant / inert) and whether the "
         "recorded values match the loaded weights. The entry comes from the registry unless --entry is given.",
     )
-    p.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    add_model_arguments(p, offload=True)
     p.add_argument("--entry", metavar="FILE", help="verify this entry YAML instead of the registry's entry for MODEL")
     p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry with the measured evidence added, as YAML")
-    p.add_argument("--revision", metavar="SHA", help="model revision to load (and to look the entry up for)")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto", help="dtype to load in (default: auto)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: CUDA if available)")
-    p.add_argument("--offload-folder", metavar="DIR", help="where accelerate may offload weights that do not fit")
-    p.add_argument("--sequences", type=_positive, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
-    p.add_argument("--length", type=_positive, metavar="N", help="tokens per sequence (default 128)")
+    p.add_argument("--sequences", type=positive_int, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
+    p.add_argument("--length", type=positive_int, metavar="N", help="tokens per sequence (default 128)")
     p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
-    p.add_argument("--batch-size", type=_positive, default=4, metavar="N", help="sequences per forward pass (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)")
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
     p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
