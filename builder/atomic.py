@@ -9,13 +9,12 @@ file, which the next run removes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from swindex.errors import ValidationError
+from swindex.registry import write_atomic
 from swindex.validate import validate_entry_dict
 from swindex.yamlio import dump_yaml, parse_yaml
 
@@ -41,31 +40,9 @@ def render_entry(data: Mapping[str, Any], path: str | Path | None = None) -> str
     return text
 
 
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace path's content with text in one step; on any failure the old file stays as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    write_atomic(path, text, mark=TMP_MARK)
 
 
 def write_entry(path: str | Path, data: Mapping[str, Any], header: str = "") -> bool:

@@ -44,12 +44,16 @@ def index_document(entries: list[Entry]) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
+def write_atomic(path: str | Path, text: str, mark: str = "") -> None:
+    """Write a file so that readers see the old or the new content, never a partial one.
+
+    The text goes to a hidden temporary file in the same directory (``.NAME<mark>*.tmp``), which is
+    fsynced and renamed over the target; the directory is fsynced so the rename survives a power cut.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{mark or '.'}", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -60,6 +64,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if os.name == "posix":
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 def render_index(root: str | Path) -> str:

@@ -65,7 +65,7 @@ KILLER = textwrap.dedent(
     import builder.atomic as atomic
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
-    setattr(atomic.os, {target!r}, die)
+    setattr(os, {target!r}, die)
     atomic.write_entry({path!r}, json.loads({entry!r}))
     """
 )
