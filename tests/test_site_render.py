@@ -197,3 +197,10 @@ def test_size_is_read_from_the_name_when_the_entry_has_no_parameter_count(name, 
 def test_a_recorded_parameter_count_wins_over_the_name():
     view = model_view(_entry("mistralai/Mistral-7B-v0.1"), LINKS)
     assert (view.size, view.size_value, view.size_from_name) == ("7.24B", 7241732096.0, False)
+
+
+def test_weight_values_render_exactly_as_recorded():
+    from swindex.sitegen.render import number
+
+    assert number(0.63232421875) == "0.63232421875"
+    assert float(number(7.914802074432373)) == 7.914802074432373

@@ -27,7 +27,7 @@ def link(url: Any, text: Any = None) -> Markup:
 
 
 def number(value: Any) -> str:
-    """Numbers as a reader wants them: integers whole, floats to 10 significant digits (so values copy exactly)."""
+    """Numbers as a reader wants them: integers whole, floats in their shortest exact form (so values copy exactly)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -35,7 +35,7 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.10g}" if math.isfinite(value) else str(value)
+        return repr(value) if math.isfinite(value) else str(value)
     return str(value)
 
 
