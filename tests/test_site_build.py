@@ -218,3 +218,11 @@ def test_a_previous_build_is_replaced(tmp_path, make_entry, write_registry):
     build_site(write_registry(make_entry(id="acme/first")), out)
     build_site(write_registry(make_entry(id="acme/second"), root=tmp_path / "other"), out)
     assert (out / "models" / "acme" / "second").is_dir() and not (out / "models" / "acme" / "first").exists()
+
+
+def test_models_table_counts_standing_claims_and_shows_the_rest():
+    html = (fixture_site() / "models" / "index.html").read_text(encoding="utf-8")
+    row = next(r for r in html.split("<tr")[1:] if "mistralai/Mistral-7B-Instruct-v0.1" in r)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[3].startswith("0") and "1 claims" in cells[3]
+    assert cells[4] == ""

@@ -46,6 +46,8 @@ class ModelView:
     weights: tuple[WeightView, ...]
     statuses: tuple[str, ...]
     layers: tuple[int, ...]
+    active_count: int
+    active_layers: tuple[int, ...]
     source_kinds: tuple[str, ...]
     chart: tuple[Panel, ...]
     edit_url: str | None
@@ -144,6 +146,8 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         weights=weights,
         statuses=_ordered_statuses([s for s in statuses if isinstance(s, str)]),
         layers=layers,
+        active_count=len(entry.active_super_weights),
+        active_layers=tuple(sorted({sw.layer for sw in entry.active_super_weights})),
         source_kinds=tuple(k for k in kinds if isinstance(k, str)),
         chart=activation_chart((data.get("evidence") or {}).get("detection"), layers),
         edit_url=safe_url(f"{links.edit_prefix}{registry_path}") if links.edit_prefix else None,
