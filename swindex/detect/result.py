@@ -30,7 +30,7 @@ class Thresholds:
     min_output: float = 20.0
     min_output_ratio: float = 100.0
     min_share: float = 0.25
-    min_weight_ratio: float = 20.0
+    min_weight_ratio: float = 10.0
 
     def as_measurements(self) -> dict[str, float]:
         return {
