@@ -119,3 +119,25 @@ def test_a_non_mapping_file_is_rejected(tmp_path):
 
 def test_missing_path_is_a_problem(tmp_path):
     assert "no such file" in validate_paths([tmp_path / "nope.yaml"])[0].message
+
+
+def test_cli_validates_another_registry_directory_on_its_own(make_entry, write_registry, tmp_path, monkeypatch):
+    write_registry(make_entry(), root=tmp_path / "registry")
+    write_registry(make_entry(), root=tmp_path / "scratch" / "registry")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "scratch/registry"]) == 0
+    assert main(["validate"]) == 0
+
+
+def test_cli_checks_a_file_inside_the_local_registry_against_it(make_entry, write_registry, tmp_path, monkeypatch):
+    write_registry(make_entry(), make_entry(id="other/model", aliases=["tiny-llama"]), root=tmp_path / "registry")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "registry/other/model.yaml"]) == 1
+
+
+def test_cli_checks_a_directory_as_a_registry_root(make_entry, write_registry, tmp_path, monkeypatch, capsys):
+    root = write_registry(make_entry(), root=tmp_path / "elsewhere")
+    (root / "acme" / "tiny-llama.yaml").rename(root / "acme" / "moved.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "elsewhere"]) == 1
+    assert "does not match the file's location" in capsys.readouterr().out

@@ -20,14 +20,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..validate import validate_paths
+    """Directories are validated as registries of their own; files against --registry or the ./registry holding them."""
+    from ..validate import expected_id, validate_paths, validate_registry
 
-    registry = Path(args.registry) if args.registry else (Path("registry") if Path("registry").is_dir() else None)
-    paths = args.paths or ([registry] if registry else [])
+    local = Path("registry") if Path("registry").is_dir() else None
+    registry = Path(args.registry) if args.registry else None
+    paths = [Path(p) for p in args.paths] or ([registry or local] if (registry or local) else [])
     if not paths:
         print("swindex validate: no PATH given and no ./registry directory here; pass files or --registry DIR", file=sys.stderr)
         return 2
-    problems = validate_paths(paths, registry=registry)
+    problems = []
+    if registry is not None:
+        problems = validate_paths(paths, registry=registry)
+    else:
+        for directory in (p for p in paths if p.is_dir()):
+            problems.extend(validate_registry(directory))
+        files = [p for p in paths if not p.is_dir()]
+        if files:
+            inside = local is not None and all(expected_id(f, local) is not None for f in files)
+            problems.extend(validate_paths(files, registry=local if inside else None))
     for problem in problems:
         print(problem)
     if problems:
