@@ -11,13 +11,17 @@ same way. Rules:
   ``device_map="auto"`` so accelerate offloads what does not fit to CPU memory and then to disk.
 * ``trust_remote_code`` is off unless asked for; the offline cache is honoured (``HF_HUB_OFFLINE=1``).
 * The revision is reported as a full commit sha when it can be known without a network call: a sha given
-  by the caller, or the snapshot directory the Hub cache resolved.
+  by the caller, or the snapshot directory the Hub cache resolved (looked up again after a first download).
+* A temporary offload folder (made only when accelerate places weights and the caller named none) is
+  removed as soon as it turns out unused, else when the model is garbage-collected or Python exits.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,8 @@ class LoadedModel:
     device: str
     offloaded: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the load_model arguments besides dtype (revision as asked, device, trust_remote_code, offload), for `reload_in`
+    options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -137,6 +143,11 @@ def _available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
+def is_commit_sha(text: str | None) -> bool:
+    """Whether text is a full commit sha (what the registry's revision fields hold), not a branch or tag."""
+    return bool(text and _SHA.match(text))
+
+
 def parse_snapshot(path: str | Path) -> tuple[str | None, str | None]:
     """(model id, commit sha) when a path lies inside a Hub cache snapshot, else (None, None)."""
     match = _SNAPSHOT.search(Path(path).resolve().as_posix())
@@ -150,12 +161,12 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
     path = Path(source).expanduser()
     if path.is_dir():
         snapshot_id, snapshot_sha = parse_snapshot(path)
-        return path, snapshot_id, revision if revision and _SHA.match(revision) else snapshot_sha
+        return path, snapshot_id, revision if is_commit_sha(revision) else snapshot_sha
     if path.exists():
         raise DetectionError(f"{source} is a file; pass a model directory (with config.json) or a Hugging Face model id")
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise DetectionError(f"no model directory at {source}; pass an existing directory or a Hugging Face model id")
-    sha = revision if revision and _SHA.match(revision) else _cached_sha(source, revision)
+    sha = revision if is_commit_sha(revision) else _cached_sha(source, revision)
     return None, source, sha
 
 
@@ -240,39 +251,71 @@ def load_model(
 
     path, model_id, sha = resolve_source(str(source), revision)
     target = str(path) if path is not None else str(source)
-    config = load_config(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code)
+    hub_revision = None if path is not None else revision
+    config = load_config(target, revision=hub_revision, trust_remote_code=trust_remote_code)
     placed = resolve_device(device)
     cls = model_class(config, trust_remote_code)
-    parameters = count_parameters(config, cls, trust_remote_code)
+    parameters = count_parameters(config, cls, trust_remote_code) if placed == "cpu" else None  # only CPU choices use it
     chosen, notes = choose_dtype(config, dtype, placed, parameters)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
-    if path is None and revision is not None:
-        kwargs["revision"] = revision
+    if hub_revision is not None:
+        kwargs["revision"] = hub_revision
     offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[chosen] > 0.7 * _available_memory())
+    scratch: str | None = None
     if placed == "cuda" or offloaded:
         kwargs["device_map"] = "auto"
-        kwargs["offload_folder"] = str(offload_folder or tempfile.mkdtemp(prefix="swindex-offload-"))
+        if offload_folder is None:
+            scratch = tempfile.mkdtemp(prefix="swindex-offload-")
+        kwargs["offload_folder"] = str(offload_folder or scratch)
         if max_memory is not None:
             kwargs["max_memory"] = max_memory
         elif placed == "cpu":
             kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
     try:
         model = cls.from_pretrained(target, **kwargs)
-    except OSError as exc:
-        raise DetectionError(f"cannot load the weights of {source}: {exc}") from exc
+    except BaseException as exc:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise DetectionError(f"cannot load the weights of {source}: {exc}") from exc
+        raise
+    if scratch is not None:
+        _tie_scratch_folder(model, scratch)
     model.eval()
     placement = getattr(model, "hf_device_map", None)
     if placement and any(v in ("cpu", "disk") for v in placement.values()) and placed == "cuda":
         offloaded = True
     if offloaded:
         notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
-    tokenizer = load_tokenizer(target, revision=None if path is not None else revision, trust_remote_code=trust_remote_code) if with_tokenizer else None
-    return LoadedModel(model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes))
+    if sha is None and path is None:
+        sha = _cached_sha(str(source), revision)  # the first download has just filled the cache
+    tokenizer = load_tokenizer(target, revision=hub_revision, trust_remote_code=trust_remote_code) if with_tokenizer else None
+    options = {
+        "revision": revision, "device": device, "trust_remote_code": trust_remote_code,
+        "offload_folder": offload_folder, "max_memory": max_memory,
+    }
+    return LoadedModel(model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes), options)
+
+
+def _tie_scratch_folder(model: Any, folder: str) -> None:
+    """Remove our temporary offload folder now if accelerate wrote nothing there, else when the model is freed."""
+    if not any(Path(folder).iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    weakref.finalize(model, shutil.rmtree, folder, True)
 
 
 def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
-    """The same model loaded again in another dtype (after float16 overflowed); drop the old one first."""
-    notes = loaded.notes
-    again = load_model(loaded.source, revision=loaded.revision if loaded.model_id else None, dtype=dtype, device=loaded.device, with_tokenizer=False)
-    return LoadedModel(again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded, notes + again.notes)
+    """The same model loaded again in another dtype (after float16 overflowed); drop the old one first.
+
+    The same commit is loaded (the recorded sha when known), with the same device, remote-code and offload choices.
+    """
+    options = {**loaded.options, "device": loaded.device}
+    if loaded.model_id and loaded.revision:
+        options["revision"] = loaded.revision
+    again = load_model(loaded.source, **options, dtype=dtype, with_tokenizer=False)
+    return LoadedModel(
+        again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded,
+        loaded.notes + again.notes, again.options,
+    )

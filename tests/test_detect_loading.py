@@ -101,3 +101,83 @@ def test_a_model_offloaded_to_disk_is_scanned(tmp_path):
     assert "disk" in set(loaded.model.hf_device_map.values())
     result = detect(loaded.model)
     assert [w.index for w in result.super_weights] == [p.index for p in planted]
+
+
+@pytest.fixture
+def scratch_tmp(tmp_path, monkeypatch):
+    """Where tempfile (and so a default offload folder) puts its directories during the test."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_an_unused_temporary_offload_folder_is_removed_at_once(tmp_path, scratch_tmp):
+    """Dense safetensors weights offload to disk in place, so the folder made for accelerate stays empty."""
+    model, _ = build_planted("llama", plants=())
+    path = save_planted(model, tmp_path / "llama")
+    loaded = load_model(str(path), max_memory={"cpu": 100_000})
+    assert "disk" in set(loaded.model.hf_device_map.values())
+    assert list(scratch_tmp.glob("swindex-offload-*")) == []
+
+
+def test_a_used_temporary_offload_folder_is_removed_with_its_model(tmp_path, scratch_tmp):
+    """Fused experts are re-saved to the offload folder while loading; it goes when the model does."""
+    import gc
+
+    model, planted = build_planted("mixtral", plants=(Plant(1, 5, 7, expert=2),))
+    path = save_planted(model, tmp_path / "mixtral")
+    loaded = load_model(str(path), max_memory={"cpu": 100_000})
+    (folder,) = scratch_tmp.glob("swindex-offload-*")
+    assert any(folder.iterdir())
+    assert [w.index for w in detect(loaded.model).super_weights] == [planted[0].index]
+    del loaded
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_a_hub_id_loads_offline_from_the_cache_and_records_its_commit(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
+    model, planted = build_planted("llama", plants=(Plant(1, 5, 7),))
+    repo = tmp_path / "hub" / "models--acme--tiny"
+    save_planted(model, repo / "snapshots" / SHA)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SHA)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    result = detect("acme/tiny", revision="main", device="cpu")
+    assert (result.model_id, result.revision) == ("acme/tiny", SHA)
+    assert [w.index for w in result.super_weights] == [planted[0].index]
+
+
+def test_a_wider_reload_keeps_the_offload_placement(tmp_path):
+    from swindex.loading import reload_in
+
+    model, _ = build_planted("llama", plants=())
+    path = save_planted(model, tmp_path / "llama")
+    loaded = load_model(str(path), dtype="float16", max_memory={"cpu": 100_000}, offload_folder=tmp_path / "offload")
+    again = reload_in(loaded, "float32")
+    assert (again.dtype, again.offloaded) == ("float32", True)
+    assert "disk" in set(again.model.hf_device_map.values())
+    assert again.options["offload_folder"] == tmp_path / "offload"
+
+
+def test_a_branch_name_as_the_revision_of_a_loaded_model_is_refused_with_advice():
+    model, _ = build_planted("llama", plants=())
+    with pytest.raises(DetectionError, match="'main'.*40-character commit sha"):
+        detect(model, revision="main")
+
+
+def test_repository_code_is_not_run_unless_asked(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "acme_custom", "architectures": ["AcmeForCausalLM"], '
+        '"auto_map": {"AutoConfig": "configuration_acme.AcmeConfig", "AutoModelForCausalLM": "modeling_acme.AcmeForCausalLM"}}'
+    )
+    ran = tmp_path / "ran"
+    (tmp_path / "configuration_acme.py").write_text(f"import pathlib\npathlib.Path({str(ran)!r}).touch()\n")
+    with pytest.raises(DetectionError, match="--trust-remote-code"):
+        load_model(str(tmp_path))
+    assert not ran.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetectionError
+from ..records import format_coordinate
 
 _ID_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 METHOD = "activation-spike iteration over FFN down projections (Yu et al. 2024, arXiv 2411.07191, generalised)"
@@ -90,7 +91,7 @@ class DetectedWeight:
     @property
     def coordinate(self) -> str:
         """``tensor[i, j]``, as the registry writes coordinates."""
-        return f"{self.tensor}[{', '.join(map(str, self.index))}]"
+        return format_coordinate(self.tensor, self.index)
 
     def to_dict(self, citation: str, date: str) -> dict[str, Any]:
         """The schema's super_weight record, status "detected"."""

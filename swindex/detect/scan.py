@@ -54,6 +54,7 @@ class _Overflow(DetectionError):
 
 @dataclass(frozen=True)
 class _Scan:
+    layout: ModelLayout
     found: tuple[DetectedWeight, ...]
     first: tuple[Observation, ...]
     iterations: int
@@ -166,7 +167,7 @@ def detect(
     if not scan.replayed:
         notes.append("layers are not chained through a cached residual stream here; every pass reran the whole model")
 
-    layout = locate(model)
+    layout = scan.layout
     config = model.config
     architecture = (getattr(config, "architectures", None) or [type(model).__name__])[0]
     first_param = next(model.parameters())
@@ -230,7 +231,7 @@ def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: in
                 replay.run_from(start)
             else:
                 run(batch)
-    return _Scan(tuple(found), tuple(first), iteration, stop, replay.chained)
+    return _Scan(layout, tuple(found), tuple(first), iteration, stop, replay.chained)
 
 
 def _qualifying(layout: ModelLayout, observations: list[Observation], thresholds: Thresholds, iteration: int) -> list[tuple[int, DetectedWeight]]:
@@ -303,8 +304,13 @@ def _runner(model: Any, layout: ModelLayout) -> Any:
 
 def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | None]:
     """(Hub id, revision) a loaded model came from, as far as its config's name or cache path tells."""
-    from ..loading import parse_snapshot
+    from ..loading import is_commit_sha, parse_snapshot
 
+    if revision is not None and not is_commit_sha(revision):
+        raise DetectionError(
+            f"revision {revision!r} given for the loaded model {name_or_path} is recorded in the entry, which needs a full 40-character commit sha; "
+            "pass the sha the model was loaded from (or pass the model id with revision= so that detect loads it and resolves the sha)"
+        )
     snapshot_id, sha = parse_snapshot(name_or_path) if Path(name_or_path).is_dir() else (None, None)
     if snapshot_id is not None:
         return snapshot_id, revision or sha
