@@ -120,11 +120,11 @@ class Recorder:
             if zeros:
                 bias = getattr(module, "bias", None)
                 for row, columns in _by_row(zeros, None).items():
-                    w = _row(weight, row, site.kind).clone()
+                    w = _row(weight, row, site.kind).to(device=x.device, dtype=x.dtype, copy=True)
                     w[list(columns)] = 0
-                    value = x @ w.to(x.dtype)
+                    value = x @ w
                     if bias is not None:
-                        value = value + materialised(module, "bias")[row].to(value.dtype)
+                        value = value + materialised(module, "bias")[row].to(device=value.device, dtype=value.dtype)
                     if not changed:
                         y = y.clone()
                         changed = True
@@ -136,7 +136,8 @@ class Recorder:
 
 
 def materialised(module: Any, name: str) -> Any:
-    """A parameter's real values, also when accelerate offloaded it (then read from its weights map)."""
+    """A parameter's real values, also when accelerate offloaded it (then read from its weights map, on CPU or disk:
+    callers move what they use to the activations' device)."""
     tensor = getattr(module, name)
     if tensor is None or tensor.device.type != "meta":
         return tensor
@@ -200,7 +201,7 @@ def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, ex
         w = weight[:, row] if site.transposed else weight[row]
     else:
         w = _row(weight, row, site.kind)
-    w = w.detach().float().clone()
+    w = w.detach().to(device=x_token.device, dtype=torch.float32, copy=True)  # an offloaded weight lives on CPU or disk
     if zeros:
         columns = _by_row(zeros, expert).get(row)
         if columns:
