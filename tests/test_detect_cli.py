@@ -56,3 +56,11 @@ def test_malformed_input_ids_are_a_usage_error(model_dir, capsys):
 def test_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["detect", str(tmp_path / "absent")]) == 1
     assert "no model directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "x"])
+def test_max_iterations_must_be_positive(model_dir, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", str(model_dir[0]), "--max-iterations", value])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err

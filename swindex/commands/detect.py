@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ._model_options import add_model_arguments
+from ._model_options import add_model_arguments, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT", help="text to scan with (default: a fixed short sentence)")
     p.add_argument("--input-ids", metavar="IDS", type=_ids, help="comma-separated token ids, for checkpoints without a tokenizer")
     p.add_argument("--id", dest="model_id", metavar="ORG/NAME", help="registry id for the entry (default: MODEL, or a local directory's name)")
-    p.add_argument("--max-iterations", type=int, default=None, metavar="N", help="stop after N forward passes (default: 64)")
+    p.add_argument("--max-iterations", type=positive_int, default=None, metavar="N", help="stop after N forward passes (default: 64)")
     p.set_defaults(handler=run)
 
 
@@ -42,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ..detect import MAX_ITERATIONS, detect
+    from ..registry import write_atomic
     from ..yamlio import dump_yaml
 
     transformers_logging.disable_progress_bar()  # stderr carries the summary; no loading bars around it
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     entry = result.to_entry()
     print(result.summary(), file=sys.stderr)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(dump_yaml(entry), encoding="utf-8")
+        write_atomic(args.output, dump_yaml(entry))  # an interrupted run never leaves a half-written entry
         print(f"wrote {args.output}", file=sys.stderr)
     if args.json:
         print(json.dumps(entry, indent=2, ensure_ascii=False))
