@@ -30,6 +30,14 @@ def test_default_sequence_starts_with_bos_and_avoids_special_ids():
     assert all(0 <= i < 512 for i in ids)
 
 
+def test_default_sequence_avoids_every_id_of_a_list_of_eos_ids():
+    """Llama 3 style configs list several EOS ids."""
+    config = SimpleNamespace(vocab_size=512, bos_token_id=[7], eos_token_id=[2, 35, 67], pad_token_id=None)
+    ids = default_input_ids(config)
+    assert ids[0] == 7 and len(ids) == DEFAULT_LENGTH
+    assert not {2, 35, 67} & set(ids)
+
+
 def test_default_sequence_without_bos_in_config_starts_with_zero():
     ids = default_input_ids(SimpleNamespace(vocab_size=100, bos_token_id=None))
     assert ids[0] == 0 and len(set(ids)) == len(ids)
@@ -59,7 +67,12 @@ def test_a_prompt_without_tokenizer_is_refused_with_advice():
         resolve_input_ids(CONFIG, None, "hello", None)
 
 
-@pytest.mark.parametrize("ids", [[], [1, 512], [-1]])
+def test_empty_ids_are_refused():
+    with pytest.raises(DetectionError, match="input ids are empty"):
+        resolve_input_ids(CONFIG, None, None, [])
+
+
+@pytest.mark.parametrize("ids", [[1, 512], [-1]])
 def test_ids_outside_the_vocabulary_are_refused(ids):
-    with pytest.raises(DetectionError):
+    with pytest.raises(DetectionError, match=r"\[0, 512\)"):
         resolve_input_ids(CONFIG, None, None, ids)

@@ -68,18 +68,25 @@ def default_input_ids(config: Any, length: int = DEFAULT_LENGTH) -> list[int]:
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     if vocab < 4:
         raise DetectionError("the model config has no usable vocab_size; pass input ids explicitly (--input-ids)")
-    bos = getattr(text, "bos_token_id", None)
-    bos = bos[0] if isinstance(bos, (list, tuple)) else bos
-    bos = 0 if bos is None else int(bos)
-    specials = {bos, getattr(text, "eos_token_id", None), getattr(text, "pad_token_id", None)}
-    ids = [bos]
+    specials = {int(i) for name in ("bos_token_id", "eos_token_id", "pad_token_id") for i in _token_ids(getattr(text, name, None))}
+    bos = _token_ids(getattr(text, "bos_token_id", None))
+    ids = [int(bos[0]) if bos else 0]
     step = max(1, vocab // length)
     candidate = 3
     while len(ids) < length:
-        if candidate not in specials:
+        if candidate % vocab not in specials:
             ids.append(candidate % vocab)
         candidate += step
+        if candidate > 3 + step * (length + vocab):  # only special ids left to pick from
+            raise DetectionError("the model config's vocabulary holds only special token ids; pass input ids explicitly (--input-ids)")
     return ids
+
+
+def _token_ids(value: Any) -> list[Any]:
+    """A config's special token id field as a list: None, one id, or several (Llama 3 lists several EOS ids)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def resolve_input_ids(config: Any, tokenizer: Any | None, prompt: str | None, input_ids: Any | None) -> tuple[list[int], str | None]:
