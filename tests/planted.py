@@ -16,7 +16,7 @@ pass, the way it does in trained models:
 * Mixture-of-Experts plants also make the router send the first token to ``plant.expert``.
 
 `save_planted(model, path)` writes a loadable directory (config + safetensors, no tokenizer).
-Families: see `FAMILIES`. This module never imports swindex.detect, so it can test it.
+Families: see `FAMILIES`. This module never imports swindex.detect, so it can test it (only swindex.records' coordinate format).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from swindex.records import format_coordinate
 
 BOS_DIM = 3
 BOS_SCALE = 1000.0
@@ -64,7 +66,7 @@ class PlantedWeight:
 
     @property
     def coordinate(self) -> str:
-        return f"{self.tensor}[{', '.join(map(str, self.index))}]"
+        return format_coordinate(self.tensor, self.index)
 
 
 @dataclass(frozen=True)

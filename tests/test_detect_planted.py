@@ -24,9 +24,8 @@ def test_finds_the_planted_weight(family):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_unplanted_twin_has_no_super_weight(family):
-    twin, planted = build_planted(family, plants=(), seed=1)
+    twin, _ = build_planted(family, plants=(), seed=1)
     result = detect(twin)
-    assert planted == ()
     assert result.super_weights == ()
     assert result.stop_reason == "no spike left"
 
