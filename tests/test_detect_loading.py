@@ -181,3 +181,29 @@ def test_repository_code_is_not_run_unless_asked(tmp_path):
     with pytest.raises(DetectionError, match="--trust-remote-code"):
         load_model(str(tmp_path))
     assert not ran.exists()
+
+
+def test_float16_weights_are_released_before_the_wider_reload(gemma_dir, monkeypatch):
+    import gc
+    import weakref
+
+    from swindex import loading
+
+    first: list[weakref.ref] = []
+    alive_at_reload: list[bool] = []
+    original_load, original_reload = loading.load_model, loading.reload_in
+
+    def load(*args, **kwargs):
+        loaded = original_load(*args, **kwargs)
+        first.append(weakref.ref(loaded.model))
+        return loaded
+
+    def reload(described, dtype):
+        gc.collect()
+        alive_at_reload.append(first[0]() is not None)
+        return original_reload(described, dtype)
+
+    monkeypatch.setattr(loading, "load_model", load)
+    monkeypatch.setattr(loading, "reload_in", reload)
+    detect(str(gemma_dir[0]), dtype="float16", device="cpu")
+    assert alive_at_reload == [False]

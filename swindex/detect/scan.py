@@ -164,6 +164,8 @@ def detect(
         wider = fallback_dtype(loaded.dtype, loaded.device) if loaded is not None else None
         if wider is None:
             raise DetectionError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
+        scan = None  # reload outside this block: the exception's traceback still references the float16 model
+    if scan is None:
         notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
         described = dataclasses.replace(loaded, model=None)
         loaded = model = None  # release the float16 weights before the wider copy loads
