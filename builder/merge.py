@@ -5,9 +5,10 @@ Rules (plain functions over registry-format dicts):
   disagreements stay as they are.
 - The new detection becomes the entry-level evidence (``evidence.detection``, replacing an older
   swindex run; a verification run likewise).
-- A detected coordinate that matches an existing claim adds the swindex source to that claim
-  (replacing a swindex source with the same citation, so reruns do not pile up copies) and its
-  per-weight ``evidence.detection``; the claim's status is not touched.
+- A detected coordinate that matches an existing claim adds its per-weight ``evidence.detection``;
+  the claim's status is never touched, nor are the sources of a published claim (one citing
+  anything besides swindex). A claim only swindex sources gets its swindex source refreshed
+  (replacing the one with the same citation, so reruns do not pile up copies).
 - A detected coordinate nobody claimed yet is added with status ``detected``.
 - A standing claim (confirmed, reported, detected) the detection did not find gets a
   ``disagreements`` item saying so; it is never rewritten or removed.
@@ -108,6 +109,11 @@ def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
     return str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX) and list(disagreement.get("claims") or []) == [coord]
 
 
+def _published(claim: Mapping[str, Any]) -> bool:
+    """A claim that cites anything besides swindex: its sources are the publication's record and stay as written."""
+    return any(s.get("kind") != SWINDEX_KIND for s in claim.get("sources") or [])
+
+
 def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
     kept = list(claim.get("sources") or [])
     for source in sources:
@@ -166,7 +172,8 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
         target = claims[i]
         found.add(i)
         matched.append(coordinate(target))
-        _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
+        if not _published(target):
+            _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
         weight_evidence = dict(target.get("evidence") or {})
         for key, value in (claim.get("evidence") or {}).items():
             weight_evidence[key] = copy.deepcopy(value)

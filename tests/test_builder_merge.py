@@ -59,12 +59,11 @@ def test_no_existing_entry_takes_the_detection_with_todays_date():
     assert validate_entry_dict(result.entry) == []
 
 
-def test_matching_detection_adds_source_and_evidence_keeping_the_published_claim(published):
+def test_matching_detection_adds_evidence_keeping_the_published_claims_status_and_sources(published):
     result = merge_entry(published, fresh_entry(detected(1, 3, 7)), TODAY)
     claim = result.entry["super_weights"][0]
     assert claim["status"] == "confirmed"
-    assert claim["sources"][0] == published["super_weights"][0]["sources"][0]
-    assert [s["kind"] for s in claim["sources"]] == ["paper", "swindex"]
+    assert claim["sources"] == published["super_weights"][0]["sources"]
     assert claim["evidence"]["detection"]["output_activation"] == 300.0
     assert claim["value"] == published["super_weights"][0]["value"]
     assert result.matched == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
@@ -107,6 +106,14 @@ def test_aliases_notes_findings_and_earlier_disagreements_stay(make_entry):
     result = merge_entry(existing, fresh_entry(detected(1, 3, 7)), TODAY).entry
     for key in ("aliases", "notes", "other_findings", "disagreements", "architecture", "dimensions"):
         assert result[key] == existing[key]
+
+
+def test_a_claim_with_only_swindex_sources_gets_its_swindex_source_refreshed_not_duplicated():
+    first = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
+    again = merge_entry(first, stamp(fresh_entry(detected(1, 3, 7)), LATER), LATER).entry
+    (claim,) = again["super_weights"]
+    assert [(s["kind"], s["date"]) for s in claim["sources"]] == [("swindex", LATER)]
+    assert claim["status"] == "detected"
 
 
 def test_merging_the_same_detection_again_changes_nothing_not_even_the_date(published):

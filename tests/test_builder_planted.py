@@ -160,8 +160,8 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     entry = load_yaml(path)
     by_coordinate = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]": c for c in entry["super_weights"]}
     matched = by_coordinate["model.layers.1.mlp.down_proj.weight[5, 7]"]
-    assert matched["status"] == "confirmed" and matched["sources"][0] == claim["sources"][0]
-    assert matched["sources"][-1]["kind"] == "swindex" and "detection" in matched["evidence"]
+    assert matched["status"] == "confirmed" and matched["sources"] == claim["sources"]
+    assert "detection" in matched["evidence"]
     assert matched["value"] == -8.0
     kept = dict(by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"])
     assert kept.pop("evidence")["impact"]["classification"] == "inert"
