@@ -224,5 +224,13 @@ def test_models_table_counts_standing_claims_and_shows_the_rest():
     html = (fixture_site() / "models" / "index.html").read_text(encoding="utf-8")
     row = next(r for r in html.split("<tr")[1:] if "mistralai/Mistral-7B-Instruct-v0.1" in r)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
-    assert cells[3].startswith("0") and "1 claims" in cells[3]
+    assert cells[3].startswith("0") and re.search(r">1 claim<", cells[3])
     assert cells[4] == ""
+
+
+def test_models_table_says_when_statuses_come_from_other_findings():
+    html = (fixture_site() / "models" / "index.html").read_text(encoding="utf-8")
+    row = next(r for r in html.split("<tr")[1:] if "allenai/OLMo-7B-0724-hf" in r)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    count = len(load_yaml(FIXTURE_REGISTRY / "allenai" / "OLMo-7B-0724-hf.yaml")["other_findings"])
+    assert f"+{count} other finding" in cells[3]

@@ -204,3 +204,31 @@ def test_weight_values_render_exactly_as_recorded():
 
     assert number(0.63232421875) == "0.63232421875"
     assert float(number(7.914802074432373)) == 7.914802074432373
+
+
+def test_measured_figures_read_in_four_significant_digits_with_the_exact_value_in_the_tooltip():
+    from swindex.sitegen.render import measured
+
+    assert str(measured(0.0028958851883300815)) == '<span class="sw-measured" title="0.0028958851883300815">0.002896</span>'
+    assert str(measured(None)) == "—" and str(measured(7)) == "7"
+
+
+def _verified_html(make_entry, metric: str, impact: dict) -> str:
+    data = make_entry()
+    data["super_weights"][0]["evidence"] = {"impact": {"metric": metric, "classification": "critical", **impact}}
+    data["evidence"] = {"verification": {"tool": "swindex verify 0.1.0", "date": "2030-01-01", "metric": metric, "original": 1.0, "all_zeroed": 2.0}}
+    return _model_html(Entry.from_dict(data))
+
+
+def test_encoder_impact_shows_the_similarity_shift_rather_than_repeating_the_embedding_shift(make_entry):
+    html = _verified_html(make_entry, "embedding_shift", {"zeroed": 0.123456789, "ratio": 0.123456789, "similarity_shift": 0.0456789})
+    assert "Embedding shift (mean cosine distance)" in html and "Similarity shift" in html
+    assert html.count(">0.1235<") == 1 and ">0.04568<" in html
+    assert "× original perplexity" not in html
+
+
+def test_causal_lm_impact_shows_the_perplexity_ratio(make_entry):
+    html = _verified_html(make_entry, "perplexity", {"zeroed": 812.25, "ratio": 142.5})
+    assert "× original perplexity" in html and ">142.5<" in html and ">812.2<" in html
+    assert "Similarity shift" not in html
+    assert "critical</em> from 2.0× the original perplexity" in html

@@ -14,6 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..records import STATUSES
+from ..verify.report import THRESHOLDS
 from .urls import relative, safe_url
 
 
@@ -37,6 +38,13 @@ def number(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     return str(value)
+
+
+def measured(value: Any, digits: int = 4) -> Markup:
+    """A measured figure to read, not copy: four significant digits, the exact value in a tooltip."""
+    if isinstance(value, float) and math.isfinite(value):
+        return Markup('<span class="sw-measured" title="{}">{}</span>').format(repr(value), f"{value:.{digits}g}")
+    return escape(number(value))
 
 
 def badge(status: Any) -> Markup:
@@ -73,6 +81,6 @@ def environment(templates: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(link=link, num=number, badge=badge, code=code_block, href=href)
-    env.globals.update(statuses=STATUSES)
+    env.filters.update(link=link, num=number, measured=measured, badge=badge, code=code_block, href=href)
+    env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
     return env
