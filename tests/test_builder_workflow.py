@@ -55,6 +55,16 @@ def test_untrusted_inputs_reach_scripts_only_through_the_environment(workflow):
         assert "inputs." not in step.get("run", ""), step.get("name")
 
 
+def test_secrets_reach_only_the_step_that_runs_the_builder(workflow):
+    def secret_names(env: dict | None) -> set[str]:
+        return {k for k, v in (env or {}).items() if "secrets." in str(v)}
+
+    assert not secret_names(workflow.get("env"))
+    assert not any(secret_names(job.get("env")) for job in workflow["jobs"].values())
+    holders = [step for _, step in steps(workflow) if secret_names(step.get("env"))]
+    assert holders and all("python -m builder" in step.get("run", "") for step in holders)
+
+
 def test_each_shard_uploads_its_entries_and_the_last_job_opens_a_pull_request(workflow):
     uploads = [s for name, s in steps(workflow) if name == "detect" and "upload-artifact" in s.get("uses", "")]
     assert uploads and uploads[0]["with"]["name"] == "entries-${{ matrix.shard }}"
