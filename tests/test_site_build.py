@@ -234,3 +234,31 @@ def test_models_table_says_when_statuses_come_from_other_findings():
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
     count = len(load_yaml(FIXTURE_REGISTRY / "allenai" / "OLMo-7B-0724-hf.yaml")["other_findings"])
     assert f"+{count} other finding" in cells[3]
+
+
+def test_an_interrupted_build_leaves_the_previous_site_whole(tmp_path, make_entry, write_registry, monkeypatch):
+    from swindex.sitegen import build as site_build
+
+    out = tmp_path / "out"
+    build_site(write_registry(make_entry(id="acme/first")), out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def interrupted(config_file, verbose=False):
+        site_dir = Path(load_yaml(config_file)["site_dir"])
+        site_dir.mkdir(parents=True, exist_ok=True)
+        (site_dir / "half-written.html").write_text("<html>", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(site_build, "run_mkdocs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_site(write_registry(make_entry(id="acme/second"), root=tmp_path / "other"), out)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "out", "registry"]
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path, make_entry, write_registry):
+    target = tmp_path / "site.txt"
+    target.write_text("mine", encoding="utf-8")
+    with pytest.raises(SwindexError, match="not a directory"):
+        build_site(write_registry(make_entry()), target)
+    assert target.read_text(encoding="utf-8") == "mine"

@@ -187,8 +187,17 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
     for path in keep:
         if path.resolve() == output or output in path.resolve().parents:
             raise SwindexError(f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output")
+    if output.exists() and not output.is_dir():
+        raise SwindexError(f"{output}: exists and is not a directory; choose a new or empty --output")
     if output.is_dir() and any(output.iterdir()) and not (output / "index.html").is_file():
         raise SwindexError(f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output")
+
+
+def replace_directory(new: Path, target: Path, trash: Path) -> None:
+    """Put a finished build in place with two renames, so an interrupted build never leaves a half-written site."""
+    if target.exists():
+        target.rename(trash)
+    new.rename(target)
 
 
 def build_site(
@@ -216,15 +225,18 @@ def build_site(
     links = site_links(base)
     views = [model_view(entry, links) for entry in entries]
 
-    with tempfile.TemporaryDirectory(prefix="swindex-site-") as scratch:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="swindex-site-") as scratch, tempfile.TemporaryDirectory(prefix=f".{output.name}.building-", dir=output.parent) as staging:
         work = Path(work_dir).resolve() if work_dir else Path(scratch)
         docs = work / "docs"
         if docs.exists():
             shutil.rmtree(docs)
         extra_nav = render_pages(views, sources, docs, links, generated_time())
         config_file = work / "mkdocs.yml"
-        _write(config_file, dump_yaml(mkdocs_config(base, sources, docs, output, extra_nav)))
+        built = Path(staging) / "site"
+        _write(config_file, dump_yaml(mkdocs_config(base, sources, docs, built, extra_nav)))
         rendered = time.perf_counter()
         run_mkdocs(config_file, verbose=verbose)
+        replace_directory(built, output, Path(staging) / "previous")
     finished = time.perf_counter()
     return SiteBuild(output=output, models=len(views), render_seconds=rendered - started, mkdocs_seconds=finished - rendered)
