@@ -70,7 +70,7 @@ class ModelSpec:
             return str(package_directory(self.package, self.id))
         if self.path is not None:
             if not Path(self.path).is_dir():
-                raise ModelLocationError(f"{self.id}: local model directory {self.path} does not exist ({self.origin})")
+                raise ModelLocationError(f"{self.id}: local model directory {self.path} does not exist ({self.origin}); fix its `path:` in the model list or put the model there")
             return self.path
         return self.id
 

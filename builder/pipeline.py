@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swindex.errors import RegistryFileError
+from swindex.errors import RegistryFileError, VerificationError
 from swindex.records import ACTIVE_STATUSES
 
 from .atomic import entry_path, write_entry
@@ -58,6 +58,20 @@ def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | No
     return result
 
 
+def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry less what a verification may write (run and per-claim evidence, the date)."""
+    rest = {k: v for k, v in entry.items() if k not in ("evidence", "modified")}
+    rest["super_weights"] = [{k: v for k, v in claim.items() if k != "evidence"} for claim in entry.get("super_weights") or []]
+    return rest
+
+
+def _verified(before: Mapping[str, Any], after: Mapping[str, Any], model_id: str) -> dict[str, Any]:
+    """Verification adds evidence only: a changed status, source or any other field is refused, not written."""
+    if _without_evidence(after) != _without_evidence(before):
+        raise VerificationError(f"{model_id}: verification changed the entry beyond its evidence (claims' status, sources or other fields); nothing was written. Report this as a swindex bug")
+    return dict(after)
+
+
 def _finish(entry: Mapping[str, Any], existing: Mapping[str, Any] | None, today: str) -> dict[str, Any]:
     entry = canonical(entry)
     if existing is not None:
@@ -95,7 +109,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         entry = merged.entry
         if verify and _standing(entry):
             status("verifying")
-            entry = dict(backend.verify(model, entry, spec))
+            entry = _verified(entry, backend.verify(model, entry, spec), spec.id)
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today

@@ -6,6 +6,8 @@ reads a plan.json from each "model directory", so every behaviour of the loop is
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import signal
@@ -328,3 +330,24 @@ def test_new_files_in_the_default_registry_point_editors_at_the_schema(tmp_path,
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix)
     assert (tmp_path / "default" / "acme" / first[len(prefix):]).resolve() == cli.SCHEMA_FILE.resolve()
+
+
+def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_nothing_is_written(tmp_path, make_entry, write_registry, capsys):
+    published = make_entry(id="acme/one")
+    registry = write_registry(published, root=tmp_path / "registry")
+    before = snapshot(registry)
+
+    def rewriting_verify(plan, entry, spec):
+        entry = fake_verify(plan, entry, spec)
+        entry["super_weights"][0]["status"] = "disputed"
+        entry["super_weights"][0]["sources"] = entry["super_weights"][0]["sources"][:1]
+        return entry
+
+    backend = dataclasses.replace(fake_backend(), verify=rewriting_verify)
+    models = make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}})
+    code = cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(tmp_path / "r.json")], backend=backend)
+    assert code == 1
+    (outcome,) = json.loads((tmp_path / "r.json").read_text())["models"]
+    assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
+    assert "acme/one" in outcome["message"] and "beyond its evidence" in outcome["message"]
+    assert snapshot(registry) == before
