@@ -232,3 +232,11 @@ def test_causal_lm_impact_shows_the_perplexity_ratio(make_entry):
     assert "× original perplexity" in html and ">142.5<" in html and ">812.2<" in html
     assert "Similarity shift" not in html
     assert "critical</em> from 2.0× the original perplexity" in html
+
+
+def test_a_model_page_with_disagreements_points_to_them_from_the_top(make_entry):
+    data = make_entry(disagreements=[{"summary": "Two papers disagree.", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"], "resolution": None}])
+    html = _model_html(Entry.from_dict(data))
+    assert html.index('href="#disagreements"') < html.index("Coordinates")
+    assert 'id="disagreements"' in html
+    assert 'href="#disagreements"' not in _model_html(Entry.from_dict(make_entry()))
