@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SurgeryError
+from .records import ACTIVE_STATUSES, format_coordinate
 
 __all__ = [
     "Target",
@@ -54,7 +55,7 @@ class Target:
 
     @property
     def coordinate(self) -> str:
-        return f"{self.tensor}[{', '.join(str(i) for i in self.index)}]"
+        return format_coordinate(self.tensor, self.index)
 
 
 @dataclass(frozen=True)
@@ -103,24 +104,27 @@ def _one_target(item: Any) -> Target:
     return Target(str(tensor), idx)
 
 
+def _items(weights: Any) -> Iterable[Any]:
+    """The individual weights in ``weights``: an Entry's or entry dict's active claims, one weight, or each of many."""
+    if hasattr(weights, "active_super_weights"):
+        return weights.active_super_weights
+    if isinstance(weights, Mapping) and "super_weights" in weights:
+        return [sw for sw in weights["super_weights"] if sw.get("status") in ACTIVE_STATUSES]
+    if isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor"):
+        return [weights]
+    if isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
+        return [weights]
+    return weights
+
+
 def targets(weights: Any) -> tuple[Target, ...]:
     """The scalars named by ``weights``, each once, in order.
 
     ``weights`` may be an Entry (its active claims: confirmed, reported or detected), one SuperWeight or
     registry-format dict, or an iterable of SuperWeight objects, dicts, Targets or ``(tensor, index)`` pairs.
     """
-    if hasattr(weights, "active_super_weights"):
-        items: Iterable[Any] = weights.active_super_weights
-    elif isinstance(weights, Mapping) and "super_weights" in weights:
-        items = [sw for sw in weights["super_weights"] if sw.get("status") in ("confirmed", "reported", "detected")]
-    elif isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor"):
-        items = [weights]
-    elif isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
-        items = [weights]
-    else:
-        items = weights
     seen: dict[tuple[str, tuple[int, ...]], Target] = {}
-    for item in items:
+    for item in _items(weights):
         t = _one_target(item)
         seen.setdefault((t.tensor, t.index), t)
     return tuple(seen.values())
@@ -369,19 +373,8 @@ def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
     ``(tensor, index)`` pairs they follow the layout: ``[row, col]`` for Linear, ``[col, row]`` for Conv1D,
     and for 3-D expert tensors ``[expert, row, col]`` when the middle dimension is the hidden size.
     """
-    items: Iterable[Any]
-    if hasattr(weights, "active_super_weights"):
-        items = weights.active_super_weights
-    elif isinstance(weights, Mapping) and "super_weights" in weights:
-        items = [sw for sw in weights["super_weights"] if sw.get("status") in ("confirmed", "reported", "detected")]
-    elif isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor") or (
-        isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str)
-    ):
-        items = [weights]
-    else:
-        items = weights
     result: dict[Channel, None] = {}
-    for item in items:
+    for item in _items(weights):
         target = _one_target(item)
         name = resolve_name(model, target.tensor)
         module_name = name.rsplit(".", 1)[0]
@@ -393,7 +386,21 @@ def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
 
 
 def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, int | None]:
-    module = model.get_submodule(name.rsplit(".", 1)[0])
+    """(row, column, expert) of a stored index, from the detector's map of the down projections when it has ``name``."""
+    from .detect.arch import locate
+    from .errors import UnsupportedModelError
+
+    try:
+        site = next((s for s in locate(model).sites if s.tensor == name), None)
+    except UnsupportedModelError:
+        site = None
+    if site is not None:
+        if site.kind == "experts":
+            return (index[2], index[1], index[0]) if site.transposed else (index[1], index[2], index[0])
+        if site.kind == "conv1d":
+            return index[1], index[0], site.expert
+        return index[0], index[1], site.expert
+    module = model.get_submodule(name.rsplit(".", 1)[0])  # not a down projection: guess from the shapes
     hidden = getattr(getattr(model, "config", None), "hidden_size", None)
     if len(index) == 3:
         shape = tuple(model.get_parameter(name).shape)

@@ -239,3 +239,19 @@ def _check_offloaded(model, offloaded, w) -> None:
     assert not torch.allclose(during, before, atol=1e-3)
     assert torch.equal(after, before)
     assert read_value(offloaded, w) == read_value(model, w)
+
+
+def test_transposed_fused_expert_channels_follow_the_detector_even_when_square():
+    """gpt-oss stores experts [expert, in, out]; with in == out only the module's layout can tell row from column."""
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    config = GptOssConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    model = GptOssForCausalLM(config).eval()
+    tensor = "model.layers.1.mlp.experts.down_proj"
+    assert model.get_parameter(tensor).shape[1:] == (64, 64)
+    (ch,) = channels(model, [(tensor, (2, 7, 5))])
+    assert (ch.row, ch.column, ch.expert) == (5, 7, 2)
