@@ -81,12 +81,37 @@ def test_nothing_in_an_unplanted_model_is_critical(unplanted_report):
 
 
 def test_json_has_the_documented_shape(dependent):
-    data = json.loads(dependent[3].to_json())
-    assert set(data["perplexity"]) >= {"original", "all_zeroed", "control", "restored_activation", "per_weight"}
+    _, planted, _, report, _ = dependent
+    data = json.loads(report.to_json())
+    figures = data["perplexity"]
+    assert set(figures) >= {"original", "all_zeroed", "control", "restored_activation", "per_weight"}
+    assert (figures["original"], figures["all_zeroed"], figures["control"], figures["restored_activation"]) == (
+        report.original, report.all_zeroed, report.control, report.restored_activation
+    )
     (weight,) = data["super_weights"]
     assert set(weight) >= {"layer", "row", "column", "expert", "zeroed", "classification"}
-    assert set(data["fingerprint"]) == {"matches", "checked", "mismatches"}
-    assert data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
+    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
+    assert weight["zeroed"] == report.weights[0].zeroed and weight["classification"] == "critical"
+    assert figures["per_weight"] == {f"{planted.tensor}[{planted.row}, {planted.column}]": weight["zeroed"]}
+    assert data["fingerprint"] == {"matches": True, "checked": 1, "mismatches": []}
+
+
+def test_one_claim_costs_four_passes_over_the_inputs():
+    """original, the weight zeroed (which is also all zeroed), super activation restored, control: nothing twice."""
+    model, planted = dependent_llama(seed=0)
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=16, batch_size=2)
+    finally:
+        handle.remove()
+    assert len(calls) == 4
+
+
+def test_a_text_too_short_for_one_sequence_is_an_error_naming_it():
+    model, planted = dependent_llama(seed=0)
+    with pytest.raises(VerificationError, match=r"everyday\.txt.*--length of at most"):
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=1, length=10**6)
 
 
 def test_apply_adds_valid_evidence_without_touching_claims(dependent):
@@ -152,17 +177,21 @@ def test_an_entry_that_does_not_fit_the_model_is_an_error():
         verify(model, entry, sequences=2, length=16)
 
 
-def test_text_windows_are_used_when_there_is_a_tokenizer():
-    from transformers import PreTrainedTokenizerFast
+def _word_tokenizer():
+    """A word-level tokenizer over a few common English words (everything else is [UNK]), BOS <s> = 1."""
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     words = sorted(set("the a of and to in is it that was for on with as".split()))
     vocab = {"[UNK]": 0, "<s>": 1, **{w: i + 2 for i, w in enumerate(words)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", bos_token="<s>")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", bos_token="<s>")
+
+
+def test_text_windows_are_used_when_there_is_a_tokenizer():
     model, planted = dependent_llama(seed=0)
-    report = verify(model, entry_for(model, planted), tokenizer=tokenizer, sequences=2, length=32)
+    report = verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=32)
     assert report.text == "everyday.txt"
     assert report.tokens == 64
     assert any(s.text for s in report.stopwords)
@@ -242,8 +271,15 @@ def test_cli_prints_json_and_writes_the_verified_entry(tmp_path, capsys):
     code = main(["verify", str(tmp_path / "model"), "--entry", str(entry_file), "--json", "--quiet", "--output", str(out), "--sequences", "2", "--length", "24"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["super_weights"][0]["classification"] == "critical"
-    assert validate_entry_dict(load_yaml(out)) == []
+    assert set(data) >= {"perplexity", "super_weights", "fingerprint"}
+    assert all(isinstance(data["perplexity"][k], float) for k in ("original", "all_zeroed", "control", "restored_activation"))
+    (weight,) = data["super_weights"]
+    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
+    assert weight["classification"] == "critical" and data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
+    assert data["fingerprint"]["matches"] is True
+    written = load_yaml(out)
+    assert validate_entry_dict(written) == []
+    assert written["super_weights"][0]["evidence"]["impact"]["classification"] == "critical"
 
 
 def test_cli_looks_the_entry_up_in_a_registry(tmp_path, capsys, write_registry):
@@ -274,3 +310,19 @@ class _WithExpert:
         d = self.planted.as_dict(status)
         d["expert"] = self.expert
         return d
+
+
+def test_cli_without_an_entry_fails_before_loading_the_model(tmp_path, capsys, write_registry, monkeypatch):
+    import swindex.loading
+    from swindex.cli import main
+
+    model, planted = dependent_llama(seed=0)
+    registry = write_registry(entry_for(model, planted, model_id="acme/other"))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded although there is no entry to verify")
+
+    monkeypatch.setattr(swindex.loading, "load_model", never)
+    code = main(["verify", str(tmp_path / "acme" / "missing"), "--registry", str(registry), "--quiet"])
+    assert code == 1
+    assert "no swindex entry" in capsys.readouterr().err

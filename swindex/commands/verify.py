@@ -36,13 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
+    from ..lookup import lookup
+    from ..registry import write_atomic
     from ..verify import FingerprintWarning, verify
     from ..yamlio import dump_yaml, load_yaml
 
     transformers_logging.disable_progress_bar()
-    entry = None
+    # The entry first: a model without one fails before it is loaded, and --output reuses it.
     if args.entry:
         entry = load_yaml(Path(args.entry))
+    else:
+        entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     progress = None if args.quiet else (lambda message: print(f"swindex verify: {message}", file=sys.stderr))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FingerprintWarning)
@@ -65,12 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if issubclass(w.category, FingerprintWarning):
             print(f"swindex verify: warning: {w.message}", file=sys.stderr)
     if args.output:
-        if entry is None:
-            from ..lookup import lookup
-
-            entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(dump_yaml(report.apply(entry)), encoding="utf-8")
+        write_atomic(args.output, dump_yaml(report.apply(entry)))
         print(f"swindex verify: wrote {args.output}", file=sys.stderr)
     print(report.to_json() if args.json else report)
     return 1 if args.strict and not report.fingerprint.matches else 0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ..errors import VerificationError
+
 DEFAULT_TEXT = "everyday.txt"
 DEFAULT_SEQUENCES = 16
 DEFAULT_LENGTH = 128
@@ -71,7 +73,11 @@ def text_windows(model: Any, tokenizer: Any, *, sequences: int = DEFAULT_SEQUENC
         if len(windows) == sequences:
             break
     if not windows:
-        raise ValueError(f"the evaluation text has only {len(ids)} tokens; ask for a --length below that")
+        longest = len(ids) + (1 if bos is not None else 0)
+        raise VerificationError(
+            f"the evaluation text {text} is only {len(ids)} tokens long with {type(tokenizer).__name__}, too short for "
+            f"one sequence of {length}: ask for a --length of at most {longest}"
+        )
     return Inputs(torch.tensor(windows, dtype=torch.long), None, text)
 
 

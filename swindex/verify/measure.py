@@ -100,12 +100,12 @@ def lm_pass(model: Any, inputs: Inputs, *, batch_size: int = 4, stop_ids: Sequen
     with torch.no_grad(), capturing(model, channels, result.channels):
         for ids, _ in _batches(inputs, batch_size):
             logits = model(input_ids=ids.to(device), use_cache=False).logits[:, :-1].float()
-            logp = torch.log_softmax(logits, dim=-1).cpu()
-            target = ids[:, 1:]
+            logp = torch.log_softmax(logits, dim=-1)  # stays where the logits are: only a few columns are read
+            target = ids[:, 1:].to(logp.device)
             nll -= float(logp.gather(-1, target.unsqueeze(-1)).double().sum())
             count += target.numel()
             if len(stop_ids):
-                stop_sum += logp[..., stop_index].double().exp().sum(dim=(0, 1))
+                stop_sum += logp[..., stop_index.to(logp.device)].double().exp().sum(dim=(0, 1)).cpu()
     mean = nll / max(count, 1)
     result.perplexity = math.exp(mean) if mean < 700 else math.inf
     result.stop_probs = {int(t): float(stop_sum[i] / max(count, 1)) for i, t in enumerate(stop_ids)}

@@ -22,6 +22,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..records import format_coordinate
+
 THRESHOLDS = {
     "perplexity": {"critical": 2.0, "significant": 1.05},
     "embedding_shift": {"critical": 0.1, "significant": 0.01},
@@ -86,7 +88,7 @@ class WeightResult:
 
     @property
     def coordinate(self) -> str:
-        return f"{self.tensor}[{', '.join(str(i) for i in self.index)}]"
+        return format_coordinate(self.tensor, self.index)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: _finite(v) for k, v in asdict(self).items()}

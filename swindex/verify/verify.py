@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import SurgeryError, VerificationError
+from ..records import format_coordinate
 from ..surgery import Channel, Target, channels, read_tensor, read_value, resolve_name, zeroed
 from .inputs import DEFAULT_LENGTH, DEFAULT_SENTENCES, DEFAULT_SEQUENCES, DEFAULT_TEXT, Inputs, sampled, sentences, text_windows
 from .measure import Pass, embedding_shift, encoder_pass, is_causal_lm, lm_pass, restoring
@@ -75,7 +76,7 @@ def fingerprint(model: Any, claims: list[dict[str, Any]], entry_revision: str | 
         dtypes = [d for d in (claim.get("value_dtype"), _dtype_of(model, name)) if d in _EPS]
         eps = max((_EPS[d] for d in dtypes), default=_EPS["bfloat16"])
         if abs(loaded - recorded) > eps * max(abs(recorded), abs(loaded)) + 1e-12:
-            coordinate = f"{claim['tensor']}[{', '.join(map(str, claim['index']))}]"
+            coordinate = format_coordinate(claim["tensor"], claim["index"])
             mismatches.append(
                 f"{coordinate}: recorded {recorded:g}{' (' + claim['value_dtype'] + ')' if claim.get('value_dtype') else ''}, "
                 f"loaded {loaded:g} ({_dtype_of(model, name)})"
@@ -254,8 +255,9 @@ def verify(
     base = original.perplexity if causal else 0.0
 
     results = []
+    p: Pass | None = None
     for claim, ch in zip(claims, claim_channels):
-        say(f"zeroing {claim['tensor']}{list(claim['index'])}")
+        say(f"zeroing {format_coordinate(claim['tensor'], claim['index'])}")
         with zeroed(model, [(claim["tensor"], claim["index"])]):
             p = run()
         value, sim = score(p)
@@ -286,9 +288,12 @@ def verify(
     control: list[Target] = []
     if claims:
         everything = [(c["tensor"], c["index"]) for c in claims]
-        say("all zeroed")
         with zeroed(model, everything):
-            p_all = run()
+            if len(claims) == 1 and p is not None:  # the one weight zeroed alone is all of them zeroed
+                p_all = p
+            else:
+                say("all zeroed")
+                p_all = run()
             replacements = _replacements(original, unique_channels)
             if replacements:
                 say("all zeroed, super activation restored")
