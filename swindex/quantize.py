@@ -94,17 +94,17 @@ def quantize_tensor(
     original = weight.detach()
     w = original.to(torch.float32).clone()
     held = [tuple(int(i) for i in idx) for idx in holdout]
-    mask = torch.zeros(w.shape, dtype=torch.bool)
+    mask = torch.zeros(w.shape, dtype=torch.bool, device=w.device)
     for idx in held:
         mask[idx] = True
     clipped = 0
     if clip is not None:
         t = CLIP_DEFAULTS[clip] if clip_threshold is None else float(clip_threshold)
-        limit = _clip_threshold(w.abs()[~mask.to(w.device)], clip, t)
-        over = (w.abs() > limit) & ~mask.to(w.device)
+        limit = _clip_threshold(w.abs()[~mask], clip, t)
+        over = (w.abs() > limit) & ~mask
         clipped = int(over.sum())
         w = torch.where(over, w.clamp(-limit, limit), w)
-    w[mask.to(w.device)] = 0.0  # held-out scalars must not set any scale
+    w[mask] = 0.0  # held-out scalars must not set any scale
 
     flat = w.reshape(-1)
     n = flat.numel()

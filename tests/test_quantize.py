@@ -204,6 +204,20 @@ def test_cli_compares_plain_and_held_out_quantization(saved_dependent, capsys):
     data = json.loads(capsys.readouterr().out)
     assert set(data["perplexity"]) == {"original", "rtn", "hold_out"}
     assert data["held_out"] == 1 and data["block_size"] == "tensor"
+    assert data["perplexity"]["original"] < data["perplexity"]["hold_out"] < data["perplexity"]["rtn"]
+
+
+def test_cli_says_an_encoder_has_no_perplexity_and_names_it(tmp_path, capsys, write_registry):
+    from fixtures_dependent import entry_for
+
+    from swindex.cli import main
+
+    model, (w,) = build_planted("bert")
+    model.save_pretrained(tmp_path / "acme" / "enc")
+    registry = write_registry(entry_for(model, model_id="acme/enc"))
+    assert main(["quantize", str(tmp_path / "acme" / "enc"), "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert "BertModel" in err and "--output" in err
 
 
 def test_cli_saves_a_quantized_model_that_keeps_the_super_weight(saved_dependent, tmp_path):

@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
     transformers_logging.disable_progress_bar()
     block = args.block_size
     clip = None if args.clip == "none" else args.clip
-    loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
-    model = loaded.model
-    if args.entry:
+    if args.entry:  # the entry first: a model without one fails before it is loaded
         entry = load_yaml(Path(args.entry))
     else:
         from ..lookup import lookup
 
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
+    loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    model = loaded.model
     options = {"keep": entry, "clip": clip, "clip_threshold": args.clip_threshold}
 
     if args.output:
@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     if not is_causal_lm(model):
-        print("swindex quantize: measuring needs a causal language model; use --output to save the quantized weights", file=sys.stderr)
+        print(
+            f"swindex quantize: {args.model} is a {type(model).__name__}, not a causal language model, so there is no "
+            "perplexity to measure; use --output DIR to save its quantized weights",
+            file=sys.stderr,
+        )
         return 2
     if loaded.tokenizer is not None:
         inputs = text_windows(model, loaded.tokenizer, sequences=args.sequences, length=args.length)
