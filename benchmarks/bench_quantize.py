@@ -52,6 +52,7 @@ VARIANTS = {
 def measure(model, claims, sequences: int, length: int) -> dict:
     """Every figure for one model: original, weight variants by bits and block, activation variants."""
     from swindex.quantize import quantized, quantized_activations
+    from swindex.records import format_coordinate
     from swindex.verify.inputs import sampled
     from swindex.verify.measure import lm_pass
 
@@ -60,7 +61,7 @@ def measure(model, claims, sequences: int, length: int) -> dict:
     def ppl() -> float:
         return lm_pass(model, inputs, batch_size=8).perplexity
 
-    result = {"original": ppl(), "weights": {}, "activations": {}, "held_out": [f"{c['tensor']}{c['index']}" for c in claims]}
+    result = {"original": ppl(), "weights": {}, "activations": {}, "held_out": [format_coordinate(c["tensor"], c["index"]) for c in claims]}
     for bits in BITS:
         for block in BLOCKS:
             key = f"int{bits}/{block or 'tensor'}"
