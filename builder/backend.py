@@ -72,7 +72,7 @@ def load(spec: ModelSpec, revision: str | None) -> Session:
 def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     """Run the detector on the loaded model (reloading wider if float16 overflows) and return its entry filed under the list's id."""
     from swindex.detect import detect as run_detection
-    from swindex.errors import DetectionError
+    from swindex.errors import ActivationOverflowError
     from swindex.loading import fallback_dtype, reload_in
 
     options: dict[str, Any] = {"model_id": spec.id}
@@ -87,14 +87,17 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
 
     try:
         result = scan()
-    except DetectionError as exc:
+    except ActivationOverflowError:
         wider = fallback_dtype(session.loaded.dtype, session.loaded.device)
-        if wider is None or "overflow" not in str(exc):
+        if wider is None:
             raise
+        result = None  # reload outside this block: the exception's traceback still references the float16 model
+    if result is None:
         session.notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
-        previous, session.loaded = session.loaded, None
-        session.loaded = reload_in(previous, wider)
-        del previous
+        described = dataclasses.replace(session.loaded, model=None)
+        session.loaded = None  # release the float16 weights before the wider copy loads
+        gc.collect()
+        session.loaded = reload_in(described, wider)
         result = scan()
     result = dataclasses.replace(result, notes=(*session.notes, *result.notes))
     return result.to_entry(model_id=spec.id)

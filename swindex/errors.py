@@ -56,6 +56,10 @@ class DetectionError(SwindexError):
     """Detection could not run to completion (load failure, numerical overflow, ...)."""
 
 
+class ActivationOverflowError(DetectionError):
+    """Activations became inf/nan (float16 overflow); reloading in bfloat16 or float32 fixes it."""
+
+
 class VerificationError(SwindexError):
     """Verification could not measure what an entry claims."""
 

@@ -170,3 +170,19 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
     assert entry["aliases"] == published["aliases"]
     assert validate_registry(registry) == []
+
+
+def test_a_float16_overflow_is_rescanned_wider_and_the_entry_says_so(tmp_path):
+    model, weights = build_planted("gemma", plants=(Plant(1, 5, 7, input=400.0, weight=300.0),))
+    directory = save_planted(model, tmp_path / "gemma-overflow")
+    models = tmp_path / "models.yaml"
+    item = {"id": "acme/gemma-overflow", "path": str(directory), "device": "cpu", "dtype": "float16", "verify": False}
+    models.write_text(dump_yaml({"models": [item]}))
+    registry = tmp_path / "registry"
+
+    assert build(models, registry) == 0
+    entry = load_yaml(registry / "acme" / "gemma-overflow.yaml")
+    assert [f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["super_weights"]] == [weights[0].coordinate]
+    detection = entry["evidence"]["detection"]
+    assert detection["dtype"] == "float32"
+    assert "float16 activations overflowed" in detection["notes"]

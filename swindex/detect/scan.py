@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DetectionError
+from ..errors import ActivationOverflowError, DetectionError
 from .arch import ModelLayout, locate
 from .hooks import LayerReplay, Observation, Recorder
 from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
@@ -46,10 +46,6 @@ DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
 DEFAULT_LENGTH = 16
 MAX_ITERATIONS = 64
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-
-
-class _Overflow(DetectionError):
-    """Activations became inf/nan (float16 overflow): the caller may reload in a wider dtype."""
 
 
 @dataclass(frozen=True)
@@ -160,10 +156,10 @@ def detect(
     ids, used_prompt = resolve_input_ids(model.config, tokenizer, prompt, input_ids)
     try:
         scan = _scan(model, ids, thresholds, max_iterations)
-    except _Overflow as exc:
+    except ActivationOverflowError as exc:
         wider = fallback_dtype(loaded.dtype, loaded.device) if loaded is not None else None
         if wider is None:
-            raise DetectionError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
+            raise ActivationOverflowError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
         scan = None  # reload outside this block: the exception's traceback still references the float16 model
     if scan is None:
         notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
@@ -220,7 +216,7 @@ def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: in
         bad = next((o for o in first if not o.finite), None)
         if bad is not None:
             site = layout.sites[bad.site]
-            raise _Overflow(f"activations overflowed (inf/nan) at {site.path} in {_dtype_text(model)}")
+            raise ActivationOverflowError(f"activations overflowed (inf/nan) at {site.path} in {_dtype_text(model)}")
         iteration = 1
         while True:
             hits = [h for h in _qualifying(layout, _ordered(recorder, layout), thresholds, iteration) if not recorder.zeroed(h[0], h[1].row, h[1].column, h[1].expert)]
