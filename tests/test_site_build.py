@@ -49,6 +49,16 @@ def test_api_index_summarises_each_model():
     summary = next(m for m in _json("models.json")["models"] if m["id"] == "mistralai/Mistral-7B-v0.1")
     assert summary["organisation"] == "mistralai" and summary["family"] == "mistral"
     assert (summary["super_weights"], summary["layers"], summary["statuses"]) == (1, [1], ["confirmed"])
+    assert (summary["standing"], summary["standing_layers"]) == (1, [1])
+
+
+def test_api_index_counts_standing_claims_apart_from_all_claims():
+    for model in _json("models.json")["models"]:
+        entry = load_yaml(FIXTURE_REGISTRY / f"{model['id']}.yaml")
+        standing = [w for w in entry["super_weights"] if w["status"] in ("confirmed", "reported", "detected")]
+        assert model["super_weights"] == len(entry["super_weights"])
+        assert model["standing"] == len(standing)
+        assert model["standing_layers"] == sorted({w["layer"] for w in standing})
 
 
 def test_api_index_links_resolve_to_documents_and_pages():
