@@ -217,22 +217,25 @@ def model_class(config: Any, trust_remote_code: bool = False) -> Any:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 
 
-def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any | None:
-    """The checkpoint's tokenizer, or None when it has none (callers then use token ids).
+def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> tuple[Any | None, str | None]:
+    """The checkpoint's tokenizer (None when it has none, so callers use token ids) and a note on why it is missing.
 
     transformers 5 builds an empty placeholder tokenizer for a model type when a checkpoint ships none;
     that would silently turn every prompt into unknown tokens, so it counts as no tokenizer.
     """
     path = Path(source).expanduser()
     if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
-        return None
+        return None, None
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
-    except Exception:  # noqa: BLE001 - any failure means "no usable tokenizer"; token ids still work
-        return None
-    return tokenizer if len(tokenizer) > 16 else None
+    except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
+        reason = " ".join(str(exc).split())[:200]
+        return None, f"tokenizer not loaded ({type(exc).__name__}: {reason}); token ids were used instead of text"
+    if len(tokenizer) <= 16:
+        return None, f"the tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text"
+    return tokenizer, None
 
 
 def load_model(
@@ -290,7 +293,10 @@ def load_model(
         notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
     if sha is None and path is None:
         sha = _cached_sha(str(source), revision)  # the first download has just filled the cache
-    tokenizer = load_tokenizer(target, revision=hub_revision, trust_remote_code=trust_remote_code) if with_tokenizer else None
+    tokenizer = None
+    if with_tokenizer:
+        tokenizer, missing = load_tokenizer(target, revision=hub_revision, trust_remote_code=trust_remote_code)
+        notes.extend([missing] if missing else [])
     options = {
         "revision": revision, "device": device, "trust_remote_code": trust_remote_code,
         "offload_folder": offload_folder, "max_memory": max_memory,

@@ -76,6 +76,18 @@ def test_a_directory_without_tokenizer_files_has_no_tokenizer(gemma_dir):
     assert (loaded.model_id, loaded.revision, loaded.dtype, loaded.device) == (None, None, "float32", "cpu")
 
 
+def test_a_tokenizer_that_fails_to_load_is_noted_and_token_ids_are_used(tmp_path):
+    model, planted = build_planted("llama", plants=(Plant(1, 5, 7),))
+    path = save_planted(model, tmp_path / "broken-tokenizer")
+    (path / "tokenizer.json").write_text("{ this is not json", encoding="utf-8")
+    loaded = load_model(str(path))
+    assert loaded.tokenizer is None
+    assert any(note.startswith("tokenizer not loaded") for note in loaded.notes)
+    result = detect(str(path))
+    assert result.prompt is None and [w.index for w in result.super_weights] == [planted[0].index]
+    assert any(note.startswith("tokenizer not loaded") for note in result.notes)
+
+
 def test_float16_overflow_is_detected_and_rescanned_wider(gemma_dir):
     path, planted = gemma_dir
     result = detect(str(path), dtype="float16", device="cpu")
