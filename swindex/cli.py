@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib import import_module
 
@@ -40,11 +42,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(handler(args) or 0)
-    except SwindexError as exc:
-        print(f"swindex {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"swindex {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, args.command)
+        try:
+            return int(handler(args) or 0)
+        except SwindexError as exc:
+            print(f"swindex {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        except BrokenPipeError:
+            sys.stdout = None  # the reader (say, `| head`) left; nothing more to say and no traceback to print
+            return 0
+        except KeyboardInterrupt:
+            print(f"swindex {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+
+def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings read like the command's other messages, without a source line from inside swindex."""
+    print(f"swindex {command}: warning: {message}", file=sys.stderr)

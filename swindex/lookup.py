@@ -71,14 +71,26 @@ def _name_of(model: Any) -> tuple[str, str | None]:
     return model.strip(), None
 
 
+def _is_local_path(name: str) -> bool:
+    """A directory on disk or something written as a path, never an ``org/name`` id that merely shares a name."""
+    if name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") >= 2 or re.match(r"^[A-Za-z]:", name):
+        return True
+    return os.path.isdir(name)
+
+
 def _candidates(name: str) -> list[str]:
-    """The id itself, then for a local directory its last two and last one path components."""
-    parts = [p for p in re.split(r"[/\\]+", name) if p]
+    """The id itself, then for a local path its last two and last one path components.
+
+    ``nobody/llama-7b`` is not ``huggyllama/llama-7b``: the short-name fallback applies only to bare
+    names and local paths, so a different organisation's model never silently gets another's coordinates.
+    """
     result = [name]
-    if len(parts) >= 2:
-        result.append("/".join(parts[-2:]))
-    if parts:
-        result.append(parts[-1])
+    if _is_local_path(name):
+        parts = [p for p in re.split(r"[/\\]+", name) if p]
+        if len(parts) >= 2:
+            result.append("/".join(parts[-2:]))
+        if parts:
+            result.append(parts[-1])
     return result
 
 
@@ -94,9 +106,18 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
     if entry is None:
         names = sorted({e.id for e in index.entries} | {a for e in index.entries for a in e.aliases})
         folded = {n.casefold(): n for n in names}
-        close = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.5)
-        raise UnknownModelError(name, [folded[c] for c in close])
+        close = [folded[c] for c in difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.5)]
+        same_name = index.by_name.get(re.split(r"[/\\]+", name)[-1].casefold())
+        if same_name is not None:
+            close = [same_name.id, *(c for c in close if c != same_name.id)][:3]
+        raise UnknownModelError(name, close)
     wanted = revision or cached_revision
+    if revision and not entry.revision:
+        warnings.warn(
+            f"{entry.id}: the entry does not record which revision it was measured at, so revision {revision} "
+            f"cannot be checked; confirm with `swindex detect {entry.id} --revision {revision}`",
+            stacklevel=2,
+        )
     if wanted and entry.revision and wanted != entry.revision:
         message = (
             f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, "
@@ -116,6 +137,8 @@ def entries(*, registry: str | os.PathLike[str] | None = None) -> tuple[Entry, .
 def search(query: str, *, registry: str | os.PathLike[str] | None = None) -> list[Entry]:
     """Entries whose id, alias, family or architecture contains the query (case-insensitive), best first."""
     q = query.casefold().strip()
+    if not q:
+        raise ValueError("search needs a non-empty query; use entries() to list every model")
     scored = []
     for entry in _index(registry).entries:
         fields = [entry.id, *entry.aliases, entry.family or "", entry.architecture]

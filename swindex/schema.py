@@ -18,9 +18,15 @@ def entry_schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def entry_validator() -> Any:
-    """A compiled jsonschema validator for entries; jsonschema is imported only when validating."""
+    """A compiled jsonschema validator for entries; jsonschema is imported only when validating.
+
+    Integers are strict: JSON Schema would accept 2.0 for an integer, but a coordinate written as a float
+    was almost always typed or generated wrongly, and indexing a tensor with it fails later.
+    """
     import jsonschema
 
     schema = entry_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    base = jsonschema.Draft202012Validator
+    base.check_schema(schema)
+    strict_integers = base.TYPE_CHECKER.redefine("integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, type_checker=strict_integers)(schema)

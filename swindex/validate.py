@@ -15,6 +15,8 @@ from .yamlio import load_yaml_with_lines
 
 _HTML = re.compile(r"<\s*[A-Za-z!/?]")
 _LAYER_IN_TENSOR = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
+# Architectures that store a down projection input-major: GPT-2's Conv1D family and fused experts marked is_transposed.
+TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGPT", "Clvp", "GptOss", "Aria", "OpenAIPrivacyFilter")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             yield where, "only https:// URLs are allowed"
 
     dims = data.get("dimensions") or {}
+    architecture = data.get("architecture") or ""
+    transposed_layout = architecture.startswith(TRANSPOSED_ARCHITECTURES)
     coordinates: dict[str, int] = {}
     for i, sw in enumerate(data.get("super_weights") or []):
         at = ("super_weights", i)
@@ -82,6 +86,12 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             pair = list(index)
         if pair not in ([row, column], [column, row]):
             yield (*at, "index"), f"index {index} does not hold row {row} and column {column}"
+        elif pair != [row, column] and not transposed_layout:
+            expected = [*index[:-2], row, column]
+            yield (*at, "index"), (
+                f"index {index} is in [column, row] order, but a {architecture} down projection is stored [row, column]: "
+                f"write {expected} (only {', '.join(TRANSPOSED_ARCHITECTURES)} architectures store it transposed)"
+            )
         coordinate = format_coordinate(tensor, index)
         if coordinate in coordinates:
             yield at, f"duplicate coordinate {coordinate} (also super_weights[{coordinates[coordinate]}]); merge the sources into one claim"

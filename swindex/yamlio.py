@@ -35,6 +35,8 @@ _CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], Any], ...] = (
 )
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FAST_DEPTH_LIMIT = 200
+_BLOCK_INDICATOR = re.compile(r"(?:^|\s)[-?:](?=\s|$)")
 _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -46,6 +48,31 @@ class _Yaml12Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 for _tag, _pattern, _first in _CORE_RESOLVERS:
     _Yaml12Loader.add_implicit_resolver(_tag, _pattern, list(_first))
+
+
+class _Yaml12PyLoader(yaml.SafeLoader):
+    """The pure-Python composer, whose recursion Python bounds: used when a file might nest deeply."""
+
+    yaml_implicit_resolvers: dict = {}
+
+
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    _Yaml12PyLoader.add_implicit_resolver(_tag, _pattern, list(_first))
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound on how deeply a document can nest, cheap enough to compute before parsing.
+
+    The C composer recurses without a limit and crashes the interpreter on hostile input such as
+    50,000 opening brackets, so only documents whose bound is small are given to it.
+    """
+    brackets = text.count("[") + text.count("{")
+    block = 0
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if stripped and not stripped.startswith("#"):
+            block = max(block, len(line) - len(stripped) + len(_BLOCK_INDICATOR.findall(stripped)))
+    return 2 * brackets + 2 * (block + 1)
 
 
 class _Yaml12Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -146,8 +173,11 @@ class _Builder:
 
 def parse_yaml(text: str, path: str = "<string>") -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse one YAML document; return the data and a map from data path to line number."""
+    loader = _Yaml12Loader if _nesting_bound(text) <= _FAST_DEPTH_LIMIT else _Yaml12PyLoader
     try:
-        node = yaml.compose(text, Loader=_Yaml12Loader)
+        node = yaml.compose(text, Loader=loader)
+    except RecursionError:
+        raise RegistryFileError(path, f"nesting deeper than {MAX_DEPTH} levels") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

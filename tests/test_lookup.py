@@ -58,6 +58,23 @@ def test_an_explicit_other_revision_is_refused(make_entry, write_registry):
         assert lookup("acme/tiny-llama", revision=SHA, registry=root).revision == SHA
 
 
+def test_another_organisations_model_of_the_same_name_is_not_matched_but_suggested():
+    with pytest.raises(UnknownModelError) as info:
+        lookup("nobody/llama-7b")
+    assert info.value.suggestions[0] == "huggyllama/llama-7b"
+
+
+def test_a_revision_that_cannot_be_checked_warns(make_entry, write_registry):
+    root = write_registry(make_entry(revision=None))
+    with pytest.warns(UserWarning, match="does not record which revision"):
+        assert lookup("acme/tiny-llama", revision=SHA, registry=root).id == "acme/tiny-llama"
+
+
+def test_an_empty_search_is_an_error_not_everything():
+    with pytest.raises(ValueError, match="non-empty"):
+        search("  ")
+
+
 def test_unknown_model_raises_keyerror_with_suggestions():
     with pytest.raises(KeyError) as info:
         lookup("mistralai/Mistral-7B-v0.2")

@@ -101,7 +101,22 @@ def test_expert_index_must_lead_with_the_expert(make_entry):
 
 def test_conv1d_index_may_be_transposed(make_entry):
     weight = dict(make_entry()["super_weights"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
-    assert validate_entry_dict(make_entry(super_weights=[weight])) == []
+    assert validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", super_weights=[weight])) == []
+
+
+def test_a_linear_index_in_column_row_order_is_rejected_with_the_fix(make_entry):
+    weight = dict(make_entry()["super_weights"][0], index=[7, 3])
+    problems = validate_entry_dict(make_entry(architecture="LlamaForCausalLM", super_weights=[weight]))
+    assert [p.field for p in problems] == ["super_weights[0].index"]
+    assert "write [3, 7]" in problems[0].message
+
+
+@pytest.mark.parametrize("field", ["layer", "row", "column"])
+def test_a_whole_number_float_is_not_an_integer(make_entry, field):
+    weight = dict(make_entry()["super_weights"][0])
+    weight[field] = float(weight[field])
+    problems = validate_entry_dict(make_entry(super_weights=[weight]))
+    assert [p.field for p in problems] == [f"super_weights[0].{field}"]
 
 
 def test_disagreements_must_name_claimed_coordinates(make_entry):

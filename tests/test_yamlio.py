@@ -131,3 +131,13 @@ def test_dump_then_load_round_trips_exactly(data):
 
 def test_an_empty_value_is_null():
     assert parse_yaml("a:\nb: ''\n")[0] == {"a": None, "b": ""}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 50_000, "- " * 50_000 + "x", "{a: " * 50_000, '["]", ' * 20_000, "\n".join(" " * i + "a:" for i in range(3_000))],
+    ids=["flow-sequences", "block-sequences", "flow-mappings", "brackets-hidden-in-strings", "indented-mappings"],
+)
+def test_hostile_nesting_is_an_error_not_a_crash(text):
+    with pytest.raises(RegistryFileError, match="nesting deeper than"):
+        parse_yaml(text, "deep.yaml")

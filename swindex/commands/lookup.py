@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _registry_arg(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +14,7 @@ def _registry_arg(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("lookup", help="show a model's super weights", description="Show a model's super weights: id (any case), alias or local path.")
     p.add_argument("model", metavar="MODEL", help="model id, alias or local model directory")
-    p.add_argument("--revision", help="fail unless the entry was measured at this commit sha")
+    p.add_argument("--revision", help="fail if the entry was measured at a different commit sha (warns when the entry records none)")
     p.add_argument("--json", action="store_true", help="print the entry as JSON in the registry's field names")
     _registry_arg(p)
     p.set_defaults(handler=run_lookup)
@@ -59,6 +60,9 @@ def run_list(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from ..lookup import search
 
+    if not args.query.strip():
+        print("swindex search: error: the query is empty; use `swindex list` to see every model", file=sys.stderr)
+        return 2
     found = search(args.query, registry=args.registry)
     if args.json:
         print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))

@@ -15,10 +15,17 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    """Ctrl-C stops at once: request threads are daemons and closing does not wait for slow clients."""
+
+    daemon_threads = True
+    block_on_close = False
+
+
 def serve_site(directory: str | Path, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """An HTTP server for ``directory`` bound to host:port (0 picks a free port); call serve_forever() on it."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    return ThreadingHTTPServer((host, port), handler)
+    return _Server((host, port), handler)
 
 
 def serve_in_thread(directory: str | Path, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, str]:
