@@ -54,6 +54,8 @@ class LoadedModel:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: the load_model arguments besides dtype (revision as asked, device, trust_remote_code, offload), for `reload_in`
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: the dtype the checkpoint was saved in (from its config), which loading may have changed
+    saved_dtype: str | None = None
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -89,6 +91,16 @@ def fallback_dtype(dtype: str, device: str) -> str | None:
     if dtype != "float16":
         return None
     return "bfloat16" if device == "cuda" else "float32"
+
+
+def context_length(config: Any) -> int | None:
+    """How many positions the model can read (learned position tables crash past it), when the config says."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
+        value = getattr(text, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def checkpoint_dtype(config: Any) -> str | None:
@@ -301,7 +313,9 @@ def load_model(
         "revision": revision, "device": device, "trust_remote_code": trust_remote_code,
         "offload_folder": offload_folder, "max_memory": max_memory,
     }
-    return LoadedModel(model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes), options)
+    return LoadedModel(
+        model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes), options, checkpoint_dtype(config)
+    )
 
 
 def _tie_scratch_folder(model: Any, folder: str) -> None:
@@ -323,5 +337,5 @@ def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
     again = load_model(loaded.source, **options, dtype=dtype, with_tokenizer=False)
     return LoadedModel(
         again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded,
-        loaded.notes + again.notes, again.options,
+        loaded.notes + again.notes, again.options, loaded.saved_dtype,
     )

@@ -18,6 +18,7 @@ tensor's median before the scale is computed and restored afterwards.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,16 @@ def _check(bits: int, block_size: int | None, clip: str | None) -> None:
         raise SwindexError(f"clip must be 'zscore', 'percentile' or None, got {clip!r}")
 
 
+def check_clip_threshold(clip: str | None, threshold: float | None) -> None:
+    """A z-score must be positive and a percentile in (0, 100]; anything else would clip nothing or everything."""
+    if threshold is None or clip is None:
+        return
+    value = float(threshold)
+    if not math.isfinite(value) or value <= 0 or (clip == "percentile" and value > 100):
+        allowed = "a percentile above 0 and at most 100" if clip == "percentile" else "a positive number of standard deviations"
+        raise SwindexError(f"clip threshold {threshold!r} is not valid for {clip} clipping: give {allowed}")
+
+
 def _clip_threshold(magnitudes: Any, clip: str, threshold: float) -> Any:
     import torch
 
@@ -91,6 +102,7 @@ def quantize_tensor(
     import torch
 
     _check(bits, block_size, clip)
+    check_clip_threshold(clip, clip_threshold)
     original = weight.detach()
     w = original.to(torch.float32).clone()
     held = [tuple(int(i) for i in idx) for idx in holdout]
@@ -161,13 +173,15 @@ def quantizable_parameters(model: Any) -> list[str]:
 
 
 def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
-    from .surgery import resolve_name, targets
+    from .surgery import _check_index, resolve_name, targets
 
     result: dict[str, list[tuple[int, ...]]] = {}
     if keep is None:
         return result
     for t in targets(keep):
-        result.setdefault(resolve_name(model, t.tensor), []).append(t.index)
+        name = resolve_name(model, t.tensor)
+        _check_index(name, tuple(model.get_parameter(name).shape), t.index)  # before any weight is changed
+        result.setdefault(name, []).append(t.index)
     return result
 
 
@@ -191,6 +205,7 @@ def quantize_model(
     from .surgery import _Slot
 
     _check(bits, block_size, clip)
+    check_clip_threshold(clip, clip_threshold)
     held = _holdout_map(model, keep)
     names = parameters if parameters is not None else quantizable_parameters(model)
     elements = clipped = held_out = 0

@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ def _one_target(item: Any) -> Target:
             "registry-format dicts with 'tensor' and 'index', or (tensor, index) pairs"
         )
     try:
-        idx = tuple(int(i) for i in index)
-    except (TypeError, ValueError):
+        if isinstance(index, (str, bytes)) or any(isinstance(i, bool) for i in index):
+            raise TypeError
+        idx = tuple(operator.index(i) for i in index)  # integers only: 3.0, "3" or True are mistakes, not indices
+    except TypeError:
         raise SurgeryError(f"{tensor}: index {index!r} is not a sequence of integers") from None
     if not idx or any(i < 0 for i in idx):
         raise SurgeryError(f"{tensor}: index {list(idx)} must be non-negative integers")

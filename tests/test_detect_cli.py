@@ -64,3 +64,24 @@ def test_max_iterations_must_be_positive(model_dir, capsys, value):
         main(["detect", str(model_dir[0]), "--max-iterations", value])
     assert exit_info.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_an_invalid_id_is_refused_before_the_model_is_loaded(tmp_path, capsys):
+    assert main(["detect", str(tmp_path / "absent"), "--id", "a/../b"]) == 1
+    err = capsys.readouterr().err
+    assert "--id" in err and "no model directory" not in err
+
+
+def test_an_output_that_is_a_directory_is_refused_before_the_model_is_loaded(tmp_path, capsys):
+    assert main(["detect", str(tmp_path / "absent"), "--output", str(tmp_path)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_input_ids_longer_than_the_context_are_refused_with_the_limit(model_dir, capsys):
+    from transformers import AutoConfig
+
+    path, _ = model_dir
+    limit = AutoConfig.from_pretrained(path).max_position_embeddings
+    ids = ",".join(["1"] * (limit + 1))
+    assert main(["detect", str(path), "--input-ids", ids]) == 1
+    assert f"at most {limit}" in capsys.readouterr().err

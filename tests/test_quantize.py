@@ -10,7 +10,7 @@ from fixtures_dependent import dependent_llama  # noqa: E402
 from planted import build_planted  # noqa: E402
 
 from swindex.errors import SwindexError  # noqa: E402
-from swindex.quantize import quantizable_parameters, quantize_tensor, quantized, quantized_activations  # noqa: E402
+from swindex.quantize import quantizable_parameters, quantize_model, quantize_tensor, quantized, quantized_activations  # noqa: E402
 from swindex.surgery import channels  # noqa: E402
 from swindex.verify.inputs import sampled  # noqa: E402
 from swindex.verify.measure import lm_pass  # noqa: E402
@@ -232,3 +232,63 @@ def test_cli_saves_a_quantized_model_that_keeps_the_super_weight(saved_dependent
     weight = quantized_model.get_parameter(planted.tensor)
     assert weight[planted.index].item() == planted.value
     assert not torch.equal(weight, original.get_parameter(planted.tensor))
+
+
+@pytest.mark.parametrize(("clip", "threshold"), [("percentile", 101.0), ("percentile", 0.0), ("zscore", -1.0), ("zscore", float("nan"))])
+def test_a_clip_threshold_that_clips_nothing_or_everything_is_an_error(weight, clip, threshold):
+    with pytest.raises(SwindexError, match="clip threshold"):
+        quantize_tensor(weight, 4, 128, clip=clip, clip_threshold=threshold)
+
+
+def test_an_entry_index_outside_the_tensor_is_an_error_before_any_weight_changes():
+    model, (w,) = build_planted("llama")
+    before = raw(model)
+    outside = [(w.tensor, (10**6, 0))]
+    with pytest.raises(SwindexError, match="outside the tensor's shape"):
+        quantize_model(model, 4, 128, keep=outside)
+    assert raw(model) == before
+
+
+@pytest.mark.parametrize("existing", ["file", "non-empty directory"])
+def test_cli_refuses_an_output_that_would_overwrite_before_loading(saved_dependent, tmp_path, capsys, existing):
+    from swindex.cli import main
+
+    root, _ = saved_dependent
+    target = tmp_path / "out"
+    if existing == "file":
+        target.write_text("keep me", encoding="utf-8")
+    else:
+        target.mkdir()
+        (target / "mine.txt").write_text("keep me", encoding="utf-8")
+    code = main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), "--output", str(target)])
+    assert code == 1 and "--output" in capsys.readouterr().err
+    kept = target if existing == "file" else target / "mine.txt"
+    assert kept.read_text(encoding="utf-8") == "keep me"
+
+
+def test_cli_refuses_an_invalid_entry_file_naming_the_field(saved_dependent, tmp_path, capsys):
+    from swindex.cli import main
+    from swindex.yamlio import dump_yaml, load_yaml
+
+    root, _ = saved_dependent
+    entry = load_yaml(root / "entry.yaml")
+    entry["super_weights"][0]["row"] = -1
+    (tmp_path / "bad.yaml").write_text(dump_yaml(entry), encoding="utf-8")
+    assert main(["quantize", str(root / "model"), "--entry", str(tmp_path / "bad.yaml")]) == 1
+    assert "super_weights[0].row" in capsys.readouterr().err
+
+
+def test_cli_saves_a_bfloat16_checkpoint_in_bfloat16(tmp_path):
+    from fixtures_dependent import entry_for
+    from transformers import AutoModelForCausalLM
+
+    from swindex.cli import main
+    from swindex.yamlio import dump_yaml
+
+    model, planted = dependent_llama(seed=0)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "model")
+    (tmp_path / "entry.yaml").write_text(dump_yaml(entry_for(model, planted)), encoding="utf-8")
+    assert main(["quantize", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), "--output", str(tmp_path / "q")]) == 0
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "q", dtype="auto")
+    assert saved.dtype == torch.bfloat16
+    assert saved.get_parameter(planted.tensor)[planted.index].item() == model.get_parameter(planted.tensor)[planted.index].item()

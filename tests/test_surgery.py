@@ -168,6 +168,13 @@ def test_index_outside_the_tensor_is_an_error_and_changes_nothing():
     assert raw(model) == before
 
 
+@pytest.mark.parametrize("index", [(1.0, 2), ("1", 2), (True, 2), "12"], ids=["float", "str", "bool", "string-index"])
+def test_an_index_that_is_not_integers_is_an_error(index):
+    model, (w,) = build_planted("llama")
+    with pytest.raises(SurgeryError, match="not a sequence of integers"):
+        apply(model, [(w.tensor, index)])
+
+
 def test_unknown_tensor_is_an_error():
     model, _ = build_planted("llama")
     with pytest.raises(SurgeryError, match="no such parameter"):

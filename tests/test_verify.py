@@ -7,6 +7,7 @@ import json
 import warnings
 
 import pytest
+import torch
 
 torch = pytest.importorskip("torch")
 
@@ -110,8 +111,30 @@ def test_one_claim_costs_four_passes_over_the_inputs():
 
 def test_a_text_too_short_for_one_sequence_is_an_error_naming_it():
     model, planted = dependent_llama(seed=0)
+    model.config.max_position_embeddings = 10**7
     with pytest.raises(VerificationError, match=r"everyday\.txt.*--length of at most"):
         verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=1, length=10**6)
+
+
+def test_a_length_past_the_models_context_is_an_error_naming_the_limit():
+    model, planted = dependent_llama(seed=0)
+    limit = model.config.max_position_embeddings
+    with pytest.raises(VerificationError, match=f"at most {limit}"):
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=1, length=limit + 1)
+
+
+def test_float16_overflow_is_an_error_with_the_fix_not_a_crash():
+    model, planted = dependent_llama(seed=0)
+    model.to(torch.float16).lm_head.weight.data.fill_(float("inf"))
+    with pytest.raises(VerificationError, match="in float16.*--dtype bfloat16"):
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=8)
+
+
+def test_sampling_that_overflows_is_an_error_with_the_fix_not_a_crash():
+    model, planted = dependent_llama(seed=0)
+    model.lm_head.weight.data.fill_(float("inf"))
+    with pytest.raises(VerificationError, match="inf or nan logits.*--dtype bfloat16"):
+        verify(model, entry_for(model, planted), sequences=2, length=8)
 
 
 def test_apply_adds_valid_evidence_without_touching_claims(dependent):
@@ -326,3 +349,13 @@ def test_cli_without_an_entry_fails_before_loading_the_model(tmp_path, capsys, w
     code = main(["verify", str(tmp_path / "acme" / "missing"), "--registry", str(registry), "--quiet"])
     assert code == 1
     assert "no swindex entry" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["verify", "quantize"])
+def test_cli_a_one_token_sequence_is_a_usage_error(command, capsys):
+    from swindex.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "some/model", "--length", "1"])
+    assert exit_info.value.code == 2
+    assert "at least 2 tokens" in capsys.readouterr().err

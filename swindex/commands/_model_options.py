@@ -28,3 +28,76 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def sequence_length_arg(text: str) -> int:
+    """argparse type: perplexity needs at least one predicted token, so two tokens per sequence."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("a sequence needs at least 2 tokens for perplexity to predict one")
+    return value
+
+
+def read_entry_file(path: str) -> dict:
+    """An entry given with --entry, validated first, so a broken file fails before a model is loaded."""
+    from pathlib import Path
+
+    from ..errors import ValidationError
+    from ..validate import check_file
+
+    data, problems = check_file(Path(path))
+    if problems:
+        raise ValidationError(problems)
+    return dict(data)
+
+
+def check_output_file(path: str) -> None:
+    """Refuse an --output FILE that cannot be written before hours of work, not after."""
+    from pathlib import Path
+
+    from ..errors import SwindexError
+
+    target = Path(path)
+    if target.is_dir():
+        raise SwindexError(f"--output {path} is a directory; give a file name such as {target / 'entry.yaml'}")
+    _check_parent(target, path)
+
+
+def check_output_directory(path: str) -> None:
+    """--output DIR must be a new or empty directory: saving a model over another one would mix their files."""
+    from pathlib import Path
+
+    from ..errors import SwindexError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise SwindexError(f"--output {path} exists and is not a directory; give a new directory to save the model in")
+    if target.is_dir() and any(target.iterdir()):
+        raise SwindexError(f"--output {path} is not empty; give a new or empty directory so no existing file is overwritten")
+    _check_parent(target, path)
+
+
+def _check_parent(target, path: str) -> None:  # noqa: ANN001
+    import os
+
+    from ..errors import SwindexError
+
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SwindexError(f"--output {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SwindexError(f"--output {path}: cannot write in {parent} (permission denied)")
+
+
+def check_model_id(model_id: str | None) -> None:
+    """--id must be a registry id (org/name), checked before the model is loaded."""
+    if model_id is None:
+        return
+    from ..errors import SwindexError
+    from ..validate import validate_entry_dict
+
+    problems = [p for p in validate_entry_dict({"id": model_id}) if p.field == "id"]
+    if problems:
+        raise SwindexError(f"--id: {problems[0].message}")

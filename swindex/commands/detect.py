@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._model_options import add_model_arguments, positive_int
+from ._model_options import add_model_arguments, check_model_id, check_output_file, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.prompt is not None and args.input_ids is not None:
         print("swindex detect: give --prompt or --input-ids, not both", file=sys.stderr)
         return 2
+    check_model_id(args.model_id)
+    if args.output:
+        check_output_file(args.output)
     result = detect(
         args.model,
         revision=args.revision,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ._model_options import add_model_arguments, positive_int
+from ._model_options import add_model_arguments, check_output_directory, positive_int, read_entry_file, sequence_length_arg as _length
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", metavar="DIR", help="save the model quantized with the hold-out to DIR (no measuring)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--sequences", type=positive_int, default=16, metavar="N", help="evaluation sequences (default 16)")
-    p.add_argument("--length", type=positive_int, default=128, metavar="N", help="tokens per sequence (default 128)")
+    p.add_argument("--length", type=_length, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.set_defaults(handler=run)
 
@@ -42,16 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ..loading import load_model
-    from ..quantize import quantize_model, quantized
-    from ..verify.inputs import sampled, text_windows
+    from ..quantize import check_clip_threshold, quantize_model, quantized
+    from ..verify.inputs import sampled, sequence_length, text_windows
     from ..verify.measure import is_causal_lm, lm_pass
-    from ..yamlio import load_yaml
 
     transformers_logging.disable_progress_bar()
     block = args.block_size
     clip = None if args.clip == "none" else args.clip
+    check_clip_threshold(clip, args.clip_threshold)
+    if args.output:
+        check_output_directory(args.output)
     if args.entry:  # the entry first: a model without one fails before it is loaded
-        entry = load_yaml(Path(args.entry))
+        entry = read_entry_file(args.entry)
     else:
         from ..lookup import lookup
 
@@ -62,11 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         summary = quantize_model(model, args.bits, block, **options)
-        model.save_pretrained(args.output)
-        if loaded.tokenizer is not None:
-            loaded.tokenizer.save_pretrained(args.output)
+        saved_dtype = _save(model, loaded.tokenizer, args.output, loaded.saved_dtype)
         print(f"swindex quantize: {summary.tensors} tensors to {args.bits} bits, {summary.held_out} super weight(s) held out, "
-              f"{summary.clipped} weight(s) clipped; wrote {args.output}", file=sys.stderr)
+              f"{summary.clipped} weight(s) clipped; wrote {args.output} in {saved_dtype}", file=sys.stderr)
         return 0
 
     if not is_causal_lm(model):
@@ -76,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    tokens = sequence_length(model, args.length)
     if loaded.tokenizer is not None:
-        inputs = text_windows(model, loaded.tokenizer, sequences=args.sequences, length=args.length)
+        inputs = text_windows(model, loaded.tokenizer, sequences=args.sequences, length=tokens)
     else:
-        inputs = sampled(model, sequences=args.sequences, length=args.length)
+        inputs = sampled(model, sequences=args.sequences, length=tokens)
     figures = {"original": lm_pass(model, inputs).perplexity}
     with quantized(model, args.bits, block):
         figures["rtn"] = lm_pass(model, inputs).perplexity
@@ -106,3 +106,20 @@ def run(args: argparse.Namespace) -> int:
             f"RTN with {summary.held_out} super weight(s) held out{', ' + clip + ' clip' if clip else ''} {figures['hold_out']:.4g}"
         )
     return 0
+
+
+def _save(model, tokenizer, output: str, saved_dtype: str | None) -> str:  # noqa: ANN001
+    """Save in the checkpoint's own dtype (a bfloat16 model stays bfloat16 however it was computed); return that dtype."""
+    import torch
+
+    from ..errors import SwindexError
+
+    if saved_dtype is not None and getattr(torch, saved_dtype) != model.dtype:
+        model = model.to(getattr(torch, saved_dtype))
+    try:
+        model.save_pretrained(output)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(output)
+    except OSError as exc:
+        raise SwindexError(f"--output {output}: could not save the model: {exc.strerror or exc}") from None
+    return str(model.dtype).removeprefix("torch.")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 
-from ._model_options import add_model_arguments, positive_int
+from ._model_options import add_model_arguments, check_output_file, positive_int, read_entry_file, sequence_length_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry with the measured evidence added, as YAML")
     p.add_argument("--sequences", type=positive_int, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
-    p.add_argument("--length", type=positive_int, metavar="N", help="tokens per sequence (default 128)")
+    p.add_argument("--length", type=sequence_length_arg, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
     p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)")
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
@@ -39,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from ..lookup import lookup
     from ..registry import write_atomic
     from ..verify import FingerprintWarning, verify
-    from ..yamlio import dump_yaml, load_yaml
+    from ..yamlio import dump_yaml
 
     transformers_logging.disable_progress_bar()
     # The entry first: a model without one fails before it is loaded, and --output reuses it.
+    if args.output:
+        check_output_file(args.output)
     if args.entry:
-        entry = load_yaml(Path(args.entry))
+        entry = read_entry_file(args.entry)
     else:
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     progress = None if args.quiet else (lambda message: print(f"swindex verify: {message}", file=sys.stderr))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ActivationOverflowError, DetectionError
+from ..loading import context_length
 from .arch import ModelLayout, locate
 from .hooks import LayerReplay, Observation, Recorder
 from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
@@ -103,7 +104,12 @@ def resolve_input_ids(config: Any, tokenizer: Any | None, prompt: str | None, in
     elif prompt is not None:
         raise DetectionError("this model has no tokenizer, so a prompt cannot be used; pass token ids instead (--input-ids 1,2,3)")
     else:
-        result, used = default_input_ids(config), None
+        limit = context_length(config)
+        result, used = default_input_ids(config, DEFAULT_LENGTH if limit is None else min(DEFAULT_LENGTH, limit)), None
+    limit = context_length(config)
+    if limit is not None and len(result) > limit:
+        what = "the prompt's tokens" if used is not None else "the input ids"
+        raise DetectionError(f"{what} ({len(result)}) are more than this model can read ({limit} positions); pass at most {limit}")
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     vocab = getattr(text, "vocab_size", None)
     if vocab and any(i < 0 or i >= vocab for i in result):

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import VerificationError
+from ..loading import context_length
 
 DEFAULT_TEXT = "everyday.txt"
 DEFAULT_SEQUENCES = 16
@@ -33,6 +34,18 @@ class Inputs:
         if self.attention_mask is not None:
             return int(self.attention_mask.sum())
         return int(self.input_ids.numel())
+
+
+def sequence_length(model: Any, requested: int | None, default: int = DEFAULT_LENGTH) -> int:
+    """The tokens per sequence to use: the request, which must fit the model, or the default shortened to fit."""
+    limit = context_length(model.config)
+    if requested is None:
+        return default if limit is None else min(default, limit)
+    if limit is not None and requested > limit:
+        raise VerificationError(
+            f"--length {requested} is longer than {type(model).__name__} can read ({limit} positions); ask for at most {limit}"
+        )
+    return requested
 
 
 def eval_text(name: str = DEFAULT_TEXT) -> str:
@@ -109,6 +122,11 @@ def sampled(model: Any, *, sequences: int = DEFAULT_SEQUENCES, length: int = DEF
                     if past is None:
                         past = getattr(out, "past_key_values", None)
                 logits = out.logits[:, -1].float().cpu()
+                if not torch.isfinite(logits).all():
+                    raise VerificationError(
+                        f"{type(model).__name__} produced inf or nan logits in {next(model.parameters()).dtype} while sampling "
+                        "evaluation sequences; load it in bfloat16 or float32 (--dtype bfloat16)"
+                    )
                 for t in banned:
                     if t < logits.shape[-1]:
                         logits[:, t] = float("-inf")

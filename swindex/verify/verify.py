@@ -11,6 +11,7 @@ undone bit for bit before the next run.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import warnings
 from collections import Counter
@@ -22,7 +23,17 @@ from .. import __version__
 from ..errors import SurgeryError, VerificationError
 from ..records import format_coordinate
 from ..surgery import Channel, Target, channels, read_tensor, read_value, resolve_name, zeroed
-from .inputs import DEFAULT_LENGTH, DEFAULT_SENTENCES, DEFAULT_SEQUENCES, DEFAULT_TEXT, Inputs, sampled, sentences, text_windows
+from .inputs import (
+    DEFAULT_LENGTH,
+    DEFAULT_SENTENCES,
+    DEFAULT_SEQUENCES,
+    DEFAULT_TEXT,
+    Inputs,
+    sampled,
+    sentences,
+    sequence_length,
+    text_windows,
+)
 from .measure import Pass, embedding_shift, encoder_pass, is_causal_lm, lm_pass, restoring
 from .report import THRESHOLDS, Fingerprint, FingerprintWarning, Stopword, VerificationReport, WeightResult, classify
 
@@ -227,13 +238,15 @@ def verify(
     causal = is_causal_lm(model)
     metric = "perplexity" if causal else "embedding_shift"
     if causal:
+        tokens = sequence_length(model, length, DEFAULT_LENGTH)
         if tokenizer is not None:
-            inputs = text_windows(model, tokenizer, sequences=sequences or DEFAULT_SEQUENCES, length=length or DEFAULT_LENGTH, text=text)
+            inputs = text_windows(model, tokenizer, sequences=sequences or DEFAULT_SEQUENCES, length=tokens, text=text)
         else:
             say("no tokenizer: sampling evaluation sequences from the model")
-            inputs = sampled(model, sequences=sequences or DEFAULT_SEQUENCES, length=length or DEFAULT_LENGTH, seed=seed)
+            inputs = sampled(model, sequences=sequences or DEFAULT_SEQUENCES, length=tokens, seed=seed)
     else:
-        inputs = sentences(model, tokenizer, count=sequences or DEFAULT_SENTENCES, seed=seed, length=length or 32, text=text)
+        tokens = sequence_length(model, length, 32)
+        inputs = sentences(model, tokenizer, count=sequences or DEFAULT_SENTENCES, seed=seed, length=tokens, text=text)
 
     claim_channels = [_channel_of(model, c) for c in claims]
     unique_channels = list(dict.fromkeys(claim_channels))
@@ -253,6 +266,11 @@ def verify(
     say("original")
     original = run()
     base = original.perplexity if causal else 0.0
+    if causal and not math.isfinite(base) and str(next(model.parameters()).dtype) == "torch.float16":
+        raise VerificationError(
+            f"{model_id or type(model).__name__}: the unmodified model's perplexity is {base} in float16, so nothing "
+            "can be compared with it; load it in bfloat16 or float32 (--dtype bfloat16), float16 activations often overflow"
+        )
 
     results = []
     p: Pass | None = None
