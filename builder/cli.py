@@ -93,6 +93,21 @@ def _rebuild_index(registry: Path) -> str | None:
     return None
 
 
+def _check_destinations(registry: Path, report: str | None) -> None:
+    """Refuse a --registry or --report that cannot be written before any model is scanned, not after."""
+    if registry.exists() and not registry.is_dir():
+        raise SwindexError(f"--registry {registry} is a file; give the registry directory")
+    if report is not None:
+        target = Path(report)
+        if target.is_dir():
+            raise SwindexError(f"--report {report} is a directory; give a file name such as {target / 'report.json'}")
+        parent = target.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise SwindexError(f"--report {report}: cannot write in {parent}")
+
+
 def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -104,11 +119,12 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
         if args.shard:
             k, n = parse_shard(args.shard)
             specs = shard(specs, k, n)
+        registry = Path(args.registry)
+        _check_destinations(registry, args.report)
     except SwindexError as exc:
         print(f"builder: error: {exc}", file=sys.stderr)
         return BAD_USAGE
 
-    registry = Path(args.registry)
     if args.dry_run:
         for spec in specs:
             print(f"{spec.id}\t{spec.describe()}")

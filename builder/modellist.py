@@ -129,7 +129,12 @@ def _schema_problems(path: str, data: Any, lines: Mapping[tuple[Any, ...], int])
         parts = tuple(error.absolute_path)
         message = error.message
         if error.validator == "unevaluatedProperties":
-            message = f"{message}; allowed fields: id, path, revision, {', '.join(OPTION_FIELDS)}"
+            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", *OPTION_FIELDS)
+            unknown = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+            if not unknown:  # a known field whose value is invalid: its own error says why
+                continue
+            names = ", ".join(repr(k) for k in unknown)
+            message = f"unknown field(s) {names}; allowed fields: {', '.join(allowed)}"
         elif error.validator == "oneOf" and parts and parts[-1] == "path":
             message = "path must be a directory (a string) or {package: PACKAGE/SUBDIR}"
         elif error.validator == "oneOf" and parts and parts[-1] == "verify":

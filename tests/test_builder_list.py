@@ -93,6 +93,13 @@ def test_bad_lists_name_the_file_item_and_field(tmp_path, text, field, fragment)
     assert fragment in message
 
 
+def test_a_known_field_with_a_bad_value_is_not_also_called_unknown(tmp_path):
+    path = write(tmp_path, "models:\n  - id: acme/a\n    dtype: fp8\n")
+    with pytest.raises(ModelListError) as info:
+        load_model_list(path)
+    assert "fp8" in str(info.value) and "unknown field" not in str(info.value) and "Unevaluated" not in str(info.value)
+
+
 def test_error_carries_the_line_of_the_bad_item(tmp_path):
     path = write(tmp_path, "models:\n  - id: acme/a\n  - id: acme/b\n    dtype: int3\n")
     with pytest.raises(ModelListError, match=rf"{path}:4: models\[1\]\.dtype"):

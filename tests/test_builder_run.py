@@ -293,6 +293,16 @@ def test_bad_selection_exits_2(tmp_path, args):
     assert run(make_models(tmp_path, PLANS), tmp_path / "r", *args) == 2
 
 
+@pytest.mark.parametrize("where", ["registry", "report"])
+def test_a_destination_that_cannot_be_written_exits_2_before_any_model_runs(tmp_path, capsys, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me", encoding="utf-8")
+    registry, extra = (blocker, []) if where == "registry" else (tmp_path / "r", ["--report", str(tmp_path)])
+    assert run(make_models(tmp_path, PLANS), registry, *extra) == 2
+    assert f"--{where}" in capsys.readouterr().err
+    assert blocker.read_text(encoding="utf-8") == "keep me" and not (tmp_path / "r").exists()
+
+
 def test_bad_swindex_today_exits_2(tmp_path, monkeypatch):
     monkeypatch.setenv("SWINDEX_TODAY", "2030-13-45")
     assert run(make_models(tmp_path, PLANS), tmp_path / "r") == 2

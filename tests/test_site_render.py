@@ -240,3 +240,24 @@ def test_a_model_page_with_disagreements_points_to_them_from_the_top(make_entry)
     assert html.index('href="#disagreements"') < html.index("Coordinates")
     assert 'id="disagreements"' in html
     assert 'href="#disagreements"' not in _model_html(Entry.from_dict(make_entry()))
+
+
+@pytest.mark.parametrize(
+    ("detected", "findings", "says", "never"),
+    [
+        (True, False, "swindex scanned this model and found no super weight", "has not scanned"),
+        (False, True, "No scalar coordinate has been published", "found no super weight"),
+        (False, False, "swindex has not scanned it", "found no super weight"),
+    ],
+    ids=["scanned", "row-level-findings-only", "nothing-recorded"],
+)
+def test_a_model_without_coordinates_says_whether_it_was_scanned(make_entry, detected, findings, says, never):
+    sources = copy.deepcopy(make_entry()["super_weights"][0]["sources"])
+    data = make_entry(super_weights=[])
+    data.pop("evidence", None)
+    if findings:
+        data["other_findings"] = [{"kind": "row", "layer": 2, "row": 3968, "status": "reported", "sources": sources}]
+    if detected:
+        data["evidence"] = {"detection": load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]}
+    html = _model_html(Entry.from_dict(data))
+    assert says in html and never not in html

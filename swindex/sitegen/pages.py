@@ -55,6 +55,11 @@ class ModelView:
     registry_path: str | None
 
     @property
+    def scanned(self) -> bool:
+        """Whether swindex's detector has run on this model (the entry carries its detection evidence)."""
+        return bool((self.entry.get("evidence") or {}).get("detection"))
+
+    @property
     def size(self) -> str:
         """The parameter count, or the size the model's name states (e.g. 7B) when the entry has none."""
         return format_parameters(self.entry.get("parameters")) or size_from_name(self.name)[0]
