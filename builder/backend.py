@@ -23,6 +23,13 @@ def tool() -> str:
     return f"swindex {__version__}"
 
 
+def thresholds() -> dict[str, float]:
+    """The detection thresholds a run records in ``evidence.detection.thresholds`` (resume compares them too)."""
+    from swindex.detect import Thresholds
+
+    return Thresholds().as_measurements()
+
+
 def resolve_revision(spec: ModelSpec) -> str | None:
     """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline); None for plain local directories."""
     if spec.revision:
@@ -133,4 +140,4 @@ def cleanup() -> None:
 
 
 def default_backend() -> Backend:
-    return Backend(tool=tool, resolve_revision=resolve_revision, load=load, detect=detect, verify=verify, cleanup=cleanup)
+    return Backend(tool=tool, resolve_revision=resolve_revision, load=load, detect=detect, verify=verify, cleanup=cleanup, thresholds=thresholds)

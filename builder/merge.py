@@ -125,16 +125,20 @@ def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> Non
     claim["sources"] = kept
 
 
-def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, force: bool = False) -> MergeResult:
-    """Fold a fresh detection entry into an existing one (or take it whole when there is none, or with force)."""
+def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str) -> MergeResult:
+    """Fold a fresh detection entry into an existing one, or take it whole when there is none.
+
+    There is deliberately no way to replace an existing entry here: a rerun (even ``--force``) only ever
+    adds evidence and claims, so published claims, aliases and hand-written notes survive every run.
+    """
     fresh = copy.deepcopy(dict(fresh))
     detected_claims = list(fresh.get("super_weights") or [])
     for claim in detected_claims:
         claim["status"] = "detected"
-    if existing is None or force:
+    if existing is None:
         entry = canonical({**fresh, "modified": today})
         coords = tuple(coordinate(c) for c in detected_claims)
-        return MergeResult(entry, len(detected_claims), coords, (), (), existing is not None)
+        return MergeResult(entry, len(detected_claims), coords, (), (), False)
 
     entry = copy.deepcopy(dict(existing))
     for key in ("family", "parameters"):

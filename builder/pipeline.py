@@ -29,6 +29,8 @@ class Backend:
     detect: Callable[[Any, ModelSpec], Mapping[str, Any]]
     verify: Callable[[Any, Mapping[str, Any], ModelSpec], Mapping[str, Any]]
     cleanup: Callable[[], None] = lambda: None
+    #: the detection thresholds this run uses; an entry found with other thresholds is redone
+    thresholds: Callable[[], Mapping[str, float] | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         verify = options.verify and spec.verify
         revision = backend.resolve_revision(spec)
         if not options.force:
-            reason = done_reason(existing, backend.tool(), revision, verify)
+            reason = done_reason(existing, backend.tool(), revision, verify, backend.thresholds())
             if reason:
                 return Outcome(spec.id, SKIPPED, message=reason, path=str(path), seconds=time.monotonic() - started)
 
@@ -105,7 +107,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         model = backend.load(spec, revision)
         status("detecting")
         fresh = stamp(_with_revision(backend.detect(model, spec), spec, revision), options.today)
-        merged = merge_entry(existing, fresh, options.today, force=options.force)
+        merged = merge_entry(existing, fresh, options.today)
         entry = merged.entry
         if verify and _standing(entry):
             status("verifying")
@@ -113,7 +115,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today
-        entry = _finish(entry, None if options.force else existing, options.today)
+        entry = _finish(entry, existing, options.today)
 
         status("writing")
         changed = write_entry(path, entry, header=read_header(path) or options.schema_header(path))

@@ -1,7 +1,7 @@
 """Resuming: the registry entry itself records which swindex run produced it, so no side file can go stale.
 
 A model counts as done when its entry's ``evidence.detection`` was written by the same swindex tool
-(name and version) at the same model revision and, when verification is asked for and the entry
+(name and version) with the same thresholds at the same model revision and, when verification is asked for and the entry
 has standing claims, carries ``evidence.verification`` as well. A rerun skips such models unless
 ``--force``; a run killed half-way therefore redoes only the models whose entries were not yet
 replaced, and ends with the same files as an uninterrupted run.
@@ -43,13 +43,17 @@ def read_header(path: str | Path) -> str:
     return "".join(lines)
 
 
-def done_reason(entry: Mapping[str, Any] | None, tool: str, revision: str | None, verify: bool) -> str | None:
+def done_reason(
+    entry: Mapping[str, Any] | None, tool: str, revision: str | None, verify: bool, thresholds: Mapping[str, float] | None = None
+) -> str | None:
     """Why the model needs no new run (a message for the summary), or None when it must run."""
     if not entry:
         return None
     evidence = entry.get("evidence") or {}
     run = evidence.get("detection") or {}
     if run.get("tool") != tool:
+        return None
+    if thresholds is not None and dict(run.get("thresholds") or {}) != dict(thresholds):
         return None
     if (run.get("revision") or None) != (revision or None):
         return None

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from builder.merge import merge_entry, stamp
+from builder.merge import coordinate, merge_entry, stamp
 from swindex.validate import validate_entry_dict
 
 TODAY = "2030-01-02"
@@ -137,12 +137,14 @@ def test_a_detection_that_finds_the_claim_again_drops_swindex_own_disagreement(p
     assert "disagreements" not in found
 
 
-def test_force_replaces_the_entry_with_the_detection(published):
+def test_there_is_no_way_to_replace_a_published_entry(published):
+    published = dict(published, aliases=["Tiny"], notes="Written by hand.")
     fresh = fresh_entry(detected(2, 5, 11))
-    result = merge_entry(published, fresh, TODAY, force=True)
-    assert [c["layer"] for c in result.entry["super_weights"]] == [2]
-    assert "aliases" not in result.entry
-    assert result.replaced
+    result = merge_entry(published, fresh, TODAY)
+    kept = {coordinate(c) for c in published["super_weights"]}
+    assert kept <= {coordinate(c) for c in result.entry["super_weights"]}
+    assert result.entry.get("aliases") == published.get("aliases") and result.entry.get("notes") == published.get("notes")
+    assert not result.replaced
 
 
 def test_missing_facts_are_filled_but_recorded_ones_and_unknowns_are_not(make_entry):

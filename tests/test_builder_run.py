@@ -174,6 +174,42 @@ def test_force_redoes_done_models(tmp_path):
     assert {m["status"] for m in json.loads((tmp_path / "r.json").read_text())["models"]} == {"unchanged"}
 
 
+def test_force_keeps_hand_written_notes_and_aliases(tmp_path):
+    models = make_models(tmp_path, PLANS)
+    registry = tmp_path / "registry"
+    run(models, registry)
+    path = registry / "acme" / "one.yaml"
+    entry = load_yaml(path)
+    entry.update(aliases=["One"], notes="Written by hand.")
+    path.write_text(dump_yaml(entry), encoding="utf-8")
+    assert run(models, registry, "--force") == 0
+    again = load_yaml(path)
+    assert again["aliases"] == ["One"] and again["notes"] == "Written by hand."
+
+
+def _backend_with_thresholds(values: dict[str, float]) -> Backend:
+    def detect(plan, spec):
+        entry = fake_detect(plan, spec)
+        entry["evidence"]["detection"]["thresholds"] = dict(values)
+        return entry
+
+    return dataclasses.replace(fake_backend(), detect=detect, thresholds=lambda: dict(values))
+
+
+def _statuses(models: Path, registry: Path, report: Path, backend: Backend) -> set[str]:
+    cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)], backend=backend)
+    return {m["status"] for m in json.loads(report.read_text())["models"]}
+
+
+def test_an_entry_detected_with_other_thresholds_is_redone(tmp_path):
+    models, registry = make_models(tmp_path, PLANS), tmp_path / "registry"
+    first = _backend_with_thresholds({"min_output": 20.0, "min_weight_ratio": 20.0})
+    _statuses(models, registry, tmp_path / "1.json", first)
+    assert _statuses(models, registry, tmp_path / "2.json", first) == {"skipped"}
+    changed = _backend_with_thresholds({"min_output": 20.0, "min_weight_ratio": 10.0})
+    assert "skipped" not in _statuses(models, registry, tmp_path / "3.json", changed)
+
+
 def test_a_verified_run_redoes_models_done_without_verification(tmp_path):
     models = make_models(tmp_path, PLANS)
     registry = tmp_path / "registry"
