@@ -106,10 +106,34 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             if value is not None and limit and value >= limit:
                 yield (*at, name), f"{name} {value} is outside the model (dimensions give {limit})"
 
+    named = set()
     for i, disagreement in enumerate(data.get("disagreements") or []):
         for j, claim in enumerate(disagreement.get("claims") or []):
+            named.add(claim)
             if claim not in coordinates:
                 yield ("disagreements", i, "claims", j), f"{claim} is not one of this entry's super_weights coordinates"
+    for coordinate, i in coordinates.items():
+        yield from _status_problems(data["super_weights"][i], ("super_weights", i), coordinate in named)
+
+
+_FIRST_HAND = ("reported", "detected", "ablation")
+
+
+def _status_problems(claim: Mapping[str, Any], at: tuple[Any, ...], disputed_somewhere: bool) -> Iterable[tuple[tuple[Any, ...], str]]:
+    """A claim's status must be backed by its sources: the status is a summary of them, not an opinion."""
+    status, sources = claim.get("status"), claim.get("sources") or []
+    first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
+    if status == "confirmed" and len(first_hand) < 2:
+        yield (*at, "status"), (
+            f"'confirmed' needs at least two sources that reported, detected or ablated it; this claim has {len(first_hand)}: "
+            "use 'reported' until someone reproduces it"
+        )
+    elif status == "reported" and not first_hand:
+        yield (*at, "status"), "'reported' needs a source that reported, detected or ablated it; a claim only copied or assumed is 'unverified'"
+    elif status == "detected" and not any(s.get("kind") == "swindex" for s in sources):
+        yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex'; a published claim is 'reported'"
+    elif status == "disputed" and not disputed_somewhere:
+        yield (*at, "status"), "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
 
 
 def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None) -> list["Problem"]:

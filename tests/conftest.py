@@ -34,6 +34,7 @@ BASE_ENTRY: dict[str, Any] = {
             "status": "confirmed",
             "sources": [
                 {"citation": "Somebody et al. 2024, Table 2", "kind": "paper", "evidence": "reported", "url": "https://example.org/paper"},
+                {"citation": "someone-else/reproduction@0123abc:README.md", "kind": "repository", "evidence": "detected", "url": "https://example.org/repo"},
             ],
         }
     ],

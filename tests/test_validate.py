@@ -156,3 +156,32 @@ def test_cli_checks_a_directory_as_a_registry_root(make_entry, write_registry, t
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "elsewhere"]) == 1
     assert "does not match the file's location" in capsys.readouterr().out
+
+
+def _claim(make_entry, **changes):
+    return dict(make_entry()["super_weights"][0], **changes)
+
+
+def test_confirmed_needs_two_first_hand_sources(make_entry):
+    one = _claim(make_entry)
+    one["sources"] = one["sources"][:1]
+    problems = validate_entry_dict(make_entry(super_weights=[one]))
+    assert [p.field for p in problems] == ["super_weights[0].status"] and "'reported'" in problems[0].message
+
+
+def test_a_copied_source_does_not_make_a_claim_reported(make_entry):
+    copied = _claim(make_entry, status="reported")
+    copied["sources"] = [dict(copied["sources"][0], evidence="copied")]
+    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[copied]))] == ["super_weights[0].status"]
+
+
+def test_detected_needs_a_swindex_source(make_entry):
+    claim = _claim(make_entry, status="detected")
+    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[claim]))] == ["super_weights[0].status"]
+
+
+def test_disputed_must_be_named_in_the_disagreements(make_entry):
+    claim = _claim(make_entry, status="disputed")
+    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[claim]))] == ["super_weights[0].status"]
+    named = make_entry(super_weights=[claim], disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}])
+    assert validate_entry_dict(named) == []
