@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
@@ -12,6 +12,24 @@ SCHEMA_VERSION = 1
 STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "inert", "withdrawn")
 ACTIVE_STATUSES = ("confirmed", "reported", "detected")
 """Statuses of claims a user can act on; the others are kept for the record and shown, not applied."""
+
+
+def frozen(value: Any) -> Any:
+    """A read-only deep view: mappings become MappingProxyType, lists tuples, so a cached entry cannot be edited by accident."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+def thawed(value: Any) -> Any:
+    """Plain dicts and lists again (what ``frozen`` took), for YAML, JSON and callers that edit their copy."""
+    if isinstance(value, Mapping):
+        return {key: thawed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thawed(item) for item in value]
+    return value
 
 
 def format_coordinate(tensor: str, index: tuple[int, ...] | list[int]) -> str:
@@ -44,7 +62,7 @@ class Source:
             date=d.get("date"),
             value=d.get("value"),
             effect=d.get("effect"),
-            measurements=dict(d.get("measurements") or {}),
+            measurements=frozen(d.get("measurements") or {}),
         )
 
 
@@ -79,7 +97,7 @@ class SuperWeight:
             value=d.get("value"),
             value_dtype=d.get("value_dtype"),
             notes=d.get("notes"),
-            evidence=copy.deepcopy(dict(d.get("evidence") or {})),
+            evidence=frozen(d.get("evidence") or {}),
         )
 
     @property
@@ -175,13 +193,13 @@ class Entry:
             family=d.get("family"),
             parameters=d.get("parameters"),
             revision=d.get("revision"),
-            dimensions=dict(d.get("dimensions") or {}),
+            dimensions=frozen(d.get("dimensions") or {}),
             other_findings=tuple(Finding.from_dict(f) for f in d.get("other_findings") or ()),
             disagreements=tuple(Disagreement.from_dict(x) for x in d.get("disagreements") or ()),
             notes=d.get("notes"),
             schema_version=d.get("schema_version", SCHEMA_VERSION),
             path=path,
-            raw=copy.deepcopy(dict(d)),
+            raw=frozen(d),
         )
 
     @property
@@ -206,7 +224,7 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         """The entry in the registry's own field names, as stored in its YAML file."""
-        return copy.deepcopy(dict(self.raw))
+        return thawed(self.raw)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

@@ -128,6 +128,17 @@ def test_entries_are_immutable():
         sw.row = 1  # type: ignore[misc]
 
 
+def test_nested_fields_of_a_cached_entry_cannot_be_edited_and_to_dict_is_a_free_copy():
+    entry = lookup("huggyllama/llama-7b")
+    with pytest.raises(TypeError):
+        entry.raw["super_weights"][0]["row"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        entry.dimensions["hidden_size"] = 1  # type: ignore[index]
+    mine = entry.to_dict()
+    mine["super_weights"][0]["row"] = 1
+    assert lookup("huggyllama/llama-7b").to_dict()["super_weights"][0]["row"] == 3968
+
+
 def test_cli_lookup_prints_the_coordinates(capsys):
     assert main(["lookup", "huggyllama/llama-7b"]) == 0
     out = capsys.readouterr().out
