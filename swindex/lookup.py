@@ -15,7 +15,7 @@ from .errors import RevisionMismatchError, UnknownModelError
 from .records import Entry
 
 REGISTRY_ENV = "SWINDEX_REGISTRY"
-_CACHE_DIR = re.compile(r"models--(?P<org>[^/\\]+?)--(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
+_CACHE_DIR = re.compile(r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _name_of(model: Any) -> tuple[str, str | None]:
         model = str(name)
     match = _CACHE_DIR.search(model)
     if match:
-        return f"{match['org']}/{match['name']}", match["sha"]
+        return (f"{match['org']}/{match['name']}" if match["org"] else match["name"]), match["sha"]
     return model.strip(), None
 
 

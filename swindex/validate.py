@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,12 +62,24 @@ def _strings(data: Any, where: tuple[Any, ...] = ()) -> Iterable[tuple[tuple[Any
             yield from _strings(value, (*where, i))
 
 
+def _is_real_date(text: str) -> bool:
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
     for where, text in _strings(data):
         if _HTML.search(text):
             yield where, "HTML markup is not allowed in registry text; write plain text (use words for < and >)"
         if where and where[-1] == "url" and not text.startswith("https://"):
             yield where, "only https:// URLs are allowed"
+
+    for where, text in _strings(data):
+        if where and where[-1] in ("date", "modified") and not _is_real_date(text):
+            yield where, f"{text} is not a date in the calendar; write YYYY-MM-DD"
 
     dims = data.get("dimensions") or {}
     architecture = data.get("architecture") or ""
@@ -105,6 +118,12 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
         for name, value, limit in limits:
             if value is not None and limit and value >= limit:
                 yield (*at, name), f"{name} {value} is outside the model (dimensions give {limit})"
+
+    for i, finding in enumerate(data.get("other_findings") or []):
+        for name, limit in (("layer", dims.get("num_layers")), ("row", dims.get("hidden_size")), ("expert", dims.get("num_experts"))):
+            value = finding.get(name)
+            if value is not None and limit and value >= limit:
+                yield ("other_findings", i, name), f"{name} {value} is outside the model (dimensions give {limit})"
 
     named = set()
     for i, disagreement in enumerate(data.get("disagreements") or []):
@@ -177,10 +196,15 @@ def entry_files(root: str | Path) -> list[Path]:
 
 def check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Load and validate one file; returns the data (None if unreadable) and its problems."""
+    data, problems, _ = _check_file(path, root)
+    return data, problems
+
+
+def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | None, list[Problem], Mapping[tuple[Any, ...], int]]:
     try:
         data, lines = load_yaml_with_lines(path)
     except RegistryFileError as exc:
-        return None, [Problem(exc.path, "", exc.reason, exc.line)]
+        return None, [Problem(exc.path, "", exc.reason, exc.line)], {}
     problems = validate_entry_dict(data, path, lines)
     if path.suffix != ".yaml":
         problems.append(Problem(str(path), "", "registry files end in .yaml"))
@@ -188,26 +212,39 @@ def check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | N
         expected = expected_id(path, root)
         if expected is not None and expected != data["id"]:
             problems.append(Problem(str(path), "id", f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml", lines.get(("id",))))
-    return (data if isinstance(data, Mapping) else None), problems
+    return (data if isinstance(data, Mapping) else None), problems, lines
 
 
-def cross_file_problems(loaded: list[tuple[Path, Mapping[str, Any]]]) -> list[Problem]:
-    """Ids and aliases must each name exactly one model across the whole registry (case-insensitively)."""
+def cross_file_problems(
+    loaded: list[tuple[Path, Mapping[str, Any]]], lines: Mapping[Path, Mapping[tuple[Any, ...], int]] | None = None
+) -> list[Problem]:
+    """Ids and aliases must each name exactly one model across the whole registry (case-insensitively).
+
+    The first file in ``loaded`` to use a name owns it, so list files already in the registry before the
+    files under review: the problem is then reported on the file that introduced the clash, at its line.
+    """
     owners: dict[str, tuple[str, Path]] = {}
     problems = []
+    lines = lines or {}
     for path, data in loaded:
-        names = [("id", data.get("id"))] + [(f"aliases[{i}]", a) for i, a in enumerate(data.get("aliases") or [])]
+        names = [(("id",), data.get("id"))] + [(("aliases", i), a) for i, a in enumerate(data.get("aliases") or [])]
         local: set[str] = set()
-        for field, name in names:
+        for parts, name in names:
             if not isinstance(name, str):
                 continue
             key = name.casefold()
             if key in local:
                 continue
             local.add(key)
+            field = field_name(parts)
             if key in owners and owners[key][1] != path:
                 other_field, other_path = owners[key]
-                problems.append(Problem(str(path), field, f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be unique"))
+                problems.append(
+                    Problem(
+                        str(path), field, f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be unique",
+                        _line_for(lines.get(path, {}), parts),
+                    )
+                )
             else:
                 owners.setdefault(key, (field, path))
     return problems
@@ -226,25 +263,28 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
             targets.append(p)
         else:
             problems.append(Problem(str(p), "", "no such file or directory"))
-    loaded: list[tuple[Path, Mapping[str, Any]]] = []
+    reviewed: list[tuple[Path, Mapping[str, Any]]] = []
+    lines: dict[Path, Mapping[tuple[Any, ...], int]] = {}
     seen: set[Path] = set()
     for path in targets:
         if path.resolve() in seen:
             continue
         seen.add(path.resolve())
         file_root = root if root is not None and expected_id(path, root) is not None else None
-        data, file_problems = check_file(path, file_root)
+        data, file_problems, lines[path] = _check_file(path, file_root)
         problems.extend(file_problems)
         if data is not None:
-            loaded.append((path, data))
+            reviewed.append((path, data))
+    others: list[tuple[Path, Mapping[str, Any]]] = []
     if root is not None and root.is_dir():
         for path in entry_files(root):
             if path.resolve() not in seen:
                 data, _ = check_file(path)
                 if data is not None:
-                    loaded.append((path, data))
-    problems.extend(cross_file_problems(loaded))
+                    others.append((path, data))
+    problems.extend(cross_file_problems(others + reviewed, lines))
     return problems
+
 
 
 def validate_registry(root: str | Path) -> list[Problem]:

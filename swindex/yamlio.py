@@ -158,10 +158,8 @@ class _Builder:
             digits = text.lstrip("+-")
             if len(digits) > 1 and digits.startswith("0") and digits.isdigit():
                 raise self.fail(node, f"ambiguous number {text!r}: a leading zero means octal to some readers; write {int(digits)} or quote it")
-            if text.startswith("0o"):
-                return int(text[2:], 8)
-            if text.startswith("0x"):
-                return int(text[2:], 16)
+            if text.startswith(("0o", "0x")):
+                raise self.fail(node, f"write {text!r} in decimal ({int(text, 0)}); registry numbers are never octal or hexadecimal")
             return int(text)
         if tag == "tag:yaml.org,2002:float":
             value = float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf").replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))

@@ -49,6 +49,10 @@ def test_a_hub_cache_snapshot_path_gives_id_and_revision(make_entry, write_regis
         assert lookup(path, registry=root).id == "acme/tiny-llama"
 
 
+def test_a_hub_cache_path_of_a_model_without_organisation_is_found():
+    assert lookup(f"/cache/hub/models--gpt2/snapshots/{'a' * 40}").id == "openai-community/gpt2"
+
+
 def test_an_explicit_other_revision_is_refused(make_entry, write_registry):
     root = write_registry(make_entry(revision=SHA))
     with pytest.raises(RevisionMismatchError, match=SHA):

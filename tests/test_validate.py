@@ -93,6 +93,27 @@ def test_validating_one_file_checks_uniqueness_against_the_registry(make_entry, 
     assert [p.field for p in problems] == ["aliases[0]"]
 
 
+def test_a_clash_is_blamed_on_the_file_under_review_at_its_line(make_entry, write_registry):
+    root = write_registry(make_entry(id="zzz/old", aliases=["shared-name"]))
+    write_registry(make_entry(id="aaa/new", aliases=["other", "Shared-Name"]), root=root)
+    problems = validate_paths([root / "aaa" / "new.yaml"], registry=root)
+    assert [(Path(p.path).name, p.field) for p in problems] == [("new.yaml", "aliases[1]")]
+    text = (root / "aaa" / "new.yaml").read_text(encoding="utf-8").splitlines()
+    assert "Shared-Name" in text[problems[0].line - 1]
+
+
+def test_a_date_that_is_not_in_the_calendar_is_rejected(make_entry):
+    problems = validate_entry_dict(make_entry(modified="2026-02-30"))
+    assert [p.field for p in problems] == ["modified"]
+
+
+def test_other_findings_must_fit_the_model(make_entry):
+    sources = make_entry()["super_weights"][0]["sources"]
+    finding = {"kind": "row", "layer": 9, "row": 3, "status": "reported", "sources": sources}
+    problems = validate_entry_dict(make_entry(other_findings=[finding]))
+    assert [p.field for p in problems] == ["other_findings[0].layer"]
+
+
 def test_expert_index_must_lead_with_the_expert(make_entry):
     weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.experts.down_proj", expert=2, index=[3, 3, 7])
     problems = validate_entry_dict(make_entry(super_weights=[weight]))
