@@ -182,6 +182,8 @@ def test_a_recorded_value_that_differs_from_the_weights_warns():
         report = verify(model, entry, sequences=2, length=16)
     assert not report.fingerprint.matches
     assert report.fingerprint.checked == 1
+    assert [m.split(":")[0] for m in report.fingerprint.mismatches] == [f"model.layers.{planted.layer}.mlp.down_proj.weight[{planted.row}, {planted.column}]"]
+    assert "not the ones the entry was measured on" in report.fingerprint.hint
 
 
 def test_matching_values_do_not_warn():
@@ -359,3 +361,18 @@ def test_cli_a_one_token_sequence_is_a_usage_error(command, capsys):
         main([command, "some/model", "--length", "1"])
     assert exit_info.value.code == 2
     assert "at least 2 tokens" in capsys.readouterr().err
+
+
+def test_cli_does_not_write_evidence_measured_on_other_weights(tmp_path, capsys):
+    from swindex.cli import main
+    from swindex.yamlio import dump_yaml
+
+    model, planted = dependent_llama(seed=0)
+    model.save_pretrained(tmp_path / "model")
+    entry = entry_for(model, planted)
+    entry["super_weights"][0]["value"] = -planted.value
+    (tmp_path / "entry.yaml").write_text(dump_yaml(entry), encoding="utf-8")
+    out = tmp_path / "out.yaml"
+    code = main(["verify", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"])
+    assert code == 1 and not out.exists()
+    assert "not writing" in capsys.readouterr().err

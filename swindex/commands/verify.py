@@ -69,8 +69,15 @@ def run(args: argparse.Namespace) -> int:
     for w in caught:
         if issubclass(w.category, FingerprintWarning):
             print(f"swindex verify: warning: {w.message}", file=sys.stderr)
+    print(report.to_json() if args.json else report)
+    if args.output and not report.fingerprint.matches:
+        print(
+            f"swindex verify: error: not writing {args.output}: the loaded weights differ from the values the entry records, "
+            "so these measurements are not evidence for it; verify the model the entry describes (see the fingerprint above)",
+            file=sys.stderr,
+        )
+        return 1
     if args.output:
         write_atomic(args.output, dump_yaml(report.apply(entry)))
         print(f"swindex verify: wrote {args.output}", file=sys.stderr)
-    print(report.to_json() if args.json else report)
     return 1 if args.strict and not report.fingerprint.matches else 0

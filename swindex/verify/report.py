@@ -61,9 +61,13 @@ class Fingerprint:
     matches: bool
     checked: int
     mismatches: tuple[str, ...] = ()
+    hint: str | None = None  # what the mismatches probably mean, kept apart from the per-weight lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"matches": self.matches, "checked": self.checked, "mismatches": list(self.mismatches)}
+        result: dict[str, Any] = {"matches": self.matches, "checked": self.checked, "mismatches": list(self.mismatches)}
+        if self.hint:
+            result["hint"] = self.hint
+        return result
 
 
 @dataclass(frozen=True)
@@ -256,5 +260,7 @@ class VerificationReport:
         fp = self.fingerprint
         lines.append(f"  fingerprint: {'matches' if fp.matches else 'MISMATCH'} ({fp.checked} value(s) checked)")
         lines.extend(f"    {m}" for m in fp.mismatches)
+        if fp.hint:
+            lines.append(f"    {fp.hint}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)

@@ -99,8 +99,8 @@ def fingerprint(model: Any, claims: list[dict[str, Any]], entry_revision: str | 
         else:
             hint += " (another revision or a fine-tune?)"
         warnings.warn(f"fingerprint mismatch: {'; '.join(mismatches)}: {hint}", FingerprintWarning, stacklevel=3)
-        mismatches.append(hint)
-    return Fingerprint(not mismatches, checked, tuple(mismatches))
+        return Fingerprint(False, checked, tuple(mismatches), hint)
+    return Fingerprint(True, checked)
 
 
 def control_targets(model: Any, claims: list[dict[str, Any]]) -> list[Target]:
