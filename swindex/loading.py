@@ -173,7 +173,14 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
     path = Path(source).expanduser()
     if path.is_dir():
         snapshot_id, snapshot_sha = parse_snapshot(path)
-        return path, snapshot_id, revision if is_commit_sha(revision) else snapshot_sha
+        if revision is not None and not is_commit_sha(revision):
+            raise DetectionError(
+                f"{source} is a local directory, so --revision {revision!r} cannot select anything: give the full 40-character "
+                "commit sha its files come from (it is recorded, not fetched), or pass the Hub id to load that revision"
+            )
+        if revision is not None and snapshot_sha is not None and revision != snapshot_sha:
+            raise DetectionError(f"{source} is the Hub cache snapshot of revision {snapshot_sha}, not {revision}; pass the Hub id to load {revision}")
+        return path, snapshot_id, revision or snapshot_sha
     if path.exists():
         raise DetectionError(f"{source} is a file; pass a model directory (with config.json) or a Hugging Face model id")
     if source.startswith((".", "/", "~")) or source.count("/") > 1:

@@ -58,6 +58,18 @@ def test_snapshot_paths_give_id_and_revision(tmp_path):
     assert resolve_source(str(snapshot)) == (snapshot, "acme/tiny", SHA)
 
 
+def test_a_revision_for_a_local_directory_must_be_the_sha_of_its_files(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert resolve_source(str(plain), SHA) == (plain, None, SHA)
+    with pytest.raises(DetectionError, match="cannot select anything"):
+        resolve_source(str(plain), "main")
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / SHA
+    snapshot.mkdir(parents=True)
+    with pytest.raises(DetectionError, match=f"snapshot of revision {SHA}"):
+        resolve_source(str(snapshot), "f" * 40)
+
+
 def test_a_missing_local_directory_is_reported_as_such(tmp_path):
     with pytest.raises(DetectionError, match="no model directory"):
         resolve_source(str(tmp_path / "nothing-here"))
