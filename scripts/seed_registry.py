@@ -83,8 +83,9 @@ SKIPPED = {"genomic models (GSLAB census, for completeness)"}
 NOT_ALIASES = {
     "Mixtral-8x7B-Instruct-v0.1", "DeepSeek-V2-Lite-Chat", "liuhaotian/llava-v1.5-7b",
     "Qwen3-30B-A3B-Base", "Qwen3-30B-A3B-Instruct-2507", "Qwen3-30B-A3B-Thinking-2507",
-    "(inferred model; source comment is unlabeled)",
 }
+# Placeholders the reference lists among aliases that name no model at all; the entry's notes explain the inference.
+NOT_MODEL_NAMES = {"(inferred model; source comment is unlabeled)"}
 ALIAS_FIXES = {
     "meta/Meta-Llama-3-8B (string used in OFFICIAL restore list)": "meta/Meta-Llama-3-8B",
     "GPT-2 124M (nanoGPT with HF weights)": "GPT-2 124M",
@@ -307,6 +308,8 @@ def build_entry(item: dict) -> dict:
     aliases = []
     for alias in item.get("aliases") or []:
         alias = ALIAS_FIXES.get(alias, alias)
+        if alias in NOT_MODEL_NAMES:
+            continue
         if alias in NOT_ALIASES:
             notes.append(f"Sources also name {alias}, a different checkpoint; it has no entry of its own yet.")
             continue
