@@ -159,6 +159,8 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
         raise ModelListError(problems)
     base = Path(path).resolve().parent
     defaults = dict(data.get("defaults") or {})
+    if "prompt" in defaults and "input_ids" in defaults:
+        problems.append(f"{_where(path, data, lines, ('defaults', 'input_ids'))}: give prompt or input_ids, not both")
     specs: list[ModelSpec] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(data["models"]):
@@ -167,7 +169,14 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
             problems.append(f"{_where(path, data, lines, ('models', i, 'id'))}: duplicate id, already models[{seen[key]}]; list each model once")
             continue
         seen[key] = i
-        options = {**defaults, **{k: v for k, v in item.items() if k in OPTION_FIELDS}}
+        if "prompt" in item and "input_ids" in item:
+            problems.append(f"{_where(path, data, lines, ('models', i, 'input_ids'))}: give prompt or input_ids, not both")
+            continue
+        inherited = dict(defaults)
+        if "prompt" in item or "input_ids" in item:  # the item's own scan input replaces the default's, whichever kind
+            inherited.pop("prompt", None)
+            inherited.pop("input_ids", None)
+        options = {**inherited, **{k: v for k, v in item.items() if k in OPTION_FIELDS}}
         location = item.get("path")
         package = None
         local_path = None

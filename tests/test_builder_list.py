@@ -81,6 +81,8 @@ def test_missing_local_models_fail_when_loaded_not_when_listed(tmp_path, path_te
         ("modles: []\n", "(list)", "modles"),
         ("models:\n  - id: acme/a\n  - id: acme/a\n    id: acme/b\n", "", "duplicate key 'id'"),
         ("- id: acme/a\n", "", "a model list is a mapping"),
+        ("models:\n  - id: acme/a\n    prompt: hi\n    input_ids: [1, 2]\n", "models[0].input_ids (id 'acme/a')", "not both"),
+        ("defaults:\n  prompt: hi\n  input_ids: [1, 2]\nmodels:\n  - id: acme/a\n", "defaults.input_ids", "not both"),
     ],
 )
 def test_bad_lists_name_the_file_item_and_field(tmp_path, text, field, fragment):
@@ -147,3 +149,8 @@ def test_bad_verify_values_are_refused(tmp_path, value):
     path = write(tmp_path, f"models:\n  - id: acme/a\n    verify: {value}\n")
     with pytest.raises(ModelListError, match=r"models\[0\]\.verify"):
         load_model_list(path)
+
+
+def test_an_items_own_input_replaces_the_default_of_the_other_kind(tmp_path):
+    (spec,) = load_model_list(write(tmp_path, "defaults:\n  prompt: hello\nmodels:\n  - id: acme/a\n    input_ids: [1, 2]\n"))
+    assert spec.input_ids == (1, 2) and spec.prompt is None
