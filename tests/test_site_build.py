@@ -50,6 +50,13 @@ def test_api_index_summarises_each_model():
     assert summary["organisation"] == "mistralai" and summary["family"] == "mistral"
     assert (summary["super_weights"], summary["layers"], summary["statuses"]) == (1, [1], ["confirmed"])
     assert (summary["standing"], summary["standing_layers"]) == (1, [1])
+    assert summary["size"] == "7.24B" and summary["scanned"] is True
+
+
+def test_api_index_says_which_models_swindex_scanned():
+    for model in _json("models.json")["models"]:
+        entry = load_yaml(FIXTURE_REGISTRY / f"{model['id']}.yaml")
+        assert model["scanned"] is bool((entry.get("evidence") or {}).get("detection"))
 
 
 def test_api_index_counts_standing_claims_apart_from_all_claims():

@@ -25,6 +25,8 @@ def model_summary(view: ModelView) -> dict[str, Any]:
         "family": e.get("family"),
         "architecture": e.get("architecture"),
         "parameters": e.get("parameters"),
+        "size": view.size or None,
+        "scanned": view.scanned,
         "super_weights": len(view.weights),
         "standing": view.active_count,
         "layers": list(view.layers),
