@@ -215,7 +215,7 @@ def load_config(source: str, *, revision: str | None = None, trust_remote_code: 
             raise DetectionError(f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it") from exc
         raise DetectionError(f"cannot read the config of {source}: {exc}") from exc
     except OSError as exc:
-        raise DetectionError(f"cannot find model {source}: {exc}. Check the id or path; offline, the model must be in the local cache") from exc
+        raise DetectionError(f"cannot find model {source}: {str(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache") from exc
 
 
 def model_class(config: Any, trust_remote_code: bool = False) -> Any:

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from builder.merge import coordinate, merge_entry, stamp
+from builder.merge import coordinate, merge_entry, settle_swindex_claims, stamp
 from swindex.validate import validate_entry_dict
 
 TODAY = "2030-01-02"
@@ -163,3 +163,24 @@ def test_merge_does_not_mutate_its_inputs(published):
     before = copy.deepcopy((published, fresh))
     merge_entry(published, fresh, TODAY)
     assert (published, fresh) == before
+
+
+def _measured(claim, classification):
+    return dict(claim, evidence={"impact": {"metric": "perplexity", "zeroed": 10.0, "ratio": 1.0, "classification": classification}})
+
+
+def test_a_swindex_claim_measured_harmless_becomes_inert_and_back():
+    fresh = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
+    fresh["super_weights"][0] = _measured(fresh["super_weights"][0], "inert")
+    settled, changed = settle_swindex_claims(fresh)
+    assert settled["super_weights"][0]["status"] == "inert" and changed == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
+    settled["super_weights"][0] = _measured(settled["super_weights"][0], "critical")
+    again, _ = settle_swindex_claims(settled)
+    assert again["super_weights"][0]["status"] == "detected"
+    assert validate_entry_dict(settled) == [] and validate_entry_dict(again) == []
+
+
+def test_a_published_claim_keeps_its_status_whatever_swindex_measures(published):
+    entry = dict(published, super_weights=[_measured(published["super_weights"][0], "inert")])
+    settled, changed = settle_swindex_claims(entry)
+    assert settled["super_weights"][0]["status"] == "confirmed" and changed == ()

@@ -166,7 +166,9 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     kept = dict(by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"])
     assert kept.pop("evidence")["impact"]["classification"] == "inert"
     assert kept == elsewhere
-    assert by_coordinate["model.layers.2.mlp.down_proj.weight[9, 11]"]["status"] == "detected"
+    added = by_coordinate["model.layers.2.mlp.down_proj.weight[9, 11]"]
+    assert [s["kind"] for s in added["sources"]] == ["swindex"]
+    assert added["status"] == ("inert" if added["evidence"]["impact"]["classification"] == "inert" else "detected")
     assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
     assert entry["aliases"] == published["aliases"]
     assert validate_registry(registry) == []
