@@ -13,7 +13,7 @@ from swindex.errors import RegistryFileError, VerificationError
 from swindex.records import ACTIVE_STATUSES
 
 from .atomic import entry_path, write_entry
-from .merge import canonical, merge_entry, settle_swindex_claims, stamp
+from .merge import canonical, coordinate, merge_entry, settle_swindex_claims, stamp
 from .modellist import ModelSpec
 from .state import done_reason, read_entry, read_header
 from .summary import FAILED, INTERRUPTED, NOT_RUN, SKIPPED, UNCHANGED, WRITTEN, Outcome, classify
@@ -128,6 +128,10 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             added=merged.added,
             matched=merged.matched,
             disagreements=merged.not_found,
+            inert=tuple(
+                coordinate(c) for c in entry.get("super_weights") or []
+                if c.get("status") == "inert" and coordinate(c) in (*merged.added, *merged.matched)
+            ),
             seconds=time.monotonic() - started,
         )
     except Exception as exc:  # one model's failure must not stop the others

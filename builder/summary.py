@@ -28,6 +28,7 @@ class Outcome:
     added: tuple[str, ...] = ()
     matched: tuple[str, ...] = ()
     disagreements: tuple[str, ...] = ()
+    inert: tuple[str, ...] = ()  # detected coordinates whose verification found them harmless (status inert)
     seconds: float = field(default=0.0, compare=False)
 
     @property
@@ -91,6 +92,8 @@ def _row(o: Outcome) -> list[str]:
         changes.append(f"{len(o.matched)} matched")
     if o.disagreements:
         changes.append(f"{len(o.disagreements)} disagree")
+    if o.inert:
+        changes.append(f"{len(o.inert)} inert")
     detail = o.message if not o.ok or o.status == SKIPPED else ", ".join(changes)
     status = f"{o.status} ({o.reason})" if o.reason else o.status
     return [o.id, status, found, _short(detail), f"{o.seconds:.1f}s" if o.seconds else ""]

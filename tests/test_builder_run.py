@@ -397,3 +397,18 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
     assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
     assert "acme/one" in outcome["message"] and "beyond its evidence" in outcome["message"]
     assert snapshot(registry) == before
+
+
+def test_a_detected_weight_verified_harmless_is_written_inert_and_counted(tmp_path, capsys):
+    def verify_harmless(plan, entry, spec):
+        entry = fake_verify(plan, entry, spec)
+        for claim in entry["super_weights"]:
+            claim["evidence"]["impact"].update(ratio=1.0, classification="inert")
+        return entry
+
+    models, registry, report = make_models(tmp_path, {"acme/one": PLANS["acme/one"]}), tmp_path / "registry", tmp_path / "r.json"
+    backend = dataclasses.replace(fake_backend(), verify=verify_harmless)
+    assert cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)], backend=backend) == 0
+    assert [c["status"] for c in load_yaml(registry / "acme" / "one.yaml")["super_weights"]] == ["inert"]
+    assert json.loads(report.read_text())["models"][0]["inert"] == ["model.layers.1.mlp.down_proj.weight[3, 7]"]
+    assert "1 inert" in capsys.readouterr().out
