@@ -193,6 +193,7 @@ def test_the_real_registry_builds(tmp_path):
 
 
 def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_registry):
+    import urllib.parse
     import urllib.request
 
     registry = write_registry(make_entry())
@@ -206,9 +207,15 @@ def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_regist
         url = re.search(r"http://\S+/", line).group(0)
         with urllib.request.urlopen(url + "models/acme/tiny-llama/", timeout=10) as response:
             assert "acme/tiny-llama" in response.read().decode("utf-8")
+        with urllib.request.urlopen(url + "404.html", timeout=10) as response:
+            stylesheets = re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', response.read().decode("utf-8"))
+        assert stylesheets
+        for href in stylesheets:  # the 404 page links by absolute path: it must point into this server's site
+            with urllib.request.urlopen(urllib.parse.urljoin(url + "no/such/page/", href), timeout=10) as response:
+                assert response.status == 200
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the command stops serving and removes its build
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=30) == 0
 
 
 def test_a_model_id_without_organisation_gets_its_page_and_document(tmp_path, make_entry, write_registry):

@@ -56,9 +56,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..sitegen.serve import serve_site
 
     with tempfile.TemporaryDirectory(prefix="swindex-serve-") as scratch:
-        result = build_site(args.registry, Path(scratch) / "site", sources=_sources(args))
-        server = serve_site(result.output, port=args.port, host=args.host)
+        output = Path(scratch) / "site"
+        server = serve_site(output, port=args.port, host=args.host)  # bound first: the site is built for its address
         host, port = server.server_address[:2]
+        try:
+            result = build_site(args.registry, output, sources=_sources(args), site_url=f"http://{host}:{port}/")
+        except BaseException:
+            server.server_close()
+            raise
         print(f"serving {result.models} models at http://{host}:{port}/ (Ctrl-C to stop)", file=sys.stderr)
         try:
             server.serve_forever()

@@ -208,8 +208,12 @@ def build_site(
     sources: SiteSources | None = None,
     work_dir: str | Path | None = None,
     verbose: bool = False,
+    site_url: str | None = None,
 ) -> SiteBuild:
-    """Build the website and JSON API for a registry directory into ``output`` (replaced)."""
+    """Build the website and JSON API for a registry directory into ``output`` (replaced).
+
+    ``site_url`` replaces mkdocs.yml's, for a site served somewhere else (the 404 page links by absolute path).
+    """
     started = time.perf_counter()
     registry, output = Path(registry), Path(output).resolve()
     if not registry.is_dir():
@@ -222,6 +226,8 @@ def build_site(
     base = load_yaml(sources.config)
     if not isinstance(base, Mapping):
         raise SwindexError(f"{sources.config}: expected a mapping of MkDocs settings")
+    if site_url is not None:
+        base = {**base, "site_url": site_url}
     links = site_links(base)
     views = [model_view(entry, links) for entry in entries]
 
