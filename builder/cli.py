@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry", metavar="DIR", default=str(DEFAULT_REGISTRY), help="registry directory to write into (default: the repository's registry/)")
     parser.add_argument("--only", metavar="ID", nargs="+", action="extend", default=[], help="run only these ids from the list")
     parser.add_argument("--shard", metavar="K/N", help="run the K-th of N round-robin shards of the list sorted by id (K from 1)")
-    parser.add_argument("--force", action="store_true", help="redo models already done (the fresh detection is merged: published claims, aliases and notes are kept)")
+    parser.add_argument("--force", action="store_true", help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, aliases and notes are always kept)")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
     parser.add_argument("--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop")
     parser.add_argument("--report", metavar="FILE", help="also write the summary as JSON (for CI)")

@@ -11,7 +11,8 @@ Rules (plain functions over registry-format dicts):
   (replacing the one with the same citation, so reruns do not pile up copies).
 - A detected coordinate nobody claimed yet is added with status ``detected``.
 - A standing claim (confirmed, reported, detected) the detection did not find gets a
-  ``disagreements`` item saying so; it is never rewritten or removed.
+  ``disagreements`` item saying so; it is never rewritten or removed, except that ``--force`` drops
+  a claim only swindex's own earlier run made.
 - ``settle_swindex_claims``: a claim only swindex sources whose verification measured it harmless is
   ``inert`` (and ``detected`` again if a later verification finds it matters). Published claims keep
   the status their sources give them, whatever swindex measures.
@@ -128,11 +129,12 @@ def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> Non
     claim["sources"] = kept
 
 
-def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str) -> MergeResult:
+def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, replace_own: bool = False) -> MergeResult:
     """Fold a fresh detection entry into an existing one, or take it whole when there is none.
 
-    There is deliberately no way to replace an existing entry here: a rerun (even ``--force``) only ever
-    adds evidence and claims, so published claims, aliases and hand-written notes survive every run.
+    ``replace_own`` (``--force``) replaces swindex's own earlier results: a claim only swindex sources
+    that this detection no longer finds is dropped instead of kept with a disagreement. Nothing else is
+    ever replaced: published claims, aliases and hand-written notes survive every run.
     """
     fresh = copy.deepcopy(dict(fresh))
     detected_claims = list(fresh.get("super_weights") or [])
@@ -190,9 +192,16 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
             target["value"] = claim["value"]
             if claim.get("value_dtype") is not None:
                 target["value_dtype"] = claim["value_dtype"]
+    disagreements = [dict(d) for d in entry.get("disagreements") or []]
+    if replace_own:
+        named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
+        kept = [i for i, c in enumerate(claims) if i in found or _published(c) or coordinate(c) in named_by_people]
+        dropped = {coordinate(c) for i, c in enumerate(claims) if i not in kept}
+        disagreements = [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
+        found = {kept.index(i) for i in found}
+        claims = [claims[i] for i in kept]
     entry["super_weights"] = claims
 
-    disagreements = [dict(d) for d in entry.get("disagreements") or []]
     not_found = []
     for i, claim in enumerate(claims):
         coord = coordinate(claim)

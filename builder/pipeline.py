@@ -107,7 +107,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         model = backend.load(spec, revision)
         status("detecting")
         fresh = stamp(_with_revision(backend.detect(model, spec), spec, revision), options.today)
-        merged = merge_entry(existing, fresh, options.today)
+        merged = merge_entry(existing, fresh, options.today, replace_own=options.force)
         entry = merged.entry
         if verify and _standing(entry):
             status("verifying")

@@ -184,3 +184,21 @@ def test_a_published_claim_keeps_its_status_whatever_swindex_measures(published)
     entry = dict(published, super_weights=[_measured(published["super_weights"][0], "inert")])
     settled, changed = settle_swindex_claims(entry)
     assert settled["super_weights"][0]["status"] == "confirmed" and changed == ()
+
+
+def test_force_drops_swindex_claims_it_no_longer_finds_but_never_a_published_one(published):
+    earlier = merge_entry(published, stamp(fresh_entry(detected(2, 5, 11)), TODAY), TODAY).entry
+    assert len(earlier["super_weights"]) == 2
+    kept_by_default = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER).entry
+    assert len(kept_by_default["super_weights"]) == 2
+    forced = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER, replace_own=True).entry
+    assert [coordinate(c) for c in forced["super_weights"]] == [coordinate(published["super_weights"][0])]
+    assert validate_entry_dict(forced) == []
+
+
+def test_force_keeps_a_swindex_claim_that_people_discuss_in_a_disagreement(published):
+    earlier = merge_entry(published, stamp(fresh_entry(detected(2, 5, 11)), TODAY), TODAY).entry
+    earlier["disagreements"] = [{"summary": "Is this the same weight?", "claims": ["model.layers.2.mlp.down_proj.weight[5, 11]"]}]
+    forced = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER, replace_own=True).entry
+    assert "model.layers.2.mlp.down_proj.weight[5, 11]" in {coordinate(c) for c in forced["super_weights"]}
+    assert validate_entry_dict(forced) == []
