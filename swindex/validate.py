@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import RegistryFileError
 from .records import format_coordinate
@@ -16,8 +17,24 @@ from .yamlio import load_yaml_with_lines
 
 _HTML = re.compile(r"<\s*[A-Za-z!/?]")
 _LAYER_IN_TENSOR = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
-# Architectures that store a down projection input-major: GPT-2's Conv1D family and fused experts marked is_transposed.
-TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGPT", "Clvp", "GptOss", "Aria", "OpenAIPrivacyFilter")
+_EXPERT_IN_TENSOR = re.compile(r"\.experts\.(\d+)\.")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+MULTILINE_FIELDS = frozenset({"notes", "quote", "effect", "summary"})
+RESERVED_NAMES = frozenset({"index", "readme"})
+# Architectures whose down projections are stored input-major ([column, row]): GPT-2's Conv1D family and gpt-oss's fused experts.
+TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGPT", "Clvp", "GptOss")
+# Architectures that mix both layouts (transposed fused experts beside Linear shared experts): either order is accepted.
+MIXED_LAYOUT_ARCHITECTURES = ("Aria", "OpenAIPrivacyFilter")
+
+
+def _layout(architecture: str) -> str:
+    """"transposed", "either" or "linear": how this architecture stores its down projections."""
+    if architecture.startswith(TRANSPOSED_ARCHITECTURES):
+        return "transposed"
+    if architecture.startswith(MIXED_LAYOUT_ARCHITECTURES):
+        return "either"
+    return "linear"
 
 
 @dataclass(frozen=True)
@@ -70,20 +87,79 @@ def _is_real_date(text: str) -> bool:
     return True
 
 
+def _keys(data: Any, where: tuple[Any, ...] = ()) -> Iterable[tuple[tuple[Any, ...], str]]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield (*where, key), key
+            yield from _keys(value, (*where, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _keys(value, (*where, i))
+
+
+def _field_of(where: tuple[Any, ...]) -> Any:
+    """The name of the field a value belongs to (an alias's field is ``aliases``)."""
+    for part in reversed(where):
+        if isinstance(part, str):
+            return part
+    return None
+
+
+def _text_problem(where: tuple[Any, ...], text: str) -> str | None:
+    """Characters that would let a registry text mislead a reader or a terminal."""
+    if match := _CONTROL.search(text):
+        return f"control character U+{ord(match.group()):04X} is not allowed; registry text is printable"
+    if match := _INVISIBLE.search(text):
+        return f"invisible or direction-changing character U+{ord(match.group()):04X} is not allowed: it can make text display as something it is not"
+    if "\n" in text and _field_of(where) not in MULTILINE_FIELDS:
+        return "a line break is not allowed here (only in notes, quotes, effects and summaries)"
+    return None
+
+
+def _url_problem(url: str) -> str | None:
+    if not url.startswith("https://"):
+        return "only https:// URLs are allowed"
+    if any(c.isspace() for c in url) or not url.isascii():
+        return "a URL must be ASCII without spaces; percent-encode anything else"
+    parts = urlsplit(url)
+    if not parts.hostname or "@" in parts.netloc:
+        return "a URL needs a host and no user name or password (nothing before '@')"
+    return None
+
+
 def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
     for where, text in _strings(data):
         if _HTML.search(text):
             yield where, "HTML markup is not allowed in registry text; write plain text (use words for < and >)"
-        if where and where[-1] == "url" and not text.startswith("https://"):
-            yield where, "only https:// URLs are allowed"
+        if where and where[-1] == "url" and (problem := _url_problem(text)):
+            yield where, problem
+        if problem := _text_problem(where, text):
+            yield where, problem
+    for where, key in _keys(data):
+        if problem := _text_problem((), key):
+            yield where, f"field name {key!r}: {problem}"
+
+    seen_aliases: dict[str, int] = {}
+    for i, alias in enumerate(data.get("aliases") or []):
+        if not alias.isascii() or not alias.isprintable() or alias != alias.strip() or "  " in alias:
+            yield ("aliases", i), f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as what it matches"
+        key = alias.casefold()
+        if key in seen_aliases or key == str(data.get("id", "")).casefold():
+            yield ("aliases", i), f"alias {alias!r} repeats {'the id' if key == str(data.get('id', '')).casefold() else f'aliases[{seen_aliases[key]}]'} (case is ignored)"
+        seen_aliases.setdefault(key, i)
+    for part in str(data.get("id", "")).split("/"):
+        if part.casefold() in RESERVED_NAMES:
+            yield ("id",), f"{part!r} cannot be part of a model id: the site needs that name for its own pages"
 
     for where, text in _strings(data):
         if where and where[-1] in ("date", "modified") and not _is_real_date(text):
             yield where, f"{text} is not a date in the calendar; write YYYY-MM-DD"
 
     dims = data.get("dimensions") or {}
+    if data.get("super_weights") and not dims:
+        yield ("dimensions",), "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has super_weights: they are what coordinates are checked against"
     architecture = data.get("architecture") or ""
-    transposed_layout = architecture.startswith(TRANSPOSED_ARCHITECTURES)
+    layout = _layout(architecture)
     coordinates: dict[str, int] = {}
     for i, sw in enumerate(data.get("super_weights") or []):
         at = ("super_weights", i)
@@ -91,20 +167,25 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
         match = _LAYER_IN_TENSOR.search(tensor)
         if match is None or int(match.group(1)) != layer:
             yield (*at, "tensor"), f"tensor {tensor!r} does not belong to layer {layer}; the first number in the name must be the layer"
+        named_expert = _EXPERT_IN_TENSOR.search(tensor)
+        if named_expert and int(named_expert.group(1)) != expert:
+            yield (*at, "expert"), f"the tensor name says expert {named_expert.group(1)}, but expert is {expert}"
         if len(index) == 3:
             if expert is None or index[0] != expert:
                 yield (*at, "index"), f"a 3-D index [expert, ...] needs expert = {index[0]}, found {expert}"
+            if named_expert:
+                yield (*at, "index"), f"{tensor} is one expert's own 2-D weight; index it [row, column]"
             pair = list(index[1:])
         else:
+            if expert is not None and not named_expert:
+                yield (*at, "index"), f"expert {expert} in a fused experts tensor needs a 3-D index [expert, row, column]"
             pair = list(index)
+        expected = [*index[:-2], *((column, row) if layout == "transposed" else (row, column))]
         if pair not in ([row, column], [column, row]):
             yield (*at, "index"), f"index {index} does not hold row {row} and column {column}"
-        elif pair != [row, column] and not transposed_layout:
-            expected = [*index[:-2], row, column]
-            yield (*at, "index"), (
-                f"index {index} is in [column, row] order, but a {architecture} down projection is stored [row, column]: "
-                f"write {expected} (only {', '.join(TRANSPOSED_ARCHITECTURES)} architectures store it transposed)"
-            )
+        elif layout != "either" and list(index) != expected:
+            order = "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)" if layout == "transposed" else "[row, column]"
+            yield (*at, "index"), f"a {architecture} down projection is indexed {order}: write {expected}"
         coordinate = format_coordinate(tensor, index)
         if coordinate in coordinates:
             yield at, f"duplicate coordinate {coordinate} (also super_weights[{coordinates[coordinate]}]); merge the sources into one claim"
@@ -139,20 +220,46 @@ _FIRST_HAND = ("reported", "detected", "ablation")
 
 
 def _status_problems(claim: Mapping[str, Any], at: tuple[Any, ...], disputed_somewhere: bool) -> Iterable[tuple[tuple[Any, ...], str]]:
-    """A claim's status must be backed by its sources: the status is a summary of them, not an opinion."""
+    """A claim's status must be backed by its sources and agree with swindex's own measurement.
+
+    Parties are counted by citation; every swindex run counts as one party, so two runs of our own
+    detector never confirm a claim.
+    """
     status, sources = claim.get("status"), claim.get("sources") or []
     first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-    if status == "confirmed" and len(first_hand) < 2:
+    published = [s for s in first_hand if s.get("kind") != "swindex"]
+    parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
+    measured = ((claim.get("evidence") or {}).get("impact") or {}).get("classification")
+    if claim.get("value_dtype") is not None and claim.get("value") is None:
+        yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
+    if status == "confirmed":
+        if parties < 2 or not published:
+            yield (*at, "status"), (
+                f"'confirmed' needs two parties that reported, detected or ablated it, at least one published; this claim has "
+                f"{parties}: use 'reported' (or 'detected') until someone reproduces it"
+            )
+        for j, source in enumerate(sources):
+            if source in published and not source.get("url"):
+                yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, so readers can check it"
+    elif status == "reported" and not published:
         yield (*at, "status"), (
-            f"'confirmed' needs at least two sources that reported, detected or ablated it; this claim has {len(first_hand)}: "
-            "use 'reported' until someone reproduces it"
+            "'reported' needs a published source that reported, detected or ablated it; a claim only swindex found is "
+            "'detected', one only copied or assumed is 'unverified'"
         )
-    elif status == "reported" and not first_hand:
-        yield (*at, "status"), "'reported' needs a source that reported, detected or ablated it; a claim only copied or assumed is 'unverified'"
-    elif status == "detected" and not any(s.get("kind") == "swindex" for s in sources):
-        yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex'; a published claim is 'reported'"
+    elif status == "detected":
+        if not any(s.get("kind") == "swindex" and s.get("evidence") == "detected" for s in sources):
+            yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex' with evidence 'detected'"
+        elif published:
+            yield (*at, "status"), "a claim that a published source reported is 'reported' (or 'confirmed' with a second party), not 'detected'"
+        elif measured == "inert":
+            yield (*at, "status"), "swindex measured this weight inert (evidence.impact): its status is 'inert', not 'detected'"
     elif status == "disputed" and not disputed_somewhere:
         yield (*at, "status"), "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+    elif status == "inert" and measured in ("critical", "significant") and not disputed_somewhere:
+        yield (*at, "status"), (
+            f"the claim says inert but swindex measured it {measured} (evidence.impact): record the contradiction in "
+            "disagreements, or correct the status"
+        )
 
 
 def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None) -> list["Problem"]:
@@ -226,7 +333,23 @@ def cross_file_problems(
     owners: dict[str, tuple[str, Path]] = {}
     problems = []
     lines = lines or {}
+    short_names: dict[str, set[str]] = {}
+    reported: set[tuple[Path, tuple[Any, ...]]] = set()
+    for _, data in loaded:
+        if isinstance(data.get("id"), str):
+            short_names.setdefault(data["id"].rsplit("/", 1)[-1].casefold(), set()).add(data["id"])
     for path, data in loaded:
+        for i, alias in enumerate(data.get("aliases") or []):
+            others = sorted(short_names.get(alias.casefold(), set()) - {data.get("id")}) if isinstance(alias, str) else []
+            if others:
+                reported.add((path, ("aliases", i)))
+                problems.append(
+                    Problem(
+                        str(path), f"aliases[{i}]",
+                        f"{alias!r} is the name of {others[0]}: a lookup of that name (or of a local folder called so) would find this model instead",
+                        _line_for(lines.get(path, {}), ("aliases", i)),
+                    )
+                )
         names = [(("id",), data.get("id"))] + [(("aliases", i), a) for i, a in enumerate(data.get("aliases") or [])]
         local: set[str] = set()
         for parts, name in names:
@@ -237,7 +360,7 @@ def cross_file_problems(
                 continue
             local.add(key)
             field = field_name(parts)
-            if key in owners and owners[key][1] != path:
+            if key in owners and owners[key][1] != path and (path, parts) not in reported:
                 other_field, other_path = owners[key]
                 problems.append(
                     Problem(
@@ -287,9 +410,22 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
 
 
 
+def stray_files(root: str | Path) -> list[Problem]:
+    """Files under a registry that are not entries: they would be silently skipped, so they are errors."""
+    entries = set(entry_files(root))
+    problems = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file() and p not in entries):
+        if path.name.startswith("."):
+            message = "hidden file in the registry (a leftover of an interrupted write?); remove it"
+        else:
+            message = "not an entry: the registry holds only <org>/<name>.yaml files; rename it to .yaml or move it out"
+        problems.append(Problem(str(path), "", message))
+    return problems
+
+
 def validate_registry(root: str | Path) -> list[Problem]:
     """Every problem in a registry directory (an empty list means it is valid)."""
     root = Path(root)
     if not root.is_dir():
         return [Problem(str(root), "", "registry directory not found")]
-    return validate_paths([root], registry=root)
+    return stray_files(root) + validate_paths([root], registry=root)

@@ -169,10 +169,22 @@ class _Builder:
         raise self.fail(node, f"tag {tag!r} is not allowed; registry files use plain YAML scalars")
 
 
+def _refuse_tags_and_directives(text: str, path: str, loader: type) -> None:
+    """Explicit tags (``!!int "100"``, ``! 100``) and ``%YAML`` directives make the file say one thing and mean another."""
+    for event in yaml.parse(text, Loader=loader):
+        line = event.start_mark.line + 1
+        if getattr(event, "tag", None) is not None:
+            raise RegistryFileError(path, f"explicit tag {event.tag!r} is not allowed; write the plain value (quote it if it must be text)", line)
+        if isinstance(event, yaml.DocumentStartEvent) and (event.version is not None or event.tags):
+            raise RegistryFileError(path, "YAML directives (%YAML, %TAG) are not allowed; registry files are plain YAML 1.2", line)
+
+
 def parse_yaml(text: str, path: str = "<string>") -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse one YAML document; return the data and a map from data path to line number."""
     loader = _Yaml12Loader if _nesting_bound(text) <= _FAST_DEPTH_LIMIT else _Yaml12PyLoader
     try:
+        if "!" in text or "%" in text:  # only then can a tag or directive be present; most files skip this pass
+            _refuse_tags_and_directives(text, path, loader)
         node = yaml.compose(text, Loader=loader)
     except RecursionError:
         raise RegistryFileError(path, f"nesting deeper than {MAX_DEPTH} levels") from None

@@ -174,10 +174,12 @@ def test_a_swindex_claim_measured_harmless_becomes_inert_and_back():
     fresh["super_weights"][0] = _measured(fresh["super_weights"][0], "inert")
     settled, changed = settle_swindex_claims(fresh)
     assert settled["super_weights"][0]["status"] == "inert" and changed == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
-    settled["super_weights"][0] = _measured(settled["super_weights"][0], "critical")
-    again, _ = settle_swindex_claims(settled)
+    assert validate_entry_dict(settled) == []
+    remeasured = copy.deepcopy(settled)
+    remeasured["super_weights"][0] = _measured(remeasured["super_weights"][0], "critical")
+    again, _ = settle_swindex_claims(remeasured)
     assert again["super_weights"][0]["status"] == "detected"
-    assert validate_entry_dict(settled) == [] and validate_entry_dict(again) == []
+    assert validate_entry_dict(again) == []
 
 
 def test_a_published_claim_keeps_its_status_whatever_swindex_measures(published):

@@ -80,7 +80,7 @@ def test_file_location_must_match_id(make_entry, write_registry):
 
 
 def test_ids_and_aliases_are_unique_across_files_ignoring_case(make_entry, write_registry):
-    root = write_registry(make_entry(), make_entry(id="other/model", aliases=["TINY-LLAMA"]))
+    root = write_registry(make_entry(aliases=["Tiny"]), make_entry(id="other/model", aliases=["TINY"]))
     problems = validate_registry(root)
     assert len(problems) == 1
     assert problems[0].field == "aliases[0]" and "already names another model" in problems[0].message
@@ -206,3 +206,107 @@ def test_disputed_must_be_named_in_the_disagreements(make_entry):
     assert [p.field for p in validate_entry_dict(make_entry(super_weights=[claim]))] == ["super_weights[0].status"]
     named = make_entry(super_weights=[claim], disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}])
     assert validate_entry_dict(named) == []
+
+
+def _problem_fields(entry) -> list[str]:
+    return [p.field for p in validate_entry_dict(entry)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x\x1b[1A\x1b[2Kfake", "nul\x00", "c1\x9bcontrol", "rtl \u202e002", "zero\u200bwidth", "tab\there"],
+    ids=["escape-sequence", "nul", "c1", "bidi-override", "zero-width", "tab"],
+)
+def test_control_and_invisible_characters_are_refused_in_text(make_entry, text):
+    assert _problem_fields(make_entry(notes=text)) == ["notes"]
+
+
+def test_a_line_break_is_refused_outside_free_text(make_entry):
+    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.down_proj.weight\n")
+    assert "super_weights[0].tensor" in _problem_fields(make_entry(super_weights=[weight]))
+    assert _problem_fields(make_entry(notes="two\nlines")) == []
+
+
+@pytest.mark.parametrize("alias", ["Llаma-2-7b", " padded", "two  spaces", "Ｌlama"], ids=["cyrillic", "padded", "doubled-space", "fullwidth"])
+def test_aliases_are_plain_ascii(make_entry, alias):
+    assert _problem_fields(make_entry(aliases=[alias])) == ["aliases[0]"]
+
+
+def test_an_alias_may_not_repeat_within_an_entry(make_entry):
+    assert _problem_fields(make_entry(aliases=["Tiny", "tiny"])) == ["aliases[1]"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://github.com@evil.example/x", "https://user:pass@example.org/", "https:///nohost", "https://example.org/a b", "https://gіthub.com/x"],
+    ids=["userinfo", "credentials", "no-host", "space", "non-ascii-host"],
+)
+def test_urls_that_hide_where_they_go_are_refused(make_entry, url):
+    entry = make_entry()
+    entry["super_weights"][0]["sources"][0]["url"] = url
+    assert "super_weights[0].sources[0].url" in _problem_fields(entry)
+
+
+@pytest.mark.parametrize("model_id", ["index", "acme/index", "acme/README"])
+def test_names_the_site_needs_are_not_model_ids(make_entry, model_id):
+    assert "id" in _problem_fields(make_entry(id=model_id, aliases=[]))
+
+
+def test_an_alias_may_not_take_another_models_short_name(make_entry, write_registry):
+    root = write_registry(make_entry(id="meta-llama/Llama-2-7b-hf", aliases=[]), make_entry(id="acme/widget", aliases=["llama-2-7b-hf"]))
+    problems = validate_registry(root)
+    assert [(Path(p.path).name, p.field) for p in problems] == [("widget.yaml", "aliases[0]")]
+
+
+def test_a_gpt2_index_must_be_column_row(make_entry):
+    weight = dict(make_entry()["super_weights"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[3, 7])
+    problems = validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", super_weights=[weight]))
+    assert [p.field for p in problems] == ["super_weights[0].index"] and "write [7, 3]" in problems[0].message
+
+
+def test_a_dense_claim_cannot_use_a_3d_index(make_entry):
+    weight = dict(make_entry()["super_weights"][0], index=[0, 3, 7])
+    assert "super_weights[0].index" in _problem_fields(make_entry(super_weights=[weight]))
+
+
+def test_the_expert_must_agree_with_the_tensor_name(make_entry):
+    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.experts.5.down_proj.weight", expert=7)
+    assert "super_weights[0].expert" in _problem_fields(make_entry(super_weights=[weight], dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": 8}))
+
+
+def test_coordinates_need_dimensions_to_be_checked_against(make_entry):
+    entry = make_entry()
+    del entry["dimensions"]
+    assert _problem_fields(entry) == ["dimensions"]
+
+
+def test_two_runs_of_swindex_do_not_confirm_a_claim(make_entry):
+    swindex = {"citation": "swindex 0.1.0 detect", "kind": "swindex", "evidence": "detected"}
+    weight = dict(make_entry()["super_weights"][0], sources=[swindex, dict(swindex, citation="swindex 0.2.0 detect")])
+    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+
+
+def test_the_same_source_twice_does_not_confirm_a_claim(make_entry):
+    weight = make_entry()["super_weights"][0]
+    weight["sources"] = [weight["sources"][0], dict(weight["sources"][0])]
+    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+
+
+def test_a_published_claim_is_not_detected(make_entry):
+    weight = make_entry()["super_weights"][0]
+    weight["sources"].append({"citation": "swindex 0.1.0 detect", "kind": "swindex", "evidence": "detected"})
+    weight["status"] = "detected"
+    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+
+
+def test_a_claim_swindex_measured_critical_cannot_quietly_be_inert(make_entry):
+    weight = dict(make_entry()["super_weights"][0], status="inert", evidence={"impact": {"metric": "perplexity", "ratio": 50.0, "classification": "critical"}})
+    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+
+
+@pytest.mark.parametrize("name", ["model.YAML", "model.json", "README", ".model.yaml.x1.tmp"])
+def test_a_file_in_the_registry_that_is_not_an_entry_is_an_error(make_entry, write_registry, name):
+    root = write_registry(make_entry())
+    (root / "acme" / name).write_text("garbage: [\n", encoding="utf-8")
+    problems = validate_registry(root)
+    assert [Path(p.path).name for p in problems] == [name]

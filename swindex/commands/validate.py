@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Directories are validated as registries of their own; files against --registry or the ./registry holding them."""
-    from ..validate import expected_id, validate_paths, validate_registry
+    from ..validate import expected_id, stray_files, validate_paths, validate_registry
 
     local = Path("registry") if Path("registry").is_dir() else None
     registry = Path(args.registry) if args.registry else None
@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     problems = []
     if registry is not None:
-        problems = validate_paths(paths, registry=registry)
+        whole = any(p.is_dir() and p.resolve() == registry.resolve() for p in paths)
+        problems = (stray_files(registry) if whole else []) + validate_paths(paths, registry=registry)
     else:
         for directory in (p for p in paths if p.is_dir()):
             problems.extend(validate_registry(directory))
