@@ -415,8 +415,10 @@ def stray_files(root: str | Path) -> list[Problem]:
     entries = set(entry_files(root))
     problems = []
     for path in sorted(p for p in Path(root).rglob("*") if p.is_file() and p not in entries):
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            continue  # an atomic write in progress, or left by a killed one: ignored by git, removed by the next builder run
         if path.name.startswith("."):
-            message = "hidden file in the registry (a leftover of an interrupted write?); remove it"
+            message = "hidden file in the registry; entries are never hidden: rename or remove it"
         else:
             message = "not an entry: the registry holds only <org>/<name>.yaml files; rename it to .yaml or move it out"
         problems.append(Problem(str(path), "", message))

@@ -304,9 +304,15 @@ def test_a_claim_swindex_measured_critical_cannot_quietly_be_inert(make_entry):
     assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
 
 
-@pytest.mark.parametrize("name", ["model.YAML", "model.json", "README", ".model.yaml.x1.tmp"])
+@pytest.mark.parametrize("name", ["model.YAML", "model.json", "README", ".evil.yaml"])
 def test_a_file_in_the_registry_that_is_not_an_entry_is_an_error(make_entry, write_registry, name):
     root = write_registry(make_entry())
     (root / "acme" / name).write_text("garbage: [\n", encoding="utf-8")
     problems = validate_registry(root)
     assert [Path(p.path).name for p in problems] == [name]
+
+
+def test_a_write_in_progress_is_not_an_error(make_entry, write_registry):
+    root = write_registry(make_entry())
+    (root / "acme" / ".tiny-llama.yaml.builder-x1.tmp").write_text("partial: [", encoding="utf-8")
+    assert validate_registry(root) == []
