@@ -16,15 +16,32 @@ RENAMED = {"gpt2": "openai-community/gpt2"}
 TENSOR_RENAMES = {"language_model.model.layers.1.mlp.down_proj.weight": "model.language_model.layers.1.mlp.down_proj.weight"}
 
 
-def _published_scalars():
-    if not REFERENCE.exists():
-        pytest.skip("the shared reference file is not beside this checkout")
-    for item in load_yaml(REFERENCE):
+# Every published scalar coordinate of a model with a Hugging Face id, derived from the shared reference
+# file and kept in the repository, so this check also runs where that file is not (CI on a fresh clone).
+PUBLISHED = Path(__file__).resolve().parent / "fixtures" / "published_coordinates.yaml"
+
+
+def _derive_published(reference: Path) -> list[dict]:
+    rows = []
+    for item in load_yaml(reference):
         if "/" not in item["model"] and item["model"] not in RENAMED:
             continue
         for claim in item["claims"]:
             if claim["kind"] == "scalar" and claim["row"] is not None:
-                yield RENAMED.get(item["model"], item["model"]), claim
+                tensor = TENSOR_RENAMES.get(claim["tensor"], claim["tensor"]).split(" ", 1)[0]
+                rows.append({"model": RENAMED.get(item["model"], item["model"]), "layer": claim["layer"], "tensor": tensor, "row": claim["row"], "column": claim["col"]})
+    return rows
+
+
+def _published_scalars():
+    for row in load_yaml(PUBLISHED):
+        yield row["model"], row
+
+
+def test_the_published_coordinates_fixture_is_what_the_reference_file_says():
+    if not REFERENCE.exists():
+        pytest.skip("the shared reference file is not beside this checkout (the fixture derived from it is checked in)")
+    assert load_yaml(PUBLISHED) == _derive_published(REFERENCE), "regenerate tests/fixtures/published_coordinates.yaml"
 
 
 def test_the_packaged_index_matches_the_registry():
@@ -33,16 +50,17 @@ def test_the_packaged_index_matches_the_registry():
 
 def test_every_published_scalar_coordinate_is_found_as_published():
     missing = []
-    for model, claim in _published_scalars():
+    published = list(_published_scalars())
+    assert len(published) >= 40
+    for model, claim in published:
         entry = lookup(model)
-        tensor = TENSOR_RENAMES.get(claim["tensor"], claim["tensor"]).split(" ", 1)[0]
         found = [
             sw for sw in entry.super_weights
-            if sw.layer == claim["layer"] and sw.row == claim["row"] and sw.column == claim["col"]
-            and (sw.tensor == tensor or sw.expert is not None)
+            if sw.layer == claim["layer"] and sw.row == claim["row"] and sw.column == claim["column"]
+            and (sw.tensor == claim["tensor"] or sw.expert is not None)
         ]
         if not found:
-            missing.append((model, claim["layer"], claim["row"], claim["col"]))
+            missing.append((model, claim["layer"], claim["row"], claim["column"]))
     assert missing == []
 
 
@@ -97,3 +115,17 @@ def test_expert_level_reports_are_findings_not_coordinates():
     assert entry.super_weights == () and entry.other_findings[0].kind == "expert"
     moe = lookup("Qwen/Qwen3-30B-A3B").super_weights[0]
     assert (moe.expert, moe.index, moe.tensor) == (68, (68, 940, 711), "model.layers.1.mlp.experts.down_proj")
+
+
+def test_swindex_index_in_another_checkout_writes_that_checkouts_index(tmp_path, make_entry, write_registry, monkeypatch):
+    from swindex.cli import main
+    from swindex.registry import PACKAGED_INDEX
+
+    checkout = tmp_path / "checkout"
+    (checkout / "swindex" / "data").mkdir(parents=True)
+    write_registry(make_entry(), root=checkout / "registry")
+    before = PACKAGED_INDEX.read_bytes()
+    monkeypatch.chdir(checkout)
+    assert main(["index"]) == 0
+    assert "acme/tiny-llama" in (checkout / "swindex" / "data" / "registry.json").read_text(encoding="utf-8")
+    assert PACKAGED_INDEX.read_bytes() == before

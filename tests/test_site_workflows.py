@@ -130,6 +130,19 @@ def test_pull_request_workflow_validates_tests_and_builds_the_site():
     assert "swindex validate registry" in runs and "pytest" in runs and "swindex site build" in runs
 
 
+def test_pull_request_registry_is_also_judged_by_the_base_branchs_code():
+    steps = [step for _, step in _steps(_load(REPO / ".github" / "workflows" / "pr.yml"))]
+    base = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@") and s.get("with", {}).get("path") == ".base")
+    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}" and base["with"]["persist-credentials"] is False
+    assert any("swindex validate --registry registry --against .base/registry" in s.get("run", "") and "./.base" in s.get("run", "") for s in steps)
+
+
+def test_code_that_judges_the_registry_needs_a_maintainers_review():
+    owners = (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
+    patterns = {line.split()[0] for line in owners.splitlines() if line.strip() and not line.startswith("#")}
+    assert {"/swindex/", "/tests/", "/.github/", "/builder/"} <= patterns
+
+
 def test_pages_deploys_from_main_with_the_pages_actions():
     workflow = _load(REPO / ".github" / "workflows" / "pages.yml")
     assert _triggers(workflow)["push"]["branches"] == ["main"]
@@ -137,6 +150,7 @@ def test_pages_deploys_from_main_with_the_pages_actions():
     assert "actions/upload-pages-artifact" in refs and "actions/deploy-pages" in refs
     deploy = next(job for job in workflow["jobs"].values() if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in job.get("steps", [])))
     assert _permissions(deploy["permissions"]) == {"pages": "write", "id-token": "write"}
+    assert deploy["if"] == "github.ref == 'refs/heads/main'"  # a manual run from another branch builds but never deploys
     assert _permissions(workflow["permissions"]) == {}
 
 

@@ -316,3 +316,33 @@ def test_a_write_in_progress_is_not_an_error(make_entry, write_registry):
     root = write_registry(make_entry())
     (root / "acme" / ".tiny-llama.yaml.builder-x1.tmp").write_text("partial: [", encoding="utf-8")
     assert validate_registry(root) == []
+
+
+def _two_registries(tmp_path, write_registry, make_entry, edit):
+    before = write_registry(make_entry(), root=tmp_path / "before")
+    changed = make_entry()
+    edit(changed)
+    after = write_registry(changed, root=tmp_path / "after")
+    return before, after
+
+
+def test_a_removed_claim_is_a_problem_against_the_earlier_registry(tmp_path, write_registry, make_entry, capsys):
+    before, after = _two_registries(tmp_path, write_registry, make_entry, lambda e: e.update(super_weights=[]))
+    assert main(["validate", "--registry", str(after), "--against", str(before)]) == 1
+    assert "was removed; a published claim is never deleted" in capsys.readouterr().out
+
+
+def test_an_edited_claim_is_listed_for_review_but_allowed(tmp_path, write_registry, make_entry, capsys):
+    def withdraw(entry):
+        entry["super_weights"][0]["status"] = "withdrawn"
+
+    before, after = _two_registries(tmp_path, write_registry, make_entry, withdraw)
+    assert main(["validate", "--registry", str(after), "--against", str(before)]) == 0
+    assert "status 'confirmed' -> 'withdrawn'" in capsys.readouterr().err
+
+
+def test_a_removed_entry_is_a_problem(tmp_path, write_registry, make_entry, capsys):
+    before = write_registry(make_entry(), make_entry(id="acme/other", aliases=[]), root=tmp_path / "before")
+    after = write_registry(make_entry(), root=tmp_path / "after")
+    assert main(["validate", "--registry", str(after), "--against", str(before)]) == 1
+    assert "acme/other was removed" in capsys.readouterr().out

@@ -10,7 +10,10 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("index", help="rebuild the packaged index from registry/ (maintainers)")
     p.add_argument("--registry", metavar="DIR", default="registry")
-    p.add_argument("--output", metavar="FILE", help="where to write (default: inside the swindex package)")
+    p.add_argument(
+        "--output", metavar="FILE",
+        help="where to write (default: swindex/data/registry.json of the checkout that holds the registry, else the installed package's)",
+    )
     p.add_argument("--check", action="store_true", help="exit 1 if the index is out of date instead of writing it")
     p.set_defaults(handler=run)
 
@@ -18,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..registry import PACKAGED_INDEX, build_index, render_index
 
-    out = Path(args.output) if args.output else PACKAGED_INDEX
+    out = Path(args.output) if args.output else _default_output(Path(args.registry), PACKAGED_INDEX)
     if args.check:
         current = out.read_text(encoding="utf-8") if out.exists() else ""
         if current != render_index(args.registry):
@@ -29,3 +32,9 @@ def run(args: argparse.Namespace) -> int:
     build_index(args.registry, out)
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _default_output(registry: Path, installed: Path) -> Path:
+    """The index beside the registry in a source checkout, so a contributor never writes into another installation."""
+    checkout = registry.resolve().parent / "swindex" / "data" / "registry.json"
+    return checkout if checkout.parent.is_dir() else installed

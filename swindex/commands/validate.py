@@ -16,6 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: the registry)")
     p.add_argument("--registry", metavar="DIR", help="registry directory for path and uniqueness checks (default: ./registry)")
+    p.add_argument(
+        "--against", metavar="DIR",
+        help="an earlier registry (e.g. the base branch's): a claim or entry it has that is gone is a problem, and every edited claim is listed",
+    )
     p.set_defaults(handler=run)
 
 
@@ -40,6 +44,16 @@ def run(args: argparse.Namespace) -> int:
         if files:
             inside = local is not None and all(expected_id(f, local) is not None for f in files)
             problems.extend(validate_paths(files, registry=local if inside else None))
+    if args.against:
+        from ..history import compare_registries
+
+        if not Path(args.against).is_dir():
+            print(f"swindex validate: --against {args.against}: no such registry directory", file=sys.stderr)
+            return 2
+        compared = compare_registries(args.against, registry or (local if local is not None else paths[0]))
+        problems.extend(compared.problems)
+        for change in compared.changes:
+            print(f"changed claim: {change}", file=sys.stderr)
     for problem in problems:
         print(problem)
     if problems:
