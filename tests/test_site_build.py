@@ -198,7 +198,9 @@ def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_regist
 
     registry = write_registry(make_entry())
     command = [sys.executable, "-m", "swindex", "site", "serve", "--registry", str(registry), "--port", "0"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    # Started as a shell's background job would start it, with SIGINT ignored: Ctrl-C must still stop it.
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO, preexec_fn=ignore_sigint)
     try:
         line = ""
         while "serving" not in line:

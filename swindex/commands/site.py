@@ -65,6 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
             server.server_close()
             raise
         print(f"serving {result.models} models at http://{host}:{port}/ (Ctrl-C to stop)", file=sys.stderr)
+        _stop_on_interrupt_or_term()
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -72,3 +73,18 @@ def run_serve(args: argparse.Namespace) -> int:
         finally:
             server.server_close()
     return 0
+
+
+def _stop_on_interrupt_or_term() -> None:
+    """Ctrl-C and SIGTERM stop the server, even when started from a shell's background job, which ignores SIGINT."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
