@@ -200,6 +200,12 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             if value is not None and limit and value >= limit:
                 yield (*at, name), f"{name} {value} is outside the model (dimensions give {limit})"
 
+    detection = (data.get("evidence") or {}).get("detection") or {}
+    for i, maxima in enumerate(detection.get("layers") or []):
+        layer = maxima.get("layer") if isinstance(maxima, Mapping) else None
+        if isinstance(layer, int) and dims.get("num_layers") and layer >= dims["num_layers"]:
+            yield ("evidence", "detection", "layers", i, "layer"), f"layer {layer} is outside the model (dimensions give {dims['num_layers']})"
+
     for i, finding in enumerate(data.get("other_findings") or []):
         for name, limit in (("layer", dims.get("num_layers")), ("row", dims.get("hidden_size")), ("expert", dims.get("num_experts"))):
             value = finding.get(name)

@@ -346,3 +346,9 @@ def test_a_removed_entry_is_a_problem(tmp_path, write_registry, make_entry, caps
     after = write_registry(make_entry(), root=tmp_path / "after")
     assert main(["validate", "--registry", str(after), "--against", str(before)]) == 1
     assert "acme/other was removed" in capsys.readouterr().out
+
+
+def test_detection_maxima_must_be_of_layers_the_model_has(make_entry):
+    entry = make_entry(evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": [{"layer": 9, "input_max": 1.0, "input_channel": 0, "input_token": 0, "output_max": 2.0, "output_channel": 0, "output_token": 0, "expert": None}]}})
+    problems = _problem_fields(entry)
+    assert "evidence.detection.layers[0].layer" in problems
