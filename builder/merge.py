@@ -13,9 +13,9 @@ Rules (plain functions over registry-format dicts):
 - A standing claim (confirmed, reported, detected) the detection did not find gets a
   ``disagreements`` item saying so; it is never rewritten or removed, except that ``--force`` drops
   a claim only swindex's own earlier run made.
-- ``settle_swindex_claims``: a claim only swindex sources whose verification measured it harmless is
-  ``inert`` (and ``detected`` again if a later verification finds it matters). Published claims keep
-  the status their sources give them, whatever swindex measures.
+- After verification, ``swindex.claims.reconcile`` lets a claim only swindex sources follow its
+  measured impact (``inert`` or ``detected``); published claims keep their status, and a published
+  ``inert`` claim measured critical gets a disagreement.
 - ``modified`` changes only when something else changed.
 """
 
@@ -226,22 +226,3 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     if {k: v for k, v in entry.items() if k != "modified"} != {k: v for k, v in canonical(existing).items() if k != "modified"}:
         entry["modified"] = today
     return MergeResult(canonical(entry), len(detected_claims), tuple(added), tuple(matched), tuple(not_found), False)
-
-
-def settle_swindex_claims(entry: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The entry with swindex-only claims' status following their measured impact, and the coordinates changed.
-
-    A spike the detector found is a super weight only if removing it matters; when verification measures
-    it inert, saying ``detected`` would have lookups hand it out as one.
-    """
-    result = copy.deepcopy(dict(entry))
-    changed = []
-    for claim in result.get("super_weights") or []:
-        if _published(claim) or claim.get("status") not in ("detected", "inert"):
-            continue
-        measured = ((claim.get("evidence") or {}).get("impact") or {}).get("classification")
-        status = {"inert": "inert", "critical": "detected", "significant": "detected"}.get(measured)
-        if status is not None and status != claim["status"]:
-            claim["status"] = status
-            changed.append(coordinate(claim))
-    return result, tuple(changed)

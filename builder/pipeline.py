@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swindex.claims import reconcile
 from swindex.errors import RegistryFileError, VerificationError
 from swindex.records import ACTIVE_STATUSES
 
 from .atomic import entry_path, write_entry
-from .merge import canonical, coordinate, merge_entry, settle_swindex_claims, stamp
+from .merge import canonical, coordinate, merge_entry, stamp
 from .modellist import ModelSpec
 from .state import done_reason, read_entry, read_header
 from .summary import FAILED, INTERRUPTED, NOT_RUN, SKIPPED, UNCHANGED, WRITTEN, Outcome, classify
@@ -115,7 +116,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today
-            entry, _ = settle_swindex_claims(entry)
+            entry, _ = reconcile(entry)
         entry = _finish(entry, existing, options.today)
 
         status("writing")

@@ -52,9 +52,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             sys.stdout = None  # the reader (say, `| head`) left; nothing more to say and no traceback to print
             return 0
+        except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            print(f'swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): pip install "swindex[{extra}]"', file=sys.stderr)
+            return 1
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"swindex {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print(f"swindex {args.command}: interrupted", file=sys.stderr)
             return 130
+
+
+_EXTRAS = {
+    "torch": "detect", "transformers": "detect", "accelerate": "detect", "safetensors": "detect", "huggingface_hub": "detect",
+    "jinja2": "site", "mkdocs": "site", "material": "site", "markdown": "site", "pymdownx": "site",
+}
 
 
 def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

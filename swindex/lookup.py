@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import warnings
@@ -94,6 +95,24 @@ def _candidates(name: str) -> list[str]:
     return result
 
 
+def _config_fits(directory: str, entry: Entry) -> bool:
+    """A folder matched only by its name must hold that model: its config.json may not contradict the entry."""
+    config_file = Path(directory).expanduser() / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # nothing on disk to compare (a path typed as a name, or no config): the name decides
+    if not isinstance(config, dict):
+        return True
+    config = config.get("text_config") if isinstance(config.get("text_config"), dict) and "hidden_size" not in config else config
+    architectures = config.get("architectures") or []
+    if architectures and entry.architecture not in architectures:
+        return False
+    recorded = entry.dimensions.get("hidden_size")
+    found = config.get("hidden_size", config.get("n_embd", config.get("d_model")))
+    return not (isinstance(recorded, int) and isinstance(found, int) and recorded != found)
+
+
 def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLike[str] | None = None) -> Entry:
     """The registry entry for a model id, alias, loaded transformers model or config.
 
@@ -102,7 +121,13 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
     """
     index = _index(registry)
     name, cached_revision = _name_of(model)
-    entry = next((index.by_name[c.casefold()] for c in _candidates(name) if c.casefold() in index.by_name), None)
+    entry = next(
+        (
+            index.by_name[c.casefold()] for c in _candidates(name)
+            if c.casefold() in index.by_name and (c == name or _config_fits(name, index.by_name[c.casefold()]))
+        ),
+        None,
+    )
     if entry is None:
         names = sorted({e.id for e in index.entries} | {a for e in index.entries for a in e.aliases})
         folded = {n.casefold(): n for n in names}

@@ -236,9 +236,12 @@ class Entry:
         for sw in self.super_weights:
             lines.append(f"  {sw}")
         for finding in self.other_findings:
-            where = f"layer {finding.layer}" if finding.layer is not None else "layer ?"
-            what = f"row {finding.row}" if finding.kind == "row" else f"expert {finding.expert}"
-            lines.append(f"  ({finding.kind}-level finding, not a coordinate) {where} {what}  [{finding.status}]")
+            parts = [f"layer {finding.layer}" if finding.layer is not None else ""]
+            parts.append(f"row {finding.row}" if finding.kind == "row" and finding.row is not None else "")
+            parts.append(f"expert {finding.expert}" if finding.kind == "expert" and finding.expert is not None else "")
+            parts.append((finding.module or "") if not any(parts) else "")
+            where = " ".join(p for p in parts if p) or "see its sources"
+            lines.append(f"  ({finding.kind}-level finding, not a coordinate) {where}  [{finding.status}]")
         for d in self.disagreements:
             lines.append(f"  disagreement: {d.summary}")
         return "\n".join(lines)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from .errors import SwindexError, ValidationError
 from .records import SCHEMA_VERSION, Entry
 from .validate import entry_files, validate_registry
 from .yamlio import load_yaml
@@ -51,6 +51,10 @@ def write_atomic(path: str | Path, text: str, mark: str = "") -> None:
     fsynced and renamed over the target; the directory is fsynced so the rename survives a power cut.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SwindexError(f"{path} is a directory; give a file name to write")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise SwindexError(f"{path}: {path.parent} is not a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{mark or '.'}", suffix=".tmp", dir=path.parent)

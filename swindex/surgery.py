@@ -117,6 +117,11 @@ def _items(weights: Any) -> Iterable[Any]:
         return [weights]
     if isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
         return [weights]
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Iterable):
+        raise SurgeryError(
+            f"cannot read weights from {type(weights).__name__}: pass an Entry, SuperWeight objects, "
+            "registry-format dicts with 'tensor' and 'index', or (tensor, index) pairs"
+        )
     return weights
 
 

@@ -298,6 +298,8 @@ def expected_id(path: Path, root: Path) -> str | None:
         relative = path.resolve().relative_to(root.resolve())
     except ValueError:
         return None
+    if not relative.name:
+        return None
     return relative.with_suffix("").as_posix()
 
 

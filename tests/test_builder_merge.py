@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from builder.merge import coordinate, merge_entry, settle_swindex_claims, stamp
+from builder.merge import coordinate, merge_entry, stamp
+from swindex.claims import reconcile
 from swindex.validate import validate_entry_dict
 
 TODAY = "2030-01-02"
@@ -172,20 +173,30 @@ def _measured(claim, classification):
 def test_a_swindex_claim_measured_harmless_becomes_inert_and_back():
     fresh = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
     fresh["super_weights"][0] = _measured(fresh["super_weights"][0], "inert")
-    settled, changed = settle_swindex_claims(fresh)
-    assert settled["super_weights"][0]["status"] == "inert" and changed == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
+    settled, changed = reconcile(fresh)
+    assert settled["super_weights"][0]["status"] == "inert" and changed == ("model.layers.1.mlp.down_proj.weight[3, 7]: status inert",)
     assert validate_entry_dict(settled) == []
     remeasured = copy.deepcopy(settled)
     remeasured["super_weights"][0] = _measured(remeasured["super_weights"][0], "critical")
-    again, _ = settle_swindex_claims(remeasured)
+    again, _ = reconcile(remeasured)
     assert again["super_weights"][0]["status"] == "detected"
     assert validate_entry_dict(again) == []
 
 
 def test_a_published_claim_keeps_its_status_whatever_swindex_measures(published):
     entry = dict(published, super_weights=[_measured(published["super_weights"][0], "inert")])
-    settled, changed = settle_swindex_claims(entry)
+    settled, changed = reconcile(entry)
     assert settled["super_weights"][0]["status"] == "confirmed" and changed == ()
+
+
+def test_a_published_inert_claim_measured_critical_gets_a_disagreement_not_a_new_status(published):
+    claim = dict(published["super_weights"][0], status="inert")
+    entry = dict(published, super_weights=[_measured(claim, "critical")])
+    reconciled, _ = reconcile(entry)
+    assert reconciled["super_weights"][0]["status"] == "inert"
+    assert [d["claims"] for d in reconciled["disagreements"]] == [["model.layers.1.mlp.down_proj.weight[3, 7]"]]
+    assert validate_entry_dict(reconciled) == []
+    assert reconcile(reconciled)[0] == reconciled  # running it again changes nothing
 
 
 def test_force_drops_swindex_claims_it_no_longer_finds_but_never_a_published_one(published):

@@ -42,6 +42,16 @@ def test_a_local_directory_is_matched_by_its_last_path_components(tmp_path):
     assert lookup(Path("/data/checkpoints/Mistral-7B-v0.1")).id == "mistralai/Mistral-7B-v0.1"
 
 
+def test_a_folder_whose_config_contradicts_the_entry_is_not_matched_by_its_name(tmp_path):
+    folder = tmp_path / "models" / "Mistral-7B-v0.1"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "n_embd": 64}), encoding="utf-8")
+    with pytest.raises(UnknownModelError):
+        lookup(folder)
+    (folder / "config.json").write_text(json.dumps({"architectures": ["MistralForCausalLM"], "hidden_size": 4096}), encoding="utf-8")
+    assert lookup(folder).id == "mistralai/Mistral-7B-v0.1"
+
+
 def test_a_hub_cache_snapshot_path_gives_id_and_revision(make_entry, write_registry):
     root = write_registry(make_entry(revision=SHA))
     path = f"/cache/hub/models--acme--tiny-llama/snapshots/{'0' * 40}"

@@ -129,3 +129,41 @@ def test_swindex_index_in_another_checkout_writes_that_checkouts_index(tmp_path,
     assert main(["index"]) == 0
     assert "acme/tiny-llama" in (checkout / "swindex" / "data" / "registry.json").read_text(encoding="utf-8")
     assert PACKAGED_INDEX.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["index", "--registry", "registry", "--output", "{tmp}"], "is a directory"),
+        (["validate", "--registry", "{tmp}/file"], "is a file"),
+        (["verify", "some/model", "--entry", "{tmp}"], "Is a directory"),
+    ],
+    ids=["index-output-dir", "validate-registry-file", "verify-entry-dir"],
+)
+def test_cli_path_mistakes_are_one_line_errors(tmp_path, capsys, argv, says):
+    from swindex.cli import main
+
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_names_the_extra_a_missing_module_belongs_to(capsys, monkeypatch):
+    from swindex import cli
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(needs_torch))
+    assert cli.main(["x"]) == 1
+    assert 'pip install "swindex[detect]"' in capsys.readouterr().err
+
+
+def _parser_with(handler):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("x").set_defaults(handler=handler)
+    return parser

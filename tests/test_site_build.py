@@ -193,6 +193,7 @@ def test_the_real_registry_builds(tmp_path):
 
 
 def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_registry):
+    import urllib.error
     import urllib.parse
     import urllib.request
 
@@ -209,8 +210,10 @@ def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_regist
         url = re.search(r"http://\S+/", line).group(0)
         with urllib.request.urlopen(url + "models/acme/tiny-llama/", timeout=10) as response:
             assert "acme/tiny-llama" in response.read().decode("utf-8")
-        with urllib.request.urlopen(url + "404.html", timeout=10) as response:
-            stylesheets = re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', response.read().decode("utf-8"))
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(url + "no/such/page/", timeout=10)
+        assert missing.value.code == 404
+        stylesheets = re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', missing.value.read().decode("utf-8"))
         assert stylesheets
         for href in stylesheets:  # the 404 page links by absolute path: it must point into this server's site
             with urllib.request.urlopen(urllib.parse.urljoin(url + "no/such/page/", href), timeout=10) as response:
@@ -237,6 +240,17 @@ def test_output_that_is_not_a_site_is_never_wiped(tmp_path, make_entry, write_re
         with pytest.raises(SwindexError, match="--output"):
             build_site(registry, output)
     assert (keep / "notes.txt").read_text(encoding="utf-8") == "precious"
+
+
+def test_a_folder_with_an_index_html_of_its_own_is_not_taken_for_a_build(tmp_path, make_entry, write_registry):
+    registry = write_registry(make_entry())
+    docs = tmp_path / "userdocs"
+    docs.mkdir()
+    (docs / "index.html").write_text("<p>mine</p>", encoding="utf-8")
+    (docs / "notes.txt").write_text("precious", encoding="utf-8")
+    with pytest.raises(SwindexError, match="not a built site"):
+        build_site(registry, docs)
+    assert (docs / "notes.txt").read_text(encoding="utf-8") == "precious"
 
 
 def test_a_previous_build_is_replaced(tmp_path, make_entry, write_registry):

@@ -175,6 +175,13 @@ def test_an_index_that_is_not_integers_is_an_error(index):
         apply(model, [(w.tensor, index)])
 
 
+@pytest.mark.parametrize("weights", [None, 42, "model.layers.1.mlp.down_proj.weight"], ids=["none", "int", "bare-string"])
+def test_something_that_is_not_weights_is_a_surgery_error(weights):
+    model, _ = build_planted("llama")
+    with pytest.raises(SurgeryError, match="cannot read"):
+        apply(model, weights)
+
+
 def test_unknown_tensor_is_an_error():
     model, _ = build_planted("llama")
     with pytest.raises(SurgeryError, match="no such parameter"):

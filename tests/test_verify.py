@@ -376,3 +376,35 @@ def test_cli_does_not_write_evidence_measured_on_other_weights(tmp_path, capsys)
     code = main(["verify", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"])
     assert code == 1 and not out.exists()
     assert "not writing" in capsys.readouterr().err
+
+
+def test_cli_detect_then_verify_writes_an_entry_that_validates(tmp_path, capsys):
+    from planted import save_planted
+
+    from swindex.cli import main
+    from swindex.yamlio import load_yaml
+
+    model, _ = build_planted("llama")  # a random model: its planted spike does not matter to perplexity
+    path = save_planted(model, tmp_path / "planted")
+    entry = tmp_path / "entry.json"
+    assert main(["detect", str(path), "--id", "acme/planted", "--json"]) == 0
+    entry.write_text(capsys.readouterr().out, encoding="utf-8")
+    out = tmp_path / "verified.yaml"
+    assert main(["verify", str(path), "--entry", str(entry), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"]) == 0
+    written = load_yaml(out)
+    claim = written["super_weights"][0]
+    assert claim["status"] == ("inert" if claim["evidence"]["impact"]["classification"] == "inert" else "detected")
+    assert main(["validate", str(out)]) == 0
+
+
+@pytest.mark.parametrize(("option", "value"), [("sequences", 0), ("sequences", -3), ("length", 1), ("batch_size", 0)])
+def test_the_api_refuses_sizes_that_measure_nothing(option, value):
+    model, planted = dependent_llama(seed=0)
+    with pytest.raises(VerificationError, match=option):
+        verify(model, entry_for(model, planted), **{option: value})
+
+
+def test_an_unknown_evaluation_text_names_the_shipped_ones():
+    model, planted = dependent_llama(seed=0)
+    with pytest.raises(VerificationError, match="everyday.txt"):
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), text="nope.txt", sequences=2, length=16)

@@ -46,6 +46,7 @@ def read_entry_file(path: str) -> dict:
     from ..validate import check_file
 
     data, problems = check_file(Path(path))
+    problems = [p for p in problems if p.message != "registry files end in .yaml"]  # a standalone entry may be .yml or .json
     if problems:
         raise ValidationError(problems)
     return dict(data)

@@ -64,6 +64,9 @@ def run_search(args: argparse.Namespace) -> int:
         print("swindex search: error: the query is empty; use `swindex list` to see every model", file=sys.stderr)
         return 2
     found = search(args.query, registry=args.registry)
+    if not found and not args.json:
+        print(f"swindex search: no model matches {args.query!r}; `swindex list` shows every model", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))
     else:

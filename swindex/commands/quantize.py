@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--block-size", type=_block, default=128, metavar="N|tensor", help="elements per block, or 'tensor' for one block per tensor (default 128)")
     p.add_argument("--clip", choices=("zscore", "percentile", "none"), default="zscore", help="how to clip the other outliers (default zscore)")
     p.add_argument("--clip-threshold", type=float, metavar="T", help="z-score (default 3) or percentile of |w| (default 99.99)")
-    p.add_argument("--output", "-o", metavar="DIR", help="save the model quantized with the hold-out to DIR (no measuring)")
+    p.add_argument("--output", "-o", metavar="DIR", help="save the model quantized with the hold-out to DIR, in the checkpoint's own dtype (no measuring)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--sequences", type=positive_int, default=16, metavar="N", help="evaluation sequences (default 16)")
     p.add_argument("--length", type=_length, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     transformers_logging.disable_progress_bar()
     block = args.block_size
     clip = None if args.clip == "none" else args.clip
+    if clip is None and args.clip_threshold is not None:
+        print("swindex quantize: error: --clip-threshold needs --clip zscore or percentile", file=sys.stderr)
+        return 2
     check_clip_threshold(clip, args.clip_threshold)
     if args.output:
         check_output_directory(args.output)

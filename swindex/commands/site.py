@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     serve = actions.add_parser("serve", help="build the site and serve it on localhost", description="Build the site into a temporary directory and serve it until interrupted.")
     serve.add_argument("--registry", metavar="DIR", default="registry", help="registry directory (default: ./registry)")
-    serve.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on (default: 8000; 0 picks a free one)")
+    serve.add_argument("--port", type=_port, default=8000, metavar="N", help="port to listen on (default: 8000; 0 picks a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)")
     serve.set_defaults(handler=run_serve)
@@ -88,3 +88,14 @@ def _stop_on_interrupt_or_term() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value

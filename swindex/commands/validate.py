@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("swindex validate: no PATH given and no ./registry directory here; pass files or --registry DIR", file=sys.stderr)
         return 2
+    if registry is not None and not registry.is_dir():
+        print(f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give the registry directory", file=sys.stderr)
+        return 2
     problems = []
     if registry is not None:
         whole = any(p.is_dir() and p.resolve() == registry.resolve() for p in paths)

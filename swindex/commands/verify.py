@@ -78,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     if args.output:
-        write_atomic(args.output, dump_yaml(report.apply(entry)))
+        from ..claims import reconcile
+        from ..errors import ValidationError
+        from ..validate import validate_entry_dict
+
+        updated, changes = reconcile(report.apply(entry))
+        problems = validate_entry_dict(updated, args.output)
+        if problems:
+            raise ValidationError(problems)  # the file is left as it was
+        write_atomic(args.output, dump_yaml(updated))
+        for change in changes:
+            print(f"swindex verify: {change}", file=sys.stderr)
         print(f"swindex verify: wrote {args.output}", file=sys.stderr)
     return 1 if args.strict and not report.fingerprint.matches else 0

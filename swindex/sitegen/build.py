@@ -189,7 +189,8 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
             raise SwindexError(f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output")
     if output.exists() and not output.is_dir():
         raise SwindexError(f"{output}: exists and is not a directory; choose a new or empty --output")
-    if output.is_dir() and any(output.iterdir()) and not (output / "index.html").is_file():
+    built_before = (output / "index.html").is_file() and (output / API_ROOT / "models.json").is_file()
+    if output.is_dir() and any(output.iterdir()) and not built_before:
         raise SwindexError(f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output")
 
 

@@ -50,7 +50,11 @@ def sequence_length(model: Any, requested: int | None, default: int = DEFAULT_LE
 
 def eval_text(name: str = DEFAULT_TEXT) -> str:
     """The text of a shipped evaluation file (swindex/data/eval/)."""
-    return resources.files("swindex.data").joinpath("eval", name).read_text(encoding="utf-8")
+    source = resources.files("swindex.data").joinpath("eval", name)
+    if not source.is_file():
+        shipped = sorted(p.name for p in resources.files("swindex.data").joinpath("eval").iterdir() if p.name.endswith(".txt"))
+        raise VerificationError(f"no evaluation text {name!r}; the texts shipped with swindex are {', '.join(shipped)}")
+    return source.read_text(encoding="utf-8")
 
 
 def _bos(model: Any, tokenizer: Any | None) -> int | None:

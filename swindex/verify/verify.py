@@ -198,6 +198,10 @@ def verify(
     a registry-format dict or a YAML file. Without a tokenizer, a causal LM is measured on sequences it
     samples itself (seeded). The model is left exactly as it was found.
     """
+    for name, value, least in (("sequences", sequences, 1), ("length", length, 2), ("batch_size", batch_size, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            why = " (perplexity needs one token to predict from another)" if name == "length" else ""
+            raise VerificationError(f"{name} must be an integer of at least {least}{why}, got {value!r}")
     say = progress or (lambda message: None)
     model_id = None
     loaded_revision = revision
