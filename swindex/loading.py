@@ -172,6 +172,8 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
     """(local directory or None, Hub id or None, full sha or None) for what the user named."""
     path = Path(source).expanduser()
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise DetectionError(f"{source} has no config.json, so it is not a transformers model directory; pass the folder that holds config.json")
         snapshot_id, snapshot_sha = parse_snapshot(path)
         if revision is not None and not is_commit_sha(revision):
             raise DetectionError(
@@ -204,6 +206,12 @@ def _cached_sha(model_id: str, revision: str | None) -> str | None:
     return None
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's (often multi-line) error message as one line, for a message that must fit one."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_config(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     """The model's config, with transformers' own errors turned into one that says what to do."""
     from transformers import AutoConfig
@@ -213,9 +221,9 @@ def load_config(source: str, *, revision: str | None = None, trust_remote_code: 
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise DetectionError(f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it") from exc
-        raise DetectionError(f"cannot read the config of {source}: {exc}") from exc
+        raise DetectionError(f"cannot read the config of {source}: {_one_line(exc)}") from exc
     except OSError as exc:
-        raise DetectionError(f"cannot find model {source}: {str(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache") from exc
+        raise DetectionError(f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache") from exc
 
 
 def model_class(config: Any, trust_remote_code: bool = False) -> Any:
@@ -300,7 +308,7 @@ def load_model(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise DetectionError(f"cannot load the weights of {source}: {exc}") from exc
+            raise DetectionError(f"cannot load the weights of {source}: {_one_line(exc)}") from exc
         raise
     if scratch is not None:
         _tie_scratch_folder(model, scratch)

@@ -149,7 +149,7 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
             f"not {wanted}; super weights usually survive fine-tuning but check with `swindex detect {entry.id} --revision {wanted}`"
         )
         if revision:
-            raise RevisionMismatchError(message + ", or call lookup without revision= to accept the recorded one")
+            raise RevisionMismatchError(message + ", or look it up without a revision to accept the recorded one")
         warnings.warn(message, stacklevel=2)
     return entry
 

@@ -54,6 +54,7 @@ def test_unknown_dtype_is_refused():
 def test_snapshot_paths_give_id_and_revision(tmp_path):
     snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / SHA
     snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}", encoding="utf-8")
     assert parse_snapshot(snapshot) == ("acme/tiny", SHA)
     assert resolve_source(str(snapshot)) == (snapshot, "acme/tiny", SHA)
 
@@ -61,13 +62,20 @@ def test_snapshot_paths_give_id_and_revision(tmp_path):
 def test_a_revision_for_a_local_directory_must_be_the_sha_of_its_files(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
+    (plain / "config.json").write_text("{}", encoding="utf-8")
     assert resolve_source(str(plain), SHA) == (plain, None, SHA)
     with pytest.raises(DetectionError, match="cannot select anything"):
         resolve_source(str(plain), "main")
     snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / SHA
     snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(DetectionError, match=f"snapshot of revision {SHA}"):
         resolve_source(str(snapshot), "f" * 40)
+
+
+def test_a_directory_without_config_json_is_not_a_model(tmp_path):
+    with pytest.raises(DetectionError, match="no config.json"):
+        resolve_source(str(tmp_path))
 
 
 def test_a_missing_local_directory_is_reported_as_such(tmp_path):
