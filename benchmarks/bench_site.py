@@ -61,7 +61,11 @@ def synthetic_entry(i: int) -> dict:
                 "value": -0.5,
                 "value_dtype": "float16",
                 "status": ("confirmed", "reported", "detected")[i % 3],
-                "sources": [source, {**copy.deepcopy(source), "kind": "code", "citation": f"Synthetic code {i}"}],
+                "sources": (
+                    [{"citation": "swindex bench detect", "kind": "swindex", "evidence": "detected", "date": "2026-11-28"}]
+                    if i % 3 == 2
+                    else [source, {**copy.deepcopy(source), "kind": "repository", "evidence": "detected", "citation": f"Synthetic reproduction {i}"}]
+                ),
                 "evidence": {"impact": {"metric": "perplexity", "zeroed": 900.0, "ratio": 150.0, "classification": "critical"}},
             }
         ],
