@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from swindex.commands._model_options import check_output_file
 from swindex.errors import SwindexError
 
 from .atomic import remove_stale_temporaries
@@ -98,14 +99,7 @@ def _check_destinations(registry: Path, report: str | None) -> None:
     if registry.exists() and not registry.is_dir():
         raise SwindexError(f"--registry {registry} is a file; give the registry directory")
     if report is not None:
-        target = Path(report)
-        if target.is_dir():
-            raise SwindexError(f"--report {report} is a directory; give a file name such as {target / 'report.json'}")
-        parent = target.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise SwindexError(f"--report {report}: cannot write in {parent}")
+        check_output_file(report, "--report", "report.json")
 
 
 def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> int:

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from swindex.claims import SWINDEX_KIND, is_published
 from swindex.records import ACTIVE_STATUSES, format_coordinate
 from swindex.schema import entry_schema
 
-SWINDEX_KIND = "swindex"
 DISAGREEMENT_PREFIX = "swindex detection"
 
 
@@ -113,11 +113,6 @@ def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
     return str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX) and list(disagreement.get("claims") or []) == [coord]
 
 
-def _published(claim: Mapping[str, Any]) -> bool:
-    """A claim that cites anything besides swindex: its sources are the publication's record and stay as written."""
-    return any(s.get("kind") != SWINDEX_KIND for s in claim.get("sources") or [])
-
-
 def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
     kept = list(claim.get("sources") or [])
     for source in sources:
@@ -181,7 +176,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
         target = claims[i]
         found.add(i)
         matched.append(coordinate(target))
-        if not _published(target):
+        if not is_published(target):
             _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
         weight_evidence = dict(target.get("evidence") or {})
         for key, value in (claim.get("evidence") or {}).items():
@@ -195,7 +190,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     disagreements = [dict(d) for d in entry.get("disagreements") or []]
     if replace_own:
         named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
-        kept = [i for i, c in enumerate(claims) if i in found or _published(c) or coordinate(c) in named_by_people]
+        kept = [i for i, c in enumerate(claims) if i in found or is_published(c) or coordinate(c) in named_by_people]
         dropped = {coordinate(c) for i, c in enumerate(claims) if i not in kept}
         disagreements = [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
         found = {kept.index(i) for i in found}

@@ -28,7 +28,8 @@ def _coordinate(claim: Mapping[str, Any]) -> str:
     return format_coordinate(claim["tensor"], claim["index"])
 
 
-def _measured(claim: Mapping[str, Any]) -> str | None:
+def measured_impact(claim: Mapping[str, Any]) -> str | None:
+    """critical, significant or inert as swindex verify classified the claim, or None if it was never measured."""
     return ((claim.get("evidence") or {}).get("impact") or {}).get("classification")
 
 
@@ -38,7 +39,7 @@ def reconcile(entry: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]
     changed: list[str] = []
     disagreements = [dict(d) for d in result.get("disagreements") or []]
     for claim in result.get("super_weights") or []:
-        coordinate, measured = _coordinate(claim), _measured(claim)
+        coordinate, measured = _coordinate(claim), measured_impact(claim)
         ours = [i for i, d in enumerate(disagreements) if str(d.get("summary", "")).startswith(VERIFICATION_PREFIX) and d.get("claims") == [coordinate]]
         if not is_published(claim):
             status = {"inert": "inert", "critical": "detected", "significant": "detected"}.get(measured)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import RegistryFileError
 from .records import format_coordinate
 from .validate import Problem, entry_files, expected_id
 from .yamlio import load_yaml
@@ -40,7 +41,7 @@ def _entries(root: Path) -> dict[str, tuple[Path, Mapping[str, Any]]]:
     for path in entry_files(root):
         try:
             data = load_yaml(path)
-        except Exception:  # noqa: BLE001 - an unreadable file is the validator's to report
+        except RegistryFileError:  # an unreadable file is the validator's to report
             continue
         if isinstance(data, Mapping):
             found[expected_id(path, root) or path.stem] = (path, data)

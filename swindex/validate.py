@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .claims import SWINDEX_KIND, measured_impact
 from .errors import RegistryFileError
 from .records import format_coordinate
 from .schema import entry_validator
@@ -135,6 +136,8 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             yield where, problem
         if problem := _text_problem(where, text):
             yield where, problem
+        if where and where[-1] in ("date", "modified") and not _is_real_date(text):
+            yield where, f"{text} is not a date in the calendar; write YYYY-MM-DD"
     for where, key in _keys(data):
         if problem := _text_problem((), key):
             yield where, f"field name {key!r}: {problem}"
@@ -150,10 +153,6 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
     for part in str(data.get("id", "")).split("/"):
         if part.casefold() in RESERVED_NAMES:
             yield ("id",), f"{part!r} cannot be part of a model id: the site needs that name for its own pages"
-
-    for where, text in _strings(data):
-        if where and where[-1] in ("date", "modified") and not _is_real_date(text):
-            yield where, f"{text} is not a date in the calendar; write YYYY-MM-DD"
 
     dims = data.get("dimensions") or {}
     if data.get("super_weights") and not dims:
@@ -233,9 +232,9 @@ def _status_problems(claim: Mapping[str, Any], at: tuple[Any, ...], disputed_som
     """
     status, sources = claim.get("status"), claim.get("sources") or []
     first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-    published = [s for s in first_hand if s.get("kind") != "swindex"]
+    published = [s for s in first_hand if s.get("kind") != SWINDEX_KIND]
     parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
-    measured = ((claim.get("evidence") or {}).get("impact") or {}).get("classification")
+    measured = measured_impact(claim)
     if claim.get("value_dtype") is not None and claim.get("value") is None:
         yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
     if status == "confirmed":
@@ -253,7 +252,7 @@ def _status_problems(claim: Mapping[str, Any], at: tuple[Any, ...], disputed_som
             "'detected', one only copied or assumed is 'unverified'"
         )
     elif status == "detected":
-        if not any(s.get("kind") == "swindex" and s.get("evidence") == "detected" for s in sources):
+        if not any(s.get("kind") == SWINDEX_KIND and s.get("evidence") == "detected" for s in sources):
             yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex' with evidence 'detected'"
         elif published:
             yield (*at, "status"), "a claim that a published source reported is 'reported' (or 'confirmed' with a second party), not 'detected'"
@@ -321,8 +320,6 @@ def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | 
     except RegistryFileError as exc:
         return None, [Problem(exc.path, "", exc.reason, exc.line)], {}
     problems = validate_entry_dict(data, path, lines)
-    if path.suffix != ".yaml":
-        problems.append(Problem(str(path), "", "registry files end in .yaml"))
     if root is not None and isinstance(data, Mapping) and isinstance(data.get("id"), str):
         expected = expected_id(path, root)
         if expected is not None and expected != data["id"]:
@@ -404,6 +401,8 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
         file_root = root if root is not None and expected_id(path, root) is not None else None
         data, file_problems, lines[path] = _check_file(path, file_root)
         problems.extend(file_problems)
+        if path.suffix != ".yaml":
+            problems.append(Problem(str(path), "", "registry files end in .yaml"))
         if data is not None:
             reviewed.append((path, data))
     others: list[tuple[Path, Mapping[str, Any]]] = []
@@ -415,7 +414,6 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
                     others.append((path, data))
     problems.extend(cross_file_problems(others + reviewed, lines))
     return problems
-
 
 
 def stray_files(root: str | Path) -> list[Problem]:

@@ -46,22 +46,21 @@ def read_entry_file(path: str) -> dict:
     from ..validate import check_file
 
     data, problems = check_file(Path(path))
-    problems = [p for p in problems if p.message != "registry files end in .yaml"]  # a standalone entry may be .yml or .json
     if problems:
         raise ValidationError(problems)
     return dict(data)
 
 
-def check_output_file(path: str) -> None:
-    """Refuse an --output FILE that cannot be written before hours of work, not after."""
+def check_output_file(path: str, flag: str = "--output", example: str = "entry.yaml") -> None:
+    """Refuse an output FILE that cannot be written before hours of work, not after."""
     from pathlib import Path
 
     from ..errors import SwindexError
 
     target = Path(path)
     if target.is_dir():
-        raise SwindexError(f"--output {path} is a directory; give a file name such as {target / 'entry.yaml'}")
-    _check_parent(target, path)
+        raise SwindexError(f"{flag} {path} is a directory; give a file name such as {target / example}")
+    _check_parent(target, path, flag)
 
 
 def check_output_directory(path: str) -> None:
@@ -75,10 +74,10 @@ def check_output_directory(path: str) -> None:
         raise SwindexError(f"--output {path} exists and is not a directory; give a new directory to save the model in")
     if target.is_dir() and any(target.iterdir()):
         raise SwindexError(f"--output {path} is not empty; give a new or empty directory so no existing file is overwritten")
-    _check_parent(target, path)
+    _check_parent(target, path, "--output")
 
 
-def _check_parent(target, path: str) -> None:  # noqa: ANN001
+def _check_parent(target, path: str, flag: str) -> None:  # noqa: ANN001
     import os
 
     from ..errors import SwindexError
@@ -87,9 +86,9 @@ def _check_parent(target, path: str) -> None:  # noqa: ANN001
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise SwindexError(f"--output {path}: {parent} is not a directory")
+        raise SwindexError(f"{flag} {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise SwindexError(f"--output {path}: cannot write in {parent} (permission denied)")
+        raise SwindexError(f"{flag} {path}: cannot write in {parent} (permission denied)")
 
 
 def check_model_id(model_id: str | None) -> None:
