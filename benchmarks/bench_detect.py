@@ -117,7 +117,7 @@ def plain_detect(model, input_ids) -> list[str]:
 def child(method: str, directory: Path, repeats: int) -> None:
     import torch
 
-    from swindex.detect import default_input_ids, detect
+    from swindex.detection import default_input_ids, detect
 
     torch.set_num_threads(os.cpu_count() or 1)
     before_load = rss()

@@ -53,8 +53,8 @@ def measure(model, claims, sequences: int, length: int) -> dict:
     """Every figure for one model: original, weight variants by bits and block, activation variants."""
     from swindex.quantize import quantized, quantized_activations
     from swindex.records import format_coordinate
-    from swindex.verify.inputs import sampled
-    from swindex.verify.measure import lm_pass
+    from swindex.verification.inputs import sampled
+    from swindex.verification.measure import lm_pass
 
     inputs = sampled(model, sequences=sequences, length=length, seed=0)
 
@@ -108,7 +108,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "tests"))
     from fixtures_dependent import dependent_llama
 
-    from swindex.detect import detect
+    from swindex.detection import detect
 
     transformers_logging.disable_progress_bar()
     torch.manual_seed(0)

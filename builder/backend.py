@@ -25,7 +25,7 @@ def tool() -> str:
 
 def thresholds() -> dict[str, float]:
     """The detection thresholds a run records in ``evidence.detection.thresholds`` (resume compares them too)."""
-    from swindex.detect import Thresholds
+    from swindex.detection import Thresholds
 
     return Thresholds().as_measurements()
 
@@ -78,7 +78,7 @@ def load(spec: ModelSpec, revision: str | None) -> Session:
 
 def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     """Run the detector on the loaded model (reloading wider if float16 overflows) and return its entry filed under the list's id."""
-    from swindex.detect import detect as run_detection
+    from swindex.detection import detect as run_detection
     from swindex.errors import ActivationOverflowError
     from swindex.loading import fallback_dtype, reload_in
 
@@ -113,7 +113,7 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
 def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
     """Measure every claim of the (merged) entry on the loaded model and write the figures into it."""
     from swindex.records import Entry
-    from swindex.verify import verify as run_verification
+    from swindex.verification import verify as run_verification
 
     loaded = session.loaded
     sizes = {"sequences": spec.verify_sequences, "length": spec.verify_length}

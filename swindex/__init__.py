@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     # name: module that defines it, imported on first use (these need the `detect` extra)
-    "detect": ".detect",
-    "DetectionResult": ".detect",
+    "detect": ".detection",
+    "DetectionResult": ".detection",
     "load_model": ".loading",
-    "verify": ".verify",
-    "VerificationReport": ".verify",
+    "verify": ".verification",
+    "VerificationReport": ".verification",
     "zeroed": ".surgery",
     "scaled": ".surgery",
     "restore": ".surgery",

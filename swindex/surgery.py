@@ -395,7 +395,7 @@ def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
 
 def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, int | None]:
     """(row, column, expert) of a stored index, from the detector's map of the down projections when it has ``name``."""
-    from .detect.arch import locate
+    from .detection.arch import locate
     from .errors import UnsupportedModelError
 
     try:

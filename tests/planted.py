@@ -16,7 +16,7 @@ pass, the way it does in trained models:
 * Mixture-of-Experts plants also make the router send the first token to ``plant.expert``.
 
 `save_planted(model, path)` writes a loadable directory (config + safetensors, no tokenizer).
-Families: see `FAMILIES`. This module never imports swindex.detect, so it can test it (only swindex.records' coordinate format).
+Families: see `FAMILIES`. This module never imports swindex.detection, so it can test it (only swindex.records' coordinate format).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ pytest.importorskip("transformers")
 
 from planted import FAMILIES, build_planted, tiny_config  # noqa: E402
 
-from swindex.detect import detect  # noqa: E402
-from swindex.detect.arch import locate  # noqa: E402
+from swindex.detection import detect  # noqa: E402
+from swindex.detection.arch import locate  # noqa: E402
 from swindex.errors import UnsupportedModelError  # noqa: E402
 
 

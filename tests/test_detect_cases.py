@@ -9,8 +9,8 @@ pytest.importorskip("transformers")
 
 from planted import Plant, build_planted  # noqa: E402
 
-from swindex.detect import Thresholds, detect  # noqa: E402
-from swindex.detect import hooks  # noqa: E402
+from swindex.detection import Thresholds, detect  # noqa: E402
+from swindex.detection import hooks  # noqa: E402
 
 PAPER_INPUT_THRESHOLD = 50.0  # the paper's fixed |input| threshold
 

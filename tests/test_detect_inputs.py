@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from swindex.detect import DEFAULT_LENGTH, DEFAULT_PROMPT, default_input_ids, resolve_input_ids
+from swindex.detection import DEFAULT_LENGTH, DEFAULT_PROMPT, default_input_ids, resolve_input_ids
 from swindex.errors import DetectionError
 
 CONFIG = SimpleNamespace(vocab_size=512, bos_token_id=1, eos_token_id=2, pad_token_id=0)

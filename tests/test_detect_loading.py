@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 from planted import Plant, build_planted, save_planted  # noqa: E402
 
-from swindex.detect import detect  # noqa: E402
+from swindex.detection import detect  # noqa: E402
 from swindex.errors import DetectionError  # noqa: E402
 from swindex.loading import choose_dtype, fallback_dtype, load_model, parse_snapshot, resolve_source  # noqa: E402
 

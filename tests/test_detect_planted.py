@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 
 from planted import FAMILIES, build_planted  # noqa: E402  (tests/planted.py needs torch)
 
-from swindex.detect import detect  # noqa: E402
+from swindex.detection import detect  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
 
 

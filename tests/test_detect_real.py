@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from swindex.detect import Thresholds, detect  # noqa: E402
+from swindex.detection import Thresholds, detect  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
 
 STORIES = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"

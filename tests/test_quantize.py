@@ -12,8 +12,8 @@ from planted import build_planted  # noqa: E402
 from swindex.errors import SwindexError  # noqa: E402
 from swindex.quantize import quantizable_parameters, quantize_model, quantize_tensor, quantized, quantized_activations  # noqa: E402
 from swindex.surgery import channels  # noqa: E402
-from swindex.verify.inputs import sampled  # noqa: E402
-from swindex.verify.measure import lm_pass  # noqa: E402
+from swindex.verification.inputs import sampled  # noqa: E402
+from swindex.verification.measure import lm_pass  # noqa: E402
 
 
 def raw(model) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from planted import build_planted  # noqa: E402
 
 from swindex.errors import VerificationError  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
-from swindex.verify import FingerprintWarning, classify, verify  # noqa: E402
+from swindex.verification import FingerprintWarning, classify, verify  # noqa: E402
 
 RUN = {"sequences": 6, "length": 48, "batch_size": 6}
 
@@ -159,7 +159,7 @@ def test_apply_keeps_existing_detection_evidence(dependent):
 
 
 def test_a_detected_entry_verifies_as_critical():
-    from swindex.detect import detect
+    from swindex.detection import detect
 
     model, planted = dependent_llama(seed=0)
     entry = detect(model).to_entry()

@@ -40,7 +40,7 @@ def _ids(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
-    from ..detect import MAX_ITERATIONS, detect
+    from ..detection import MAX_ITERATIONS, detect
     from ..registry import write_atomic
     from ..yamlio import dump_yaml
 

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..loading import load_model
     from ..quantize import check_clip_threshold, quantize_model, quantized
-    from ..verify.inputs import sampled, sequence_length, text_windows
-    from ..verify.measure import is_causal_lm, lm_pass
+    from ..verification.inputs import sampled, sequence_length, text_windows
+    from ..verification.measure import is_causal_lm, lm_pass
 
     transformers_logging.disable_progress_bar()
     block = args.block_size

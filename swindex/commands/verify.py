@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..lookup import lookup
     from ..registry import write_atomic
-    from ..verify import FingerprintWarning, verify
+    from ..verification import FingerprintWarning, verify
     from ..yamlio import dump_yaml
 
     transformers_logging.disable_progress_bar()

@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..records import STATUSES
-from ..verify.report import THRESHOLDS
+from ..verification.report import THRESHOLDS
 from .urls import relative, safe_url
 
 

@@ -1,4 +1,4 @@
-"""swindex.verify: measure what an entry's super weights do to a loaded model (see `verify.verify`).
+"""swindex.verification: measure what an entry's super weights do to a loaded model (see `verify.verify`).
 
 Importing this package is light; torch and transformers load when `verify` runs.
 """

@@ -1,4 +1,4 @@
-"""swindex.detect: find every super weight of a transformers model (the method: see swindex.detect.scan).
+"""swindex.detection: find every super weight of a transformers model (the method: see swindex.detection.scan).
 
 Importing this package is light; torch and transformers load when `detect` runs.
 """
