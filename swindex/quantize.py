@@ -173,14 +173,15 @@ def quantizable_parameters(model: Any) -> list[str]:
 
 
 def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
-    from .surgery import _check_index, resolve_name, targets
+    from .params import check_index, resolve_name
+    from .surgery import targets
 
     result: dict[str, list[tuple[int, ...]]] = {}
     if keep is None:
         return result
     for t in targets(keep):
         name = resolve_name(model, t.tensor)
-        _check_index(name, tuple(model.get_parameter(name).shape), t.index)  # before any weight is changed
+        check_index(name, tuple(model.get_parameter(name).shape), t.index)  # before any weight is changed
         result.setdefault(name, []).append(t.index)
     return result
 
@@ -202,7 +203,7 @@ def quantize_model(
     """
     import torch
 
-    from .surgery import _Slot
+    from .params import slot
 
     _check(bits, block_size, clip)
     check_clip_threshold(clip, clip_threshold)
@@ -210,7 +211,7 @@ def quantize_model(
     names = parameters if parameters is not None else quantizable_parameters(model)
     elements = clipped = held_out = 0
     for name in names:
-        tensor, _ = _Slot(model, name).writable()
+        tensor, _ = slot(model, name).writable()
         q, n_clipped = quantize_tensor(
             tensor, bits, block_size, holdout=held.get(name, ()), clip=clip, clip_threshold=clip_threshold, symmetric=symmetric
         )
@@ -230,26 +231,25 @@ def quantized(model: Any, bits: int = 8, block_size: int | None = 128, **options
     """
     import torch
 
-    from .surgery import _Slot
+    from .params import slot
 
     names = options.pop("parameters", None) or quantizable_parameters(model)
     saved = {}
     overrides = []
     for name in names:
-        slot = _Slot(model, name)
-        tensor, override = slot.writable()
+        place = slot(model, name)
+        tensor, override = place.writable()
         saved[name] = tensor.detach().to("cpu", copy=True)
-        if override is not None:
-            overrides.append((slot, override))
+        overrides.append((place, override))
     try:
         yield quantize_model(model, bits, block_size, parameters=names, **options)
     finally:
         for name, original in saved.items():
-            tensor, _ = _Slot(model, name).writable()
+            tensor, _ = slot(model, name).writable()
             with torch.no_grad():
                 tensor.copy_(original.to(tensor.device))
-        for slot, key in overrides:
-            slot.store.state_dict.pop(key, None)
+        for place, key in overrides:
+            place.drop_override(key)
 
 
 def _fake_quant(x: Any, bits: int, symmetric: bool, hold: list[Any]) -> Any:

@@ -2,10 +2,9 @@
 
 A weight is named by its parameter (``tensor``, the full name in ``model.named_parameters()``) and its
 ``index`` in the stored tensor, so one code path serves Linear ``[row, col]``, GPT-2 Conv1D ``[col, row]``
-and fused experts ``[expert, ...]``. Parameters that accelerate offloaded (left on the ``meta`` device, their
-values kept in the hook's ``weights_map``) are edited in that store: in place when it holds a tensor in
-memory, otherwise through an in-memory override that ``restore`` removes again, so the checkpoint files on
-disk are never written.
+and fused experts ``[expert, ...]``. Parameters are read and written through `swindex.params`, which also
+reaches weights that accelerate offloaded; an offloaded weight is edited in its offload store (through an
+in-memory override that ``restore`` removes again), so the checkpoint files on disk are never written.
 
 Usage::
 
@@ -26,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SurgeryError
-from .records import ACTIVE_STATUSES, format_coordinate
+from .params import check_index, read_scalar, read_tensor, resolve_module, resolve_name, slot
+from .claims import super_weight_claims
+from .records import format_coordinate
 
 __all__ = [
     "Target",
@@ -108,11 +109,11 @@ def _one_target(item: Any) -> Target:
 
 
 def _items(weights: Any) -> Iterable[Any]:
-    """The individual weights in ``weights``: an Entry's or entry dict's active claims, one weight, or each of many."""
-    if hasattr(weights, "active_super_weights"):
-        return weights.active_super_weights
-    if isinstance(weights, Mapping) and "super_weights" in weights:
-        return [sw for sw in weights["super_weights"] if sw.get("status") in ACTIVE_STATUSES]
+    """The individual weights in ``weights``: an Entry's or entry dict's super weights, one weight, or each of many."""
+    if hasattr(weights, "weights_to_keep") and hasattr(weights, "claims"):
+        return weights.super_weights
+    if isinstance(weights, Mapping) and "claims" in weights:
+        return super_weight_claims(weights)
     if isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor"):
         return [weights]
     if isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
@@ -138,133 +139,10 @@ def targets(weights: Any) -> tuple[Target, ...]:
     return tuple(seen.values())
 
 
-def _prefixes(model: Any) -> list[str]:
-    prefix = getattr(model, "base_model_prefix", "") or ""
-    return [prefix] if prefix else []
-
-
-def resolve_name(model: Any, name: str) -> str:
-    """The name ``name`` has in ``model``: as given, or with the base-model prefix added or removed.
-
-    An entry names tensors as in the model class it was measured on (``model.layers.2...`` for
-    ``LlamaForCausalLM``); the same weights in a bare ``LlamaModel`` are ``layers.2...``.
-    """
-    names = dict(model.named_parameters(remove_duplicate=False))
-    if name in names:
-        return name
-    for prefix in _prefixes(model):
-        if name.startswith(prefix + ".") and name[len(prefix) + 1 :] in names:
-            return name[len(prefix) + 1 :]
-        if f"{prefix}.{name}" in names:
-            return f"{prefix}.{name}"
-    raise SurgeryError(
-        f"{name}: no such parameter in this {type(model).__name__}; the entry may be for another "
-        "architecture (check `swindex lookup` against the model you loaded)"
-    )
-
-
-def resolve_module(model: Any, name: str) -> Any:
-    """The submodule called ``name`` (prefix-tolerant like ``resolve_name``)."""
-    candidates = [name]
-    for prefix in _prefixes(model):
-        if name.startswith(prefix + "."):
-            candidates.append(name[len(prefix) + 1 :])
-        candidates.append(f"{prefix}.{name}")
-    for cand in candidates:
-        try:
-            return model.get_submodule(cand)
-        except AttributeError:
-            continue
-    raise SurgeryError(f"{name}: no such module in this {type(model).__name__}")
-
-
-def _check_index(name: str, shape: tuple[int, ...], index: tuple[int, ...]) -> None:
-    if len(index) != len(shape) or any(i >= s for i, s in zip(index, shape)):
-        raise SurgeryError(
-            f"{name}{list(index)} is outside the tensor's shape {list(shape)}: the entry does not fit this "
-            "model (another size or revision?)"
-        )
-
-
-def _offload_store(model: Any, name: str) -> tuple[Any, str]:
-    """The mapping that holds an offloaded parameter's values, and its key there.
-
-    accelerate's AlignDevicesHook keeps offloaded weights in ``weights_map``: a PrefixedDataset over an
-    OffloadedWeightsLoader (or a plain dict), keyed by the name relative to the hooked module.
-    """
-    parts = name.split(".")
-    for cut in range(len(parts) - 1, -1, -1):
-        module_name = ".".join(parts[:cut])
-        module = model.get_submodule(module_name) if module_name else model
-        hook = getattr(module, "_hf_hook", None)
-        if hook is None:
-            continue
-        for h in getattr(hook, "hooks", None) or (hook,):
-            weights_map = getattr(h, "weights_map", None)
-            if weights_map is None:
-                continue
-            key = ".".join(parts[cut:])
-            store, full = weights_map, key
-            while hasattr(store, "dataset") and hasattr(store, "prefix"):
-                full = f"{store.prefix}{full}"
-                store = store.dataset
-            try:
-                store[full]
-            except KeyError:
-                continue
-            return store, full
-    raise SurgeryError(
-        f"{name} is on the meta device but no accelerate hook holds its values; load the model with "
-        "its weights (or with accelerate offloading) before editing it"
-    )
-
-
-class _Slot:
-    """Read and write one parameter, live or offloaded."""
-
-    def __init__(self, model: Any, name: str) -> None:
-        self.name = name
-        self.param = model.get_parameter(name)
-        self.offloaded = self.param.device.type == "meta"
-        if not self.param.dtype.is_floating_point:
-            raise SurgeryError(
-                f"{name} is stored as {self.param.dtype} (a quantized checkpoint?): surgery needs floating-point "
-                "weights; load the model unquantized"
-            )
-        if self.offloaded:
-            self.store, self.key = _offload_store(model, name)
-
-    def tensor(self) -> Any:
-        """The parameter's values (for an offloaded one, as its store hands them out)."""
-        return self.store[self.key] if self.offloaded else self.param.data
-
-    def writable(self) -> tuple[Any, str | None]:
-        """A tensor whose edits reach the model, and the override key added to make it so (if any)."""
-        if not self.offloaded:
-            return self.param.data, None
-        state_dict = getattr(self.store, "state_dict", None)
-        if isinstance(state_dict, dict):  # accelerate OffloadedWeightsLoader
-            if self.key in state_dict:
-                return state_dict[self.key], None
-            state_dict[self.key] = self.store[self.key].detach().clone()
-            return state_dict[self.key], self.key
-        if isinstance(self.store, dict):
-            return self.store[self.key], None
-        raise SurgeryError(f"{self.name}: cannot edit an offload store of type {type(self.store).__name__}")
-
-
-def read_tensor(model: Any, name: str) -> Any:
-    """A parameter's current values (read from the offload store when it is offloaded); do not edit it."""
-    return _Slot(model, resolve_name(model, name)).tensor()
-
-
 def read_value(model: Any, weight: Any) -> float:
     """The current value of one scalar as a Python float."""
     target = targets([weight])[0]
-    slot = _Slot(model, resolve_name(model, target.tensor))
-    values = slot.tensor()
-    _check_index(target.tensor, tuple(values.shape), target.index)
-    return float(values[target.index].item())
+    return read_scalar(model, target.tensor, target.index)
 
 
 def read_values(model: Any, weights: Any) -> dict[str, float]:
@@ -280,9 +158,8 @@ def _edit(model: Any, changes: Iterable[tuple[Target, Callable[[Any], Any]]]) ->
     try:
         for target, new_value in changes:
             name = resolve_name(model, target.tensor)
-            slot = _Slot(model, name)
-            tensor, override = slot.writable()
-            _check_index(target.tensor, tuple(tensor.shape), target.index)
+            tensor, override = slot(model, name).writable()
+            check_index(target.tensor, tuple(tensor.shape), target.index)
             original = tensor[target.index].detach().to("cpu", copy=True)
             done.append(_Change(Target(name, target.index), original, override))
             with torch.no_grad():
@@ -328,12 +205,11 @@ def restore(model: Any, saved: Saved) -> None:
     errors: list[str] = []
     for change in reversed(saved.changes):
         try:
-            slot = _Slot(model, change.target.tensor)
-            tensor, _ = slot.writable()
+            place = slot(model, change.target.tensor)
+            tensor, _ = place.writable()
             with torch.no_grad():
                 tensor[change.target.index] = change.original.to(tensor.device)
-            if change.override_key is not None:
-                slot.store.state_dict.pop(change.override_key, None)
+            place.drop_override(change.override_key)
         except Exception as exc:  # keep restoring the others, then report
             errors.append(f"{change.target.coordinate}: {exc}")
     if errors:

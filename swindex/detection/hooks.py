@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DetectionError
+from ..params import materialised
 from .arch import DownProjection, ModelLayout
 
 TOP_CONTRIBUTIONS = 8
@@ -133,19 +134,6 @@ class Recorder:
             return y.reshape(output.shape) if changed else None
 
         return hook
-
-
-def materialised(module: Any, name: str) -> Any:
-    """A parameter's real values, also when accelerate offloaded it (then read from its weights map, on CPU or disk:
-    callers move what they use to the activations' device)."""
-    tensor = getattr(module, name)
-    if tensor is None or tensor.device.type != "meta":
-        return tensor
-    hook = getattr(module, "_hf_hook", None)
-    weights_map = getattr(hook, "weights_map", None)
-    if weights_map is None:
-        raise DetectionError(f"{type(module).__name__}.{name} is not materialised (meta device) and no offload map holds it")
-    return weights_map[name]
 
 
 def _row(weight: Any, row: int, kind: str) -> Any:
