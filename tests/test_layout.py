@@ -1,0 +1,134 @@
+"""swindex.layout: one map between (row, column, expert) and stored indices, for checkpoints and GGUF."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from swindex import layout
+
+
+@pytest.mark.parametrize(
+    ("transposed", "fused", "expected"),
+    [
+        (False, False, (3, 7)),
+        (True, False, (7, 3)),
+        (False, True, (2, 3, 7)),
+        (True, True, (2, 7, 3)),
+    ],
+)
+def test_stored_index_puts_row_and_column_where_the_layout_stores_them(transposed: bool, fused: bool, expected: tuple[int, ...]) -> None:
+    assert layout.stored_index(3, 7, 2 if fused else None, transposed=transposed, fused=fused) == expected
+
+
+@pytest.mark.parametrize(("transposed", "fused"), list(itertools.product([False, True], repeat=2)))
+def test_coordinate_of_inverts_stored_index(transposed: bool, fused: bool) -> None:
+    for row, column, expert in [(0, 1, 0), (5, 2, 3), (4095, 11007, 63)]:
+        index = layout.stored_index(row, column, expert if fused else None, transposed=transposed, fused=fused)
+        assert layout.coordinate_of(index, transposed=transposed, fused=fused) == (row, column, expert if fused else None)
+
+
+def test_an_unfused_expert_keeps_the_expert_its_name_gives() -> None:
+    assert layout.coordinate_of((940, 711), expert=68) == (940, 711, 68)
+
+
+def test_a_fused_index_needs_an_expert() -> None:
+    with pytest.raises(ValueError, match="expert"):
+        layout.stored_index(1, 2, None, fused=True)
+
+
+def test_an_index_of_the_wrong_rank_is_refused() -> None:
+    with pytest.raises(ValueError, match="fused expert"):
+        layout.coordinate_of((1, 2), fused=True)
+    with pytest.raises(ValueError, match="two-dimensional"):
+        layout.coordinate_of((0, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("architecture", "order"),
+    [
+        ("LlamaForCausalLM", "linear"),
+        ("Qwen3MoeForCausalLM", "linear"),
+        ("BertModel", "linear"),
+        ("GPT2LMHeadModel", "transposed"),
+        ("GPT2Model", "transposed"),
+        ("OpenAIGPTLMHeadModel", "transposed"),
+        ("DecisionTransformerGPT2Model", "transposed"),
+        ("GptOssForCausalLM", "transposed"),
+        ("AriaForConditionalGeneration", "either"),
+        ("OpenAIPrivacyFilterForTokenClassification", "either"),
+    ],
+)
+def test_index_order_of_known_architectures(architecture: str, order: str) -> None:
+    assert layout.index_order(architecture) == order
+
+
+@pytest.mark.parametrize("architecture", ["CustomGPTForCausalLM", "MyRemoteCodeModel", "Llamafied", "Llama5ForCausalLM", ""])
+def test_an_architecture_the_table_does_not_know_may_use_either_order(architecture: str) -> None:
+    assert layout.index_order(architecture) == "either"
+
+
+def test_the_longest_known_prefix_decides() -> None:
+    # GPTNeoX is not GPTNeo, Qwen2Moe is not Qwen2: the longer name is matched first, whatever the table order.
+    assert layout.index_order("GPTNeoXForCausalLM") == layout.index_order("GPTNeoForCausalLM") == "linear"
+    assert layout.index_order("GptOssForCausalLM") == "transposed"
+
+
+def test_gguf_tensor_names_follow_llama_cpp() -> None:
+    assert layout.gguf_tensor_name(11) == "blk.11.ffn_down.weight"
+    assert layout.gguf_tensor_name(3, expert=68) == "blk.3.ffn_down_exps.weight"
+    assert layout.gguf_tensor_name(3, shared=True) == "blk.3.ffn_down_shexp.weight"
+
+
+def test_gguf_index_is_fastest_dimension_first_and_the_array_index_is_reversed() -> None:
+    assert layout.gguf_index(507, 1229) == (1229, 507)
+    assert layout.gguf_index(940, 711, 68) == (711, 940, 68)
+    assert layout.gguf_array_index(507, 1229) == (507, 1229)
+    assert layout.gguf_array_index(940, 711, 68) == (68, 940, 711)
+    assert layout.gguf_array_index(940, 711, 68) == tuple(reversed(layout.gguf_index(940, 711, 68)))
+
+
+def test_a_gguf_writer_stores_the_array_index_order() -> None:
+    """The gguf package writes a numpy [rows, columns] array as ne = [columns, rows]: the reader gives it back indexed [row, column]."""
+    np = pytest.importorskip("numpy")
+    gguf = pytest.importorskip("gguf")
+    import tempfile
+    from pathlib import Path
+
+    weight = np.arange(6 * 64, dtype=np.float32).reshape(6, 64)  # 6 rows (hidden), 64 columns (intermediate)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tiny.gguf"
+        writer = gguf.GGUFWriter(str(path), "llama")
+        writer.add_tensor(layout.gguf_tensor_name(0), weight)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        tensor = gguf.GGUFReader(str(path)).tensors[0]
+        assert tensor.name == "blk.0.ffn_down.weight"
+        assert [int(n) for n in tensor.shape] == [64, 6]  # ne0 = columns
+        assert tensor.data[layout.gguf_array_index(5, 40)] == weight[5, 40]
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.slow
+def test_gguf_array_index_matches_transformers_on_a_real_gguf(smollm2_gguf) -> None:  # noqa: ANN001
+    """transformers dequantizes SmolLM2's GGUF into model.layers.N.mlp.down_proj.weight[row, column]: same numbers, same index."""
+    pytest.importorskip("accelerate")
+    gguf = pytest.importorskip("gguf")
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    reader = gguf.GGUFReader(str(smollm2_gguf))
+    tensors = {t.name: t for t in reader.tensors}
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name, dtype=torch.float32)
+    for layer in (0, 11, 29):
+        stored = tensors[layout.gguf_tensor_name(layer)]
+        ours = gguf.quants.dequantize(stored.data, stored.tensor_type)
+        theirs = model.model.layers[layer].mlp.down_proj.weight.detach().numpy()
+        assert ours.shape == theirs.shape
+        for row, column in [(507, 1229), (0, 1535), (575, 0)]:
+            assert ours[layout.gguf_array_index(row, column)] == theirs[row, column]
