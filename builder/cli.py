@@ -10,13 +10,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from swindex.commands._model_options import check_output_file
 from swindex.errors import SwindexError
+from swindex.yamlio import load_yaml
 
 from .atomic import remove_stale_temporaries
-from .modellist import load_model_list
+from .modellist import ModelSpec, load_model_list, parse_model_list
 from .pipeline import Backend, RunOptions, run_all
 from .sharding import only, parse_shard, shard
 from .summary import exit_status, print_summary, write_report
@@ -27,6 +29,7 @@ DEFAULT_MODELS = PACKAGE_DIR / "models.yaml"
 DEFAULT_REGISTRY = REPO_ROOT / "registry"
 SCHEMA_FILE = REPO_ROOT / "swindex" / "data" / "entry.schema.json"
 BAD_USAGE = 2
+REMOTE_CODE_CHOICES = ("include", "exclude", "only")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -42,9 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 every model done or skipped, 1 some model failed, 2 bad arguments or model list, "
         "130 interrupted (143 on SIGTERM). Dates come from SWINDEX_TODAY (YYYY-MM-DD) when set, else today.",
     )
-    parser.add_argument("--models", metavar="FILE", default=str(DEFAULT_MODELS), help="model list (default: builder/models.yaml)")
+    parser.add_argument(
+        "--models", metavar="FILE",
+        help="model list (default: builder/models.yaml plus every entry of --registry it does not name, with the list's defaults)",
+    )
     parser.add_argument("--registry", metavar="DIR", default=str(DEFAULT_REGISTRY), help="registry directory to write into (default: the repository's registry/)")
     parser.add_argument("--only", metavar="ID", nargs="+", action="extend", default=[], help="run only these ids from the list")
+    parser.add_argument(
+        "--remote-code", choices=REMOTE_CODE_CHOICES, default="include",
+        help="models with trust_remote_code: include them (default), exclude them, or run only them "
+        "(CI runs them in a job that holds no tokens)",
+    )
     parser.add_argument("--shard", metavar="K/N", help="run the K-th of N round-robin shards of the list sorted by id (K from 1)")
     parser.add_argument("--force", action="store_true", help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, aliases and notes are always kept)")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
@@ -83,15 +94,36 @@ def _schema_header(registry: Path):
     return header
 
 
-def _rebuild_index(registry: Path) -> str | None:
-    """Refresh the packaged index after writing into the repository's registry; returns an error message or None."""
-    from swindex.registry import build_index
+def load_plan(models: Path | None, registry: Path) -> list[ModelSpec]:
+    """The models to scan: the given list, or by default builder/models.yaml plus the registry's other entries.
 
-    try:
-        build_index(registry)
-    except SwindexError as exc:
-        return f"the packaged index was not rebuilt: {exc}"
-    return None
+    An entry the default list does not name is scanned with the list's defaults, so a contributor adds a
+    model by adding its registry file alone, and two such pull requests never touch the same line.
+    """
+    specs = load_model_list(models or DEFAULT_MODELS)
+    if models is not None or not registry.is_dir():
+        return specs
+    from swindex.validate import entry_files, expected_id
+
+    listed = {spec.id.casefold() for spec in specs}
+    unlisted = sorted(
+        {i for i in (expected_id(p, registry) for p in entry_files(registry)) if i and i.count("/") == 1 and i.casefold() not in listed},
+        key=str.casefold,
+    )
+    if not unlisted:
+        return specs
+    defaults = (load_yaml(DEFAULT_MODELS) or {}).get("defaults") or {}
+    extra = parse_model_list({"defaults": defaults, "models": [{"id": i} for i in unlisted]}, DEFAULT_MODELS)
+    return specs + [replace(spec, origin=f"{registry}/{spec.id}.yaml") for spec in extra]
+
+
+def by_remote_code(specs: Sequence[ModelSpec], mode: str) -> list[ModelSpec]:
+    """``only``: the models that run their repository's code; ``exclude``: the others; ``include``: all."""
+    if mode == "only":
+        return [spec for spec in specs if spec.trust_remote_code]
+    if mode == "exclude":
+        return [spec for spec in specs if not spec.trust_remote_code]
+    return list(specs)
 
 
 def _check_destinations(registry: Path, report: str | None) -> None:
@@ -107,13 +139,14 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
     args = parser.parse_args(argv)
     try:
         date = today()
-        specs = load_model_list(args.models)
+        registry = Path(args.registry)
+        specs = load_plan(Path(args.models) if args.models else None, registry)
         if args.only:
             specs = only(specs, args.only)
+        specs = by_remote_code(specs, args.remote_code)
         if args.shard:
             k, n = parse_shard(args.shard)
             specs = shard(specs, k, n)
-        registry = Path(args.registry)
         _check_destinations(registry, args.report)
     except SwindexError as exc:
         print(f"builder: error: {exc}", file=sys.stderr)
@@ -154,11 +187,6 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
             signal.signal(sig, handler)
 
     code = exit_status(outcomes, (received[-1] if received else signal.SIGINT) if interrupted else None)
-    if not interrupted and _is_default_registry(registry):
-        problem = _rebuild_index(registry)
-        if problem:
-            print(f"builder: {problem}", file=sys.stderr)
-            code = max(code, 1)
     print_summary(outcomes)
     if args.report:
         write_report(args.report, outcomes, code)

@@ -177,6 +177,12 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
             inherited.pop("prompt", None)
             inherited.pop("input_ids", None)
         options = {**inherited, **{k: v for k, v in item.items() if k in OPTION_FIELDS}}
+        if options.get("trust_remote_code") and "revision" not in item:
+            problems.append(
+                f"{_where(path, data, lines, ('models', i, 'trust_remote_code'))}: trust_remote_code runs the model repository's own code, "
+                "so pin `revision` to the full 40-character commit sha whose code was reviewed"
+            )
+            continue
         location = item.get("path")
         package = None
         local_path = None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder import cli
+from builder.cli import load_plan, main
 from builder.modellist import ModelListError, ModelLocationError, load_model_list
 from swindex.yamlio import load_yaml
 
@@ -122,11 +123,20 @@ def test_shipped_lists_are_valid(name):
     assert specs
 
 
-def test_models_yaml_covers_every_registry_entry_under_its_registry_id():
-    listed = {spec.id for spec in load_model_list(REPO / "builder" / "models.yaml")}
+def test_the_default_plan_covers_every_registry_entry_under_its_registry_id():
+    planned = {spec.id for spec in load_plan(None, REPO / "registry")}
     registry_ids = {load_yaml(p)["id"] for p in (REPO / "registry").rglob("*.yaml")}
-    missing = sorted(registry_ids - listed)
-    assert not missing, f"add these ids to builder/models.yaml (see CONTRIBUTING.md): {missing}"
+    assert sorted(registry_ids - planned) == []
+
+
+def test_the_default_plan_scans_registry_entries_the_list_does_not_name_with_its_defaults(tmp_path, monkeypatch, make_entry, write_registry):
+    models = write(tmp_path, "defaults:\n  dtype: bfloat16\nmodels:\n  - id: acme/listed\n    dtype: float16\n")
+    monkeypatch.setattr(cli, "DEFAULT_MODELS", models)
+    registry = write_registry(make_entry(id="acme/listed"), make_entry(id="acme/added-by-a-contributor"))
+    planned = {spec.id: spec for spec in load_plan(None, registry)}
+    assert planned["acme/listed"].dtype == "float16"
+    assert planned["acme/added-by-a-contributor"].dtype == "bfloat16"
+    assert [spec.id for spec in load_plan(models, registry)] == ["acme/listed"], "a list given with --models is scanned as it is"
 
 
 def test_offline_list_loads_only_local_models():
@@ -155,3 +165,39 @@ def test_bad_verify_values_are_refused(tmp_path, value):
 def test_an_items_own_input_replaces_the_default_of_the_other_kind(tmp_path):
     (spec,) = load_model_list(write(tmp_path, "defaults:\n  prompt: hello\nmodels:\n  - id: acme/a\n    input_ids: [1, 2]\n"))
     assert spec.input_ids == (1, 2) and spec.prompt is None
+
+
+PINNED = "c89bbadc24278928f22bcdd7de6b61a5a2d08553"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "models:\n  - id: acme/plain\n  - id: acme/remote\n    trust_remote_code: true\n",
+        "defaults:\n  trust_remote_code: true\nmodels:\n  - id: acme/plain\n    revision: " + PINNED + "\n  - id: acme/remote\n",
+    ],
+    ids=["item", "defaults"],
+)
+def test_remote_code_without_a_pinned_revision_is_refused_naming_the_item(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(ModelListError) as info:
+        load_model_list(path)
+    assert info.value.problems == [info.value.problems[0]] and str(path) in info.value.problems[0]
+    assert "models[1].trust_remote_code (id 'acme/remote')" in info.value.problems[0] and "pin `revision`" in info.value.problems[0]
+
+
+def test_remote_code_with_a_full_commit_sha_is_accepted(tmp_path):
+    spec = load_model_list(write(tmp_path, f"models:\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n"))[0]
+    assert (spec.trust_remote_code, spec.revision) == (True, PINNED)
+
+
+def test_a_branch_name_does_not_pin_remote_code(tmp_path):
+    with pytest.raises(ModelListError, match=r"models\[0\]\.revision"):
+        load_model_list(write(tmp_path, "models:\n  - id: acme/remote\n    revision: main\n    trust_remote_code: true\n"))
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("only", ["acme/remote"]), ("exclude", ["acme/plain"]), ("include", ["acme/plain", "acme/remote"])])
+def test_remote_code_flag_splits_the_list(tmp_path, capsys, mode, expected):
+    path = write(tmp_path, f"models:\n  - id: acme/plain\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n")
+    assert main(["--models", str(path), "--registry", str(tmp_path / "reg"), "--dry-run", "--remote-code", mode]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == expected

@@ -69,7 +69,7 @@ def test_each_shard_uploads_its_entries_and_the_last_job_opens_a_pull_request(wo
     uploads = [s for name, s in steps(workflow) if name == "detect" and "upload-artifact" in s.get("uses", "")]
     assert uploads and uploads[0]["with"]["name"] == "entries-${{ matrix.shard }}"
     final = workflow["jobs"]["pull-request"]
-    assert set(final["needs"]) == {"plan", "detect"}
+    assert set(final["needs"]) == {"plan", "detect", "detect-remote-code"}
     assert any("create-pull-request" in s.get("uses", "") for s in final["steps"])
 
 
@@ -84,3 +84,38 @@ def test_run_scripts_are_valid_bash_and_their_python_compiles(workflow):
         assert result.returncode == 0, (name, step.get("name"), result.stderr)
         for body in re.findall(r"<<'EOF'[^\n]*\n(.*?)\nEOF", text, flags=re.S):
             compile(body, f"{name}: {step.get('name')}", "exec")
+
+
+def _builder_runs(job: dict) -> list[str]:
+    """The scripts of a job's steps that run the builder for real (a dry run only lists models)."""
+    def runs_builder(script: str) -> bool:
+        return any(line.strip().startswith("python -m builder") and "--dry-run" not in line for line in script.splitlines())
+
+    return [s["run"] for s in job["steps"] if runs_builder(s.get("run", ""))]
+
+
+def test_models_that_run_their_own_code_run_in_a_job_without_tokens(workflow):
+    job = workflow["jobs"]["detect-remote-code"]
+    assert job["permissions"] == {}, "the remote-code job's GITHUB_TOKEN gets no permission at all"
+    text = str(job)
+    for token in ("secrets.", "HF_TOKEN", "github.token", "GITHUB_TOKEN", "BUILDER_PR_TOKEN"):
+        assert token not in text, f"the remote-code job must not hold {token}"
+    runs = _builder_runs(job)
+    assert runs and all("--remote-code only" in run for run in runs)
+
+
+def test_jobs_holding_a_token_never_run_remote_code(workflow):
+    for name, job in workflow["jobs"].items():
+        if name == "detect-remote-code":
+            continue
+        for run in _builder_runs(job):
+            assert "--remote-code exclude" in run, f"{name} runs the builder with tokens at hand: pass --remote-code exclude"
+
+
+def test_only_the_remote_code_models_own_entries_are_taken_from_that_job(workflow):
+    final = workflow["jobs"]["pull-request"]
+    downloads = [s for s in final["steps"] if "download-artifact" in s.get("uses", "")]
+    remote = [s for s in downloads if "remote-code" in s["with"].get("pattern", s["with"].get("name", ""))]
+    assert remote and all(s["with"]["path"] != "out" for s in remote), "the remote-code job's output is filtered before use"
+    assert not any(s["with"].get("pattern") == "*" for s in downloads)
+    assert any("--dry-run --remote-code only" in s.get("run", "") and "out-remote-code/registry/" in s.get("run", "") for s in final["steps"])

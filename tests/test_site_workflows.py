@@ -130,17 +130,106 @@ def test_pull_request_workflow_validates_tests_and_builds_the_site():
     assert "swindex validate registry" in runs and "pytest" in runs and "swindex site build" in runs
 
 
+BASE_SHA = "${{ github.event.pull_request.base.sha }}"
+HEAD_SHA = "${{ github.event.pull_request.head.sha }}"
+
+
+def _base_rules_job() -> tuple[str, dict[str, Any]]:
+    """The pull-request job whose checkout is the base branch: it judges the head's registry by the base's rules."""
+    jobs = _load(REPO / ".github" / "workflows" / "pr.yml")["jobs"]
+    found = [
+        (name, job) for name, job in jobs.items()
+        if any(s.get("uses", "").startswith("actions/checkout@") and (s.get("with") or {}).get("ref") == BASE_SHA for s in job.get("steps", []))
+    ]
+    assert len(found) == 1, "pr.yml needs one job that checks out the base branch (ref: the base sha) to judge the registry"
+    return found[0]
+
+
+def _takes_head_registry(step: dict[str, Any]) -> bool:
+    return 'git checkout "$HEAD_SHA" -- registry' in step.get("run", "")
+
+
 def test_pull_request_registry_is_also_judged_by_the_base_branchs_code():
-    steps = [step for _, step in _steps(_load(REPO / ".github" / "workflows" / "pr.yml"))]
-    base = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@") and s.get("with", {}).get("path") == ".base")
-    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}" and base["with"]["persist-credentials"] is False
-    assert any("swindex validate --registry registry --against .base/registry" in s.get("run", "") and "./.base" in s.get("run", "") for s in steps)
+    _, job = _base_rules_job()
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert any("/bin/swindex\" validate --registry registry --against" in run for run in runs)
+    assert set(_permissions(job.get("permissions", {})).values()) <= READ_ONLY
 
 
-def test_code_that_judges_the_registry_needs_a_maintainers_review():
-    owners = (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8")
-    patterns = {line.split()[0] for line in owners.splitlines() if line.strip() and not line.startswith("#")}
-    assert {"/swindex/", "/tests/", "/.github/", "/builder/"} <= patterns
+def test_the_base_rules_run_in_a_job_apart_from_the_pull_requests_code():
+    name, job = _base_rules_job()
+    runs = " ".join(s.get("run", "") for s in job["steps"])
+    assert "pytest" not in runs and "site build" not in runs, f"{name} must not run the pull request's tests or site build"
+    others = [j for n, j in _load(REPO / ".github" / "workflows" / "pr.yml")["jobs"].items() if n != name]
+    assert others and all("--against" not in " ".join(s.get("run", "") for s in j.get("steps", [])) for j in others)
+
+
+def test_the_base_rules_job_takes_only_registry_from_the_head():
+    _, job = _base_rules_job()
+    steps = job["steps"]
+    for step in steps:
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["ref"] == BASE_SHA and step["with"]["persist-credentials"] is False
+        assert not step.get("uses", "").startswith("./"), "no action from the checkout runs here"
+    head_steps = [s for s in steps if "pull_request.head" in str(s)]
+    assert len(head_steps) == 1 and _takes_head_registry(head_steps[0]), "only the step that takes registry/ may name the head"
+    assert head_steps[0]["env"]["HEAD_SHA"] == HEAD_SHA
+    assert not re.search(r"\b(pip|python3?|swindex|bash|sh|source|make)\b", head_steps[0]["run"]), "taking registry/ runs git, nothing else"
+
+
+def test_the_base_rules_job_never_installs_or_runs_the_heads_code():
+    _, job = _base_rules_job()
+    steps = job["steps"]
+    taken = next(i for i, s in enumerate(steps) if _takes_head_registry(s))
+    installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
+    assert installs and max(installs) < taken, "install the base's swindex before any head file is on disk"
+    assert all(" -e " not in s.get("run", "") and ".[" not in s.get("run", "") for s in steps)
+    for step in steps[taken + 1:]:
+        assert "uses" not in step, "no action runs after the head's files arrive"
+        for line in step.get("run", "").splitlines():
+            if line.strip():
+                assert line.strip().startswith('"$RUNNER_TEMP/base-venv/bin/swindex" '), f"after registry/ is taken, only the base's installed swindex runs: {line}"
+
+
+def _owners(path: str) -> list[str]:
+    """The owners CODEOWNERS gives a path: the last matching line wins (gitignore-style patterns)."""
+    owners: list[str] = []
+    for line in (REPO / ".github" / "CODEOWNERS").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pattern, *names = line.split()
+        if _codeowners_match(pattern, path):
+            owners = names
+    return owners
+
+
+def _codeowners_match(pattern: str, path: str) -> bool:
+    anchored = pattern.startswith("/") or "/" in pattern.rstrip("/")
+    body = pattern.strip("/")
+    regex, i = "", 0
+    while i < len(body):
+        if body.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif body.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif body[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        else:
+            regex, i = regex + re.escape(body[i]), i + 1
+    return re.fullmatch(("" if anchored else "(?:.*/)?") + regex + "(?:/.*)?", path) is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["conftest.py", "sitecustomize.py", "hatch_build.py", "setup.py", "evil.pth", "some/new/dir/file.py", "registry/conftest.py", "registry/acme/x.py", ".gitattributes"],
+)
+def test_files_nobody_named_still_need_a_maintainer(path):
+    assert _owners(path) == ["@swindex/maintainers"]
+
+
+def test_registry_entries_have_their_own_data_reviewers():
+    assert _owners("registry/acme/tiny-llama.yaml") == ["@swindex/data-reviewers"]
+    assert _owners("swindex/validate.py") == _owners(".github/workflows/pr.yml") == ["@swindex/maintainers"]
 
 
 def test_pages_deploys_from_main_with_the_pages_actions():
