@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from swindex.quantize import Variant
+
 REPO = Path(__file__).resolve().parent.parent
 STORIES = REPO.parent / "shared" / "models" / "stories260K"
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "quantization.json"
@@ -41,17 +43,17 @@ BITS = (8, 4)
 BLOCKS = (128, 512, 2048, None)
 ACTIVATION_BITS = (8, 6, 4)
 VARIANTS = {
-    "rtn": {"hold": False, "clip": None},
-    "hold": {"hold": True, "clip": None},
-    "hold_zscore": {"hold": True, "clip": "zscore"},
-    "hold_percentile": {"hold": True, "clip": "percentile"},
-    "clip_zscore": {"hold": False, "clip": "zscore"},
+    "rtn": Variant(hold_out=False),
+    "hold": Variant(hold_out=True),
+    "hold_zscore": Variant(hold_out=True, clip="zscore"),
+    "hold_percentile": Variant(hold_out=True, clip="percentile"),
+    "clip_zscore": Variant(hold_out=False, clip="zscore"),
 }
 
 
 def measure(model, claims, sequences: int, length: int) -> dict:
     """Every figure for one model: original, weight variants by bits and block, activation variants."""
-    from swindex.quantize import quantized, quantized_activations
+    from swindex.quantize import compare_rtn, quantized_activations
     from swindex.records import format_coordinate
     from swindex.verification.inputs import sampled
     from swindex.verification.measure import lm_pass
@@ -61,15 +63,12 @@ def measure(model, claims, sequences: int, length: int) -> dict:
     def ppl() -> float:
         return lm_pass(model, inputs, batch_size=8).perplexity
 
-    result = {"original": ppl(), "weights": {}, "activations": {}, "held_out": [format_coordinate(c["tensor"], c["index"]) for c in claims]}
+    original = ppl()
+    result = {"original": original, "weights": {}, "activations": {}, "held_out": [format_coordinate(c["tensor"], c["index"]) for c in claims]}
     for bits in BITS:
         for block in BLOCKS:
-            key = f"int{bits}/{block or 'tensor'}"
-            row = {}
-            for name, v in VARIANTS.items():
-                with quantized(model, bits, block, keep=claims if v["hold"] else None, clip=v["clip"]):
-                    row[name] = ppl()
-            result["weights"][key] = row
+            comparison = compare_rtn(model, inputs, claims, bits, block, VARIANTS, original=original, batch_size=8)
+            result["weights"][f"int{bits}/{block or 'tensor'}"] = {name: v.perplexity for name, v in comparison.variants.items()}
     for bits in ACTIVATION_BITS:
         with quantized_activations(model, bits):
             plain = ppl()

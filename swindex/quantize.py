@@ -19,7 +19,7 @@ tensor's median before the scale is computed and restored afterwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,12 @@ __all__ = [
     "quantize_model",
     "quantized",
     "quantized_activations",
+    "check_clip_threshold",
+    "Variant",
+    "VariantResult",
+    "RTNComparison",
+    "paper_variants",
+    "compare_rtn",
     "CLIP_DEFAULTS",
 ]
 
@@ -250,6 +256,77 @@ def quantized(model: Any, bits: int = 8, block_size: int | None = 128, **options
                 tensor.copy_(original.to(tensor.device))
         for place, key in overrides:
             place.drop_override(key)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to quantize in a comparison: with or without the hold-out, and how other outliers are clipped."""
+
+    hold_out: bool
+    clip: str | None = None
+    clip_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """A variant's perplexity and what its quantization held out and clipped."""
+
+    perplexity: float
+    held_out: int
+    clipped: int
+
+
+@dataclass(frozen=True)
+class RTNComparison:
+    """Perplexity of a model as loaded and under each quantization variant, at one bit width and block size."""
+
+    bits: int
+    block_size: int | None
+    original: float
+    variants: Mapping[str, VariantResult]
+    source: str  # where the evaluation sequences came from
+    tokens: int
+
+
+def paper_variants(clip: str | None = "zscore", clip_threshold: float | None = None) -> dict[str, Variant]:
+    """Plain RTN against the paper's recipe (hold the super weights out, clip the other outliers)."""
+    check_clip_threshold(clip, clip_threshold)
+    return {"rtn": Variant(False), "hold_out": Variant(True, clip, clip_threshold)}
+
+
+def compare_rtn(
+    model: Any,
+    inputs: Any,
+    keep: Any,
+    bits: int = 4,
+    block_size: int | None = 128,
+    variants: Mapping[str, Variant] | None = None,
+    *,
+    original: float | None = None,
+    batch_size: int = 4,
+) -> RTNComparison:
+    """Measure perplexity on ``inputs`` (swindex.verification.inputs) as loaded and under each variant.
+
+    ``keep`` is what a variant with ``hold_out`` holds out (an Entry or super weights); the default variants are
+    ``paper_variants()``. Pass ``original`` to reuse a baseline measured earlier on the same inputs. The model is
+    restored bit for bit after each variant.
+    """
+    from .verification.measure import lm_pass
+
+    _check(bits, block_size, None)
+    chosen = paper_variants() if variants is None else variants
+    for variant in chosen.values():
+        _check(bits, block_size, variant.clip)
+        check_clip_threshold(variant.clip, variant.clip_threshold)
+    if original is None:
+        original = lm_pass(model, inputs, batch_size=batch_size).perplexity
+    results = {}
+    for name, variant in chosen.items():
+        held = keep if variant.hold_out else None
+        with quantized(model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold) as summary:
+            perplexity = lm_pass(model, inputs, batch_size=batch_size).perplexity
+        results[name] = VariantResult(perplexity, summary.held_out, summary.clipped)
+    return RTNComparison(bits, block_size, original, results, inputs.source, inputs.tokens)
 
 
 def _fake_quant(x: Any, bits: int, symmetric: bool, hold: list[Any]) -> Any:

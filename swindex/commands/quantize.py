@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ..loading import load_model
-    from ..quantize import check_clip_threshold, quantize_model, quantized
+    from ..quantize import compare_rtn, paper_variants, quantize_model
     from ..verification.inputs import sampled, sequence_length, text_windows
-    from ..verification.measure import is_causal_lm, lm_pass
+    from ..verification.measure import is_causal_lm
 
     transformers_logging.disable_progress_bar()
     block = args.block_size
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if clip is None and args.clip_threshold is not None:
         print("swindex quantize: error: --clip-threshold needs --clip zscore or percentile", file=sys.stderr)
         return 2
-    check_clip_threshold(clip, args.clip_threshold)
+    variants = paper_variants(clip, args.clip_threshold)  # refuses a bad threshold before anything is loaded
     if args.output:
         check_output_directory(args.output)
     if args.entry:  # the entry first: a model without one fails before it is loaded
@@ -83,30 +83,28 @@ def run(args: argparse.Namespace) -> int:
         inputs = text_windows(model, loaded.tokenizer, sequences=args.sequences, length=tokens)
     else:
         inputs = sampled(model, sequences=args.sequences, length=tokens)
-    figures = {"original": lm_pass(model, inputs).perplexity}
-    with quantized(model, args.bits, block):
-        figures["rtn"] = lm_pass(model, inputs).perplexity
-    with quantized(model, args.bits, block, **options) as summary:
-        figures["hold_out"] = lm_pass(model, inputs).perplexity
+    comparison = compare_rtn(model, inputs, entry, args.bits, block, variants)
+    held = comparison.variants["hold_out"]
+    figures = {"original": comparison.original, **{name: v.perplexity for name, v in comparison.variants.items()}}
     result = {
         "model": args.model,
         "bits": args.bits,
         "block_size": block or "tensor",
         "clip": clip,
         "clip_threshold": args.clip_threshold,
-        "held_out": summary.held_out,
-        "clipped": summary.clipped,
-        "text": inputs.source,
-        "tokens": inputs.tokens,
+        "held_out": held.held_out,
+        "clipped": held.clipped,
+        "text": comparison.source,
+        "tokens": comparison.tokens,
         "perplexity": figures,
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{args.model}: INT{args.bits}, block {block or 'tensor'}, perplexity on {inputs.source} ({inputs.tokens} tokens)\n"
+            f"{args.model}: INT{args.bits}, block {block or 'tensor'}, perplexity on {comparison.source} ({comparison.tokens} tokens)\n"
             f"  as loaded {figures['original']:.4g}   RTN {figures['rtn']:.4g}   "
-            f"RTN with {summary.held_out} super weight(s) held out{', ' + clip + ' clip' if clip else ''} {figures['hold_out']:.4g}"
+            f"RTN with {held.held_out} super weight(s) held out{', ' + clip + ' clip' if clip else ''} {figures['hold_out']:.4g}"
         )
     return 0
 
