@@ -246,12 +246,11 @@ def test_encoders_are_measured_by_embedding_shift():
 
 def test_stories260k_largest_weights_are_not_critical():
     """A real trained model without super weights: its largest down-projection weights are not critical."""
-    from conftest import SHARED
+    from pathlib import Path
+
     from transformers import LlamaForCausalLM
 
-    path = SHARED / "models" / "stories260K"
-    if not path.is_dir():
-        pytest.skip(f"{path} not available")
+    path = Path(__file__).resolve().parent / "fixtures" / "models" / "stories260K"  # a copy kept in the repository
     model = LlamaForCausalLM.from_pretrained(path).eval()
     claims = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in range(model.config.num_hidden_layers)]
     report = verify(model, entry_for(model, *claims, model_id="karpathy/stories260K"), sequences=4, length=64)
