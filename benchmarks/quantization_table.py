@@ -1,8 +1,8 @@
 """Render the quantization benchmark as the docs page site/pages/quantization.md and chart site/assets/quantization.svg.
 
 Reads benchmarks/results/quantization.json (written by bench_quantize.py; run that first, or pass --run).
-The chart is plain SVG text (no plotting library): perplexity (log scale) against block size, one panel
-per model, INT4 and INT8, plain round-to-nearest against the super-weight hold-out.
+The chart is plain SVG drawn by swindex.sitegen.chart (the site's chart module): perplexity (log scale)
+against block size, one panel per model, INT4 and INT8, plain round-to-nearest against the hold-out.
 
     python benchmarks/quantization_table.py [--run] [--input FILE] [--site DIR]
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
-from html import escape
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,61 +170,47 @@ def page(data: dict) -> str:
 
 
 def chart(data: dict) -> str:
-    """Plain SVG: one panel per model, log-scale perplexity against block size."""
-    models = list(data["models"].items())
+    """One panel per model: log-scale perplexity against block size (swindex.sitegen.chart draws it)."""
+    from swindex.sitegen.chart import Frame, Mark, Rule, Series, Tick, figure_svg, log_axis
+
     blocks = [str(b) for b in data["blocks"]]
-    pw, ph, left, top, gap = 330, 220, 58, 34, 40
-    width = left + len(models) * (pw + gap)
-    height = top + ph + 110
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        'font-family="system-ui, sans-serif" font-size="11" role="img" aria-labelledby="qt-title">',
-        '<title id="qt-title">Perplexity against quantization block size, with and without the super-weight hold-out</title>',
-        '<style>.axis{stroke:currentColor;stroke-opacity:.5}.grid{stroke:currentColor;stroke-opacity:.12}text{fill:currentColor}</style>',
-    ]
-    for i, (name, model) in enumerate(models):
-        x0 = left + i * (pw + gap)
+    width, height, left, right, top, bottom = 402, 294, 58, 388, 34, 254
+    frames = []
+    for i, (name, model) in enumerate(data["models"].items()):
         values = [model["original"]] + [model["weights"][f"int{b}/{k}"][v] for b, v, _, _ in SERIES for k in blocks]
-        lo = math.floor(math.log10(min(values)))
-        hi = math.ceil(math.log10(max(values)))
-        hi = max(hi, lo + 1)
+        y_of, y_ticks = log_axis(values, top, bottom)
 
-        def y(v: float) -> float:
-            return top + ph - (math.log10(v) - lo) / (hi - lo) * ph
+        def x_of(j: int) -> float:
+            return left + 20 + j * (right - left - 40) / (len(blocks) - 1)
 
-        def x(j: int) -> float:
-            return x0 + 20 + j * (pw - 40) / (len(blocks) - 1)
-
-        parts.append(f'<text x="{x0 + pw / 2}" y="{top - 14}" text-anchor="middle" font-weight="600">{escape(name)}</text>')
-        for p in range(lo, hi + 1):
-            parts.append(f'<line class="grid" x1="{x0}" x2="{x0 + pw}" y1="{y(10**p):.1f}" y2="{y(10**p):.1f}"/>')
-            parts.append(f'<text x="{x0 - 6}" y="{y(10**p) + 4:.1f}" text-anchor="end">{10**p:g}</text>')
-        parts.append(f'<line class="axis" x1="{x0}" x2="{x0}" y1="{top}" y2="{top + ph}"/>')
-        parts.append(f'<line class="axis" x1="{x0}" x2="{x0 + pw}" y1="{top + ph}" y2="{top + ph}"/>')
-        for j, b in enumerate(blocks):
-            parts.append(f'<text x="{x(j):.1f}" y="{top + ph + 16}" text-anchor="middle">{escape(b)}</text>')
-        parts.append(f'<text x="{x0 + pw / 2}" y="{top + ph + 32}" text-anchor="middle">block size (elements)</text>')
-        yo = y(model["original"])
-        parts.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{yo:.1f}" y2="{yo:.1f}" stroke="#2ca02c" stroke-width="1.5"/>')
-        parts.append(f'<text x="{x0 + pw - 4}" y="{yo - 4:.1f}" text-anchor="end" fill="#2ca02c">unquantized</text>')
+        series = []
         for bits, variant, colour, dash in SERIES:
-            pts = " ".join(f"{x(j):.1f},{y(model['weights'][f'int{bits}/{b}'][variant]):.1f}" for j, b in enumerate(blocks))
-            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"{dash_attr}/>')
+            label = f"INT{bits} {LABELS[variant]}"
+            marks = []
             for j, b in enumerate(blocks):
                 v = model["weights"][f"int{bits}/{b}"][variant]
-                parts.append(f'<circle cx="{x(j):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"><title>INT{bits} {escape(LABELS[variant])}, block {escape(b)}: {v:.4g}</title></circle>')
-        if i == 0:
-            parts.append(f'<text transform="translate({x0 - 42},{top + ph / 2}) rotate(-90)" text-anchor="middle">perplexity (log)</text>')
-    ly = top + ph + 52
-    for k, (bits, variant, colour, dash) in enumerate(SERIES):
-        lx = left + (k % 3) * 210
-        row = ly + (k // 3) * 18
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<line x1="{lx}" x2="{lx + 26}" y1="{row}" y2="{row}" stroke="{colour}" stroke-width="2"{dash_attr}/>')
-        parts.append(f'<text x="{lx + 32}" y="{row + 4}">INT{bits} {escape(LABELS[variant])}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+                marks.append(Mark(x_of(j), y_of(v), f"{label}, block {b}: {v:.4g}"))
+            series.append(Series(label, tuple(marks), colour, dash))
+        frames.append(
+            Frame(
+                f"quantization-{i}",
+                name,
+                f"{name}: perplexity against block size",
+                tuple(series),
+                tuple(Tick(x_of(j), b) for j, b in enumerate(blocks)),
+                y_ticks,
+                "block size (elements)",
+                "perplexity (log)" if i == 0 else "",
+                (Rule(y_of(model["original"]), "unquantized", "#2ca02c"),),
+                width,
+                height,
+                left,
+                right,
+                top,
+                bottom,
+            )
+        )
+    return figure_svg(frames, "Perplexity against quantization block size, with and without the super-weight hold-out")
 
 
 def main() -> int:
