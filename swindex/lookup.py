@@ -14,8 +14,8 @@ from typing import Any
 
 from .errors import RevisionMismatchError, UnknownModelError
 from .records import Entry
+from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_entries  # noqa: F401 (REGISTRY_ENV, registry_source: re-exported)
 
-REGISTRY_ENV = "SWINDEX_REGISTRY"
 _CACHE_DIR = re.compile(r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
 
 
@@ -26,10 +26,8 @@ class _Index:
 
 
 @lru_cache(maxsize=8)
-def _load(source: str | None) -> _Index:
-    from .registry import PACKAGED_INDEX, load_registry, read_index
-
-    entries = tuple(load_registry(source) if source else read_index(PACKAGED_INDEX))
+def _load(source: RegistrySource) -> _Index:
+    entries = tuple(source_entries(source))
     by_name: dict[str, Entry] = {}
     for entry in entries:
         for name in (entry.id, *entry.aliases):
@@ -44,8 +42,7 @@ def _load(source: str | None) -> _Index:
 
 
 def _index(registry: str | os.PathLike[str] | None) -> _Index:
-    source = registry if registry is not None else os.environ.get(REGISTRY_ENV) or None
-    return _load(str(Path(source).resolve()) if source else None)
+    return _load(registry_source(registry))
 
 
 def clear_cache() -> None:

@@ -1,4 +1,4 @@
-"""Reading a registry directory into entries, and building the prebuilt index shipped in the wheel."""
+"""Reading a registry directory into entries, and building the prebuilt index the wheel ships (hatch_build.py; never committed)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ PACKAGED_INDEX = Path(__file__).parent / "data" / "registry.json"
 
 
 def default_registry_dir() -> Path | None:
-    """The registry/ directory of a source checkout, when swindex runs from one."""
-    candidate = Path(__file__).resolve().parent.parent / "registry"
-    return candidate if candidate.is_dir() else None
+    """The registry/ directory of a source checkout, when swindex runs from one (never beside an installed wheel)."""
+    root = Path(__file__).resolve().parent.parent
+    candidate = root / "registry"
+    return candidate if candidate.is_dir() and (root / "pyproject.toml").is_file() else None
 
 
 def load_registry(root: str | Path, validate: bool = True) -> list[Entry]:
@@ -36,10 +37,12 @@ def load_registry(root: str | Path, validate: bool = True) -> list[Entry]:
 def index_document(entries: list[Entry]) -> dict[str, Any]:
     """The prebuilt index: every entry in registry field names plus the file it came from.
 
-    It carries no generation time, so that rebuilding an unchanged registry gives the same bytes.
+    It carries no generation time, so that rebuilding an unchanged registry gives the same bytes; its
+    newest entry's `modified` dates it against a cached `swindex update`.
     """
     return {
         "schema_version": SCHEMA_VERSION,
+        "modified": max((e.modified for e in entries), default=None),
         "entries": [{"path": e.path, "entry": e.to_dict()} for e in entries],
     }
 

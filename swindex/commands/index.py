@@ -1,4 +1,4 @@
-"""`swindex index`: rebuild the registry index shipped inside the package."""
+"""`swindex index`: write the registry index (a wheel generates its own at build time; the index is never committed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("index", help="rebuild the packaged index from registry/ (maintainers)")
+    p = subparsers.add_parser("index", help="write the registry index from registry/ (wheels build their own; nothing to commit)")
     p.add_argument("--registry", metavar="DIR", default="registry")
     p.add_argument(
         "--output", metavar="FILE",
