@@ -15,7 +15,7 @@ from .errors import (
     UnknownModelError,
     ValidationError,
 )
-from .lookup import entries, lookup, search
+from .lookup import entries, lookup, registry_source, search
 from .records import Entry, SuperWeight
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "ValidationError",
     "entries",
     "lookup",
+    "registry_source",
     "search",
     *_LAZY,
 ]

@@ -16,6 +16,7 @@ COMMANDS = (
     "lookup",
     "validate",
     "index",
+    "update",
     "site",
     "detect",
     "verify",

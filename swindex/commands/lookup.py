@@ -32,10 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_lookup(args: argparse.Namespace) -> int:
-    from ..lookup import lookup
+    from ..lookup import lookup, registry_source
 
     entry = lookup(args.model, revision=args.revision, registry=args.registry)
     print(entry.to_json() if args.json else entry)
+    print(f"registry: {registry_source(args.registry)}", file=sys.stderr)
     return 0
 
 

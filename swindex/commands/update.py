@@ -1,0 +1,53 @@
+"""`swindex update`: fetch the site's registry into the user's cache, so lookups see entries newer than the wheel."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "update",
+        help="fetch the latest registry from the site into your cache",
+        description="Fetch the site's full registry dump, validate every entry, and keep it in the cache directory "
+        "($SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex or ~/.cache/swindex). Lookups then use the newer of it and the "
+        "index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
+    )
+    p.add_argument("--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ValidationError
+    from ..lookup import clear_cache
+    from ..sources import registry_source
+    from ..update import update
+
+    try:
+        result = update(site=args.site)
+    except ValidationError as exc:
+        print(f"swindex update: error: the dump was refused and the cached update is unchanged; {exc}", file=sys.stderr)
+        return 1
+    clear_cache()
+    source = registry_source()
+    if result.status == "offline":
+        print(f"swindex update: SWINDEX_OFFLINE is set, so {result.url} was not fetched; lookups use the {source}", file=sys.stderr)
+        return 0
+    cache = result.cache
+    if result.status == "unchanged":
+        print(f"swindex update: up to date with {result.url}", file=sys.stderr)
+    elif cache is not None:
+        print(f"swindex update: {cache.count} entries (newest {cache.modified}) from {result.url} saved in {cache.path}", file=sys.stderr)
+    print(f"swindex update: lookups use the {source}" + _why(source.kind), file=sys.stderr)
+    return 0
+
+
+def _why(kind: str) -> str:
+    if kind == "checkout":
+        return " (a source checkout reads its own files; the cache serves installed copies)"
+    if kind == "packaged":
+        return " (it is as new as the cached update or newer)"
+    if kind == "directory":
+        return " (SWINDEX_REGISTRY names it)"
+    return ""
