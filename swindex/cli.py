@@ -21,6 +21,7 @@ COMMANDS = (
     "detect",
     "verify",
     "quantize",
+    "check",
 )
 
 

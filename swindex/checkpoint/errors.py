@@ -1,0 +1,30 @@
+"""What can stop a check: each error names the file or model and what is wrong with it."""
+
+from __future__ import annotations
+
+from ..errors import SwindexError
+
+
+class CheckpointError(SwindexError):
+    """A checkpoint cannot be read as what it claims to be (missing, truncated, corrupt or hostile)."""
+
+    def __init__(self, where: object, message: str) -> None:
+        self.where = str(where)
+        self.reason = message
+        super().__init__(f"{self.where}: {message}")
+
+
+class UnsupportedCheckpointError(CheckpointError):
+    """The checkpoint is well formed but stores the weight in a way check cannot read (packed integers, an unknown quant type)."""
+
+
+class BaseModelError(SwindexError):
+    """Which registry entry a checkpoint derives from cannot be told, or is ambiguous (the message lists the candidates)."""
+
+    def __init__(self, message: str, candidates: list[str] | None = None) -> None:
+        self.candidates = list(candidates or [])
+        super().__init__(message)
+
+
+class DimensionMismatchError(SwindexError):
+    """The checkpoint's shape contradicts the entry's dimensions: it is not a derivative of that model."""

@@ -1,0 +1,234 @@
+"""Reading a GGUF file's header and one row of a tensor, dequantized with the ``gguf`` package.
+
+Why a parser of our own for the header: ``gguf.GGUFReader`` builds every metadata array (a tokenizer holds
+~100k strings), which takes seconds; check needs a dozen scalars and the tensor table, so it skips arrays and
+reads nothing else. Every count, length and offset is checked against the file's size before it is used,
+so a truncated or hostile header fails with a message and no allocation. Values are dequantized with
+``gguf.quants.dequantize``, the reference the llama.cpp project ships.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CheckpointError, UnsupportedCheckpointError
+from .source import ByteSource
+
+MAGIC = b"GGUF"
+MAX_DIMS = 4
+KEPT_ARRAY_LENGTH = 64
+"""Metadata arrays up to this length are read (base-model lists); longer ones (tokenizer vocabularies) are skipped."""
+_CHUNK = 1 << 20
+# GGUF metadata value types: struct format of the fixed-size ones; 8 is a string, 9 an array.
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+@dataclass(frozen=True)
+class GGUFTensor:
+    """One tensor of a GGUF file: dims fastest-first (``ne``), its ggml type and where its bytes start."""
+
+    name: str
+    ne: tuple[int, ...]
+    type: int
+    start: int  # absolute byte offset
+    block_size: int
+    type_size: int
+    source: ByteSource
+
+    @property
+    def type_name(self) -> str:
+        from gguf.constants import GGMLQuantizationType
+
+        return GGMLQuantizationType(self.type).name
+
+    @property
+    def row_bytes(self) -> int:
+        return self.ne[0] // self.block_size * self.type_size
+
+    @property
+    def array_shape(self) -> tuple[int, ...]:
+        """The shape as numpy sees the dequantized tensor (``ne`` reversed)."""
+        return tuple(reversed(self.ne))
+
+
+@dataclass(frozen=True)
+class GGUFFile:
+    """A GGUF file's metadata (scalars and short arrays) and its tensor table."""
+
+    source: ByteSource
+    version: int
+    metadata: Mapping[str, Any]
+    tensors: Mapping[str, GGUFTensor]
+    data_start: int
+
+
+class _Cursor:
+    """Sequential reads over a ByteSource, a chunk at a time, refusing to step past the end of the file."""
+
+    def __init__(self, source: ByteSource) -> None:
+        self.source = source
+        self.pos = 0
+        self._buffer = b""
+        self._buffer_start = 0
+
+    def take(self, length: int, what: str) -> bytes:
+        if length < 0 or self.pos + length > self.source.size:
+            raise CheckpointError(self.source.name, f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes): it is truncated or its header lies")
+        offset = self.pos - self._buffer_start
+        if offset + length > len(self._buffer):
+            size = min(max(length, _CHUNK), self.source.size - self.pos)
+            self._buffer, self._buffer_start, offset = self.source.read(self.pos, size), self.pos, 0
+        self.pos += length
+        return self._buffer[offset:offset + length]
+
+    def skip(self, length: int, what: str) -> None:
+        if length < 0 or self.pos + length > self.source.size:
+            raise CheckpointError(self.source.name, f"GGUF header: {what} claims {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes)")
+        self.pos += length
+
+    def unpack(self, fmt: str, what: str) -> Any:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+    def string(self, what: str) -> str:
+        length = self.unpack("<Q", what)
+        return self.take(length, what).decode("utf-8", errors="replace")
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Step over ``count`` strings (a tokenizer's vocabulary): only their lengths are read."""
+        unpack_from, size = struct.unpack_from, self.source.size
+        for _ in range(count):
+            offset = self.pos - self._buffer_start
+            if offset + 8 > len(self._buffer):
+                self.take(8, what)
+                self.pos -= 8
+                offset = 0
+            self.pos += 8 + unpack_from("<Q", self._buffer, offset)[0]
+            if self.pos > size:
+                raise CheckpointError(self.source.name, f"GGUF header: a string of {what} ends at byte {self.pos:,}, past the end of the file ({size:,} bytes): it is truncated or its header lies")
+
+
+def read_gguf(source: ByteSource) -> GGUFFile:
+    """The header of a GGUF file (versions 2 and 3, little-endian), every tensor checked to lie inside the file."""
+    from gguf.constants import GGML_QUANT_SIZES
+
+    cursor = _Cursor(source)
+    if source.size < 24 or cursor.take(4, "magic") != MAGIC:
+        raise CheckpointError(source.name, "is not a GGUF file (it does not start with 'GGUF')")
+    version = cursor.unpack("<I", "version")
+    if version not in (2, 3):
+        hint = " (a big-endian file?)" if version & 0xFFFF == 0 else ""
+        raise UnsupportedCheckpointError(source.name, f"GGUF version {version}{hint}: check reads versions 2 and 3")
+    tensor_count = cursor.unpack("<Q", "tensor count")
+    kv_count = cursor.unpack("<Q", "metadata count")
+    if tensor_count * 24 + kv_count * 12 > source.size:
+        raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold")
+    metadata: dict[str, Any] = {}
+    for _ in range(kv_count):
+        key = cursor.string("metadata key")
+        kind = cursor.unpack("<I", f"type of {key}")
+        value = _value(cursor, kind, key)
+        if value is not _SKIPPED:
+            metadata[key] = value
+    infos = []
+    for _ in range(tensor_count):
+        name = cursor.string("tensor name")
+        n_dims = cursor.unpack("<I", f"dimensions of {name}")
+        if not 1 <= n_dims <= MAX_DIMS:
+            raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {n_dims} dimensions; ggml has 1 to {MAX_DIMS}")
+        ne = tuple(cursor.unpack("<Q", f"shape of {name}") for _ in range(n_dims))
+        infos.append((name, ne, cursor.unpack("<I", f"type of {name}"), cursor.unpack("<Q", f"offset of {name}")))
+    alignment = metadata.get("general.alignment", 32)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise CheckpointError(source.name, f"GGUF general.alignment {alignment!r} is not a power of two")
+    data_start = -(-cursor.pos // alignment) * alignment
+    tensors = {}
+    for name, ne, kind, offset in infos:
+        if kind not in GGML_QUANT_SIZES:
+            raise UnsupportedCheckpointError(source.name, f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does not know; upgrade it")
+        block_size, type_size = GGML_QUANT_SIZES[kind]
+        if ne[0] % block_size:
+            raise CheckpointError(source.name, f"GGUF tensor {name!r}: {ne[0]} values per row is not a whole number of {block_size}-value blocks")
+        size = math.prod(ne) // block_size * type_size
+        start = data_start + offset
+        if start + size > source.size:
+            raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file ({source.size:,} bytes): it is truncated or its header lies")
+        tensors[name] = GGUFTensor(name, ne, kind, start, block_size, type_size, source)
+    return GGUFFile(source, version, metadata, tensors, data_start)
+
+
+_SKIPPED = object()
+
+
+def _value(cursor: _Cursor, kind: int, key: str) -> Any:
+    if kind in _SCALARS:
+        return cursor.unpack(_SCALARS[kind], key)
+    if kind == _STRING:
+        return cursor.string(key)
+    if kind != _ARRAY:
+        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} has value type {kind}, which GGUF does not define")
+    item = cursor.unpack("<I", f"item type of {key}")
+    count = cursor.unpack("<Q", f"length of {key}")
+    if count <= KEPT_ARRAY_LENGTH:
+        values = [_value(cursor, item, key) for _ in range(count)]
+        return values if _SKIPPED not in values else _SKIPPED
+    if item in _SCALARS:
+        cursor.skip(count * struct.calcsize(_SCALARS[item]), key)
+    elif item == _STRING:
+        cursor.skip_strings(count, key)
+    else:
+        for _ in range(count):
+            _value(cursor, item, key)
+    return _SKIPPED
+
+
+def read_row(tensor: GGUFTensor, row: int, expert: int | None = None) -> tuple[Any, bytes]:
+    """Row ``row`` (of expert ``expert`` in a 3-D tensor), dequantized, and its raw bytes: one read of one row."""
+    import numpy as np
+    from gguf.quants import dequantize
+
+    rows = tensor.ne[1] if len(tensor.ne) > 1 else 1
+    experts = tensor.ne[2] if len(tensor.ne) > 2 else 1
+    if not 0 <= row < rows or (expert is None) != (len(tensor.ne) < 3) or (expert is not None and not 0 <= expert < experts):
+        where = f"row {row}" + (f" of expert {expert}" if expert is not None else "")
+        raise CheckpointError(tensor.source.name, f"{where} is outside GGUF tensor {tensor.name!r} (ne {list(tensor.ne)})")
+    flat = (expert or 0) * rows + row
+    raw = tensor.source.read(tensor.start + flat * tensor.row_bytes, tensor.row_bytes)
+    try:
+        values = dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(1, -1), tensor.type)
+    except NotImplementedError:
+        raise UnsupportedCheckpointError(tensor.source.name, f"GGUF tensor {tensor.name!r} is {tensor.type_name}, which the installed gguf package cannot dequantize") from None
+    return np.asarray(values, dtype=np.float64).reshape(-1), raw
+
+
+def quant_step(tensor: GGUFTensor, raw_row: bytes, column: int) -> float | None:
+    """The quantization step of the block holding ``column``: the spacing of the values it can hold there.
+
+    Known exactly for the legacy formats (the block's f16 scale ``d``) and for Q2_K, Q4_K, Q5_K and Q6_K (the
+    super-block scale times the sub-block's scale); None for float types and formats without a single step.
+    """
+    import numpy as np
+
+    name = tensor.type_name
+    block = raw_row[column // tensor.block_size * tensor.type_size:][:tensor.type_size]
+    within = column % tensor.block_size
+
+    def f16(offset: int) -> float:
+        return float(np.frombuffer(block[offset:offset + 2], dtype="<f2")[0])
+
+    if name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"):
+        return abs(f16(0))
+    if name in ("Q4_K", "Q5_K"):
+        from gguf.quants import Q4_K
+
+        scales, _ = Q4_K.get_scale_min(np.frombuffer(block[4:16], dtype=np.uint8).reshape(1, 12))
+        return abs(f16(0)) * float(scales[0, within // 32])
+    if name == "Q6_K":
+        return abs(f16(208)) * abs(float(np.frombuffer(block[192:208], dtype=np.int8)[within // 16]))
+    if name == "Q2_K":
+        return abs(f16(80)) * float(block[within // 16] & 0x0F)
+    return None

@@ -1,0 +1,132 @@
+"""What a PATH names: a safetensors folder (sharded or not), one .safetensors file or a .gguf file, with the
+small files around it (config.json, the model card) that say which model it is."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+from .source import ByteSource, LocalFile, Transfer
+
+INDEX_FILE = "model.safetensors.index.json"
+MAX_SMALL_FILE = 20_000_000
+"""config.json, the shard index and the model card are read whole only up to this size."""
+CARD_BYTES = 65_536
+"""Only the start of a model card is read: its YAML front matter."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint's files and metadata; weight files are opened (their headers read) only when needed."""
+
+    location: str
+    format: str  # "safetensors" or "gguf"
+    files: tuple[str, ...]  # weight files, by name (safetensors shards in order, or the one GGUF file)
+    open_file: Callable[[str], ByteSource] = field(repr=False)
+    transfer: Transfer = field(repr=False)
+    config: Mapping[str, Any] | None = None
+    card: Mapping[str, Any] | None = None
+    weight_map: Mapping[str, str] | None = None  # tensor name -> file, from the shard index
+    revision: str | None = None
+
+
+def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
+    """A local checkpoint: a folder, a .safetensors file, a shard index or a .gguf file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "no such file or folder (a model id is written ORG/NAME[@REVISION])")
+    folder = path if path.is_dir() else path.parent
+
+    def open_file(name: str) -> ByteSource:
+        return LocalFile.open(folder / name, transfer)
+
+    def metadata(**kwargs: Any) -> dict[str, Any]:
+        config = _read_json(folder / "config.json", transfer) if (folder / "config.json").is_file() else None
+        card = front_matter(_read_start(folder / "README.md", CARD_BYTES, transfer)) if (folder / "README.md").is_file() else None
+        return {"config": config, "card": card, **kwargs}
+
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return Checkpoint(str(path), "gguf", (path.name,), open_file, transfer)
+        if path.suffix == ".safetensors":
+            return Checkpoint(str(path), "safetensors", (path.name,), open_file, transfer, **metadata())
+        if path.name.endswith(".safetensors.index.json"):
+            weight_map = shard_map(_read_json(path, transfer), str(path))
+            return Checkpoint(str(folder), "safetensors", _shards(weight_map, folder, str(path)), open_file, transfer, **metadata(weight_map=weight_map))
+        raise CheckpointError(path, "is not a .safetensors, .gguf or model.safetensors.index.json file")
+    if (folder / INDEX_FILE).is_file():
+        weight_map = shard_map(_read_json(folder / INDEX_FILE, transfer), str(folder / INDEX_FILE))
+        return Checkpoint(str(folder), "safetensors", _shards(weight_map, folder, str(folder / INDEX_FILE)), open_file, transfer, **metadata(weight_map=weight_map))
+    shards = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
+    if shards:
+        return Checkpoint(str(folder), "safetensors", tuple(shards), open_file, transfer, **metadata())
+    ggufs = sorted(p.name for p in folder.glob("*.gguf") if p.is_file())
+    if len(ggufs) == 1:
+        return Checkpoint(str(folder / ggufs[0]), "gguf", (ggufs[0],), open_file, transfer)
+    if ggufs:
+        raise CheckpointError(folder, f"holds several GGUF files ({', '.join(ggufs)}); give the one to check, e.g. {folder / ggufs[0]}")
+    pickles = sorted(p.name for p in folder.glob("*.bin"))
+    hint = f" ({', '.join(pickles[:3])} are PyTorch pickles, which check does not open: convert them to safetensors)" if pickles else ""
+    raise CheckpointError(folder, f"holds no .safetensors or .gguf file{hint}")
+
+
+def shard_map(index: Any, where: str) -> dict[str, str]:
+    """The tensor-to-file map of a shard index, refusing file names that leave the checkpoint's folder."""
+    weight_map = index.get("weight_map") if isinstance(index, Mapping) else None
+    if not isinstance(weight_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise CheckpointError(where, "has no weight_map of tensor names to file names")
+    for name in set(weight_map.values()):
+        if not name.endswith(".safetensors") or "/" in name or "\\" in name or name.startswith("."):
+            raise CheckpointError(where, f"weight_map names {name!r}, which is not a .safetensors file beside the index")
+    return dict(weight_map)
+
+
+def _shards(weight_map: Mapping[str, str], folder: Path, where: str) -> tuple[str, ...]:
+    shards = tuple(sorted(set(weight_map.values())))
+    missing = [name for name in shards if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(where, f"names shard(s) that are not there: {', '.join(missing)}")
+    return shards
+
+
+def _read_start(path: Path, limit: int, transfer: Transfer) -> bytes:
+    source = LocalFile.open(path, transfer)
+    return source.read(0, min(source.size, limit))
+
+
+def _read_json(path: Path, transfer: Transfer) -> Any:
+    source = LocalFile.open(path, transfer)
+    if source.size > MAX_SMALL_FILE:
+        raise CheckpointError(path, f"is {source.size:,} bytes; a config or shard index is never that large")
+    return parse_json(source.read(0, source.size), str(path))
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(where, f"is not valid JSON ({exc})") from None
+
+
+def front_matter(data: bytes) -> dict[str, Any] | None:
+    """The YAML front matter of a model card (between the first two '---' lines), or None."""
+    import yaml
+
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
+    if end is None:
+        return None
+    try:
+        matter = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError:
+        return None
+    return matter if isinstance(matter, dict) else None
+
