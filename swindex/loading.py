@@ -14,15 +14,22 @@ same way. Rules:
   by the caller, or the snapshot directory the Hub cache resolved (looked up again after a first download).
 * A temporary offload folder (made only when accelerate places weights and the caller named none) is
   removed as soon as it turns out unused, else when the model is garbage-collected or Python exits.
+* A GGUF file (or a folder holding exactly one ``.gguf`` and no config.json) is loaded through transformers'
+  GGUF support, dequantized to the chosen dtype; `LoadedModel.artifact` then names the exact file measured
+  (name, sha256, quantization type from its header), since a quantized copy is not the checkpoint it quantizes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 import shutil
 import tempfile
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +63,8 @@ class LoadedModel:
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: the dtype the checkpoint was saved in (from its config), which loading may have changed
     saved_dtype: str | None = None
+    #: the exact file measured, for GGUF files (a quantized copy, not the checkpoint its config describes)
+    artifact: Artifact | None = None
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -173,7 +182,9 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise DetectionError(f"{source} has no config.json, so it is not a transformers model directory; pass the folder that holds config.json")
+            raise DetectionError(
+                f"{source} has no config.json and no .gguf file, so it is not a model directory; pass the folder that holds config.json, or a .gguf file"
+            )
         snapshot_id, snapshot_sha = parse_snapshot(path)
         if revision is not None and not is_commit_sha(revision):
             raise DetectionError(
@@ -276,9 +287,15 @@ def load_model(
     max_memory: dict[Any, Any] | None = None,
     with_tokenizer: bool = True,
 ) -> LoadedModel:
-    """Load a model (Hub id or local directory) in eval mode, choosing dtype and placement safely."""
+    """Load a model (Hub id, local directory or GGUF file) in eval mode, choosing dtype and placement safely."""
     import torch
 
+    gguf = gguf_path(source)
+    if gguf is not None:
+        return _load_gguf(
+            gguf, str(source), revision=revision, dtype=dtype, device=device, offload_folder=offload_folder,
+            max_memory=max_memory, with_tokenizer=with_tokenizer,
+        )
     path, model_id, sha = resolve_source(str(source), revision)
     target = str(path) if path is not None else str(source)
     hub_revision = None if path is not None else revision
@@ -352,5 +369,218 @@ def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
     again = load_model(loaded.source, **options, dtype=dtype, with_tokenizer=False)
     return LoadedModel(
         again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded,
-        loaded.notes + again.notes, again.options, loaded.saved_dtype,
+        loaded.notes + again.notes, again.options, loaded.saved_dtype, loaded.artifact,
     )
+
+
+# --- GGUF files and the artifact record -------------------------------------------------------------------
+
+GGUF_SUFFIX = ".gguf"
+ARTIFACT_FORMATS = ("gguf", "safetensors")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The exact file a model was measured from: a quantized copy's figures describe that copy, not its base model."""
+
+    file: str
+    sha256: str
+    format: str
+    quantization: str | None = None
+    #: the Hub repository and commit the file comes from, when known (a Hub cache path, or given by the caller)
+    repository: str | None = None
+    revision: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """The registry's `artifact` object (unknown fields left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def describe(self) -> str:
+        """One line for people: file, format and quantization, checksum and origin."""
+        kind = " ".join(x for x in (self.format.upper(), self.quantization) if x)
+        origin = f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") if self.repository else ""
+        return f"{self.file} ({kind}, sha256 {self.sha256[:16]}...{origin})"
+
+
+def gguf_path(source: str | Path) -> Path | None:
+    """The GGUF file a source names: the file itself, or the only .gguf in a folder that has no config.json.
+
+    A folder with config.json is a transformers checkpoint whatever else it holds; a folder with several
+    .gguf files is ambiguous, so that is an error naming them.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path if path.suffix.lower() == GGUF_SUFFIX else None
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == GGUF_SUFFIX)
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise DetectionError(f"{source} holds {len(found)} .gguf files ({names}); pass the one to load as a file path")
+    return found[0] if found else None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, computed once per file version (multi-GB GGUF files are hashed by several commands)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_quantization(path: str | Path) -> str | None:
+    """The quantization type a GGUF header declares (general.file_type, e.g. "Q4_1"), else its weights' commonest type."""
+    return _gguf_header(path)[0]
+
+
+def _gguf_header(path: str | Path) -> tuple[str | None, bool]:
+    """(quantization type, whether a tokenizer is included) from a GGUF header, read once per file version."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _read_gguf_header(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, bool]:  # size and mtime key the cache
+    from collections import Counter
+
+    try:
+        from gguf import GGUFReader, LlamaFileType
+    except ImportError as exc:
+        raise DetectionError('reading a GGUF file needs the gguf package: pip install "swindex[detect]"') from exc
+    try:
+        reader = GGUFReader(path)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which one
+        raise DetectionError(f"{path} is not a readable GGUF file: {_one_line(exc)}") from exc
+    has_tokenizer = "tokenizer.ggml.tokens" in reader.fields
+    field = reader.fields.get("general.file_type")
+    if field is not None and field.data:
+        try:
+            return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_").removeprefix("ALL_"), has_tokenizer
+        except ValueError:
+            pass
+    kinds = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) >= 2)
+    return (kinds.most_common(1)[0][0] if kinds else None), has_tokenizer
+
+
+def gguf_artifact(path: str | Path, *, repository: str | None = None, revision: str | None = None) -> Artifact:
+    """The artifact record of a GGUF file; a file inside a Hub cache snapshot names its repository and commit itself."""
+    snapshot_id, snapshot_sha = parse_snapshot(Path(path).parent)
+    return Artifact(
+        file=Path(path).name,
+        sha256=file_sha256(path),
+        format="gguf",
+        quantization=gguf_quantization(path),
+        repository=repository or snapshot_id,
+        revision=revision or snapshot_sha,
+    )
+
+
+def with_artifact(entry: Mapping[str, Any], artifact: Artifact | Mapping[str, Any] | None, runs: tuple[str, ...] = ("detection", "verification")) -> dict[str, Any]:
+    """A copy of an entry whose detection/verification run evidence (those present) records the artifact measured."""
+    import copy
+
+    result = copy.deepcopy(dict(entry))
+    if artifact is None:
+        return result
+    record = artifact.to_dict() if isinstance(artifact, Artifact) else dict(artifact)
+    evidence = result.get("evidence")
+    if isinstance(evidence, dict):
+        for run in runs:
+            if isinstance(evidence.get(run), dict):
+                evidence[run]["artifact"] = dict(record)
+    return result
+
+
+def _load_gguf(
+    file: Path,
+    source: str,
+    *,
+    revision: str | None,
+    dtype: str,
+    device: str,
+    offload_folder: str | Path | None,
+    max_memory: dict[Any, Any] | None,
+    with_tokenizer: bool,
+) -> LoadedModel:
+    """Load a GGUF file through transformers (every tensor dequantized), recording the file as the artifact.
+
+    `revision` is the commit of the repository the file comes from: recorded with the artifact, never fetched. The
+    model's own id and revision stay unknown (None): a GGUF copy is filed under its base model by the caller.
+    """
+    if revision is not None and not is_commit_sha(revision):
+        raise DetectionError(
+            f"{source} is a local GGUF file, so --revision {revision!r} cannot select anything: give the full 40-character commit sha "
+            "of the repository it comes from (it is recorded with the file, not fetched)"
+        )
+    artifact = gguf_artifact(file, revision=revision)
+    if revision is not None and artifact.revision != revision:
+        raise DetectionError(f"{source} lies in the Hub cache snapshot of revision {artifact.revision}, not {revision}")
+    folder, name = str(file.parent), file.name
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    except ImportError as exc:
+        raise DetectionError(f'loading {source} needs the gguf package: pip install "swindex[detect]" ({_one_line(exc)})') from exc
+    except (ValueError, OSError, KeyError) as exc:
+        raise DetectionError(f"cannot read the GGUF header of {source} as a transformers config: {_one_line(exc)}") from exc
+    placed = resolve_device(device)
+    cls = model_class(config)
+    parameters = count_parameters(config, cls) if placed == "cpu" else None
+    chosen, notes = choose_dtype(config, dtype, placed, parameters)
+    notes.append(f"dequantized from {artifact.describe()}")
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "gguf_file": name, "config": config}
+    scratch: str | None = None
+    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[chosen] > 0.7 * _available_memory())
+    if placed == "cuda" or offloaded:
+        kwargs["device_map"] = "auto"
+        if offload_folder is None:
+            scratch = tempfile.mkdtemp(prefix="swindex-offload-")
+        kwargs["offload_folder"] = str(offload_folder or scratch)
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+        elif placed == "cpu":
+            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+    try:
+        model = cls.from_pretrained(folder, **kwargs)
+    except BaseException as exc:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if isinstance(exc, (OSError, ValueError, NotImplementedError)):
+            raise DetectionError(f"cannot load the GGUF file {source}: {_one_line(exc)}") from exc
+        raise
+    if scratch is not None:
+        _tie_scratch_folder(model, scratch)
+    model.eval()
+    if offloaded:
+        notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
+    tokenizer = None
+    if with_tokenizer:
+        tokenizer, missing = _gguf_tokenizer(folder, name)
+        notes.extend([missing] if missing else [])
+    options = {"revision": revision, "device": device, "trust_remote_code": False, "offload_folder": offload_folder, "max_memory": max_memory}
+    return LoadedModel(model, tokenizer, source, None, None, chosen, placed, offloaded, tuple(notes), options, None, artifact)
+
+
+def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
+    """The tokenizer a GGUF header carries (None and a note when it carries one that transformers cannot build)."""
+    if not _gguf_header(Path(folder) / name)[1]:
+        return None, None
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
+        return None, f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); token ids were used instead of text"
+    if len(tokenizer) <= 16:
+        return None, f"the GGUF tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text"
+    return tokenizer, None
