@@ -209,6 +209,7 @@ def test_an_unreachable_site_is_one_line_and_keeps_the_packaged_index(installed,
     code = main(["update", "--site", f"http://127.0.0.1:{port}/"])
     err = capsys.readouterr().err
     assert code == 1 and "cannot reach the site" in err and len(err.strip().splitlines()) == 1
+    assert err.strip().endswith(f"lookups keep using the packaged index of {OLD_DATE}")
     assert swindex.registry_source().kind == "packaged"
 
 

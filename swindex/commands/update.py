@@ -22,12 +22,15 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ValidationError
     from ..lookup import clear_cache
     from ..sources import registry_source
-    from ..update import update
+    from ..update import UpdateError, update
 
     try:
         result = update(site=args.site)
+    except UpdateError as exc:
+        print(f"swindex update: error: {exc}; lookups keep using the {registry_source()}", file=sys.stderr)
+        return 1
     except ValidationError as exc:
-        print(f"swindex update: error: the dump was refused and the cached update is unchanged; {exc}", file=sys.stderr)
+        print(f"swindex update: error: the dump was refused, the cache is unchanged and lookups keep using the {registry_source()}; {exc}", file=sys.stderr)
         return 1
     clear_cache()
     source = registry_source()
