@@ -55,8 +55,8 @@ def check(
     weights = weights_to_check(chosen)
     if not weights:
         raise SwindexError(
-            f"{chosen.id} records no scalar super weight to check (its findings, if any, are rows or experts); "
-            "`swindex detect` can find them"
+            f"{opened.location}: its base model is {chosen.id} (from {how}), whose entry records no scalar super weight "
+            "to check (its findings, if any, are rows or experts); `swindex detect` can find them, or name another with --base"
         )
     read = _gguf_reader(gguf_file, chosen) if gguf_file else _safetensors_reader(opened, chosen)
     results = tuple(read(claim) for claim in weights)

@@ -22,7 +22,7 @@ MAGIC = b"GGUF"
 MAX_DIMS = 4
 KEPT_ARRAY_LENGTH = 64
 """Metadata arrays up to this length are read (base-model lists); longer ones (tokenizer vocabularies) are skipped."""
-_CHUNK = 1 << 20
+_FIRST_CHUNK, _LAST_CHUNK = 1 << 14, 1 << 22  # header reads start small and double: most headers are tiny, a tokenizer's is megabytes
 # GGUF metadata value types: struct format of the fixed-size ones; 8 is a string, 9 an array.
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -75,14 +75,16 @@ class _Cursor:
         self.pos = 0
         self._buffer = b""
         self._buffer_start = 0
+        self._chunk = _FIRST_CHUNK
 
     def take(self, length: int, what: str) -> bytes:
         if length < 0 or self.pos + length > self.source.size:
             raise CheckpointError(self.source.name, f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes): it is truncated or its header lies")
         offset = self.pos - self._buffer_start
         if offset + length > len(self._buffer):
-            size = min(max(length, _CHUNK), self.source.size - self.pos)
+            size = min(max(length, self._chunk), self.source.size - self.pos)
             self._buffer, self._buffer_start, offset = self.source.read(self.pos, size), self.pos, 0
+            self._chunk = min(self._chunk * 2, _LAST_CHUNK)
         self.pos += length
         return self._buffer[offset:offset + length]
 
