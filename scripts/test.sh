@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite (unit, model, CLI, site and browser tests).
+# Set up, lint, and run the whole test suite (unit, model, CLI, site and browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -11,4 +11,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+.venv/bin/ruff check .  # lint rules: [tool.ruff] in pyproject.toml
 exec .venv/bin/python -m pytest "$@"

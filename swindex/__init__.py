@@ -18,7 +18,21 @@ from .errors import (
 from .lookup import entries, lookup, registry_source, search
 from .records import Entry, SuperWeight
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version; in a checkout that was never installed, pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("swindex")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"$', pyproject.read_text(encoding="utf-8"), re.M) if pyproject.is_file() else None
+        return found.group(1) if found else "0+unknown"
+
 
 _LAZY = {
     # name: module that defines it, imported on first use (these need the `detect` extra)
@@ -49,6 +63,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on first use: importlib.metadata would double the import time
+        globals()[name] = _version()
+        return globals()[name]
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value

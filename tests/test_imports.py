@@ -39,8 +39,37 @@ def test_heavy_public_names_load_on_first_use():
     assert swindex.zeroed is swindex.surgery.zeroed
 
 
-def test_every_public_name_resolves():
+def test_every_public_name_is_the_object_its_module_defines():
+    import importlib
+    import types
+
     import swindex
 
     for name in swindex.__all__:
-        assert getattr(swindex, name) is not None, name
+        value = getattr(swindex, name)
+        assert not isinstance(value, types.ModuleType), name
+        module = swindex._LAZY.get(name)
+        if module is not None:
+            assert value is getattr(importlib.import_module(module, "swindex"), name), name
+
+
+def test_detect_and_verify_name_the_functions():
+    import importlib
+
+    import swindex
+
+    assert swindex.detect is importlib.import_module("swindex.detection.scan").detect and callable(swindex.detect)
+    assert swindex.verify is importlib.import_module("swindex.verification.verify").verify and callable(swindex.verify)
+
+
+def test_importing_every_submodule_first_does_not_turn_public_functions_into_modules():
+    """Importing a submodule binds it on its package: a subpackage called verify once replaced the function
+    (``import swindex.sitegen.render; from swindex import verify`` gave a module)."""
+    code = (
+        "import importlib, pkgutil, types, swindex, swindex.sitegen.render\n"
+        "for m in pkgutil.walk_packages(swindex.__path__, 'swindex.'):\n"
+        "    m.name.endswith('__main__') or importlib.import_module(m.name)\n"
+        "print(' '.join(n for n in swindex.__all__ if isinstance(getattr(swindex, n), types.ModuleType)) or 'none')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["none"]

@@ -29,6 +29,90 @@ def test_wheel_declares_the_cli(wheel):
     assert "swindex = swindex.cli:main" in wheel.read(entry_points).decode()
 
 
+def test_wheel_ships_the_typing_marker(wheel):
+    assert "swindex/py.typed" in wheel.namelist()
+
+
+def test_the_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    import swindex
+
+    assert swindex.__version__ == version("swindex")
+
+
+def test_a_checkout_that_was_never_installed_reads_its_version_from_pyproject():
+    import subprocess
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")
+    expected = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name): raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import swindex; print(swindex.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    assert out.strip() == expected
+
+
+def _imported_distributions(*folders: str) -> dict[str, set[str]]:
+    """{distribution: files} for every third-party module the code under ``folders`` imports."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in sys.stdlib_module_names or top in ("swindex", "builder"):
+                        continue
+                    for dist in owners.get(top, [top]):
+                        found.setdefault(_normal(dist), set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def _normal(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> set[str]:
+    """Distributions the package declares: core and every extra but dev."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra, listed in project["optional-dependencies"].items():
+        requirements += listed if extra != "dev" else []
+    return {_normal(re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0]) for r in requirements}
+
+
+def test_every_module_the_package_and_builder_import_is_declared():
+    declared = _declared()
+    missing = {dist: sorted(files) for dist, files in _imported_distributions("swindex", "builder").items() if dist not in declared}
+    optional = {"rich"}  # builder/summary.py uses it when installed and prints plain text otherwise
+    assert {d: f for d, f in missing.items() if d not in optional} == {}
+
+
+def test_every_declared_requirement_is_imported():
+    unused = _declared() - set(_imported_distributions("swindex", "builder"))
+    assert unused == {"mkdocs-material"}  # the site's theme: mkdocs.yml names it, no code imports it
+
+
 def test_wheel_core_requirements_stay_small(wheel):
     metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith("METADATA"))).decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
