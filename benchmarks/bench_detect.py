@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTS = ((2, 100, 700), (6, 200, 1500), (12, 300, 2500), (20, 400, 3500))  # (layer, row, column)
@@ -41,7 +42,7 @@ def build(directory: Path) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from planted import Plant, build_planted, save_planted
 
-    model, planted = build_planted("llama", plants=tuple(Plant(l, r, c, input=80.0, weight=-6.0) for l, r, c in PLANTS), seed=0, **CONFIG)
+    model, planted = build_planted("llama", plants=tuple(Plant(layer, r, c, input=80.0, weight=-6.0) for layer, r, c in PLANTS), seed=0, **CONFIG)
     save_planted(model, directory)
     (directory / "planted.json").write_text(json.dumps([p.coordinate for p in planted]))
 
@@ -75,7 +76,7 @@ class PeakSampler:
         self.peak = max(self.peak, rss())
 
 
-def plain_detect(model, input_ids) -> list[str]:
+def plain_detect(model: Any, input_ids: Any) -> list[str]:
     """The paper's procedure: whole activations captured, whole model rerun, one weight per pass."""
     import torch
 

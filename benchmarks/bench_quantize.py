@@ -33,6 +33,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from swindex.quantize import Variant
 
@@ -51,7 +52,7 @@ VARIANTS = {
 }
 
 
-def measure(model, claims, sequences: int, length: int) -> dict:
+def measure(model: Any, claims: list[dict], sequences: int, length: int) -> dict:
     """Every figure for one model: original, weight variants by bits and block, activation variants."""
     from swindex.quantize import compare_rtn, quantized_activations
     from swindex.records import format_coordinate

@@ -162,7 +162,7 @@ def page(data: dict) -> str:
         "  the planted super weight creates (`tests/fixtures_dependent.py`); stories260K is a real trained model with",
         "  none. Neither says how much a 7B model gains: run the benchmark on one to find out.",
         "",
-        f"Regenerate: `python benchmarks/bench_quantize.py && python benchmarks/quantization_table.py`",
+        "Regenerate: `python benchmarks/bench_quantize.py && python benchmarks/quantization_table.py`",
         f"(torch {data['torch']}, transformers {data['transformers']}, {data['generated']}, {data['seconds']} s on CPU).",
         "",
     ]

@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
 
     received: list[int] = []
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
         received.append(signum)
         raise _Interrupted()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from swindex.errors import SwindexError
@@ -34,13 +34,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def shard(items: Sequence[T], k: int, n: int, key=lambda item: item.id) -> list[T]:
+def shard(items: Sequence[T], k: int, n: int, key: Callable[[T], str] = lambda item: item.id) -> list[T]:
     """The K-th of N round-robin shards of items sorted by case-folded id (stable, order-independent)."""
     ordered = sorted(items, key=lambda item: (key(item).casefold(), key(item)))
     return ordered[k - 1 :: n]
 
 
-def only(items: Sequence[T], ids: Iterable[str], key=lambda item: item.id) -> list[T]:
+def only(items: Sequence[T], ids: Iterable[str], key: Callable[[T], str] = lambda item: item.id) -> list[T]:
     """Items whose id is one of ids (case-insensitive), in list order; unknown ids are an error naming the nearest."""
     wanted = {i.casefold(): i for i in ids}
     known = {key(item).casefold() for item in items}

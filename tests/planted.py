@@ -215,8 +215,6 @@ def _module_at(model: Any, layer: int, name: str) -> Any:
 
 def _ffn_input(model: Any, spec: FamilySpec, config: Any, layer: int) -> Any:
     """The first token's input to the layer's FFN (after its norm), measured with a hook."""
-    import torch
-
     target = _module_at(model, layer, spec.experts if spec.experts and _is_moe_layer(model, spec, layer) else spec.up[0])
     seen = {}
 
@@ -241,8 +239,6 @@ def _is_moe_layer(model: Any, spec: FamilySpec, layer: int) -> bool:
 
 
 def _down_input(model: Any, spec: FamilySpec, layer: int, column: int) -> float:
-    import torch
-
     seen = {}
 
     def grab(_module: Any, args: tuple) -> None:

@@ -145,7 +145,10 @@ def test_table_filter_matches_status_and_shows_when_nothing_matches(visit):
 def test_clicking_a_column_heading_sorts_the_table(visit):
     visit.open("models/")
     size = visit.page.locator("#sw-models thead th", has_text="Size").locator("button")
-    values = lambda: [float(x) for x in visit.page.locator("#sw-models tbody tr td:nth-child(3)").evaluate_all("cells => cells.map(c => c.dataset.value)")]
+
+    def values() -> list[float]:
+        return [float(x) for x in visit.page.locator("#sw-models tbody tr td:nth-child(3)").evaluate_all("cells => cells.map(c => c.dataset.value)")]
+
     size.click()
     ascending = values()
     size.click()
