@@ -9,14 +9,16 @@ Rules (plain functions over registry-format dicts):
   the claim's status is never touched, nor are the sources of a published claim (one citing
   anything besides swindex). A claim only swindex sources gets its swindex source refreshed
   (replacing the one with the same citation, so reruns do not pile up copies).
-- A detected coordinate nobody claimed yet is added with status ``detected``.
+- A detected coordinate nobody claimed yet is added with status ``detected`` and impact
+  ``unmeasured``: a candidate until verification measures it.
 - A standing claim (confirmed, reported, detected) the detection did not find gets a
-  ``disagreements`` item saying so; it is never rewritten or removed, except that ``--force`` drops
-  a claim only swindex's own earlier run made.
-- After verification, ``swindex.claims.reconcile`` lets a claim only swindex sources follow its
-  measured impact (``inert`` or ``detected``); published claims keep their status, and a published
-  ``inert`` claim measured critical gets a disagreement.
-- ``modified`` changes only when something else changed.
+  ``disagreements`` item (``origin: swindex``) saying so; it is never rewritten or removed, except
+  that ``--force`` drops a claim only swindex's own earlier run made. Disagreements people wrote are
+  never touched, whatever their words.
+- After verification, ``swindex.claims.reconcile`` adopts swindex's measured impact where no source
+  measured the claim, records a disagreement where one did and swindex measures otherwise, and
+  derives the verdict.
+- ``modified`` changes only when something else changed (``swindex.claims.touch``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swindex.claims import SWINDEX_KIND, is_published
-from swindex.records import ACTIVE_STATUSES, format_coordinate
+from swindex.claims import SWINDEX, SWINDEX_KIND, derive_verdict, is_published, touch
+from swindex.records import STANDING_STATUSES, format_coordinate
 from swindex.schema import entry_schema
 
 DISAGREEMENT_PREFIX = "swindex detection"
@@ -63,10 +65,10 @@ def canonical(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The entry with top-level and per-claim keys in the schema's order."""
     schema = entry_schema()
     top = list(schema["properties"])
-    claim_order = list(schema["$defs"]["super_weight"]["properties"])
+    claim_order = list(schema["$defs"]["claim"]["properties"])
     result = _ordered(entry, top)
-    if isinstance(result.get("super_weights"), list):
-        result["super_weights"] = [_ordered(c, claim_order) if isinstance(c, Mapping) else c for c in result["super_weights"]]
+    if isinstance(result.get("claims"), list):
+        result["claims"] = [_ordered(c, claim_order) if isinstance(c, Mapping) else c for c in result["claims"]]
     return result
 
 
@@ -78,7 +80,7 @@ def stamp(entry: Mapping[str, Any], today: str) -> dict[str, Any]:
     for run in ("detection", "verification"):
         if isinstance(evidence.get(run), dict):
             evidence[run]["date"] = today
-    for claim in result.get("super_weights") or []:
+    for claim in result.get("claims") or []:
         for source in claim.get("sources") or []:
             if source.get("kind") == SWINDEX_KIND and "date" in source:
                 source["date"] = today
@@ -106,11 +108,16 @@ def _disagreement(claim: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[st
         f"{DISAGREEMENT_PREFIX} ({_run_label(fresh)}) did not find {coordinate(claim)} "
         f"(status {claim.get('status')}), which {reporters} report(s); the claim is kept as published."
     )
-    return {"summary": summary, "claims": [coordinate(claim)]}
+    return {"summary": summary, "claims": [coordinate(claim)], "origin": SWINDEX}
 
 
 def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
-    return str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX) and list(disagreement.get("claims") or []) == [coord]
+    """A disagreement an earlier detection run wrote about this coordinate (never one people wrote)."""
+    return (
+        disagreement.get("origin") == SWINDEX
+        and str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX)
+        and list(disagreement.get("claims") or []) == [coord]
+    )
 
 
 def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
@@ -132,11 +139,12 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     ever replaced: published claims, aliases and hand-written notes survive every run.
     """
     fresh = copy.deepcopy(dict(fresh))
-    detected_claims = list(fresh.get("super_weights") or [])
+    detected_claims = list(fresh.get("claims") or [])
     for claim in detected_claims:
         claim["status"] = "detected"
+        claim.setdefault("impact", {"classification": "unmeasured"})
     if existing is None:
-        entry = canonical({**fresh, "modified": today})
+        entry = canonical({**fresh, "verdict": derive_verdict(fresh), "modified": today})
         coords = tuple(coordinate(c) for c in detected_claims)
         return MergeResult(entry, len(detected_claims), coords, (), (), False)
 
@@ -144,7 +152,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     for key in ("family", "parameters"):
         if entry.get(key) is None and fresh.get(key) is not None:
             entry[key] = fresh[key]
-    if entry.get("revision") is None and fresh.get("revision") is not None and not entry.get("super_weights"):
+    if entry.get("revision") is None and fresh.get("revision") is not None and not entry.get("claims"):
         entry["revision"] = fresh["revision"]
     if fresh.get("dimensions"):
         dims = dict(entry.get("dimensions") or {})
@@ -160,7 +168,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     if evidence:
         entry["evidence"] = evidence
 
-    claims: list[dict[str, Any]] = [dict(c) for c in entry.get("super_weights") or []]
+    claims: list[dict[str, Any]] = [dict(c) for c in entry.get("claims") or []]
     by_coordinate = {coordinate(c): i for i, c in enumerate(claims)}
     by_weight = {_weight_key(c): i for i, c in enumerate(claims)}
     matched, added, found = [], [], set()
@@ -195,7 +203,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
         disagreements = [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
         found = {kept.index(i) for i in found}
         claims = [claims[i] for i in kept]
-    entry["super_weights"] = claims
+    entry["claims"] = claims
 
     not_found = []
     for i, claim in enumerate(claims):
@@ -204,7 +212,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
         if i in found:
             disagreements = [d for j, d in enumerate(disagreements) if j not in ours]
             continue
-        if claim.get("status") not in ACTIVE_STATUSES:
+        if claim.get("status") not in STANDING_STATUSES:
             continue
         not_found.append(coord)
         item = _disagreement(claim, fresh)
@@ -217,7 +225,6 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     else:
         entry.pop("disagreements", None)
 
-    entry = canonical(entry)
-    if {k: v for k, v in entry.items() if k != "modified"} != {k: v for k, v in canonical(existing).items() if k != "modified"}:
-        entry["modified"] = today
-    return MergeResult(canonical(entry), len(detected_claims), tuple(added), tuple(matched), tuple(not_found), False)
+    entry["verdict"] = derive_verdict(entry)
+    entry = touch(canonical(entry), canonical(existing), today)
+    return MergeResult(entry, len(detected_claims), tuple(added), tuple(matched), tuple(not_found), False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swindex.errors import RegistryFileError
-from swindex.records import ACTIVE_STATUSES
+from swindex.records import STANDING_STATUSES
 from swindex.yamlio import load_yaml
 
 
@@ -57,7 +57,7 @@ def done_reason(
         return None
     if (run.get("revision") or None) != (revision or None):
         return None
-    standing = any(c.get("status") in ACTIVE_STATUSES for c in entry.get("super_weights") or [])
+    standing = any(c.get("status") in STANDING_STATUSES for c in entry.get("claims") or [])
     if verify and standing and not evidence.get("verification"):
         return None
     at = f"revision {revision[:12]}" if revision else "the same local files"

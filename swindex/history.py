@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RegistryFileError
+from .migrate import upgrade
 from .records import format_coordinate
 from .validate import Problem, entry_files, expected_id
 from .yamlio import load_yaml
 
-_WATCHED = ("status", "value", "sources", "row", "column", "layer", "expert")
+_WATCHED = ("status", "impact", "value", "sources", "row", "column", "layer", "expert")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,11 @@ class ClaimChanges:
 
 
 def _claims(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Claims by coordinate, an older schema's entry read as the current schema first (so a migration loses nothing unseen)."""
+    if entry.get("schema_version") == 1 and isinstance(entry.get("super_weights"), list):
+        entry = upgrade(entry)
     result = {}
-    for claim in entry.get("super_weights") or []:
+    for claim in entry.get("claims") or []:
         if isinstance(claim, Mapping) and isinstance(claim.get("tensor"), str) and isinstance(claim.get("index"), list):
             result[format_coordinate(claim["tensor"], claim["index"])] = claim
     return result
@@ -63,7 +67,7 @@ def compare_registries(before: str | Path, after: str | Path) -> ClaimChanges:
             if coordinate not in kept:
                 problems.append(
                     Problem(
-                        str(new_path), "super_weights",
+                        str(new_path), "claims",
                         f"claim {coordinate} (status {claim.get('status')}) was removed; a published claim is never deleted: "
                         "keep it with status withdrawn or disputed and say why in its notes or the disagreements",
                     )

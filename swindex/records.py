@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "inert", "withdrawn")
-ACTIVE_STATUSES = ("confirmed", "reported", "detected")
-"""Statuses of claims a user can act on; the others are kept for the record and shown, not applied."""
+STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "withdrawn")
+"""Provenance: where a claim came from and whether sources agree (impact is a separate fact)."""
+STANDING_STATUSES = ("confirmed", "reported", "detected")
+"""Statuses whose claims stand; the others are kept for the record and shown, never handed out."""
+ACTIVE_STATUSES = STANDING_STATUSES
+IMPACTS = ("critical", "significant", "inert", "unmeasured")
+"""What zeroing a weight measurably does (see swindex.claims for the thresholds)."""
+OUTCOMES = ("super_weights", "no_critical_weight", "not_measured")
 
 
 def frozen(value: Any) -> Any:
@@ -67,8 +72,12 @@ class Source:
 
 
 @dataclass(frozen=True)
-class SuperWeight:
-    """One scalar super-weight claim: where it sits in the model, how sure we are, and why."""
+class Coordinate:
+    """Where one scalar sits: the layer, the tensor, its output row and input column, the expert, and the stored index.
+
+    ``row`` and ``column`` are the weight's logical position ([output, input] of the down projection);
+    ``index`` is how the stored tensor is indexed, which differs for transposed layouts (see swindex.layout).
+    """
 
     layer: int
     tensor: str
@@ -76,7 +85,68 @@ class SuperWeight:
     column: int
     expert: int | None
     index: tuple[int, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Coordinate":
+        return cls(layer=d["layer"], tensor=d["tensor"], row=d["row"], column=d["column"], expert=d.get("expert"), index=tuple(d["index"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "tensor": self.tensor, "row": self.row, "column": self.column, "expert": self.expert, "index": list(self.index)}
+
+    @property
+    def module(self) -> str:
+        """Name of the module holding the tensor (the tensor name without its parameter suffix)."""
+        return self.tensor.rsplit(".", 1)[0]
+
+    def __str__(self) -> str:
+        return format_coordinate(self.tensor, self.index)
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What zeroing one weight measurably does, and who measured it (``swindex`` or a source's citation)."""
+
+    classification: str = "unmeasured"
+    measured_by: str | None = None
+    metric: str | None = None
+    original: float | None = None
+    zeroed: float | None = None
+    ratio: float | None = None
+    super_activation: float | None = None
+    super_activation_zeroed: float | None = None
+    similarity_shift: float | None = None
+    date: str | None = None
+    note: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "Impact":
+        d = d or {}
+        return cls(**{f.name: d.get(f.name) for f in fields(cls) if f.name in d})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @property
+    def measured(self) -> bool:
+        return self.classification != "unmeasured"
+
+    def __str__(self) -> str:
+        if not self.measured:
+            return "unmeasured"
+        if self.metric == "perplexity" and self.ratio is not None:
+            return f"{self.classification} (perplexity x{self.ratio:.3g})"
+        if self.metric == "embedding_shift" and self.ratio is not None:
+            return f"{self.classification} (embedding shift {self.ratio:.3g})"
+        return self.classification
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One scalar claim: where it sits (coordinate), where it came from (status, sources) and what zeroing it does (impact)."""
+
+    location: Coordinate
     status: str
+    impact: Impact
     sources: tuple[Source, ...]
     value: float | None = None
     value_dtype: str | None = None
@@ -84,15 +154,11 @@ class SuperWeight:
     evidence: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SuperWeight":
+    def from_dict(cls, d: Mapping[str, Any]) -> "Claim":
         return cls(
-            layer=d["layer"],
-            tensor=d["tensor"],
-            row=d["row"],
-            column=d["column"],
-            expert=d.get("expert"),
-            index=tuple(d["index"]),
+            location=Coordinate.from_dict(d),
             status=d["status"],
+            impact=Impact.from_dict(d.get("impact")),
             sources=tuple(Source.from_dict(s) for s in d["sources"]),
             value=d.get("value"),
             value_dtype=d.get("value_dtype"),
@@ -100,25 +166,98 @@ class SuperWeight:
             evidence=frozen(d.get("evidence") or {}),
         )
 
-    @property
-    def coordinate(self) -> str:
-        """``tensor[i, j]``: paste-able and unique within an entry."""
-        return format_coordinate(self.tensor, self.index)
+    layer = property(lambda self: self.location.layer, doc="0-based layer index.")
+    tensor = property(lambda self: self.location.tensor, doc="Full parameter name.")
+    row = property(lambda self: self.location.row, doc="Output channel (the super activation's hidden channel).")
+    column = property(lambda self: self.location.column, doc="Input channel (the intermediate channel feeding it).")
+    expert = property(lambda self: self.location.expert, doc="Expert index, None for dense layers.")
+    index = property(lambda self: self.location.index, doc="Index into the stored tensor.")
+    module = property(lambda self: self.location.module, doc="Name of the module holding the tensor.")
 
     @property
-    def module(self) -> str:
-        """Name of the module holding the tensor (the tensor name without its parameter suffix)."""
-        return self.tensor.rsplit(".", 1)[0]
+    def coordinate(self) -> str:
+        """``tensor[i, j]``: paste-able and unique within an entry (``location`` is the typed form)."""
+        return str(self.location)
+
+    @property
+    def standing(self) -> bool:
+        """Whether the claim's provenance stands (confirmed, reported or detected) rather than being unverified, disputed or withdrawn."""
+        return self.status in STANDING_STATUSES
+
+    @property
+    def is_super_weight(self) -> bool:
+        """A super weight: it stands, and zeroing it is measured critical, or a published claim not yet measured.
+
+        A swindex candidate that nobody measured is not one, nor is a weight measured significant or inert.
+        """
+        if not self.standing:
+            return False
+        if self.impact.classification == "critical":
+            return True
+        return self.impact.classification == "unmeasured" and self.status in ("confirmed", "reported")
 
     @property
     def active(self) -> bool:
-        """Whether the claim stands (confirmed, reported or detected) rather than being disputed, inert or withdrawn."""
-        return self.status in ACTIVE_STATUSES
+        """Deprecated spelling of ``is_super_weight`` (schema 1 called standing claims active)."""
+        return self.is_super_weight
 
     def __str__(self) -> str:
         expert = f" expert {self.expert}" if self.expert is not None else ""
         value = f" value {self.value:g}" if self.value is not None else ""
-        return f"layer {self.layer}{expert} row {self.row} column {self.column}  {self.coordinate}{value}  [{self.status}]"
+        return f"layer {self.layer}{expert} row {self.row} column {self.column}  {self.coordinate}{value}  [{self.status}; {self.impact}]"
+
+
+SuperWeight = Claim
+"""The name schema 1 used for a claim; kept so existing code keeps working."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an entry's claims add up to: N super weights, no single critical weight, or not measured."""
+
+    outcome: str = "not_measured"
+    super_weights: int = 0
+    candidates: int | None = None
+    joint_ratio: float | None = None
+    metric: str | None = None
+    measured_by: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "Verdict":
+        d = d or {}
+        return cls(**{f.name: d.get(f.name) for f in fields(cls) if d.get(f.name) is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        result = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if self.outcome != "super_weights" and not self.super_weights:
+            result.pop("super_weights", None)
+        return result
+
+    @property
+    def text(self) -> str:
+        """The verdict in words, as every front end prints it."""
+        if self.outcome == "super_weights":
+            return f"{self.super_weights} super weight{'' if self.super_weights == 1 else 's'}"
+        if self.outcome == "no_critical_weight":
+            parts = [f"{self.candidates} candidate{'' if self.candidates == 1 else 's'} measured"] if self.candidates is not None else []
+            if self.joint_ratio is not None:
+                parts.append(f"jointly x{self.joint_ratio:.3g}" if self.metric in (None, "perplexity") else f"jointly an embedding shift of {self.joint_ratio:.3g}")
+            return "no single weight is critical" + (f" ({'; '.join(parts)})" if parts else "")
+        return "not measured"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _unique(claims: Any) -> tuple[Claim, ...]:
+    seen: set[str] = set()
+    result = []
+    for claim in claims:
+        key = claim.coordinate
+        if key not in seen:
+            seen.add(key)
+            result.append(claim)
+    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -133,6 +272,7 @@ class Finding:
     row: int | None = None
     expert: int | None = None
     notes: str | None = None
+    impact: Impact = Impact()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Finding":
@@ -140,6 +280,7 @@ class Finding:
             kind=d["kind"],
             layer=d.get("layer"),
             status=d["status"],
+            impact=Impact.from_dict(d.get("impact")),
             sources=tuple(Source.from_dict(s) for s in d["sources"]),
             module=d.get("module"),
             row=d.get("row"),
@@ -155,10 +296,11 @@ class Disagreement:
     summary: str
     claims: tuple[str, ...]
     resolution: str | None = None
+    origin: str = "people"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Disagreement":
-        return cls(summary=d["summary"], claims=tuple(d["claims"]), resolution=d.get("resolution"))
+        return cls(summary=d["summary"], claims=tuple(d["claims"]), resolution=d.get("resolution"), origin=d.get("origin") or "people")
 
 
 @dataclass(frozen=True)
@@ -168,7 +310,8 @@ class Entry:
     id: str
     architecture: str
     modified: str
-    super_weights: tuple[SuperWeight, ...]
+    claims: tuple[Claim, ...]
+    verdict: Verdict = Verdict()
     aliases: tuple[str, ...] = ()
     family: str | None = None
     parameters: int | None = None
@@ -188,7 +331,8 @@ class Entry:
             id=d["id"],
             architecture=d["architecture"],
             modified=d["modified"],
-            super_weights=tuple(SuperWeight.from_dict(s) for s in d["super_weights"]),
+            claims=tuple(Claim.from_dict(s) for s in d["claims"]),
+            verdict=Verdict.from_dict(d.get("verdict")),
             aliases=tuple(d.get("aliases") or ()),
             family=d.get("family"),
             parameters=d.get("parameters"),
@@ -208,15 +352,22 @@ class Entry:
         return self.raw.get("evidence") or {}
 
     @property
-    def active_super_weights(self) -> tuple[SuperWeight, ...]:
-        """The claims that stand: confirmed, reported or detected, in registry order, each coordinate once."""
-        seen: set[str] = set()
-        result = []
-        for sw in self.super_weights:
-            if sw.active and sw.coordinate not in seen:
-                seen.add(sw.coordinate)
-                result.append(sw)
-        return tuple(result)
+    def super_weights(self) -> tuple[Claim, ...]:
+        """The super weights, what a user should zero or keep: standing claims measured critical (or published and not yet measured).
+
+        Each coordinate once, in registry order; ``claims`` holds everything else for the record.
+        """
+        return _unique(c for c in self.claims if c.is_super_weight)
+
+    @property
+    def weights_to_keep(self) -> tuple[Claim, ...]:
+        """What quantization should hold out: the super weights plus standing claims measured significant."""
+        return _unique(c for c in self.claims if c.is_super_weight or (c.standing and c.impact.classification == "significant"))
+
+    @property
+    def active_super_weights(self) -> tuple[Claim, ...]:
+        """Deprecated: schema 1's name for ``super_weights``."""
+        return self.super_weights
 
     @property
     def organisation(self) -> str:
@@ -227,14 +378,27 @@ class Entry:
         return thawed(self.raw)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """The entry as the JSON API publishes it (``public_dict``)."""
+        return json.dumps(self.public_dict(), indent=indent, ensure_ascii=False)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The registry fields plus what Python derives, under the same names: ``super_weights`` (their
+        coordinates, keys into ``claims``) and ``verdict.text``."""
+        result = self.to_dict()
+        result["verdict"] = dict(result.get("verdict") or {}, text=self.verdict.text)
+        result["super_weights"] = [c.coordinate for c in self.super_weights]
+        return result
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The layers holding super weights."""
+        return tuple(sorted({c.layer for c in self.super_weights}))
 
     def __str__(self) -> str:
         lines = [f"{self.id}  ({self.architecture}{', revision ' + self.revision[:12] if self.revision else ''})"]
-        if not self.super_weights:
-            lines.append("  no super weight recorded")
-        for sw in self.super_weights:
-            lines.append(f"  {sw}")
+        lines.append(f"  verdict: {self.verdict.text}")
+        for claim in self.claims:
+            lines.append(f"  {'*' if claim.is_super_weight else ' '} {claim}")
         for finding in self.other_findings:
             parts = [f"layer {finding.layer}" if finding.layer is not None else ""]
             parts.append(f"row {finding.row}" if finding.kind == "row" and finding.row is not None else "")

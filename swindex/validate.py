@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .claims import SWINDEX_KIND, measured_impact
+from .claims import IMPACT_THRESHOLDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of, derive_verdict, verdict_of
 from .errors import RegistryFileError
 from .records import format_coordinate
 from .schema import entry_validator
@@ -29,7 +29,7 @@ TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGP
 MIXED_LAYOUT_ARCHITECTURES = ("Aria", "OpenAIPrivacyFilter")
 
 
-def _layout(architecture: str) -> str:
+def index_order(architecture: str) -> str:
     """"transposed", "either" or "linear": how this architecture stores its down projections."""
     if architecture.startswith(TRANSPOSED_ARCHITECTURES):
         return "transposed"
@@ -128,8 +128,22 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
-    for where, text in _strings(data):
+Found = Iterable[tuple[tuple[Any, ...], str]]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What several rules need, worked out once per entry."""
+
+    data: Mapping[str, Any]
+    dims: Mapping[str, Any]
+    coordinates: Mapping[str, int]
+    disputed: frozenset[str]
+
+
+def _text_rule(ctx: _Context) -> Found:
+    """Registry text is plain, printable and unambiguous; URLs are https with a visible host; dates exist."""
+    for where, text in _strings(ctx.data):
         if _HTML.search(text):
             yield where, "HTML markup is not allowed in registry text; write plain text (use words for < and >)"
         if where and where[-1] == "url" and (problem := _url_problem(text)):
@@ -138,31 +152,41 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             yield where, problem
         if where and where[-1] in ("date", "modified") and not _is_real_date(text):
             yield where, f"{text} is not a date in the calendar; write YYYY-MM-DD"
-    for where, key in _keys(data):
+    for where, key in _keys(ctx.data):
         if problem := _text_problem((), key):
             yield where, f"field name {key!r}: {problem}"
 
-    seen_aliases: dict[str, int] = {}
-    for i, alias in enumerate(data.get("aliases") or []):
+
+def _alias_rule(ctx: _Context) -> Found:
+    """Aliases read as what they match, and never repeat each other or the id."""
+    seen: dict[str, int] = {}
+    model_id = str(ctx.data.get("id", "")).casefold()
+    for i, alias in enumerate(ctx.data.get("aliases") or []):
         if not alias.isascii() or not alias.isprintable() or alias != alias.strip() or "  " in alias:
             yield ("aliases", i), f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as what it matches"
         key = alias.casefold()
-        if key in seen_aliases or key == str(data.get("id", "")).casefold():
-            yield ("aliases", i), f"alias {alias!r} repeats {'the id' if key == str(data.get('id', '')).casefold() else f'aliases[{seen_aliases[key]}]'} (case is ignored)"
-        seen_aliases.setdefault(key, i)
-    for part in str(data.get("id", "")).split("/"):
+        if key in seen or key == model_id:
+            yield ("aliases", i), f"alias {alias!r} repeats {'the id' if key == model_id else f'aliases[{seen[key]}]'} (case is ignored)"
+        seen.setdefault(key, i)
+
+
+def _id_rule(ctx: _Context) -> Found:
+    for part in str(ctx.data.get("id", "")).split("/"):
         if part.casefold() in RESERVED_NAMES:
             yield ("id",), f"{part!r} cannot be part of a model id: the site needs that name for its own pages"
 
-    dims = data.get("dimensions") or {}
-    if data.get("super_weights") and not dims:
-        yield ("dimensions",), "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has super_weights: they are what coordinates are checked against"
-    architecture = data.get("architecture") or ""
-    layout = _layout(architecture)
-    coordinates: dict[str, int] = {}
-    for i, sw in enumerate(data.get("super_weights") or []):
-        at = ("super_weights", i)
-        layer, tensor, row, column, expert, index = (sw.get(k) for k in ("layer", "tensor", "row", "column", "expert", "index"))
+
+def _coordinate_rule(ctx: _Context) -> Found:
+    """Each claim's tensor, layer, expert and index agree with each other, with the layout, and with the model's dimensions."""
+    dims = ctx.dims
+    if ctx.data.get("claims") and not dims:
+        yield ("dimensions",), "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are what coordinates are checked against"
+    architecture = ctx.data.get("architecture") or ""
+    order = index_order(architecture)
+    seen: dict[str, int] = {}
+    for i, claim in enumerate(ctx.data.get("claims") or []):
+        at = ("claims", i)
+        layer, tensor, row, column, expert, index = (claim.get(k) for k in ("layer", "tensor", "row", "column", "expert", "index"))
         match = _LAYER_IN_TENSOR.search(tensor)
         if match is None or int(match.group(1)) != layer:
             yield (*at, "tensor"), f"tensor {tensor!r} does not belong to layer {layer}; the first number in the name must be the layer"
@@ -179,16 +203,16 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             if expert is not None and not named_expert:
                 yield (*at, "index"), f"expert {expert} in a fused experts tensor needs a 3-D index [expert, row, column]"
             pair = list(index)
-        expected = [*index[:-2], *((column, row) if layout == "transposed" else (row, column))]
+        expected = [*index[:-2], *((column, row) if order == "transposed" else (row, column))]
         if pair not in ([row, column], [column, row]):
             yield (*at, "index"), f"index {index} does not hold row {row} and column {column}"
-        elif layout != "either" and list(index) != expected:
-            order = "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)" if layout == "transposed" else "[row, column]"
-            yield (*at, "index"), f"a {architecture} down projection is indexed {order}: write {expected}"
+        elif order != "either" and list(index) != expected:
+            written = "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)" if order == "transposed" else "[row, column]"
+            yield (*at, "index"), f"a {architecture} down projection is indexed {written}: write {expected}"
         coordinate = format_coordinate(tensor, index)
-        if coordinate in coordinates:
-            yield at, f"duplicate coordinate {coordinate} (also super_weights[{coordinates[coordinate]}]); merge the sources into one claim"
-        coordinates.setdefault(coordinate, i)
+        if coordinate in seen:
+            yield at, f"duplicate coordinate {coordinate} (also claims[{seen[coordinate]}]); merge the sources into one claim"
+        seen.setdefault(coordinate, i)
         limits = (
             ("layer", layer, dims.get("num_layers")),
             ("row", row, dims.get("hidden_size")),
@@ -199,72 +223,118 @@ def _semantic_problems(data: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...
             if value is not None and limit and value >= limit:
                 yield (*at, name), f"{name} {value} is outside the model (dimensions give {limit})"
 
-    detection = (data.get("evidence") or {}).get("detection") or {}
+
+def _findings_fit_rule(ctx: _Context) -> Found:
+    """Detection maxima and row- or expert-level findings lie inside the model."""
+    dims = ctx.dims
+    detection = (ctx.data.get("evidence") or {}).get("detection") or {}
     for i, maxima in enumerate(detection.get("layers") or []):
         layer = maxima.get("layer") if isinstance(maxima, Mapping) else None
         if isinstance(layer, int) and dims.get("num_layers") and layer >= dims["num_layers"]:
             yield ("evidence", "detection", "layers", i, "layer"), f"layer {layer} is outside the model (dimensions give {dims['num_layers']})"
-
-    for i, finding in enumerate(data.get("other_findings") or []):
+    for i, finding in enumerate(ctx.data.get("other_findings") or []):
         for name, limit in (("layer", dims.get("num_layers")), ("row", dims.get("hidden_size")), ("expert", dims.get("num_experts"))):
             value = finding.get(name)
             if value is not None and limit and value >= limit:
                 yield ("other_findings", i, name), f"{name} {value} is outside the model (dimensions give {limit})"
 
-    named = set()
-    for i, disagreement in enumerate(data.get("disagreements") or []):
+
+def _disagreement_rule(ctx: _Context) -> Found:
+    for i, disagreement in enumerate(ctx.data.get("disagreements") or []):
         for j, claim in enumerate(disagreement.get("claims") or []):
-            named.add(claim)
-            if claim not in coordinates:
-                yield ("disagreements", i, "claims", j), f"{claim} is not one of this entry's super_weights coordinates"
-    for coordinate, i in coordinates.items():
-        yield from _status_problems(data["super_weights"][i], ("super_weights", i), coordinate in named)
+            if claim not in ctx.coordinates:
+                yield ("disagreements", i, "claims", j), f"{claim} is not one of this entry's claims (write it tensor[i, j] as in the claims list)"
 
 
 _FIRST_HAND = ("reported", "detected", "ablation")
 
 
-def _status_problems(claim: Mapping[str, Any], at: tuple[Any, ...], disputed_somewhere: bool) -> Iterable[tuple[tuple[Any, ...], str]]:
-    """A claim's status must be backed by its sources and agree with swindex's own measurement.
+def _status_rule(ctx: _Context) -> Found:
+    """A claim's status must be backed by its sources.
 
     Parties are counted by citation; every swindex run counts as one party, so two runs of our own
     detector never confirm a claim.
     """
-    status, sources = claim.get("status"), claim.get("sources") or []
-    first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-    published = [s for s in first_hand if s.get("kind") != SWINDEX_KIND]
-    parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
-    measured = measured_impact(claim)
-    if claim.get("value_dtype") is not None and claim.get("value") is None:
-        yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
-    if status == "confirmed":
-        if parties < 2 or not published:
+    for i, claim in enumerate(ctx.data.get("claims") or []):
+        at = ("claims", i)
+        status, sources = claim.get("status"), claim.get("sources") or []
+        first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
+        published = [s for s in first_hand if s.get("kind") != SWINDEX_KIND]
+        parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
+        if claim.get("value_dtype") is not None and claim.get("value") is None:
+            yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
+        if status == "confirmed":
+            if parties < 2 or not published:
+                yield (*at, "status"), (
+                    f"'confirmed' needs two parties that reported, detected or ablated it, at least one published; this claim has "
+                    f"{parties}: use 'reported' (or 'detected') until someone reproduces it"
+                )
+            for j, source in enumerate(sources):
+                if source in published and not source.get("url"):
+                    yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, so readers can check it"
+        elif status == "reported" and not published:
             yield (*at, "status"), (
-                f"'confirmed' needs two parties that reported, detected or ablated it, at least one published; this claim has "
-                f"{parties}: use 'reported' (or 'detected') until someone reproduces it"
+                "'reported' needs a published source that reported, detected or ablated it; a claim only swindex found is "
+                "'detected', one only copied or assumed is 'unverified'"
             )
-        for j, source in enumerate(sources):
-            if source in published and not source.get("url"):
-                yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, so readers can check it"
-    elif status == "reported" and not published:
-        yield (*at, "status"), (
-            "'reported' needs a published source that reported, detected or ablated it; a claim only swindex found is "
-            "'detected', one only copied or assumed is 'unverified'"
-        )
-    elif status == "detected":
-        if not any(s.get("kind") == SWINDEX_KIND and s.get("evidence") == "detected" for s in sources):
-            yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex' with evidence 'detected'"
-        elif published:
-            yield (*at, "status"), "a claim that a published source reported is 'reported' (or 'confirmed' with a second party), not 'detected'"
-        elif measured == "inert":
-            yield (*at, "status"), "swindex measured this weight inert (evidence.impact): its status is 'inert', not 'detected'"
-    elif status == "disputed" and not disputed_somewhere:
-        yield (*at, "status"), "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
-    elif status == "inert" and measured in ("critical", "significant") and not disputed_somewhere:
-        yield (*at, "status"), (
-            f"the claim says inert but swindex measured it {measured} (evidence.impact): record the contradiction in "
-            "disagreements, or correct the status"
-        )
+        elif status == "detected":
+            if not any(s.get("kind") == SWINDEX_KIND and s.get("evidence") == "detected" for s in sources):
+                yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex' with evidence 'detected'"
+            elif published:
+                yield (*at, "status"), "a claim that a published source reported is 'reported' (or 'confirmed' with a second party), not 'detected'"
+        elif status == "disputed" and coordinate_of(claim) not in ctx.disputed:
+            yield (*at, "status"), "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+
+
+def _impact_problems(impact: Mapping[str, Any], sources: list[Mapping[str, Any]]) -> Iterable[tuple[tuple[Any, ...], str]]:
+    classification = impact.get("classification")
+    figures = [k for k in ("original", "zeroed", "ratio", "super_activation_zeroed", "similarity_shift") if k in impact]
+    if classification == "unmeasured":
+        if figures or impact.get("measured_by"):
+            yield ("classification",), f"an unmeasured impact has no measured_by or figures (found {', '.join(figures) or 'measured_by'}); classify it critical, significant or inert"
+        return
+    measured_by = impact.get("measured_by")
+    citations = {s.get("citation") for s in sources}
+    if not measured_by:
+        yield ("measured_by",), f"a {classification} impact says who measured it: 'swindex' or the citation of one of the claim's sources"
+    elif measured_by != SWINDEX and measured_by not in citations:
+        yield ("measured_by",), f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or write 'swindex' for swindex's own run"
+    if measured_by == SWINDEX and impact.get("metric") in IMPACT_THRESHOLDS and isinstance(impact.get("ratio"), (int, float)):
+        expected = classify(impact["metric"], impact["ratio"])
+        if expected != classification:
+            yield ("classification",), f"swindex's {impact['metric']} figure {impact['ratio']:.4g} makes this weight {expected}, not {classification}"
+
+
+def _impact_rule(ctx: _Context) -> Found:
+    """An impact says who measured it, and swindex's own figures agree with its classification."""
+    for key in ("claims", "other_findings"):
+        for i, claim in enumerate(ctx.data.get(key) or []):
+            if "impact" in claim:
+                for where, message in _impact_problems(claim["impact"], claim.get("sources") or []):
+                    yield (key, i, "impact", *where), message
+
+
+def _verdict_rule(ctx: _Context) -> Found:
+    """The verdict is what the claims add up to; the message says what to write."""
+    expected = derive_verdict(ctx.data)
+    found = dict(ctx.data.get("verdict") or {})
+    if found != expected:
+        written = ", ".join(f"{k}: {v}" for k, v in expected.items())
+        yield ("verdict",), f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)"
+
+
+RULES = (_text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule, _impact_rule, _verdict_rule)
+"""The checks no JSON Schema can express, each a small function over one entry, run in this order."""
+
+
+def _semantic_problems(data: Mapping[str, Any]) -> Found:
+    coordinates: dict[str, int] = {}
+    for i, claim in enumerate(data.get("claims") or []):
+        coordinates.setdefault(coordinate_of(claim), i)
+    disputed = frozenset(c for d in data.get("disagreements") or [] for c in d.get("claims") or [])
+    ctx = _Context(data=data, dims=data.get("dimensions") or {}, coordinates=coordinates, disputed=disputed)
+    for rule in RULES:
+        yield from rule(ctx)
 
 
 def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None) -> list["Problem"]:

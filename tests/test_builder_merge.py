@@ -32,7 +32,7 @@ def detected(layer: int, row: int, column: int, value: float = 2.5) -> dict:
 
 def fresh_entry(*claims: dict) -> dict:
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "id": "acme/tiny-llama",
         "architecture": "LlamaForCausalLM",
         "family": "llama",
@@ -40,7 +40,7 @@ def fresh_entry(*claims: dict) -> dict:
         "revision": None,
         "modified": "2000-01-01",
         "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": None},
-        "super_weights": list(claims),
+        "claims": list(claims),
         "evidence": {"detection": {"tool": "swindex 0.1.0", "date": "2000-01-01", "dtype": "float32", "layers": []}},
     }
 
@@ -62,18 +62,18 @@ def test_no_existing_entry_takes_the_detection_with_todays_date():
 
 def test_matching_detection_adds_evidence_keeping_the_published_claims_status_and_sources(published):
     result = merge_entry(published, fresh_entry(detected(1, 3, 7)), TODAY)
-    claim = result.entry["super_weights"][0]
+    claim = result.entry["claims"][0]
     assert claim["status"] == "confirmed"
-    assert claim["sources"] == published["super_weights"][0]["sources"]
+    assert claim["sources"] == published["claims"][0]["sources"]
     assert claim["evidence"]["detection"]["output_activation"] == 300.0
-    assert claim["value"] == published["super_weights"][0]["value"]
+    assert claim["value"] == published["claims"][0]["value"]
     assert result.matched == ("model.layers.1.mlp.down_proj.weight[3, 7]",)
     assert validate_entry_dict(result.entry) == []
 
 
 def test_unclaimed_detection_is_added_as_detected(published):
     result = merge_entry(published, fresh_entry(detected(1, 3, 7), detected(2, 5, 11)), TODAY)
-    new = result.entry["super_weights"][1]
+    new = result.entry["claims"][1]
     assert (new["layer"], new["row"], new["column"], new["status"]) == (2, 5, 11, "detected")
     assert result.added == ("model.layers.2.mlp.down_proj.weight[5, 11]",)
     assert validate_entry_dict(result.entry) == []
@@ -81,7 +81,7 @@ def test_unclaimed_detection_is_added_as_detected(published):
 
 def test_published_claim_not_found_gets_a_disagreement_and_stays(published):
     result = merge_entry(published, fresh_entry(detected(2, 5, 11)), TODAY)
-    assert result.entry["super_weights"][0] == published["super_weights"][0]
+    assert result.entry["claims"][0] == published["claims"][0]
     (item,) = result.entry["disagreements"]
     assert item["claims"] == ["model.layers.1.mlp.down_proj.weight[3, 7]"]
     assert "did not find" in item["summary"] and "Somebody et al. 2024" in item["summary"]
@@ -92,10 +92,10 @@ def test_published_claim_not_found_gets_a_disagreement_and_stays(published):
 @pytest.mark.parametrize("status", ["inert", "withdrawn", "disputed", "unverified"])
 def test_claims_that_do_not_stand_get_no_disagreement(make_entry, status):
     existing = make_entry()
-    existing["super_weights"][0]["status"] = status
+    existing["claims"][0]["status"] = status
     result = merge_entry(existing, fresh_entry(), TODAY)
     assert "disagreements" not in result.entry
-    assert result.entry["super_weights"][0]["status"] == status
+    assert result.entry["claims"][0]["status"] == status
 
 
 def test_aliases_notes_findings_and_earlier_disagreements_stay(make_entry):
@@ -112,7 +112,7 @@ def test_aliases_notes_findings_and_earlier_disagreements_stay(make_entry):
 def test_a_claim_with_only_swindex_sources_gets_its_swindex_source_refreshed_not_duplicated():
     first = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
     again = merge_entry(first, stamp(fresh_entry(detected(1, 3, 7)), LATER), LATER).entry
-    (claim,) = again["super_weights"]
+    (claim,) = again["claims"]
     assert [(s["kind"], s["date"]) for s in claim["sources"]] == [("swindex", LATER)]
     assert claim["status"] == "detected"
 
@@ -142,8 +142,8 @@ def test_there_is_no_way_to_replace_a_published_entry(published):
     published = dict(published, aliases=["Tiny"], notes="Written by hand.")
     fresh = fresh_entry(detected(2, 5, 11))
     result = merge_entry(published, fresh, TODAY)
-    kept = {coordinate(c) for c in published["super_weights"]}
-    assert kept <= {coordinate(c) for c in result.entry["super_weights"]}
+    kept = {coordinate(c) for c in published["claims"]}
+    assert kept <= {coordinate(c) for c in result.entry["claims"]}
     assert result.entry.get("aliases") == published.get("aliases") and result.entry.get("notes") == published.get("notes")
     assert not result.replaced
 
@@ -166,46 +166,61 @@ def test_merge_does_not_mutate_its_inputs(published):
     assert (published, fresh) == before
 
 
-def _measured(claim, classification):
-    return dict(claim, evidence={"impact": {"metric": "perplexity", "zeroed": 10.0, "ratio": 1.0, "classification": classification}})
+def _measurement(classification, ratio=1.0):
+    return {"metric": "perplexity", "original": 10.0, "zeroed": 10.0 * ratio, "ratio": ratio, "classification": classification}
 
 
-def test_a_swindex_claim_measured_harmless_becomes_inert_and_back():
+C37 = "model.layers.1.mlp.down_proj.weight[3, 7]"
+
+
+def test_a_swindex_candidate_takes_its_measured_impact_and_keeps_its_status():
     fresh = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
-    fresh["super_weights"][0] = _measured(fresh["super_weights"][0], "inert")
-    settled, changed = reconcile(fresh)
-    assert settled["super_weights"][0]["status"] == "inert" and changed == ("model.layers.1.mlp.down_proj.weight[3, 7]: status inert",)
-    assert validate_entry_dict(settled) == []
-    remeasured = copy.deepcopy(settled)
-    remeasured["super_weights"][0] = _measured(remeasured["super_weights"][0], "critical")
-    again, _ = reconcile(remeasured)
-    assert again["super_weights"][0]["status"] == "detected"
-    assert validate_entry_dict(again) == []
+    settled, changed = reconcile(fresh, {C37: _measurement("inert")})
+    claim = settled["claims"][0]
+    assert (claim["status"], claim["impact"]["classification"], claim["impact"]["measured_by"]) == ("detected", "inert", "swindex")
+    assert settled["verdict"] == {"outcome": "no_critical_weight", "candidates": 1, "measured_by": "swindex"}
+    assert changed[0] == f"{C37}: impact inert" and validate_entry_dict(settled) == []
+    again, _ = reconcile(settled, {C37: _measurement("critical", 40.0)})
+    assert again["claims"][0]["impact"]["classification"] == "critical"
+    assert again["verdict"]["outcome"] == "super_weights" and validate_entry_dict(again) == []
 
 
-def test_a_published_claim_keeps_its_status_whatever_swindex_measures(published):
-    entry = dict(published, super_weights=[_measured(published["super_weights"][0], "inert")])
-    settled, changed = reconcile(entry)
-    assert settled["super_weights"][0]["status"] == "confirmed" and changed == ()
+def test_swindex_measurement_is_adopted_for_a_published_claim_nobody_measured(published):
+    settled, _ = reconcile(published, {C37: _measurement("inert")})
+    assert settled["claims"][0]["status"] == "confirmed" and settled["claims"][0]["impact"]["measured_by"] == "swindex"
+    assert lookup_free_super_weights(settled) == []
 
 
-def test_a_published_inert_claim_measured_critical_gets_a_disagreement_not_a_new_status(published):
-    claim = dict(published["super_weights"][0], status="inert")
-    entry = dict(published, super_weights=[_measured(claim, "critical")])
-    reconciled, _ = reconcile(entry)
-    assert reconciled["super_weights"][0]["status"] == "inert"
-    assert [d["claims"] for d in reconciled["disagreements"]] == [["model.layers.1.mlp.down_proj.weight[3, 7]"]]
+def lookup_free_super_weights(entry):
+    from swindex.claims import super_weight_claims
+
+    return [coordinate(c) for c in super_weight_claims(entry)]
+
+
+def test_a_published_measurement_is_never_replaced_and_a_contradiction_is_recorded(published):
+    paper = published["claims"][0]["sources"][0]["citation"]
+    claim = dict(published["claims"][0], impact={"classification": "inert", "measured_by": paper})
+    entry = dict(published, claims=[claim])
+    reconciled, _ = reconcile(entry, {C37: _measurement("critical", 30.0)})
+    assert reconciled["claims"][0]["impact"] == {"classification": "inert", "measured_by": paper}
+    assert [(d["claims"], d["origin"]) for d in reconciled["disagreements"]] == [([C37], "swindex")]
     assert validate_entry_dict(reconciled) == []
-    assert reconcile(reconciled)[0] == reconciled  # running it again changes nothing
+    assert reconcile(reconciled, {C37: _measurement("critical", 30.0)})[0] == reconciled  # running it again changes nothing
+
+
+def test_a_disagreement_people_wrote_survives_reconciling_whatever_its_words(published):
+    note = {"summary": "swindex verification looks wrong here, says a reader", "claims": [C37]}
+    reconciled, _ = reconcile(dict(published, disagreements=[note]), {C37: _measurement("critical", 30.0)})
+    assert reconciled["disagreements"] == [note]
 
 
 def test_force_drops_swindex_claims_it_no_longer_finds_but_never_a_published_one(published):
     earlier = merge_entry(published, stamp(fresh_entry(detected(2, 5, 11)), TODAY), TODAY).entry
-    assert len(earlier["super_weights"]) == 2
+    assert len(earlier["claims"]) == 2
     kept_by_default = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER).entry
-    assert len(kept_by_default["super_weights"]) == 2
+    assert len(kept_by_default["claims"]) == 2
     forced = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER, replace_own=True).entry
-    assert [coordinate(c) for c in forced["super_weights"]] == [coordinate(published["super_weights"][0])]
+    assert [coordinate(c) for c in forced["claims"]] == [coordinate(published["claims"][0])]
     assert validate_entry_dict(forced) == []
 
 
@@ -213,5 +228,5 @@ def test_force_keeps_a_swindex_claim_that_people_discuss_in_a_disagreement(publi
     earlier = merge_entry(published, stamp(fresh_entry(detected(2, 5, 11)), TODAY), TODAY).entry
     earlier["disagreements"] = [{"summary": "Is this the same weight?", "claims": ["model.layers.2.mlp.down_proj.weight[5, 11]"]}]
     forced = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER, replace_own=True).entry
-    assert "model.layers.2.mlp.down_proj.weight[5, 11]" in {coordinate(c) for c in forced["super_weights"]}
+    assert "model.layers.2.mlp.down_proj.weight[5, 11]" in {coordinate(c) for c in forced["claims"]}
     assert validate_entry_dict(forced) == []

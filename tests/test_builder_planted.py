@@ -87,12 +87,12 @@ def test_entries_validate_and_carry_the_planted_coordinates(planted, straight, t
     assert validate_registry(registry) == []
     for model_id, coordinates in expected.items():
         entry = load_yaml(registry / f"{model_id}.yaml")
-        found = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["super_weights"]}
+        found = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["claims"]}
         assert found == coordinates, model_id
         assert entry["evidence"]["detection"]["date"] == entry["modified"] == TODAY
         if coordinates:
             assert entry["evidence"]["verification"]["date"] == TODAY
-            assert all("impact" in c["evidence"] for c in entry["super_weights"])
+            assert all(c["impact"]["measured_by"] == "swindex" for c in entry["claims"])
 
 
 @pytest.mark.slow
@@ -147,28 +147,28 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     models, expected = planted
     registry = tmp_path / "registry"
     published = make_entry(id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128})
-    claim = published["super_weights"][0]
+    claim = published["claims"][0]
     claim.update(layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7])
     del claim["value"]
     elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "reported"}
-    published["super_weights"].append(elsewhere)
+    published["claims"].append(elsewhere)
     path = registry / "acme" / "llama-two-layers.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(dump_yaml(published))
 
     assert build(models, registry, "--only", "acme/llama-two-layers") == 0
     entry = load_yaml(path)
-    by_coordinate = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]": c for c in entry["super_weights"]}
+    by_coordinate = {f"{c['tensor']}[{', '.join(map(str, c['index']))}]": c for c in entry["claims"]}
     matched = by_coordinate["model.layers.1.mlp.down_proj.weight[5, 7]"]
     assert matched["status"] == "confirmed" and matched["sources"] == claim["sources"]
     assert "detection" in matched["evidence"]
     assert matched["value"] == -8.0
     kept = dict(by_coordinate["model.layers.3.mlp.down_proj.weight[40, 41]"])
-    assert kept.pop("evidence")["impact"]["classification"] == "inert"
+    assert kept.pop("impact")["classification"] == "inert" and elsewhere.pop("impact")["classification"] == "unmeasured"
     assert kept == elsewhere
     added = by_coordinate["model.layers.2.mlp.down_proj.weight[9, 11]"]
     assert [s["kind"] for s in added["sources"]] == ["swindex"]
-    assert added["status"] == ("inert" if added["evidence"]["impact"]["classification"] == "inert" else "detected")
+    assert added["status"] == "detected" and added["impact"]["measured_by"] == "swindex"
     assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
     assert entry["aliases"] == published["aliases"]
     assert validate_registry(registry) == []
@@ -184,7 +184,7 @@ def test_a_float16_overflow_is_rescanned_wider_and_the_entry_says_so(tmp_path):
 
     assert build(models, registry) == 0
     entry = load_yaml(registry / "acme" / "gemma-overflow.yaml")
-    assert [f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["super_weights"]] == [weights[0].coordinate]
+    assert [f"{c['tensor']}[{', '.join(map(str, c['index']))}]" for c in entry["claims"]] == [weights[0].coordinate]
     detection = entry["evidence"]["detection"]
     assert detection["dtype"] == "float32"
     assert "float16 activations overflowed" in detection["notes"]

@@ -21,6 +21,7 @@ import pytest
 
 from builder import cli
 from builder.pipeline import Backend
+from swindex.claims import classify, coordinate_of as coordinate, reconcile
 from swindex.errors import UnsupportedModelError
 from swindex.validate import validate_registry
 from swindex.yamlio import dump_yaml, load_yaml
@@ -64,24 +65,24 @@ def fake_detect(plan, spec):
         Path(plan["interrupt_once"]).write_text("interrupted")
         raise KeyboardInterrupt
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "id": "placeholder/id",
         "architecture": "LlamaForCausalLM",
         "family": "llama",
         "revision": None,
         "modified": "1999-09-09",
         "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
-        "super_weights": [_claim(*c) for c in plan["claims"]],
+        "claims": [_claim(*c) for c in plan["claims"]],
         "evidence": {"detection": {"tool": TOOL, "date": "1999-09-09", "dtype": "float32", "layers": []}},
     }
 
 
-def fake_verify(plan, entry, spec):
+def fake_verify(plan, entry, spec, ratio=5.0):
+    """What verification's apply does: the run as evidence, each claim's measurement reconciled into its impact."""
     entry = json.loads(json.dumps(entry))
     entry.setdefault("evidence", {})["verification"] = {"tool": TOOL, "date": "1999-09-09", "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
-    for claim in entry["super_weights"]:
-        claim.setdefault("evidence", {})["impact"] = {"metric": "perplexity", "zeroed": 50.0, "ratio": 5.0, "classification": "critical"}
-    return entry
+    measured = {"metric": "perplexity", "original": 10.0, "zeroed": 10.0 * ratio, "ratio": ratio, "classification": classify("perplexity", ratio)}
+    return reconcile(entry, {coordinate(c): measured for c in entry["claims"]})[0]
 
 
 def fake_backend() -> Backend:
@@ -128,10 +129,10 @@ def test_run_writes_valid_entries_with_the_detected_coordinates(tmp_path):
     assert run(models, registry) == 0
     assert validate_registry(registry) == []
     two = load_yaml(registry / "acme" / "two.yaml")
-    assert [(c["layer"], c["row"], c["column"]) for c in two["super_weights"]] == [(2, 5, 11), (2, 5, 12)]
+    assert [(c["layer"], c["row"], c["column"]) for c in two["claims"]] == [(2, 5, 11), (2, 5, 12)]
     assert two["modified"] == two["evidence"]["detection"]["date"] == "2030-01-02"
     assert two["evidence"]["verification"]["original"] == 10.0
-    assert load_yaml(registry / "acme" / "three.yaml")["super_weights"] == []
+    assert load_yaml(registry / "acme" / "three.yaml")["claims"] == []
 
 
 def test_failing_models_are_reported_and_the_others_go_on(tmp_path, capsys):
@@ -222,14 +223,14 @@ def test_a_verified_run_redoes_models_done_without_verification(tmp_path):
 
 def test_existing_published_entry_is_merged_not_clobbered(tmp_path, make_entry, write_registry):
     published = make_entry(id="acme/one")
-    published["super_weights"][0].update(layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=9, column=9, index=[9, 9])
+    published["claims"][0].update(layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=9, column=9, index=[9, 9])
     registry = write_registry(published, root=tmp_path / "registry")
     models = make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}})
     assert run(models, registry, "--no-verify") == 0
     entry = load_yaml(registry / "acme" / "one.yaml")
     assert entry["aliases"] == published["aliases"]
-    assert entry["super_weights"][0] == published["super_weights"][0]
-    assert entry["super_weights"][1]["status"] == "detected"
+    assert entry["claims"][0] == published["claims"][0]
+    assert entry["claims"][1]["status"] == "detected"
     assert entry["disagreements"][0]["claims"] == ["model.layers.3.mlp.down_proj.weight[9, 9]"]
     assert validate_registry(registry) == []
 
@@ -360,7 +361,7 @@ def test_existing_header_comments_are_kept_on_rewrite(tmp_path, make_entry):
     path.parent.mkdir(parents=True)
     path.write_text("# yaml-language-server: $schema=../../x.json\n# kept\n" + dump_yaml(make_entry(id="acme/one")))
     assert run(make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}}), registry) == 0
-    assert path.read_text().startswith("# yaml-language-server: $schema=../../x.json\n# kept\nschema_version: 1\n")
+    assert path.read_text().startswith("# yaml-language-server: $schema=../../x.json\n# kept\nschema_version: 2\n")
 
 
 def test_new_files_in_the_default_registry_point_editors_at_the_schema(tmp_path, monkeypatch):
@@ -382,8 +383,8 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
 
     def rewriting_verify(plan, entry, spec):
         entry = fake_verify(plan, entry, spec)
-        entry["super_weights"][0]["status"] = "disputed"
-        entry["super_weights"][0]["sources"] = entry["super_weights"][0]["sources"][:1]
+        entry["claims"][0]["status"] = "disputed"
+        entry["claims"][0]["sources"] = entry["claims"][0]["sources"][:1]
         return entry
 
     backend = dataclasses.replace(fake_backend(), verify=rewriting_verify)
@@ -398,14 +399,13 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
 
 def test_a_detected_weight_verified_harmless_is_written_inert_and_counted(tmp_path, capsys):
     def verify_harmless(plan, entry, spec):
-        entry = fake_verify(plan, entry, spec)
-        for claim in entry["super_weights"]:
-            claim["evidence"]["impact"].update(ratio=1.0, classification="inert")
-        return entry
+        return fake_verify(plan, entry, spec, ratio=1.0)
 
     models, registry, report = make_models(tmp_path, {"acme/one": PLANS["acme/one"]}), tmp_path / "registry", tmp_path / "r.json"
     backend = dataclasses.replace(fake_backend(), verify=verify_harmless)
     assert cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)], backend=backend) == 0
-    assert [c["status"] for c in load_yaml(registry / "acme" / "one.yaml")["super_weights"]] == ["inert"]
+    written = load_yaml(registry / "acme" / "one.yaml")
+    assert [(c["status"], c["impact"]["classification"]) for c in written["claims"]] == [("detected", "inert")]
+    assert written["verdict"]["outcome"] == "no_critical_weight"
     assert json.loads(report.read_text())["models"][0]["inert"] == ["model.layers.1.mlp.down_proj.weight[3, 7]"]
     assert "1 inert" in capsys.readouterr().out

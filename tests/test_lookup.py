@@ -118,9 +118,9 @@ def test_row_only_findings_never_pose_as_coordinates():
 
 def test_disputed_claims_are_kept_and_shown_but_not_active():
     entry = lookup("allenai/OLMo-1B-0724-hf")
-    disputed = [sw for sw in entry.super_weights if sw.status == "disputed"]
+    disputed = [sw for sw in entry.claims if sw.status == "disputed"]
     assert [sw.coordinate for sw in disputed] == ["model.layers.1.mlp.down_proj.weight[1764, 8041]"]
-    assert disputed[0] not in entry.active_super_weights
+    assert disputed[0] not in entry.super_weights
     assert entry.disagreements and "model.layers.2.mlp.down_proj.weight[1764, 8041]" in entry.disagreements[0].claims
 
 
@@ -133,7 +133,7 @@ def test_registry_argument_and_environment_select_another_registry(make_entry, w
 
 def test_entry_json_uses_registry_field_names():
     data = json.loads(lookup("huggyllama/llama-7b").to_json())
-    assert {"layer", "tensor", "row", "column", "expert", "index", "status", "sources"} <= set(data["super_weights"][0])
+    assert {"layer", "tensor", "row", "column", "expert", "index", "status", "sources"} <= set(data["claims"][0])
 
 
 def test_entries_are_immutable():
@@ -145,12 +145,12 @@ def test_entries_are_immutable():
 def test_nested_fields_of_a_cached_entry_cannot_be_edited_and_to_dict_is_a_free_copy():
     entry = lookup("huggyllama/llama-7b")
     with pytest.raises(TypeError):
-        entry.raw["super_weights"][0]["row"] = 1  # type: ignore[index]
+        entry.raw["claims"][0]["row"] = 1  # type: ignore[index]
     with pytest.raises(TypeError):
         entry.dimensions["hidden_size"] = 1  # type: ignore[index]
     mine = entry.to_dict()
-    mine["super_weights"][0]["row"] = 1
-    assert lookup("huggyllama/llama-7b").to_dict()["super_weights"][0]["row"] == 3968
+    mine["claims"][0]["row"] = 1
+    assert lookup("huggyllama/llama-7b").to_dict()["claims"][0]["row"] == 3968
 
 
 def test_cli_lookup_prints_the_coordinates(capsys):

@@ -50,7 +50,7 @@ def test_every_published_scalar_coordinate_is_found_as_published():
     for model, claim in published:
         entry = lookup(model)
         found = [
-            sw for sw in entry.super_weights
+            sw for sw in entry.claims
             if sw.layer == claim["layer"] and sw.row == claim["row"] and sw.column == claim["column"]
             and (sw.tensor == claim["tensor"] or sw.expert is not None)
         ]
@@ -76,10 +76,10 @@ PAPER_TABLE_2 = {
 @pytest.mark.parametrize("model", sorted(PAPER_TABLE_2))
 def test_paper_and_official_code_coordinates_are_kept_exactly(model):
     entry = lookup(model)
-    have = {(sw.layer, sw.row, sw.column) for sw in entry.super_weights}
+    have = {(sw.layer, sw.row, sw.column) for sw in entry.claims}
     for layer, row, column in PAPER_TABLE_2[model]:
         assert (layer, row, column) in have
-        sw = next(s for s in entry.super_weights if (s.layer, s.row, s.column) == (layer, row, column))
+        sw = next(s for s in entry.claims if (s.layer, s.row, s.column) == (layer, row, column))
         assert sw.tensor == f"model.layers.{layer}.mlp.down_proj.weight" and sw.index == (row, column)
         assert any(s.kind in ("paper", "code") and "LLMSuperWeight" in (s.url or "") + s.citation or "2411.07191" in s.citation for s in sw.sources)
 
@@ -94,15 +94,19 @@ def test_every_claim_cites_an_original_source_not_the_research_file():
 
 def test_olmo_1b_disagreement_shows_both_layers():
     entry = lookup("allenai/OLMo-1B-0724-hf")
-    statuses = {(sw.layer, sw.row, sw.column): sw.status for sw in entry.super_weights}
+    statuses = {(sw.layer, sw.row, sw.column): sw.status for sw in entry.claims}
     assert statuses[(1, 1764, 8041)] == "disputed"
     assert statuses[(2, 1764, 8041)] == "confirmed"
 
 
-def test_harmless_and_withdrawn_coordinates_are_marked():
-    assert lookup("gpt2").super_weights[0].status == "inert"
-    assert lookup("google/gemma-7b").super_weights[0].status == "withdrawn"
-    assert {sw.status for sw in lookup("meta-llama/Llama-2-7b-chat-hf").super_weights} == {"disputed"}
+def test_harmless_and_withdrawn_coordinates_are_kept_on_record_but_never_handed_out():
+    gpt2 = lookup("gpt2")
+    assert gpt2.claims[0].impact.classification == "inert" and gpt2.super_weights == ()
+    assert gpt2.verdict.outcome == "no_critical_weight"
+    gemma = lookup("google/gemma-7b")
+    assert gemma.claims[0].status == "withdrawn" and gemma.super_weights == ()
+    chat = lookup("meta-llama/Llama-2-7b-chat-hf")
+    assert {sw.status for sw in chat.claims} == {"disputed"} and chat.super_weights == ()
 
 
 def test_expert_level_reports_are_findings_not_coordinates():

@@ -16,6 +16,7 @@ from site_support import FIXTURE_REGISTRY, HOSTILE_ID, REPO, fixture_site
 
 from swindex.cli import main
 from swindex.errors import SwindexError, ValidationError
+from swindex.records import Entry
 from swindex.schema import entry_schema
 from swindex.sitegen.build import build_site, generated_time
 from swindex.sitegen.sources import find_sources
@@ -48,8 +49,9 @@ def test_api_index_lists_every_model_in_id_order():
 def test_api_index_summarises_each_model():
     summary = next(m for m in _json("models.json")["models"] if m["id"] == "mistralai/Mistral-7B-v0.1")
     assert summary["organisation"] == "mistralai" and summary["family"] == "mistral"
-    assert (summary["super_weights"], summary["layers"], summary["statuses"]) == (1, [1], ["confirmed"])
-    assert (summary["standing"], summary["standing_layers"]) == (1, [1])
+    assert (summary["claims"], summary["layers"], summary["statuses"]) == (1, [1], ["confirmed"])
+    assert summary["super_weights"] == ["model.layers.1.mlp.down_proj.weight[2070, 7310]"]
+    assert summary["verdict"]["text"] == "1 super weight"
     assert summary["size"] == "7.24B" and summary["scanned"] is True
 
 
@@ -59,13 +61,13 @@ def test_api_index_says_which_models_swindex_scanned():
         assert model["scanned"] is bool((entry.get("evidence") or {}).get("detection"))
 
 
-def test_api_index_counts_standing_claims_apart_from_all_claims():
+def test_api_index_counts_super_weights_as_lookup_does_apart_from_all_claims():
     for model in _json("models.json")["models"]:
-        entry = load_yaml(FIXTURE_REGISTRY / f"{model['id']}.yaml")
-        standing = [w for w in entry["super_weights"] if w["status"] in ("confirmed", "reported", "detected")]
-        assert model["super_weights"] == len(entry["super_weights"])
-        assert model["standing"] == len(standing)
-        assert model["standing_layers"] == sorted({w["layer"] for w in standing})
+        entry = Entry.from_dict(load_yaml(FIXTURE_REGISTRY / f"{model['id']}.yaml"))
+        assert model["claims"] == len(entry.claims)
+        assert model["super_weights"] == [c.coordinate for c in entry.super_weights]
+        assert model["layers"] == list(entry.layers)
+        assert model["verdict"]["text"] == entry.verdict.text
 
 
 def test_api_index_links_resolve_to_documents_and_pages():

@@ -6,6 +6,8 @@ import copy
 
 import markdown
 import pytest
+
+from swindex.claims import derive_verdict
 from site_support import FIXTURE_REGISTRY, HOSTILE_ID
 
 from swindex.errors import SwindexError
@@ -82,7 +84,7 @@ def test_hostile_entry_renders_as_inert_text_through_markdown():
 
 def test_unvalidated_javascript_url_is_shown_as_its_citation_text():
     data = load_yaml(FIXTURE_REGISTRY / f"{HOSTILE_ID}.yaml")
-    data["super_weights"][0]["sources"] = [{"citation": "Plain citation", "kind": "blog", "evidence": "assumed", "url": "javascript:alert(1)"}]
+    data["claims"][0]["sources"] = [{"citation": "Plain citation", "kind": "blog", "evidence": "assumed", "url": "javascript:alert(1)"}]
     html = _model_html(Entry.from_dict(data))
     assert "Plain citation" in html and "javascript:alert(1)" not in html
 
@@ -182,8 +184,8 @@ def test_schema_page_uses_the_schema_descriptions():
     aliases = next(f for f in entry.fields if f.name == "aliases")
     assert aliases.description == entry_schema()["properties"]["aliases"]["description"]
     assert aliases.type == "list of string"
-    super_weights = next(f for f in entry.fields if f.name == "super_weights")
-    assert super_weights.type == "list of object (super_weights[])" and super_weights.required
+    claims = next(f for f in entry.fields if f.name == "claims")
+    assert claims.type == "list of object (claim)" and claims.required
 
 
 @pytest.mark.parametrize(
@@ -215,8 +217,9 @@ def test_measured_figures_read_in_four_significant_digits_with_the_exact_value_i
 
 def _verified_html(make_entry, metric: str, impact: dict) -> str:
     data = make_entry()
-    data["super_weights"][0]["evidence"] = {"impact": {"metric": metric, "classification": "critical", **impact}}
+    data["claims"][0]["impact"] = {"classification": "critical", "measured_by": "swindex", "metric": metric, **impact}
     data["evidence"] = {"verification": {"tool": "swindex verify 0.1.0", "date": "2030-01-01", "metric": metric, "original": 1.0, "all_zeroed": 2.0}}
+    data["verdict"] = derive_verdict(data)
     return _model_html(Entry.from_dict(data))
 
 
@@ -252,8 +255,8 @@ def test_a_model_page_with_disagreements_points_to_them_from_the_top(make_entry)
     ids=["scanned", "row-level-findings-only", "nothing-recorded"],
 )
 def test_a_model_without_coordinates_says_whether_it_was_scanned(make_entry, detected, findings, says, never):
-    sources = copy.deepcopy(make_entry()["super_weights"][0]["sources"])
-    data = make_entry(super_weights=[])
+    sources = copy.deepcopy(make_entry()["claims"][0]["sources"])
+    data = make_entry(claims=[])
     data.pop("evidence", None)
     if findings:
         data["other_findings"] = [{"kind": "row", "layer": 2, "row": 3968, "status": "reported", "sources": sources}]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from swindex.claims import derive_verdict
+
 from swindex.cli import main
 from swindex.validate import validate_entry_dict, validate_paths, validate_registry
 
@@ -15,22 +17,22 @@ BAD = Path(__file__).parent / "fixtures" / "bad"
 
 BAD_CASES = {
     "malformed.yaml": (3, "", "malformed YAML"),
-    "wrong_type.yaml": (8, "super_weights[0].row", "'3' is not of type 'integer'"),
-    "unknown_field.yaml": (6, "super_weights[0]", "'colum' was unexpected"),
+    "wrong_type.yaml": (11, "claims[0].row", "'3' is not of type 'integer'"),
+    "unknown_field.yaml": (9, "claims[0]", "'colum' was unexpected"),
     "octal_trap.yaml": (8, "", "ambiguous number '012'"),
     "duplicate_key.yaml": (4, "", "duplicate key 'architecture'"),
-    "duplicate_key_late.yaml": (6, "", "duplicate key 'super_weights'"),
+    "duplicate_key_late.yaml": (6, "", "duplicate key 'claims'"),
     "alias_bomb.yaml": (1, "", "anchors and aliases"),
     "python_tag.yaml": (2, "", "python/object/apply:os.system' is not allowed"),
     "non_utf8.yaml": (3, "", "not valid UTF-8"),
     "id_traversal.yaml": (2, "id", "is not a model id"),
     "id_absolute.yaml": (2, "id", "is not a model id"),
     "html_note.yaml": (5, "notes", "HTML markup is not allowed"),
-    "javascript_url.yaml": (14, "super_weights[0].sources[0].url", "javascript:alert(1)"),
-    "tensor_layer_mismatch.yaml": (7, "super_weights[0].tensor", "does not belong to layer 2"),
-    "index_mismatch.yaml": (11, "super_weights[0].index", "does not hold row 3 and column 7"),
-    "outside_shape.yaml": (9, "super_weights[0].row", "outside the model"),
-    "duplicate_coordinate.yaml": (15, "super_weights[1]", "duplicate coordinate"),
+    "javascript_url.yaml": (24, "claims[0].sources[0].url", "javascript:alert(1)"),
+    "tensor_layer_mismatch.yaml": (10, "claims[0].tensor", "does not belong to layer 2"),
+    "index_mismatch.yaml": (14, "claims[0].index", "does not hold row 3 and column 7"),
+    "outside_shape.yaml": (15, "claims[0].row", "outside the model"),
+    "duplicate_coordinate.yaml": (24, "claims[1]", "duplicate coordinate"),
     "bad_date.yaml": (4, "modified", "does not match"),
 }
 
@@ -108,36 +110,36 @@ def test_a_date_that_is_not_in_the_calendar_is_rejected(make_entry):
 
 
 def test_other_findings_must_fit_the_model(make_entry):
-    sources = make_entry()["super_weights"][0]["sources"]
+    sources = make_entry()["claims"][0]["sources"]
     finding = {"kind": "row", "layer": 9, "row": 3, "status": "reported", "sources": sources}
     problems = validate_entry_dict(make_entry(other_findings=[finding]))
     assert [p.field for p in problems] == ["other_findings[0].layer"]
 
 
 def test_expert_index_must_lead_with_the_expert(make_entry):
-    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.experts.down_proj", expert=2, index=[3, 3, 7])
-    problems = validate_entry_dict(make_entry(super_weights=[weight]))
-    assert [p.field for p in problems] == ["super_weights[0].index"]
+    weight = dict(make_entry()["claims"][0], tensor="model.layers.1.mlp.experts.down_proj", expert=2, index=[3, 3, 7])
+    problems = validate_entry_dict(make_entry(claims=[weight]))
+    assert [p.field for p in problems] == ["claims[0].index"]
 
 
 def test_conv1d_index_may_be_transposed(make_entry):
-    weight = dict(make_entry()["super_weights"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
-    assert validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", super_weights=[weight])) == []
+    weight = dict(make_entry()["claims"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
+    assert validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", claims=[weight])) == []
 
 
 def test_a_linear_index_in_column_row_order_is_rejected_with_the_fix(make_entry):
-    weight = dict(make_entry()["super_weights"][0], index=[7, 3])
-    problems = validate_entry_dict(make_entry(architecture="LlamaForCausalLM", super_weights=[weight]))
-    assert [p.field for p in problems] == ["super_weights[0].index"]
+    weight = dict(make_entry()["claims"][0], index=[7, 3])
+    problems = validate_entry_dict(make_entry(architecture="LlamaForCausalLM", claims=[weight]))
+    assert [p.field for p in problems] == ["claims[0].index"]
     assert "write [3, 7]" in problems[0].message
 
 
 @pytest.mark.parametrize("field", ["layer", "row", "column"])
 def test_a_whole_number_float_is_not_an_integer(make_entry, field):
-    weight = dict(make_entry()["super_weights"][0])
+    weight = dict(make_entry()["claims"][0])
     weight[field] = float(weight[field])
-    problems = validate_entry_dict(make_entry(super_weights=[weight]))
-    assert [p.field for p in problems] == [f"super_weights[0].{field}"]
+    problems = validate_entry_dict(make_entry(claims=[weight]))
+    assert [p.field for p in problems] == [f"claims[0].{field}"]
 
 
 def test_disagreements_must_name_claimed_coordinates(make_entry):
@@ -180,31 +182,31 @@ def test_cli_checks_a_directory_as_a_registry_root(make_entry, write_registry, t
 
 
 def _claim(make_entry, **changes):
-    return dict(make_entry()["super_weights"][0], **changes)
+    return dict(make_entry()["claims"][0], **changes)
 
 
 def test_confirmed_needs_two_first_hand_sources(make_entry):
     one = _claim(make_entry)
     one["sources"] = one["sources"][:1]
-    problems = validate_entry_dict(make_entry(super_weights=[one]))
-    assert [p.field for p in problems] == ["super_weights[0].status"] and "'reported'" in problems[0].message
+    problems = validate_entry_dict(make_entry(claims=[one]))
+    assert [p.field for p in problems] == ["claims[0].status"] and "'reported'" in problems[0].message
 
 
 def test_a_copied_source_does_not_make_a_claim_reported(make_entry):
     copied = _claim(make_entry, status="reported")
     copied["sources"] = [dict(copied["sources"][0], evidence="copied")]
-    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[copied]))] == ["super_weights[0].status"]
+    assert [p.field for p in validate_entry_dict(make_entry(claims=[copied]))] == ["claims[0].status"]
 
 
 def test_detected_needs_a_swindex_source(make_entry):
     claim = _claim(make_entry, status="detected")
-    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[claim]))] == ["super_weights[0].status"]
+    assert [p.field for p in validate_entry_dict(make_entry(claims=[claim]))] == ["claims[0].status"]
 
 
 def test_disputed_must_be_named_in_the_disagreements(make_entry):
     claim = _claim(make_entry, status="disputed")
-    assert [p.field for p in validate_entry_dict(make_entry(super_weights=[claim]))] == ["super_weights[0].status"]
-    named = make_entry(super_weights=[claim], disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}])
+    assert [p.field for p in validate_entry_dict(make_entry(claims=[claim]))] == ["claims[0].status"]
+    named = make_entry(claims=[claim], disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}])
     assert validate_entry_dict(named) == []
 
 
@@ -222,8 +224,8 @@ def test_control_and_invisible_characters_are_refused_in_text(make_entry, text):
 
 
 def test_a_line_break_is_refused_outside_free_text(make_entry):
-    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.down_proj.weight\n")
-    assert "super_weights[0].tensor" in _problem_fields(make_entry(super_weights=[weight]))
+    weight = dict(make_entry()["claims"][0], tensor="model.layers.1.mlp.down_proj.weight\n")
+    assert "claims[0].tensor" in _problem_fields(make_entry(claims=[weight]))
     assert _problem_fields(make_entry(notes="two\nlines")) == []
 
 
@@ -243,8 +245,8 @@ def test_an_alias_may_not_repeat_within_an_entry(make_entry):
 )
 def test_urls_that_hide_where_they_go_are_refused(make_entry, url):
     entry = make_entry()
-    entry["super_weights"][0]["sources"][0]["url"] = url
-    assert "super_weights[0].sources[0].url" in _problem_fields(entry)
+    entry["claims"][0]["sources"][0]["url"] = url
+    assert "claims[0].sources[0].url" in _problem_fields(entry)
 
 
 @pytest.mark.parametrize("model_id", ["index", "acme/index", "acme/README"])
@@ -259,19 +261,19 @@ def test_an_alias_may_not_take_another_models_short_name(make_entry, write_regis
 
 
 def test_a_gpt2_index_must_be_column_row(make_entry):
-    weight = dict(make_entry()["super_weights"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[3, 7])
-    problems = validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", super_weights=[weight]))
-    assert [p.field for p in problems] == ["super_weights[0].index"] and "write [7, 3]" in problems[0].message
+    weight = dict(make_entry()["claims"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[3, 7])
+    problems = validate_entry_dict(make_entry(architecture="GPT2LMHeadModel", claims=[weight]))
+    assert [p.field for p in problems] == ["claims[0].index"] and "write [7, 3]" in problems[0].message
 
 
 def test_a_dense_claim_cannot_use_a_3d_index(make_entry):
-    weight = dict(make_entry()["super_weights"][0], index=[0, 3, 7])
-    assert "super_weights[0].index" in _problem_fields(make_entry(super_weights=[weight]))
+    weight = dict(make_entry()["claims"][0], index=[0, 3, 7])
+    assert "claims[0].index" in _problem_fields(make_entry(claims=[weight]))
 
 
 def test_the_expert_must_agree_with_the_tensor_name(make_entry):
-    weight = dict(make_entry()["super_weights"][0], tensor="model.layers.1.mlp.experts.5.down_proj.weight", expert=7)
-    assert "super_weights[0].expert" in _problem_fields(make_entry(super_weights=[weight], dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": 8}))
+    weight = dict(make_entry()["claims"][0], tensor="model.layers.1.mlp.experts.5.down_proj.weight", expert=7)
+    assert "claims[0].expert" in _problem_fields(make_entry(claims=[weight], dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": 8}))
 
 
 def test_coordinates_need_dimensions_to_be_checked_against(make_entry):
@@ -282,26 +284,50 @@ def test_coordinates_need_dimensions_to_be_checked_against(make_entry):
 
 def test_two_runs_of_swindex_do_not_confirm_a_claim(make_entry):
     swindex = {"citation": "swindex 0.1.0 detect", "kind": "swindex", "evidence": "detected"}
-    weight = dict(make_entry()["super_weights"][0], sources=[swindex, dict(swindex, citation="swindex 0.2.0 detect")])
-    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+    weight = dict(make_entry()["claims"][0], sources=[swindex, dict(swindex, citation="swindex 0.2.0 detect")])
+    assert _problem_fields(make_entry(claims=[weight])) == ["claims[0].status"]
 
 
 def test_the_same_source_twice_does_not_confirm_a_claim(make_entry):
-    weight = make_entry()["super_weights"][0]
+    weight = make_entry()["claims"][0]
     weight["sources"] = [weight["sources"][0], dict(weight["sources"][0])]
-    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+    assert _problem_fields(make_entry(claims=[weight])) == ["claims[0].status"]
 
 
 def test_a_published_claim_is_not_detected(make_entry):
-    weight = make_entry()["super_weights"][0]
+    weight = make_entry()["claims"][0]
     weight["sources"].append({"citation": "swindex 0.1.0 detect", "kind": "swindex", "evidence": "detected"})
     weight["status"] = "detected"
-    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+    assert _problem_fields(make_entry(claims=[weight])) == ["claims[0].status"]
 
 
-def test_a_claim_swindex_measured_critical_cannot_quietly_be_inert(make_entry):
-    weight = dict(make_entry()["super_weights"][0], status="inert", evidence={"impact": {"metric": "perplexity", "ratio": 50.0, "classification": "critical"}})
-    assert _problem_fields(make_entry(super_weights=[weight])) == ["super_weights[0].status"]
+def test_swindex_figures_must_agree_with_the_impact_they_classify(make_entry):
+    impact = {"classification": "inert", "measured_by": "swindex", "metric": "perplexity", "ratio": 50.0}
+    weight = dict(make_entry()["claims"][0], impact=impact)
+    problems = validate_entry_dict(make_entry(claims=[weight]))
+    assert [p.field for p in problems] == ["claims[0].impact.classification"] and "critical, not inert" in problems[0].message
+
+
+def test_an_impact_names_who_measured_it_among_the_claims_sources(make_entry):
+    weight = dict(make_entry()["claims"][0], impact={"classification": "inert", "measured_by": "Nobody we cite"})
+    problems = validate_entry_dict(make_entry(claims=[weight]))
+    assert [p.field for p in problems] == ["claims[0].impact.measured_by"]
+
+
+def test_an_unmeasured_impact_carries_no_figures(make_entry):
+    weight = dict(make_entry()["claims"][0], impact={"classification": "unmeasured", "ratio": 3.0})
+    assert _problem_fields(make_entry(claims=[weight])) == ["claims[0].impact.classification"]
+
+
+def test_inert_is_an_impact_not_a_status(make_entry):
+    weight = dict(make_entry()["claims"][0], status="inert")
+    assert _problem_fields(make_entry(claims=[weight])) == ["claims[0].status"]
+
+
+def test_the_verdict_must_agree_with_the_claims_and_says_what_to_write(make_entry):
+    problems = validate_entry_dict(make_entry(verdict={"outcome": "not_measured"}))
+    assert [p.field for p in problems] == ["verdict"]
+    assert "outcome: super_weights, super_weights: 1" in problems[0].message and "1 super weight" in problems[0].message
 
 
 @pytest.mark.parametrize("name", ["model.YAML", "model.json", "README", ".evil.yaml"])
@@ -327,14 +353,15 @@ def _two_registries(tmp_path, write_registry, make_entry, edit):
 
 
 def test_a_removed_claim_is_a_problem_against_the_earlier_registry(tmp_path, write_registry, make_entry, capsys):
-    before, after = _two_registries(tmp_path, write_registry, make_entry, lambda e: e.update(super_weights=[]))
+    before, after = _two_registries(tmp_path, write_registry, make_entry, lambda e: e.update(claims=[]))
     assert main(["validate", "--registry", str(after), "--against", str(before)]) == 1
     assert "was removed; a published claim is never deleted" in capsys.readouterr().out
 
 
 def test_an_edited_claim_is_listed_for_review_but_allowed(tmp_path, write_registry, make_entry, capsys):
     def withdraw(entry):
-        entry["super_weights"][0]["status"] = "withdrawn"
+        entry["claims"][0]["status"] = "withdrawn"
+        entry["verdict"] = derive_verdict(entry)
 
     before, after = _two_registries(tmp_path, write_registry, make_entry, withdraw)
     assert main(["validate", "--registry", str(after), "--against", str(before)]) == 0

@@ -100,8 +100,8 @@ def test_missing_file_names_the_file(tmp_path):
 
 
 def test_line_map_points_at_keys():
-    _, lines = parse_yaml("id: x\nsuper_weights:\n- layer: 1\n  row: 2\n")
-    assert lines[("super_weights", 0, "row")] == 4
+    _, lines = parse_yaml("id: x\nclaims:\n- layer: 1\n  row: 2\n")
+    assert lines[("claims", 0, "row")] == 4
 
 
 def test_dump_adds_header_comment():

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("lookup", help="show a model's super weights", description="Show a model's super weights: id (any case), alias or local path.")
     p.add_argument("model", metavar="MODEL", help="model id, alias or local model directory")
     p.add_argument("--revision", help="fail if the entry was measured at a different commit sha (warns when the entry records none)")
-    p.add_argument("--json", action="store_true", help="print the entry as JSON in the registry's field names")
+    p.add_argument("--json", action="store_true", help="print the entry as the JSON API gives it (the registry's fields plus super_weights and verdict.text)")
     _registry_arg(p)
     p.set_defaults(handler=run_lookup)
 
@@ -41,10 +41,11 @@ def run_lookup(args: argparse.Namespace) -> int:
 
 
 def _print_table(entries) -> None:
+    """One line a model: id, verdict (the same words as the site and the JSON API), layers, claims on record."""
     for entry in entries:
-        active = entry.active_super_weights
-        layers = sorted({sw.layer for sw in active})
-        print(f"{entry.id:48} {len(active):3} super weight(s)  layers {','.join(map(str, layers)) or '-'}")
+        layers = ",".join(map(str, entry.layers))
+        where = f"  layers {layers}" if layers else ""
+        print(f"{entry.id:48} {entry.verdict.text}{where}  ({len(entry.claims)} claim(s) on record)")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -52,7 +53,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     found = entries(registry=args.registry)
     if args.json:
-        print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))
+        print(json.dumps([e.public_dict() for e in found], indent=2, ensure_ascii=False))
     else:
         _print_table(found)
     return 0
@@ -69,7 +70,7 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"swindex search: no model matches {args.query!r}; `swindex list` shows every model", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps([e.to_dict() for e in found], indent=2, ensure_ascii=False))
+        print(json.dumps([e.public_dict() for e in found], indent=2, ensure_ascii=False))
     else:
         _print_table(found)
     return 0 if found else 1

@@ -94,8 +94,8 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
         meta = {"title": view.id, "description": f"Super weights of {view.id}", "search": {"boost": 2}}
         _write(docs / page_source(view.id), _front_matter(meta, model_template.render(m=view, here=view.url)))
 
-    total = sum(len(v.weights) for v in views)
-    counts = Counter(sw.get("status") for v in views for sw in v.entry.get("super_weights") or [])
+    total = sum(v.active_count for v in views)
+    counts = Counter(sw.get("status") for v in views for sw in v.entry.get("claims") or [])
     example = example_id(views)
     _write(
         docs / "models" / "index.md",

@@ -26,7 +26,7 @@ class SiteLinks:
 
 @dataclass(frozen=True)
 class WeightView:
-    number: int  # position in entry.super_weights, as lookup() returns them
+    number: int  # position in entry.claims
     data: Mapping[str, Any]
     coordinate: str
     lookup_code: str
@@ -53,6 +53,8 @@ class ModelView:
     edit_url: str | None
     hub_url: str | None
     registry_path: str | None
+    verdict_text: str = "not measured"
+    super_weight_coordinates: tuple[str, ...] = ()
 
     @property
     def scanned(self) -> bool:
@@ -111,34 +113,36 @@ def _ordered_statuses(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in STATUSES if s in present) + tuple(sorted(present - set(STATUSES)))
 
 
-def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any]) -> WeightView:
+def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight: int | None) -> WeightView:
     index = sw.get("index") or []
     coordinate = format_coordinate(sw.get("tensor", ""), index)
     where = f"layer {sw.get('layer')}, row {sw.get('row')}, column {sw.get('column')}"
     if sw.get("expert") is not None:
         where += f", expert {sw.get('expert')}"
-    lookup_code = (
-        "from swindex import lookup\n"
-        f"# {where}\n"
-        f"sw = lookup({json.dumps(entry_id)}).super_weights[{number}]\n"
-        "value = model.get_parameter(sw.tensor)[sw.index]"
-    )
+    if super_weight is not None:
+        pick = f"sw = lookup({json.dumps(entry_id)}).super_weights[{super_weight}]\n"
+    else:
+        pick = f"sw = lookup({json.dumps(entry_id)}).claims[{number}]  # on record, not a super weight\n"
+    lookup_code = f"from swindex import lookup\n# {where}\n{pick}value = model.get_parameter(sw.tensor)[sw.index]"
     index_code = f"model.get_parameter({json.dumps(str(sw.get('tensor', '')))})[{', '.join(str(int(i)) for i in index)}]"
     return WeightView(number, sw, coordinate, lookup_code, index_code)
 
 
 def model_view(entry: Entry, links: SiteLinks) -> ModelView:
     data = entry.to_dict()
-    weights = tuple(_weight_view(entry.id, i, sw) for i, sw in enumerate(data.get("super_weights") or []))
+    positions = {c.coordinate: k for k, c in enumerate(entry.super_weights)}
+    weights = tuple(
+        _weight_view(entry.id, i, sw, positions.get(format_coordinate(sw["tensor"], sw["index"]))) for i, sw in enumerate(data.get("claims") or [])
+    )
     org, _, name = entry.id.rpartition("/")
-    sources = [s for sw in data.get("super_weights") or [] for s in sw.get("sources") or []]
+    sources = [s for sw in data.get("claims") or [] for s in sw.get("sources") or []]
     sources += [s for f in data.get("other_findings") or [] for s in f.get("sources") or []]
     kinds: list[str] = []
     for source in sources:
         if source.get("kind") not in kinds:
             kinds.append(source.get("kind"))
-    statuses = [sw.get("status") for sw in data.get("super_weights") or []] + [f.get("status") for f in data.get("other_findings") or []]
-    layers = tuple(sorted({sw.get("layer") for sw in data.get("super_weights") or [] if isinstance(sw.get("layer"), int)}))
+    statuses = [sw.get("status") for sw in data.get("claims") or []] + [f.get("status") for f in data.get("other_findings") or []]
+    layers = tuple(sorted({sw.get("layer") for sw in data.get("claims") or [] if isinstance(sw.get("layer"), int)}))
     registry_path = entry.path or f"{entry.id}.yaml"
     hub = f"{links.hub_endpoint.rstrip('/')}/{entry.id}" if links.hub_endpoint else None
     return ModelView(
@@ -151,13 +155,15 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         weights=weights,
         statuses=_ordered_statuses([s for s in statuses if isinstance(s, str)]),
         layers=layers,
-        active_count=len(entry.active_super_weights),
-        active_layers=tuple(sorted({sw.layer for sw in entry.active_super_weights})),
+        active_count=len(entry.super_weights),
+        active_layers=entry.layers,
         source_kinds=tuple(k for k in kinds if isinstance(k, str)),
         chart=activation_chart((data.get("evidence") or {}).get("detection"), layers),
         edit_url=safe_url(f"{links.edit_prefix}{registry_path}") if links.edit_prefix else None,
         hub_url=safe_url(hub),
         registry_path=registry_path,
+        verdict_text=entry.verdict.text,
+        super_weight_coordinates=tuple(c.coordinate for c in entry.super_weights),
     )
 
 
