@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .claims import IMPACT_THRESHOLDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of, derive_verdict, verdict_of
 from .errors import RegistryFileError
+from .layout import index_order
 from .records import format_coordinate
 from .schema import entry_validator
 from .yamlio import load_yaml_with_lines
@@ -23,21 +24,6 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 MULTILINE_FIELDS = frozenset({"notes", "quote", "effect", "summary"})
 RESERVED_NAMES = frozenset({"index", "readme"})
-# Architectures whose down projections are stored input-major ([column, row]): GPT-2's Conv1D family and gpt-oss's fused experts.
-TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGPT", "Clvp", "GptOss")
-# Architectures that mix both layouts (transposed fused experts beside Linear shared experts): either order is accepted.
-MIXED_LAYOUT_ARCHITECTURES = ("Aria", "OpenAIPrivacyFilter")
-
-
-def index_order(architecture: str) -> str:
-    """"transposed", "either" or "linear": how this architecture stores its down projections."""
-    if architecture.startswith(TRANSPOSED_ARCHITECTURES):
-        return "transposed"
-    if architecture.startswith(MIXED_LAYOUT_ARCHITECTURES):
-        return "either"
-    return "linear"
-
-
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one entry, located as precisely as we can: file, line and field."""

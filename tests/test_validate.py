@@ -379,3 +379,9 @@ def test_detection_maxima_must_be_of_layers_the_model_has(make_entry):
     entry = make_entry(evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": [{"layer": 9, "input_max": 1.0, "input_channel": 0, "input_token": 0, "output_max": 2.0, "output_channel": 0, "output_token": 0, "expert": None}]}})
     problems = _problem_fields(entry)
     assert "evidence.detection.layers[0].layer" in problems
+
+
+def test_an_architecture_swindex_does_not_know_may_use_either_index_order(make_entry):
+    weight = dict(make_entry()["claims"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
+    assert validate_entry_dict(make_entry(architecture="CustomGPTForCausalLM", claims=[weight])) == []
+    assert validate_entry_dict(make_entry(architecture="CustomGPTForCausalLM")) == []
