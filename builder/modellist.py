@@ -40,6 +40,15 @@ class ModelLocationError(SwindexError):
 
 
 @dataclass(frozen=True)
+class DerivedModel:
+    """A fine-tune, merge or quantization of a listed model, checked for its super weights (swindex check)."""
+
+    id: str
+    revision: str | None = None
+    path: str | None = None  # a local copy (folder, .safetensors or .gguf) to read instead of the Hub
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model to scan: the id its entry is filed under, where to load it from, and how."""
 
@@ -57,6 +66,7 @@ class ModelSpec:
     verify: bool = True
     verify_sequences: int | None = None
     verify_length: int | None = None
+    derived: tuple[DerivedModel, ...] = ()
     origin: str = field(default="", compare=False)
 
     @property
@@ -129,7 +139,7 @@ def _schema_problems(path: str, data: Any, lines: Mapping[tuple[Any, ...], int])
         parts = tuple(error.absolute_path)
         message = error.message
         if error.validator == "unevaluatedProperties":
-            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", *OPTION_FIELDS)
+            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", "derived", *OPTION_FIELDS)
             unknown = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
             if not unknown:  # a known field whose value is invalid: its own error says why
                 continue
@@ -211,6 +221,9 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
                 verify=bool(verify),
                 verify_sequences=verify.get("sequences") if isinstance(verify, Mapping) else None,
                 verify_length=verify.get("length") if isinstance(verify, Mapping) else None,
+                derived=tuple(
+                    DerivedModel(d["id"], d.get("revision"), _resolve_path(d["path"], base) if "path" in d else None) for d in item.get("derived") or ()
+                ),
                 origin=f"{path}:{line}" if line else f"{path} models[{i}]",
             )
         )

@@ -14,6 +14,7 @@ from swindex.errors import RegistryFileError, VerificationError
 from swindex.records import ACTIVE_STATUSES
 
 from .atomic import entry_path, write_entry
+from .derived import check_checkpoint, with_derived_checks
 from .merge import canonical, coordinate, merge_entry, stamp
 from .modellist import ModelSpec
 from .state import done_reason, read_entry, read_header
@@ -32,6 +33,8 @@ class Backend:
     cleanup: Callable[[], None] = lambda: None
     #: the detection thresholds this run uses; an entry found with other thresholds is redone
     thresholds: Callable[[], Mapping[str, float] | None] = lambda: None
+    #: reads a derived checkpoint's super weights against an entry dict (swindex check)
+    check: Callable[[str, Mapping[str, Any]], Any] = check_checkpoint
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,9 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             if isinstance(verification, dict):
                 verification["date"] = options.today
             entry, _ = reconcile(entry)
+        if spec.derived:
+            status("checking derived models")
+            entry = with_derived_checks(entry, spec.derived, backend.check, options.today)
         entry = _finish(entry, existing, options.today)
 
         status("writing")

@@ -73,7 +73,7 @@ def _ranged_get(url: str, offset: int, length: int, name: str, transfer: Transfe
             total = _total_size(response.headers.get("Content-Range"))
     except CheckpointError:
         raise
-    except Exception as exc:  # network and hub errors arrive as many types; each becomes one line naming the file
+    except Exception as exc:  # noqa: BLE001 - network and hub errors arrive as many types; each becomes one line naming the file
         raise CheckpointError(name, _describe(exc)) from None
     data = b"".join(chunks)
     transfer.add(len(data))
@@ -114,7 +114,7 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -
     repo, revision = match["repo"], match["revision"]
     try:
         info = HfApi(endpoint=endpoint).model_info(repo, revision=revision, timeout=60)
-    except Exception as exc:  # as in _ranged_get: one line, naming the repository
+    except Exception as exc:  # noqa: BLE001 - as in _ranged_get: one line, naming the repository
         raise CheckpointError(spec, _describe(exc)) from None
     sha = info.sha or revision or "main"
     names = {s.rfilename for s in info.siblings or ()}
