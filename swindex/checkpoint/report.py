@@ -96,7 +96,7 @@ class CheckReport:
     weights: tuple[WeightCheck, ...]
     bytes_read: int = 0
     reads: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # reading the checkpoint: neither start-up nor finding the entry
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
