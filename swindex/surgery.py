@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SurgeryError
+from .layout import coordinate_of
 from .params import check_index, read_scalar, read_tensor, resolve_module, resolve_name, slot
 from .claims import super_weight_claims
 from .records import format_coordinate
@@ -210,7 +211,7 @@ def restore(model: Any, saved: Saved) -> None:
             with torch.no_grad():
                 tensor[change.target.index] = change.original.to(tensor.device)
             place.drop_override(change.override_key)
-        except Exception as exc:  # keep restoring the others, then report
+        except Exception as exc:  # noqa: BLE001 - keep restoring the others, then report
             errors.append(f"{change.target.coordinate}: {exc}")
     if errors:
         raise SurgeryError("could not restore " + "; ".join(errors))
@@ -270,7 +271,8 @@ def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
 
 
 def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, int | None]:
-    """(row, column, expert) of a stored index, from the detector's map of the down projections when it has ``name``."""
+    """(row, column, expert) of a stored index: from the detector's map of the down projections when it has
+    ``name``, else guessed from the module and shapes; `swindex.layout` inverts the index either way."""
     from .detection.arch import locate
     from .errors import UnsupportedModelError
 
@@ -278,18 +280,16 @@ def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, in
         site = next((s for s in locate(model).sites if s.tensor == name), None)
     except UnsupportedModelError:
         site = None
+    module = model.get_submodule(name.rsplit(".", 1)[0])
+    fused = len(index) == 3
     if site is not None:
-        if site.kind == "experts":
-            return (index[2], index[1], index[0]) if site.transposed else (index[1], index[2], index[0])
-        if site.kind == "conv1d":
-            return index[1], index[0], site.expert
-        return index[0], index[1], site.expert
-    module = model.get_submodule(name.rsplit(".", 1)[0])  # not a down projection: guess from the shapes
-    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
-    if len(index) == 3:
-        shape = tuple(model.get_parameter(name).shape)
-        row_first = hidden is None or shape[1] == hidden
-        return (index[1], index[2], index[0]) if row_first else (index[2], index[1], index[0])
-    if type(module).__name__ == "Conv1D":
-        return index[1], index[0], None
-    return index[0], index[1], None
+        transposed, fused, expert = site.stored_transposed, site.kind == "experts", site.expert
+    elif fused:  # not a down projection: guess from the shapes
+        hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+        transposed, expert = hidden is not None and tuple(model.get_parameter(name).shape)[1] != hidden, None
+    else:
+        transposed, expert = type(module).__name__ == "Conv1D", None
+    try:
+        return coordinate_of(index, transposed=transposed, fused=fused, expert=expert)
+    except ValueError as exc:
+        raise SurgeryError(f"{name}: {exc}") from None

@@ -131,15 +131,15 @@ def test_weights_given_as_entry_dicts_objects_or_pairs_name_the_same_targets(mak
     expected = (Target("model.layers.1.mlp.down_proj.weight", (3, 7)),)
     assert targets(entry) == expected
     assert targets(entry.super_weights) == expected
-    assert targets(data["super_weights"]) == expected
+    assert targets(data["claims"]) == expected
     assert targets([("model.layers.1.mlp.down_proj.weight", [3, 7])]) == expected
     assert targets(data) == expected
 
 
 def test_an_entry_applies_only_its_active_claims(make_entry):
     data = make_entry()
-    disputed = dict(data["super_weights"][0], index=[4, 7], row=4, status="disputed")
-    data["super_weights"].append(disputed)
+    disputed = dict(data["claims"][0], index=[4, 7], row=4, status="disputed")
+    data["claims"].append(disputed)
     assert [t.index for t in targets(Entry.from_dict(data))] == [(3, 7)]
 
 
@@ -269,3 +269,46 @@ def test_transposed_fused_expert_channels_follow_the_detector_even_when_square()
     assert model.get_parameter(tensor).shape[1:] == (64, 64)
     (ch,) = channels(model, [(tensor, (2, 7, 5))])
     assert (ch.row, ch.column, ch.expert) == (5, 7, 2)
+
+
+@pytest.fixture(scope="module")
+def renamed_gpt2(tmp_path_factory):
+    """A planted GPT-2 saved under a class name no table knows: its index order can only come from the module."""
+    import json
+
+    from planted import save_planted
+
+    model, (w,) = build_planted("gpt2")
+    path = save_planted(model, tmp_path_factory.mktemp("custom-gpt") / "model")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    (path / "config.json").write_text(json.dumps({**config, "architectures": ["CustomGPTForCausalLM"]}), encoding="utf-8")
+    return path, w
+
+
+def test_an_unknown_architecture_is_indexed_in_the_order_its_modules_store(renamed_gpt2):
+    from transformers import AutoModelForCausalLM
+
+    from swindex.detection.arch import locate
+
+    path, w = renamed_gpt2
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    site = next(s for s in locate(model).sites if s.tensor == w.tensor)
+    assert site.index(w.row, w.column) == (w.column, w.row)
+
+
+def test_an_unknown_architecture_detected_in_conv1d_order_makes_a_valid_entry(renamed_gpt2):
+    from swindex.detection import detect
+
+    path, w = renamed_gpt2
+    entry = detect(str(path), dtype="float32", device="cpu").to_entry()
+    assert entry["architecture"] == "CustomGPTForCausalLM"
+    assert [w.column, w.row] in [claim["index"] for claim in entry["claims"]]
+
+
+def test_surgery_reads_a_detected_index_back_to_the_planted_row_and_column(renamed_gpt2):
+    from transformers import AutoModelForCausalLM
+
+    path, w = renamed_gpt2
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    (ch,) = channels(model, [(w.tensor, (w.column, w.row))])
+    assert (ch.row, ch.column) == (w.row, w.column)

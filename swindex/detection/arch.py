@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnsupportedModelError
+from ..layout import stored_index
 
 KNOWN_LAYER_LISTS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers", "encoder.layer", "transformer.blocks", "model.language_model.layers", "language_model.model.layers", "layers", "h")
 KNOWN_DOWN_NAMES = frozenset({"down_proj", "c_proj", "fc2", "dense_4h_to_h", "fc_out", "w2", "wo"})
@@ -46,13 +47,14 @@ class DownProjection:
     transposed: bool = False  # fused experts stored [expert, in, out]
     module: Any = field(default=None, compare=False, repr=False)
 
+    @property
+    def stored_transposed(self) -> bool:
+        """Whether the weight is stored [column, row] (Conv1D, transposed fused experts): read off the module."""
+        return self.kind == "conv1d" or (self.kind == "experts" and self.transposed)
+
     def index(self, row: int, column: int, expert: int | None = None) -> tuple[int, ...]:
         """Where the scalar (row = output channel, column = input channel) sits in the stored tensor."""
-        if self.kind == "experts":
-            return (expert, column, row) if self.transposed else (expert, row, column)
-        if self.kind == "conv1d":
-            return (column, row)
-        return (row, column)
+        return stored_index(row, column, expert, transposed=self.stored_transposed, fused=self.kind == "experts")
 
     @property
     def routed(self) -> bool:
