@@ -46,6 +46,9 @@ _LAZY = {
     "restore": ".surgery",
     "quantize_model": ".quantize",
     "quantized": ".quantize",
+    # these need the `check` extra (numpy; gguf for GGUF files, huggingface_hub for repositories)
+    "check": ".checkpoint",
+    "CheckReport": ".checkpoint",
 }
 
 __all__ = [

@@ -98,9 +98,13 @@ def choose_entry(
     if isinstance(entry, Mapping):
         return Entry.from_dict(entry), "the entry given"
     if entry is not None:
-        from ..commands._model_options import read_entry_file
+        from ..errors import ValidationError
+        from ..validate import check_file
 
-        return Entry.from_dict(read_entry_file(os.fspath(entry)), path=os.fspath(entry)), f"entry file {os.fspath(entry)}"
+        data, problems = check_file(Path(entry))  # validated first: a broken entry fails before any weight is read
+        if problems:
+            raise ValidationError(problems)
+        return Entry.from_dict(data, path=os.fspath(entry)), f"entry file {os.fspath(entry)}"
     if base is not None:
         from ..lookup import lookup
 

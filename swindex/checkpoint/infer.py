@@ -141,7 +141,7 @@ def infer_entry(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     entry = lookup(name, registry=registry)
-            except (UnknownModelError, TypeError):
+            except UnknownModelError:
                 continue
             found.setdefault(entry.id, (entry, name))
             if where == "GGUF general.basename and size_label":

@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..layout import gguf_index
+
 KEPT_TOLERANCE = 0.05
 LOST_FRACTION = 0.10
 VERDICTS = ("kept", "changed", "lost", "unknown")
@@ -40,7 +42,7 @@ class WeightCheck:
     column: int
     expert: int | None
     tensor: str  # the tensor's name in this checkpoint
-    index: tuple[int, ...]  # where the value sits in that tensor (numpy order)
+    index: tuple[int, ...]  # where the value sits in that tensor, in numpy's order (for GGUF, the reversed ne order)
     file: str
     stored_as: str  # dtype or GGUF quantization type
     recorded: float | None
@@ -82,6 +84,9 @@ class WeightCheck:
             facts.append("largest in " + ", ".join(largest))
         facts.append(f"sign {self.sign}")
         where = "" if self.tensor == self.coordinate.split("[", 1)[0] else f"  (here {self.tensor}{list(self.index)})"
+        if self.tensor.startswith("blk."):  # as llama.cpp and `swindex detect` write GGUF indices: fastest dimension first
+            ggml = gguf_index(self.row, self.column, self.expert if len(self.index) == 3 else None)
+            where = f"  (here {self.tensor}[{', '.join(map(str, ggml))}], llama.cpp's order)"
         return f"{self.verdict:8} {self.coordinate}{where}\n         " + "; ".join(facts) + (f"\n         {self.reason}" if self.reason else "")
 
 
