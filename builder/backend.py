@@ -37,6 +37,8 @@ def resolve_revision(spec: ModelSpec) -> str | None:
     from swindex.loading import parse_snapshot, resolve_source
 
     if spec.local:
+        if _is_gguf(spec):
+            return None  # the commit of the model a GGUF file quantizes is not known; the file's own goes with its artifact
         return parse_snapshot(spec.location())[1]
     try:
         from huggingface_hub import HfApi
@@ -52,6 +54,12 @@ def _max_memory(spec: ModelSpec) -> dict[Any, str] | None:
     return {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
 
 
+def _is_gguf(spec: ModelSpec) -> bool:
+    from swindex.loading import gguf_path
+
+    return spec.path is not None and gguf_path(spec.location()) is not None
+
+
 @dataclass
 class Session:
     """The model being processed; detection may swap in a wider-dtype reload, which verification then uses."""
@@ -64,15 +72,20 @@ def load(spec: ModelSpec, revision: str | None) -> Session:
     """Load through swindex.loading (dtype choice, device map and CPU/disk offload by accelerate)."""
     from swindex.loading import load_model
 
+    gguf = _is_gguf(spec)
+    if gguf:
+        revision = (spec.artifact or {}).get("revision")
     loaded = load_model(
         spec.location(),
-        revision=revision if not spec.local else spec.revision,
+        revision=revision if not spec.local or gguf else spec.revision,
         dtype=spec.dtype,
         device=spec.device,
         trust_remote_code=spec.trust_remote_code,
         offload_folder=spec.offload_folder,
         max_memory=_max_memory(spec),
     )
+    if loaded.artifact is not None and spec.artifact:
+        loaded = dataclasses.replace(loaded, artifact=dataclasses.replace(loaded.artifact, **spec.artifact))
     return Session(loaded, list(loaded.notes))
 
 
@@ -80,7 +93,7 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     """Run the detector on the loaded model (reloading wider if float16 overflows) and return its entry filed under the list's id."""
     from swindex.detection import detect as run_detection
     from swindex.errors import ActivationOverflowError
-    from swindex.loading import fallback_dtype, reload_in
+    from swindex.loading import fallback_dtype, reload_in, with_artifact
 
     options: dict[str, Any] = {"model_id": spec.id}
     if spec.prompt is not None:
@@ -107,11 +120,12 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
         session.loaded = reload_in(described, wider)
         result = scan()
     result = dataclasses.replace(result, notes=(*session.notes, *result.notes))
-    return result.to_entry(model_id=spec.id)
+    return with_artifact(result.to_entry(model_id=spec.id), session.loaded.artifact, ("detection",))
 
 
 def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
     """Measure every claim of the (merged) entry on the loaded model and write the figures into it."""
+    from swindex.loading import with_artifact
     from swindex.records import Entry
     from swindex.verification import verify as run_verification
 
@@ -124,7 +138,7 @@ def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mappi
         revision=loaded.revision,
         **{k: v for k, v in sizes.items() if v is not None},
     )
-    return report.apply(dict(entry))
+    return with_artifact(report.apply(dict(entry)), loaded.artifact, ("verification",))
 
 
 def cleanup() -> None:

@@ -66,6 +66,8 @@ class ModelSpec:
     verify: bool = True
     verify_sequences: int | None = None
     verify_length: int | None = None
+    #: where a GGUF file comes from (its repository and commit), recorded with the artifact it names
+    artifact: Mapping[str, str] | None = field(default=None, compare=False, hash=False)
     derived: tuple[DerivedModel, ...] = ()
     origin: str = field(default="", compare=False)
 
@@ -79,8 +81,10 @@ class ModelSpec:
         if self.package is not None:
             return str(package_directory(self.package, self.id))
         if self.path is not None:
-            if not Path(self.path).is_dir():
-                raise ModelLocationError(f"{self.id}: local model directory {self.path} does not exist ({self.origin}); fix its `path:` in the model list or put the model there")
+            if not Path(self.path).is_dir() and not (Path(self.path).is_file() and self.path.lower().endswith(".gguf")):
+                raise ModelLocationError(
+                    f"{self.id}: local model directory or GGUF file {self.path} does not exist ({self.origin}); fix its `path:` in the model list or put the model there"
+                )
             return self.path
         return self.id
 
@@ -139,7 +143,7 @@ def _schema_problems(path: str, data: Any, lines: Mapping[tuple[Any, ...], int])
         parts = tuple(error.absolute_path)
         message = error.message
         if error.validator == "unevaluatedProperties":
-            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", "derived", *OPTION_FIELDS)
+            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", "derived", "artifact", *OPTION_FIELDS)
             unknown = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
             if not unknown:  # a known field whose value is invalid: its own error says why
                 continue
@@ -221,6 +225,7 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
                 verify=bool(verify),
                 verify_sequences=verify.get("sequences") if isinstance(verify, Mapping) else None,
                 verify_length=verify.get("length") if isinstance(verify, Mapping) else None,
+                artifact=dict(item["artifact"]) if "artifact" in item else None,
                 derived=tuple(
                     DerivedModel(d["id"], d.get("revision"), _resolve_path(d["path"], base) if "path" in d else None) for d in item.get("derived") or ()
                 ),

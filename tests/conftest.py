@@ -78,7 +78,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.spec_from_file_location("fetch_smollm2_gguf", REPO / "scripts" / "fetch_smollm2_gguf.py")
     fetcher = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fetcher)
-    for directory in (REPO.parent / "cache" / "smollm2",):
+    for directory in (REPO / ".cache" / "models" / "smollm2", REPO.parent / "cache" / "smollm2"):  # the main job's copy first
         if (found := fetcher.find(directory)) is not None:
             return found
     try:

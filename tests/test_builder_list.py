@@ -142,7 +142,23 @@ def test_the_default_plan_scans_registry_entries_the_list_does_not_name_with_its
 def test_offline_list_loads_only_local_models():
     specs = load_model_list(REPO / "builder" / "offline.yaml")
     assert all(spec.local for spec in specs)
-    assert {s.id for s in specs} == {"karpathy/stories260K", "sentence-transformers/all-MiniLM-L6-v2"}
+    assert {s.id for s in specs} == {"HuggingFaceTB/SmolLM2-135M-Instruct", "sentence-transformers/all-MiniLM-L6-v2"}
+    assert not any("shared" in Path(s.path).parts for s in specs if s.path), "the main job needs nothing beside the checkout"
+
+
+def test_a_gguf_item_names_the_repository_and_commit_its_file_comes_from(tmp_path):
+    gguf = tmp_path / "model.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    path = write(tmp_path, f"models:\n  - id: acme/base\n    path: {gguf.name}\n    artifact: {{repository: acme/base-GGUF, revision: {'a' * 40}}}\n")
+    (spec,) = load_model_list(path)
+    assert spec.location() == str(gguf)
+    assert dict(spec.artifact) == {"repository": "acme/base-GGUF", "revision": "a" * 40}
+
+
+def test_a_gguf_item_with_a_short_artifact_revision_is_refused(tmp_path):
+    path = write(tmp_path, "models:\n  - id: acme/base\n    path: model.gguf\n    artifact: {revision: main}\n")
+    with pytest.raises(ModelListError, match="artifact"):
+        load_model_list(path)
 
 
 @pytest.mark.parametrize(

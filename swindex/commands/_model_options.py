@@ -10,7 +10,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, offload: bool = False) -> None:
     """MODEL plus --revision, --dtype, --device, --trust-remote-code (and --offload-folder when asked)."""
-    parser.add_argument("model", metavar="MODEL", help="Hugging Face model id or local model directory")
+    parser.add_argument("model", metavar="MODEL", help="Hugging Face model id, local model directory, or GGUF file (or a folder holding one)")
     parser.add_argument("--revision", metavar="SHA", help="model revision (commit sha, branch or tag) to load")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="dtype to load in (default: auto, see docs)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: CUDA if available)")

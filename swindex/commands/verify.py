@@ -35,10 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
+    from ..loading import with_artifact
     from ..lookup import lookup
     from ..registry import write_atomic
     from ..verification import FingerprintWarning, verify
     from ..yamlio import dump_yaml
+    from ._gguf import artifact_for, gguf_lines
 
     transformers_logging.disable_progress_bar()
     # The entry first: a model without one fails before it is loaded, and --output reuses it.
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         if issubclass(w.category, FingerprintWarning):
             print(f"swindex verify: warning: {w.message}", file=sys.stderr)
     print(report.to_json() if args.json else report)
+    artifact = artifact_for(args.model, args.revision)
+    if artifact is not None and not args.quiet:  # a GGUF file: which one was measured, and llama.cpp's names
+        print("\n".join([f"swindex verify: measured {artifact.describe()}", *gguf_lines(entry)]), file=sys.stderr)
     if args.output and not report.fingerprint.matches:
         print(
             f"swindex verify: error: not writing {args.output}: the loaded weights differ from the values the entry records, "
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import ValidationError
         from ..validate import validate_entry_dict
 
-        updated, changes = reconcile(report.apply(entry))
+        updated, changes = reconcile(with_artifact(report.apply(entry), artifact, ("verification",)))
         problems = validate_entry_dict(updated, args.output)
         if problems:
             raise ValidationError(problems)  # the file is left as it was
