@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,151 @@ def test_expert_level_reports_are_findings_not_coordinates():
     moe = lookup("Qwen/Qwen3-30B-A3B").super_weights[0]
     assert (moe.expert, moe.index, moe.tensor) == (68, (68, 940, 711), "model.layers.1.mlp.experts.down_proj")
 
+
+
+def _registry_files() -> list[tuple[Path, dict]]:
+    return [(path, load_yaml(path)) for path in sorted((REPO / "registry").rglob("*.yaml"))]
+
+
+def _sources(data: dict):
+    for item in [*(data.get("claims") or []), *(data.get("other_findings") or [])]:
+        yield from item["sources"]
+
+
+LATE_LAYER_CANDIDATES = [
+    ("meta-llama/Llama-2-7b-hf", 29, 2533, 5162),
+    ("meta-llama/Llama-2-7b-hf", 29, 1415, 5162),
+    ("meta-llama/Llama-2-7b-hf", 30, 2533, 3721),
+    ("meta-llama/Llama-2-7b-hf", 30, 1415, 3721),
+    ("mistralai/Mistral-7B-v0.1", 31, 53, 2187),
+    ("allenai/OLMo-1B-0724-hf", 15, 1764, 3454),
+    ("allenai/OLMo-7B-0724-hf", 30, 269, 10093),
+    ("meta-llama/Llama-3.1-8B", 31, 1384, 4581),
+    ("meta-llama/Llama-3.1-8B", 31, 4062, 12732),
+    ("meta-llama/Llama-3.1-8B", 31, 1384, 12732),
+    ("meta-llama/Llama-3.1-8B", 31, 788, 12732),
+    ("microsoft/Phi-3-mini-4k-instruct", 4, 2046, 2723),
+]
+
+
+@pytest.mark.parametrize(("model", "layer", "row", "column"), LATE_LAYER_CANDIDATES)
+def test_spikes_a_detector_listed_but_nobody_zeroed_are_candidates_lookup_does_not_hand_out(model, layer, row, column):
+    entry = lookup(model)
+    (claim,) = [c for c in entry.claims if (c.layer, c.row, c.column) == (layer, row, column)]
+    assert claim.status == "unverified" and claim.impact.classification == "unmeasured"
+    assert claim not in entry.super_weights and claim not in entry.weights_to_keep
+
+
+def test_llama_7b_impact_is_the_papers_table_1_ablation():
+    (claim,) = lookup("huggyllama/llama-7b").claims
+    paper = next(s for s in claim.sources if s.kind == "paper")
+    impact = claim.impact
+    assert impact.classification == "critical" and impact.metric == "perplexity"
+    assert (impact.original, impact.zeroed) == (5.67, 1211.11) and impact.measured_by == paper.citation
+    assert all(figure in paper.effect for figure in ("5.67", "1211.11", "7.08", "763.65", "35.14", "50.09"))
+    assert "49.94" not in (lookup("huggyllama/llama-7b").notes or "")
+
+
+def test_llama_7b_activation_figures_cite_the_official_notebook_not_table_2_or_model_py():
+    (claim,) = lookup("huggyllama/llama-7b").claims
+    with_figures = [s for s in claim.sources if s.measurements.get("down_proj_output_max") == 1313.0]
+    assert [s.kind for s in with_figures] == ["notebook"] and "figures.ipynb" in with_figures[0].url
+
+
+def test_every_commit_in_a_source_url_is_a_full_sha_unless_its_entry_says_it_was_not_found():
+    short = []
+    for path, data in _registry_files():
+        for item in [*(data.get("claims") or []), *(data.get("other_findings") or [])]:
+            for source in item["sources"]:
+                for sha in re.findall(r"/(?:blob|tree|commit)/([0-9a-f]+)(?:/|$|#)", source.get("url") or ""):
+                    if len(sha) != 40 and f"short sha {sha}" not in (item.get("notes") or ""):
+                        short.append((path.name, source["url"]))
+    assert short == []
+
+
+def test_an_entry_pins_the_checkpoint_revision_its_sources_name():
+    for path, data in _registry_files():
+        named = {m for s in _sources(data) for text in (s.get("citation", ""), s.get("effect") or "") for m in re.findall(r"revision ([0-9a-f]{40})", text)}
+        assert len(named) <= 1, path
+        if named:
+            assert data.get("revision") == named.pop(), path
+
+
+# Parameter counts no source or config at hand gives exactly (as transformers counts them: model.parameters()).
+PARAMETERS_UNKNOWN = {
+    "allenai/OLMo-1B-0724-hf", "allenai/OLMo-7B-0724-hf", "Qwen/Qwen3-0.6B", "deepseek-ai/DeepSeek-R1",
+    "deepseek-ai/deepseek-llm-7b-base", "answerdotai/ModernBERT-base", "answerdotai/ModernBERT-large",
+    "EuroBERT/EuroBERT-210m", "EuroBERT/EuroBERT-610m", "EuroBERT/EuroBERT-2.1B", "mosaicml/mosaic-bert-base",
+}
+
+
+def test_every_entry_records_its_parameter_count_unless_it_is_listed_as_unknown():
+    missing = {data["id"] for _, data in _registry_files() if not data.get("parameters")}
+    assert missing <= PARAMETERS_UNKNOWN
+
+
+def test_a_commented_out_line_is_unverified_not_a_withdrawal():
+    falcon = lookup("tiiuae/falcon-7b")
+    assert {c.status for c in falcon.claims} == {"unverified"} and falcon.super_weights == ()
+
+
+def test_olmo_1b_layer_3_cites_the_notebook_it_is_in_and_issue_6_corroborates_layers_3_and_15():
+    entry = lookup("allenai/OLMo-1B-0724-hf")
+    layer3 = next(c for c in entry.claims if (c.layer, c.row, c.column) == (3, 1764, 1902))
+    assert [s.url.rsplit("/", 1)[-1] for s in layer3.sources if s.kind == "notebook"] == ["validate_super_weights.ipynb"]
+    assert not any("comprehensive_analysis" in s.citation for s in layer3.sources)
+    for column in (1902, 6840):
+        claim = next(c for c in entry.claims if c.row == 1764 and c.column == column and c.layer in (3, 15))
+        assert any(s.kind == "issue" and s.url.endswith("/issues/6") for s in claim.sources)
+        assert claim.impact.classification == "inert" and "validate_super_weights.ipynb" in claim.impact.measured_by
+
+
+def test_the_notebook_run_that_zeroed_788_2427_alone_belongs_to_llama_3_1_8b():
+    llama31 = next(c for c in lookup("meta-llama/Llama-3.1-8B").claims if (c.layer, c.row, c.column) == (1, 788, 2427))
+    assert llama31.impact.classification == "inert" and (llama31.impact.original, llama31.impact.zeroed) == (11.0021, 11.296)
+    llama3 = lookup("meta-llama/Meta-Llama-3-8B")
+    heuristic = [s for c in llama3.claims for s in c.sources if s.citation.startswith("research notes")]
+    assert [(s.evidence, s.url) for s in heuristic] == [("heuristic", None)]
+
+
+def test_the_official_code_supports_all_six_phi_3_paper_claims():
+    entry = lookup("microsoft/Phi-3-mini-4k-instruct")
+    for layer, row, column in PAPER_TABLE_2["microsoft/Phi-3-mini-4k-instruct"]:
+        claim = next(c for c in entry.claims if (c.layer, c.row, c.column) == (layer, row, column))
+        assert any(s.kind == "code" and "outliers/model.py#L31" in s.url for s in claim.sources)
+
+
+@pytest.mark.parametrize(("model", "layer", "row", "column"), [
+    ("huggyllama/llama-7b", 2, 3968, 7003), ("mistralai/Mistral-7B-v0.1", 1, 2070, 7310), ("allenai/OLMo-7B-0724-hf", 1, 269, 7467),
+])
+def test_census_sources_say_their_linked_file_supports_only_the_row(model, layer, row, column):
+    claim = next(c for c in lookup(model).claims if (c.layer, c.row, c.column) == (layer, row, column))
+    (census,) = [s for s in claim.sources if s.citation.startswith("Georgakopoulos-Soares-lab")]
+    assert "supports only the row" in census.citation and "not this one weight" in census.effect
+
+
+def test_every_published_super_expert_is_a_finding():
+    qwen = {(f.layer, f.expert) for f in lookup("Qwen/Qwen3-30B-A3B").other_findings}
+    assert qwen == {(1, 68), (2, 92), (3, 82)}
+    r1 = lookup("deepseek-ai/DeepSeek-R1").other_findings
+    assert len(r1) == 10 and all(f.kind == "expert" and f.layer is not None for f in r1)
+    assert sum(f.expert is None for f in r1) == 5
+
+
+def test_llava_claims_name_the_checkpoint_key_beside_the_transformers_5_name():
+    for claim in lookup("llava-hf/llava-1.5-7b-hf").claims:
+        assert claim.tensor.startswith("model.language_model.layers.1.") and "language_model.model.layers.1." in claim.notes
+
+
+def test_aliases_say_which_checkpoint_they_mean():
+    assert lookup("Llama-2-13b").id == "meta-llama/Llama-2-13b-hf"
+    mistral = lookup("Mistral-7B")
+    assert mistral.id == "mistralai/Mistral-7B-v0.1" and "v0.1 only" in mistral.notes
+
+
+def test_deepseek_v2_lite_notes_the_papers_versions():
+    notes = lookup("deepseek-ai/DeepSeek-V2-Lite").notes
+    assert "v1" in notes and "v3" in notes and "Expert 54" in notes
 
 def test_swindex_index_in_another_checkout_writes_that_checkouts_index(tmp_path, make_entry, write_registry, monkeypatch):
     from swindex.cli import main
