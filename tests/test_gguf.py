@@ -216,3 +216,19 @@ def test_the_builder_records_where_a_listed_gguf_file_comes_from(gguf_file, tmp_
     artifact = entry["evidence"]["detection"]["artifact"]
     assert (artifact["repository"], artifact["revision"], artifact["file"]) == ("acme/tiny-llama-GGUF", sha, gguf_file.name)
     assert entry["id"] == "acme/tiny-llama" and entry["revision"] is None
+
+
+def test_verify_of_a_gguf_file_needs_the_id_of_the_model_it_quantizes(gguf_file, capsys):
+    assert main(["verify", str(gguf_file)]) == 1
+    assert "--id ORG/NAME" in capsys.readouterr().err
+
+
+def test_verify_of_a_gguf_file_measures_the_entry_named_by_id_and_records_the_file(q8_file, tmp_path, capsys):
+    registry = tmp_path / "registry"
+    assert main(["detect", str(q8_file), "--id", "acme/tiny-llama", "--output", str(registry / "acme" / "tiny-llama.yaml"), "--dtype", "float32"]) == 0
+    out = tmp_path / "verified.yaml"
+    args = ["verify", str(q8_file), "--id", "acme/tiny-llama", "--registry", str(registry), "--output", str(out), "--sequences", "2", "--length", "16"]
+    assert main([*args, "--dtype", "float32"]) == 0
+    assert "blk.1.ffn_down.weight[7, 5]" in capsys.readouterr().err
+    run = load_yaml(out)["evidence"]["verification"]
+    assert run["artifact"]["sha256"] == hashlib.sha256(q8_file.read_bytes()).hexdigest()

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(p, offload=True)
     p.add_argument("--entry", metavar="FILE", help="verify this entry YAML instead of the registry's entry for MODEL")
+    p.add_argument("--id", dest="model_id", metavar="ORG/NAME", help="verify the registry's entry for this id (a GGUF file's: the model it quantizes)")
     p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry with the measured evidence added, as YAML")
     p.add_argument("--sequences", type=positive_int, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
-    from ..loading import with_artifact
+    from ..errors import SwindexError
+    from ..loading import gguf_path, with_artifact
     from ..lookup import lookup
     from ..registry import write_atomic
     from ..verification import FingerprintWarning, verify
@@ -46,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
     # The entry first: a model without one fails before it is loaded, and --output reuses it.
     if args.output:
         check_output_file(args.output)
+    gguf = gguf_path(args.model)
     if args.entry:
         entry = read_entry_file(args.entry)
+    elif args.model_id:  # a GGUF file's --revision is its own repository's commit, not the entry's
+        entry = lookup(args.model_id, revision=None if gguf else args.revision, registry=args.registry).to_dict()
+    elif gguf is not None:
+        raise SwindexError(f"{args.model} is a GGUF file, and entries are filed under the model a file quantizes: pass --id ORG/NAME (or --entry FILE)")
     else:
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     progress = None if args.quiet else (lambda message: print(f"swindex verify: {message}", file=sys.stderr))
