@@ -236,7 +236,7 @@ def test_the_official_code_supports_all_six_phi_3_paper_claims():
 def test_census_sources_say_their_linked_file_supports_only_the_row(model, layer, row, column):
     claim = next(c for c in lookup(model).claims if (c.layer, c.row, c.column) == (layer, row, column))
     (census,) = [s for s in claim.sources if s.citation.startswith("Georgakopoulos-Soares-lab")]
-    assert "supports only the row" in census.citation and "not this one weight" in census.effect
+    assert "supports only the row" in census.effect and "not this one weight" in census.effect
 
 
 def test_every_published_super_expert_is_a_finding():
