@@ -176,3 +176,11 @@ def write_raw_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, .
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(struct.pack("<Q", len(text)) + text + data)
     return path
+
+
+def test_weights_on_one_row_share_its_read(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    folder = write_folder(tmp_path / "m", down_projections(plants={(1, 5, 7): -1.5, (1, 5, 9): 0.9}), llama_config())
+    one = check(folder, entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]))
+    two = check(folder, entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5), linear_weight(1, 5, 9, 0.9)]))
+    assert [w.value for w in two.weights] == [-1.5, pytest.approx(0.9)]
+    assert (two.reads, two.bytes_read) == (one.reads, one.bytes_read)

@@ -66,7 +66,7 @@ def check(
     results = tuple(read(claim) for claim in weights)
     notes = ()
     if any(r.recorded is None for r in results):
-        notes = ("weights without a recorded value are reported, not judged: `swindex verify --output` records them",)
+        notes = ("a weight without a recorded value is reported, not judged: the entry needs its value (swindex detect records it)",)
     return CheckReport(
         checkpoint=opened.location, format=opened.format, entry=chosen.id, entry_from=how, weights=results,
         bytes_read=transfer.bytes, reads=transfer.reads, seconds=time.perf_counter() - started, notes=notes,
@@ -183,6 +183,7 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         return tuple(name for file in opened.files for name in header(file))
 
     hidden = entry.dimensions.get("hidden_size")
+    lines: dict[tuple[str, str, tuple[int, ...]], tuple[Any, str, bool]] = {}
 
     def read(claim: Any) -> WeightCheck:
         name = _match_tensor(claim, names(), opened.location)
@@ -195,18 +196,11 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         rows = tensor.shape[-1 if transposed else -2]
         if isinstance(hidden, int) and rows != hidden:
             raise DimensionMismatchError(f"{tensor.source.name}: {name} has shape {list(tensor.shape)}, {rows} rows; {entry.id}'s hidden size is {hidden}")
-        line = read_line(tensor, index)
-        stored_as, quantized = tensor.dtype, False
-        scale_name = f"{name}_scale_inv"
-        scale_file = file_of(scale_name) if tensor.dtype.startswith("F8_") else None
-        scale = scale_for(header(scale_file), tensor) if scale_file else None
-        if scale is not None:
-            import numpy as np
-
-            scales = read_line(scale, tile_of(tensor, scale, index))
-            width = math.ceil(tensor.shape[-1] / scale.shape[-1])
-            line = line * np.repeat(scales, width)[: len(line)]
-            stored_as, quantized = f"{tensor.dtype} x {scale.dtype} tile scales", True
+        key = (file, name, tuple(index[:-1]))
+        if key not in lines:  # weights on one row share its read
+            scale_file = file_of(f"{name}_scale_inv") if tensor.dtype.startswith("F8_") else None
+            lines[key] = _line(tensor, index, scale_for(header(scale_file), tensor) if scale_file else None)
+        line, stored_as, quantized = lines[key]
         value = float(line[index[-1]])
         verdict, reason = judge(claim.value, value)
         largest = _largest(value, line)
@@ -219,6 +213,18 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         )
 
     return read
+
+
+def _line(tensor: StoredTensor, index: tuple[int, ...], scale: StoredTensor | None) -> tuple[Any, str, bool]:
+    """(values, stored as, quantized) of the stored line holding ``index``; fp8 values times their tile scales."""
+    line = read_line(tensor, index)
+    if scale is None:
+        return line, tensor.dtype, False
+    import numpy as np
+
+    scales = read_line(scale, tile_of(tensor, scale, index))
+    width = math.ceil(tensor.shape[-1] / scale.shape[-1])
+    return line * np.repeat(scales, width)[: len(line)], f"{tensor.dtype} x {scale.dtype} tile scales", True
 
 
 def _match_tensor(claim: Any, names: tuple[str, ...], where: str) -> str:
