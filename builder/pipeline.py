@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swindex.claims import reconcile
+from swindex.claims import derive_verdict, impact_of, touch
 from swindex.errors import RegistryFileError, VerificationError
-from swindex.records import ACTIVE_STATUSES
+from swindex.records import STANDING_STATUSES
 
 from .atomic import entry_path, write_entry
 from .derived import check_checkpoint, with_derived_checks
@@ -48,8 +48,9 @@ class RunOptions:
     schema_header: Callable[[Path], str] = field(default=lambda path: "")
 
 
-def _standing(entry: Mapping[str, Any]) -> bool:
-    return any(c.get("status") in ACTIVE_STATUSES for c in entry.get("super_weights") or [])
+def _measurable(entry: Mapping[str, Any]) -> bool:
+    """Whether verification has anything to decide: a claim that stands, or a candidate."""
+    return any(c.get("status") in STANDING_STATUSES for c in entry.get("claims") or [])
 
 
 def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | None) -> dict[str, Any]:
@@ -65,9 +66,9 @@ def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | No
 
 
 def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The entry less what a verification may write (run and per-claim evidence, the date)."""
-    rest = {k: v for k, v in entry.items() if k not in ("evidence", "modified")}
-    rest["super_weights"] = [{k: v for k, v in claim.items() if k != "evidence"} for claim in entry.get("super_weights") or []]
+    """The entry less what a verification may write (run and per-claim evidence, impacts, the verdict, the date)."""
+    rest = {k: v for k, v in entry.items() if k not in ("evidence", "modified", "verdict", "disagreements")}
+    rest["claims"] = [{k: v for k, v in claim.items() if k not in ("evidence", "impact")} for claim in entry.get("claims") or []]
     return rest
 
 
@@ -79,13 +80,8 @@ def _verified(before: Mapping[str, Any], after: Mapping[str, Any], model_id: str
 
 
 def _finish(entry: Mapping[str, Any], existing: Mapping[str, Any] | None, today: str) -> dict[str, Any]:
-    entry = canonical(entry)
-    if existing is not None:
-        same = {k: v for k, v in entry.items() if k != "modified"} == {k: v for k, v in canonical(existing).items() if k != "modified"}
-        entry["modified"] = existing.get("modified", today) if same else today
-    else:
-        entry["modified"] = today
-    return canonical(entry)
+    entry = dict(canonical(entry), verdict=derive_verdict(entry))
+    return canonical(touch(canonical(entry), canonical(existing) if existing is not None else None, today))
 
 
 def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Callable[[str], None] = lambda s: None) -> Outcome:
@@ -113,13 +109,12 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         fresh = stamp(_with_revision(backend.detect(model, spec), spec, revision), options.today)
         merged = merge_entry(existing, fresh, options.today, replace_own=options.force)
         entry = merged.entry
-        if verify and _standing(entry):
+        if verify and _measurable(entry):
             status("verifying")
             entry = _verified(entry, backend.verify(model, entry, spec), spec.id)
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today
-            entry, _ = reconcile(entry)
         if spec.derived:
             status("checking derived models")
             entry = with_derived_checks(entry, spec.derived, backend.check, options.today)
@@ -136,8 +131,8 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             matched=merged.matched,
             disagreements=merged.not_found,
             inert=tuple(
-                coordinate(c) for c in entry.get("super_weights") or []
-                if c.get("status") == "inert" and coordinate(c) in (*merged.added, *merged.matched)
+                coordinate(c) for c in entry.get("claims") or []
+                if impact_of(c) == "inert" and coordinate(c) in (*merged.added, *merged.matched)
             ),
             seconds=time.monotonic() - started,
         )

@@ -8,13 +8,14 @@ from typing import Any, Callable
 
 import pytest
 
+from swindex.claims import derive_verdict
 from swindex.yamlio import dump_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 BASE_ENTRY: dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": 2,
     "id": "acme/tiny-llama",
     "aliases": ["tiny-llama"],
     "architecture": "LlamaForCausalLM",
@@ -22,7 +23,8 @@ BASE_ENTRY: dict[str, Any] = {
     "revision": None,
     "modified": "2026-11-28",
     "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 172},
-    "super_weights": [
+    "verdict": {"outcome": "super_weights", "super_weights": 1},
+    "claims": [
         {
             "layer": 1,
             "tensor": "model.layers.1.mlp.down_proj.weight",
@@ -32,6 +34,7 @@ BASE_ENTRY: dict[str, Any] = {
             "index": [3, 7],
             "value": -1.5,
             "status": "confirmed",
+            "impact": {"classification": "unmeasured"},
             "sources": [
                 {"citation": "Somebody et al. 2024, Table 2", "kind": "paper", "evidence": "reported", "url": "https://example.org/paper"},
                 {"citation": "someone-else/reproduction@0123abc:README.md", "kind": "repository", "evidence": "detected", "url": "https://example.org/repo"},
@@ -43,11 +46,13 @@ BASE_ENTRY: dict[str, Any] = {
 
 @pytest.fixture
 def make_entry() -> Callable[..., dict[str, Any]]:
-    """A valid entry dict; keyword arguments replace top-level fields."""
+    """A valid entry dict; keyword arguments replace top-level fields (the verdict follows the claims unless given)."""
 
     def make(**fields: Any) -> dict[str, Any]:
         entry = copy.deepcopy(BASE_ENTRY)
         entry.update(copy.deepcopy(fields))
+        if "verdict" not in fields:
+            entry["verdict"] = derive_verdict(entry)
         return entry
 
     return make
