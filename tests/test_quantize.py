@@ -10,7 +10,15 @@ from fixtures_dependent import dependent_llama  # noqa: E402
 from planted import build_planted  # noqa: E402
 
 from swindex.errors import SwindexError  # noqa: E402
-from swindex.quantize import quantizable_parameters, quantize_model, quantize_tensor, quantized, quantized_activations  # noqa: E402
+from swindex.quantize import (  # noqa: E402
+    Variant,
+    compare_rtn,
+    quantizable_parameters,
+    quantize_model,
+    quantize_tensor,
+    quantized,
+    quantized_activations,
+)
 from swindex.surgery import channels  # noqa: E402
 from swindex.verification.inputs import sampled  # noqa: E402
 from swindex.verification.measure import lm_pass  # noqa: E402
@@ -133,6 +141,23 @@ def test_clipping_without_the_hold_out_destroys_the_model(dependent):
         held = _ppl(model, inputs)
     assert clipped > 10 * original
     assert held < 2 * original
+
+
+def test_compare_rtn_measures_plain_and_held_out_rtn_against_the_model_as_loaded(dependent):
+    model, planted, inputs = dependent
+    result = compare_rtn(model, inputs, [planted.as_dict()], 4, None, batch_size=6)
+    assert result.original == _ppl(model, inputs)
+    assert (result.variants["rtn"].held_out, result.variants["hold_out"].held_out) == (0, 1)
+    assert result.variants["hold_out"].perplexity < result.variants["rtn"].perplexity
+
+
+def test_compare_rtn_restores_the_model_after_every_variant(dependent):
+    model, planted, inputs = dependent
+    before = raw(model)
+    variants = {"clip": Variant(hold_out=False, clip="zscore"), "hold": Variant(hold_out=True)}
+    result = compare_rtn(model, inputs, [planted.as_dict()], 8, 128, variants, original=1.0, batch_size=6)
+    assert list(result.variants) == ["clip", "hold"] and result.original == 1.0
+    assert raw(model) == before
 
 
 def _through_quantization(model, module, ids, bits=4, **options):
@@ -272,10 +297,10 @@ def test_cli_refuses_an_invalid_entry_file_naming_the_field(saved_dependent, tmp
 
     root, _ = saved_dependent
     entry = load_yaml(root / "entry.yaml")
-    entry["super_weights"][0]["row"] = -1
+    entry["claims"][0]["row"] = -1
     (tmp_path / "bad.yaml").write_text(dump_yaml(entry), encoding="utf-8")
     assert main(["quantize", str(root / "model"), "--entry", str(tmp_path / "bad.yaml")]) == 1
-    assert "super_weights[0].row" in capsys.readouterr().err
+    assert "claims[0].row" in capsys.readouterr().err
 
 
 def test_cli_saves_a_bfloat16_checkpoint_in_bfloat16(tmp_path):
@@ -292,3 +317,23 @@ def test_cli_saves_a_bfloat16_checkpoint_in_bfloat16(tmp_path):
     saved = AutoModelForCausalLM.from_pretrained(tmp_path / "q", dtype="auto")
     assert saved.dtype == torch.bfloat16
     assert saved.get_parameter(planted.tensor)[planted.index].item() == model.get_parameter(planted.tensor)[planted.index].item()
+
+
+def test_an_entry_holds_out_its_significant_weights_as_well_as_its_super_weights(make_entry):
+    from swindex.quantize import quantize_model
+    from swindex.records import Entry
+
+    model, _ = build_planted("llama", plants=())
+    base = make_entry()["claims"][0]
+    critical = dict(base, impact={"classification": "critical", "measured_by": base["sources"][0]["citation"]})
+    significant = dict(base, layer=2, tensor="model.layers.2.mlp.down_proj.weight", row=4, column=9, index=[4, 9],
+                       impact={"classification": "significant", "measured_by": base["sources"][0]["citation"]})
+    inert = dict(base, layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=6, column=2, index=[6, 2],
+                 impact={"classification": "inert", "measured_by": base["sources"][0]["citation"]})
+    entry = Entry.from_dict(make_entry(claims=[critical, significant, inert]))
+    before = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
+    quantize_model(model, bits=2, block_size=None, keep=entry)
+    after = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
+    kept = [c.coordinate for c in entry.claims if after[c.coordinate] == before[c.coordinate]]
+    assert kept == [critical_coordinate for critical_coordinate in (c.coordinate for c in entry.weights_to_keep)]
+    assert len(entry.weights_to_keep) == 2
