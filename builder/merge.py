@@ -44,7 +44,6 @@ class MergeResult:
     added: tuple[str, ...]
     matched: tuple[str, ...]
     not_found: tuple[str, ...]
-    replaced: bool
 
 
 def coordinate(claim: Mapping[str, Any]) -> str:
@@ -146,7 +145,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     if existing is None:
         entry = canonical({**fresh, "verdict": derive_verdict(fresh), "modified": today})
         coords = tuple(coordinate(c) for c in detected_claims)
-        return MergeResult(entry, len(detected_claims), coords, (), (), False)
+        return MergeResult(entry, len(detected_claims), coords, (), ())
 
     entry = copy.deepcopy(dict(existing))
     for key in ("family", "parameters"):
@@ -227,4 +226,4 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
 
     entry["verdict"] = derive_verdict(entry)
     entry = touch(canonical(entry), canonical(existing), today)
-    return MergeResult(entry, len(detected_claims), tuple(added), tuple(matched), tuple(not_found), False)
+    return MergeResult(entry, len(detected_claims), tuple(added), tuple(matched), tuple(not_found))
