@@ -8,12 +8,13 @@ class SwindexError(Exception):
 
 
 class RegistryFileError(SwindexError):
-    """A registry file cannot be read or parsed; the message names the file and the line."""
+    """A registry file cannot be read or parsed; the message names the file and the line (and the field, when known)."""
 
-    def __init__(self, path: object, message: str, line: int | None = None) -> None:
+    def __init__(self, path: object, message: str, line: int | None = None, field: str = "") -> None:
         self.path = str(path)
         self.line = line
         self.reason = message
+        self.field = field
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
 

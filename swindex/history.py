@@ -73,12 +73,57 @@ def compare_registries(before: str | Path, after: str | Path) -> ClaimChanges:
                     )
                 )
                 continue
-            edited = [name for name in _WATCHED if claim.get(name) != kept[coordinate].get(name)]
-            for name in edited:
-                before_value, after_value = claim.get(name), kept[coordinate].get(name)
-                if name == "sources":
-                    change = f"sources {len(before_value or [])} -> {len(after_value or [])} (or their text)"
-                else:
-                    change = f"{name} {before_value!r} -> {after_value!r}"
+            for change in claim_changes(claim, kept[coordinate]):
                 changes.append(f"{model_id}: {coordinate}: {change}")
     return ClaimChanges(tuple(problems), tuple(changes))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """``name old -> new`` for each field that differs, in the order the fields were written."""
+    names = [*before, *(k for k in after if k not in before)]
+    return [f"{name} {_short(before.get(name))} -> {_short(after.get(name))}" for name in names if before.get(name) != after.get(name)]
+
+
+def _by_citation(sources: Any) -> dict[tuple[Any, int], Mapping[str, Any]]:
+    """Sources keyed by citation (and which of that citation's sources it is, should one be cited twice)."""
+    keyed: dict[tuple[Any, int], Mapping[str, Any]] = {}
+    seen: dict[Any, int] = {}
+    for source in sources if isinstance(sources, list) else []:
+        if isinstance(source, Mapping):
+            citation = source.get("citation")
+            seen[citation] = seen.get(citation, -1) + 1
+            keyed[(citation, seen[citation])] = source
+    return keyed
+
+
+def _source_changes(before: Any, after: Any) -> list[str]:
+    old, new = _by_citation(before), _by_citation(after)
+    changes = [f"source removed: {_short(key[0])}" for key in old if key not in new]
+    changes += [f"source added: {_short(key[0])}" for key in new if key not in old]
+    for key in (k for k in old if k in new and old[k] != new[k]):
+        changes.append(f"source {_short(key[0])} edited: {'; '.join(_field_changes(old[key], new[key]))}")
+    if not changes and before != after:
+        changes.append("sources reordered")
+    return changes
+
+
+def claim_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What a reviewer needs to know about one claim's edit: each changed field, each source added,
+    removed or edited (by citation, with the fields that changed) and each changed figure of its impact."""
+    changes: list[str] = []
+    for name in _WATCHED:
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if name == "sources":
+            changes.extend(_source_changes(old, new))
+        elif name == "impact" and isinstance(old, Mapping) and isinstance(new, Mapping):
+            changes.extend(f"impact {change}" for change in _field_changes(old, new))
+        else:
+            changes.append(f"{name} {_short(old)} -> {_short(new)}")
+    return changes

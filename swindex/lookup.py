@@ -113,11 +113,13 @@ def _config_fits(directory: str, entry: Entry) -> bool:
 def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLike[str] | None = None) -> Entry:
     """The registry entry for a model id, alias, loaded transformers model or config.
 
-    Raises UnknownModelError (a KeyError) with the nearest ids when nothing matches, and
+    Raises ValueError for an empty id, UnknownModelError (a KeyError) with the nearest ids when nothing matches, and
     RevisionMismatchError when a revision is asked for that differs from the one the entry was measured at.
     """
-    index = _index(registry)
     name, cached_revision = _name_of(model)
+    if not name:
+        raise ValueError("the model id is empty: give a model id such as 'huggyllama/llama-7b', an alias or a local model folder")
+    index = _index(registry)
     entry = next(
         (
             index.by_name[c.casefold()] for c in _candidates(name)

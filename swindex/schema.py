@@ -16,6 +16,24 @@ def entry_schema() -> dict[str, Any]:
     return json.loads(resources.files("swindex.data").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
+def _inline_refs(node: Any, defs: dict[str, Any], inside: tuple[str, ...] = ()) -> Any:
+    """The schema with each ``#/$defs/...`` reference replaced by a copy of its target (recursive ones kept).
+
+    The same rules, checked about twice as fast: jsonschema otherwise resolves a reference at every
+    item of every list, which dominates validating a large file.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, defs, inside) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and (name := ref.rsplit("/", 1)[1]) in defs and name not in inside:
+        target = _inline_refs(defs[name], defs, (*inside, name))
+        rest = {k: _inline_refs(v, defs, inside) for k, v in node.items() if k != "$ref"}
+        return {"allOf": [target], **rest} if rest else target
+    return {k: (v if k == "$defs" else _inline_refs(v, defs, inside)) for k, v in node.items()}
+
+
 @lru_cache(maxsize=1)
 def entry_validator() -> Any:
     """A compiled jsonschema validator for entries; jsonschema is imported only when validating.
@@ -25,7 +43,7 @@ def entry_validator() -> Any:
     """
     import jsonschema
 
-    schema = entry_schema()
+    schema = _inline_refs(entry_schema(), entry_schema().get("$defs") or {})
     base = jsonschema.Draft202012Validator
     base.check_schema(schema)
     strict_integers = base.TYPE_CHECKER.redefine("integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import difflib
+import os
 import re
+import stat
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +18,31 @@ from .claims import IMPACT_THRESHOLDS, SWINDEX, SWINDEX_KIND, classify, coordina
 from .errors import RegistryFileError
 from .layout import index_order
 from .records import format_coordinate
-from .schema import entry_validator
-from .yamlio import load_yaml_with_lines
+from .schema import entry_schema, entry_validator
+from .yamlio import field_name, load_yaml_with_lines
 
 _HTML = re.compile(r"<\s*[A-Za-z!/?]")
 _LAYER_IN_TENSOR = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 _EXPERT_IN_TENSOR = re.compile(r"\.experts\.(\d+)\.")
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb"
+    "\U000e0000-\U000e007f]"
+)
 MULTILINE_FIELDS = frozenset({"notes", "quote", "effect", "summary"})
 RESERVED_NAMES = frozenset({"index", "readme"})
+WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
+"""Names Windows will not create as files or folders, whatever the extension: a checkout there would fail."""
+_HTTPS_ONLY = "links must use https"
+
+
+def shown(text: str) -> str:
+    """Text made safe to print: anything unprintable (escape sequences, line breaks, invisible characters) written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one entry, located as precisely as we can: file, line and field."""
@@ -34,16 +53,8 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.field or '(entry)'}: {self.message}"
-
-
-def field_name(parts: Iterable[Any]) -> str:
-    """``super_weights[0].row`` from a data path."""
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+        where = f"{shown(self.path)}:{self.line}" if self.line else shown(self.path)
+        return f"{where}: {shown(self.field) or '(entry)'}: {shown(self.message)}"
 
 
 def _line_for(lines: Mapping[tuple[Any, ...], int], parts: tuple[Any, ...]) -> int | None:
@@ -105,7 +116,7 @@ def _text_problem(where: tuple[Any, ...], text: str) -> str | None:
 
 def _url_problem(url: str) -> str | None:
     if not url.startswith("https://"):
-        return "only https:// URLs are allowed"
+        return f"{_HTTPS_ONLY} (https://...)"
     if any(c.isspace() for c in url) or not url.isascii():
         return "a URL must be ASCII without spaces; percent-encode anything else"
     parts = urlsplit(url)
@@ -157,9 +168,12 @@ def _alias_rule(ctx: _Context) -> Found:
 
 
 def _id_rule(ctx: _Context) -> Found:
+    """An id becomes a folder and a file name: never one the site or Windows keeps for itself."""
     for part in str(ctx.data.get("id", "")).split("/"):
         if part.casefold() in RESERVED_NAMES:
             yield ("id",), f"{part!r} cannot be part of a model id: the site needs that name for its own pages"
+        elif part.split(".")[0].casefold() in WINDOWS_RESERVED:
+            yield ("id",), f"{part!r} cannot be part of a model id: Windows reserves the name {part.split('.')[0]!r} (with any extension), so the registry could not be checked out there"
 
 
 def _coordinate_rule(ctx: _Context) -> Found:
@@ -245,7 +259,8 @@ def _status_rule(ctx: _Context) -> Found:
         at = ("claims", i)
         status, sources = claim.get("status"), claim.get("sources") or []
         first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-        published = [s for s in first_hand if s.get("kind") != SWINDEX_KIND]
+        is_published = [s.get("evidence") in _FIRST_HAND and s.get("kind") != SWINDEX_KIND for s in sources]
+        published = [s for s, yes in zip(sources, is_published) if yes]
         parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
         if claim.get("value_dtype") is not None and claim.get("value") is None:
             yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
@@ -256,7 +271,7 @@ def _status_rule(ctx: _Context) -> Found:
                     f"{parties}: use 'reported' (or 'detected') until someone reproduces it"
                 )
             for j, source in enumerate(sources):
-                if source in published and not source.get("url"):
+                if is_published[j] and not source.get("url"):
                     yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, so readers can check it"
         elif status == "reported" and not published:
             yield (*at, "status"), (
@@ -323,23 +338,102 @@ def _semantic_problems(data: Mapping[str, Any]) -> Found:
         yield from rule(ctx)
 
 
+def _subschemas(schema: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """A schema and every schema it refers to or combines, for walking data alongside it."""
+    yield schema
+    if isinstance(ref := schema.get("$ref"), str) and ref.startswith("#/$defs/"):
+        yield from _subschemas(entry_schema()["$defs"][ref.rsplit("/", 1)[1]])
+    for key in ("allOf", "anyOf", "oneOf"):
+        for branch in schema.get(key) or []:
+            yield from _subschemas(branch)
+
+
+def _over_long(data: Any, schema: Mapping[str, Any], where: tuple[Any, ...] = ()) -> Found:
+    """Lists longer than the schema allows, found before the schema validator visits (and reports on) every item.
+
+    Only lists and mappings are walked, so the cost is a small part of validating: a file of 18,000
+    sources is refused at once, in one line, instead of after its 18,000 items were checked.
+    """
+    found: dict[tuple[Any, ...], str] = {}
+    for sub in _subschemas(schema):
+        if isinstance(data, list):
+            limit = sub.get("maxItems")
+            if isinstance(limit, int) and len(data) > limit:
+                found.setdefault(where, f"{len(data)} items: at most {limit} are allowed here")
+            elif isinstance(items := sub.get("items"), Mapping):
+                for i, item in enumerate(data):
+                    if isinstance(item, (list, Mapping)):
+                        for at, message in _over_long(item, items, (*where, i)):
+                            found.setdefault(at, message)
+        elif isinstance(data, Mapping):
+            properties, extra = sub.get("properties") or {}, sub.get("additionalProperties")
+            for key, value in data.items():
+                child = properties.get(key, extra)
+                if isinstance(value, (list, Mapping)) and isinstance(child, Mapping):
+                    for at, message in _over_long(value, child, (*where, key)):
+                        found.setdefault(at, message)
+    yield from found.items()
+
+
+def _unknown_keys(error: Any) -> Iterable[tuple[str, list[str]]]:
+    """The keys an additionalProperties error is about, each with the field names allowed beside it."""
+    allowed = sorted(error.schema.get("properties") or {})
+    patterns = [re.compile(p) for p in error.schema.get("patternProperties") or {}]
+    for key in error.instance:
+        if isinstance(key, str) and key not in allowed and not any(p.search(key) for p in patterns):
+            yield key, allowed
+
+
+def _schema_problems(data: Mapping[str, Any], where: str, lines: Mapping[tuple[Any, ...], int]) -> list[Problem]:
+    """The schema's errors, each at its field's own line, in words a contributor can act on."""
+    found: list[tuple[list[str], Problem]] = []
+    suggested: set[tuple[tuple[Any, ...], str]] = set()
+    errors = list(entry_validator().iter_errors(data))
+    for error in errors:
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            for key, allowed in _unknown_keys(error):
+                parts = (*error.absolute_path, key)
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or difflib.get_close_matches(key.casefold(), allowed, n=1, cutoff=0.6)
+                if close:
+                    suggested.add((tuple(error.absolute_path), close[0]))
+                    message = f"unknown field {key!r}: did you mean {close[0]!r}?"
+                else:
+                    listed = ", ".join(allowed) if len(allowed) <= 12 else f"{', '.join(allowed[:12])}, ..."
+                    message = f"unknown field {key!r}; the fields allowed here are {listed}"
+                found.append((list(map(str, parts)), Problem(where, field_name(parts), message, _line_for(lines, parts))))
+    for error in errors:
+        parts = tuple(error.absolute_path)
+        message = error.message
+        if error.validator == "additionalProperties":
+            continue
+        if error.validator == "required" and isinstance(error.instance, Mapping):
+            missing = [name for name in error.validator_value if name not in error.instance]
+            if all((parts, name) in suggested for name in missing):
+                continue  # the misspelt key's own line already says what to write
+        if parts == ("id",) and error.validator in ("pattern", "not"):
+            message = f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no leading '/')"
+        elif parts and parts[-1] == "url" and error.validator == "pattern" and isinstance(error.instance, str):
+            url = error.instance if len(error.instance) <= 100 else error.instance[:100] + "..."
+            fix = "write https:// (every site the registry cites serves it)" if url.startswith("http:") else "no spaces, quotes or angle brackets"
+            message = f"{url!r}: {_HTTPS_ONLY}; {fix}"
+        elif len(message) > 300:
+            message = message[:300] + "..."
+        found.append((list(map(str, parts)), Problem(where, field_name(parts), message, _line_for(lines, parts))))
+    return [problem for _, problem in sorted(found, key=lambda pair: pair[0])]
+
+
 def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None) -> list["Problem"]:
     """Every problem with one entry: schema violations first, then cross-field rules (only if the schema passes)."""
     where = str(path) if path is not None else "<entry>"
     lines = lines or {}
+    if data is None:
+        return [Problem(where, "", "the file is empty: an entry is a mapping of fields (start from an existing entry or CONTRIBUTING.md)", 1 if path is not None else None)]
     if not isinstance(data, Mapping):
         return [Problem(where, "", f"an entry must be a mapping of fields, found {type(data).__name__}", 1 if lines else None)]
-    problems = []
-    for error in sorted(entry_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        parts = tuple(error.absolute_path)
-        message = error.message
-        if parts == ("id",) and error.validator in ("pattern", "not"):
-            message = f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no leading '/')"
-        elif error.validator == "additionalProperties":
-            message = f"{message}; see the schema for the allowed fields"
-        elif len(message) > 300:
-            message = message[:300] + "..."
-        problems.append(Problem(where, field_name(parts), message, _line_for(lines, parts)))
+    problems = [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in _over_long(data, entry_schema())]
+    if problems:
+        return problems
+    problems = _schema_problems(data, where, lines)
     if problems:
         return problems
     for parts, message in _semantic_problems(data):
@@ -358,10 +452,63 @@ def expected_id(path: Path, root: Path) -> str | None:
     return relative.with_suffix("").as_posix()
 
 
+@dataclass(frozen=True)
+class _Tree:
+    """What a registry directory holds, read without following links: its regular files and everything else."""
+
+    files: tuple[Path, ...]
+    problems: tuple[Problem, ...]
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _walk(root: Path) -> _Tree:
+    """Regular files under root (sorted), and a problem for each link, pipe or device, and each folder name that differs from a sibling's only in case.
+
+    Nothing is followed: a link to a file or folder outside the registry would make validation,
+    the index and the site read whatever it points at.
+    """
+    files: list[Path] = []
+    problems: list[Problem] = []
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            children = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(str(directory), "", f"cannot read folder: {exc.strerror or exc}"))
+            continue
+        folders: dict[str, str] = {}
+        for child in children:
+            path = Path(child.path)
+            mode = child.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(Problem(str(path), "", "a symbolic link: the registry holds only plain files and folders (a link can point outside it); put the file itself here"))
+            elif stat.S_ISDIR(mode):
+                key = _name_key(child.name)
+                if key in folders:
+                    problems.append(Problem(
+                        str(path), "",
+                        f"folder {child.name!r} differs from {folders[key]!r} beside it only in case: on Windows and macOS they are one folder; use one spelling",
+                    ))
+                folders.setdefault(key, child.name)
+                pending.append(path)
+            elif stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                problems.append(Problem(str(path), "", "not a regular file (a pipe, socket or device): the registry holds only plain files"))
+    return _Tree(tuple(sorted(files)), tuple(sorted(problems, key=lambda p: p.path)))
+
+
+def _is_entry_name(path: Path) -> bool:
+    return path.suffix in (".yaml", ".yml") and not path.name.startswith(".")
+
+
 def entry_files(root: str | Path) -> list[Path]:
-    """Every entry file under a registry directory, in a stable order."""
-    root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+    """Every entry file under a registry directory, in a stable order; links and special files are never entries."""
+    return [p for p in _walk(Path(root)).files if _is_entry_name(p)]
 
 
 def check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -374,13 +521,36 @@ def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | 
     try:
         data, lines = load_yaml_with_lines(path)
     except RegistryFileError as exc:
-        return None, [Problem(exc.path, "", exc.reason, exc.line)], {}
+        return None, [Problem(exc.path, exc.field, exc.reason, exc.line)], {}
     problems = validate_entry_dict(data, path, lines)
     if root is not None and isinstance(data, Mapping) and isinstance(data.get("id"), str):
         expected = expected_id(path, root)
         if expected is not None and expected != data["id"]:
             problems.append(Problem(str(path), "id", f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml", lines.get(("id",))))
     return (data if isinstance(data, Mapping) else None), problems, lines
+
+
+def _distinct_ids(
+    loaded: list[tuple[Path, Mapping[str, Any]]], lines: Mapping[Path, Mapping[tuple[Any, ...], int]]
+) -> tuple[list[tuple[Path, Mapping[str, Any]]], list[Problem]]:
+    """Files whose id another file already has get one problem, on the id, and no further cross-file checks (their aliases would all clash too)."""
+    first: dict[str, tuple[str, Path]] = {}
+    kept, problems = [], []
+    for path, data in loaded:
+        model_id = data.get("id")
+        key = model_id.casefold() if isinstance(model_id, str) else None
+        if key is not None and key in first and first[key][1] != path:
+            other_id, other_path = first[key]
+            if other_id == model_id:
+                message = f"{model_id!r} is already the id of {other_path}: a model has one entry, so edit that file (another model needs an id of its own)"
+            else:
+                message = f"{model_id!r} differs from the id {other_id!r} ({other_path}) only in case: ids ignore case, and on Windows and macOS the two files are one; use one entry"
+            problems.append(Problem(str(path), "id", message, _line_for(lines.get(path, {}), ("id",))))
+            continue
+        if key is not None:
+            first.setdefault(key, (model_id, path))
+        kept.append((path, data))
+    return kept, problems
 
 
 def cross_file_problems(
@@ -392,10 +562,10 @@ def cross_file_problems(
     files under review: the problem is then reported on the file that introduced the clash, at its line.
     """
     owners: dict[str, tuple[str, Path]] = {}
-    problems = []
     lines = lines or {}
     short_names: dict[str, set[str]] = {}
     reported: set[tuple[Path, tuple[Any, ...]]] = set()
+    loaded, problems = _distinct_ids(loaded, lines)
     for _, data in loaded:
         if isinstance(data.get("id"), str):
             short_names.setdefault(data["id"].rsplit("/", 1)[-1].casefold(), set()).add(data["id"])
@@ -441,10 +611,14 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
     problems: list[Problem] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        if p.is_symlink():
+            problems.append(Problem(str(p), "", "a symbolic link: registry entries are plain files; validate (and commit) the file itself"))
+        elif p.is_dir():
             targets.extend(entry_files(p))
         elif p.is_file():
             targets.append(p)
+        elif p.exists():
+            problems.append(Problem(str(p), "", "not a regular file (a pipe, socket or device)"))
         else:
             problems.append(Problem(str(p), "", "no such file or directory"))
     reviewed: list[tuple[Path, Mapping[str, Any]]] = []
@@ -473,10 +647,10 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
 
 
 def stray_files(root: str | Path) -> list[Problem]:
-    """Files under a registry that are not entries: they would be silently skipped, so they are errors."""
-    entries = set(entry_files(root))
-    problems = []
-    for path in sorted(p for p in Path(root).rglob("*") if p.is_file() and p not in entries):
+    """Anything under a registry that is not an entry (other files, links, pipes, folders named alike but for case): it would be skipped or misread, so it is an error."""
+    tree = _walk(Path(root))
+    problems = list(tree.problems)
+    for path in (p for p in tree.files if not _is_entry_name(p)):
         if path.name.startswith(".") and path.name.endswith(".tmp"):
             continue  # an atomic write in progress, or left by a killed one: ignored by git, removed by the next builder run
         if path.name.startswith("."):
@@ -490,6 +664,8 @@ def stray_files(root: str | Path) -> list[Problem]:
 def validate_registry(root: str | Path) -> list[Problem]:
     """Every problem in a registry directory (an empty list means it is valid)."""
     root = Path(root)
+    if root.is_symlink():
+        return [Problem(str(root), "", "the registry directory is a symbolic link; validate the directory itself")]
     if not root.is_dir():
         return [Problem(str(root), "", "registry directory not found")]
     return stray_files(root) + validate_paths([root], registry=root)

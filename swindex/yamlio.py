@@ -3,13 +3,16 @@
 PyYAML follows YAML 1.1, where ``no`` is false, ``012`` is octal, ``1e-6`` is a string and bare dates
 become ``datetime`` objects. Registry files are read here with the YAML 1.2 core schema instead, and
 anything ambiguous (duplicate keys, anchors and aliases, explicit tags, leading-zero integers,
-non-finite numbers) is rejected with the file and line, rather than guessed at.
+non-finite numbers, integers too long to be a count, line breaks that git does not count) is rejected
+with the file and line, rather than guessed at.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,12 @@ from .errors import RegistryFileError
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
+MAX_INT_DIGITS = 20
+"""Every count or index a registry records fits in 20 digits; a longer integer is refused before Python
+converts it (over 4,300 digits that conversion raises, and anything that formats it later may too)."""
+
+_LINE_BREAKS = re.compile("[\u0085\u2028\u2029]|\r(?!\n)")
+_BREAK_NAMES = {"\u0085": "NEL (U+0085)", "\u2028": "LINE SEPARATOR (U+2028)", "\u2029": "PARAGRAPH SEPARATOR (U+2029)", "\r": "a carriage return (CR) not followed by a line feed"}
 
 _CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], Any], ...] = (
     ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ("~", "n", "N", "")),
@@ -92,6 +101,8 @@ _Yaml12Dumper.add_implicit_resolver(
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _LINE_BREAKS.search(value):  # written raw these would be refused on reading; double quotes escape them (\L, \P, \N, \r)
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     style = "|" if "\n" in value and len(value) > 80 else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -103,6 +114,14 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+def field_name(parts: Iterable[Any]) -> str:
+    """``claims[0].row`` from a data path."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 class _Builder:
     """Turns a composed node graph into plain Python data, refusing everything a registry never needs."""
 
@@ -111,8 +130,8 @@ class _Builder:
         self.seen: set[int] = set()
         self.lines: dict[tuple[Any, ...], int] = {}
 
-    def fail(self, node: yaml.Node, message: str) -> RegistryFileError:
-        return RegistryFileError(self.path, message, _line(node))
+    def fail(self, node: yaml.Node, message: str, where: tuple[Any, ...] = ()) -> RegistryFileError:
+        return RegistryFileError(self.path, message, _line(node), field_name(p for p in where if p != "<key>"))
 
     def build(self, node: yaml.Node, where: tuple[Any, ...] = (), depth: int = 0) -> Any:
         if id(node) in self.seen:
@@ -127,7 +146,7 @@ class _Builder:
             if node.tag != "tag:yaml.org,2002:seq":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed; registry files use plain YAML")
             return [self.build(child, (*where, i), depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node, where)
 
     def _mapping(self, node: yaml.MappingNode, where: tuple[Any, ...], depth: int) -> dict[str, Any]:
         if node.tag != "tag:yaml.org,2002:map":
@@ -146,7 +165,7 @@ class _Builder:
             self.lines[(*where, key)] = _line(key_node)
         return result
 
-    def _scalar(self, node: yaml.ScalarNode) -> Any:
+    def _scalar(self, node: yaml.ScalarNode, where: tuple[Any, ...]) -> Any:
         tag, text = node.tag, node.value
         if tag == "tag:yaml.org,2002:str":
             return text
@@ -156,6 +175,8 @@ class _Builder:
             return text.lower() == "true"
         if tag == "tag:yaml.org,2002:int":
             digits = text.lstrip("+-")
+            if len(digits) > MAX_INT_DIGITS:
+                raise self.fail(node, f"a number of {len(digits)} digits is too long; registry numbers have at most {MAX_INT_DIGITS} digits", where)
             if len(digits) > 1 and digits.startswith("0") and digits.isdigit():
                 raise self.fail(node, f"ambiguous number {text!r}: a leading zero means octal to some readers; write {int(digits)} or quote it")
             if text.startswith(("0o", "0x")):
@@ -179,8 +200,43 @@ def _refuse_tags_and_directives(text: str, path: str, loader: type) -> None:
             raise RegistryFileError(path, "YAML directives (%YAML, %TAG) are not allowed; registry files are plain YAML 1.2", line)
 
 
+def _field_at(text: str, path: str, line: int) -> str:
+    """The field a line belongs to (the last key or item starting at or before it).
+
+    The text is read with the offending breaks made spaces or, if that does not parse (the hidden
+    line was a key of its own), with the rest of each such line cut off.
+    """
+    for readable in (_LINE_BREAKS.sub(" ", text), re.sub(f"(?:{_LINE_BREAKS.pattern}).*", "", text)):
+        try:
+            _, lines = _parse(readable, path)
+        except RegistryFileError:
+            continue
+        best = max(((at, len(parts), parts) for parts, at in lines.items() if at <= line and "<key>" not in parts), default=None)
+        return field_name(best[2]) if best else ""
+    return ""
+
+
+def _refuse_hidden_line_breaks(text: str, path: str) -> None:
+    """NEL, U+2028, U+2029 and a lone CR end a line for YAML but not for git, grep or a diff, so a value can hide on a line of its own."""
+    match = _LINE_BREAKS.search(text)
+    if match is None:
+        return
+    line = text.count("\n", 0, match.start()) + 1
+    raise RegistryFileError(
+        path,
+        f"{_BREAK_NAMES[match.group()]} is a line break to YAML but not to git or grep; use a plain line feed (or a space)",
+        line,
+        _field_at(text, path, line),
+    )
+
+
 def parse_yaml(text: str, path: str = "<string>") -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse one YAML document; return the data and a map from data path to line number."""
+    """Parse one YAML document; return the data and a map from data path to line number (lines as git counts them)."""
+    _refuse_hidden_line_breaks(text, path)
+    return _parse(text, path)
+
+
+def _parse(text: str, path: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     loader = _Yaml12Loader if _nesting_bound(text) <= _FAST_DEPTH_LIMIT else _Yaml12PyLoader
     try:
         if "!" in text or "%" in text:  # only then can a tag or directive be present; most files skip this pass
@@ -205,9 +261,12 @@ def read_text(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     """Read a registry file as strict UTF-8, refusing oversized files before reading them whole."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        status = path.stat()
     except OSError as exc:
         raise RegistryFileError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(status.st_mode) and not stat.S_ISDIR(status.st_mode):  # reading a pipe would wait for a writer
+        raise RegistryFileError(path, "not a regular file (a pipe, socket or device); registry files are plain files")
+    size = status.st_size
     if size > max_bytes:
         raise RegistryFileError(path, f"file is {size} bytes, over the {max_bytes}-byte limit for a registry file")
     raw = path.read_bytes()

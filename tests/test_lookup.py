@@ -182,3 +182,12 @@ def test_cli_search_exit_status(capsys):
 def test_public_api_is_small_and_documented():
     assert "lookup" in swindex.__all__
     assert swindex.lookup.__doc__
+
+
+@pytest.mark.parametrize("name", ["", "   "], ids=["empty", "blank"])
+def test_an_empty_id_is_refused_as_empty(name, capsys):
+    with pytest.raises(ValueError, match="the model id is empty"):
+        lookup(name)
+    assert main(["lookup", name]) == 2
+    err = capsys.readouterr().err
+    assert "the model id is empty" in err and "no swindex entry" not in err

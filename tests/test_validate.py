@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,9 @@ import pytest
 from swindex.claims import derive_verdict
 
 from swindex.cli import main
-from swindex.validate import validate_entry_dict, validate_paths, validate_registry
+from swindex.schema import entry_schema
+from swindex.validate import Problem, entry_files, validate_entry_dict, validate_paths, validate_registry
+from swindex.yamlio import dump_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,7 +22,7 @@ BAD = Path(__file__).parent / "fixtures" / "bad"
 BAD_CASES = {
     "malformed.yaml": (3, "", "malformed YAML"),
     "wrong_type.yaml": (11, "claims[0].row", "'3' is not of type 'integer'"),
-    "unknown_field.yaml": (9, "claims[0]", "'colum' was unexpected"),
+    "unknown_field.yaml": (12, "claims[0].colum", "unknown field 'colum': did you mean 'column'?"),
     "octal_trap.yaml": (8, "", "ambiguous number '012'"),
     "duplicate_key.yaml": (4, "", "duplicate key 'architecture'"),
     "duplicate_key_late.yaml": (6, "", "duplicate key 'claims'"),
@@ -34,6 +38,11 @@ BAD_CASES = {
     "outside_shape.yaml": (15, "claims[0].row", "outside the model"),
     "duplicate_coordinate.yaml": (24, "claims[1]", "duplicate coordinate"),
     "bad_date.yaml": (4, "modified", "does not match"),
+    "http_url.yaml": (24, "claims[0].sources[0].url", "'http://example.org/paper': links must use https"),
+    "huge_integer.yaml": (4, "parameters", "a number of 4000 digits is too long"),
+    "line_separator.yaml": (5, "notes", "LINE SEPARATOR (U+2028) is a line break to YAML but not to git or grep"),
+    "empty.yaml": (1, "", "the file is empty"),
+    "windows_reserved.yaml": (2, "id", "Windows reserves the name 'CON'"),
 }
 
 
@@ -216,8 +225,15 @@ def _problem_fields(entry) -> list[str]:
 
 @pytest.mark.parametrize(
     "text",
-    ["x\x1b[1A\x1b[2Kfake", "nul\x00", "c1\x9bcontrol", "rtl \u202e002", "zero\u200bwidth", "tab\there"],
-    ids=["escape-sequence", "nul", "c1", "bidi-override", "zero-width", "tab"],
+    [
+        "x\x1b[1A\x1b[2Kfake", "nul\x00", "c1\x9bcontrol", "rtl \u202e002", "zero\u200bwidth", "tab\there",
+        "tag\U000e0041\U000e007f", "tag-space\U000e0020", "choseong\u115ffiller", "jungseong\u1160filler", "hangul\u3164filler",
+        "halfwidth\uffa0filler", "line\u2028separator", "paragraph\u2029separator",
+    ],
+    ids=[
+        "escape-sequence", "nul", "c1", "bidi-override", "zero-width", "tab", "tag-block", "tag-space", "hangul-choseong-filler",
+        "hangul-jungseong-filler", "hangul-filler", "halfwidth-hangul-filler", "line-separator", "paragraph-separator",
+    ],
 )
 def test_control_and_invisible_characters_are_refused_in_text(make_entry, text):
     assert _problem_fields(make_entry(notes=text)) == ["notes"]
@@ -385,3 +401,249 @@ def test_an_architecture_swindex_does_not_know_may_use_either_index_order(make_e
     weight = dict(make_entry()["claims"][0], tensor="transformer.h.1.mlp.c_proj.weight", index=[7, 3])
     assert validate_entry_dict(make_entry(architecture="CustomGPTForCausalLM", claims=[weight])) == []
     assert validate_entry_dict(make_entry(architecture="CustomGPTForCausalLM")) == []
+
+
+def _integer_fields(schema, where="") -> list[tuple[str, dict]]:
+    found = []
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+            found.append((where, schema))
+        for key, value in schema.items():
+            found += _integer_fields(value, f"{where}/{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            found += _integer_fields(value, f"{where}/{i}")
+    return found
+
+
+def test_every_integer_field_has_a_maximum():
+    fields = _integer_fields(entry_schema())
+    assert len(fields) > 20
+    assert [where for where, schema in fields if "maximum" not in schema] == []
+
+
+def test_an_integer_over_the_schema_maximum_is_refused_at_its_field(make_entry):
+    problems = validate_entry_dict(make_entry(parameters=10**19))
+    assert [p.field for p in problems] == ["parameters"]
+
+
+def _entry_with_sources(make_entry, claims: int, sources: int) -> dict:
+    """An entry of ``claims`` claims with ``sources`` published sources each: a valid file of any size."""
+    base = make_entry()["claims"][0]
+    made = []
+    for c in range(claims):
+        cited = [dict(base["sources"][0], citation=f"Paper {c}-{i}", url=f"https://example.org/{c}/{i}") for i in range(sources)]
+        made.append(dict(base, column=c, index=[3, c], sources=[*base["sources"], *cited]))
+    return make_entry(claims=made, dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 100_000})
+
+
+def _cpu_seconds(path: Path, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        assert validate_paths([path]) == []
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.slow
+def test_validating_takes_time_in_proportion_to_the_sources_of_one_claim(make_entry, tmp_path):
+    small, large = tmp_path / "small.yaml", tmp_path / "large.yaml"
+    small.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 45)), encoding="utf-8")
+    large.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 900)), encoding="utf-8")
+    assert 15 < large.stat().st_size / small.stat().st_size < 25
+    assert _cpu_seconds(large, 2) < 40 * _cpu_seconds(small, 5)  # linear is about 20x; a step quadratic in sources is hundreds
+
+
+@pytest.mark.slow
+def test_a_one_megabyte_file_validates_in_time_proportional_to_its_size(make_entry, tmp_path):
+    small, large = tmp_path / "small.yaml", tmp_path / "large.yaml"
+    small.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 450)), encoding="utf-8")
+    large.write_text(dump_yaml(_entry_with_sources(make_entry, 10, 900)), encoding="utf-8")
+    assert 0.8e6 < large.stat().st_size < 1 << 20 and 16 < large.stat().st_size / small.stat().st_size < 24
+    assert _cpu_seconds(large, 1) < 40 * _cpu_seconds(small, 3)
+
+
+def test_an_over_long_list_is_refused_in_one_line_without_checking_each_item(make_entry):
+    def best(entry):
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            problems = validate_entry_dict(entry)
+            times.append(time.process_time() - start)
+        return min(times), problems
+
+    huge_time, problems = best(_entry_with_sources(make_entry, 1, 18_500))
+    assert [(p.field, p.message) for p in problems] == [("claims[0].sources", "18502 items: at most 1000 are allowed here")]
+    allowed_time, _ = best(_entry_with_sources(make_entry, 1, 900))
+    assert huge_time < allowed_time
+
+
+def _can_symlink(tmp_path: Path) -> bool:
+    try:
+        (tmp_path / "probe-link").symlink_to(tmp_path)
+    except (OSError, NotImplementedError):
+        return False
+    (tmp_path / "probe-link").unlink()
+    return True
+
+
+def test_a_symbolic_link_to_a_file_is_refused_and_never_read(make_entry, write_registry, tmp_path):
+    if not _can_symlink(tmp_path):
+        pytest.skip("cannot create symbolic links here")
+    root = write_registry(make_entry())
+    outside = write_registry(make_entry(id="other/model", aliases=[]), root=tmp_path / "outside")
+    (root / "other").mkdir()
+    (root / "other" / "model.yaml").symlink_to(outside / "other" / "model.yaml")
+    problems = validate_registry(root)
+    assert [(Path(p.path).name, "symbolic link" in p.message) for p in problems] == [("model.yaml", True)]
+    assert entry_files(root) == [root / "acme" / "tiny-llama.yaml"]
+
+
+def test_a_symbolic_link_to_a_folder_is_refused_and_not_walked(make_entry, write_registry, tmp_path):
+    if not _can_symlink(tmp_path):
+        pytest.skip("cannot create symbolic links here")
+    root = write_registry(make_entry())
+    outside = write_registry(make_entry(id="other/model", aliases=[]), root=tmp_path / "outside")
+    (root / "other").symlink_to(outside / "other", target_is_directory=True)
+    problems = validate_registry(root)
+    assert [(Path(p.path).name, "symbolic link" in p.message) for p in problems] == [("other", True)]
+    assert entry_files(root) == [root / "acme" / "tiny-llama.yaml"]
+
+
+def test_a_symbolic_link_named_on_the_command_line_is_refused(make_entry, write_registry, tmp_path):
+    if not _can_symlink(tmp_path):
+        pytest.skip("cannot create symbolic links here")
+    root = write_registry(make_entry())
+    (tmp_path / "link.yaml").symlink_to(root / "acme" / "tiny-llama.yaml")
+    assert ["symbolic link" in p.message for p in validate_paths([tmp_path / "link.yaml"])] == [True]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_in_the_registry_is_refused_without_hanging(make_entry, write_registry):
+    root = write_registry(make_entry())
+    os.mkfifo(root / "acme" / "pipe.yaml")
+    problems = validate_registry(root)
+    assert [(Path(p.path).name, "not a regular file" in p.message) for p in problems] == [("pipe.yaml", True)]
+    assert ["not a regular file" in p.message for p in validate_paths([root / "acme" / "pipe.yaml"])] == [True]
+
+
+@pytest.mark.parametrize("model_id", ["acme/CON", "nul/model", "acme/com1.v2", "acme/Lpt9", "AUX/x", "acme/prn.yaml"])
+def test_names_windows_reserves_are_not_model_ids(make_entry, model_id):
+    problems = validate_entry_dict(make_entry(id=model_id, aliases=[]))
+    assert [p.field for p in problems] == ["id"] and "Windows reserves" in problems[0].message
+
+
+@pytest.mark.parametrize("model_id", ["acme/console", "acme/com10", "acme/nullable", "auxiliary/model", "acme/lpt"])
+def test_names_that_only_start_like_a_reserved_one_are_fine(make_entry, model_id):
+    assert validate_entry_dict(make_entry(id=model_id, aliases=[])) == []
+
+
+def _case_sensitive(tmp_path: Path) -> bool:
+    (tmp_path / "probe").mkdir()
+    sensitive = not (tmp_path / "PROBE").exists()
+    (tmp_path / "probe").rmdir()
+    return sensitive
+
+
+def test_folders_that_differ_only_in_case_are_refused(make_entry, write_registry, tmp_path):
+    if not _case_sensitive(tmp_path):
+        pytest.skip("the file system ignores case")
+    root = write_registry(make_entry(id="Foo/a", aliases=[]), make_entry(id="foo/b", aliases=[]))
+    problems = validate_registry(root)
+    assert [(Path(p.path).name, "only in case" in p.message) for p in problems] == [("foo", True)]
+
+
+def test_entries_that_differ_only_in_case_get_one_line(make_entry, write_registry, tmp_path):
+    if not _case_sensitive(tmp_path):
+        pytest.skip("the file system ignores case")
+    root = write_registry(make_entry(), make_entry(id="acme/Tiny-Llama", aliases=["Tiny Llama", "TL"]))
+    problems = validate_registry(root)
+    assert [(p.field, "only in case" in p.message) for p in problems] == [("id", True)]
+
+
+def test_a_duplicated_id_gets_one_line_not_one_per_alias(make_entry, write_registry, tmp_path):
+    root = write_registry(make_entry(aliases=["tiny-llama", "Tiny Llama", "TL"]))
+    copy = write_registry(make_entry(aliases=["tiny-llama", "Tiny Llama", "TL"]), root=tmp_path / "new")
+    problems = validate_paths([copy / "acme" / "tiny-llama.yaml"], registry=root)
+    assert [(p.field, p.line) for p in problems] == [("id", 2)]
+    assert "is already the id of" in problems[0].message
+
+
+def test_file_names_are_printed_escaped(make_entry, write_registry, capsys):
+    root = write_registry(make_entry())
+    for name in ("evil\x1b[2K\x1b[1A.yaml", "two\nlines.yaml"):
+        (root / "acme" / name).write_text("garbage: [\n", encoding="utf-8")
+    assert main(["validate", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\x1b[2K\\x1b[1A.yaml" in out and "two\\nlines.yaml" in out
+    assert len(out.strip().splitlines()) == 2
+
+
+def test_a_problem_prints_on_one_line_whatever_its_parts_hold():
+    text = str(Problem("a\x1b]8;;x\x07.yaml", "notes\u2028x", "bad \u202evalue\n", 3))
+    assert text.isprintable() and text.startswith("a\\x1b]8;;x\\x07.yaml:3: notes\\u2028x: bad \\u202evalue\\n")
+
+
+def test_a_misspelled_key_is_reported_at_its_own_line_with_the_nearest_field(make_entry, tmp_path):
+    entry = make_entry()
+    entry["architecure"] = entry.pop("architecture")
+    path = tmp_path / "entry.yaml"
+    path.write_text(dump_yaml(entry), encoding="utf-8")
+    problems = validate_paths([path])
+    assert [(p.field, p.message) for p in problems] == [("architecure", "unknown field 'architecure': did you mean 'architecture'?")]
+    assert path.read_text(encoding="utf-8").splitlines()[problems[0].line - 1].startswith("architecure:")
+
+
+def test_an_unknown_key_with_no_near_field_lists_the_allowed_ones(make_entry):
+    entry = make_entry()
+    entry["dimensions"]["zzz"] = 1
+    problems = validate_entry_dict(entry)
+    assert [p.field for p in problems] == ["dimensions.zzz"] and "hidden_size" in problems[0].message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "---\n"], ids=["no-bytes", "blank-lines", "comment", "document-marker"])
+def test_an_empty_file_says_so(tmp_path, content):
+    path = tmp_path / "entry.yaml"
+    path.write_text(content, encoding="utf-8")
+    assert [(p.line, p.message.split(":")[0]) for p in validate_paths([path])] == [(1, "the file is empty")]
+
+
+def test_a_plain_http_link_says_links_must_use_https(make_entry):
+    entry = make_entry()
+    entry["claims"][0]["sources"][0]["url"] = "http://example.org/paper"
+    problems = validate_entry_dict(entry)
+    assert [p.field for p in problems] == ["claims[0].sources[0].url"]
+    assert "links must use https" in problems[0].message and "^https" not in problems[0].message
+
+
+def test_against_names_sources_added_removed_and_edited_by_citation(tmp_path, write_registry, make_entry, capsys):
+    def edit(entry):
+        first, second = entry["claims"][0]["sources"]
+        entry["claims"][0]["sources"] = [
+            dict(first, evidence="ablation", url="https://example.org/paper-v2"),
+            {"citation": "Third 2025", "kind": "paper", "evidence": "reported", "url": "https://example.org/third"},
+        ]
+
+    before, after = _two_registries(tmp_path, write_registry, make_entry, edit)
+    assert main(["validate", "--registry", str(after), "--against", str(before)]) == 0
+    err = capsys.readouterr().err
+    assert "source removed: 'someone-else/reproduction@0123abc:README.md'" in err
+    assert "source added: 'Third 2025'" in err
+    assert (
+        "source 'Somebody et al. 2024, Table 2' edited: evidence 'reported' -> 'ablation'; "
+        "url 'https://example.org/paper' -> 'https://example.org/paper-v2'"
+    ) in err
+    assert "(or their text)" not in err
+
+
+def test_against_names_each_changed_figure_of_an_impact(tmp_path, write_registry, make_entry, capsys):
+    def measure(entry):
+        entry["claims"][0]["impact"] = {"classification": "critical", "measured_by": "swindex", "metric": "perplexity", "original": 10.0, "zeroed": 30.0, "ratio": 3.0}
+        entry["verdict"] = derive_verdict(entry)
+
+    before, after = _two_registries(tmp_path, write_registry, make_entry, measure)
+    main(["validate", "--registry", str(after), "--against", str(before)])
+    err = capsys.readouterr().err
+    assert "impact classification 'unmeasured' -> 'critical'" in err and "impact ratio None -> 3.0" in err

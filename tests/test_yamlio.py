@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swindex.errors import RegistryFileError
-from swindex.yamlio import MAX_FILE_BYTES, dump_yaml, load_yaml, parse_yaml
+from swindex.yamlio import MAX_FILE_BYTES, MAX_INT_DIGITS, dump_yaml, load_yaml, parse_yaml
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,58 @@ def test_an_empty_value_is_null():
 def test_hostile_nesting_is_an_error_not_a_crash(text):
     with pytest.raises(RegistryFileError, match="nesting deeper than"):
         parse_yaml(text, "deep.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["v: " + "9" * 5000, "v: -" + "1" * 4400, "v: [1, " + "2" * 21 + "]", "v: 0x" + "f" * 30, "v: 0" + "1" * 4400, "? " + "9" * 4400 + "\n: x"],
+    ids=["over-python-limit", "negative", "in-a-list", "hexadecimal", "leading-zero", "as-a-key"],
+)
+def test_an_integer_too_long_to_be_a_count_is_refused_at_its_line(text):
+    with pytest.raises(RegistryFileError, match="digits is too long") as info:
+        parse_yaml("id: acme/x\n" + text + "\n", "f.yaml")
+    assert info.value.line == 2
+
+
+def test_a_refused_integer_names_its_field():
+    with pytest.raises(RegistryFileError) as info:
+        parse_yaml("claims:\n- row: " + "7" * 30 + "\n", "f.yaml")
+    assert (info.value.line, info.value.field) == (2, "claims[0].row")
+
+
+def test_integers_up_to_the_digit_limit_are_read():
+    assert parse_yaml("v: " + "9" * MAX_INT_DIGITS)[0] == {"v": int("9" * MAX_INT_DIGITS)}
+
+
+@pytest.mark.parametrize("mark", ["\u2028", "\u2029", "\x85", "\r"], ids=["line-separator", "paragraph-separator", "nel", "bare-cr"])
+@pytest.mark.parametrize("notes", ["one{}two", "'one{}two'", '"one{}two"'], ids=["plain", "single-quoted", "double-quoted"])
+def test_line_breaks_git_does_not_count_are_refused_at_git_line_and_field(mark, notes):
+    text = "id: acme/x\nnotes: " + notes.format(mark) + "\nrow: 3\n"
+    with pytest.raises(RegistryFileError, match="line break to YAML but not to git") as info:
+        parse_yaml(text, "f.yaml")
+    assert (info.value.line, info.value.field) == (2, "notes")
+
+
+def test_a_hidden_line_break_is_counted_as_git_counts_lines():
+    with pytest.raises(RegistryFileError) as info:
+        parse_yaml("a: 1\u2028b: 2\nc: 3\rd: 4\n", "f.yaml")
+    assert info.value.line == 1
+
+
+def test_windows_line_endings_are_plain_line_breaks():
+    assert parse_yaml("a: 1\r\nb: two\r\n")[0] == {"a": 1, "b": "two"}
+
+
+@pytest.mark.parametrize("value", ["x\u2028y", "\u2029", "a\x85b", "a\rb", "a\r\nb"])
+def test_dumped_text_never_holds_a_hidden_line_break(value):
+    text = dump_yaml({"notes": value})
+    assert not any(c in text for c in "\u2028\u2029\x85\r")
+    assert parse_yaml(text)[0] == {"notes": value}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    pipe = tmp_path / "entry.yaml"
+    os.mkfifo(pipe)
+    with pytest.raises(RegistryFileError, match="not a regular file"):
+        load_yaml(pipe)

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_lookup(args: argparse.Namespace) -> int:
     from ..lookup import lookup, registry_source
 
+    if not args.model.strip():
+        print("swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder (`swindex list` shows every model)", file=sys.stderr)
+        return 2
     entry = lookup(args.model, revision=args.revision, registry=args.registry)
     print(entry.to_json() if args.json else entry)
     print(f"registry: {registry_source(args.registry)}", file=sys.stderr)

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Directories are validated as registries of their own; files against --registry or the ./registry holding them."""
-    from ..validate import expected_id, stray_files, validate_paths, validate_registry
+    from ..validate import expected_id, shown, stray_files, validate_paths, validate_registry
 
     local = Path("registry") if Path("registry").is_dir() else None
     registry = Path(args.registry) if args.registry else None
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         compared = compare_registries(args.against, registry or (local if local is not None else paths[0]))
         problems.extend(compared.problems)
         for change in compared.changes:
-            print(f"changed claim: {change}", file=sys.stderr)
+            print(f"changed claim: {shown(change)}", file=sys.stderr)
     for problem in problems:
         print(problem)
     if problems:
