@@ -136,7 +136,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             ),
             seconds=time.monotonic() - started,
         )
-    except Exception as exc:  # one model's failure must not stop the others
+    except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
         message = f"{type(exc).__name__}: {exc}".strip()
         return Outcome(spec.id, FAILED, reason=classify(exc), message=" ".join(message.split())[:500], path=str(path), seconds=time.monotonic() - started)
     finally:

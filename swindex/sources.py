@@ -54,7 +54,7 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     packaged = packaged_source()
     if offline():
         if packaged is None:
-            raise SwindexError(f"this swindex has no packaged index and SWINDEX_OFFLINE is set; reinstall swindex")
+            raise SwindexError("this swindex has no packaged index and SWINDEX_OFFLINE is set; reinstall swindex")
         return packaged
     try:
         cached = read_cache()

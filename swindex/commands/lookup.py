@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..records import Entry
 
 
 def _registry_arg(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +48,7 @@ def run_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(entries) -> None:
+def _print_table(entries: Iterable[Entry]) -> None:
     """One line a model: id, verdict (the same words as the site and the JSON API), layers, claims on record."""
     for entry in entries:
         layers = ",".join(map(str, entry.layers))
