@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def shown(text: str) -> str:
+    """Text made safe to print: anything unprintable (escape sequences, line breaks, invisible characters) written as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class SwindexError(Exception):
     """Base class for every error swindex raises on purpose."""
 
@@ -15,8 +22,8 @@ class RegistryFileError(SwindexError):
         self.line = line
         self.reason = message
         self.field = field
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {message}")
+        where = f"{shown(self.path)}:{line}" if line is not None else shown(self.path)
+        super().__init__(f"{where}: {shown(message)}")
 
 
 class ValidationError(SwindexError):

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .claims import IMPACT_THRESHOLDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of, derive_verdict, verdict_of
-from .errors import RegistryFileError
+from .errors import RegistryFileError, shown
 from .layout import index_order
 from .records import format_coordinate
 from .schema import entry_schema, entry_validator
@@ -34,13 +34,6 @@ RESERVED_NAMES = frozenset({"index", "readme"})
 WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
 """Names Windows will not create as files or folders, whatever the extension: a checkout there would fail."""
 _HTTPS_ONLY = "links must use https"
-
-
-def shown(text: str) -> str:
-    """Text made safe to print: anything unprintable (escape sequences, line breaks, invisible characters) written as its escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,11 @@ def test_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
     os.mkfifo(pipe)
     with pytest.raises(RegistryFileError, match="not a regular file"):
         load_yaml(pipe)
+
+
+def test_an_unreadable_file_is_named_escaped(tmp_path):
+    path = tmp_path / "evil\x1b[2K\nname.yaml"
+    path.write_text("a: [\n", encoding="utf-8")
+    with pytest.raises(RegistryFileError) as info:
+        load_yaml(path)
+    assert str(info.value).isprintable() and "evil\\x1b[2K\\nname.yaml" in str(info.value)
