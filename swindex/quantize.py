@@ -185,6 +185,10 @@ def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
     result: dict[str, list[tuple[int, ...]]] = {}
     if keep is None:
         return result
+    if isinstance(keep, Mapping) and "claims" in keep:  # an entry dict (the CLI's) holds out what its Entry would
+        from .records import Entry
+
+        keep = Entry.from_dict(keep)
     keep = getattr(keep, "weights_to_keep", keep)  # an Entry holds out its significant weights too, not only the critical ones
     for t in targets(keep):
         name = resolve_name(model, t.tensor)

@@ -337,3 +337,12 @@ def test_an_entry_holds_out_its_significant_weights_as_well_as_its_super_weights
     kept = [c.coordinate for c in entry.claims if after[c.coordinate] == before[c.coordinate]]
     assert kept == [critical_coordinate for critical_coordinate in (c.coordinate for c in entry.weights_to_keep)]
     assert len(entry.weights_to_keep) == 2
+
+
+def test_an_entry_dict_holds_out_the_same_weights_as_its_entry(make_entry):
+    from swindex.quantize import quantize_model
+
+    base = make_entry()["claims"][0]
+    significant = dict(base, impact={"classification": "significant", "measured_by": base["sources"][0]["citation"]})
+    data = make_entry(claims=[significant])
+    assert quantize_model(build_planted("llama", plants=())[0], bits=4, keep=data).held_out == 1
