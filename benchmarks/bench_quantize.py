@@ -118,7 +118,7 @@ def main() -> int:
     runs = []
     for seed in range(args.seeds):
         model, planted = dependent_llama(seed=seed)
-        claims = detect(model).to_entry()["super_weights"]
+        claims = detect(model).to_entry()["claims"]
         found = [(c["tensor"], tuple(c["index"])) for c in claims]
         if found != [(planted.tensor, planted.index)]:
             print(f"warning: seed {seed}: detector found {found}, planted {planted.tensor}{list(planted.index)}", file=sys.stderr)
@@ -128,7 +128,7 @@ def main() -> int:
 
     if STORIES.is_dir():
         model = LlamaForCausalLM.from_pretrained(STORIES).eval()
-        claims = detect(model).to_entry()["super_weights"]
+        claims = detect(model).to_entry()["claims"]
         models["stories260K"] = {**measure(model, claims, args.sequences, args.length), "seeds": 1, "description": "stories260K (llama2.c), 5 layers, hidden 64, trained"}
         print(f"stories260K: original {models['stories260K']['original']:.3f}, held out {len(claims)}", file=sys.stderr)
     else:
