@@ -312,3 +312,18 @@ def test_surgery_reads_a_detected_index_back_to_the_planted_row_and_column(renam
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     (ch,) = channels(model, [(w.tensor, (w.column, w.row))])
     assert (ch.row, ch.column) == (w.row, w.column)
+
+
+def test_params_reads_an_offloaded_modules_own_tensor_with_its_real_values():
+    from accelerate import cpu_offload
+
+    from swindex.params import materialised, read_tensor
+
+    model, (w,) = build_planted("llama")
+    twin, _ = build_planted("llama")
+    cpu_offload(twin, execution_device=torch.device("cpu"))
+    module = twin.get_submodule(w.tensor.rsplit(".", 1)[0])
+    assert module.weight.device.type == "meta"
+    assert torch.equal(materialised(module, "weight"), model.get_parameter(w.tensor))
+    assert torch.equal(read_tensor(twin, w.tensor), model.get_parameter(w.tensor))
+    assert materialised(module, "bias") is None
