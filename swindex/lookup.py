@@ -101,7 +101,8 @@ def _config_fits(directory: str, entry: Entry) -> bool:
         return True  # nothing on disk to compare (a path typed as a name, or no config): the name decides
     if not isinstance(config, dict):
         return True
-    config = config.get("text_config") if isinstance(config.get("text_config"), dict) and "hidden_size" not in config else config
+    if isinstance(config.get("text_config"), dict) and "hidden_size" not in config:
+        config = config["text_config"]
     architectures = config.get("architectures") or []
     if architectures and entry.architecture not in architectures:
         return False

@@ -60,9 +60,9 @@ def _with_impact(claim: Mapping[str, Any], status: str, impact: dict[str, Any]) 
     return result
 
 
-def upgrade_claim(claim: Mapping[str, Any]) -> dict[str, Any]:
+def upgrade_claim(original: Mapping[str, Any]) -> dict[str, Any]:
     """One schema-1 scalar claim (or finding) in schema 2."""
-    claim = copy.deepcopy(dict(claim))
+    claim = copy.deepcopy(dict(original))
     sources = list(claim.get("sources") or [])
     evidence = dict(claim.get("evidence") or {})
     measured = evidence.pop("impact", None)
@@ -70,7 +70,7 @@ def upgrade_claim(claim: Mapping[str, Any]) -> dict[str, Any]:
         claim["evidence"] = evidence
     else:
         claim.pop("evidence", None)
-    status = claim.get("status")
+    status = str(claim.get("status"))
     if measured:
         impact: dict[str, Any] = {"classification": measured.get("classification") or classify(measured.get("metric", ""), measured.get("ratio")), "measured_by": SWINDEX}
         impact.update({k: measured[k] for k in _IMPACT_FIGURES if k in measured})

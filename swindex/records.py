@@ -121,7 +121,8 @@ class Impact:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Impact":
         d = d or {}
-        return cls(**{f.name: d.get(f.name) for f in fields(cls) if f.name in d})
+        known: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
+        return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -225,7 +226,8 @@ class Verdict:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Verdict":
         d = d or {}
-        return cls(**{f.name: d.get(f.name) for f in fields(cls) if d.get(f.name) is not None})
+        known: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls) if d.get(f.name) is not None}
+        return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
         result = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

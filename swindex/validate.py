@@ -520,14 +520,14 @@ def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | 
         expected = expected_id(path, root)
         if expected is not None and expected != data["id"]:
             problems.append(Problem(str(path), "id", f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml", lines.get(("id",))))
-    return (data if isinstance(data, Mapping) else None), problems, lines
+    return (dict(data) if isinstance(data, Mapping) else None), problems, lines
 
 
 def _distinct_ids(
     loaded: list[tuple[Path, Mapping[str, Any]]], lines: Mapping[Path, Mapping[tuple[Any, ...], int]]
 ) -> tuple[list[tuple[Path, Mapping[str, Any]]], list[Problem]]:
     """Files whose id another file already has get one problem, on the id, and no further cross-file checks (their aliases would all clash too)."""
-    first: dict[str, tuple[str, Path]] = {}
+    first: dict[str, tuple[Any, Path]] = {}
     kept, problems = [], []
     for path, data in loaded:
         model_id = data.get("id")

@@ -146,6 +146,8 @@ class _Builder:
             if node.tag != "tag:yaml.org,2002:seq":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed; registry files use plain YAML")
             return [self.build(child, (*where, i), depth + 1) for i, child in enumerate(node.value)]
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"unexpected YAML node {type(node).__name__}")
         return self._scalar(node, where)
 
     def _mapping(self, node: yaml.MappingNode, where: tuple[Any, ...], depth: int) -> dict[str, Any]:
@@ -158,11 +160,12 @@ class _Builder:
             key = self.build(key_node, (*where, "<key>"), depth + 1)
             if not isinstance(key, str):
                 raise self.fail(key_node, f"mapping key {key!r} must be a string")
+            at = (*where, key)
             if key in result:
-                raise self.fail(key_node, f"duplicate key {key!r} (first at line {self.lines[(*where, key)]})")
-            self.lines[(*where, key)] = _line(key_node)
-            result[key] = self.build(value_node, (*where, key), depth + 1)
-            self.lines[(*where, key)] = _line(key_node)
+                raise self.fail(key_node, f"duplicate key {key!r} (first at line {self.lines[at]})")
+            self.lines[at] = _line(key_node)
+            result[key] = self.build(value_node, at, depth + 1)
+            self.lines[at] = _line(key_node)
         return result
 
     def _scalar(self, node: yaml.ScalarNode, where: tuple[Any, ...]) -> Any:
@@ -193,9 +196,10 @@ class _Builder:
 def _refuse_tags_and_directives(text: str, path: str, loader: type) -> None:
     """Explicit tags (``!!int "100"``, ``! 100``) and ``%YAML`` directives make the file say one thing and mean another."""
     for event in yaml.parse(text, Loader=loader):
-        line = event.start_mark.line + 1
-        if getattr(event, "tag", None) is not None:
-            raise RegistryFileError(path, f"explicit tag {event.tag!r} is not allowed; write the plain value (quote it if it must be text)", line)
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise RegistryFileError(path, f"explicit tag {tag!r} is not allowed; write the plain value (quote it if it must be text)", line)
         if isinstance(event, yaml.DocumentStartEvent) and (event.version is not None or event.tags):
             raise RegistryFileError(path, "YAML directives (%YAML, %TAG) are not allowed; registry files are plain YAML 1.2", line)
 
