@@ -43,8 +43,8 @@ def synthetic_registry(root: Path, count: int) -> None:
         entry = copy.deepcopy(BASE_ENTRY)
         entry["id"] = f"org{i % 100}/model-{i}"
         entry["aliases"] = [f"model-{i}-alias"]
-        entry["super_weights"][0]["row"] = i % 64
-        entry["super_weights"][0]["index"] = [i % 64, 7]
+        entry["claims"][0]["row"] = i % 64
+        entry["claims"][0]["index"] = [i % 64, 7]
         path = root / f"{entry['id']}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(entry), encoding="utf-8")
