@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
+import urllib.parse
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+
+INDEX_PAGES = ("index.html", "index.htm")
+"""What SimpleHTTPRequestHandler serves for a folder; a folder without one is answered 404, never listed."""
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    """Serves files without logging every request to stderr."""
+    """Serves the site's files as a static host would: no logging, no directory listings, no tracebacks."""
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature set by http.server
         pass
+
+    def send_head(self) -> Any:
+        """A path the file system cannot take (a NUL byte, ``%00``) is a bad request, and a folder without
+        index.html is not found: the published site lists no folders either."""
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path, errors="surrogatepass")
+        if "\x00" in path:
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request path")
+            return None
+        try:
+            local = self.translate_path(self.path)
+            if os.path.isdir(local) and not any(os.path.isfile(os.path.join(local, name)) for name in INDEX_PAGES):
+                self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+                return None
+            return super().send_head()
+        except ValueError:  # what the file system refuses (the NUL check above catches the known case)
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request path")
+            return None
+
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
+        """Never list a folder (send_head already answers 404 before this is reached)."""
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A missing page gets the site's own 404 page, as on the published site."""
@@ -34,6 +64,13 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, never a traceback; a client that hung up is not worth a word."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        print(f"swindex site serve: could not answer {client_address[0]}: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def serve_site(directory: str | Path, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
