@@ -1,7 +1,10 @@
 """Site build time for a synthetic registry of 1,000 models.
 
-Each entry looks like a detector-made one: one super weight with two sources, a 32-layer detection run
-(so every page draws its chart) and a verification run. Figures reported, all from the same run:
+Each entry (schema 2) looks like a detector-made one: one claim with two sources and its measured impact
+(critical, or inert for every seventh model, whose verdict is then "no single weight is critical"), a
+32-layer detection run (so every page draws its chart) and a verification run; every fifth model's paper
+also publishes per-layer activations (charted as well). Both API versions are written (v1 converted from
+v2). Figures reported, all from the same run:
 - the full build (validate, render pages + JSON, mkdocs --strict) of N models, split into its halves;
 - per-model cost, and the ratio of the N-model build to a build of N/10 models (1.0 x 10 would be linear);
 - the baseline: validating and loading the same N entries alone (`load_registry`), which every build must do.
@@ -18,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from swindex.claims import derive_verdict
 from swindex.registry import load_registry
 from swindex.sitegen.build import build_site
 from swindex.yamlio import dump_yaml
@@ -40,8 +44,12 @@ def synthetic_entry(i: int) -> dict:
         }
         for n in range(32)
     ]
-    return {
-        "schema_version": 1,
+    if i % 5 == 0:
+        source["measurements"] = {f"layer_{row['layer']}_{side}_max": row[f"{side}_max"] for row in layers for side in ("input", "output")}
+    inert = i % 7 == 0
+    impact = {"classification": "inert" if inert else "critical", "measured_by": "swindex", "metric": "perplexity", "original": 6.0, "zeroed": 6.1 if inert else 900.0, "ratio": 1.0167 if inert else 150.0}
+    entry = {
+        "schema_version": 2,
         "id": f"org{i % 50}/model-{i}",
         "aliases": [f"Model {i}"],
         "architecture": "LlamaForCausalLM",
@@ -50,7 +58,7 @@ def synthetic_entry(i: int) -> dict:
         "revision": None,
         "modified": "2026-11-28",
         "dimensions": {"num_layers": 32, "hidden_size": 4096, "intermediate_size": 11008},
-        "super_weights": [
+        "claims": [
             {
                 "layer": layer,
                 "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
@@ -60,20 +68,22 @@ def synthetic_entry(i: int) -> dict:
                 "index": [row, column],
                 "value": -0.5,
                 "value_dtype": "float16",
-                "status": ("confirmed", "reported", "detected")[i % 3],
+                "status": "detected" if inert else ("confirmed", "reported", "detected")[i % 3],
+                "impact": impact,
                 "sources": (
                     [{"citation": "swindex bench detect", "kind": "swindex", "evidence": "detected", "date": "2026-11-28"}]
-                    if i % 3 == 2
+                    if inert or i % 3 == 2
                     else [source, {**copy.deepcopy(source), "kind": "repository", "evidence": "detected", "citation": f"Synthetic reproduction {i}"}]
                 ),
-                "evidence": {"impact": {"metric": "perplexity", "zeroed": 900.0, "ratio": 150.0, "classification": "critical"}},
             }
         ],
         "evidence": {
             "detection": {"tool": "bench", "date": "2026-11-28", "dtype": "float16", "layers": layers},
-            "verification": {"tool": "bench", "date": "2026-11-28", "metric": "perplexity", "original": 6.0, "all_zeroed": 900.0, "control": 6.1},
+            "verification": {"tool": "bench", "date": "2026-11-28", "metric": "perplexity", "original": 6.0, "all_zeroed": 6.1 if inert else 900.0, "control": 6.1},
         },
     }
+    entry["verdict"] = derive_verdict(entry)
+    return entry
 
 
 def write_registry(root: Path, count: int) -> Path:

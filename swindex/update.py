@@ -122,6 +122,7 @@ def newest_modified(entries: list[Mapping[str, Any]]) -> str | None:
 
 def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
     """The dump's ``{path, entry}`` items, each entry valid and filed under its own id; ValidationError otherwise."""
+    from .sitegen.api import stored_entry
     from .validate import Problem, cross_file_problems, validate_entry_dict
 
     if not isinstance(document, Mapping) or not isinstance(document.get("entries"), list):
@@ -140,7 +141,7 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
             problems.append(Problem(label, "", "not a {path, entry} item"))
             continue
-        entry = item["entry"]
+        entry = stored_entry(item["entry"])  # the API adds super_weights and verdict.text; the cache keeps the registry's fields
         model_id = entry.get("id")
         if isinstance(model_id, str):
             label = f"{label} ({model_id})"

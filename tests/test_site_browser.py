@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import pytest
-from site_support import CHROMIUM_FLAGS, HOSTILE_ID, REPO, chromium_path, fixture_site
+from site_support import CHROMIUM_FLAGS, FIXTURE_REGISTRY, HOSTILE_ID, REPO, chromium_path, fixture_site
 
 from swindex.sitegen.serve import serve_in_thread
 from swindex.yamlio import load_yaml
@@ -23,6 +23,8 @@ PAGES = (
     "models/mistralai/Mistral-7B-v0.1/",
     "models/acme/tiny-moe/",
     "models/acme/clean-model/",
+    "models/acme/candidates-model/",
+    "models/huggyllama/llama-7b/",
     f"models/{HOSTILE_ID}/",
     "schema/",
     "contributing/",
@@ -146,8 +148,10 @@ def test_clicking_a_column_heading_sorts_the_table(visit):
     visit.open("models/")
     size = visit.page.locator("#sw-models thead th", has_text="Size").locator("button")
 
+    column = [t.strip() for t in visit.page.locator("#sw-models thead th").all_inner_texts()].index("Size") + 1
+
     def values() -> list[float]:
-        return [float(x) for x in visit.page.locator("#sw-models tbody tr td:nth-child(3)").evaluate_all("cells => cells.map(c => c.dataset.value)")]
+        return [float(x) for x in visit.page.locator(f"#sw-models tbody tr td:nth-child({column})").evaluate_all("cells => cells.map(c => c.dataset.value)")]
 
     size.click()
     ascending = values()
@@ -155,6 +159,57 @@ def test_clicking_a_column_heading_sorts_the_table(visit):
     descending = values()
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
     assert ascending != descending
+
+
+def _outcomes() -> dict[str, str]:
+    from swindex.records import Entry
+
+    return {p.relative_to(FIXTURE_REGISTRY).with_suffix("").as_posix(): Entry.from_dict(load_yaml(p)).verdict.outcome for p in FIXTURE_REGISTRY.rglob("*.yaml")}
+
+
+@pytest.mark.parametrize("outcome", ["super_weights", "no_critical_weight", "not_measured"])
+def test_the_verdict_filter_shows_only_models_with_that_verdict(visit, outcome):
+    visit.open("models/")
+    everything = _visible_rows(visit)
+    visit.page.locator("#sw-verdict-filter").select_option(outcome)
+    shown = _visible_rows(visit)
+    assert sorted(shown) == sorted(i for i, o in _outcomes().items() if o == outcome)
+    assert 0 < len(shown) < len(everything)
+    assert visit.page.locator("#sw-count").inner_text() == f"{len(shown)} of {len(everything)} models"
+
+
+def test_the_verdict_filter_combines_with_the_text_filter_and_follows_the_address(visit):
+    visit.open("models/?verdict=super_weights")
+    assert visit.page.locator("#sw-verdict-filter").input_value() == "super_weights"
+    visit.page.locator("#sw-filter").fill("mistral")
+    assert _visible_rows(visit) == ["mistralai/Mistral-7B-v0.1"]
+
+
+def test_home_page_counts_link_to_the_filtered_table(visit):
+    visit.open("")
+    visit.page.locator(".sw-stats a", has_text="where no single weight is critical").click()
+    visit.page.wait_for_url("**/models/?verdict=no_critical_weight")
+    visit.page.wait_for_load_state("networkidle")
+    assert _visible_rows(visit) == [i for i, o in sorted(_outcomes().items(), key=lambda x: x[0].lower()) if o == "no_critical_weight"]
+
+
+def test_model_page_opens_with_the_verdict_above_everything_else(visit):
+    visit.open("models/huggyllama/llama-7b/")
+    verdict = visit.page.locator("#verdict")
+    assert verdict.is_visible()
+    assert verdict.locator(".sw-verdict-words").inner_text() == "1 super weight"
+    assert "model.layers.2.mlp.down_proj.weight[3968, 7003]" in verdict.inner_text()
+    assert "critical ×213.6" in verdict.inner_text()
+    assert verdict.bounding_box()["y"] < visit.page.locator("#all-claims").bounding_box()["y"]
+    assert verdict.bounding_box()["y"] < visit.page.locator(".sw-identity").bounding_box()["y"]
+
+
+def test_published_per_layer_activations_are_charted_with_their_source(visit):
+    visit.open("models/huggyllama/llama-7b/")
+    figure = visit.page.locator("figure.sw-source-chart")
+    assert figure.count() == 1 and figure.is_visible()
+    assert "Official notebook, figures.ipynb (fixture)" in figure.locator("figcaption").inner_text()
+    assert figure.locator("svg.sw-chart-output circle.sw-marked").count() == 1  # layer 2 holds the super weight
 
 
 def test_model_page_shows_its_coordinates_and_chart(visit):
@@ -183,6 +238,22 @@ def test_model_page_without_a_detection_run_says_so(visit):
     visit.open("models/meta-llama/Llama-2-7b-hf/")
     assert visit.page.locator("svg.sw-chart-panel").count() == 0
     assert "No detection run is recorded" in visit.page.locator(".sw-no-chart").inner_text()
+
+
+def test_fences_in_a_hostile_entry_hide_no_section_and_leave_the_theme_working(visit):
+    visit.open(f"models/{HOSTILE_ID}/")
+    for heading in ("All claims", "Activations by layer", "Impact of removing it", "Disagreements", "Notes"):
+        assert visit.page.locator("article h2", has_text=heading).is_visible(), heading
+    config = visit.page.locator("#__config")
+    assert config.count() == 1 and config.evaluate("el => el.tagName") == "SCRIPT"  # the theme's own, nobody else's
+    assert visit.page.locator("article .md-toggle, article [class*=md-toggle]").count() == 0
+    text = visit.page.locator("article").inner_text()
+    assert "``` { .text .md-toggle }" in text and "~~~ { #__config }" in text  # shown as written
+    # The theme's JavaScript ran: it added copy buttons to the snippets and opens search on its shortcut.
+    assert visit.page.locator('article button[data-md-type="copy"]').count() == visit.page.locator("article .highlight").count() > 0
+    visit.page.keyboard.press("s")
+    assert visit.page.locator("input.md-search__input").evaluate("el => el === document.activeElement")
+    assert visit.errors == []
 
 
 def test_edit_link_points_at_the_entry_yaml(visit):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 import shutil
 import signal
 import subprocess
@@ -16,14 +17,18 @@ from site_support import FIXTURE_REGISTRY, HOSTILE_ID, REPO, fixture_site
 
 from swindex.cli import main
 from swindex.errors import SwindexError, ValidationError
-from swindex.records import Entry
+from swindex.migrate import downgrade
+from swindex.records import OUTCOMES, Entry
 from swindex.schema import entry_schema
-from swindex.sitegen.build import build_site, generated_time
+from swindex.sitegen.api import stored_entry
+from swindex.sitegen.build import build_site, generated_time, v1_schema
 from swindex.sitegen.sources import find_sources
 from swindex.validate import entry_files
 from swindex.yamlio import load_yaml
 
-API = "api/v1"
+API = "api/v2"
+V1 = "api/v1"
+SITE_URL = load_yaml(REPO / "mkdocs.yml")["site_url"]
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -31,8 +36,18 @@ def _fixture_ids() -> list[str]:
     return sorted((load_yaml(p)["id"] for p in entry_files(FIXTURE_REGISTRY)), key=str.casefold)
 
 
-def _json(path: str):
-    return json.loads((fixture_site() / API / path).read_text(encoding="utf-8"))
+def _json(path: str, root: str = API):
+    return json.loads((fixture_site() / root / path).read_text(encoding="utf-8"))
+
+
+def _entry(model_id: str) -> Entry:
+    return Entry.from_dict(load_yaml(FIXTURE_REGISTRY / f"{model_id}.yaml"))
+
+
+def _local(url: str) -> Path:
+    """A published absolute URL as the file it names in the built site."""
+    assert url.startswith(SITE_URL), url
+    return fixture_site() / url[len(SITE_URL):]
 
 
 @pytest.mark.parametrize("document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"])
@@ -40,6 +55,12 @@ def test_every_api_document_carries_schema_version_and_generation_time(document)
     data = _json(document)
     assert data["schema_version"] == entry_schema()["properties"]["schema_version"]["const"]
     assert STAMP.match(data["generated"])
+
+
+@pytest.mark.parametrize("document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"])
+def test_every_v1_document_says_schema_version_1(document):
+    data = _json(document, V1)
+    assert data["schema_version"] == 1 and STAMP.match(data["generated"])
 
 
 def test_api_index_lists_every_model_in_id_order():
@@ -70,24 +91,52 @@ def test_api_index_counts_super_weights_as_lookup_does_apart_from_all_claims():
         assert model["verdict"]["text"] == entry.verdict.text
 
 
-def test_api_index_links_resolve_to_documents_and_pages():
-    root = fixture_site() / API
+def test_api_index_links_are_absolute_and_resolve_to_documents_and_pages():
     for model in _json("models.json")["models"]:
-        assert (root / model["url"]).is_file()
-        assert (root / model["page"] / "index.html").resolve().is_file()
+        assert _local(model["url"]).is_file()
+        assert (_local(model["page"]) / "index.html").is_file()
+
+
+@pytest.mark.parametrize("document", ["models.json", "all.json", "models/huggyllama/llama-7b.json"])
+def test_every_link_the_api_makes_is_absolute_under_the_site_url(document):
+    data = _json(document)
+    made = [data.get("url"), data.get("page"), *(data.get("links") or {}).values()]
+    for item in data.get("models") or data.get("entries") or []:
+        made += [item["url"], item["page"]]
+    made = [u for u in made if u is not None]
+    assert made and all(u.startswith(SITE_URL) for u in made)
+    assert all(_local(u).exists() or (_local(u) / "index.html").is_file() for u in made)
+
+
+def test_api_index_totals_count_models_by_verdict_and_super_weights_as_lookup_does():
+    entries = [_entry(i) for i in _fixture_ids()]
+    totals = _json("models.json")["totals"]
+    assert totals["models"] == len(entries)
+    assert totals["outcomes"] == {o: sum(e.verdict.outcome == o for e in entries) for o in OUTCOMES}
+    assert totals["super_weights"] == sum(len(e.super_weights) for e in entries)
+    assert totals["claims"] == sum(len(e.claims) for e in entries)
 
 
 @pytest.mark.parametrize("model_id", _fixture_ids())
-def test_api_model_document_is_the_registry_entry(model_id):
+def test_api_model_document_is_the_entry_in_pythons_field_names(model_id):
     document = _json(f"models/{model_id}.json")
-    assert document["entry"] == load_yaml(FIXTURE_REGISTRY / f"{model_id}.yaml")
+    entry = _entry(model_id)
+    assert document["entry"] == entry.public_dict()
+    assert document["entry"]["super_weights"] == [c.coordinate for c in entry.super_weights]
+    assert document["entry"]["verdict"]["text"] == entry.verdict.text
     assert document["path"] == f"registry/{model_id}.yaml"
+
+
+@pytest.mark.parametrize("model_id", _fixture_ids())
+def test_api_entry_without_its_derived_fields_is_the_registry_file(model_id):
+    assert stored_entry(_json(f"models/{model_id}.json")["entry"]) == load_yaml(FIXTURE_REGISTRY / f"{model_id}.yaml")
 
 
 def test_api_full_dump_holds_every_entry():
     dump = _json("all.json")
     assert dump["count"] == len(dump["entries"]) == len(_fixture_ids())
     assert {e["entry"]["id"] for e in dump["entries"]} == set(_fixture_ids())
+    assert all(e["entry"] == _entry(e["entry"]["id"]).public_dict() for e in dump["entries"])
 
 
 def test_api_schema_is_a_valid_schema_that_accepts_the_registry():
@@ -98,6 +147,41 @@ def test_api_schema_is_a_valid_schema_that_accepts_the_registry():
         if HOSTILE_ID not in path.as_posix():
             validator.validate(load_yaml(path))
     assert {k: v for k, v in schema.items() if k not in ("schema_version", "generated")} == entry_schema()
+
+
+@pytest.mark.parametrize("model_id", _fixture_ids())
+def test_v1_model_document_is_the_entry_downgraded_to_schema_1(model_id):
+    document = _json(f"models/{model_id}.json", V1)
+    assert document["entry"] == downgrade(load_yaml(FIXTURE_REGISTRY / f"{model_id}.yaml"))
+    assert document["entry"]["schema_version"] == 1 and "claims" not in document["entry"]
+
+
+def test_v1_documents_follow_schema_1_as_it_was_published():
+    schema = _json("schema.json", V1)
+    assert {k: v for k, v in schema.items() if k not in ("schema_version", "generated")} == v1_schema()
+    assert schema["$id"].endswith("/api/v1/schema.json")
+    validator = jsonschema.Draft202012Validator(schema)
+    for item in _json("all.json", V1)["entries"]:
+        if item["entry"]["id"] != HOSTILE_ID:
+            validator.validate(item["entry"])
+
+
+def test_v1_restores_inert_statuses_from_the_measured_impact():
+    entry = _json("models/acme/candidates-model.json", V1)["entry"]
+    assert [c["status"] for c in entry["super_weights"]] == ["detected", "inert"]
+    summary = next(m for m in _json("models.json", V1)["models"] if m["id"] == "acme/candidates-model")
+    assert (summary["super_weights"], summary["standing"], summary["statuses"]) == (2, 1, ["detected", "inert"])
+
+
+def test_v1_index_keeps_its_relative_links():
+    for model in _json("models.json", V1)["models"]:
+        assert not model["url"].startswith("http") and (fixture_site() / V1 / model["url"]).is_file()
+        assert (fixture_site() / V1 / model["page"] / "index.html").resolve().is_file()
+
+
+def test_api_page_says_until_when_v1_is_kept():
+    html = (fixture_site() / "api" / "index.html").read_text(encoding="utf-8")
+    assert "kept until 2027-06-30" in html and "inert" in html
 
 
 @pytest.mark.parametrize("model_id", _fixture_ids())
@@ -220,17 +304,48 @@ def test_cli_serve_builds_and_serves_the_site(tmp_path, make_entry, write_regist
         for href in stylesheets:  # the 404 page links by absolute path: it must point into this server's site
             with urllib.request.urlopen(urllib.parse.urljoin(url + "no/such/page/", href), timeout=10) as response:
                 assert response.status == 200
+        for path, status in (("%00", 400), ("api/v2/", 404)):  # a NUL byte, and a folder without index.html
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url + path, timeout=10)
+            assert refused.value.code == status
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the command stops serving and removes its build
         assert process.wait(timeout=30) == 0
+    assert "Traceback" not in process.stderr.read()
 
 
 def test_a_model_id_without_organisation_gets_its_page_and_document(tmp_path, make_entry, write_registry):
     out = build_site(write_registry(make_entry(id="tinymodel", aliases=[])), tmp_path / "out").output
     page = (out / "models" / "tinymodel" / "index.html").read_text(encoding="utf-8")
     index = json.loads((out / API / "models.json").read_text(encoding="utf-8"))["models"][0]
-    assert index["organisation"] is None and (out / API / index["url"]).is_file()
-    assert 'href="../../api/v1/models/tinymodel.json"' in page and 'href="../"' in page  # JSON and "All models"
+    assert index["organisation"] is None and index["url"] == f"{SITE_URL}{API}/models/tinymodel.json"
+    assert (out / API / "models" / "tinymodel.json").is_file()
+    assert 'href="../../api/v2/models/tinymodel.json"' in page and 'href="../"' in page  # JSON and "All models"
+
+
+def test_the_api_links_follow_the_site_url_the_build_is_given(tmp_path, make_entry, write_registry, capsys):
+    registry = write_registry(make_entry())
+    assert main(["site", "build", "--registry", str(registry), "--output", str(tmp_path / "out"), "--site-url", "https://mirror.example.org/sw"]) == 0
+    index = json.loads((tmp_path / "out" / API / "models.json").read_text(encoding="utf-8"))
+    assert index["models"][0]["page"] == "https://mirror.example.org/sw/models/acme/tiny-llama/"
+    assert index["links"]["all"] == "https://mirror.example.org/sw/api/v2/all.json"
+
+
+def test_a_site_without_a_site_url_is_refused_in_one_line(tmp_path, make_entry, write_registry):
+    root = _sources_copy(tmp_path)
+    config = (root / "mkdocs.yml").read_text(encoding="utf-8")
+    (root / "mkdocs.yml").write_text(re.sub(r"(?m)^site_url:.*$", "", config), encoding="utf-8")
+    with pytest.raises(SwindexError, match="site_url"):
+        build_site(write_registry(make_entry()), tmp_path / "out", sources=find_sources(root))
+
+
+def test_a_build_made_before_api_v2_is_still_recognised_and_replaced(tmp_path, make_entry, write_registry):
+    out = tmp_path / "out"
+    (out / V1).mkdir(parents=True)
+    (out / "index.html").write_text("<html>", encoding="utf-8")
+    (out / V1 / "models.json").write_text("{}", encoding="utf-8")
+    build_site(write_registry(make_entry()), out)
+    assert (out / API / "models.json").is_file()
 
 
 def test_output_that_is_not_a_site_is_never_wiped(tmp_path, make_entry, write_registry):
@@ -262,20 +377,61 @@ def test_a_previous_build_is_replaced(tmp_path, make_entry, write_registry):
     assert (out / "models" / "acme" / "second").is_dir() and not (out / "models" / "acme" / "first").exists()
 
 
-def test_models_table_counts_standing_claims_and_shows_the_rest():
+def _row(model_id: str) -> tuple[str, list[str]]:
     html = (fixture_site() / "models" / "index.html").read_text(encoding="utf-8")
-    row = next(r for r in html.split("<tr")[1:] if "mistralai/Mistral-7B-Instruct-v0.1" in r)
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
-    assert cells[3].startswith("0") and re.search(r">1 claim<", cells[3])
-    assert cells[4] == ""
+    row = next(r for r in html.split("<tr")[1:] if f">{model_id}</a>" in r)
+    return row, re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+
+
+def _text(html: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", html)).split())
+
+
+def test_models_table_shows_the_verdict_and_the_claims_on_record_apart():
+    row, cells = _row("mistralai/Mistral-7B-Instruct-v0.1")
+    assert _text(cells[1]).startswith("not measured") and "1 claim on record" in _text(cells[1])
+    assert cells[2] == ""  # no layer holds a super weight
+    row, cells = _row("acme/candidates-model")
+    assert _text(cells[1]).startswith(_entry("acme/candidates-model").verdict.text)
+
+
+@pytest.mark.parametrize("model_id", _fixture_ids())
+def test_models_table_row_carries_the_verdict_outcome_for_the_filter(model_id):
+    row, cells = _row(model_id)
+    entry = _entry(model_id)
+    assert f'data-outcome="{entry.verdict.outcome}"' in row
+    assert _text(cells[1]).startswith(entry.verdict.text)
+    assert cells[2] == ", ".join(map(str, entry.layers))
 
 
 def test_models_table_says_when_statuses_come_from_other_findings():
-    html = (fixture_site() / "models" / "index.html").read_text(encoding="utf-8")
-    row = next(r for r in html.split("<tr")[1:] if "allenai/OLMo-7B-0724-hf" in r)
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    row, cells = _row("allenai/OLMo-7B-0724-hf")
     count = len(load_yaml(FIXTURE_REGISTRY / "allenai" / "OLMo-7B-0724-hf.yaml")["other_findings"])
-    assert f"+{count} other finding" in cells[3]
+    assert f"+{count} other finding" in cells[1]
+
+
+def test_home_page_counts_use_the_words_and_numbers_of_swindex_list():
+    entries = [_entry(i) for i in _fixture_ids()]
+    outcomes = {o: sum(e.verdict.outcome == o for e in entries) for o in OUTCOMES}
+    text = _text((fixture_site() / "index.html").read_text(encoding="utf-8"))
+    assert (
+        f"{len(entries)} models: {outcomes['super_weights']} with super weights "
+        f"({sum(len(e.super_weights) for e in entries)} super weights in all) · "
+        f"{outcomes['no_critical_weight']} where no single weight is critical · {outcomes['not_measured']} not measured"
+    ) in text
+    assert f"{sum(len(e.claims) for e in entries)} claims on record" in text
+
+
+def test_model_page_opens_with_the_verdict_and_the_weights_that_matter():
+    html = (fixture_site() / "models" / "huggyllama" / "llama-7b" / "index.html").read_text(encoding="utf-8")
+    article = html[html.index("<article"):]
+    entry = _entry("huggyllama/llama-7b")
+    verdict = article.index('id="verdict"')
+    assert verdict < article.index("sw-identity") < article.index('id="all-claims"')
+    lead = _text(article[verdict:article.index("sw-identity")])
+    assert f"Verdict {entry.verdict.text}" in lead
+    for claim in entry.super_weights:
+        assert claim.coordinate in lead and f"critical ×{claim.impact.ratio:.4g}" in lead
 
 
 def test_an_interrupted_build_leaves_the_previous_site_whole(tmp_path, make_entry, write_registry, monkeypatch):

@@ -185,7 +185,7 @@ def test_schema_page_uses_the_schema_descriptions():
     assert aliases.description == entry_schema()["properties"]["aliases"]["description"]
     assert aliases.type == "list of string"
     claims = next(f for f in entry.fields if f.name == "claims")
-    assert claims.type == "list of object (claim)" and claims.required
+    assert claims.type == "list of object (claims[])" and claims.required
 
 
 @pytest.mark.parametrize(
@@ -264,3 +264,189 @@ def test_a_model_without_coordinates_says_whether_it_was_scanned(make_entry, det
         data["evidence"] = {"detection": load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]}
     html = _model_html(Entry.from_dict(data))
     assert says in html and never not in html
+
+
+def test_inert_text_hides_fences_and_attribute_lists_from_markdown_but_not_from_the_reader():
+    from html import unescape
+
+    from swindex.sitegen.render import inert
+
+    text = "a\n``` { #__config }\n~~~ {: .x }\n<b>&"
+    out = str(inert(text))
+    assert "`" not in out and "~" not in out and "{" not in out and "}" not in out and "<b>" not in out
+    assert unescape(out) == text
+
+
+def test_impact_badge_takes_its_class_from_known_impacts_only_and_shows_the_figure():
+    from swindex.sitegen.render import impact_badge
+
+    assert 'class="sw-badge sw-impact sw-impact-critical"' in str(impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6}))
+    assert "critical ×213.6" in str(impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6}))
+    hostile = str(impact_badge({"classification": 'x" onclick="alert(1)'}))
+    assert "sw-impact-unknown" in hostile and 'onclick="' not in hostile
+
+
+# Every field that reaches a page, each carrying fences: an unclosed ``` { .text .md-toggle } would swallow the
+# sections after it, and ``` { #__config } would give an element the theme's configuration id.
+FENCED_FIELDS = [
+    ("notes",),
+    ("family",),
+    ("aliases", 0),
+    ("revision",),
+    ("modified",),
+    ("architecture",),
+    ("verdict", "measured_by"),
+    ("claims", 0, "notes"),
+    ("claims", 0, "value_dtype"),
+    ("claims", 0, "impact", "note"),
+    ("claims", 0, "impact", "measured_by"),
+    ("claims", 0, "sources", 0, "citation"),
+    ("claims", 0, "sources", 0, "quote"),
+    ("claims", 0, "sources", 0, "effect"),
+    ("claims", 0, "sources", 0, "date"),
+    ("claims", 0, "sources", 0, "kind"),
+    ("claims", 0, "sources", 0, "evidence"),
+    ("claims", 0, "sources", 0, "measurements", "note"),
+    ("claims", 0, "sources", 0, "measurements", None),
+    ("claims", 0, "evidence", "detection", "token"),
+    ("disagreements", 0, "summary"),
+    ("disagreements", 0, "resolution"),
+    ("disagreements", 0, "claims", 0),
+    ("other_findings", 0, "kind"),
+    ("other_findings", 0, "module"),
+    ("other_findings", 0, "notes"),
+    ("other_findings", 0, "sources", 0, "quote"),
+    ("evidence", "detection", "tool"),
+    ("evidence", "detection", "date"),
+    ("evidence", "detection", "dtype"),
+    ("evidence", "detection", "device"),
+    ("evidence", "detection", "revision"),
+    ("evidence", "detection", "method"),
+    ("evidence", "detection", "prompt"),
+    ("evidence", "detection", "notes"),
+    ("evidence", "verification", "tool"),
+    ("evidence", "verification", "date"),
+    ("evidence", "verification", "dtype"),
+    ("evidence", "verification", "text"),
+    ("evidence", "verification", "revision"),
+    ("evidence", "verification", "notes"),
+    ("evidence", "verification", "fingerprint", "mismatches", 0),
+    ("evidence", "verification", "stopword_shift", None),
+]
+
+
+def _full_entry() -> dict:
+    """An entry in which every text field is present, so each can carry the payload in turn."""
+    data = load_yaml(FIXTURE_REGISTRY / "huggyllama" / "llama-7b.yaml")
+    claim = data["claims"][0]
+    claim["notes"] = "claim notes"
+    claim["value"] = -0.0234
+    claim["value_dtype"] = "float16"
+    claim["impact"]["note"] = "impact note"
+    claim["sources"][0].update(effect="effect", date="2024-11-11", measurements={"note": "measured"})
+    claim["evidence"] = {"detection": {"iteration": 1, "input_activation": -560.5, "output_activation": 1313.0, "token": 1}}
+    data["notes"] = "entry notes"
+    data["disagreements"] = [{"summary": "summary", "claims": [claim["tensor"] + "[3968, 7003]"], "resolution": "resolution"}]
+    data["other_findings"] = [{"kind": "row", "layer": 2, "row": 3968, "module": "model.layers.2.mlp", "status": "reported", "notes": "finding notes", "sources": [dict(claim["sources"][0], quote="finding quote")]}]
+    detection = load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]
+    detection.update(device="cpu", revision="main", method="spike", prompt="prompt", notes="detector notes")
+    data["evidence"] = {
+        "detection": detection,
+        "verification": {"tool": "swindex verify", "date": "2030-01-01", "dtype": "float32", "metric": "perplexity", "text": "wiki", "revision": "main", "original": 5.0, "all_zeroed": 50.0, "notes": "verify notes", "fingerprint": {"matches": False, "mismatches": ["mismatch"]}, "stopword_shift": {"the": -0.1}},
+    }
+    data["verdict"]["measured_by"] = "measurer"
+    return data
+
+
+def _put(data, path, value):
+    *parents, last = path
+    node = data
+    for part in parents:
+        node = node[part]
+    if last is None:  # the payload as a key of this mapping
+        node[value] = 1.0
+    elif isinstance(node[last], (int, float)) and not isinstance(node[last], bool):
+        node[last] = value  # a number field holding text: an unvalidated build must still show it as text
+    else:
+        node[last] = value
+
+
+@pytest.mark.parametrize("path", FENCED_FIELDS, ids=lambda p: ".".join(str(x) for x in p))
+def test_fences_in_any_field_stay_text_on_the_model_page(path):
+    import re
+    from html import unescape
+
+    marker = "marker" + "-".join(str(x) for x in path)
+    payload = f"{marker}\n``` {{ #__config }}\n{marker}-inside\n```\n~~~ {{ .text .md-toggle }}\n"
+    data = _full_entry()
+    _put(data, path, payload)
+    html = _model_html(Entry.from_dict(data))
+    assert 'id="__config"' not in html and not re.search(r'class="[^"]*md-toggle', html)
+    assert '<h2 id="impact-of-removing-it"' in html and '<h2 id="disagreements"' in html and '<h2 id="notes"' in html
+    assert f"{marker}-inside" in unescape(html)  # the field reached the page, as text
+
+
+def test_without_the_escaping_the_same_payload_breaks_the_page():
+    """The control for the test above: Markdown inside HTML blocks is not enough on its own."""
+    import re
+
+    data = _full_entry()
+    _put(data, ("claims", 0, "notes"), "x\n``` { #__config }\ny\n```\n~~~ { .text .md-toggle }\n")
+    view = model_view(Entry.from_dict(data), LINKS)
+    env = environment(find_sources().templates)
+    env.finalize = None
+    page = env.get_template("model.md.j2").render(m=view, here=view.url)
+    html = markdown.markdown(page, extensions=EXTENSIONS)
+    assert 'id="__config"' in html or '<h2 id="disagreements"' not in html or re.search(r'class="[^"]*md-toggle', html)
+
+
+def test_fences_in_aliases_and_family_stay_text_in_the_models_table():
+    import re
+    from html import unescape
+
+    from swindex.sitegen.api import totals
+
+    data = _full_entry()
+    data["aliases"] = ["a\n``` { #__config }\nalias-inside\n```\n"]
+    data["family"] = "f\n~~~ { .text .md-toggle }\nfamily-inside\n~~~\n"
+    views = [model_view(Entry.from_dict(data), LINKS)]
+    page = environment(find_sources().templates).get_template("models.md.j2").render(views=views, totals=totals(views), here="models/")
+    html = markdown.markdown(page, extensions=EXTENSIONS)
+    assert 'id="__config"' not in html and not re.search(r'class="[^"]*md-toggle', html)
+    assert "alias-inside" in unescape(html) and "family-inside" in unescape(html)
+
+
+def test_a_source_with_per_layer_measurements_is_charted_under_its_citation():
+    from swindex.sitegen.chart import layer_measurements
+
+    entry = _entry("huggyllama/llama-7b")
+    source = next(s for s in entry.to_dict()["claims"][0]["sources"] if s.get("measurements"))
+    rows = layer_measurements(source["measurements"])
+    assert [r["layer"] for r in rows] == sorted(r["layer"] for r in rows) and len(rows) >= 2
+    view = model_view(entry, LINKS)
+    (chart,) = view.source_charts
+    assert chart.citation == source["citation"] and [p.key for p in chart.panels] == ["input", "output"]
+    assert chart.panels[1].peak.layer == 2 and chart.panels[1].peak.value == source["measurements"]["layer_2_output_max"]
+    html = _model_html(entry)
+    assert "Published by" in html and 'id="sw-source-1-sw-chart-input-title"' in html
+    assert "layer_2_output_max" not in html  # charted, not listed; other measurements are still listed
+    assert "down_proj_output_max" in html
+
+
+def test_per_layer_measurement_names_follow_one_convention():
+    from swindex.sitegen.chart import layer_measurements
+
+    rows = layer_measurements({"layer_0_input_max": 1.0, "layer_1_output_max": -2.0, "layer_1_output_channel": 7, "layer_01_input_max": 9.0, "layers_2_input_max": 3.0, "layer_3_input_channel": "x"})
+    assert rows == [{"layer": 0, "input_max": 1.0}, {"layer": 1, "output_max": -2.0, "output_channel": 7}]
+
+
+def test_one_published_layer_is_not_a_chart():
+    data = _full_entry()
+    data["claims"][0]["sources"] = [dict(s, measurements={"layer_2_output_max": 1313.0}) for s in data["claims"][0]["sources"]]
+    assert model_view(Entry.from_dict(data), LINKS).source_charts == ()
+
+
+def test_the_same_source_on_several_claims_is_charted_once(make_entry):
+    data = _full_entry()
+    data["claims"].append(dict(copy.deepcopy(data["claims"][0]), row=1, column=2, index=[1, 2]))
+    assert len(model_view(Entry.from_dict(data), LINKS).source_charts) == 1

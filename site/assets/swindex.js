@@ -1,4 +1,4 @@
-/* swindex: sort and filter the models table as you type. No dependencies; the table works without it. */
+/* swindex: sort and filter the models table as you type, and by verdict. No dependencies; the table works without it. */
 (function () {
   "use strict";
 
@@ -18,16 +18,19 @@
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
     var filter = document.getElementById("sw-filter");
+    var verdict = document.getElementById("sw-verdict-filter");
     var count = document.getElementById("sw-count");
     var empty = document.getElementById("sw-empty");
     var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
 
     function applyFilter() {
       var words = (filter ? filter.value : "").toLowerCase().split(/\s+/).filter(Boolean);
+      var outcome = verdict ? verdict.value : "";
       var shown = 0;
       rows.forEach(function (row) {
         var text = row.getAttribute("data-search") || row.textContent.toLowerCase();
-        var match = words.every(function (word) { return text.indexOf(word) !== -1; });
+        var match = words.every(function (word) { return text.indexOf(word) !== -1; }) &&
+          (!outcome || row.getAttribute("data-outcome") === outcome);
         row.hidden = !match;
         if (match) shown += 1;
       });
@@ -67,12 +70,19 @@
       });
     });
 
+    var query = new URLSearchParams(window.location.search);
+    if (verdict) {
+      verdict.hidden = false;
+      var wanted = (query.get("verdict") || "").replace(/[^a-z_]/g, "");
+      if (wanted && verdict.querySelector('option[value="' + wanted + '"]')) verdict.value = wanted;
+      verdict.addEventListener("change", applyFilter);
+    }
     if (filter) {
       filter.addEventListener("input", applyFilter);
-      var initial = new URLSearchParams(window.location.search).get("q");
+      var initial = query.get("q");
       if (initial) filter.value = initial;
-      applyFilter();
     }
+    if (filter || verdict) applyFilter();
   }
 
   function init() {

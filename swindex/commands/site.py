@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--registry", metavar="DIR", default="registry", help="registry directory (default: ./registry)")
     build.add_argument("--output", metavar="DIR", default="_site", help="where the built site goes (default: ./_site); its contents are replaced")
     build.add_argument("--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)")
+    build.add_argument("--site-url", metavar="URL", help="the address the site is published at (default: mkdocs.yml's site_url); the JSON API's links are built from it")
     build.add_argument("--verbose", action="store_true", help="show MkDocs' progress messages")
     build.set_defaults(handler=run_build)
 
@@ -40,7 +41,7 @@ def _sources(args: argparse.Namespace):
 def run_build(args: argparse.Namespace) -> int:
     from ..sitegen.build import build_site
 
-    result = build_site(args.registry, args.output, sources=_sources(args), verbose=args.verbose)
+    result = build_site(args.registry, args.output, sources=_sources(args), verbose=args.verbose, site_url=args.site_url)
     print(
         f"built {result.models} model pages into {result.output} "
         f"(render {result.render_seconds:.2f} s, mkdocs {result.mkdocs_seconds:.2f} s)",

@@ -24,7 +24,9 @@ from .pages import ModelView, SiteLinks, example_id, model_view
 from .render import environment
 from .schema_doc import schema_sections
 from .sources import SiteSources, find_sources
-from .urls import API_ROOT, checked_id, page_source, safe_url
+from .urls import API_ROOT, API_V1_ROOT, API_V1_UNTIL, checked_id, page_source, safe_url
+
+V1_SCHEMA_FILE = "entry.schema.v1.json"
 
 
 @dataclass(frozen=True)
@@ -80,26 +82,42 @@ def _page_title(path: Path) -> str:
     return path.stem.replace("-", " ").replace("_", " ").capitalize()
 
 
+def v1_schema() -> dict[str, Any]:
+    """Schema 1, as it was published at api/v1/schema.json (kept in the package for the v1 API)."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("swindex.data").joinpath(V1_SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def checked_site_url(config: Mapping[str, Any], where: Path | str) -> str:
+    """The site's address from the MkDocs settings: the JSON API's links are absolute, so one is needed."""
+    url = config.get("site_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise SwindexError(f"{where}: site_url is {url!r}; the JSON API's links are absolute, so set site_url to the site's https:// address (or pass --site-url)")
+    return url if url.endswith("/") else url + "/"
+
+
 def _status_meanings() -> list[tuple[str, str]]:
     text = entry_schema()["$defs"]["status"]["description"]
     meanings = dict(part.strip().split(": ", 1) for part in text.split(";") if ": " in part)
     return [(status, meanings.get(status, "").rstrip(".") + ".") for status in STATUSES]
 
 
-def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str) -> list[tuple[str, str]]:
+def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str, site_url: str) -> list[tuple[str, str]]:
     """Write every page and JSON document into ``docs``; return the extra pages' nav entries."""
     env = environment(sources.templates)
     model_template = env.get_template("model.md.j2")
     for view in views:
-        meta = {"title": view.id, "description": f"Super weights of {view.id}", "search": {"boost": 2}}
+        meta = {"title": view.id, "description": f"Super weights of {view.id}: {view.verdict_text}", "search": {"boost": 2}}
         _write(docs / page_source(view.id), _front_matter(meta, model_template.render(m=view, here=view.url)))
 
-    total = sum(v.active_count for v in views)
+    totals = api.totals(views)
     counts = Counter(sw.get("status") for v in views for sw in v.entry.get("claims") or [])
     example = example_id(views)
     _write(
         docs / "models" / "index.md",
-        _front_matter({"title": "Models", "hide": ["navigation", "toc"], "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, total_weights=total, here="models/")),
+        _front_matter({"title": "Models", "hide": ["navigation", "toc"], "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, totals=totals, here="models/")),
     )
     _write(
         docs / "index.md",
@@ -107,7 +125,7 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
             {"title": "Super Weight Index"},
             env.get_template("home.md.j2").render(
                 views=views,
-                total_weights=total,
+                totals=totals,
                 status_counts=[(s, counts[s]) for s in STATUSES if counts[s]],
                 status_meanings=_status_meanings(),
                 oneliner=f'from swindex import lookup; sw = lookup("{example}").super_weights[0]',
@@ -119,15 +137,20 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
     _write(docs / "contributing.md", env.get_template("contributing.md.j2").render(repo_url=links.repo_url or "", here="contributing/"))
     _write(
         docs / "api.md",
-        env.get_template("api.md.j2").render(schema_version=api.SCHEMA_VERSION, example=example if any(v.id == example for v in views) else None, here="api/"),
+        env.get_template("api.md.j2").render(
+            schema_version=api.SCHEMA_VERSION,
+            api_root=API_ROOT,
+            v1_root=API_V1_ROOT,
+            v1_until=API_V1_UNTIL,
+            site_url=site_url,
+            example=example if any(v.id == example for v in views) else None,
+            here="api/",
+        ),
     )
 
-    root = docs / API_ROOT
-    _write(root / "models.json", api.dumps(api.index_document(views, generated)))
-    _write(root / "all.json", api.dumps(api.all_document(views, generated)))
-    _write(root / "schema.json", api.dumps(api.schema_document(entry_schema(), generated)))
-    for view in views:
-        _write(docs / view.api_path, api.dumps(api.model_document(view, generated)))
+    documents = {**api.v2_documents(views, generated, entry_schema(), site_url), **api.v1_documents(views, generated, v1_schema())}
+    for path, document in documents.items():
+        _write(docs / path, api.dumps(document))
 
     if sources.assets.is_dir():
         shutil.copytree(sources.assets, docs / "assets", dirs_exist_ok=True)
@@ -189,7 +212,7 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
             raise SwindexError(f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output")
     if output.exists() and not output.is_dir():
         raise SwindexError(f"{output}: exists and is not a directory; choose a new or empty --output")
-    built_before = (output / "index.html").is_file() and (output / API_ROOT / "models.json").is_file()
+    built_before = (output / "index.html").is_file() and any((output / root / "models.json").is_file() for root in (API_ROOT, API_V1_ROOT))
     if output.is_dir() and any(output.iterdir()) and not built_before:
         raise SwindexError(f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output")
 
@@ -229,6 +252,7 @@ def build_site(
         raise SwindexError(f"{sources.config}: expected a mapping of MkDocs settings")
     if site_url is not None:
         base = {**base, "site_url": site_url}
+    site_url = checked_site_url(base, sources.config if site_url is None else "--site-url")
     links = site_links(base)
     views = [model_view(entry, links) for entry in entries]
 
@@ -238,7 +262,7 @@ def build_site(
         docs = work / "docs"
         if docs.exists():
             shutil.rmtree(docs)
-        extra_nav = render_pages(views, sources, docs, links, generated_time())
+        extra_nav = render_pages(views, sources, docs, links, generated_time(), site_url)
         config_file = work / "mkdocs.yml"
         built = Path(staging) / "site"
         _write(config_file, dump_yaml(mkdocs_config(base, sources, docs, built, extra_nav)))

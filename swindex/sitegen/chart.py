@@ -10,6 +10,7 @@ standalone file that carries its own style.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -84,6 +85,7 @@ class Frame:
     right: int = WIDTH - RIGHT
     top: int = TOP
     bottom: int = HEIGHT - BOTTOM
+    id_prefix: str = ""  # keeps element ids unique when one page holds several charts with the same keys
 
 
 def nice_step(span: float, count: int) -> float:
@@ -137,11 +139,12 @@ def frame_svg(frame: Frame, *, x: float | None = None, y: float | None = None) -
     """One panel as an ``<svg>`` element (placed at x, y when nested in a figure)."""
     place = "" if x is None else f' x="{x:g}" y="{y or 0:g}"'
     ident = f"sw-chart-{escape(frame.key)}"
+    title_id = f"{escape(frame.id_prefix)}{ident}-title"
     mid_x = (frame.left + frame.right) // 2
     out = [
-        f'<svg class="sw-chart-panel {ident}" role="img" aria-labelledby="{ident}-title"{place} viewBox="0 0 {frame.width} {frame.height}" '
+        f'<svg class="sw-chart-panel {ident}" role="img" aria-labelledby="{title_id}"{place} viewBox="0 0 {frame.width} {frame.height}" '
         f'width="{frame.width}" height="{frame.height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<title id="{ident}-title">{escape(frame.description)}</title>',
+        f'<title id="{title_id}">{escape(frame.description)}</title>',
         f'<text class="sw-chart-title" x="{frame.left}" y="16">{escape(frame.title)}</text>',
     ]
     for tick in frame.y_ticks:
@@ -256,7 +259,7 @@ def per_layer_maxima(layers: Iterable[Mapping[str, Any]], value_key: str, channe
     return [(layer, *best[layer]) for layer in sorted(best)]
 
 
-def _panel(key: str, title: str, maxima: Sequence[tuple[int, float, int | None, int | None]], marked: set[int]) -> Panel:
+def _panel(key: str, title: str, maxima: Sequence[tuple[int, float, int | None, int | None]], marked: set[int], id_prefix: str = "") -> Panel:
     left, right, top, bottom = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     last_layer = max(maxima[-1][0], 1)
     y_of, y_ticks = linear_axis(max(abs(v) for _, v, _, _ in maxima), top, bottom)
@@ -279,11 +282,12 @@ def _panel(key: str, title: str, maxima: Sequence[tuple[int, float, int | None, 
         x_ticks,
         y_ticks,
         "layer",
+        id_prefix=id_prefix,
     )
     return Panel(key, title, points, x_ticks, y_ticks, frame)
 
 
-def activation_chart(detection: Mapping[str, Any] | None, super_weight_layers: Iterable[int]) -> tuple[Panel, ...]:
+def activation_chart(detection: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str = "") -> tuple[Panel, ...]:
     """Two panels (input, output) from ``evidence.detection.layers``; empty when no detection run is recorded."""
     layers = (detection or {}).get("layers") or []
     marked = set(super_weight_layers)
@@ -294,5 +298,36 @@ def activation_chart(detection: Mapping[str, Any] | None, super_weight_layers: I
     ):
         maxima = per_layer_maxima(layers, value_key, channel_key, token_key)
         if maxima:
-            panels.append(_panel(key, title, maxima, marked))
+            panels.append(_panel(key, title, maxima, marked, id_prefix))
     return tuple(panels)
+
+
+LAYER_MEASUREMENT = re.compile(r"^layer_(0|[1-9][0-9]{0,5})_(input|output)_(max|channel|token)$")
+"""How a source's ``measurements`` publish per-layer activations, charted like a detection run:
+``layer_<N>_input_max`` / ``layer_<N>_output_max`` (the largest input / output of layer N's down projection,
+signed, as printed), optionally ``layer_<N>_input_channel``, ``_output_channel``, ``_input_token`` and
+``_output_token`` (where it occurred). N is the 0-based layer index."""
+
+
+def layer_measurements(measurements: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """A source's per-layer measurements as detection-run rows (``{layer, input_max, ...}``), sorted by layer."""
+    rows: dict[int, dict[str, Any]] = {}
+    for key, value in (measurements or {}).items():
+        match = LAYER_MEASUREMENT.match(str(key))
+        if match is None:
+            continue
+        layer, side, what = int(match.group(1)), match.group(2), match.group(3)
+        rows.setdefault(layer, {"layer": layer})[f"{side}_{what}"] = value
+    for row in rows.values():  # channels and tokens are integers or absent: a stray string must not reach a tooltip as one
+        for name in ("input_channel", "output_channel", "input_token", "output_token"):
+            if name in row and (isinstance(row[name], bool) or not isinstance(row[name], int)):
+                del row[name]
+    return [rows[layer] for layer in sorted(rows) if "input_max" in rows[layer] or "output_max" in rows[layer]]
+
+
+def source_chart(measurements: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str) -> tuple[Panel, ...]:
+    """The activation chart of a source's published per-layer measurements; empty unless at least two layers are given."""
+    rows = layer_measurements(measurements)
+    if len(rows) < 2:
+        return ()
+    return activation_chart({"layers": rows}, super_weight_layers, id_prefix)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import STATUSES, Entry, format_coordinate
-from .chart import Panel, activation_chart
+from ..records import STATUSES, Claim, Entry, Impact, Verdict, format_coordinate
+from .chart import Panel, activation_chart, layer_measurements, source_chart
 from .urls import api_model_path, page_url, safe_url
 
 EXAMPLE_ID = "huggyllama/llama-7b"
@@ -31,6 +31,18 @@ class WeightView:
     coordinate: str
     lookup_code: str
     index_code: str
+    impact: Impact = Impact()
+    is_super_weight: bool = False  # in entry.super_weights: what lookup hands out
+    keep: bool = False  # in entry.weights_to_keep: what quantization should hold out
+
+
+@dataclass(frozen=True)
+class SourceChart:
+    """Per-layer activations a source published (its ``measurements``, see chart.LAYER_MEASUREMENT), charted under its citation."""
+
+    citation: str
+    url: str | None
+    panels: tuple[Panel, ...]
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,42 @@ class ModelView:
     edit_url: str | None
     hub_url: str | None
     registry_path: str | None
-    verdict_text: str = "not measured"
+    verdict: Verdict = Verdict()
     super_weight_coordinates: tuple[str, ...] = ()
+    public: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    source_charts: tuple[SourceChart, ...] = ()
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict in the words `swindex list` and the JSON API use."""
+        return self.verdict.text
+
+    @property
+    def matter(self) -> tuple[WeightView, ...]:
+        """The weights that matter: each super weight once, in registry order (what lookup().super_weights holds)."""
+        seen: set[str] = set()
+        result = []
+        for w in self.weights:
+            if w.is_super_weight and w.coordinate not in seen:
+                seen.add(w.coordinate)
+                result.append(w)
+        return tuple(result)
+
+    @property
+    def also_keep(self) -> tuple[WeightView, ...]:
+        """Weights to keep that are not super weights (standing claims measured significant), each once."""
+        matter = {w.coordinate for w in self.matter}
+        seen: set[str] = set()
+        result = []
+        for w in self.weights:
+            if w.keep and w.coordinate not in matter and w.coordinate not in seen:
+                seen.add(w.coordinate)
+                result.append(w)
+        return tuple(result)
+
+    @property
+    def claim_count(self) -> int:
+        return len(self.weights)
 
     @property
     def scanned(self) -> bool:
@@ -113,7 +159,7 @@ def _ordered_statuses(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in STATUSES if s in present) + tuple(sorted(present - set(STATUSES)))
 
 
-def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight: int | None) -> WeightView:
+def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight: int | None, claim: Claim | None = None, keep: bool = False) -> WeightView:
     index = sw.get("index") or []
     coordinate = format_coordinate(sw.get("tensor", ""), index)
     where = f"layer {sw.get('layer')}, row {sw.get('row')}, column {sw.get('column')}"
@@ -125,14 +171,41 @@ def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight
         pick = f"sw = lookup({json.dumps(entry_id)}).claims[{number}]  # on record, not a super weight\n"
     lookup_code = f"from swindex import lookup\n# {where}\n{pick}value = model.get_parameter(sw.tensor)[sw.index]"
     index_code = f"model.get_parameter({json.dumps(str(sw.get('tensor', '')))})[{', '.join(str(int(i)) for i in index)}]"
-    return WeightView(number, sw, coordinate, lookup_code, index_code)
+    impact = claim.impact if claim is not None else Impact.from_dict(sw.get("impact") if isinstance(sw.get("impact"), Mapping) else None)
+    return WeightView(number, sw, coordinate, lookup_code, index_code, impact, super_weight is not None, keep)
+
+
+def _source_charts(data: Mapping[str, Any], marked: Sequence[int]) -> tuple[SourceChart, ...]:
+    """One chart per distinct source that publishes per-layer activations (the same source on several claims charts once)."""
+    seen: set[tuple[Any, ...]] = set()
+    charts = []
+    items = [*(data.get("claims") or []), *(data.get("other_findings") or [])]
+    for source in (s for item in items for s in item.get("sources") or []):
+        rows = layer_measurements(source.get("measurements"))
+        key = (source.get("citation"), source.get("url"), json.dumps(rows, sort_keys=True, default=str))
+        if len(rows) < 2 or key in seen:
+            continue
+        seen.add(key)
+        panels = source_chart(source.get("measurements"), marked, f"sw-source-{len(charts) + 1}-")
+        if panels:
+            charts.append(SourceChart(str(source.get("citation") or "a source"), source.get("url"), panels))
+    return tuple(charts)
 
 
 def model_view(entry: Entry, links: SiteLinks) -> ModelView:
     data = entry.to_dict()
     positions = {c.coordinate: k for k, c in enumerate(entry.super_weights)}
+    keep = {c.coordinate for c in entry.weights_to_keep}
     weights = tuple(
-        _weight_view(entry.id, i, sw, positions.get(format_coordinate(sw["tensor"], sw["index"]))) for i, sw in enumerate(data.get("claims") or [])
+        _weight_view(
+            entry.id,
+            i,
+            sw,
+            positions.get(claim.coordinate) if claim.is_super_weight else None,
+            claim,
+            claim.coordinate in keep and (claim.is_super_weight or (claim.standing and claim.impact.classification == "significant")),
+        )
+        for i, (sw, claim) in enumerate(zip(data.get("claims") or [], entry.claims))
     )
     org, _, name = entry.id.rpartition("/")
     sources = [s for sw in data.get("claims") or [] for s in sw.get("sources") or []]
@@ -158,12 +231,14 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         active_count=len(entry.super_weights),
         active_layers=entry.layers,
         source_kinds=tuple(k for k in kinds if isinstance(k, str)),
-        chart=activation_chart((data.get("evidence") or {}).get("detection"), layers),
+        chart=activation_chart((data.get("evidence") or {}).get("detection"), entry.layers),
         edit_url=safe_url(f"{links.edit_prefix}{registry_path}") if links.edit_prefix else None,
         hub_url=safe_url(hub),
         registry_path=registry_path,
-        verdict_text=entry.verdict.text,
+        verdict=entry.verdict,
         super_weight_coordinates=tuple(c.coordinate for c in entry.super_weights),
+        public=entry.public_dict(),
+        source_charts=_source_charts(data, entry.layers),
     )
 
 

@@ -2,20 +2,36 @@
 
 Pages are Markdown, but every piece of registry text goes out as escaped text inside an HTML block,
 so nothing in an entry can become Markdown or HTML markup; links are emitted only for https: URLs.
+HTML blocks alone are not enough: pymdownx.superfences reads fences (a line of three backticks or
+tildes, with a header such as ``{ #__config }``) before Markdown sets HTML blocks aside. So every value
+a template prints goes through ``inert``, which also writes backticks, tildes and braces as character
+references: the browser shows the same characters, and no Markdown extension sees them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
-from ..records import STATUSES
+from ..records import IMPACTS, STATUSES
 from ..verification.report import THRESHOLDS
+from .chart import LAYER_MEASUREMENT
 from .urls import relative, safe_url
+
+
+_MARKDOWN_ACTIVE = {ord("`"): "&#96;", ord("~"): "&#126;", ord("{"): "&#123;", ord("}"): "&#125;"}
+"""Characters a Markdown extension acts on even inside an HTML block: fences (backticks, tildes) and attribute lists (braces)."""
+
+
+def inert(value: Any) -> Markup:
+    """Text (or markup we made) that neither HTML nor Markdown will act on: escaped, and with the characters
+    of fences and attribute lists written as character references. The template environment's ``finalize``."""
+    return Markup(str(escape(value)).translate(_MARKDOWN_ACTIVE))
 
 
 def link(url: Any, text: Any = None) -> Markup:
@@ -23,8 +39,8 @@ def link(url: Any, text: Any = None) -> Markup:
     label = url if text is None else text
     safe = safe_url(url)
     if safe is None:
-        return escape("" if label is None else str(label))
-    return Markup('<a href="{}" rel="nofollow noopener">{}</a>').format(safe, str(label))
+        return inert("" if label is None else str(label))
+    return Markup('<a href="{}" rel="nofollow noopener">{}</a>').format(inert(safe), inert(str(label)))
 
 
 def number(value: Any) -> str:
@@ -50,7 +66,40 @@ def measured(value: Any, digits: int = 4) -> Markup:
 def badge(status: Any) -> Markup:
     """A status badge; the CSS class is chosen from the known statuses only."""
     known = status if status in STATUSES else "unknown"
-    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, str(status), str(status))
+    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, inert(str(status)), inert(str(status)))
+
+
+IMPACT_MEANINGS = {
+    "critical": "zeroing it alone is measured critical",
+    "significant": "zeroing it alone is measured significant",
+    "inert": "zeroing it alone is measured harmless",
+    "unmeasured": "nobody has measured zeroing it alone",
+}
+
+
+def impact_badge(impact: Any) -> Markup:
+    """An impact badge (critical, significant, inert, unmeasured) with its figure: ``critical ×213``; the class from known values only."""
+    classification = impact.get("classification") if isinstance(impact, Mapping) else getattr(impact, "classification", None)
+    known = classification if classification in IMPACTS else "unknown"
+    label = str(classification or "unknown")
+    figure = impact_figure(impact)
+    title = IMPACT_MEANINGS.get(known, "impact")
+    return Markup('<span class="sw-badge sw-impact sw-impact-{}" title="impact: {}">{}{}</span>').format(
+        known, inert(title), inert(label), inert(f" {figure}" if figure else "")
+    )
+
+
+def impact_figure(impact: Any) -> str:
+    """The measured effect in a few characters: ``×213`` (perplexity ratio), ``shift 0.12`` (embedding shift); '' when none."""
+    get = impact.get if isinstance(impact, Mapping) else lambda name: getattr(impact, name, None)
+    ratio, metric = get("ratio"), get("metric")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+        return ""
+    if metric == "embedding_shift":
+        return f"shift {ratio:.3g}"
+    if metric in (None, "perplexity", "nll", "row_ablation_nll"):
+        return f"×{ratio:.4g}"
+    return ""
 
 
 def code_block(source: str, block_id: str, language: str = "python") -> Markup:
@@ -63,7 +112,16 @@ def code_block(source: str, block_id: str, language: str = "python") -> Markup:
     from pygments.lexers import get_lexer_by_name
 
     tokens = highlight(source, get_lexer_by_name(language), HtmlFormatter(nowrap=True))
-    return Markup('<div class="language-{0} highlight" id="{1}"><pre><span></span><code>{2}</code></pre></div>').format(language, block_id, Markup(tokens))
+    return Markup('<div class="language-{0} highlight" id="{1}"><pre><span></span><code>{2}</code></pre></div>').format(
+        language, inert(block_id), Markup(tokens.translate(_MARKDOWN_ACTIVE))
+    )
+
+
+def plain_measurements(values: Any) -> dict[str, Any]:
+    """A source's measurements without the per-layer ones, which the page charts instead (chart.LAYER_MEASUREMENT)."""
+    if not isinstance(values, Mapping):
+        return {}
+    return {key: value for key, value in values.items() if not LAYER_MEASUREMENT.match(str(key))}
 
 
 @jinja2.pass_context
@@ -80,7 +138,8 @@ def environment(templates: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=inert,
     )
-    env.filters.update(link=link, num=number, measured=measured, badge=badge, code=code_block, href=href)
+    env.filters.update(link=link, num=number, measured=measured, badge=badge, impact=impact_badge, figure=impact_figure, plain_measurements=plain_measurements, code=code_block, href=href)
     env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
     return env

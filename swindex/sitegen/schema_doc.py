@@ -8,10 +8,11 @@ from typing import Any
 
 SECTION_TITLES = {
     "entry": "Entry (one file)",
-    "super_weight": "super_weights[]",
+    "verdict": "verdict",
+    "claim": "claims[]",
+    "impact": "claims[].impact",
     "source": "sources[]",
-    "weight_detection": "super_weights[].evidence.detection",
-    "weight_impact": "super_weights[].evidence.impact",
+    "weight_detection": "claims[].evidence.detection",
     "finding": "other_findings[]",
     "disagreement": "disagreements[]",
     "entry_evidence": "evidence",
@@ -88,6 +89,12 @@ def _is_inline_object(node: Mapping[str, Any]) -> bool:
     return "$ref" not in node and isinstance(node.get("properties"), Mapping)
 
 
+def _inline_items(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object a list holds when it is written inline (``items: {type: object, properties: ...}``)."""
+    items = node.get("items") if node.get("type") == "array" else None
+    return items if isinstance(items, Mapping) and _is_inline_object(items) else None
+
+
 def _sections(key: str, title: str, node: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Section]:
     """A section for this object, followed by one for each object written inline inside it."""
     required = set(node.get("required", []))
@@ -98,6 +105,10 @@ def _sections(key: str, title: str, node: Mapping[str, Any], defs: Mapping[str, 
             child_title = f"{title}.{name}" if key != "entry" else name
             fields.append(Field(name, f"object ({child_title})", name in required, _description(child, defs)))
             nested.extend(_sections(f"{key}-{name}", child_title, child, defs))
+        elif (items := _inline_items(child)) is not None:
+            child_title = f"{title}.{name}[]" if key != "entry" else f"{name}[]"
+            fields.append(Field(name, f"list of object ({child_title})", name in required, _description(child, defs)))
+            nested.extend(_sections(f"{key}-{name}", child_title, items, defs))
         else:
             fields.append(Field(name, describe_type(child, defs), name in required, _description(child, defs)))
     return [Section(key, title, str(node.get("description", "")), tuple(fields)), *nested]

@@ -9,7 +9,12 @@ from ..errors import SwindexError
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 _SAFE_URL = re.compile(r"^https://[^\s<>\"'`\\]+$")
-API_ROOT = "api/v1"
+API_VERSION = 2
+API_ROOT = f"api/v{API_VERSION}"
+"""The current JSON API (schema 2, the field names of swindex's Python records); `swindex update` reads its all.json."""
+API_V1_ROOT = "api/v1"
+"""Schema-1 documents converted from the current data, kept for existing readers until API_V1_UNTIL."""
+API_V1_UNTIL = "2027-06-30"
 
 
 def checked_id(model_id: str, where: str | None = None) -> str:
@@ -32,8 +37,13 @@ def page_url(model_id: str) -> str:
     return f"models/{model_id}/"
 
 
-def api_model_path(model_id: str) -> str:
-    return f"{API_ROOT}/models/{model_id}.json"
+def api_model_path(model_id: str, root: str = API_ROOT) -> str:
+    return f"{root}/models/{model_id}.json"
+
+
+def absolute(site_url: str, path: str) -> str:
+    """``path`` (relative to the site root) under the site's address: the JSON API's links work wherever it is read."""
+    return site_url.rstrip("/") + "/" + path.lstrip("/")
 
 
 def relative(from_url: str, to_path: str) -> str:
