@@ -90,36 +90,21 @@ def load(spec: ModelSpec, revision: str | None) -> Session:
 
 
 def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
-    """Run the detector on the loaded model (reloading wider if float16 overflows) and return its entry filed under the list's id."""
-    from swindex.detection import detect as run_detection
-    from swindex.errors import ActivationOverflowError
-    from swindex.loading import fallback_dtype, reload_in, with_artifact
+    """Run the detector on the loaded model and return its entry filed under the list's id.
+
+    A float16 overflow is handled by swindex's one fallback (swindex.loading.run_widening): the session then holds
+    the wider reload, which verification measures too.
+    """
+    from swindex.detection import detect_loaded
+    from swindex.loading import with_artifact
 
     options: dict[str, Any] = {"model_id": spec.id}
     if spec.prompt is not None:
         options["prompt"] = spec.prompt
     if spec.input_ids is not None:
         options["input_ids"] = list(spec.input_ids)
-
-    def scan() -> Any:
-        loaded = session.loaded
-        return run_detection(loaded.model, tokenizer=loaded.tokenizer, revision=loaded.revision, **options)
-
-    try:
-        result = scan()
-    except ActivationOverflowError:
-        wider = fallback_dtype(session.loaded.dtype, session.loaded.device)
-        if wider is None:
-            raise
-        result = None  # reload outside this block: the exception's traceback still references the float16 model
-    if result is None:
-        session.notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
-        described = dataclasses.replace(session.loaded, model=None)
-        session.loaded = None  # release the float16 weights before the wider copy loads
-        gc.collect()
-        session.loaded = reload_in(described, wider)
-        result = scan()
-    result = dataclasses.replace(result, notes=(*session.notes, *result.notes))
+    result, session.loaded = detect_loaded(session.loaded, **options)
+    session.notes = list(session.loaded.notes)
     return with_artifact(result.to_entry(model_id=spec.id), session.loaded.artifact, ("detection",))
 
 

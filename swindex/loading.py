@@ -373,6 +373,44 @@ def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
     )
 
 
+def run_widening(loaded: LoadedModel, work: Any) -> tuple[Any, LoadedModel]:
+    """``work(loaded)``, and when its float16 activations overflow, the same work on the model reloaded wider.
+
+    Returns what work returned and the LoadedModel it ran on (after a reload its notes say why). The one
+    float16 fallback of swindex: callers hand over the model and keep what comes back, since the float16
+    weights are freed in place before the wider copy loads (both may not fit together).
+    """
+    import gc
+
+    from .errors import ActivationOverflowError
+
+    try:
+        return work(loaded), loaded
+    except ActivationOverflowError:
+        wider = fallback_dtype(loaded.dtype, loaded.device)
+        if wider is None:
+            raise
+    # reload outside the except block: the exception's traceback still references the float16 activations
+    described = dataclasses.replace(loaded, model=None, notes=(*loaded.notes, f"float16 activations overflowed (inf/nan); reloaded in {wider}"))
+    _free(loaded.model)
+    del loaded
+    gc.collect()
+    wider_loaded = reload_in(described, wider)
+    return work(wider_loaded), wider_loaded
+
+
+def _free(model: Any) -> None:
+    """Release a model's weights in place, whoever still holds the module: every tensor becomes empty."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.device.type != "meta":
+                tensor.data = torch.empty(0, dtype=tensor.dtype, device=tensor.device)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 # --- GGUF files and the artifact record -------------------------------------------------------------------
 
 GGUF_SUFFIX = ".gguf"

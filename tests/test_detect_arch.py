@@ -89,7 +89,7 @@ def test_unknown_names_are_found_by_structure():
         model.embed.weight[1, 3] = 400.0
         model.blocks[1].narrow.weight[2, 9] = 5.0
     found = detect(model, input_ids=[1, 5, 6, 7, 8, 9])
-    assert [(w.tensor, w.index) for w in found.super_weights] == [("blocks.1.narrow.weight", (2, 9))]
+    assert [(w.tensor, w.index) for w in found.candidates] == [("blocks.1.narrow.weight", (2, 9))]
 
 
 def test_a_model_without_a_down_projection_is_unsupported_and_says_what_is_missing():
@@ -148,5 +148,5 @@ def test_unfused_expert_lists_report_the_expert_from_the_module_name():
         block.experts[1].up_proj.weight[9, 3] = 1.0
         block.experts[1].down_proj.weight[2, 9] = 5.0
     found = detect(model, input_ids=[1, 5, 6, 7, 8, 9])
-    assert [(w.tensor, w.index, w.expert) for w in found.super_weights] == [("blocks.2.experts.1.down_proj.weight", (2, 9), 1)]
-    assert found.to_entry(model_id="acme/list-moe")["super_weights"][0]["expert"] == 1
+    assert [(w.tensor, w.index, w.expert) for w in found.candidates] == [("blocks.2.experts.1.down_proj.weight", (2, 9), 1)]
+    assert found.to_entry(model_id="acme/list-moe")["claims"][0]["expert"] == 1

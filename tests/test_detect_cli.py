@@ -26,10 +26,39 @@ def test_writes_a_yaml_entry_that_validates(model_dir, tmp_path, capsys):
     out = tmp_path / "registry" / "acme" / "planted-llama.yaml"
     assert main(["detect", str(path), "--output", str(out), "--id", "acme/planted-llama"]) == 0
     err = capsys.readouterr().err
-    assert "2 super weight(s)" in err and "model.layers.2.mlp.down_proj.weight[9, 11]" in err
+    assert "2 candidate(s)" in err and "model.layers.2.mlp.down_proj.weight[9, 11]" in err
     entry = load_yaml(out)
-    assert [sw["index"] for sw in entry["super_weights"]] == [list(p.index) for p in planted]
+    assert [sw["index"] for sw in entry["claims"]] == [list(p.index) for p in planted]
     assert main(["validate", str(out), "--registry", str(tmp_path / "registry")]) == 0
+
+
+def test_ends_with_the_candidate_count_and_the_command_that_measures_them(model_dir, tmp_path, capsys):
+    path, _ = model_dir
+    out = tmp_path / "entry.yaml"
+    assert main(["detect", str(path), "--output", str(out)]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-3:]
+    assert last[0].startswith("2 candidate(s) found")
+    assert last[1].split() == ["swindex", "verify", str(path), "--entry", str(out), "--output", str(out)]
+
+
+def test_the_summary_groups_candidates_by_the_channel_they_feed(model_dir, capsys):
+    path, planted = model_dir
+    assert main(["detect", str(path), "--json"]) == 0
+    err = capsys.readouterr().err
+    for weight in planted:
+        channel = err.index(f"channel {weight.row}: 1 candidate(s)")
+        assert err.index(weight.coordinate) > channel
+
+
+@pytest.mark.slow
+def test_verify_measures_the_candidates_and_records_the_verdict(model_dir, tmp_path, capsys):
+    path, planted = model_dir
+    out = tmp_path / "entry.yaml"
+    assert main(["detect", str(path), "--output", str(out), "--verify"]) == 0
+    entry = load_yaml(out)
+    assert [c["impact"]["measured_by"] for c in entry["claims"]] == ["swindex"] * len(planted)
+    assert entry["verdict"]["outcome"] != "not_measured"
+    assert "verdict:" in capsys.readouterr().err
 
 
 def test_json_goes_to_stdout(model_dir, capsys):
@@ -38,7 +67,7 @@ def test_json_goes_to_stdout(model_dir, capsys):
     entry = json.loads(capsys.readouterr().out)
     assert entry["id"] == "planted-llama"
     assert entry["evidence"]["detection"]["input_ids"] == [1, 40, 41, 42, 43]
-    assert len(entry["super_weights"]) == len(planted)
+    assert len(entry["claims"]) == len(planted)
 
 
 def test_a_prompt_needs_a_tokenizer(model_dir, capsys):
@@ -59,9 +88,9 @@ def test_a_missing_model_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "x"])
-def test_max_iterations_must_be_positive(model_dir, capsys, value):
+def test_max_passes_must_be_positive(model_dir, capsys, value):
     with pytest.raises(SystemExit) as exit_info:
-        main(["detect", str(model_dir[0]), "--max-iterations", value])
+        main(["detect", str(model_dir[0]), "--max-passes", value])
     assert exit_info.value.code == 2
     assert "positive integer" in capsys.readouterr().err
 

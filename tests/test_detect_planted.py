@@ -17,7 +17,7 @@ from swindex.validate import validate_entry_dict  # noqa: E402
 def test_finds_the_planted_weight(family):
     model, planted = build_planted(family, seed=1)
     result = detect(model)
-    assert [(w.tensor, w.index, w.value, w.expert) for w in result.super_weights] == [
+    assert [(w.tensor, w.index, w.value, w.expert) for w in result.candidates] == [
         (p.tensor, p.index, p.value, p.expert) for p in planted
     ]
 
@@ -26,7 +26,7 @@ def test_finds_the_planted_weight(family):
 def test_unplanted_twin_has_no_super_weight(family):
     twin, _ = build_planted(family, plants=(), seed=1)
     result = detect(twin)
-    assert result.super_weights == ()
+    assert result.candidates == ()
     assert result.stop_reason == "no spike left"
 
 
@@ -35,7 +35,7 @@ def test_entry_passes_validation_with_detection_evidence(family):
     model, planted = build_planted(family, seed=2)
     entry = detect(model).to_entry(model_id="acme/planted")
     assert validate_entry_dict(entry) == []
-    (weight,) = entry["super_weights"]
+    (weight,) = entry["claims"]
     assert weight["status"] == "detected"
     assert weight["sources"][0]["kind"] == "swindex" and weight["sources"][0]["evidence"] == "detected"
     evidence = weight["evidence"]["detection"]
@@ -55,7 +55,7 @@ def test_plain_random_models_have_no_super_weight(family):
 
     torch.manual_seed(3)
     model = getattr(transformers, FAMILIES[family].model)(tiny_config(family)).eval()
-    assert detect(model).super_weights == ()
+    assert detect(model).candidates == ()
 
 
 def test_bfloat16_models_are_scanned_in_bfloat16():
@@ -64,7 +64,7 @@ def test_bfloat16_models_are_scanned_in_bfloat16():
     model, planted = build_planted("qwen2", dtype=torch.bfloat16)
     result = detect(model)
     assert result.dtype == "bfloat16"
-    assert [(w.index, w.value_dtype) for w in result.super_weights] == [(planted[0].index, "bfloat16")]
+    assert [(w.index, w.value_dtype) for w in result.candidates] == [(planted[0].index, "bfloat16")]
 
 
 def test_a_loaded_model_keeps_the_hub_id_its_config_names():

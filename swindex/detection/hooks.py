@@ -1,17 +1,24 @@
-"""Forward hooks that reduce each down projection's activations to a few numbers, and a layer-input cache.
+"""Forward hooks that reduce each down projection's activations to a few numbers, remove candidates as they
+are found, and a layer-input cache.
 
 Why reductions only: a scan must fit beside the model, so each hook keeps the largest |input| and |output|
 with their token and channel, their medians, and the few largest products weight x input behind the output
 spike; the activations themselves are dropped as soon as the hook returns.
 
-Found weights are *zeroed in the computation*, not in memory: the hook recomputes the affected output rows
-with those scalars taken as zero, which equals zeroing the weight while leaving every parameter (and any
+Why removal inside the hook: after each observation the hook asks the scan's ``decide`` which weights make
+up a qualifying spike there, removes them and observes again, so the rest of the same forward pass already
+runs without them. That is what a fresh pass from this layer would compute (earlier layers cannot change,
+and in this layer only the down projection's output rows of the removed weights do), without recomputing
+anything but those rows.
+
+Weights are *removed in the computation*, not in memory: the hook recomputes the affected output rows with
+those scalars taken as zero, which equals zeroing the weight while leaving every parameter (and any
 offloaded or memory-mapped copy) bit for bit as loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +29,16 @@ from .arch import DownProjection, ModelLayout
 
 TOP_CONTRIBUTIONS = 8
 
+Removal = tuple["int | None", int, int]
+"""(expert, row, column) of a weight to treat as zero at one down projection (expert None for dense sites)."""
+
+Decide = Callable[[int, "Observation"], Sequence[Removal]]
+"""Given a site index and what the hook just saw there, the weights to remove now (none: the hook moves on)."""
+
 
 @dataclass(frozen=True)
 class Contribution:
-    """One weight's product with its input at the output spike: the candidates for a super weight."""
+    """One weight's product with its input at the output spike: what a candidate is made of."""
 
     column: int
     weight: float
@@ -57,28 +70,38 @@ class Observation:
         return all(math.isfinite(v) for v in (self.input_max, self.output_max, self.input_median, self.output_median))
 
 
-class Recorder:
-    """Hooks every down projection of a layout; `observations[i]` is the latest pass through site i."""
+def _decide_nothing(_site: int, _observation: Observation) -> Sequence[Removal]:
+    return ()
 
-    def __init__(self, layout: ModelLayout) -> None:
+
+class Recorder:
+    """Hooks every down projection of a layout.
+
+    ``observations[i]`` is site i's first observation in the latest pass through it (before anything was
+    removed there); ``zeros[i]`` the weights removed at site i, applied whenever the site runs.
+    """
+
+    def __init__(self, layout: ModelLayout, decide: Decide | None = None) -> None:
         self.layout = layout
+        self.decide = decide or _decide_nothing
         self.observations: dict[int, Observation] = {}
-        self.zeros: dict[int, set[tuple[int | None, int, int]]] = {}  # site -> {(expert, row, column)}
+        self.zeros: dict[int, set[Removal]] = {}
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any, bool]] = []
 
-    def forget(self, from_layer: int) -> None:
-        """Drop observations of layers a new pass will recompute (a site the pass skips must not look current)."""
+    def restart(self, from_layer: int) -> None:
+        """Forget what was seen and removed in layers from_layer on: the next pass decides them again."""
         for i, site in enumerate(self.layout.sites):
             if site.layer >= from_layer:
                 self.observations.pop(i, None)
+                self.zeros.pop(i, None)
 
-    def zeroed(self, site: int, row: int, column: int, expert: int | None = None) -> bool:
-        return (expert, row, column) in self.zeros.get(site, ())
-
-    def zero(self, site: int, row: int, column: int, expert: int | None = None) -> None:
-        """Treat the weight (row, column[, expert]) of site as zero in every later pass."""
-        self.zeros.setdefault(site, set()).add((expert, row, column))
+    def _new_removals(self, index: int, observation: Observation) -> list[Removal]:
+        """What `decide` removes at this site now, without weights already removed (so the loop always ends)."""
+        done = self.zeros.setdefault(index, set())
+        fresh = [r for r in self.decide(index, observation) if r not in done]
+        done.update(fresh)
+        return fresh
 
     @contextmanager
     def installed(self) -> Iterator[Recorder]:
@@ -117,32 +140,55 @@ class Recorder:
             x = args[0].reshape(-1, site.in_features)
             y = output.reshape(-1, site.out_features)
             zeros = self.zeros.get(index)
-            changed = False
+            copied = bool(zeros)
             if zeros:
-                bias = getattr(module, "bias", None)
-                for row, columns in _by_row(zeros, None).items():
-                    w = _row(weight, row, site.kind).to(device=x.device, dtype=x.dtype, copy=True)
-                    w[list(columns)] = 0
-                    value = x @ w
-                    if bias is not None:
-                        value = value + materialised(module, "bias")[row].to(device=value.device, dtype=value.dtype)
-                    if not changed:
-                        y = y.clone()
-                        changed = True
-                    y[:, row] = value.to(y.dtype)
-            self.observations[index] = _observe(index, site, [(None, x, y, weight, zeros)])
-            return y.reshape(output.shape) if changed else None
+                y = _without(module, site, x, y.clone(), weight, zeros, {row for _, row, _ in zeros})
+            observation = _observe(index, site, [(None, x, y, weight, zeros)])
+            self.observations[index] = observation
+            while removals := self._new_removals(index, observation):
+                if not copied:
+                    y, copied = y.clone(), True
+                y = _without(module, site, x, y, weight, self.zeros[index], {row for _, row, _ in removals})
+                observation = _observe(index, site, [(None, x, y, weight, self.zeros[index])])
+            return y.reshape(output.shape) if copied else None
 
         return hook
+
+
+def _without(module: Any, site: DownProjection, x: Any, y: Any, weight: Any, zeros: set[Removal], rows: set[int]) -> Any:
+    """y (a private copy, written in place) with output `rows` recomputed with the removed weights taken as zero."""
+    bias = materialised(module, "bias") if getattr(module, "bias", None) is not None else None
+    by_row = _by_row(zeros, None)
+    for row in rows:
+        w = _row(weight, row, site.kind).to(device=x.device, dtype=x.dtype, copy=True)
+        w[list(by_row.get(row, ()))] = 0
+        value = x @ w
+        if bias is not None:
+            value = value + bias[row].to(device=value.device, dtype=value.dtype)
+        y[:, row] = value.to(y.dtype)
+    return y
+
+
+def column_median(site: DownProjection, column: int, expert: int | None = None) -> float:
+    """Median |weight| of one input column of a down projection: what an ordinary weight fed by that input looks like."""
+    import torch
+
+    if site.kind == "experts":
+        weight = materialised(site.module, "down_proj")[expert]
+        values = weight[column] if site.transposed else weight[:, column]
+    else:
+        weight = materialised(site.module, "weight")
+        values = weight[column] if site.kind == "conv1d" else weight[:, column]
+    return float(values.detach().to(torch.float32).abs().median())
 
 
 def _row(weight: Any, row: int, kind: str) -> Any:
     return weight[:, row] if kind == "conv1d" else weight[row]
 
 
-def _by_row(zeros: set[tuple[int | None, int, int]], expert: int | None) -> dict[int, set[int]]:
+def _by_row(zeros: set[Removal] | None, expert: int | None) -> dict[int, set[int]]:
     rows: dict[int, set[int]] = {}
-    for e, row, column in zeros:
+    for e, row, column in zeros or ():
         if e == expert:
             rows.setdefault(row, set()).add(column)
     return rows
@@ -202,7 +248,7 @@ def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, ex
 
 
 def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> Any:
-    """A replacement forward for a fused experts module that computes each expert explicitly and observes it.
+    """A replacement forward for a fused experts module that computes each expert explicitly, observes it and removes candidates.
 
     It follows transformers' generic experts semantics (gate_up or up projection, ``_apply_gate`` or the
     activation, optional biases, transposed storage, optional post-expert norm, routing weights), so the
@@ -217,6 +263,13 @@ def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> An
         out = x @ weight if site.transposed else F.linear(x, weight)
         return out + bias if bias is not None else out
 
+    def without(weight: Any, columns_by_row: dict[int, set[int]]) -> Any:
+        weight = weight.clone()
+        for row, columns in columns_by_row.items():
+            for column in columns:
+                weight[(column, row) if site.transposed else (row, column)] = 0
+        return weight
+
     def forward(hidden_states: Any, top_k_index: Any, top_k_weights: Any, *args: Any, **kwargs: Any) -> Any:
         has_gate = getattr(module, "has_gate", True)
         has_bias = getattr(module, "has_bias", False)
@@ -224,9 +277,8 @@ def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> An
         up_bias = materialised(module, "gate_up_proj_bias" if has_gate else "up_proj_bias") if has_bias else None
         down = materialised(module, "down_proj")
         down_bias = materialised(module, "down_proj_bias") if has_bias else None
-        zeros = recorder.zeros.get(index) or set()
-        out = torch.zeros_like(hidden_states)
-        parts, tokens = [], []
+        zeros = recorder.zeros.get(index)
+        parts: dict[int, list[Any]] = {}  # expert -> [token_idx, slot, h, weight, y]
         for expert in torch.unique(top_k_index).tolist():
             if expert < 0 or expert >= down.shape[0]:
                 continue
@@ -234,103 +286,95 @@ def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> An
             x = hidden_states[token_idx]
             h = linear(x, up[expert], up_bias[expert] if up_bias is not None else None)
             h = module._apply_gate(h) if has_gate else module.act_fn(h)
-            w = down[expert]
             rows = _by_row(zeros, expert)
-            if rows:
-                w = w.clone()
-                for row, columns in rows.items():
-                    for column in columns:
-                        w[(column, row) if site.transposed else (row, column)] = 0
-            y = linear(h, w, down_bias[expert] if down_bias is not None else None)
-            parts.append((expert, h, y, w, None))
-            tokens.append(token_idx)
+            w = without(down[expert], rows) if rows else down[expert]
+            bias = down_bias[expert] if down_bias is not None else None
+            parts[expert] = [token_idx, slot, h, w, linear(h, w, bias)]
+
+        def observe() -> Observation:
+            return _observe(index, site, [(e, p[2], p[4], p[3], None) for e, p in parts.items()], [p[0] for p in parts.values()])
+
+        if parts:
+            observation = observe()
+            recorder.observations[index] = observation
+            while removals := recorder._new_removals(index, observation):
+                for expert in {e for e, _, _ in removals}:
+                    part = parts[expert]
+                    part[3] = without(down[expert], _by_row(recorder.zeros[index], expert))
+                    part[4] = linear(part[2], part[3], down_bias[expert] if down_bias is not None else None)
+                observation = observe()
+        out = torch.zeros_like(hidden_states)
+        for token_idx, slot, _h, _w, y in parts.values():
             if getattr(module, "has_post_expert_norm", False):
                 y = module.post_expert_norm(y)
             y = y * top_k_weights[token_idx, slot, None].to(y.dtype)
             out.index_add_(0, token_idx, y.to(out.dtype))
-        recorder.observations[index] = _observe(index, site, parts, tokens)
         return out
 
     return forward
 
 
-class LayerReplay:
-    """Caches each layer's input during one full forward so that later passes can start at any layer.
+class LayerCache:
+    """Keeps each layer's latest output so that a later pass can skip the layers before the first one that changed.
 
-    Why: zeroing a weight in layer L changes nothing before L, so a pass only needs layers L.. onward.
-    Replay is used only when the cached chain is exact (layer i+1's input is layer i's output); models that
-    transform hidden states between layers are rerun in full instead (`chained` is False).
+    Why: removing a weight in layer L changes nothing before L, so a pass only needs layers L.. onward. A
+    skipped layer returns a copy of its cached output without running (an offloaded layer is not even read
+    from disk), while the model's own forward still runs around it, so whatever the model passes between
+    layers (masks, position embeddings, per-layer inputs) is exactly as in a full pass, on every architecture.
+    ``skipped`` counts the layer calls answered from the cache.
     """
 
     def __init__(self, layers: Any) -> None:
         self.layers = layers
-        self.inputs: list[tuple[tuple, dict[str, Any]] | None] = [None] * len(layers)
-        self.chained = False
+        self.outputs: list[Any] = [None] * len(layers)
+        self.skipped = 0
 
     @contextmanager
-    def capturing(self) -> Iterator[LayerReplay]:
-        outputs: list[Any] = [None] * len(self.layers)
-        handles = []
-        for i, layer in enumerate(self.layers):
-            handles.append(layer.register_forward_pre_hook(self._pre_hook(i), with_kwargs=True))
-            handles.append(layer.register_forward_hook(self._post_hook(i, outputs)))
+    def active(self, skip_before: int = 0) -> Iterator[LayerCache]:
+        """Within: layers before `skip_before` answer from the cache, later ones run and refresh it."""
+        if any(self.outputs[i] is None for i in range(skip_before)):
+            raise DetectionError(f"layers before {skip_before} have no cached output to skip with (a bug; please report it)")
+        handles: list[Any] = []
+        patched: list[tuple[Any, bool, Any]] = []
         try:
+            for i, layer in enumerate(self.layers):
+                if i < skip_before:
+                    patched.append((layer, "forward" in vars(layer), vars(layer).get("forward")))
+                    layer.forward = self._cached(i)  # replaces accelerate's wrapper too: nothing is loaded for it
+                else:
+                    handles.append(layer.register_forward_hook(self._keep(i)))
             yield self
         finally:
             for handle in handles:
                 handle.remove()
-        self.chained = all(entry is not None for entry in self.inputs) and all(
-            _same(outputs[i], _hidden_in(*self.inputs[i + 1])) for i in range(len(self.layers) - 1)
-        )
+            for layer, had, previous in patched:
+                if had:
+                    layer.forward = previous
+                else:
+                    del layer.forward
 
-    def _pre_hook(self, i: int) -> Any:
-        def hook(_module: Any, args: tuple, kwargs: dict[str, Any]) -> None:
-            self.inputs[i] = (args, dict(kwargs))
-
-        return hook
-
-    @staticmethod
-    def _post_hook(i: int, outputs: list[Any]) -> Any:
+    def _keep(self, i: int) -> Any:
         def hook(_module: Any, _args: tuple, output: Any) -> None:
-            outputs[i] = _hidden_out(output)
+            self.outputs[i] = _copied(output)
 
         return hook
 
-    def run_from(self, start: int) -> None:
-        """Run layers start.. from the cached input of `start`, updating the cache for the layers after it."""
-        hidden = _hidden_in(*self.inputs[start])
-        for i in range(start, len(self.layers)):
-            args, kwargs = _with_hidden(*self.inputs[i], hidden)
-            self.inputs[i] = (args, kwargs)
-            hidden = _hidden_out(self.layers[i](*args, **kwargs))
+    def _cached(self, i: int) -> Any:
+        def forward(*_args: Any, **_kwargs: Any) -> Any:
+            self.skipped += 1
+            return _copied(self.outputs[i])
+
+        return forward
 
 
-def _hidden_in(args: tuple, kwargs: dict[str, Any]) -> Any:
-    return args[0] if args else kwargs.get("hidden_states")
-
-
-def _with_hidden(args: tuple, kwargs: dict[str, Any], hidden: Any) -> tuple[tuple, dict[str, Any]]:
-    if args:
-        return (hidden, *args[1:]), kwargs
-    return args, {**kwargs, "hidden_states": hidden}
-
-
-def _hidden_out(output: Any) -> Any:
+def _copied(output: Any) -> Any:
+    """A layer's output with its tensors copied, so that no later in-place update can reach the cache."""
     import torch
 
     if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    first = getattr(output, "to_tuple", lambda: (None,))()[0]
-    return first
-
-
-def _same(a: Any, b: Any) -> bool:
-    import torch
-
-    if a is None or b is None:
-        return False
-    if a is b:
-        return True
-    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.device == b.device and bool(torch.equal(a, b))
+        return output.clone()
+    if isinstance(output, tuple) and not hasattr(output, "_fields"):
+        return tuple(_copied(o) for o in output)
+    if isinstance(output, list):
+        return [_copied(o) for o in output]
+    return output

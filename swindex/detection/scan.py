@@ -1,24 +1,32 @@
-"""The detector: find every super weight of a transformers model from a single short input.
+"""The detector: find a model's super-weight *candidates* from a single short input, in about one forward pass.
 
-Method (Yu et al. 2024, generalised). Each *pass* is one forward over the input with hooks on every FFN
-down projection (`hooks.Recorder`) that keep per projection only the largest |input| and |output| (signed
-value, token, channel), their medians, and the largest products weight x input behind the output spike.
+What counts (Yu et al. 2024, generalised; the thresholds are `Thresholds`). Hooks on every FFN down projection
+(`hooks.Recorder`) keep per projection only the largest |input| and |output| (signed value, token, channel),
+their medians, and the largest products weight x input behind the output spike. A *spike* qualifies when it
+is massive for this model: at least the paper's absolute threshold, at least ``min_output_ratio`` times its
+projection's median |output|, and at least ``min_scale`` of the largest down-projection output the scan has
+seen (the model's own massive activation, which ordinary outliers of ~100x their layer's median stay far
+below). A weight whose product with its input makes up at least ``min_share`` of a qualifying spike is a
+*candidate*, whatever its size within its row; only after a candidate's column has been removed at that
+projection must another weight of the same column stand out of it (``min_column_ratio``), since the rest of
+a column merely passes the same huge input on. Candidates are grouped by the massive channel (row) they feed;
+whether they matter is for verification to measure.
 
-1. Scan the projections in forward order. The first layer holding a *spike* (see `Thresholds`: absolute
-   and relative to that projection's median) with outlier weights whose product makes up at least
-   ``min_share`` of it yields those weights as super weights (row = spike channel, column = input channel; for fused
-   experts also the expert).
-2. Zero them (in the computation: parameters are never written, so they stay bit for bit as loaded) and
-   run the next pass from that layer only, starting from the cached layer input (`hooks.LayerReplay`);
-   earlier layers cannot change, so their observations are reused.
-3. Stop when a pass shows no spike with a qualifying weight (``stop_reason`` "no spike left"), or after
-   ``max_iterations`` passes ("iteration cap", noted in the entry). Weights found in a later layer are
-   therefore those whose spike survives the removal of every earlier one, as in the paper.
+Search. Layers are scanned in forward order and candidates are removed *as they are found*: the hook removes
+them (in the computation; parameters are never written, so they stay bit for bit as loaded), observes the
+same projection again (another weight of the same spike, or the next spike there) and lets the pass go on,
+so later layers see the model without every earlier candidate, as the paper's iteration does, without a
+rerun. The scale can only grow during a pass, so a candidate found before a larger spike appeared may turn
+out too small for this model: the pass then ends at that larger spike, and the next one starts at the
+candidate's layer without it; earlier layers cannot change, so they answer from their cached outputs
+(`hooks.LayerCache`) instead of running. The search stops when a pass leaves no candidate below the final
+scale (``stop_reason`` "no spike left"), or at a safety cap on passes or candidates (recorded in the entry).
+Work is counted in layer evaluations (layers that ran); L of them make one full pass of an L-layer model.
 
 Mixture-of-Experts: fused experts (transformers 5 keeps them in 3-D parameters that no module hook sees)
 are observed by temporarily replacing the experts module's forward with an equivalent one that runs
 each expert explicitly; an expert's output is taken before its routing weight, over the tokens routed to
-it, and the super weight's index is [expert, row, column] in the stored parameter.
+it, and the candidate's index is [expert, row, column] in the stored parameter.
 
 Inputs: ``input_ids`` as given; else ``prompt`` (default `DEFAULT_PROMPT`) through the model's tokenizer
 with its BOS token prepended if the tokenizer did not add one; else, for checkpoints without a tokenizer,
@@ -27,25 +35,26 @@ with its BOS token prepended if the tokenizer did not add one; else, for checkpo
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import gc
 import inspect
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ActivationOverflowError, DetectionError
 from ..loading import context_length
 from .arch import ModelLayout, locate
-from .hooks import LayerReplay, Observation, Recorder
-from .result import DetectedWeight, DetectionResult, LayerMaxima, Thresholds
+from .hooks import LayerCache, Observation, Recorder, Removal, column_median
+from .result import DetectedWeight, DetectionResult, LayerMaxima, Peak, Thresholds
 
 DEFAULT_PROMPT = "Apple Inc. is a worldwide tech company."
 DEFAULT_LENGTH = 16
-MAX_ITERATIONS = 64
+MAX_PASSES = 16
+MAX_CANDIDATES = 64
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
@@ -53,10 +62,21 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-
 class _Scan:
     layout: ModelLayout
     found: tuple[DetectedWeight, ...]
-    first: tuple[Observation, ...]
-    iterations: int
+    layers: tuple[Observation, ...]
+    passes: int
+    layer_evaluations: int
+    peak: Peak
     stop_reason: str
-    replayed: bool
+
+
+@dataclass
+class _Search:
+    """The mutable state of one scan (private to `_scan`): what was found and the largest output seen so far."""
+
+    found: list[tuple[int, DetectedWeight]] = field(default_factory=list)
+    peak: Peak = field(default_factory=lambda: Peak(0.0, 0, 0, 0, None))
+    pass_number: int = 1
+    capped: bool = False
 
 
 def default_input_ids(config: Any, length: int = DEFAULT_LENGTH) -> list[int]:
@@ -128,10 +148,11 @@ def detect(
     trust_remote_code: bool = False,
     tokenizer: Any | None = None,
     thresholds: Thresholds | None = None,
-    max_iterations: int = MAX_ITERATIONS,
+    max_passes: int = MAX_PASSES,
+    max_candidates: int = MAX_CANDIDATES,
     model_id: str | None = None,
 ) -> DetectionResult:
-    """Find every super weight of a model (Hub id, local directory, or an already loaded transformers model).
+    """Find a model's super-weight candidates (Hub id, local directory, or an already loaded transformers model).
 
     A loaded model is scanned as it is (dtype and placement untouched, `dtype` and `device` ignored;
     `revision` is recorded as given). A model loaded here in float16 whose activations overflow is reloaded in a wider
@@ -139,52 +160,76 @@ def detect(
     """
     import torch
 
+    from ..loading import load_model
+
+    options = dict(prompt=prompt, input_ids=input_ids, tokenizer=tokenizer, thresholds=thresholds, max_passes=max_passes,
+                   max_candidates=max_candidates, model_id=model_id)
+    _check_caps(max_passes, max_candidates)
+    if isinstance(model_or_id, (str, Path)):
+        return detect_loaded(load_model(str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code), **options)[0]
+    if not (isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config")):
+        raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
+    model = model_or_id
+    source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+    found_id, found_revision = _origin(source, revision)
+    try:
+        return _detect(model, tokenizer, source, found_id, found_revision, _device_of(model), (), **{k: v for k, v in options.items() if k != "tokenizer"})
+    except ActivationOverflowError as exc:
+        raise ActivationOverflowError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
+
+
+def detect_loaded(loaded: Any, *, source: str | None = None, tokenizer: Any | None = None, **options: Any) -> tuple[DetectionResult, Any]:
+    """Scan a model swindex loaded (a `swindex.loading.LoadedModel`), reloading it wider if float16 overflows.
+
+    Returns the result and the LoadedModel it was measured on (the reload, when there was one), so that a caller
+    can go on to verify the same model. Options are `detect`'s. The float16 weights are freed before a reload.
+    """
+    from ..loading import run_widening
+
+    _check_caps(options.get("max_passes", MAX_PASSES), options.get("max_candidates", MAX_CANDIDATES))
+
+    def scan(current: Any) -> DetectionResult:
+        return _detect(
+            current.model, tokenizer or current.tokenizer, source or current.source, current.model_id, current.revision,
+            current.device, current.notes, **options,
+        )
+
+    return run_widening(loaded, scan)
+
+
+def _check_caps(max_passes: int, max_candidates: int) -> None:
+    if max_passes < 1 or max_candidates < 1:
+        raise DetectionError("max_passes and max_candidates must be at least 1")
+
+
+def _detect(
+    model: Any,
+    tokenizer: Any | None,
+    source: str,
+    found_id: str | None,
+    found_revision: str | None,
+    device: str,
+    notes: tuple[str, ...],
+    *,
+    prompt: str | None = None,
+    input_ids: Any | None = None,
+    thresholds: Thresholds | None = None,
+    max_passes: int = MAX_PASSES,
+    max_candidates: int = MAX_CANDIDATES,
+    model_id: str | None = None,
+) -> DetectionResult:
     from .. import __version__
-    from ..loading import dtype_name, fallback_dtype, load_model, reload_in
+    from ..loading import dtype_name
 
     thresholds = thresholds or Thresholds()
-    if max_iterations < 1:
-        raise DetectionError("max_iterations must be at least 1")
-    notes: list[str] = []
-    loaded = None
-    if isinstance(model_or_id, (str, Path)):
-        loaded = load_model(str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        model, tokenizer = loaded.model, tokenizer or loaded.tokenizer
-        notes.extend(loaded.notes)
-        source, found_id, found_revision = str(model_or_id), loaded.model_id, loaded.revision
-    elif isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config"):
-        model = model_or_id
-        source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
-        found_id, found_revision = _origin(source, revision)
-    else:
-        raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
-
     ids, used_prompt = resolve_input_ids(model.config, tokenizer, prompt, input_ids)
-    try:
-        scan = _scan(model, ids, thresholds, max_iterations)
-    except ActivationOverflowError as exc:
-        wider = fallback_dtype(loaded.dtype, loaded.device) if loaded is not None else None
-        if wider is None:
-            raise ActivationOverflowError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
-        scan = None  # reload outside this block: the exception's traceback still references the float16 model
-    if scan is None:
-        notes.append(f"float16 activations overflowed (inf/nan); rescanned in {wider}")
-        described = dataclasses.replace(loaded, model=None)
-        loaded = model = None  # release the float16 weights before the wider copy loads
-        gc.collect()
-        loaded = reload_in(described, wider)
-        model = loaded.model
-        scan = _scan(model, ids, thresholds, max_iterations)
-    if not scan.replayed:
-        notes.append("layers are not chained through a cached residual stream here; every pass reran the whole model")
-
+    scan = _scan(model, ids, thresholds, max_passes, max_candidates)
     layout = scan.layout
     config = model.config
     architecture = (getattr(config, "architectures", None) or [type(model).__name__])[0]
-    first_param = next(model.parameters())
     return DetectionResult(
-        super_weights=scan.found,
-        layers=tuple(_maxima(layout, o) for o in scan.first),
+        candidates=scan.found,
+        layers=tuple(_maxima(layout, o) for o in scan.layers),
         source=source,
         model_id=model_id or found_id,
         architecture=architecture,
@@ -192,12 +237,14 @@ def detect(
         parameters=sum(p.numel() for p in model.parameters()),
         revision=found_revision,
         dimensions=layout.dimensions(),
-        dtype=dtype_name(first_param.dtype),
-        device=loaded.device if loaded is not None else _device_of(model),
+        dtype=dtype_name(next(model.parameters()).dtype),
+        device=device,
         prompt=used_prompt,
         input_ids=tuple(ids),
         thresholds=thresholds,
-        iterations=scan.iterations,
+        passes=scan.passes,
+        layer_evaluations=scan.layer_evaluations,
+        peak=scan.peak,
         stop_reason=scan.stop_reason,
         date=_today(),
         tool=f"swindex {__version__}",
@@ -205,82 +252,114 @@ def detect(
     )
 
 
-def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_iterations: int) -> _Scan:
-    """Run passes until no qualifying spike is left; the model's parameters are never written."""
+def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_passes: int, max_candidates: int) -> _Scan:
+    """Passes until every candidate is massive for the model's final scale; the model's parameters are never written."""
     import torch
 
     layout = locate(model)
-    recorder = Recorder(layout)
-    replay = LayerReplay(layout.layers)
+    search = _Search()
+    recorder = Recorder(layout, lambda index, observation: _decide(layout, search, thresholds, max_passes, max_candidates, index, observation))
+    cache = LayerCache(layout.layers)
     run = _runner(model, layout)
     batch = torch.tensor([ids], dtype=torch.long, device=_input_device(model))
-    found: list[DetectedWeight] = []
-    with torch.inference_mode(), recorder.installed():
-        with replay.capturing():
-            run(batch)
-        first = _ordered(recorder, layout)
-        bad = next((o for o in first if not o.finite), None)
-        if bad is not None:
-            site = layout.sites[bad.site]
-            raise ActivationOverflowError(f"activations overflowed (inf/nan) at {site.path} in {_dtype_text(model)}")
-        iteration = 1
+    stop = "no spike left"
+    with torch.inference_mode(), recorder.installed(), _counting(layout.layers) as calls:
+        start = 0
         while True:
-            hits = [h for h in _qualifying(layout, _ordered(recorder, layout), thresholds, iteration) if not recorder.zeroed(h[0], h[1].row, h[1].column, h[1].expert)]
-            if not hits:
-                stop = "no spike left"
+            try:
+                with cache.active(skip_before=start):
+                    run(batch)
+            except _Restart:
+                pass  # a larger spike showed earlier candidates too small: the rest of this pass would be redone anyway
+            if search.pass_number == 1:
+                _ordered(recorder, layout)
+            weak = _too_small(search, thresholds)
+            if not weak or search.capped or search.pass_number >= max_passes:
+                if weak and not search.capped:
+                    stop = f"pass cap ({max_passes}) reached; candidates may be missing"
+                search.found = [f for f in search.found if f not in weak]  # no longer massive for this model
                 break
-            for site_index, weight in hits:
-                found.append(weight)
-                recorder.zero(site_index, weight.row, weight.column, weight.expert)
-            if iteration >= max_iterations:
-                stop = f"iteration cap ({max_iterations}) reached; more super weights may remain"
-                break
-            iteration += 1
-            start = min(layout.sites[s].layer for s, _ in hits)
-            recorder.forget(0 if not replay.chained else start)
-            if replay.chained:
-                replay.run_from(start)
-            else:
-                run(batch)
-    return _Scan(layout, tuple(found), tuple(first), iteration, stop, replay.chained)
+            start = min(weight.layer for _, weight in weak)
+            search.found = [(s, w) for s, w in search.found if w.layer < start]
+            recorder.restart(start)
+            search.pass_number += 1
+        if search.capped:
+            stop = f"candidate cap ({max_candidates}) reached; more candidates may remain"
+    found = tuple(w for _, w in search.found)
+    evaluations = calls[0] - cache.skipped
+    return _Scan(layout, found, tuple(_ordered(recorder, layout)), search.pass_number, evaluations, search.peak, stop)
 
 
-def _qualifying(layout: ModelLayout, observations: list[Observation], thresholds: Thresholds, iteration: int) -> list[tuple[int, DetectedWeight]]:
-    """The super weights behind the earliest layer's qualifying spike(s), per the documented thresholds."""
-    hits: list[tuple[int, DetectedWeight]] = []
-    for obs in observations:
-        site = layout.sites[obs.site]
-        if hits and site.layer != layout.sites[hits[0][0]].layer:
-            break
-        spike = abs(obs.output_max)
-        ratio = spike / obs.output_median if obs.output_median > 0 else float("inf")
-        if spike < thresholds.min_output or ratio < thresholds.min_output_ratio:
+class _Restart(Exception):
+    """Raised from a hook to end a pass early: a new, larger spike made candidates found earlier too small."""
+
+
+def _too_small(search: _Search, thresholds: Thresholds) -> list[tuple[int, DetectedWeight]]:
+    """Candidates whose spike fell below the model's scale once a larger output turned up later in the pass."""
+    floor = thresholds.min_scale * search.peak.value
+    return [(s, w) for s, w in search.found if abs(w.output_activation) < floor]
+
+
+def _decide(
+    layout: ModelLayout, search: _Search, thresholds: Thresholds, max_passes: int, max_candidates: int, index: int, obs: Observation
+) -> list[Removal]:
+    """The candidates behind one projection's current spike (to be removed at once), per the documented thresholds."""
+    site = layout.sites[index]
+    if not obs.finite:
+        raise ActivationOverflowError(f"activations overflowed (inf/nan) at {site.path} in {_param_dtype(site.module, site.kind)}")
+    spike = abs(obs.output_max)
+    expert = obs.expert if site.kind == "experts" else site.expert
+    if spike > search.peak.value:
+        search.peak = Peak(spike, site.layer, obs.output_channel, obs.output_token, expert)
+        if not search.capped and search.pass_number < max_passes and _too_small(search, thresholds):
+            raise _Restart
+    ratio = spike / obs.output_median if obs.output_median > 0 else float("inf")
+    if search.capped or spike < max(thresholds.min_output, thresholds.min_scale * search.peak.value) or ratio < thresholds.min_output_ratio:
+        return []
+    removed_columns = {w.column for s, w in search.found if s == index and w.expert == expert}
+    removals: list[Removal] = []
+    for c in obs.contributions:
+        share = c.product / obs.output_max
+        if share < thresholds.min_share:
             continue
-        for c in obs.contributions:
-            share = c.product / obs.output_max
-            weight_ratio = abs(c.weight) / obs.row_median if obs.row_median > 0 else float("inf")
-            if share < thresholds.min_share or weight_ratio < thresholds.min_weight_ratio:
-                continue
-            expert = obs.expert if site.kind == "experts" else site.expert
-            hits.append((obs.site, DetectedWeight(
-                layer=site.layer,
-                tensor=site.tensor,
-                row=obs.output_channel,
-                column=c.column,
-                expert=expert,
-                index=site.index(obs.output_channel, c.column, obs.expert) if site.kind == "experts" else site.index(obs.output_channel, c.column),
-                value=c.weight,
-                value_dtype=_param_dtype(site.module, site.kind),
-                iteration=iteration,
-                token=obs.output_token,
-                input_activation=c.input,
-                output_activation=obs.output_max,
-                contribution=c.product,
-                share=share,
-                output_ratio=min(ratio, 1e12),
-                weight_ratio=min(weight_ratio, 1e12),
-            )))
-    return hits
+        if c.column in removed_columns and abs(c.weight) < thresholds.min_column_ratio * column_median(site, c.column, obs.expert):
+            continue  # an ordinary weight passing on the input of a column already removed here
+        if len(search.found) >= max_candidates:
+            search.capped = True
+            break
+        weight_ratio = abs(c.weight) / obs.row_median if obs.row_median > 0 else float("inf")
+        search.found.append((index, DetectedWeight(
+            layer=site.layer,
+            tensor=site.tensor,
+            row=obs.output_channel,
+            column=c.column,
+            expert=expert,
+            index=site.index(obs.output_channel, c.column, obs.expert) if site.kind == "experts" else site.index(obs.output_channel, c.column),
+            value=c.weight,
+            value_dtype=_param_dtype(site.module, site.kind),
+            iteration=search.pass_number,
+            token=obs.output_token,
+            input_activation=c.input,
+            output_activation=obs.output_max,
+            contribution=c.product,
+            share=share,
+            output_ratio=min(ratio, 1e12),
+            weight_ratio=min(weight_ratio, 1e12),
+        )))
+        removals.append((obs.expert if site.kind == "experts" else None, obs.output_channel, c.column))
+    return removals
+
+
+@contextmanager
+def _counting(layers: Any) -> Iterator[list[int]]:
+    """Count layer calls (those answered from the `LayerCache` are subtracted to give the evaluations)."""
+    count = [0]
+    handles = [layer.register_forward_pre_hook(lambda *_: count.__setitem__(0, count[0] + 1)) for layer in layers]
+    try:
+        yield count
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _ordered(recorder: Recorder, layout: ModelLayout) -> list[Observation]:
@@ -362,7 +441,3 @@ def _param_dtype(module: Any, kind: str) -> str:
 
     weight = module.down_proj if kind == "experts" else module.weight
     return dtype_name(weight.dtype)
-
-
-def _dtype_text(model: Any) -> str:
-    return str(next(model.parameters()).dtype).replace("torch.", "")
