@@ -43,6 +43,7 @@ def test_entry_passes_validation_with_detection_evidence(family):
     assert evidence["input_activation"] == pytest.approx(planted[0].input_activation, rel=1e-3)
     run = entry["evidence"]["detection"]
     assert len({m["layer"] for m in run["layers"]}) == entry["dimensions"]["num_layers"]
+    assert (run["iterations"], run["layer_evaluations"]) == (1, entry["dimensions"]["num_layers"])
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "bert", "qwen3_moe"])

@@ -234,6 +234,7 @@ class DetectionResult:
             "input_ids": list(self.input_ids),
             "thresholds": self.thresholds.as_measurements(),
             "iterations": self.passes,
+            "layer_evaluations": self.layer_evaluations,
             "notes": "; ".join((f"stopped: {self.stop_reason}", f"work: {self.work()}", self.scale(), *self.notes)),
             "layers": [m.to_dict() for m in self.layers],
         }
