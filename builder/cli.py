@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
-import re
 import signal
 import sys
 import threading
@@ -30,7 +28,6 @@ DEFAULT_REGISTRY = REPO_ROOT / "registry"
 SCHEMA_FILE = REPO_ROOT / "swindex" / "data" / "entry.schema.json"
 BAD_USAGE = 2
 REMOTE_CODE_CHOICES = ("include", "exclude", "only")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -66,17 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def today() -> str:
-    """SWINDEX_TODAY when set (reproducible runs and tests), otherwise the local date."""
-    value = os.environ.get("SWINDEX_TODAY")
-    if value:
-        try:
-            _dt.date.fromisoformat(value)
-        except ValueError:
-            value = ""
-        if not _DATE.match(value):
-            raise SwindexError(f"SWINDEX_TODAY={os.environ['SWINDEX_TODAY']!r} is not a date; use YYYY-MM-DD")
-        return value
-    return _dt.date.today().isoformat()
+    """SWINDEX_TODAY when set (reproducible runs and tests), otherwise the local date (swindex.dates reads it)."""
+    from swindex.dates import today as swindex_today
+
+    return swindex_today()
 
 
 def _is_default_registry(registry: Path) -> bool:

@@ -35,9 +35,7 @@ with its BOS token prepended if the tokenizer did not add one; else, for checkpo
 
 from __future__ import annotations
 
-import datetime as _dt
 import inspect
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -410,12 +408,10 @@ def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | 
 
 
 def _today() -> str:
-    """SWINDEX_TODAY when it holds a YYYY-MM-DD date (reproducible runs, as the builder uses), else today."""
-    value = os.environ.get("SWINDEX_TODAY", "")
-    try:
-        return _dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        return _dt.date.today().isoformat()
+    """SWINDEX_TODAY when set (reproducible runs, as the builder uses), else today; a malformed value is an error (swindex.dates)."""
+    from ..dates import today
+
+    return today()
 
 
 def _input_device(model: Any) -> Any:
