@@ -58,6 +58,7 @@ class Planted:
             "value": self.value,
             "value_dtype": "float32",
             "status": status,
+            "impact": {"classification": "unmeasured"},
             "sources": [{"citation": "tests/fixtures_dependent.py (planted)", "kind": "swindex", "evidence": "detected"}],
         }
 
@@ -173,7 +174,7 @@ def entry_for(model: Any, *weights: Planted, model_id: str = "swindex-tests/depe
     """A valid registry entry dict claiming ``weights`` for ``model``."""
     cfg = model.config
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "id": model_id,
         "architecture": type(model).__name__,
         "family": cfg.model_type,
@@ -184,5 +185,6 @@ def entry_for(model: Any, *weights: Planted, model_id: str = "swindex-tests/depe
             "hidden_size": cfg.hidden_size,
             "intermediate_size": cfg.intermediate_size,
         },
-        "super_weights": [w.as_dict() for w in weights],
+        "verdict": {"outcome": "not_measured"},
+        "claims": [w.as_dict() for w in weights],
     }

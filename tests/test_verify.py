@@ -7,7 +7,6 @@ import json
 import warnings
 
 import pytest
-import torch
 
 torch = pytest.importorskip("torch")
 
@@ -89,7 +88,7 @@ def test_json_has_the_documented_shape(dependent):
     assert (figures["original"], figures["all_zeroed"], figures["control"], figures["restored_activation"]) == (
         report.original, report.all_zeroed, report.control, report.restored_activation
     )
-    (weight,) = data["super_weights"]
+    (weight,) = data["claims"]
     assert set(weight) >= {"layer", "row", "column", "expert", "zeroed", "classification"}
     assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
     assert weight["zeroed"] == report.weights[0].zeroed and weight["classification"] == "critical"
@@ -97,16 +96,21 @@ def test_json_has_the_documented_shape(dependent):
     assert data["fingerprint"] == {"matches": True, "checked": 1, "mismatches": []}
 
 
-def test_one_claim_costs_four_passes_over_the_inputs():
-    """original, the weight zeroed (which is also all zeroed), super activation restored, control: nothing twice."""
+@pytest.mark.parametrize("method", ["plain", "auto"])
+def test_one_claim_costs_four_passes_over_the_inputs(method):
+    """original, the weight zeroed (which is also all zeroed), super activation restored, control: nothing twice.
+
+    The fast path adds one forward call of a single sequence: the check that starting at the claim's layer
+    reproduces the model's output."""
     model, planted = dependent_llama(seed=0)
-    calls = []
-    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    rows = []
+    handle = model.register_forward_hook(lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
     try:
-        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=16, batch_size=2)
+        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=16, batch_size=2, method=method)
     finally:
         handle.remove()
-    assert len(calls) == 4
+    assert rows.count(2) == 4
+    assert rows.count(1) == (1 if method == "auto" else 0) and len(rows) == rows.count(2) + rows.count(1)
 
 
 def test_a_text_too_short_for_one_sequence_is_an_error_naming_it():
@@ -137,15 +141,17 @@ def test_sampling_that_overflows_is_an_error_with_the_fix_not_a_crash():
         verify(model, entry_for(model, planted), sequences=2, length=8)
 
 
-def test_apply_adds_valid_evidence_without_touching_claims(dependent):
+def test_apply_records_the_impact_and_verdict_without_touching_provenance(dependent):
     _, _, entry, report, _ = dependent
     pristine = copy.deepcopy(entry)
     updated = report.apply(entry)
     assert entry == pristine
     assert validate_entry_dict(updated) == []
-    claim, before = updated["super_weights"][0], entry["super_weights"][0]
+    claim, before = updated["claims"][0], entry["claims"][0]
     assert claim["status"] == before["status"] and claim["sources"] == before["sources"]
-    assert claim["evidence"]["impact"]["classification"] == "critical"
+    assert claim["impact"]["classification"] == "critical" and claim["impact"]["measured_by"] == "swindex"
+    assert updated["verdict"] == {"outcome": "super_weights", "super_weights": 1, "candidates": 1, "measured_by": "swindex",
+                                  "joint_ratio": pytest.approx(report.all_zeroed / report.original), "metric": "perplexity"}
     assert updated["evidence"]["verification"]["control"] == pytest.approx(report.control)
 
 
@@ -153,9 +159,9 @@ def test_apply_keeps_existing_detection_evidence(dependent):
     _, _, entry, report, _ = dependent
     detected = copy.deepcopy(entry)
     detection = {"iteration": 1, "input_activation": 40.0, "output_activation": 240.0, "token": 0}
-    detected["super_weights"][0]["evidence"] = {"detection": detection}
+    detected["claims"][0]["evidence"] = {"detection": detection}
     updated = report.apply(detected)
-    assert updated["super_weights"][0]["evidence"]["detection"] == detection
+    assert updated["claims"][0]["evidence"]["detection"] == detection
 
 
 def test_a_detected_entry_verifies_as_critical():
@@ -177,7 +183,7 @@ def test_the_stopword_shift_covers_the_most_common_tokens(dependent):
 def test_a_recorded_value_that_differs_from_the_weights_warns():
     model, planted = dependent_llama(seed=0)
     entry = entry_for(model, planted)
-    entry["super_weights"][0]["value"] = -planted.value
+    entry["claims"][0]["value"] = -planted.value
     with pytest.warns(FingerprintWarning, match=rf"down_proj\.weight\[{planted.row}, {planted.column}\]"):
         report = verify(model, entry, sequences=2, length=16)
     assert not report.fingerprint.matches
@@ -197,7 +203,7 @@ def test_matching_values_do_not_warn():
 def test_an_entry_that_does_not_fit_the_model_is_an_error():
     model, planted = dependent_llama(seed=0)
     entry = entry_for(model, planted)
-    entry["super_weights"][0]["index"] = [7, 5000]
+    entry["claims"][0]["index"] = [7, 5000]
     with pytest.raises(VerificationError, match="does not fit"):
         verify(model, entry, sequences=2, length=16)
 
@@ -295,15 +301,16 @@ def test_cli_prints_json_and_writes_the_verified_entry(tmp_path, capsys):
     code = main(["verify", str(tmp_path / "model"), "--entry", str(entry_file), "--json", "--quiet", "--output", str(out), "--sequences", "2", "--length", "24"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) >= {"perplexity", "super_weights", "fingerprint"}
+    assert set(data) >= {"perplexity", "claims", "fingerprint", "method"}
     assert all(isinstance(data["perplexity"][k], float) for k in ("original", "all_zeroed", "control", "restored_activation"))
-    (weight,) = data["super_weights"]
+    (weight,) = data["claims"]
     assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
     assert weight["classification"] == "critical" and data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
     assert data["fingerprint"]["matches"] is True
     written = load_yaml(out)
     assert validate_entry_dict(written) == []
-    assert written["super_weights"][0]["evidence"]["impact"]["classification"] == "critical"
+    assert written["claims"][0]["impact"]["classification"] == "critical"
+    assert written["verdict"]["outcome"] == "super_weights"
 
 
 def test_cli_looks_the_entry_up_in_a_registry(tmp_path, capsys, write_registry):
@@ -369,7 +376,7 @@ def test_cli_does_not_write_evidence_measured_on_other_weights(tmp_path, capsys)
     model, planted = dependent_llama(seed=0)
     model.save_pretrained(tmp_path / "model")
     entry = entry_for(model, planted)
-    entry["super_weights"][0]["value"] = -planted.value
+    entry["claims"][0]["value"] = -planted.value
     (tmp_path / "entry.yaml").write_text(dump_yaml(entry), encoding="utf-8")
     out = tmp_path / "out.yaml"
     code = main(["verify", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"])
@@ -391,8 +398,9 @@ def test_cli_detect_then_verify_writes_an_entry_that_validates(tmp_path, capsys)
     out = tmp_path / "verified.yaml"
     assert main(["verify", str(path), "--entry", str(entry), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"]) == 0
     written = load_yaml(out)
-    claim = written["super_weights"][0]
-    assert claim["evidence"]["impact"]["classification"] == "inert" and claim["status"] == "inert"
+    claim = written["claims"][0]
+    assert claim["impact"]["classification"] == "inert" and claim["status"] == "detected"
+    assert written["verdict"]["outcome"] == "no_critical_weight"
     assert main(["validate", str(out)]) == 0
 
 

@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=sequence_length_arg, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
     p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)")
+    p.add_argument(
+        "--method", choices=("auto", "plain"), default="auto",
+        help="auto (default): start each pass at the first layer it changes and run several ablations per forward pass where "
+        "that is exact for the model; plain: run the whole model for every ablation",
+    )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
@@ -37,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ..errors import SwindexError
-    from ..loading import gguf_path, with_artifact
+    from ..dates import today
+    from ..loading import gguf_path
     from ..lookup import lookup
     from ..registry import write_atomic
-    from ..verification import FingerprintWarning, verify
+    from ..verification import FingerprintWarning, record, verify
     from ..yamlio import dump_yaml
     from ._gguf import artifact_for, gguf_lines
 
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     # The entry first: a model without one fails before it is loaded, and --output reuses it.
     if args.output:
         check_output_file(args.output)
+    date = today()
     gguf = gguf_path(args.model)
     if args.entry:
         entry = read_entry_file(args.entry)
@@ -73,12 +80,18 @@ def run(args: argparse.Namespace) -> int:
             length=args.length,
             seed=args.seed,
             batch_size=args.batch_size,
+            method=args.method,
+            today=date,
             progress=progress,
         )
     for w in caught:
         if issubclass(w.category, FingerprintWarning):
             print(f"swindex verify: warning: {w.message}", file=sys.stderr)
     print(report.to_json() if args.json else report)
+    if not args.quiet:
+        from ..claims import verdict_of
+
+        print(f"swindex verify: verdict: {verdict_of(report.apply(entry)).text}", file=sys.stderr)
     artifact = artifact_for(args.model, args.revision)
     if artifact is not None and not args.quiet:  # a GGUF file: which one was measured, and llama.cpp's names
         print("\n".join([f"swindex verify: measured {artifact.describe()}", *gguf_lines(entry)]), file=sys.stderr)
@@ -90,16 +103,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     if args.output:
-        from ..claims import reconcile
-        from ..errors import ValidationError
-        from ..validate import validate_entry_dict
-
-        updated, changes = reconcile(with_artifact(report.apply(entry), artifact, ("verification",)))
-        problems = validate_entry_dict(updated, args.output)
-        if problems:
-            raise ValidationError(problems)  # the file is left as it was
-        write_atomic(args.output, dump_yaml(updated))
-        for change in changes:
+        recorded = record(entry, report, today=date, artifact=artifact, where=args.output)  # invalid: an error, the file left as it was
+        write_atomic(args.output, dump_yaml(recorded.entry))
+        for change in recorded.changes:
             print(f"swindex verify: {change}", file=sys.stderr)
         print(f"swindex verify: wrote {args.output}", file=sys.stderr)
     return 1 if args.strict and not report.fingerprint.matches else 0

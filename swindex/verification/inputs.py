@@ -50,7 +50,7 @@ def sequence_length(model: Any, requested: int | None, default: int = DEFAULT_LE
 
 def eval_text(name: str = DEFAULT_TEXT) -> str:
     """The text of a shipped evaluation file (swindex/data/eval/)."""
-    source = resources.files("swindex.data").joinpath("eval", name)
+    source = resources.files("swindex.data").joinpath("eval").joinpath(name)
     if not source.is_file():
         shipped = sorted(p.name for p in resources.files("swindex.data").joinpath("eval").iterdir() if p.name.endswith(".txt"))
         raise VerificationError(f"no evaluation text {name!r}; the texts shipped with swindex are {', '.join(shipped)}")

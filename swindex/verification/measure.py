@@ -1,16 +1,20 @@
-"""One forward pass over the evaluation inputs, with the figures verification needs from it.
+"""One pass over the evaluation inputs, with the figures verification needs from it.
 
 Perplexity is exp(mean negative log-likelihood of every next token); the stopword figure is the mean
 probability the model gives each of a few token ids across all positions; channel captures record a down
 projection's output in one hidden channel (the super activation) at every position. Encoders get the
 mean-pooled last hidden state of each sentence instead.
+
+A pass can carry several copies of the inputs stacked along the batch (``copies``): copy ``b`` is rows
+``b*n .. (b+1)*n`` of every forward call, and each copy is scored on its own, exactly as if it had run
+alone. The fast path (`fast.py`) uses this to run several ablations in one forward pass.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +22,13 @@ from ..surgery import Channel, resolve_module
 from .inputs import Inputs, input_device
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pass:
     """What one pass measured."""
 
     perplexity: float | None = None
     stop_probs: dict[int, float] = field(default_factory=dict)
-    channels: dict[Channel, list[Any]] = field(default_factory=dict)  # per batch: output[..., row] on the CPU
+    channels: dict[Channel, list[Any]] = field(default_factory=dict)  # per forward call: output[..., row] on the CPU
     embeddings: Any | None = None  # [sentences, hidden], encoders only
 
 
@@ -33,15 +37,19 @@ def _output_tensor(output: Any) -> Any:
 
 
 @contextmanager
-def capturing(model: Any, channels: Sequence[Channel], into: dict[Channel, list[Any]]) -> Iterator[None]:
-    """Record ``output[..., row]`` of each channel's module on every forward call."""
+def capturing(model: Any, channels: Sequence[Channel], into: Sequence[dict[Channel, list[Any]]]) -> Iterator[None]:
+    """Record ``output[..., row]`` of each channel's module on every forward call, one dict per stacked copy."""
     handles = []
     try:
-        for ch in channels:
-            into.setdefault(ch, [])
+        for ch in dict.fromkeys(channels):
+            for seen in into:
+                seen.setdefault(ch, [])
 
             def hook(module: Any, args: Any, output: Any, ch: Channel = ch) -> None:
-                into[ch].append(_output_tensor(output)[..., ch.row].detach().float().cpu())
+                column = _output_tensor(output)[..., ch.row].detach().float().cpu()
+                rows = column.shape[0] // len(into)
+                for b, seen in enumerate(into):
+                    seen[ch].append(column[b * rows : (b + 1) * rows])
 
             handles.append(resolve_module(model, ch.module).register_forward_hook(hook))
         yield
@@ -80,56 +88,108 @@ def restoring(model: Any, replacements: dict[Channel, list[tuple[Any, Any]]]) ->
             h.remove()
 
 
-def _batches(inputs: Inputs, batch_size: int) -> Iterator[tuple[Any, Any | None]]:
+def batches(inputs: Inputs, batch_size: int) -> Iterator[tuple[Any, Any | None]]:
+    """The inputs in forward-call order: (input_ids, attention_mask or None) of at most ``batch_size`` rows."""
     n = inputs.input_ids.shape[0]
     for start in range(0, n, batch_size):
         mask = None if inputs.attention_mask is None else inputs.attention_mask[start : start + batch_size]
         yield inputs.input_ids[start : start + batch_size], mask
 
 
-def lm_pass(model: Any, inputs: Inputs, *, batch_size: int = 4, stop_ids: Sequence[int] = (), channels: Sequence[Channel] = ()) -> Pass:
-    """Perplexity of a causal LM on ``inputs`` (and stopword probabilities, channel captures)."""
+PerCall = Callable[[int], AbstractContextManager[Any]]
+"""A context entered around forward call ``k`` (the fast path starts each call from its cached residual)."""
+
+
+def _stacked(tensor: Any, copies: int) -> Any:
+    return tensor if copies == 1 else tensor.repeat(copies, *([1] * (tensor.dim() - 1)))
+
+
+def lm_pass(
+    model: Any,
+    inputs: Inputs,
+    *,
+    batch_size: int = 4,
+    stop_ids: Sequence[int] = (),
+    channels: Sequence[Channel] = (),
+    copies: int = 1,
+    around: PerCall | None = None,
+) -> Pass:
+    """Perplexity of a causal LM on ``inputs`` (and stopword probabilities, channel captures); see `lm_passes`."""
+    return lm_passes(model, inputs, batch_size=batch_size, stop_ids=stop_ids, channels=channels, copies=copies, around=around)[0]
+
+
+def lm_passes(
+    model: Any,
+    inputs: Inputs,
+    *,
+    batch_size: int = 4,
+    stop_ids: Sequence[int] = (),
+    channels: Sequence[Channel] = (),
+    copies: int = 1,
+    around: PerCall | None = None,
+) -> tuple[Pass, ...]:
+    """One `Pass` per stacked copy: perplexity, stopword probabilities and channel captures of each."""
     import torch
 
-    result = Pass()
     device = input_device(model)
-    nll = 0.0
-    count = 0
-    stop_sum = torch.zeros(len(stop_ids), dtype=torch.float64)
+    nll = [0.0] * copies
+    count = [0] * copies
+    stop_sum = [torch.zeros(len(stop_ids), dtype=torch.float64) for _ in range(copies)]
     stop_index = torch.tensor(list(stop_ids), dtype=torch.long)
-    with torch.no_grad(), capturing(model, channels, result.channels):
-        for ids, _ in _batches(inputs, batch_size):
-            logits = model(input_ids=ids.to(device), use_cache=False).logits[:, :-1].float()
-            logp = torch.log_softmax(logits, dim=-1)  # stays where the logits are: only a few columns are read
-            target = ids[:, 1:].to(logp.device)
-            nll -= float(logp.gather(-1, target.unsqueeze(-1)).double().sum())
-            count += target.numel()
-            if len(stop_ids):
-                stop_sum += logp[..., stop_index.to(logp.device)].double().exp().sum(dim=(0, 1)).cpu()
-    mean = nll / max(count, 1)
-    result.perplexity = math.exp(mean) if mean < 700 else math.inf
-    result.stop_probs = {int(t): float(stop_sum[i] / max(count, 1)) for i, t in enumerate(stop_ids)}
-    return result
+    seen: list[dict[Channel, list[Any]]] = [{} for _ in range(copies)]
+    with torch.no_grad(), capturing(model, channels, seen):
+        for k, (ids, _) in enumerate(batches(inputs, batch_size)):
+            with around(k) if around is not None else nullcontext():
+                logits = model(input_ids=_stacked(ids, copies).to(device), use_cache=False).logits
+            rows = ids.shape[0]
+            target = ids[:, 1:].to(logits.device)
+            for b in range(copies):
+                logp = torch.log_softmax(logits[b * rows : (b + 1) * rows, :-1].float(), dim=-1)  # one copy at a time
+                nll[b] -= float(logp.gather(-1, target.unsqueeze(-1)).double().sum())
+                count[b] += target.numel()
+                if len(stop_ids):
+                    stop_sum[b] += logp[..., stop_index.to(logp.device)].double().exp().sum(dim=(0, 1)).cpu()
+                del logp
+            del logits
+    passes = []
+    for b in range(copies):
+        mean = nll[b] / max(count[b], 1)
+        probs = {int(t): float(stop_sum[b][i] / max(count[b], 1)) for i, t in enumerate(stop_ids)}
+        passes.append(Pass(perplexity=math.exp(mean) if mean < 700 else math.inf, stop_probs=probs, channels=seen[b]))
+    return tuple(passes)
 
 
-def encoder_pass(model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = ()) -> Pass:
-    """Mean-pooled last hidden states of an encoder over ``inputs`` (and channel captures)."""
+def encoder_pass(
+    model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = (), copies: int = 1, around: PerCall | None = None
+) -> Pass:
+    """Mean-pooled last hidden states of an encoder over ``inputs`` (and channel captures); see `encoder_passes`."""
+    return encoder_passes(model, inputs, batch_size=batch_size, channels=channels, copies=copies, around=around)[0]
+
+
+def encoder_passes(
+    model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = (), copies: int = 1, around: PerCall | None = None
+) -> tuple[Pass, ...]:
+    """One `Pass` per stacked copy: each sentence's mean-pooled last hidden state, and channel captures."""
     import torch
 
-    result = Pass()
     device = input_device(model)
-    pooled = []
-    with torch.no_grad(), capturing(model, channels, result.channels):
-        for ids, mask in _batches(inputs, batch_size):
-            out = model(input_ids=ids.to(device), attention_mask=None if mask is None else mask.to(device), output_hidden_states=True)
+    pooled: list[list[Any]] = [[] for _ in range(copies)]
+    seen: list[dict[Channel, list[Any]]] = [{} for _ in range(copies)]
+    with torch.no_grad(), capturing(model, channels, seen):
+        for k, (ids, mask) in enumerate(batches(inputs, batch_size)):
+            stacked_mask = None if mask is None else _stacked(mask, copies).to(device)
+            with around(k) if around is not None else nullcontext():
+                out = model(input_ids=_stacked(ids, copies).to(device), attention_mask=stacked_mask, output_hidden_states=True)
             hidden = getattr(out, "last_hidden_state", None)
             if hidden is None:
                 hidden = out.hidden_states[-1]
             hidden = hidden.float().cpu()
-            weights = torch.ones(hidden.shape[:2]) if mask is None else mask.float()
-            pooled.append((hidden * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1))
-    result.embeddings = torch.cat(pooled)
-    return result
+            weights = torch.ones(ids.shape[:2]) if mask is None else mask.float()
+            rows = ids.shape[0]
+            for b in range(copies):
+                block = hidden[b * rows : (b + 1) * rows]
+                pooled[b].append((block * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1))
+    return tuple(Pass(embeddings=torch.cat(pooled[b]), channels=seen[b]) for b in range(copies))
 
 
 def embedding_shift(reference: Any, changed: Any) -> tuple[float, float]:

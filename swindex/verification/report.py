@@ -1,6 +1,7 @@
 """What `swindex verify` found, as a typed record that prints as JSON and writes itself into an entry.
 
-Classification of one weight, from the metric with only that weight zeroed (thresholds below):
+Classification of one weight, from the metric with only that weight zeroed (``swindex.claims.classify``,
+thresholds in ``swindex.claims.IMPACT_THRESHOLDS``):
 
 * perplexity (causal LMs), ratio = zeroed / original perplexity:
   ``critical`` when the ratio is at least 2 (perplexity at least doubles: the paper's Llama-7B goes from
@@ -9,9 +10,9 @@ Classification of one weight, from the metric with only that weight zeroed (thre
 * embedding_shift (encoders), the mean cosine distance between each sentence's embedding before and
   after: ``critical`` from 0.1, ``significant`` from 0.01, else ``inert``.
 
-``apply`` only adds evidence: the entry-level ``evidence.verification`` run and each measured claim's
-``evidence.impact``; it never changes a claim's status or sources (the builder decides those), and it
-sets ``modified`` to the date of the run.
+``apply`` records the run (``evidence.verification``), each measured claim's ``impact`` and the entry's
+``verdict`` (``swindex.claims.reconcile``); `swindex.verification.apply.record` adds the artifact, the
+``modified`` rule and validation on top.
 """
 
 from __future__ import annotations
@@ -20,31 +21,18 @@ import copy
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from ..records import format_coordinate
+from ..claims import IMPACT_THRESHOLDS
+from ..records import Coordinate
 
-THRESHOLDS = {
-    "perplexity": {"critical": 2.0, "significant": 1.05},
-    "embedding_shift": {"critical": 0.1, "significant": 0.01},
-}
-"""Classification thresholds per metric: ratio of perplexities, or the embedding shift itself."""
+THRESHOLDS = IMPACT_THRESHOLDS
+"""Classification thresholds per metric (one home: swindex.claims)."""
 
 
 class FingerprintWarning(UserWarning):
     """A recorded weight value differs from the loaded one: probably another revision of the checkpoint."""
-
-
-def classify(metric: str, ratio: float | None) -> str | None:
-    """critical, significant or inert for a perplexity ratio or an embedding shift (None when unmeasured)."""
-    if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)):
-        return None
-    limits = THRESHOLDS[metric]
-    if ratio >= limits["critical"]:
-        return "critical"
-    if ratio >= limits["significant"]:
-        return "significant"
-    return "inert"
 
 
 def _finite(value: Any) -> Any:
@@ -72,44 +60,47 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class WeightResult:
-    """One claim as measured: its coordinate (as the entry names it) and what zeroing it did."""
+    """One claim as measured: where it is (as the entry names it) and what zeroing it did."""
 
-    layer: int
-    tensor: str
-    row: int
-    column: int
-    expert: int | None
-    index: tuple[int, ...]
+    location: Coordinate
     status: str | None
     recorded_value: float | None
     loaded_value: float
     zeroed: float | None
     ratio: float | None
-    classification: str | None
+    classification: str  # critical, significant, inert, or unmeasured (no finite figure)
     super_activation: float | None
     super_activation_zeroed: float | None
     similarity_shift: float | None = None
 
+    layer = property(lambda self: self.location.layer)
+    tensor = property(lambda self: self.location.tensor)
+    row = property(lambda self: self.location.row)
+    column = property(lambda self: self.location.column)
+    expert = property(lambda self: self.location.expert)
+    index = property(lambda self: self.location.index)
+
     @property
     def coordinate(self) -> str:
-        return format_coordinate(self.tensor, self.index)
+        """``tensor[i, j]``, the claim's key within its entry."""
+        return str(self.location)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: _finite(v) for k, v in asdict(self).items()}
-        d["index"] = list(self.index)
-        d["coordinate"] = self.coordinate
-        return d
+        measured = {k: _finite(v) for k, v in asdict(self).items() if k != "location"}
+        return {**self.location.to_dict(), **measured, "coordinate": self.coordinate}
 
-    def impact(self, metric: str) -> dict[str, Any]:
-        """The schema's weight_impact object (non-finite figures left out)."""
+    def impact(self, metric: str, original: float | None = None, date: str | None = None) -> dict[str, Any]:
+        """The schema's impact object as swindex measured it (``measured_by`` is added where it is adopted)."""
         fields = {
+            "classification": self.classification,
             "metric": metric,
+            "original": original if metric == "perplexity" else None,
             "zeroed": self.zeroed,
             "ratio": self.ratio,
             "super_activation": self.super_activation,
             "super_activation_zeroed": self.super_activation_zeroed,
             "similarity_shift": self.similarity_shift,
-            "classification": self.classification,
+            "date": date,
         }
         return {k: v for k, v in fields.items() if _finite(v) is not None}
 
@@ -156,7 +147,8 @@ class VerificationReport:
     stopwords: tuple[Stopword, ...] = ()
     similarity_shift: float | None = None  # encoders, all zeroed
     notes: tuple[str, ...] = ()
-    thresholds: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    method: str = ""  # which way the passes ran (fast, with the shortcuts taken, or plain, and why)
 
     def figures(self) -> dict[str, Any]:
         """original / all_zeroed / control / restored_activation / per_weight in the run's metric."""
@@ -186,12 +178,13 @@ class VerificationReport:
             "perplexity": figures if self.metric == "perplexity" else None,
             "embedding_shift": figures if self.metric == "embedding_shift" else None,
             "similarity_shift": _finite(self.similarity_shift),
-            "super_weights": [w.to_dict() for w in self.weights],
+            "claims": [w.to_dict() for w in self.weights],
             "control_weights": list(self.control_weights),
             "stopwords": [s.to_dict() for s in self.stopwords],
             "fingerprint": self.fingerprint.to_dict(),
             "thresholds": dict(self.thresholds),
             "notes": list(self.notes),
+            "method": self.method,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -223,26 +216,38 @@ class VerificationReport:
             run.pop("dtype")
         return {k: v for k, v in run.items() if _finite(v) is not None or k == "revision"}
 
-    def apply(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """A copy of ``entry`` (registry dict) with this run's evidence added; ``entry`` is not changed."""
+    def measurements(self) -> dict[str, dict[str, Any]]:
+        """Each measured claim's impact, by coordinate (what ``swindex.claims.reconcile`` adopts)."""
+        original = _finite(self.original)
+        return {
+            w.coordinate: w.impact(self.metric, original, self.date) for w in self.weights if w.classification != "unmeasured"
+        }
+
+    def apply(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``entry`` (registry dict) with this run's evidence, measured impacts and verdict; ``entry`` is not changed.
+
+        Impacts follow ``swindex.claims.reconcile``: swindex's measurement is adopted where no source
+        measured the claim, a contradiction with a source's measurement becomes a disagreement, and the
+        verdict is derived again. ``modified`` is left to the caller (`swindex.verification.apply.record`).
+        """
+        return self.applied(entry)[0]
+
+    def applied(self, entry: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """``apply``, and what it changed in words (impacts, disagreements, the verdict)."""
+        from ..claims import reconcile
+
         result = copy.deepcopy(dict(entry))
         evidence = dict(result.get("evidence") or {})
         evidence["verification"] = self.verification_run()
         result["evidence"] = evidence
-        by_coordinate = {(w.tensor, tuple(w.index)): w for w in self.weights}
-        for claim in result.get("super_weights") or []:
-            measured = by_coordinate.get((claim.get("tensor"), tuple(claim.get("index") or ())))
-            if measured is None:
-                continue
-            claim_evidence = dict(claim.get("evidence") or {})
-            claim_evidence["impact"] = measured.impact(self.metric)
-            claim["evidence"] = claim_evidence
-        result["modified"] = self.date
-        return result
+        return reconcile(result, self.measurements())
 
     def __str__(self) -> str:
         unit = "perplexity" if self.metric == "perplexity" else "embedding shift"
-        fmt = (lambda v: "-" if v is None else f"{v:.4g}")
+
+        def fmt(v: float | None) -> str:
+            return "-" if v is None else f"{v:.4g}"
+
         lines = [
             f"{self.entry_id or self.model}: {unit} on {self.text} ({self.sequences} sequences, {self.tokens} tokens, {self.dtype}, {self.device})",
             f"  original {fmt(self.original)}   all zeroed {fmt(self.all_zeroed)}   control {fmt(self.control)}   "
@@ -253,7 +258,7 @@ class VerificationReport:
             if w.super_activation is not None:
                 act = f"   super activation {w.super_activation:.4g} -> {fmt(w.super_activation_zeroed)}"
             change = f"(x{fmt(w.ratio)})" if self.metric == "perplexity" else "(cosine distance)"
-            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} {change} {w.classification or '-'}{act}")
+            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} {change} {w.classification}{act}")
         if self.stopwords:
             shown = ", ".join(f"{s.text if s.text is not None else s.token!r} x{fmt(s.ratio)}" for s in self.stopwords)
             lines.append(f"  common-token probability with all zeroed: {shown}")
@@ -263,4 +268,6 @@ class VerificationReport:
         if fp.hint:
             lines.append(f"    {fp.hint}")
         lines.extend(f"  note: {n}" for n in self.notes)
+        if self.method:
+            lines.append(f"  method: {self.method}")
         return "\n".join(lines)
