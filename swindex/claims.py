@@ -87,6 +87,18 @@ def super_weight_claims(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return result
 
 
+def weights_to_keep(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every standing claim not measured harmless, each coordinate once (``Entry.weights_to_keep`` for dicts)."""
+    seen: set[str] = set()
+    result = []
+    for claim in entry.get("claims") or []:
+        key = coordinate_of(claim)
+        if claim.get("status") in STANDING_STATUSES and impact_of(claim) != "inert" and key not in seen:
+            seen.add(key)
+            result.append(claim)
+    return result
+
+
 def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The verdict the entry's claims support, in the schema's field names.
 

@@ -3,7 +3,7 @@
 Weights: each quantizable tensor is cut into blocks of ``block_size`` consecutive elements (row-major; ``None``
 means the whole tensor is one block) and every block is rounded to ``bits``-bit integers with its own
 min-max (asymmetric) or absmax (symmetric) scale, then dequantized in place. With ``keep`` (an Entry, whose
-``weights_to_keep`` are held out: its super weights and the weights measured significant, or super weights) the held-out scalars are taken out before the statistics are computed, other outliers are
+``weights_to_keep`` are held out: every standing claim not measured harmless, or super weights) the held-out scalars are taken out before the statistics are computed, other outliers are
 clipped (``clip="zscore"``: |w| above mean(|w|) + t*std(|w|), default t = 3; ``clip="percentile"``: |w|
 above the t-th percentile of |w|, default t = 99.99), the rest is quantized and the held-out scalars are
 written back at full precision: the paper's recipe (identify, clip, quantize, restore). Statistics are
@@ -186,10 +186,10 @@ def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
     if keep is None:
         return result
     if isinstance(keep, Mapping) and "claims" in keep:  # an entry dict (the CLI's) holds out what its Entry would
-        from .records import Entry
+        from .claims import weights_to_keep
 
-        keep = Entry.from_dict(keep)
-    keep = getattr(keep, "weights_to_keep", keep)  # an Entry holds out its significant weights too, not only the critical ones
+        keep = weights_to_keep(keep)
+    keep = getattr(keep, "weights_to_keep", keep)  # an Entry holds out every standing claim not measured harmless
     for t in targets(keep):
         name = resolve_name(model, t.tensor)
         check_index(name, tuple(model.get_parameter(name).shape), t.index)  # before any weight is changed

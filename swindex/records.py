@@ -363,8 +363,12 @@ class Entry:
 
     @property
     def weights_to_keep(self) -> tuple[Claim, ...]:
-        """What quantization should hold out: the super weights plus standing claims measured significant."""
-        return _unique(c for c in self.claims if c.is_super_weight or (c.standing and c.impact.classification == "significant"))
+        """What quantization should hold out: every standing claim not measured harmless.
+
+        That is the super weights, those measured significant and candidates nobody measured yet: holding
+        out a scalar costs nothing, losing a super weight costs the model.
+        """
+        return _unique(c for c in self.claims if c.standing and c.impact.classification != "inert")
 
     @property
     def active_super_weights(self) -> tuple[Claim, ...]:

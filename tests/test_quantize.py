@@ -319,7 +319,7 @@ def test_cli_saves_a_bfloat16_checkpoint_in_bfloat16(tmp_path):
     assert saved.get_parameter(planted.tensor)[planted.index].item() == model.get_parameter(planted.tensor)[planted.index].item()
 
 
-def test_an_entry_holds_out_its_significant_weights_as_well_as_its_super_weights(make_entry):
+def test_an_entry_holds_out_every_standing_claim_not_measured_harmless(make_entry):
     from swindex.quantize import quantize_model
     from swindex.records import Entry
 
@@ -330,13 +330,15 @@ def test_an_entry_holds_out_its_significant_weights_as_well_as_its_super_weights
                        impact={"classification": "significant", "measured_by": base["sources"][0]["citation"]})
     inert = dict(base, layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=6, column=2, index=[6, 2],
                  impact={"classification": "inert", "measured_by": base["sources"][0]["citation"]})
-    entry = Entry.from_dict(make_entry(claims=[critical, significant, inert]))
+    candidate = dict(base, layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=8, column=3, index=[8, 3])
+    withdrawn = dict(base, layer=2, tensor="model.layers.2.mlp.down_proj.weight", row=1, column=1, index=[1, 1], status="withdrawn")
+    entry = Entry.from_dict(make_entry(claims=[critical, significant, inert, candidate, withdrawn]))
     before = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
     quantize_model(model, bits=2, block_size=None, keep=entry)
     after = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
     kept = [c.coordinate for c in entry.claims if after[c.coordinate] == before[c.coordinate]]
-    assert kept == [critical_coordinate for critical_coordinate in (c.coordinate for c in entry.weights_to_keep)]
-    assert len(entry.weights_to_keep) == 2
+    assert kept == [c.coordinate for c in entry.weights_to_keep]
+    assert kept == [critical["tensor"] + "[3, 7]", "model.layers.2.mlp.down_proj.weight[4, 9]", "model.layers.3.mlp.down_proj.weight[8, 3]"]
 
 
 def test_an_entry_dict_holds_out_the_same_weights_as_its_entry(make_entry):
