@@ -24,10 +24,12 @@ RUN = {"sequences": 4, "length": 24, "batch_size": 2}
 SHORTCUTS = ("starts at the first layer it changes", "share each forward pass")
 
 
-def _claim(model, tensor, conv1d=False):
-    """The largest-magnitude scalar of a down projection as a claim (row/column as the registry names them)."""
+def _claim(model, tensor, conv1d=False, second=0):
+    """The largest-magnitude scalar of a down projection as a claim (row/column as the registry names them);
+    ``second=k``: the (k+1)-th largest instead, another weight of the same tensor."""
     values = model.get_parameter(tensor).detach()
-    i, j = divmod(int(values.abs().argmax()), values.shape[1])
+    flat = int(values.abs().flatten().argsort(descending=True)[second])
+    i, j = divmod(flat, values.shape[1])
     row, column = (j, i) if conv1d else (i, j)
     layer = int(next(part for part in tensor.split(".") if part.isdigit()))
     return {
@@ -56,10 +58,12 @@ def _assert_same(plain, fast, rel=1e-4):
 
 @pytest.fixture(scope="module")
 def llama_reports():
-    """A Llama whose planted weight (layer 1) is critical, plus the largest weight of layers 2 to 5: plain and fast."""
+    """A Llama whose planted weight (layer 1) is critical, the largest weight of layers 2 to 5, and two more in layer 4."""
     model, planted = dependent_llama(seed=0)
     others = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in (2, 3, 4, 5)]
-    return _both(model, entry_for(model, planted, *others))
+    entry = entry_for(model, planted, *others)
+    entry["claims"] += [_claim(model, "model.layers.4.mlp.down_proj.weight", second=k) for k in (1, 2)]
+    return _both(model, entry)
 
 
 def test_a_llama_is_classified_the_same_both_ways(llama_reports):
@@ -78,6 +82,7 @@ def test_the_fast_way_says_which_shortcuts_it_took(llama_reports):
 def test_an_encoder_is_classified_the_same_both_ways():
     model, (planted,) = build_planted("bert")
     claims = [_claim(model, f"encoder.layer.{layer}.output.dense.weight") for layer in (1, 2, 3)]
+    claims.append(_claim(model, "encoder.layer.2.output.dense.weight", second=1))
     assert claims[0]["index"] == list(planted.index)
     entry = {**entry_for(model), "claims": claims}
     plain, fast = _both(model, entry, sequences=6, length=12)
@@ -200,14 +205,19 @@ def test_a_model_without_a_layer_list_has_no_shortcut():
 def test_ablations_are_stacked_with_their_neighbours_in_depth():
     """Work is (layers run) x (copies + one pass's overhead): a late ablation is not dragged back to layer 0."""
     stackable = [object()] * 6
-    groups = _groups([0, 1, 1, 20, 21, 21], stackable, 8, depth=24.0)
+    groups = _groups([0, 1, 1, 20, 21, 21], stackable, 8, depth=24.0, overhead=1.0)
     assert [g.members for g in groups] == [(0, 1, 2), (3, 4, 5)]
     assert [g.start for g in groups] == [0, 20]
 
 
+def test_where_a_pass_costs_little_beyond_its_copies_ablations_run_from_their_own_layers():
+    groups = _groups([0, 4, 8], [object()] * 3, 8, depth=12.0, overhead=0.15)
+    assert [(g.start, g.members) for g in groups] == [(0, (0,)), (4, (1,)), (8, (2,))]
+
+
 def test_ablations_that_cannot_be_stacked_run_alone():
     stackable = [object(), None, object()]
-    groups = _groups([2, 2, 5], stackable, 8, depth=10.0)
+    groups = _groups([2, 2, 5], stackable, 8, depth=10.0, overhead=1.0)
     assert sorted((g.members, len(g.stacked)) for g in groups) == [((0, 2), 2), ((1,), 0)]
 
 
@@ -227,7 +237,7 @@ def test_encoder_inputs_with_padding_stack_correctly():
     model, _ = build_planted("bert")
     inputs = sentences(model, None, count=4, length=10)
     inputs.attention_mask[:, 7:] = 0
-    claims = [_claim(model, f"encoder.layer.{layer}.output.dense.weight") for layer in (2, 3)]
+    claims = [_claim(model, "encoder.layer.2.output.dense.weight", second=k) for k in (0, 1)]
     ablations = [Ablation(Target(c["tensor"], tuple(c["index"])), channels(model, [c])[0]) for c in claims]
     evaluation = Evaluation(model, inputs, False, 4)
     plain = measure(evaluation, ablations, [], method="plain")

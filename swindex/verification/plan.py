@@ -140,7 +140,7 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
         raise VerificationError(f"entry {data.get('id')} does not fit this model: {exc}") from exc
     if data.get("revision") and revision and data["revision"] != revision:
         notes.append(f"entry measured at revision {data['revision'][:12]}, model loaded at {revision[:12]}")
-    return Subject(model, tokenizer, model_id, revision, data, claims, tuple(notes))
+    return Subject(model=model, tokenizer=tokenizer, model_id=model_id, revision=revision, entry=data, claims=claims, notes=tuple(notes))
 
 
 def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: None) -> Plan:
@@ -166,12 +166,14 @@ def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: Non
         count = settings.sequences or DEFAULT_SENTENCES
         inputs = sentences(model, subject.tokenizer, count=count, seed=settings.seed, length=tokens, text=settings.text)
 
-    ablations = tuple(Ablation(Target(c["tensor"], tuple(int(i) for i in c["index"])), channels(model, [c])[0]) for c in subject.claims)
+    ablations = tuple(Ablation(target=Target(c["tensor"], tuple(int(i) for i in c["index"])), channel=channels(model, [c])[0]) for c in subject.claims)
     stop_ids = tuple(common_tokens(inputs, model, settings.stopwords)) if causal else ()
     name = subject.model_id or type(model).__name__
-    evaluation = Evaluation(model, inputs, causal, settings.batch_size, stop_ids, name)
-    control = tuple(control_targets(model, subject.claims))
-    return Plan(evaluation, "perplexity" if causal else "embedding_shift", ablations, control, fp, subject.notes)
+    evaluation = Evaluation(model=model, inputs=inputs, causal=causal, batch_size=settings.batch_size, stop_ids=stop_ids, name=name)
+    return Plan(
+        evaluation=evaluation, metric="perplexity" if causal else "embedding_shift", ablations=ablations,
+        control=tuple(control_targets(model, subject.claims)), fingerprint=fp, notes=subject.notes,
+    )
 
 
 def _dtype_of(model: Any, name: str) -> str:
