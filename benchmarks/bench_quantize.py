@@ -4,7 +4,7 @@ Models (float32, CPU):
 
 * planted: tests/fixtures_dependent.py's Llama whose later layers use a first-token attention sink that only
   its planted super weight creates (seeds 0, 1, 2; figures are geometric means over the seeds);
-* stories260K (../shared/models/stories260K): a real trained tiny Llama without super weights.
+* stories260K (tests/fixtures/models/stories260K): a real trained tiny Llama without super weights.
 
 The weights held out are what swindex's detector reports for the model (the planted weight for the planted
 models, nothing for stories260K, where "hold-out" therefore means clipping alone). Perplexity is measured on
@@ -38,7 +38,7 @@ from typing import Any
 from swindex.quantize import Variant
 
 REPO = Path(__file__).resolve().parent.parent
-STORIES = REPO.parent / "shared" / "models" / "stories260K"
+STORIES = REPO / "tests" / "fixtures" / "models" / "stories260K"
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "quantization.json"
 BITS = (8, 4)
 BLOCKS = (128, 512, 2048, None)
