@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import DetectionError
 from ..params import materialised
@@ -194,11 +194,24 @@ def _by_row(zeros: set[Removal] | None, expert: int | None) -> dict[int, set[int
     return rows
 
 
+class _Peak(NamedTuple):
+    """The largest |value| seen so far in one call: where it is and, for outputs, what makes it up."""
+
+    magnitude: float
+    value: float
+    token: int
+    channel: int
+    expert: int | None = None
+    contributions: tuple[Contribution, ...] = ()
+    row_median: float = 0.0
+
+
 def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any, Any, Any, Any]], tokens: list[Any] | None = None) -> Observation:
     """Reduce (expert, input, output, weight, zeros) parts of one call to an Observation."""
     import torch
 
-    best_in = best_out = None
+    best_in: _Peak | None = None
+    best_out: _Peak | None = None
     inputs, outputs = [], []
     for k, (expert, x, y, weight, zeros) in enumerate(parts):
         ax, ay = x.detach().abs().float(), y.detach().abs().float()
@@ -208,22 +221,26 @@ def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any
         o = int(torch.argmax(ay))
         token_of = (lambda t: int(tokens[k][t])) if tokens is not None else (lambda t: t)
         in_value = float(ax.reshape(-1)[i])
-        if best_in is None or in_value > best_in[0]:
+        if best_in is None or in_value > best_in.magnitude:
             t, c = divmod(i, ax.shape[1])
-            best_in = (in_value, float(x[t, c]), token_of(t), c)
+            best_in = _Peak(in_value, float(x[t, c]), token_of(t), c)
         out_value = float(ay.reshape(-1)[o])
-        if best_out is None or out_value > best_out[0]:
+        if best_out is None or out_value > best_out.magnitude:
             t, r = divmod(o, ay.shape[1])
-            best_out = (out_value, float(y[t, r]), token_of(t), r, expert, _contributions(x[t], weight, r, site, expert, zeros))
+            contributions, row_median = _contributions(x[t], weight, r, site, expert, zeros)
+            best_out = _Peak(out_value, float(y[t, r]), token_of(t), r, expert, contributions, row_median)
     if best_in is None or best_out is None:
-        return Observation(index, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0, None, (), 0.0)
+        return Observation(
+            site=index, input_max=0.0, input_token=0, input_channel=0, input_median=0.0,
+            output_max=0.0, output_token=0, output_channel=0, output_median=0.0, expert=None, contributions=(), row_median=0.0,
+        )
     input_median = float((inputs[0] if len(inputs) == 1 else torch.cat(inputs)).median())
     output_median = float((outputs[0] if len(outputs) == 1 else torch.cat(outputs)).median())
     return Observation(
         site=index,
-        input_max=best_in[1], input_token=best_in[2], input_channel=best_in[3], input_median=input_median,
-        output_max=best_out[1], output_token=best_out[2], output_channel=best_out[3], output_median=output_median,
-        expert=best_out[4], contributions=best_out[5][0], row_median=best_out[5][1],
+        input_max=best_in.value, input_token=best_in.token, input_channel=best_in.channel, input_median=input_median,
+        output_max=best_out.value, output_token=best_out.token, output_channel=best_out.channel, output_median=output_median,
+        expert=best_out.expert, contributions=best_out.contributions, row_median=best_out.row_median,
     )
 
 
