@@ -130,24 +130,8 @@ def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> Non
     claim["sources"] = kept
 
 
-def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, replace_own: bool = False) -> MergeResult:
-    """Fold a fresh detection entry into an existing one, or take it whole when there is none.
-
-    ``replace_own`` (``--force``) replaces swindex's own earlier results: a claim only swindex sources
-    that this detection no longer finds is dropped instead of kept with a disagreement. Nothing else is
-    ever replaced: published claims, aliases and hand-written notes survive every run.
-    """
-    fresh = copy.deepcopy(dict(fresh))
-    detected_claims = list(fresh.get("claims") or [])
-    for claim in detected_claims:
-        claim["status"] = "detected"
-        claim.setdefault("impact", {"classification": "unmeasured"})
-    if existing is None:
-        entry = canonical({**fresh, "verdict": derive_verdict(fresh), "modified": today})
-        coords = tuple(coordinate(c) for c in detected_claims)
-        return MergeResult(entry, len(detected_claims), coords, (), ())
-
-    entry = copy.deepcopy(dict(existing))
+def _fill_facts(entry: dict[str, Any], fresh: Mapping[str, Any]) -> None:
+    """Facts the detection read off the model fill what the entry does not say yet; nothing recorded is replaced."""
     for key in ("family", "parameters"):
         if entry.get(key) is None and fresh.get(key) is not None:
             entry[key] = fresh[key]
@@ -160,6 +144,9 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
                 dims.setdefault(key, value)
         entry["dimensions"] = dims
 
+
+def _take_runs(entry: dict[str, Any], fresh: Mapping[str, Any]) -> None:
+    """The fresh detection (and verification) run replaces swindex's earlier one as entry-level evidence."""
     evidence = dict(entry.get("evidence") or {})
     for run in ("detection", "verification"):
         if (fresh.get("evidence") or {}).get(run) is not None:
@@ -167,48 +154,69 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
     if evidence:
         entry["evidence"] = evidence
 
-    claims: list[dict[str, Any]] = [dict(c) for c in entry.get("claims") or []]
+
+def _fold_detection(target: dict[str, Any], claim: Mapping[str, Any]) -> None:
+    """A detected weight matching a claim adds its evidence (and value, if none was recorded); status and published sources stay."""
+    if not is_published(target):
+        _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
+    weight_evidence = dict(target.get("evidence") or {})
+    for key, value in (claim.get("evidence") or {}).items():
+        weight_evidence[key] = copy.deepcopy(value)
+    if weight_evidence:
+        target["evidence"] = weight_evidence
+    if target.get("value") is None and claim.get("value") is not None:
+        target["value"] = claim["value"]
+        if claim.get("value_dtype") is not None:
+            target["value_dtype"] = claim["value_dtype"]
+
+
+@dataclass
+class _Matching:
+    """The claims after folding in a detection, and which of them it found."""
+
+    claims: list[dict[str, Any]]
+    found: set[int]
+    added: list[str]
+    matched: list[str]
+
+
+def _match(claims: list[dict[str, Any]], detected: list[dict[str, Any]]) -> _Matching:
+    """Each detected weight matched to a claim by coordinate (or by layer, expert, row and column), else added."""
     by_coordinate = {coordinate(c): i for i, c in enumerate(claims)}
     by_weight = {_weight_key(c): i for i, c in enumerate(claims)}
-    matched, added, found = [], [], set()
-    for claim in detected_claims:
+    result = _Matching(claims, set(), [], [])
+    for claim in detected:
         i = by_coordinate.get(coordinate(claim), by_weight.get(_weight_key(claim)))
         if i is None:
             claims.append(claim)
-            by_coordinate[coordinate(claim)] = len(claims) - 1
-            by_weight[_weight_key(claim)] = len(claims) - 1
-            found.add(len(claims) - 1)
-            added.append(coordinate(claim))
-            continue
-        target = claims[i]
-        found.add(i)
-        matched.append(coordinate(target))
-        if not is_published(target):
-            _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
-        weight_evidence = dict(target.get("evidence") or {})
-        for key, value in (claim.get("evidence") or {}).items():
-            weight_evidence[key] = copy.deepcopy(value)
-        if weight_evidence:
-            target["evidence"] = weight_evidence
-        if target.get("value") is None and claim.get("value") is not None:
-            target["value"] = claim["value"]
-            if claim.get("value_dtype") is not None:
-                target["value_dtype"] = claim["value_dtype"]
-    disagreements = [dict(d) for d in entry.get("disagreements") or []]
-    if replace_own:
-        named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
-        kept = [i for i, c in enumerate(claims) if i in found or is_published(c) or coordinate(c) in named_by_people]
-        dropped = {coordinate(c) for i, c in enumerate(claims) if i not in kept}
-        disagreements = [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
-        found = {kept.index(i) for i in found}
-        claims = [claims[i] for i in kept]
-    entry["claims"] = claims
+            i = len(claims) - 1
+            by_coordinate[coordinate(claim)] = by_weight[_weight_key(claim)] = i
+            result.added.append(coordinate(claim))
+        else:
+            _fold_detection(claims[i], claim)
+            result.matched.append(coordinate(claims[i]))
+        result.found.add(i)
+    return result
 
+
+def _drop_own(matching: _Matching, disagreements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--force``: claims only swindex's earlier runs made, not found now and not discussed by people, go (with our notes on them)."""
+    claims = matching.claims
+    named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
+    kept = [i for i, c in enumerate(claims) if i in matching.found or is_published(c) or coordinate(c) in named_by_people]
+    dropped = {coordinate(c) for i, c in enumerate(claims) if i not in kept}
+    matching.found = {kept.index(i) for i in matching.found}
+    matching.claims = [claims[i] for i in kept]
+    return [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
+
+
+def _note_not_found(matching: _Matching, disagreements: list[dict[str, Any]], fresh: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """A standing claim the detection did not find gets (or keeps, rewritten) our disagreement; one found again loses it."""
     not_found = []
-    for i, claim in enumerate(claims):
+    for i, claim in enumerate(matching.claims):
         coord = coordinate(claim)
         ours = [j for j, d in enumerate(disagreements) if _is_ours(d, coord)]
-        if i in found:
+        if i in matching.found:
             disagreements = [d for j, d in enumerate(disagreements) if j not in ours]
             continue
         if claim.get("status") not in STANDING_STATUSES:
@@ -219,11 +227,38 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
             disagreements[ours[0]] = item
         else:
             disagreements.append(item)
+    return disagreements, not_found
+
+
+def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, replace_own: bool = False) -> MergeResult:
+    """Fold a fresh detection entry into an existing one, or take it whole when there is none.
+
+    ``replace_own`` (``--force``) replaces swindex's own earlier results: a claim only swindex sources
+    that this detection no longer finds is dropped instead of kept with a disagreement. Nothing else is
+    ever replaced: published claims, aliases and hand-written notes survive every run.
+    """
+    fresh = copy.deepcopy(dict(fresh))
+    detected = list(fresh.get("claims") or [])
+    for claim in detected:
+        claim["status"] = "detected"
+        claim.setdefault("impact", {"classification": "unmeasured"})
+    if existing is None:
+        entry = canonical({**fresh, "verdict": derive_verdict(fresh), "modified": today})
+        return MergeResult(entry, len(detected), tuple(coordinate(c) for c in detected), (), ())
+
+    entry = copy.deepcopy(dict(existing))
+    _fill_facts(entry, fresh)
+    _take_runs(entry, fresh)
+    matching = _match([dict(c) for c in entry.get("claims") or []], detected)
+    disagreements = [dict(d) for d in entry.get("disagreements") or []]
+    if replace_own:
+        disagreements = _drop_own(matching, disagreements)
+    disagreements, not_found = _note_not_found(matching, disagreements, fresh)
+    entry["claims"] = matching.claims
     if disagreements:
         entry["disagreements"] = disagreements
     else:
         entry.pop("disagreements", None)
-
     entry["verdict"] = derive_verdict(entry)
     entry = touch(canonical(entry), canonical(existing), today)
-    return MergeResult(entry, len(detected_claims), tuple(added), tuple(matched), tuple(not_found))
+    return MergeResult(entry, len(detected), tuple(matching.added), tuple(matching.matched), tuple(not_found))
