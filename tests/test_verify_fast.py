@@ -39,9 +39,10 @@ def _claim(model, tensor, conv1d=False, second=0):
     }
 
 
-def _both(model, entry, **options):
+def _both(model, entry, method="fast", **options):
+    """The plain way and the fast way (``fast``: every shortcut that applies, whether or not it pays on this device)."""
     plain = verify(model, entry, method="plain", **{**RUN, **options})
-    fast = verify(model, entry, method="auto", **{**RUN, **options})
+    fast = verify(model, entry, method=method, **{**RUN, **options})
     return plain, fast
 
 
@@ -77,6 +78,16 @@ def test_the_fast_way_says_which_shortcuts_it_took(llama_reports):
     assert plain.method.startswith("plain:")
     assert fast.method.startswith("fast:") and all(s in fast.method for s in SHORTCUTS)
     assert "method: fast" in str(fast) and fast.to_dict()["method"] == fast.method
+
+
+def test_on_cpu_the_default_starts_at_the_ablated_layer_without_stacking():
+    """Stacked copies cost a CPU as much as separate passes, so auto does not stack there; it agrees all the same."""
+    model, planted = dependent_llama(seed=0)
+    entry = entry_for(model, planted)
+    entry["claims"] += [_claim(model, "model.layers.4.mlp.down_proj.weight", second=k) for k in (0, 1)]
+    plain, auto = _both(model, entry, method="auto")
+    _assert_same(plain, auto)
+    assert SHORTCUTS[0] in auto.method and SHORTCUTS[1] not in auto.method
 
 
 def test_an_encoder_is_classified_the_same_both_ways():
@@ -211,8 +222,8 @@ def test_ablations_are_stacked_with_their_neighbours_in_depth():
 
 
 def test_where_a_pass_costs_little_beyond_its_copies_ablations_run_from_their_own_layers():
-    groups = _groups([0, 4, 8], [object()] * 3, 8, depth=12.0, overhead=0.15)
-    assert [(g.start, g.members) for g in groups] == [(0, (0,)), (4, (1,)), (8, (2,))]
+    groups = _groups([0, 4, 4, 4, 8], [object()] * 5, 8, depth=12.3, overhead=0.0)
+    assert [(g.start, g.members) for g in groups] == [(0, (0,)), (4, (1,)), (4, (2,)), (4, (3,)), (8, (4,))]
 
 
 def test_ablations_that_cannot_be_stacked_run_alone():
@@ -241,7 +252,7 @@ def test_encoder_inputs_with_padding_stack_correctly():
     ablations = [Ablation(Target(c["tensor"], tuple(c["index"])), channels(model, [c])[0]) for c in claims]
     evaluation = Evaluation(model, inputs, False, 4)
     plain = measure(evaluation, ablations, [], method="plain")
-    fast = measure(evaluation, ablations, [], method="auto")
+    fast = measure(evaluation, ablations, [], method="fast")
     assert "share each forward pass" in str(fast.method)
     for a, b in zip(plain.alone, fast.alone):
         assert torch.allclose(a.embeddings, b.embeddings, rtol=1e-4, atol=1e-5)

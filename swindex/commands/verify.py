@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
     p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)")
     p.add_argument(
-        "--method", choices=("auto", "plain"), default="auto",
-        help="auto (default): start each pass at the first layer it changes and run several ablations per forward pass where "
-        "that is exact for the model; plain: run the whole model for every ablation",
+        "--method", choices=("auto", "fast", "plain"), default="auto",
+        help="auto (default): start each pass at the first layer it changes and, on a GPU, run several ablations per forward "
+        "pass, where that is exact for the model; fast: stack ablations on CPU too; plain: run the whole model for every ablation",
     )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
