@@ -91,22 +91,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _verified(entry: dict[str, Any], loaded: Any, artifact: Any) -> dict[str, Any]:
     """The entry with every candidate measured on the model just scanned (no reload), its impacts and verdict recorded."""
-    from ..claims import reconcile, verdict_of
-    from ..errors import ValidationError
-    from ..loading import with_artifact
-    from ..validate import validate_entry_dict
-    from ..verification import verify
+    from ..claims import verdict_of
+    from ..dates import today
+    from ..verification import record, verify
 
     print(f"swindex detect: verifying {len(entry['claims'])} candidate(s) ...", file=sys.stderr)
+    date = today()
     report = verify(
-        loaded.model, entry, tokenizer=loaded.tokenizer, revision=loaded.revision,
+        loaded.model, entry, tokenizer=loaded.tokenizer, revision=loaded.revision, today=date,
         progress=lambda message: print(f"swindex detect: {message}", file=sys.stderr),
     )
     print(report, file=sys.stderr)
-    updated, _ = reconcile(with_artifact(report.apply(entry), artifact, ("verification",)))
-    problems = validate_entry_dict(updated)
-    if problems:
-        raise ValidationError(problems)
+    updated = record(entry, report, today=date, artifact=artifact).entry  # validated: an invalid entry is an error
     print(f"verdict: {verdict_of(updated).text}", file=sys.stderr)
     return updated
 
