@@ -288,8 +288,6 @@ def load_model(
     with_tokenizer: bool = True,
 ) -> LoadedModel:
     """Load a model (Hub id, local directory or GGUF file) in eval mode, choosing dtype and placement safely."""
-    import torch
-
     gguf = gguf_path(source)
     if gguf is not None:
         return _load_gguf(

@@ -223,7 +223,7 @@ def _fetch(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str 
     headers = {"Accept": "application/json", "User-Agent": f"swindex/{__version__}"}
     if etag:
         headers["If-None-Match"] = etag
-    request = urllib.request.Request(url, headers=headers)
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (the scheme was checked)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the scheme was checked)
             body = response.read(MAX_DOWNLOAD_BYTES + 1)
