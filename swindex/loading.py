@@ -276,6 +276,27 @@ def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_cod
     return tokenizer, None
 
 
+def _placement(
+    placed: str, dtype: str, parameters: int | None, offload_folder: str | Path | None, max_memory: dict[Any, Any] | None
+) -> tuple[dict[str, Any], str | None, bool]:
+    """from_pretrained's placement arguments: accelerate's device map on a GPU, or offload to disk when the
+    weights would not fit in 70% of free memory. Returns them, the scratch folder made (to remove on
+    failure), and whether the model is offloaded."""
+    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[dtype] > 0.7 * _available_memory())
+    kwargs: dict[str, Any] = {}
+    scratch: str | None = None
+    if placed == "cuda" or offloaded:
+        kwargs["device_map"] = "auto"
+        if offload_folder is None:
+            scratch = tempfile.mkdtemp(prefix="swindex-offload-")
+        kwargs["offload_folder"] = str(offload_folder or scratch)
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+        elif placed == "cpu":
+            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+    return kwargs, scratch, offloaded
+
+
 def load_model(
     source: str,
     *,
@@ -306,17 +327,8 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
     if hub_revision is not None:
         kwargs["revision"] = hub_revision
-    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[chosen] > 0.7 * _available_memory())
-    scratch: str | None = None
-    if placed == "cuda" or offloaded:
-        kwargs["device_map"] = "auto"
-        if offload_folder is None:
-            scratch = tempfile.mkdtemp(prefix="swindex-offload-")
-        kwargs["offload_folder"] = str(offload_folder or scratch)
-        if max_memory is not None:
-            kwargs["max_memory"] = max_memory
-        elif placed == "cpu":
-            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+    placement, scratch, offloaded = _placement(placed, chosen, parameters, offload_folder, max_memory)
+    kwargs.update(placement)
     try:
         model = cls.from_pretrained(target, **kwargs)
     except BaseException as exc:
@@ -344,7 +356,8 @@ def load_model(
         "offload_folder": offload_folder, "max_memory": max_memory,
     }
     return LoadedModel(
-        model, tokenizer, str(source), model_id, sha, chosen, placed, offloaded, tuple(notes), options, checkpoint_dtype(config)
+        model=model, tokenizer=tokenizer, source=str(source), model_id=model_id, revision=sha, dtype=chosen, device=placed,
+        offloaded=offloaded, notes=tuple(notes), options=options, saved_dtype=checkpoint_dtype(config),
     )
 
 
@@ -365,9 +378,9 @@ def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
     if loaded.model_id and loaded.revision:
         options["revision"] = loaded.revision
     again = load_model(loaded.source, **options, dtype=dtype, with_tokenizer=False)
-    return LoadedModel(
-        again.model, loaded.tokenizer, loaded.source, loaded.model_id, loaded.revision, dtype, again.device, again.offloaded,
-        loaded.notes + again.notes, again.options, loaded.saved_dtype, loaded.artifact,
+    return dataclasses.replace(
+        loaded, model=again.model, dtype=dtype, device=again.device, offloaded=again.offloaded,
+        notes=loaded.notes + again.notes, options=again.options,
     )
 
 
@@ -575,17 +588,8 @@ def _load_gguf(
     chosen, notes = choose_dtype(config, dtype, placed, parameters)
     notes.append(f"dequantized from {artifact.describe()}")
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "gguf_file": name, "config": config}
-    scratch: str | None = None
-    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[chosen] > 0.7 * _available_memory())
-    if placed == "cuda" or offloaded:
-        kwargs["device_map"] = "auto"
-        if offload_folder is None:
-            scratch = tempfile.mkdtemp(prefix="swindex-offload-")
-        kwargs["offload_folder"] = str(offload_folder or scratch)
-        if max_memory is not None:
-            kwargs["max_memory"] = max_memory
-        elif placed == "cpu":
-            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+    placement, scratch, offloaded = _placement(placed, chosen, parameters, offload_folder, max_memory)
+    kwargs.update(placement)
     try:
         model = cls.from_pretrained(folder, **kwargs)
     except BaseException as exc:
@@ -604,7 +608,10 @@ def _load_gguf(
         tokenizer, missing = _gguf_tokenizer(folder, name)
         notes.extend([missing] if missing else [])
     options = {"revision": revision, "device": device, "trust_remote_code": False, "offload_folder": offload_folder, "max_memory": max_memory}
-    return LoadedModel(model, tokenizer, source, None, None, chosen, placed, offloaded, tuple(notes), options, None, artifact)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, source=source, model_id=None, revision=None, dtype=chosen, device=placed,
+        offloaded=offloaded, notes=tuple(notes), options=options, artifact=artifact,
+    )
 
 
 def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
