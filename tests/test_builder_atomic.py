@@ -51,7 +51,7 @@ def test_invalid_entry_is_refused_and_the_old_file_kept(tmp_path, make_entry):
     write_entry(path, entry)
     before = path.read_bytes()
     broken = make_entry()
-    broken["super_weights"][0]["row"] = -1
+    broken["claims"][0]["row"] = -1
     with pytest.raises(ValidationError, match="row"):
         write_entry(path, broken)
     assert path.read_bytes() == before
