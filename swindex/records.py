@@ -402,7 +402,8 @@ class Entry:
 
     def __str__(self) -> str:
         lines = [f"{self.id}  ({self.architecture}{', revision ' + self.revision[:12] if self.revision else ''})"]
-        lines.append(f"  verdict: {self.verdict.text}")
+        marked = " (* marks them; the other claims are on record)" if self.super_weights and len(self.claims) > len(self.super_weights) else ""
+        lines.append(f"  verdict: {self.verdict.text}{marked}")
         for claim in self.claims:
             lines.append(f"  {'*' if claim.is_super_weight else ' '} {claim}")
         for finding in self.other_findings:

@@ -191,3 +191,10 @@ def test_an_empty_id_is_refused_as_empty(name, capsys):
     assert main(["lookup", name]) == 2
     err = capsys.readouterr().err
     assert "the model id is empty" in err and "no swindex entry" not in err
+
+
+def test_the_printed_entry_leads_with_the_verdict_and_marks_the_super_weights():
+    lines = str(lookup("HuggingFaceTB/SmolLM2-135M-Instruct")).splitlines()
+    assert lines[1].startswith("  verdict: 1 super weight (* marks them")
+    marked = [line for line in lines if line.startswith("  * ")]
+    assert len(marked) == 1 and "[507, 1229]" in marked[0]
