@@ -49,17 +49,24 @@ def totals(views: Sequence[ModelView]) -> dict[str, Any]:
     }
 
 
+def _identity(view: ModelView, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that name a model in both API versions' index rows."""
+    return {
+        "id": view.id,
+        "aliases": list(entry.get("aliases") or []),
+        "organisation": view.org or None,
+        "family": entry.get("family"),
+        "architecture": entry.get("architecture"),
+        "parameters": entry.get("parameters"),
+        "size": view.size or None,
+        "scanned": view.scanned,
+    }
+
+
 def model_summary(view: ModelView, site_url: str) -> dict[str, Any]:
     e = view.entry
     return {
-        "id": view.id,
-        "aliases": list(e.get("aliases") or []),
-        "organisation": view.org or None,
-        "family": e.get("family"),
-        "architecture": e.get("architecture"),
-        "parameters": e.get("parameters"),
-        "size": view.size or None,
-        "scanned": view.scanned,
+        **_identity(view, e),
         "verdict": copy.deepcopy(dict(view.public.get("verdict") or {})),
         "super_weights": list(view.super_weight_coordinates),
         "layers": list(view.active_layers),
@@ -123,14 +130,7 @@ def v1_summary(view: ModelView, entry: Mapping[str, Any]) -> dict[str, Any]:
     present = {c.get("status") for c in claims} | {f.get("status") for f in entry.get("other_findings") or []}
     standing = [c for c in claims if c.get("status") in V1_STANDING]
     return {
-        "id": view.id,
-        "aliases": list(entry.get("aliases") or []),
-        "organisation": view.org or None,
-        "family": entry.get("family"),
-        "architecture": entry.get("architecture"),
-        "parameters": entry.get("parameters"),
-        "size": view.size or None,
-        "scanned": view.scanned,
+        **_identity(view, entry),
         "super_weights": len(claims),
         "standing": len(standing),
         "layers": sorted({c["layer"] for c in claims if isinstance(c.get("layer"), int)}),
