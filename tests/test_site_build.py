@@ -208,6 +208,18 @@ def test_home_page_shows_the_one_line_lookup():
     assert 'from swindex import lookup; sw = lookup("huggyllama/llama-7b").super_weights[0]' in text
 
 
+@pytest.mark.parametrize("status", entry_schema()["$defs"]["status"]["enum"])
+def test_home_page_gives_every_status_its_meaning_from_the_schema(status):
+    meaning = entry_schema()["$defs"]["status"]["x-meanings"][status]
+    text = unescape(re.sub(r"<[^>]+>", "", (fixture_site() / "index.html").read_text(encoding="utf-8")))
+    assert f"{meaning}." in text and f"{status} ." not in text
+
+
+def test_the_schema_gives_a_meaning_to_each_status_and_no_other():
+    status = entry_schema()["$defs"]["status"]
+    assert list(status["x-meanings"]) == status["enum"]
+
+
 def test_generated_time_follows_source_date_epoch(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764288000")
     assert generated_time() == "2025-11-28T00:00:00Z"

@@ -99,9 +99,9 @@ def checked_site_url(config: Mapping[str, Any], where: Path | str) -> str:
 
 
 def _status_meanings() -> list[tuple[str, str]]:
-    text = entry_schema()["$defs"]["status"]["description"]
-    meanings = dict(part.strip().split(": ", 1) for part in text.split(";") if ": " in part)
-    return [(status, meanings.get(status, "").rstrip(".") + ".") for status in STATUSES]
+    """Each status with its meaning, as the schema states it (a structured field, never parsed from prose)."""
+    meanings = entry_schema()["$defs"]["status"]["x-meanings"]
+    return [(status, meanings[status] + ".") for status in STATUSES]
 
 
 def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str, site_url: str) -> list[tuple[str, str]]:
