@@ -130,7 +130,8 @@ def _items(weights: Any) -> Iterable[Any]:
 def targets(weights: Any) -> tuple[Target, ...]:
     """The scalars named by ``weights``, each once, in order.
 
-    ``weights`` may be an Entry (its active claims: confirmed, reported or detected), one SuperWeight or
+    ``weights`` may be an Entry (its ``super_weights``: standing claims measured critical, or published ones nobody
+    has measured yet), one SuperWeight or
     registry-format dict, or an iterable of SuperWeight objects, dicts, Targets or ``(tensor, index)`` pairs.
     """
     seen: dict[tuple[str, tuple[int, ...]], Target] = {}
