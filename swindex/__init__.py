@@ -16,7 +16,7 @@ from .errors import (
     ValidationError,
 )
 from .lookup import entries, lookup, registry_source, search
-from .records import Entry, SuperWeight
+from .records import Claim, Coordinate, Disagreement, Entry, Finding, Impact, Source, Verdict
 
 
 def _version() -> str:
@@ -52,8 +52,14 @@ _LAZY = {
 }
 
 __all__ = [
+    "Claim",
+    "Coordinate",
+    "Disagreement",
     "Entry",
-    "SuperWeight",
+    "Finding",
+    "Impact",
+    "Source",
+    "Verdict",
     "SwindexError",
     "UnknownModelError",
     "ValidationError",
@@ -69,6 +75,11 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":  # read on first use: importlib.metadata would double the import time
         globals()[name] = _version()
         return globals()[name]
+    if name == "SuperWeight":  # schema 1's name for a claim; kept importable, not advertised
+        import warnings
+
+        warnings.warn("swindex.SuperWeight is deprecated: use swindex.Claim", DeprecationWarning, stacklevel=2)
+        return Claim
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value

@@ -159,7 +159,7 @@ def entries(*, registry: str | os.PathLike[str] | None = None) -> tuple[Entry, .
     return _index(registry).entries
 
 
-def search(query: str, *, registry: str | os.PathLike[str] | None = None) -> list[Entry]:
+def search(query: str, *, registry: str | os.PathLike[str] | None = None) -> tuple[Entry, ...]:
     """Entries whose id, alias, family or architecture contains the query (case-insensitive), best first."""
     q = query.casefold().strip()
     if not q:
@@ -177,4 +177,4 @@ def search(query: str, *, registry: str | os.PathLike[str] | None = None) -> lis
         else:
             continue
         scored.append((score, entry.id.casefold(), entry))
-    return [entry for *_, entry in sorted(scored, key=lambda t: t[:2])]
+    return tuple(entry for *_, entry in sorted(scored, key=lambda t: t[:2]))

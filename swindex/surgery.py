@@ -95,7 +95,7 @@ def _one_target(item: Any) -> Target:
         tensor, index = item
     else:
         raise SurgeryError(
-            f"cannot read a weight from {type(item).__name__}: pass an Entry, SuperWeight objects, "
+            f"cannot read a weight from {type(item).__name__}: pass an Entry, Claim objects, "
             "registry-format dicts with 'tensor' and 'index', or (tensor, index) pairs"
         )
     try:
@@ -121,7 +121,7 @@ def _items(weights: Any) -> Iterable[Any]:
         return [weights]
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Iterable):
         raise SurgeryError(
-            f"cannot read weights from {type(weights).__name__}: pass an Entry, SuperWeight objects, "
+            f"cannot read weights from {type(weights).__name__}: pass an Entry, Claim objects, "
             "registry-format dicts with 'tensor' and 'index', or (tensor, index) pairs"
         )
     return weights
@@ -131,8 +131,8 @@ def targets(weights: Any) -> tuple[Target, ...]:
     """The scalars named by ``weights``, each once, in order.
 
     ``weights`` may be an Entry (its ``super_weights``: standing claims measured critical, or published ones nobody
-    has measured yet), one SuperWeight or
-    registry-format dict, or an iterable of SuperWeight objects, dicts, Targets or ``(tensor, index)`` pairs.
+    has measured yet), one Claim or
+    registry-format dict, or an iterable of Claim objects, dicts, Targets or ``(tensor, index)`` pairs.
     """
     seen: dict[tuple[str, tuple[int, ...]], Target] = {}
     for item in _items(weights):
@@ -255,7 +255,7 @@ def _field(item: Any, key: str) -> Any:
 def channels(model: Any, weights: Any) -> tuple[Channel, ...]:
     """The module and (row, column, expert) of each weight, resolved in ``model``.
 
-    Row and column come from the claim when it has them (SuperWeight, registry dict); for bare
+    Row and column come from the claim when it has them (Claim, registry dict); for bare
     ``(tensor, index)`` pairs they follow the layout: ``[row, col]`` for Linear, ``[col, row]`` for Conv1D,
     and for 3-D expert tensors ``[expert, row, col]`` when the middle dimension is the hidden size.
     """

@@ -73,3 +73,32 @@ def test_importing_every_submodule_first_does_not_turn_public_functions_into_mod
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["none"]
+
+
+def test_every_record_type_an_entry_hands_out_is_exported():
+    import dataclasses
+    import typing
+
+    import swindex
+    from swindex import records
+
+    handed_out = set()
+    for record in (records.Entry, records.Claim, records.Verdict, records.Finding):
+        for field in dataclasses.fields(record):
+            hint = str(typing.get_type_hints(record).get(field.name))
+            handed_out |= {name for name in dir(records) if isinstance(getattr(records, name), type)
+                           and dataclasses.is_dataclass(getattr(records, name)) and f"records.{name}" in hint}
+    assert handed_out, "no record type found in Entry's fields (this test would check nothing)"
+    assert handed_out <= set(swindex.__all__), handed_out - set(swindex.__all__)
+
+
+def test_superweight_is_a_deprecated_name_for_claim():
+    import warnings
+
+    import swindex
+
+    assert "SuperWeight" not in swindex.__all__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert swindex.SuperWeight is swindex.Claim
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)

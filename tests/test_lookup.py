@@ -107,7 +107,8 @@ def test_entries_and_search():
     assert ids == sorted(ids, key=str.casefold) and len(ids) >= 40
     assert {e.id for e in search("olmo")} == {"allenai/OLMo-1B-0724-hf", "allenai/OLMo-7B-0724-hf"}
     assert search("mistralai")[0].id.startswith("mistralai/")
-    assert search("no-such-model-anywhere") == []
+    assert search("no-such-model-anywhere") == ()
+    assert isinstance(search("olmo"), tuple) and isinstance(entries(), tuple)  # one collection type for both
 
 
 def test_row_only_findings_never_pose_as_coordinates():
