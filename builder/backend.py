@@ -18,9 +18,9 @@ from .pipeline import Backend
 
 def tool() -> str:
     """The tool string swindex.detect records in ``evidence.detection.tool`` (what resume compares)."""
-    from swindex import __version__
+    from swindex.version import tool as swindex_tool
 
-    return f"swindex {__version__}"
+    return swindex_tool()
 
 
 def thresholds() -> dict[str, float]:

@@ -19,21 +19,6 @@ from .lookup import entries, lookup, registry_source, search
 from .records import Claim, Coordinate, Disagreement, Entry, Finding, Impact, Source, Verdict
 
 
-def _version() -> str:
-    """The installed distribution's version; in a checkout that was never installed, pyproject.toml's."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("swindex")
-    except PackageNotFoundError:
-        import re
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        found = re.search(r'^version = "([^"]+)"$', pyproject.read_text(encoding="utf-8"), re.M) if pyproject.is_file() else None
-        return found.group(1) if found else "0+unknown"
-
-
 _LAZY = {
     # name: module that defines it, imported on first use (these need the `detect` extra)
     "detect": ".detection",
@@ -73,7 +58,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":  # read on first use: importlib.metadata would double the import time
-        globals()[name] = _version()
+        from .version import version
+
+        globals()[name] = version()
         return globals()[name]
     if name == "SuperWeight":  # schema 1's name for a claim; kept importable, not advertised
         import warnings

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from importlib import import_module
 
-from . import __version__
+from .version import tool
 from .errors import SwindexError
 
 COMMANDS = (
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swindex",
         description="The Super Weight Index: look up, validate, detect and verify the super weights of language models.",
     )
-    parser.add_argument("--version", action="version", version=f"swindex {__version__}")
+    parser.add_argument("--version", action="version", version=tool())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         import_module(f".commands.{name}", __package__).register(subparsers)

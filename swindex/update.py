@@ -218,9 +218,9 @@ def _fetch(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str 
     import urllib.error
     import urllib.request
 
-    from . import __version__
+    from .version import version
 
-    headers = {"Accept": "application/json", "User-Agent": f"swindex/{__version__}"}
+    headers = {"Accept": "application/json", "User-Agent": f"swindex/{version()}"}
     if etag:
         headers["If-None-Match"] = etag
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (the scheme was checked)

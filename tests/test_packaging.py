@@ -186,3 +186,10 @@ def test_an_editable_install_carries_no_index_and_reads_registry_files(tmp_path)
     assert list(standard["force_include"].values()) == [INDEX_IN_WHEEL]
     hook.finalize("standard", standard, "")
     assert not any(Path(p).exists() for p in standard["force_include"]), "the generated index is a temporary file, never left in the tree"
+
+
+@pytest.mark.parametrize("command, expected_prefix", [(None, "swindex "), ("verify", "swindex verify ")])
+def test_the_tool_string_names_swindex_the_command_and_the_version(command, expected_prefix):
+    from swindex.version import tool, version
+
+    assert tool(command) == f"{expected_prefix}{version()}"

@@ -216,7 +216,7 @@ def _detect(
     max_candidates: int = MAX_CANDIDATES,
     model_id: str | None = None,
 ) -> DetectionResult:
-    from .. import __version__
+    from ..version import tool
     from ..loading import dtype_name
 
     thresholds = thresholds or Thresholds()
@@ -245,7 +245,7 @@ def _detect(
         peak=scan.peak,
         stop_reason=scan.stop_reason,
         date=_today(),
-        tool=f"swindex {__version__}",
+        tool=tool(),
         notes=tuple(notes),
     )
 

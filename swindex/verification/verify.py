@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__
+from ..version import tool
 from ..records import Coordinate
 from ..surgery import read_value
 from .ablations import RESTORE_FRACTION, Measured, measure
@@ -116,7 +116,7 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str) -
         dtype=str(parameter.dtype).replace("torch.", ""),
         device=str(next((p.device for p in model.parameters() if p.device.type != "meta"), "meta")),
         date=today,
-        tool=f"swindex verify {__version__}",
+        tool=tool("verify"),
         metric=metric,
         text=evaluation.inputs.source,
         sequences=int(evaluation.inputs.input_ids.shape[0]),
