@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from swindex.errors import SwindexError, shown
 
 from .modellist import ModelSpec
 from .pipeline import Backend
@@ -30,6 +33,14 @@ def thresholds() -> dict[str, float]:
     return Thresholds().as_measurements()
 
 
+class ModelAccessError(SwindexError):
+    """The Hub refused a model (gated, missing, unknown revision): the run records why instead of measuring a stale copy."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 def resolve_revision(spec: ModelSpec) -> str | None:
     """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline); None for plain local directories."""
     if spec.revision:
@@ -40,12 +51,19 @@ def resolve_revision(spec: ModelSpec) -> str | None:
         if _is_gguf(spec):
             return None  # the commit of the model a GGUF file quantizes is not known; the file's own goes with its artifact
         return parse_snapshot(spec.location())[1]
-    try:
-        from huggingface_hub import HfApi
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
+    try:
         return HfApi().model_info(spec.id).sha
-    except Exception:  # noqa: BLE001 - offline, gated or missing: fall back to what the cache knows
-        return resolve_source(spec.id)[2]
+    except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        # the Hub answered: a cached commit would measure a model this account cannot see, or one that is gone
+        raise ModelAccessError(f"{shown(spec.id)}: the Hub refused it ({type(exc).__name__}): {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - offline or unreachable (the HTTP client's own errors): the cache decides
+        cached = resolve_source(spec.id)[2]
+        warnings.warn(f"{shown(spec.id)}: the Hub did not answer ({type(exc).__name__}: {_one_line(exc)}); "
+                      f"measuring the cached commit {cached or '(none)'}", stacklevel=2)
+        return cached
 
 
 def _max_memory(spec: ModelSpec) -> dict[Any, str] | None:

@@ -26,6 +26,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import warnings
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,7 +155,13 @@ def count_parameters(config: Any, cls: Any, trust_remote_code: bool = False) -> 
             else:
                 model = cls(config)
         return sum(p.numel() for p in model.parameters())
-    except Exception:  # noqa: BLE001 - an estimate only; loading itself reports real problems
+    except Exception as exc:  # noqa: BLE001 - any failure to build on meta; loading itself reports real problems
+        # said, not swallowed: without a size no memory plan is made, so a model too large for memory fails in loading
+        warnings.warn(
+            f"cannot count the parameters of {type(config).__name__} on the meta device ({type(exc).__name__}: {exc}); "
+            "loading it whole without a memory plan: pass max_memory or offload_folder if it may not fit",
+            stacklevel=2,
+        )
         return None
 
 

@@ -242,3 +242,15 @@ def test_float16_weights_are_released_before_the_wider_reload(gemma_dir, monkeyp
     result = detect(str(gemma_dir[0]), dtype="float16", device="cpu")
     assert held_at_reload == [0]
     assert result.dtype == "float32" and result.candidates
+
+
+def test_a_model_that_cannot_be_sized_says_why_instead_of_hiding_it():
+    from swindex.loading import count_parameters
+
+    class Unbuildable:
+        @classmethod
+        def from_config(cls, config, trust_remote_code=False):
+            raise ValueError("rope_scaling needs a type")
+
+    with pytest.warns(UserWarning, match="cannot count the parameters .*rope_scaling needs a type.*max_memory or offload_folder"):
+        assert count_parameters(object(), Unbuildable) is None
