@@ -432,7 +432,6 @@ def _free(model: Any) -> None:
 # --- GGUF files and the artifact record -------------------------------------------------------------------
 
 GGUF_SUFFIX = ".gguf"
-ARTIFACT_FORMATS = ("gguf", "safetensors")
 
 
 @dataclass(frozen=True)

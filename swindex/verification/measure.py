@@ -159,13 +159,6 @@ def lm_passes(
     return tuple(passes)
 
 
-def encoder_pass(
-    model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = (), copies: int = 1, around: PerCall | None = None
-) -> Pass:
-    """Mean-pooled last hidden states of an encoder over ``inputs`` (and channel captures); see `encoder_passes`."""
-    return encoder_passes(model, inputs, batch_size=batch_size, channels=channels, copies=copies, around=around)[0]
-
-
 def encoder_passes(
     model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = (), copies: int = 1, around: PerCall | None = None
 ) -> tuple[Pass, ...]:
