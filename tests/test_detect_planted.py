@@ -74,3 +74,23 @@ def test_a_loaded_model_keeps_the_hub_id_its_config_names():
     result = detect(model, revision="0123456789abcdef0123456789abcdef01234567")
     entry = result.to_entry()
     assert (entry["id"], entry["revision"]) == ("acme/tiny-planted", "0123456789abcdef0123456789abcdef01234567")
+
+
+def test_detect_dates_its_result_with_the_day_it_is_given():
+    model, _ = build_planted("llama", seed=1)
+    assert detect(model, today="2024-02-29").date == "2024-02-29"
+
+
+def test_detect_refuses_a_malformed_day():
+    from swindex.dates import DateError
+
+    model, _ = build_planted("llama", seed=1)
+    with pytest.raises(DateError, match="today"):
+        detect(model, today="2024-02-30")
+
+
+def test_detect_reports_its_steps_to_progress():
+    model, planted = build_planted("llama", seed=1)
+    heard: list[str] = []
+    detect(model, progress=heard.append)
+    assert heard[0].startswith("scanning") and heard[-1].startswith(f"found {len(planted)} candidate(s)")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,22 +149,34 @@ def detect(
     max_passes: int = MAX_PASSES,
     max_candidates: int = MAX_CANDIDATES,
     model_id: str | None = None,
+    offload_folder: str | None = None,
+    today: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DetectionResult:
     """Find a model's super-weight candidates (Hub id, local directory, or an already loaded transformers model).
 
     A loaded model is scanned as it is (dtype and placement untouched, `dtype` and `device` ignored;
     `revision` is recorded as given). A model loaded here in float16 whose activations overflow is reloaded in a wider
-    dtype, and the entry says so.
+    dtype, and the entry says so. ``today`` (YYYY-MM-DD) dates the result, else `swindex.dates.today()`;
+    ``progress`` hears each step in a sentence, as `verify`'s does.
     """
     import torch
 
+    from ..dates import parse_date
     from ..loading import load_model
 
+    date = parse_date(today, "today") if today is not None else None
     options = dict(prompt=prompt, input_ids=input_ids, tokenizer=tokenizer, thresholds=thresholds, max_passes=max_passes,
-                   max_candidates=max_candidates, model_id=model_id)
+                   max_candidates=max_candidates, model_id=model_id, today=date, progress=progress)
     _check_caps(max_passes, max_candidates)
     if isinstance(model_or_id, (str, Path)):
-        return detect_loaded(load_model(str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code), **options)[0]
+        if progress:
+            progress(f"loading {model_or_id}")
+        loaded = load_model(
+            str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            offload_folder=offload_folder,
+        )
+        return detect_loaded(loaded, **options)[0]
     if not (isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config")):
         raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
     model = model_or_id
@@ -215,13 +227,19 @@ def _detect(
     max_passes: int = MAX_PASSES,
     max_candidates: int = MAX_CANDIDATES,
     model_id: str | None = None,
+    today: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DetectionResult:
-    from ..version import tool
     from ..loading import dtype_name
+    from ..version import tool
 
     thresholds = thresholds or Thresholds()
     ids, used_prompt = resolve_input_ids(model.config, tokenizer, prompt, input_ids)
+    if progress:
+        progress(f"scanning {source} on {len(ids)} tokens")
     scan = _scan(model, ids, thresholds, max_passes, max_candidates)
+    if progress:
+        progress(f"found {len(scan.found)} candidate(s) in {scan.passes} pass(es)")
     layout = scan.layout
     config = model.config
     architecture = (getattr(config, "architectures", None) or [type(model).__name__])[0]
@@ -244,7 +262,7 @@ def _detect(
         layer_evaluations=scan.layer_evaluations,
         peak=scan.peak,
         stop_reason=scan.stop_reason,
-        date=_today(),
+        date=today or _today(),
         tool=tool(),
         notes=tuple(notes),
     )
