@@ -266,13 +266,13 @@ def test_a_model_without_coordinates_says_whether_it_was_scanned(make_entry, det
     assert says in html and never not in html
 
 
-def test_inert_text_hides_fences_and_attribute_lists_from_markdown_but_not_from_the_reader():
+def test_text_hides_fences_and_attribute_lists_from_markdown_but_not_from_the_reader():
     from html import unescape
 
-    from swindex.sitegen.render import inert
+    from swindex.sitegen.render import as_text
 
     text = "a\n``` { #__config }\n~~~ {: .x }\n<b>&"
-    out = str(inert(text))
+    out = str(as_text(text))
     assert "`" not in out and "~" not in out and "{" not in out and "}" not in out and "<b>" not in out
     assert unescape(out) == text
 

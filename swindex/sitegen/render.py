@@ -4,7 +4,7 @@ Pages are Markdown, but every piece of registry text goes out as escaped text in
 so nothing in an entry can become Markdown or HTML markup; links are emitted only for https: URLs.
 HTML blocks alone are not enough: pymdownx.superfences reads fences (a line of three backticks or
 tildes, with a header such as ``{ #__config }``) before Markdown sets HTML blocks aside. So every value
-a template prints goes through ``inert``, which also writes backticks, tildes and braces as character
+a template prints goes through ``as_text``, which also writes backticks, tildes and braces as character
 references: the browser shows the same characters, and no Markdown extension sees them.
 """
 
@@ -28,7 +28,7 @@ _MARKDOWN_ACTIVE = {ord("`"): "&#96;", ord("~"): "&#126;", ord("{"): "&#123;", o
 """Characters a Markdown extension acts on even inside an HTML block: fences (backticks, tildes) and attribute lists (braces)."""
 
 
-def inert(value: Any) -> Markup:
+def as_text(value: Any) -> Markup:
     """Text (or markup we made) that neither HTML nor Markdown will act on: escaped, and with the characters
     of fences and attribute lists written as character references. The template environment's ``finalize``."""
     return Markup(str(escape(value)).translate(_MARKDOWN_ACTIVE))
@@ -39,8 +39,8 @@ def link(url: Any, text: Any = None) -> Markup:
     label = url if text is None else text
     safe = safe_url(url)
     if safe is None:
-        return inert("" if label is None else str(label))
-    return Markup('<a href="{}" rel="nofollow noopener">{}</a>').format(inert(safe), inert(str(label)))
+        return as_text("" if label is None else str(label))
+    return Markup('<a href="{}" rel="nofollow noopener">{}</a>').format(as_text(safe), as_text(str(label)))
 
 
 def number(value: Any) -> str:
@@ -66,7 +66,7 @@ def measured(value: Any, digits: int = 4) -> Markup:
 def badge(status: Any) -> Markup:
     """A status badge; the CSS class is chosen from the known statuses only."""
     known = status if status in STATUSES else "unknown"
-    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, inert(str(status)), inert(str(status)))
+    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, as_text(str(status)), as_text(str(status)))
 
 
 IMPACT_MEANINGS = {
@@ -85,7 +85,7 @@ def impact_badge(impact: Any) -> Markup:
     figure = impact_figure(impact)
     title = IMPACT_MEANINGS.get(known, "impact")
     return Markup('<span class="sw-badge sw-impact sw-impact-{}" title="impact: {}">{}{}</span>').format(
-        known, inert(title), inert(label), inert(f" {figure}" if figure else "")
+        known, as_text(title), as_text(label), as_text(f" {figure}" if figure else "")
     )
 
 
@@ -113,7 +113,7 @@ def code_block(source: str, block_id: str, language: str = "python") -> Markup:
 
     tokens = highlight(source, get_lexer_by_name(language), HtmlFormatter(nowrap=True))
     return Markup('<div class="language-{0} highlight" id="{1}"><pre><span></span><code>{2}</code></pre></div>').format(
-        language, inert(block_id), Markup(tokens.translate(_MARKDOWN_ACTIVE))
+        language, as_text(block_id), Markup(tokens.translate(_MARKDOWN_ACTIVE))
     )
 
 
@@ -138,7 +138,7 @@ def environment(templates: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=inert,
+        finalize=as_text,
     )
     env.filters.update(link=link, num=number, measured=measured, badge=badge, impact=impact_badge, figure=impact_figure, plain_measurements=plain_measurements, code=code_block, href=href)
     env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
