@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import SwindexError
 from ..layout import gguf_array_index, gguf_tensor_name, stored_index
 from ..records import Entry
+from ..limits import longest_row
 from .errors import CheckpointError, DimensionMismatchError, UnsupportedCheckpointError
 from .gguf_format import GGUFFile, quant_step, read_gguf, read_row
 from .infer import config_dimensions, gguf_dimensions, infer_entry, refuse_contradictions
@@ -132,7 +133,7 @@ def _gguf_reader(gguf_file: GGUFFile, entry: Entry) -> Any:
         expert = claim.expert if len(tensor.ne) > 2 else None
         if claim.column >= tensor.ne[0]:
             raise CheckpointError(gguf_file.source.name, f"column {claim.column} is outside {tensor.name} (ne {list(tensor.ne)})")
-        values, raw = read_row(tensor, claim.row, expert)
+        values, raw = read_row(tensor, claim.row, expert, longest=longest_row(entry.dimensions))
         value = float(values[claim.column])
         quantized = tensor.type_name not in _UNQUANTIZED_GGUF
         start = claim.column // tensor.block_size * tensor.block_size
@@ -199,7 +200,8 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         key = (file, name, tuple(index[:-1]))
         if key not in lines:  # weights on one row share its read
             scale_file = file_of(f"{name}_scale_inv") if tensor.dtype.startswith("F8_") else None
-            lines[key] = _line(tensor, index, scale_for(header(scale_file), tensor) if scale_file else None)
+            scale = scale_for(header(scale_file), tensor) if scale_file else None
+            lines[key] = _line(tensor, index, scale, longest_row(entry.dimensions))
         line, stored_as, quantized = lines[key]
         value = float(line[index[-1]])
         verdict, reason = judge(claim.value, value)
@@ -215,9 +217,9 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
     return read
 
 
-def _line(tensor: StoredTensor, index: tuple[int, ...], scale: StoredTensor | None) -> tuple[Any, str, bool]:
+def _line(tensor: StoredTensor, index: tuple[int, ...], scale: StoredTensor | None, longest: int) -> tuple[Any, str, bool]:
     """(values, stored as, quantized) of the stored line holding ``index``; fp8 values times their tile scales."""
-    line = read_line(tensor, index)
+    line = read_line(tensor, index, longest)
     if scale is None:
         return line, tensor.dtype, False
     import numpy as np

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..limits import MAX_GGUF_ARRAY_ITEMS, MAX_GGUF_NESTING, MAX_LINE_VALUES, MAX_TENSORS
 from .errors import CheckpointError, UnsupportedCheckpointError
-from .source import ByteSource
+from .source import ByteSource, check_line_length
 
 MAGIC = b"GGUF"
 MAX_DIMS = 4
@@ -76,6 +77,7 @@ class _Cursor:
         self._buffer = b""
         self._buffer_start = 0
         self._chunk = _FIRST_CHUNK
+        self.items = 0  # strings and arrays inside metadata arrays stepped over so far
 
     def take(self, length: int, what: str) -> bytes:
         if length < 0 or self.pos + length > self.source.size:
@@ -129,6 +131,8 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     kv_count = cursor.unpack("<Q", "metadata count")
     if tensor_count * 24 + kv_count * 12 > source.size:
         raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold")
+    if tensor_count > MAX_TENSORS:
+        raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?")
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.string("metadata key")
@@ -143,6 +147,8 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         if not 1 <= n_dims <= MAX_DIMS:
             raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {n_dims} dimensions; ggml has 1 to {MAX_DIMS}")
         ne = tuple(cursor.unpack("<Q", f"shape of {name}") for _ in range(n_dims))
+        if not all(0 < n < 1 << 63 for n in ne):
+            raise CheckpointError(source.name, f"GGUF tensor {name!r} has shape {list(ne)}; ggml dimensions are 1 to 2**63 - 1")
         infos.append((name, ne, cursor.unpack("<I", f"type of {name}"), cursor.unpack("<Q", f"offset of {name}")))
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
@@ -166,33 +172,45 @@ def read_gguf(source: ByteSource) -> GGUFFile:
 _SKIPPED = object()
 
 
-def _value(cursor: _Cursor, kind: int, key: str) -> Any:
+def _value(cursor: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
+    """One metadata value: scalars and strings read, arrays read when short and stepped over when long."""
     if kind in _SCALARS:
         return cursor.unpack(_SCALARS[kind], key)
     if kind == _STRING:
         return cursor.string(key)
     if kind != _ARRAY:
         raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} has value type {kind}, which GGUF does not define")
+    if depth >= MAX_GGUF_NESTING:
+        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} nests arrays more than {MAX_GGUF_NESTING} deep: a hostile file?")
     item = cursor.unpack("<I", f"item type of {key}")
     count = cursor.unpack("<Q", f"length of {key}")
-    if count <= KEPT_ARRAY_LENGTH:
-        values = [_value(cursor, item, key) for _ in range(count)]
+    smallest = struct.calcsize(_SCALARS[item]) if item in _SCALARS else 8 if item == _STRING else 12
+    if count * smallest > cursor.source.size - cursor.pos:  # O(1): even the shortest items would not fit in the file
+        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} claims {count:,} items, more than fit in the rest of the file: it is truncated or its header lies")
+    if item in (_STRING, _ARRAY):  # stepped over one at a time: bounded for the whole header, not per array
+        cursor.items += count
+        if cursor.items > MAX_GGUF_ARRAY_ITEMS:
+            raise CheckpointError(cursor.source.name, f"GGUF metadata arrays hold over {MAX_GGUF_ARRAY_ITEMS:,} strings or arrays (at {key!r}), more than check steps over: a hostile file?")
+    if count <= KEPT_ARRAY_LENGTH and item != _ARRAY:
+        values = [_value(cursor, item, key, depth + 1) for _ in range(count)]
         return values if _SKIPPED not in values else _SKIPPED
     if item in _SCALARS:
-        cursor.skip(count * struct.calcsize(_SCALARS[item]), key)
+        cursor.skip(count * smallest, key)
     elif item == _STRING:
         cursor.skip_strings(count, key)
     else:
         for _ in range(count):
-            _value(cursor, item, key)
+            _value(cursor, item, key, depth + 1)
     return _SKIPPED
 
 
-def read_row(tensor: GGUFTensor, row: int, expert: int | None = None) -> tuple[Any, bytes]:
-    """Row ``row`` (of expert ``expert`` in a 3-D tensor), dequantized, and its raw bytes: one read of one row."""
+def read_row(tensor: GGUFTensor, row: int, expert: int | None = None, longest: int = MAX_LINE_VALUES) -> tuple[Any, bytes]:
+    """Row ``row`` (of expert ``expert`` in a 3-D tensor), dequantized, and its raw bytes: one read of one row,
+    refused before reading when it is longer than ``longest`` (the entry's dimensions bound it)."""
     import numpy as np
     from gguf.quants import dequantize
 
+    check_line_length(tensor.source.name, tensor.name, tensor.ne[0], longest)
     rows = tensor.ne[1] if len(tensor.ne) > 1 else 1
     experts = tensor.ne[2] if len(tensor.ne) > 2 else 1
     if not 0 <= row < rows or (expert is None) != (len(tensor.ne) < 3) or (expert is not None and not 0 <= expert < experts):

@@ -3,19 +3,17 @@ small files around it (config.json, the model card) that say which model it is."
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..limits import MAX_SMALL_FILE_BYTES, ParseError, load_json, load_yaml_text
 from .errors import CheckpointError
 from .source import ByteSource, LocalFile, Transfer
 
 INDEX_FILE = "model.safetensors.index.json"
-MAX_SMALL_FILE = 20_000_000
-"""config.json, the shard index and the model card are read whole only up to this size."""
 CARD_BYTES = 65_536
 """Only the start of a model card is read: its YAML front matter."""
 
@@ -101,22 +99,22 @@ def _read_start(path: Path, limit: int, transfer: Transfer) -> bytes:
 
 def _read_json(path: Path, transfer: Transfer) -> Any:
     source = LocalFile.open(path, transfer)
-    if source.size > MAX_SMALL_FILE:
+    if source.size > MAX_SMALL_FILE_BYTES:
         raise CheckpointError(path, f"is {source.size:,} bytes; a config or shard index is never that large")
     return parse_json(source.read(0, source.size), str(path))
 
 
 def parse_json(data: bytes, where: str) -> Any:
+    """config.json or a shard index, within swindex.limits' bounds (nesting, integer length, size)."""
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(where, f"is not valid JSON ({exc})") from None
+        return load_json(data, where)
+    except ParseError as exc:
+        raise CheckpointError(exc.where, exc.reason) from None
 
 
 def front_matter(data: bytes) -> dict[str, Any] | None:
-    """The YAML front matter of a model card (between the first two '---' lines), or None."""
-    import yaml
-
+    """The YAML front matter of a model card (between the first two '---' lines), or None when it has none
+    or none swindex can read safely (the card only helps name the base model)."""
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
@@ -125,8 +123,8 @@ def front_matter(data: bytes) -> dict[str, Any] | None:
     if end is None:
         return None
     try:
-        matter = yaml.safe_load("\n".join(lines[1:end]))
-    except yaml.YAMLError:
+        matter = load_yaml_text("\n".join(lines[1:end]), "the model card")
+    except ParseError:
         return None
     return matter if isinstance(matter, dict) else None
 

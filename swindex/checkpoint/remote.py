@@ -4,16 +4,25 @@
 shard index, config.json, the start of the model card, each needed shard's header and the bytes of each
 super weight's line are fetched: well under a megabyte for a model of any size. The endpoint and the
 token are huggingface_hub's own (``HF_ENDPOINT``, ``HF_TOKEN`` or a saved login).
+
+Every request has a whole deadline (``swindex.limits.REQUEST_DEADLINE_S``, start to last byte), reads at most
+``MAX_REPLY_BYTES`` of any reply after decompression, and follows redirects one hop at a time, each checked
+to be https (or plain http to this machine).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import limits
+from ..errors import shown
 from .errors import CheckpointError
-from .locate import CARD_BYTES, INDEX_FILE, MAX_SMALL_FILE, Checkpoint, front_matter, parse_json, shard_map
+from .locate import CARD_BYTES, INDEX_FILE, Checkpoint, front_matter, parse_json, shard_map
 from .source import Transfer, check_range
 
 REPO_SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<revision>[\w./-]{1,200}))?$")
@@ -49,37 +58,119 @@ class RemoteFile:
         return data
 
 
+@contextmanager
+def _request(url: str, headers: dict[str, str], name: str) -> Iterator[Any]:
+    """A streamed GET of ``url`` within the whole-request deadline, following redirects one checked hop at a time."""
+    from huggingface_hub import get_session
+
+    session = get_session()
+    deadline = time.monotonic() + limits.REQUEST_DEADLINE_S
+    request = session.build_request("GET", url, headers=headers, timeout=limits.REQUEST_DEADLINE_S)
+    for _ in range(limits.MAX_REDIRECTS + 1):
+        response = session.send(request, stream=True, follow_redirects=False)
+        try:
+            if not response.is_redirect:
+                yield _Timed(response, deadline, name)
+                return
+            request = response.next_request
+            hop = str(request.url) if request is not None else "nowhere"
+            if request is None or not limits.allowed_url(hop, str(response.request.url)):
+                raise CheckpointError(name, f"the server redirected to {shown(hop)}: check follows https, or plain http only on this machine")
+            request.extensions["timeout"] = _left(deadline, name)
+        finally:
+            response.close()
+    raise CheckpointError(name, f"the server redirected more than {limits.MAX_REDIRECTS} times")
+
+
+def _left(deadline: float, name: str) -> dict[str, float]:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise CheckpointError(name, f"the server took over {limits.REQUEST_DEADLINE_S:g} s to answer (each request has a whole deadline)")
+    return {"connect": left, "read": left, "write": left, "pool": left}
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A response whose body is read in chunks, within the request's deadline and a byte cap (after decompression)."""
+
+    response: Any
+    deadline: float
+    name: str
+
+    def body(self, limit: int) -> bytes:
+        chunks, received = [], 0
+        for chunk in self.response.iter_bytes():
+            _left(self.deadline, self.name)
+            chunks.append(chunk[: limit - received])
+            received += len(chunks[-1])
+            if received >= limit:
+                break
+        return b"".join(chunks)
+
+    def raise_for_status(self) -> None:
+        """Hub errors as huggingface_hub names them, built from at most MAX_REPLY_BYTES of the error's body."""
+        from huggingface_hub.utils import hf_raise_for_status
+
+        if self.response.status_code < 400:
+            return
+        body = self.body(limits.MAX_REPLY_BYTES)
+        read = type(self.response)(self.response.status_code, headers=self.response.headers, content=body, request=self.response.request)
+        hf_raise_for_status(read)
+
+
 def _ranged_get(url: str, offset: int, length: int, name: str, transfer: Transfer) -> tuple[bytes, int | None]:
     """Bytes [offset, offset + length) of ``url`` and the file's total size; never reads more than asked."""
-    from huggingface_hub import get_session
-    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+    from huggingface_hub.utils import build_hf_headers
 
     headers = {**build_hf_headers(), "Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
     try:
-        with get_session().stream("GET", url, headers=headers, timeout=60) as response:
-            if response.status_code == 416:
+        with _request(url, headers, name) as reply:
+            if reply.response.status_code == 416:
                 raise CheckpointError(name, f"bytes {offset}..{offset + length} lie past the end of the file")
-            if response.status_code >= 400:
-                response.read()  # an error's small body names it; hub errors are built from it
-            hf_raise_for_status(response)
-            if response.status_code != 206:
-                raise CheckpointError(name, f"the server answered a byte-range request with HTTP {response.status_code} instead of 206: it does not serve ranges, and check will not download the whole file")
-            chunks, received = [], 0
-            for chunk in response.iter_bytes():
-                chunks.append(chunk[: length - received])
-                received += len(chunks[-1])
-                if received >= length:
-                    break
-            total = _total_size(response.headers.get("Content-Range"))
+            reply.raise_for_status()
+            if reply.response.status_code != 206:
+                raise CheckpointError(name, f"the server answered a byte-range request with HTTP {reply.response.status_code} instead of 206: it does not serve ranges, and check will not download the whole file")
+            data = reply.body(length)
+            total = _total_size(reply.response.headers.get("Content-Range"))
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - network and hub errors arrive as many types; each becomes one line naming the file
         raise CheckpointError(name, _describe(exc)) from None
-    data = b"".join(chunks)
     transfer.add(len(data))
     if len(data) != length:
         raise CheckpointError(name, f"the server sent {len(data)} of the {length} bytes asked for at {offset}")
     return data, total
+
+
+def _model_info(spec: str, repo: str, revision: str | None, endpoint: str | None) -> tuple[str | None, set[str]]:
+    """(commit, file names) of a repository, from a model-info reply read within MAX_REPLY_BYTES."""
+    from urllib.parse import quote
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import build_hf_headers
+
+    base = HfApi(endpoint=endpoint).endpoint.rstrip("/")
+    url = f"{base}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+    try:
+        with _request(url, build_hf_headers(), spec) as reply:
+            reply.raise_for_status()
+            body = reply.body(limits.MAX_REPLY_BYTES + 1)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as in _ranged_get: one line, naming the repository
+        raise CheckpointError(spec, _describe(exc)) from None
+    if len(body) > limits.MAX_REPLY_BYTES:
+        raise CheckpointError(spec, f"the model-info reply is over {limits.MAX_REPLY_BYTES:,} bytes; refusing it")
+    try:
+        info = limits.load_json(body, "the model-info reply")
+    except limits.ParseError as exc:
+        raise CheckpointError(spec, f"{exc.where} {exc.reason}") from None
+    siblings = info.get("siblings") if isinstance(info, dict) else None
+    if not isinstance(siblings, list):
+        raise CheckpointError(spec, "the model-info reply lists no files (no siblings): is the endpoint a Hub?")
+    names = {s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)}
+    sha = info.get("sha")
+    return (sha if isinstance(sha, str) else None), names
 
 
 def _total_size(content_range: str | None) -> int | None:
@@ -106,18 +197,14 @@ def _describe(exc: Exception) -> str:
 
 def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -> Checkpoint:
     """A repository's safetensors checkpoint at one commit, with its config and model card; nothing large is fetched."""
-    from huggingface_hub import HfApi, hf_hub_url
+    from huggingface_hub import hf_hub_url
 
     match = REPO_SPEC.match(spec)
     if not match:
         raise CheckpointError(spec, "is neither a local path nor a model id written ORG/NAME[@REVISION]")
     repo, revision = match["repo"], match["revision"]
-    try:
-        info = HfApi(endpoint=endpoint).model_info(repo, revision=revision, timeout=60)
-    except Exception as exc:  # noqa: BLE001 - as in _ranged_get: one line, naming the repository
-        raise CheckpointError(spec, _describe(exc)) from None
-    sha = info.sha or revision or "main"
-    names = {s.rfilename for s in info.siblings or ()}
+    sha, names = _model_info(spec, repo, revision, endpoint)
+    sha = sha or revision or "main"
 
     def url(name: str) -> str:
         return hf_hub_url(repo, name, revision=sha, endpoint=endpoint)
@@ -128,7 +215,7 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -
     def small(name: str, limit: int | None = None) -> bytes:
         """A whole small file, or its first ``limit`` bytes."""
         source = open_file(name)
-        if limit is None and source.size > MAX_SMALL_FILE:
+        if limit is None and source.size > limits.MAX_SMALL_FILE_BYTES:
             raise CheckpointError(f"{spec}:{name}", f"is {source.size:,} bytes; a config or shard index is never that large")
         return source.read(0, source.size if limit is None else min(source.size, limit))
 

@@ -8,17 +8,14 @@ makes check allocate what the header claims.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from typing import Any
 
+from ..limits import MAX_HEADER_BYTES, MAX_LINE_VALUES, MAX_TENSORS, ParseError, load_json
 from .errors import CheckpointError, UnsupportedCheckpointError
-from .source import ByteSource
-
-MAX_HEADER_BYTES = 100_000_000
-"""The largest header accepted (the safetensors library's own limit)."""
+from .source import ByteSource, check_line_length
 
 ITEMSIZE = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
@@ -57,13 +54,17 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
         raise CheckpointError(source.name, f"is {source.size} bytes long: too short for a safetensors header (8-byte length first)")
     (length,) = struct.unpack("<Q", source.read(0, 8))
     if length > MAX_HEADER_BYTES:
-        raise CheckpointError(source.name, f"header claims {length:,} bytes, more than the {MAX_HEADER_BYTES:,} any safetensors file may have: not a safetensors file, or a hostile one")
+        raise CheckpointError(source.name, f"header claims {length:,} bytes, more than the {MAX_HEADER_BYTES:,} check reads: not a safetensors file, or a hostile one")
     if 8 + length > source.size:
         raise CheckpointError(source.name, f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the length: it is truncated")
+    raw = source.read(8, length)
+    listed = raw.count(b'"data_offsets"')  # counted before parsing: each tensor costs memory once parsed
+    if listed > MAX_TENSORS:
+        raise CheckpointError(source.name, f"header lists {listed:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?")
     try:
-        header = json.loads(source.read(8, length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(source.name, f"header is not JSON ({exc}): not a safetensors file, or a damaged one") from None
+        header = load_json(raw, "header")
+    except ParseError as exc:
+        raise CheckpointError(source.name, f"header {exc.reason}: not a safetensors file, or a damaged or hostile one") from None
     if not isinstance(header, dict):
         raise CheckpointError(source.name, "header is not a JSON object of tensors")
     data_start = 8 + length
@@ -101,9 +102,11 @@ def check_index(tensor: StoredTensor, index: tuple[int, ...]) -> None:
         raise CheckpointError(tensor.source.name, f"index {list(index)} does not fit tensor {tensor.name!r} of shape {list(tensor.shape)}")
 
 
-def read_line(tensor: StoredTensor, index: tuple[int, ...]) -> Any:
-    """The stored line (last axis) holding ``index``, as float64: one contiguous read of ``shape[-1]`` values."""
+def read_line(tensor: StoredTensor, index: tuple[int, ...], longest: int = MAX_LINE_VALUES) -> Any:
+    """The stored line (last axis) holding ``index``, as float64: one contiguous read of ``shape[-1]`` values,
+    refused before reading when it is longer than ``longest`` (the entry's dimensions bound it)."""
     check_index(tensor, index)
+    check_line_length(tensor.source.name, tensor.name, tensor.shape[-1], longest)
     first = tensor.offset_of((*index[:-1], 0))
     raw = tensor.source.read(first, tensor.shape[-1] * tensor.itemsize)
     return decode(tensor, raw)

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import CheckpointError
+from ..limits import MAX_LINE_VALUES
+from .errors import CheckpointError, DimensionMismatchError
 
 
 @dataclass
@@ -66,3 +67,13 @@ def check_range(source: ByteSource, offset: int, length: int) -> None:
     """Refuse a range outside the file before anything is allocated for it."""
     if offset < 0 or length < 0 or offset + length > source.size:
         raise CheckpointError(source.name, f"bytes {offset}..{offset + length} lie past the end of the file ({source.size} bytes): it is truncated or its header lies")
+
+
+def check_line_length(file: str, name: str, length: int, longest: int) -> None:
+    """Refuse a row longer than the entry's dimensions allow (and than MAX_LINE_VALUES), before any byte of it is read."""
+    longest = min(longest, MAX_LINE_VALUES)
+    if length > longest:
+        raise DimensionMismatchError(
+            f"{file}: tensor {name!r} has rows of {length:,} values, more than the {longest:,} this entry's dimensions allow: "
+            "it is not a derivative of that model (or it is a hostile file)"
+        )
