@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from .version import tool
-from .errors import SwindexError
+from .errors import SwindexError, shown, shown_lines
 
 COMMANDS = (
     "lookup",
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return int(handler(args) or 0)
         except SwindexError as exc:
-            print(f"swindex {args.command}: error: {exc}", file=sys.stderr)
+            print(f"swindex {args.command}: error: {shown_lines(str(exc))}", file=sys.stderr)
             return 1
         except BrokenPipeError:
             sys.stdout = None  # the reader (say, `| head`) left; nothing more to say and no traceback to print
@@ -61,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): pip install "swindex[{extra}]"', file=sys.stderr)
             return 1
         except OSError as exc:
-            where = f" {exc.filename}" if exc.filename else ""
-            print(f"swindex {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+            where = f" {shown(str(exc.filename))}" if exc.filename else ""
+            print(f"swindex {args.command}: error:{where}: {shown(str(exc.strerror or exc))}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print(f"swindex {args.command}: interrupted", file=sys.stderr)
@@ -77,4 +77,4 @@ _EXTRAS = {
 
 def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """Warnings read like the command's other messages, without a source line from inside swindex."""
-    print(f"swindex {command}: warning: {message}", file=sys.stderr)
+    print(f"swindex {command}: warning: {shown_lines(str(message))}", file=sys.stderr)

@@ -10,6 +10,11 @@ def shown(text: str) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
+def shown_lines(text: str) -> str:
+    """Text of several lines made safe to print: each line as `shown` writes it, the line breaks kept."""
+    return "\n".join(shown(line) for line in str(text).split("\n"))
+
+
 class SwindexError(Exception):
     """Base class for every error swindex raises on purpose."""
 

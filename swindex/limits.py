@@ -14,8 +14,8 @@ from typing import Any
 from .errors import SwindexError
 
 # Parsing JSON and YAML from outside.
-MAX_DEPTH = 64
-"""Deepest nesting accepted in JSON or YAML from a file or a server (real configs and dumps nest under 10)."""
+MAX_DEPTH = 32
+"""Deepest nesting accepted in JSON or YAML from a file, a server or the registry (real ones nest under 10)."""
 MAX_INT_DIGITS = 100
 """Longest integer accepted (Python refuses to convert over 4,300 digits; nothing swindex reads needs 100)."""
 MAX_CONTAINERS = 1_000_000

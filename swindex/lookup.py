@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import warnings
@@ -94,11 +93,15 @@ def _candidates(name: str) -> list[str]:
 
 def _config_fits(directory: str, entry: Entry) -> bool:
     """A folder matched only by its name must hold that model: its config.json may not contradict the entry."""
+    from .limits import MAX_SMALL_FILE_BYTES, ParseError, load_json
+
     config_file = Path(directory).expanduser() / "config.json"
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True  # nothing on disk to compare (a path typed as a name, or no config): the name decides
+        if config_file.stat().st_size > MAX_SMALL_FILE_BYTES:
+            return True
+        config = load_json(config_file.read_bytes(), str(config_file))
+    except (OSError, ParseError):
+        return True  # nothing on disk to compare (a path typed as a name, no config, or one unsafe to read): the name decides
     if not isinstance(config, dict):
         return True
     if isinstance(config.get("text_config"), dict) and "hidden_size" not in config:

@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .errors import SwindexError
 
@@ -24,6 +25,7 @@ class RegistrySource:
     modified: str | None = None
     fetched: str | None = None
     stamp: int = 0  # the file's mtime, so a rewritten index or cache is read again
+    ids: frozenset[str] = frozenset()  # casefolded model ids it holds (packaged index and cache only)
 
     def __str__(self) -> str:
         if self.kind == "directory":
@@ -40,7 +42,8 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
 
     A source checkout always reads its own registry/ (the files being edited); an installed swindex reads
     the newer (by newest entry `modified`) of its packaged index and the cached update, and only the packaged
-    index when SWINDEX_OFFLINE is set.
+    index when SWINDEX_OFFLINE is set. A cache dated in the future, or missing entries the packaged index has,
+    is never chosen (`cache_refused` says why), so no dump can pin lookups to itself or hide entries.
     """
     from .registry import default_registry_dir
     from .update import UpdateError, offline, read_cache
@@ -61,11 +64,24 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     except (UpdateError, RuntimeError) as exc:  # RuntimeError: no home directory to find the cache in
         warnings.warn(f"ignoring the cached update: {exc}", stacklevel=3)
         cached = None
-    if cached is not None and (packaged is None or (cached.modified or "") > (packaged.modified or "")):
-        return RegistrySource("cache", cached.path, cached.modified, cached.fetched, cached.path.stat().st_mtime_ns)
+    if cached is not None and (packaged is None or (cached.modified or "") > (packaged.modified or "")) and not cache_refused(cached, packaged):
+        return RegistrySource("cache", cached.path, cached.modified, cached.fetched, cached.path.stat().st_mtime_ns, cached.ids)
     if packaged is None:
         raise SwindexError("this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or run `swindex update`")
     return packaged
+
+
+def cache_refused(cached: Any, packaged: RegistrySource | None) -> str:
+    """Why a cached update may not serve lookups even though it is newer ("" when it may): a date in the
+    future would pin it over every later release, and a dump lacking entries would hide them."""
+    from .update import latest_date
+
+    if (cached.modified or "") > latest_date():
+        return f"the cached update is dated {cached.modified}, in the future"
+    missing = sorted(packaged.ids - cached.ids) if packaged is not None else []
+    if missing:
+        return f"the cached update lacks {len(missing)} entr{'y' if len(missing) == 1 else 'ies'} the packaged index has ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+    return ""
 
 
 def packaged_source() -> RegistrySource | None:
@@ -76,17 +92,21 @@ def packaged_source() -> RegistrySource | None:
         stamp = PACKAGED_INDEX.stat().st_mtime_ns
     except OSError:
         return None
-    return RegistrySource("packaged", PACKAGED_INDEX, _index_modified(str(PACKAGED_INDEX), stamp), stamp=stamp)
+    modified, ids = _index_summary(str(PACKAGED_INDEX), stamp)
+    return RegistrySource("packaged", PACKAGED_INDEX, modified, stamp=stamp, ids=ids)
 
 
 @lru_cache(maxsize=4)
-def _index_modified(path: str, stamp: int) -> str | None:  # noqa: ARG001 (the stamp says when to reread)
-    from .update import newest_modified
+def _index_summary(path: str, stamp: int) -> tuple[str | None, frozenset[str]]:  # noqa: ARG001 (the stamp says when to reread)
+    """The packaged index's newest date and the ids it holds."""
+    from .update import entry_ids, newest_modified
 
     document = json.loads(Path(path).read_text(encoding="utf-8"))
+    items = document.get("entries", [])
+    ids = entry_ids(items)
     if isinstance(document.get("modified"), str):
-        return document["modified"]
-    return newest_modified([item["entry"] for item in document.get("entries", [])])
+        return document["modified"], ids
+    return newest_modified([item["entry"] for item in items]), ids
 
 
 def source_entries(source: RegistrySource) -> list:

@@ -1,16 +1,18 @@
 """`swindex update`: the site's full registry dump, kept in the user's cache so entries reach users without a release.
 
 The dump is validated entry by entry before it replaces the cache, and written atomically, so a bad
-download never leaves a corrupt or half-written cache behind. Its ETag is kept and sent back next time,
-so an unchanged registry costs one 304. Only the standard library fetches (``import swindex`` stays light).
+download never leaves a corrupt or half-written cache behind. Its ETag is kept with the site's URL and sent
+back only to that site, so an unchanged registry costs one 304. The download has a whole deadline and a
+size cap, and every redirect hop is checked (``swindex.limits``). Only the standard library fetches
+(``import swindex`` stays light).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from .errors import SwindexError, ValidationError
+from . import limits
+from .errors import SwindexError, ValidationError, shown
 from .records import SCHEMA_VERSION
 
 SITE_URL = "https://swindex.github.io/swindex/"
@@ -27,8 +30,8 @@ CACHE_DIR_ENV = "SWINDEX_CACHE_DIR"
 OFFLINE_ENV = "SWINDEX_OFFLINE"
 CACHE_FILE = "registry.json"
 DUMP_NAME = "all.json"
-MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-TIMEOUT_S = 30.0
+FUTURE_SLACK_DAYS = 1
+"""An entry may be dated this many days after today (the site's clock may be in another time zone); later is refused."""
 
 
 class UpdateError(SwindexError):
@@ -46,6 +49,7 @@ class CachedRegistry:
     generated: str | None = None
     etag: str | None = None
     count: int = 0
+    ids: frozenset[str] = frozenset()  # the model ids it holds, casefolded: what it covers, compared with the packaged index
 
 
 @dataclass(frozen=True)
@@ -84,34 +88,16 @@ def dump_url(site: str | None = None) -> str:
     parts = urlsplit(base)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UpdateError(f"site URL {base!r} is not an https:// URL; set {SITE_URL_ENV} to the site's address")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if not limits.allowed_url(base):
         raise UpdateError(f"site URL {base!r} uses plain http; use https:// (http is accepted only for this machine)")
     return urljoin(base.rstrip("/") + "/", f"{API_ROOT}/{DUMP_NAME}")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _parse_json(raw: bytes, where: str) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UpdateError(f"{where}: not valid JSON ({exc})") from None
+        return limits.load_json(raw, where, unique_keys=True)
+    except limits.ParseError as exc:
+        raise UpdateError(f"{shown(where)}: not valid JSON ({exc.reason})") from None
 
 
 def newest_modified(entries: list[Mapping[str, Any]]) -> str | None:
@@ -133,10 +119,17 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         raise UpdateError(f"{where}: the site serves schema version {version!r}, this swindex reads version {SCHEMA_VERSION}; {advice}")
     if not document["entries"]:
         raise UpdateError(f"{where}: the dump holds no entries")
+    if len(document["entries"]) > limits.MAX_DUMP_ENTRIES:
+        raise UpdateError(f"{where}: the dump holds {len(document['entries']):,} entries, more than the {limits.MAX_DUMP_ENTRIES:,} accepted")
+    latest = latest_date()
     problems: list[Any] = []
     items: list[dict[str, Any]] = []
     loaded: list[tuple[Path, Mapping[str, Any]]] = []
     for i, item in enumerate(document["entries"]):
+        if len(problems) >= limits.MAX_PROBLEMS:  # enough to act on; the rest are counted, not kept
+            rest = len(document["entries"]) - i
+            problems.append(Problem(where, "", f"and {rest:,} more entries not checked after {limits.MAX_PROBLEMS} problems"))
+            raise ValidationError(problems)
         label = f"{where} entries[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
             problems.append(Problem(label, "", "not a {path, entry} item"))
@@ -146,7 +139,9 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         if isinstance(model_id, str):
             label = f"{label} ({model_id})"
         found = validate_entry_dict(entry, label)
-        problems.extend(found)
+        if not found and isinstance(entry.get("modified"), str) and entry["modified"] > latest:
+            found = [Problem(label, "modified", f"{entry['modified']} is in the future (after {latest}); a dump never dates an entry ahead")]
+        problems.extend(found[: limits.MAX_PROBLEMS])
         path = item.get("path")
         if not found and path not in (f"registry/{model_id}.yaml", f"{model_id}.yaml"):
             problems.append(Problem(label, "path", f"{path!r} is not where the entry {model_id!r} is filed (registry/{model_id}.yaml)"))
@@ -158,6 +153,13 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
     if problems:
         raise ValidationError(problems)
     return items
+
+
+def latest_date() -> str:
+    """The latest `modified` an entry may carry: today (``swindex.dates``, so SWINDEX_TODAY pins it) plus the slack."""
+    from .dates import today
+
+    return (_dt.date.fromisoformat(today()) + _dt.timedelta(days=FUTURE_SLACK_DAYS)).isoformat()
 
 
 def _cache_document(items: list[dict[str, Any]], url: str, etag: str | None, generated: Any) -> dict[str, Any]:
@@ -186,6 +188,16 @@ def _record(path: Path, document: Mapping[str, Any]) -> CachedRegistry:
         generated=update.get("generated"),
         etag=update.get("etag"),
         count=len(document["entries"]),
+        ids=entry_ids(document["entries"]),
+    )
+
+
+def entry_ids(items: Any) -> frozenset[str]:
+    """The casefolded model ids of an index's or a dump's ``{path, entry}`` items."""
+    return frozenset(
+        item["entry"]["id"].casefold()
+        for item in items
+        if isinstance(item, Mapping) and isinstance(item.get("entry"), Mapping) and isinstance(item["entry"].get("id"), str)
     )
 
 
@@ -213,8 +225,9 @@ def _read_cache(path: str, mtime_ns: int, size: int) -> CachedRegistry:  # noqa:
     return _record(Path(path), document)
 
 
-def _fetch(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | None]:
-    """(status, body, etag); 304 gives an empty body. Network failures become UpdateError."""
+def _fetch(url: str, etag: str | None, deadline_s: float) -> tuple[int, bytes, str | None]:
+    """(status, body, etag); 304 gives an empty body. Network failures, a slow or oversized reply and a redirect
+    that leaves https (or this machine) become UpdateError."""
     import urllib.error
     import urllib.request
 
@@ -224,23 +237,56 @@ def _fetch(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str 
     if etag:
         headers["If-None-Match"] = etag
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (the scheme was checked)
+    deadline = time.monotonic() + deadline_s
+    opener = urllib.request.build_opener(_redirect_handler())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the scheme was checked)
-            body = response.read(MAX_DOWNLOAD_BYTES + 1)
-            if len(body) > MAX_DOWNLOAD_BYTES:
-                raise UpdateError(f"{url}: the dump is over {MAX_DOWNLOAD_BYTES} bytes; refusing it")
+        with opener.open(request, timeout=deadline_s) as response:
+            body = _read_within(response, url, deadline, deadline_s)
             return response.status, body, response.headers.get("ETag")
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return 304, b"", exc.headers.get("ETag") or etag
-        raise UpdateError(f"{url}: the site answered HTTP {exc.code} {exc.reason}") from None
+        raise UpdateError(f"{shown(url)}: the site answered HTTP {exc.code} {shown(str(exc.reason))}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise UpdateError(f"{url}: cannot reach the site ({reason})") from None
+        if isinstance(reason, UpdateError):
+            raise reason from None
+        raise UpdateError(f"{shown(url)}: cannot reach the site ({shown(str(reason))})") from None
 
 
-def update(*, site: str | None = None, cache: str | Path | None = None, timeout: float = TIMEOUT_S) -> UpdateResult:
-    """Fetch the site's dump into the cache when it changed; an invalid or failed download keeps the old cache."""
+def _read_within(response: Any, url: str, deadline: float, deadline_s: float) -> bytes:
+    """The reply's body, a piece at a time, refused past MAX_DUMP_BYTES or past the whole deadline."""
+    chunks, received = [], 0
+    while chunk := response.read1(1 << 16):
+        received += len(chunk)
+        if received > limits.MAX_DUMP_BYTES:
+            raise UpdateError(f"{shown(url)}: the dump is over {limits.MAX_DUMP_BYTES:,} bytes; refusing it")
+        if time.monotonic() > deadline:
+            raise UpdateError(f"{shown(url)}: the site took over {deadline_s:g} s to send the dump (a whole deadline); try again later")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _redirect_handler() -> type:
+    import urllib.request
+
+    class CheckedRedirects(urllib.request.HTTPRedirectHandler):
+        """Follows a redirect only to https, or to plain http on this machine (a hop may not downgrade the fetch)."""
+
+        max_redirections = limits.MAX_REDIRECTS
+
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            if not limits.allowed_url(newurl, req.full_url):
+                raise UpdateError(f"{shown(req.full_url)}: the site redirected to {shown(newurl)}; update follows https only (or http on this machine)")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return CheckedRedirects
+
+
+def update(*, site: str | None = None, cache: str | Path | None = None, timeout: float | None = None) -> UpdateResult:
+    """Fetch the site's dump into the cache when it changed; an invalid or failed download keeps the old cache.
+
+    ``timeout`` is the whole download's deadline (default ``limits.UPDATE_DEADLINE_S``)."""
     from .registry import write_atomic
 
     url = dump_url(site)
@@ -248,9 +294,11 @@ def update(*, site: str | None = None, cache: str | Path | None = None, timeout:
     if offline():
         return UpdateResult("offline", url, _current(path))
     current = _current(path)
-    etag = current.etag if current is not None and current.url == url else None
-    status, body, new_etag = _fetch(url, etag, timeout)
+    etag = current.etag if current is not None and current.url == url else None  # an ETag belongs to the site that sent it
+    status, body, new_etag = _fetch(url, etag, limits.UPDATE_DEADLINE_S if timeout is None else timeout)
     if status == 304:
+        if etag is None:  # "not modified" since nothing: no cache of this site's dump to keep
+            raise UpdateError(f"{shown(url)}: the site answered 304 Not Modified to a request that named no cached copy; nothing was fetched")
         return UpdateResult("unchanged", url, current)
     document = _parse_json(body, url)
     items = checked_entries(document, url)
@@ -258,6 +306,19 @@ def update(*, site: str | None = None, cache: str | Path | None = None, timeout:
     fresh = _cache_document(items, url, new_etag, document.get("generated"))
     write_atomic(path, json.dumps(fresh, ensure_ascii=False, separators=(",", ":")) + "\n", mark=".update")
     return UpdateResult("unchanged" if same else "updated", url, read_cache(path))
+
+
+def clear(cache: str | Path | None = None) -> Path | None:
+    """Delete the cached update (lookups then read the packaged index); the path deleted, or None when there was none."""
+    path = Path(cache) if cache is not None else cache_file()
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UpdateError(f"{shown(str(path))}: cannot delete the cached update ({exc.strerror or exc})") from None
+    _read_cache.cache_clear()
+    return path
 
 
 def _current(path: Path) -> CachedRegistry | None:

@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 
 from .errors import RegistryFileError
+from .limits import MAX_DEPTH
 
 MAX_FILE_BYTES = 1 << 20
-MAX_DEPTH = 32
 MAX_INT_DIGITS = 20
 """Every count or index a registry records fits in 20 digits; a longer integer is refused before Python
 converts it (over 4,300 digits that conversion raises, and anything that formats it later may too)."""

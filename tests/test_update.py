@@ -42,6 +42,12 @@ def _fresh_entry() -> dict:
     return {**copy.deepcopy(BASE_ENTRY), "id": FRESH, "aliases": [], "modified": NEW_DATE}
 
 
+@pytest.fixture(autouse=True)
+def _today(monkeypatch):
+    """Today after every date below: those dates are later than any real today, and an update refuses future ones."""
+    monkeypatch.setenv("SWINDEX_TODAY", "2100-12-31")
+
+
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory) -> Path:
     """The site of a registry holding one entry more, and a later date, than the packaged index below."""

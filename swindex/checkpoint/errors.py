@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from ..errors import SwindexError
+from ..errors import SwindexError, shown, shown_lines
 
 
 class CheckpointError(SwindexError):
-    """A checkpoint cannot be read as what it claims to be (missing, truncated, corrupt or hostile)."""
+    """A checkpoint cannot be read as what it claims to be (missing, truncated, corrupt or hostile).
+
+    The file name and the message are escaped (`shown`): both can carry names read from a hostile file."""
 
     def __init__(self, where: object, message: str) -> None:
         self.where = str(where)
         self.reason = message
-        super().__init__(f"{self.where}: {message}")
+        super().__init__(f"{shown(self.where)}: {shown(message)}")
 
 
 class UnsupportedCheckpointError(CheckpointError):
@@ -23,8 +25,11 @@ class BaseModelError(SwindexError):
 
     def __init__(self, message: str, candidates: list[str] | None = None) -> None:
         self.candidates = list(candidates or [])
-        super().__init__(message)
+        super().__init__(shown_lines(message))
 
 
 class DimensionMismatchError(SwindexError):
     """The checkpoint's shape contradicts the entry's dimensions: it is not a derivative of that model."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(shown(message))

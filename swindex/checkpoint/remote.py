@@ -72,11 +72,12 @@ def _request(url: str, headers: dict[str, str], name: str) -> Iterator[Any]:
             if not response.is_redirect:
                 yield _Timed(response, deadline, name)
                 return
-            request = response.next_request
-            hop = str(request.url) if request is not None else "nowhere"
-            if request is None or not limits.allowed_url(hop, str(response.request.url)):
+            following = response.next_request
+            hop = str(following.url) if following is not None else "nowhere"
+            if following is None or not limits.allowed_url(hop, str(response.request.url)):
                 raise CheckpointError(name, f"the server redirected to {shown(hop)}: check follows https, or plain http only on this machine")
-            request.extensions["timeout"] = _left(deadline, name)
+            following.extensions["timeout"] = _left(deadline, name)
+            request = following
         finally:
             response.close()
     raise CheckpointError(name, f"the server redirected more than {limits.MAX_REDIRECTS} times")

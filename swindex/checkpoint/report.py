@@ -128,7 +128,8 @@ class CheckReport:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """ASCII JSON: names from the file (U+202E, C1 controls, lone surrogates) arrive as escapes, never raw."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=True)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{n} {v}" for v, n in self.counts.items() if n)

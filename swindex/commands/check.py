@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import SwindexError
+    from ..errors import SwindexError, shown, shown_lines
 
     try:
         from ..checkpoint import check
@@ -40,11 +40,13 @@ def run(args: argparse.Namespace) -> int:
             raise
         return _could_not_check(f'this command needs the check extra ({exc.name} is not installed): pip install "swindex[check]"')
     except OSError as exc:
-        return _could_not_check(f"{exc.filename or args.path}: {exc.strerror or exc}")
-    print(report.to_json() if args.json else report)
+        return _could_not_check(f"{shown(str(exc.filename or args.path))}: {shown(str(exc.strerror or exc))}")
+    print(report.to_json() if args.json else shown_lines(str(report)))  # names come from the file: no escape codes reach the terminal
     return report.exit_status
 
 
 def _could_not_check(message: str) -> int:
-    print(f"swindex check: error: {message}", file=sys.stderr)
+    from ..errors import shown_lines
+
+    print(f"swindex check: error: {shown_lines(message)}", file=sys.stderr)
     return 2

@@ -15,22 +15,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
     )
     p.add_argument("--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)")
+    p.add_argument("--clear", action="store_true", help="delete the cached update instead, so lookups read the packaged index")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ValidationError
+    from ..errors import ValidationError, shown_lines
     from ..lookup import clear_cache
     from ..sources import registry_source
     from ..update import UpdateError, update
 
+    if args.clear:
+        return _clear()
     try:
         result = update(site=args.site)
     except UpdateError as exc:
-        print(f"swindex update: error: {exc}; lookups keep using the {registry_source()}", file=sys.stderr)
+        print(f"swindex update: error: {shown_lines(str(exc))}; lookups keep using the {registry_source()}", file=sys.stderr)
         return 1
     except ValidationError as exc:
-        print(f"swindex update: error: the dump was refused, the cache is unchanged and lookups keep using the {registry_source()}; {exc}", file=sys.stderr)
+        print(f"swindex update: error: the dump was refused, the cache is unchanged and lookups keep using the {registry_source()}; {shown_lines(str(exc))}", file=sys.stderr)
         return 1
     clear_cache()
     source = registry_source()
@@ -46,11 +49,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clear() -> int:
+    from ..lookup import clear_cache
+    from ..sources import registry_source
+    from ..update import clear
+
+    removed = clear()
+    clear_cache()
+    said = f"deleted {removed}" if removed is not None else "there was no cached update"
+    print(f"swindex update: {said}; lookups use the {registry_source()}", file=sys.stderr)
+    return 0
+
+
 def _why(kind: str) -> str:
     if kind == "checkout":
         return " (a source checkout reads its own files; the cache serves installed copies)"
     if kind == "packaged":
-        return " (it is as new as the cached update or newer)"
+        return _packaged_why()
     if kind == "directory":
         return " (SWINDEX_REGISTRY names it)"
     return ""
+
+
+def _packaged_why() -> str:
+    from ..sources import cache_refused, packaged_source
+    from ..update import UpdateError, read_cache
+
+    try:
+        cached = read_cache()
+    except UpdateError:
+        return ""
+    refused = cache_refused(cached, packaged_source()) if cached is not None else ""
+    return f" ({refused})" if refused else " (it is as new as the cached update or newer)"

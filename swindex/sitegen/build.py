@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import SwindexError
+from ..errors import SwindexError, shown
 from ..records import STATUSES, Entry
 from ..registry import load_registry
 from ..schema import entry_schema
@@ -73,6 +73,23 @@ def _front_matter(meta: Mapping[str, Any], body: str) -> str:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def _refuse_links_out(folder: Path) -> None:
+    """A link in site/assets that leads out of it would publish what it points to (say, ~/.ssh): refuse it."""
+    top = folder.resolve()
+    for path in sorted(folder.rglob("*")):
+        if not path.is_symlink():
+            continue
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a loop of links
+            target = None
+        if target is None or not target.is_relative_to(top):
+            raise SwindexError(
+                f"{shown(str(path))}: a link to {shown(os.readlink(path))}, outside {shown(str(folder))}; "
+                "the site would copy what it points to, so remove the link or copy the file in"
+            )
 
 
 def _page_title(path: Path) -> str:
@@ -153,9 +170,11 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
         _write(docs / path, api.dumps(document))
 
     if sources.assets.is_dir():
+        _refuse_links_out(sources.assets)
         shutil.copytree(sources.assets, docs / "assets", dirs_exist_ok=True)
     extra_nav = []
     if sources.pages.is_dir():
+        _refuse_links_out(sources.pages)
         for page in sorted(sources.pages.glob("*.md")):
             target = docs / "pages" / page.name
             _write(target, page.read_text(encoding="utf-8"))

@@ -23,21 +23,24 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
     def send_head(self) -> Any:
-        """A path the file system cannot take (a NUL byte, ``%00``) is a bad request, and a folder without
-        index.html is not found: the published site lists no folders either."""
-        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path, errors="surrogatepass")
-        if "\x00" in path:
-            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request path")
-            return None
+        """A path the file system cannot take (a NUL byte, ``%00``, bytes that are not UTF-8 such as ``%ff`` or the
+        overlong ``%c0%ae``) is a bad request; a folder without index.html, or a link leading out of the served
+        folder, is not found: the published site lists no folders and holds no links."""
         try:
+            path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path, errors="strict")
+            if "\x00" in path:
+                raise ValueError("NUL in the path")
             local = self.translate_path(self.path)
-            if os.path.isdir(local) and not any(os.path.isfile(os.path.join(local, name)) for name in INDEX_PAGES):
-                self.send_error(HTTPStatus.NOT_FOUND, "File not found")
-                return None
-            return super().send_head()
-        except ValueError:  # what the file system refuses (the NUL check above catches the known case)
+        except ValueError:  # UnicodeDecodeError included: what neither UTF-8 nor the file system takes
             self.send_error(HTTPStatus.BAD_REQUEST, "Bad request path")
             return None
+        target: str | None = local
+        if os.path.isdir(local):
+            target = next((os.path.join(local, name) for name in INDEX_PAGES if os.path.isfile(os.path.join(local, name))), None)
+        if target is None or not _inside(self.directory, target):
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        return super().send_head()
 
     def list_directory(self, path: str | os.PathLike[str]) -> None:
         """Never list a folder (send_head already answers 404 before this is reached)."""
@@ -47,7 +50,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A missing page gets the site's own 404 page, as on the published site."""
         page = Path(self.directory) / "404.html"
-        if code != 404 or not page.is_file():
+        if code != 404 or not page.is_file() or not _inside(self.directory, page):
             super().send_error(code, message, explain)
             return
         body = page.read_bytes()
@@ -57,6 +60,12 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def _inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """Whether ``path``, links followed, lies in ``root``: a link may not serve what is outside the site."""
+    top = os.path.realpath(root)
+    return os.path.commonpath([top, os.path.realpath(path)]) == top
 
 
 class _Server(ThreadingHTTPServer):
