@@ -119,11 +119,25 @@ class _Timed:
         hf_raise_for_status(read)
 
 
+def _hub_headers() -> dict[str, str]:
+    """The token huggingface_hub would send (HF_TOKEN or a saved login) and swindex's user agent.
+
+    Not ``build_hf_headers``: it first fetches a list of agent harnesses from the endpoint, a reply read whole,
+    outside every deadline and cap here, so a hostile endpoint could exhaust memory before the first request."""
+    from huggingface_hub import get_token
+
+    from ..version import version
+
+    headers = {"User-Agent": f"swindex/{version()}"}
+    token = get_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
 def _ranged_get(url: str, offset: int, length: int, name: str, transfer: Transfer) -> tuple[bytes, int | None]:
     """Bytes [offset, offset + length) of ``url`` and the file's total size; never reads more than asked."""
-    from huggingface_hub.utils import build_hf_headers
-
-    headers = {**build_hf_headers(), "Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
+    headers = {**_hub_headers(), "Range": f"bytes={offset}-{offset + length - 1}", "Accept-Encoding": "identity"}
     try:
         with _request(url, headers, name) as reply:
             if reply.response.status_code == 416:
@@ -148,12 +162,11 @@ def _model_info(spec: str, repo: str, revision: str | None, endpoint: str | None
     from urllib.parse import quote
 
     from huggingface_hub import HfApi
-    from huggingface_hub.utils import build_hf_headers
 
     base = HfApi(endpoint=endpoint).endpoint.rstrip("/")
     url = f"{base}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision is not None else "")
     try:
-        with _request(url, build_hf_headers(), spec) as reply:
+        with _request(url, _hub_headers(), spec) as reply:
             reply.raise_for_status()
             body = reply.body(limits.MAX_REPLY_BYTES + 1)
     except CheckpointError:
