@@ -81,7 +81,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_json(data: bytes | str, where: str, *, unique_keys: bool = False) -> Any:
-    """JSON from outside, within MAX_DEPTH, MAX_INT_DIGITS and MAX_CONTAINERS; ParseError says which bound or what broke."""
+    """JSON from outside, within MAX_DEPTH, MAX_INT_DIGITS and MAX_CONTAINERS; ParseError says what broke."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -89,7 +89,9 @@ def load_json(data: bytes | str, where: str, *, unique_keys: bool = False) -> An
             raise ParseError(where, f"is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start:,})") from None
     containers = data.count("[") + data.count("{")
     if containers > MAX_CONTAINERS:
-        raise ParseError(where, f"holds {containers:,} brackets, more than the {MAX_CONTAINERS:,} arrays and objects accepted")
+        raise ParseError(
+            where, f"holds {containers:,} brackets, more than the {MAX_CONTAINERS:,} arrays and objects accepted"
+        )
     try:
         value = json.loads(data, parse_int=_bounded_int, object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
@@ -119,7 +121,7 @@ def check_depth(value: Any, where: str) -> None:
 
 
 def load_yaml_text(text: str, where: str) -> Any:
-    """YAML from outside (a model card's front matter): no aliases (billion laughs), within MAX_DEPTH and MAX_INT_DIGITS."""
+    """YAML from outside (a model card's front matter): no aliases (billion laughs), within MAX_DEPTH and digits."""
     import yaml
 
     class Loader(yaml.SafeLoader):  # the pure-Python composer: its recursion Python bounds, where the C one crashes
@@ -130,7 +132,9 @@ def load_yaml_text(text: str, where: str) -> Any:
 
         def construct_yaml_int(self, node: Any) -> Any:
             if len(str(node.value)) > MAX_INT_DIGITS:
-                raise ValueError(f"an integer of {len(str(node.value)):,} characters (more than {MAX_INT_DIGITS} digits)")
+                raise ValueError(
+                    f"an integer of {len(str(node.value)):,} characters (more than {MAX_INT_DIGITS} digits)"
+                )
             return super().construct_yaml_int(node)
 
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
@@ -139,13 +143,15 @@ def load_yaml_text(text: str, where: str) -> Any:
     except RecursionError:
         raise ParseError(where, f"nests deeper than {MAX_DEPTH} levels") from None
     except (yaml.YAMLError, ValueError) as exc:
-        raise ParseError(where, f"is not YAML swindex reads ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ParseError(
+            where, f"is not YAML swindex reads ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     check_depth(value, where)
     return value
 
 
 def longest_row(dimensions: Any) -> int:
-    """The longest row a check reads for an entry: LINE_SLACK times its widest recorded ``*_size``, within MAX_LINE_VALUES."""
+    """The longest row check reads for an entry: LINE_SLACK times its widest ``*_size``, within MAX_LINE_VALUES."""
     sizes = [v for k, v in dict(dimensions or {}).items() if str(k).endswith("_size") and type(v) is int and v > 0]
     return min(LINE_SLACK * max(sizes), MAX_LINE_VALUES) if sizes else MAX_LINE_VALUES
 

@@ -101,7 +101,7 @@ def _config_fits(directory: str, entry: Entry) -> bool:
             return True
         config = load_json(config_file.read_bytes(), str(config_file))
     except (OSError, ParseError):
-        return True  # nothing on disk to compare (a path typed as a name, no config, or one unsafe to read): the name decides
+        return True  # nothing on disk to compare (a name, no config, or one unsafe to read): the name decides
     if not isinstance(config, dict):
         return True
     if isinstance(config.get("text_config"), dict) and "hidden_size" not in config:

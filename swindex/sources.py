@@ -64,8 +64,10 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     except (UpdateError, RuntimeError) as exc:  # RuntimeError: no home directory to find the cache in
         warnings.warn(f"ignoring the cached update: {exc}", stacklevel=3)
         cached = None
-    if cached is not None and (packaged is None or (cached.modified or "") > (packaged.modified or "")) and not cache_refused(cached, packaged):
-        return RegistrySource("cache", cached.path, cached.modified, cached.fetched, cached.path.stat().st_mtime_ns, cached.ids)
+    newer = cached is not None and (packaged is None or (cached.modified or "") > (packaged.modified or ""))
+    if cached is not None and newer and not cache_refused(cached, packaged):
+        stamp = cached.path.stat().st_mtime_ns
+        return RegistrySource("cache", cached.path, cached.modified, cached.fetched, stamp, cached.ids)
     if packaged is None:
         raise SwindexError("this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or run `swindex update`")
     return packaged
@@ -80,7 +82,9 @@ def cache_refused(cached: Any, packaged: RegistrySource | None) -> str:
         return f"the cached update is dated {cached.modified}, in the future"
     missing = sorted(packaged.ids - cached.ids) if packaged is not None else []
     if missing:
-        return f"the cached update lacks {len(missing)} entr{'y' if len(missing) == 1 else 'ies'} the packaged index has ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        entries = "entry" if len(missing) == 1 else "entries"
+        return f"the cached update lacks {len(missing)} {entries} the packaged index has ({named})"
     return ""
 
 
@@ -97,7 +101,7 @@ def packaged_source() -> RegistrySource | None:
 
 
 @lru_cache(maxsize=4)
-def _index_summary(path: str, stamp: int) -> tuple[str | None, frozenset[str]]:  # noqa: ARG001 (the stamp says when to reread)
+def _index_summary(path: str, stamp: int) -> tuple[str | None, frozenset[str]]:  # noqa: ARG001 (stamp: when to reread)
     """The packaged index's newest date and the ids it holds."""
     from .update import entry_ids, newest_modified
 

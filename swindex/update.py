@@ -49,7 +49,7 @@ class CachedRegistry:
     generated: str | None = None
     etag: str | None = None
     count: int = 0
-    ids: frozenset[str] = frozenset()  # the model ids it holds, casefolded: what it covers, compared with the packaged index
+    ids: frozenset[str] = frozenset()  # the model ids it holds, casefolded: what it covers
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
     if not document["entries"]:
         raise UpdateError(f"{where}: the dump holds no entries")
     if len(document["entries"]) > limits.MAX_DUMP_ENTRIES:
-        raise UpdateError(f"{where}: the dump holds {len(document['entries']):,} entries, more than the {limits.MAX_DUMP_ENTRIES:,} accepted")
+        count = len(document["entries"])
+        raise UpdateError(f"{where}: the dump holds {count:,} entries, over the {limits.MAX_DUMP_ENTRIES:,} accepted")
     latest = latest_date()
     problems: list[Any] = []
     items: list[dict[str, Any]] = []
@@ -128,7 +129,7 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
     for i, item in enumerate(document["entries"]):
         if len(problems) >= limits.MAX_PROBLEMS:  # enough to act on; the rest are counted, not kept
             rest = len(document["entries"]) - i
-            problems.append(Problem(where, "", f"and {rest:,} more entries not checked after {limits.MAX_PROBLEMS} problems"))
+            problems.append(Problem(where, "", f"and {rest:,} more entries not checked after {len(problems)} problems"))
             raise ValidationError(problems)
         label = f"{where} entries[{i}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
@@ -140,7 +141,8 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
             label = f"{label} ({model_id})"
         found = validate_entry_dict(entry, label)
         if not found and isinstance(entry.get("modified"), str) and entry["modified"] > latest:
-            found = [Problem(label, "modified", f"{entry['modified']} is in the future (after {latest}); a dump never dates an entry ahead")]
+            ahead = f"{entry['modified']} is in the future (after {latest}); a dump never dates an entry ahead"
+            found = [Problem(label, "modified", ahead)]
         problems.extend(found[: limits.MAX_PROBLEMS])
         path = item.get("path")
         if not found and path not in (f"registry/{model_id}.yaml", f"{model_id}.yaml"):
@@ -197,7 +199,9 @@ def entry_ids(items: Any) -> frozenset[str]:
     return frozenset(
         item["entry"]["id"].casefold()
         for item in items
-        if isinstance(item, Mapping) and isinstance(item.get("entry"), Mapping) and isinstance(item["entry"].get("id"), str)
+        if isinstance(item, Mapping)
+        and isinstance(item.get("entry"), Mapping)
+        and isinstance(item["entry"].get("id"), str)
     )
 
 
@@ -262,7 +266,7 @@ def _read_within(response: Any, url: str, deadline: float, deadline_s: float) ->
         if received > limits.MAX_DUMP_BYTES:
             raise UpdateError(f"{shown(url)}: the dump is over {limits.MAX_DUMP_BYTES:,} bytes; refusing it")
         if time.monotonic() > deadline:
-            raise UpdateError(f"{shown(url)}: the site took over {deadline_s:g} s to send the dump (a whole deadline); try again later")
+            raise UpdateError(f"{shown(url)}: the site took over {deadline_s:g} s to send the dump; try again later")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -277,7 +281,10 @@ def _redirect_handler() -> type:
 
         def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
             if not limits.allowed_url(newurl, req.full_url):
-                raise UpdateError(f"{shown(req.full_url)}: the site redirected to {shown(newurl)}; update follows https only (or http on this machine)")
+                raise UpdateError(
+                    f"{shown(req.full_url)}: the site redirected to {shown(newurl)}; "
+                    "update follows https only (or http on this machine)"
+                )
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     return CheckedRedirects
@@ -294,11 +301,14 @@ def update(*, site: str | None = None, cache: str | Path | None = None, timeout:
     if offline():
         return UpdateResult("offline", url, _current(path))
     current = _current(path)
-    etag = current.etag if current is not None and current.url == url else None  # an ETag belongs to the site that sent it
+    etag = current.etag if current is not None and current.url == url else None  # an ETag is its own site's
     status, body, new_etag = _fetch(url, etag, limits.UPDATE_DEADLINE_S if timeout is None else timeout)
     if status == 304:
         if etag is None:  # "not modified" since nothing: no cache of this site's dump to keep
-            raise UpdateError(f"{shown(url)}: the site answered 304 Not Modified to a request that named no cached copy; nothing was fetched")
+            raise UpdateError(
+                f"{shown(url)}: the site answered 304 Not Modified to a request naming no cached copy; "
+                "nothing was fetched"
+            )
         return UpdateResult("unchanged", url, current)
     document = _parse_json(body, url)
     items = checked_entries(document, url)
@@ -309,7 +319,7 @@ def update(*, site: str | None = None, cache: str | Path | None = None, timeout:
 
 
 def clear(cache: str | Path | None = None) -> Path | None:
-    """Delete the cached update (lookups then read the packaged index); the path deleted, or None when there was none."""
+    """Delete the cached update (lookups then read the packaged index); the path deleted, or None if there was none."""
     path = Path(cache) if cache is not None else cache_file()
     try:
         path.unlink()

@@ -99,7 +99,9 @@ class Run:
         return self.stderr.decode("utf-8", "replace")
 
 
-def run_cli(args: list[str], shorter: dict[str, Any] | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
+def run_cli(
+    args: list[str], shorter: dict[str, Any] | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> Run:
     """``swindex ARGS`` in a child process with some ``swindex.limits`` replaced; its peak RSS is measured."""
     script = textwrap.dedent(
         f"""
@@ -138,9 +140,13 @@ class Server:
     sent: int = 0
 
 
+Answer = Callable[[BaseHTTPRequestHandler, Server], None]
+Serve = Callable[[Answer], Server]
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler, Server], None]], Server]]:
-    """``serve(answer)``: a server on 127.0.0.1 calling ``answer(handler, state)`` for every GET, shut when the test ends."""
+    """``serve(answer)``: a server on 127.0.0.1 calling ``answer(handler, state)`` for each GET, shut after the test."""
     servers: list[ThreadingHTTPServer] = []
 
     def start(answer: Callable[[BaseHTTPRequestHandler, Server], None]) -> Server:
@@ -173,7 +179,9 @@ def serve() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler, Server], Non
         server.server_close()
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+def send(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+) -> None:
     handler.send_response(status)
     for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
         handler.send_header(key, value)
@@ -196,7 +204,7 @@ def drip(handler: BaseHTTPRequestHandler, headers: dict[str, str] | None = None)
 
 
 def endless(handler: BaseHTTPRequestHandler, chunks: Iterator[bytes], headers: dict[str, str]) -> None:
-    """A reply without a length that goes on until the client hangs up, SERVER_LIFETIME_S passes or ENDLESS_BYTES are sent."""
+    """A reply of no stated length that goes on until the client hangs up, SERVER_LIFETIME_S or ENDLESS_BYTES."""
     handler.send_response(200)
     for key, value in {"Connection": "close", **headers}.items():
         handler.send_header(key, value)
@@ -228,8 +236,17 @@ def hub_online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("where", ["header", "config.json", "index"])
-@pytest.mark.parametrize(("text", "says"), [("[" * DEEP, f"nests deeper than {limits.MAX_DEPTH} levels"), (f'{{"n": {MANY_DIGITS}}}', "an integer of 5,000 digits")], ids=["deep", "digits"])
-def test_json_too_deep_or_with_a_huge_integer_is_one_line_naming_the_file(tmp_path: Path, model: Path, entry: dict, where: str, text: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[" * DEEP, f"nests deeper than {limits.MAX_DEPTH} levels"),
+        (f'{{"n": {MANY_DIGITS}}}', "an integer of 5,000 digits"),
+    ],
+    ids=["deep", "digits"],
+)
+def test_json_too_deep_or_with_a_huge_integer_is_one_line_naming_the_file(
+    tmp_path: Path, model: Path, entry: dict, where: str, text: str, says: str
+) -> None:
     if where == "header":
         target = safetensors_file(model / "model.safetensors", text.encode())
     elif where == "config.json":
@@ -265,7 +282,10 @@ def test_gguf_arrays_nested_3000_deep_are_refused(tmp_path: Path, entry: dict) -
 
 def dump_with_notes(make_entry: Callable[..., dict], depth: int) -> bytes:
     """A one-entry dump whose entry's notes are a list nested ``depth`` deep (written as text: Python would recurse)."""
-    document = {"schema_version": SCHEMA_VERSION, "entries": [{"path": "registry/acme/tiny-llama.yaml", "entry": make_entry(notes="NOTES")}]}
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "entries": [{"path": "registry/acme/tiny-llama.yaml", "entry": make_entry(notes="NOTES")}],
+    }
     return json.dumps(document).replace('"NOTES"', "[" * depth + "]" * depth).encode()
 
 
@@ -282,19 +302,36 @@ def test_an_entry_at_the_nesting_limit_gets_a_validation_problem_not_a_crash(mak
         upd.checked_entries(upd._parse_json(dump_with_notes(make_entry, within), "dump"), "dump")
 
 
+def test_a_gguf_tensor_with_a_zero_dimension_is_refused(tmp_path: Path, entry: dict) -> None:
+    tensor = (
+        gguf_string("blk.1.ffn_down.weight")
+        + struct.pack("<I", 2)
+        + struct.pack("<QQ", 1 << 62, 0)
+        + struct.pack("<IQ", 0, 0)
+    )
+    path = tmp_path / "flat.gguf"
+    path.write_bytes(gguf_header(tensors=tensor, tensor_count=1) + bytes(64))
+    with pytest.raises(CheckpointError, match=r"has shape \[4611686018427387904, 0\]; ggml dimensions are 1 to"):
+        check(path, entry=entry)
+
+
 # --- Hangs: every step bounded by the file's size, every request by a whole deadline ------------------------
 
 
 def test_a_gguf_array_of_2_40_empty_strings_is_refused_at_once(tmp_path: Path, entry: dict) -> None:
     path = tmp_path / "vocab.gguf"
-    path.write_bytes(gguf_header(gguf_string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 1 << 40), kv_count=1) + bytes(64))
+    path.write_bytes(
+        gguf_header(gguf_string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 1 << 40), kv_count=1) + bytes(64)
+    )
     started = time.perf_counter()
     with pytest.raises(CheckpointError, match="more than fit in the rest of the file"):
         check(path, entry=entry)
     assert time.perf_counter() - started < 1
 
 
-def test_a_2_gb_gguf_of_empty_strings_is_refused_without_stepping_through_them(tmp_path: Path, entry_file: Path) -> None:
+def test_a_2_gb_gguf_of_empty_strings_is_refused_without_stepping_through_them(
+    tmp_path: Path, entry_file: Path
+) -> None:
     path = tmp_path / "vocab.gguf"
     count = (2 << 30) // 8 - 64  # 268 million strings of length 0: what the 2 GB of zeros after the header holds
     with path.open("wb") as handle:
@@ -306,7 +343,9 @@ def test_a_2_gb_gguf_of_empty_strings_is_refused_without_stepping_through_them(t
     assert time.perf_counter() - started < 15
 
 
-def test_a_remote_check_against_a_dripping_server_ends_at_its_deadline(serve, hub_online, entry: dict, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_a_remote_check_against_a_dripping_server_ends_at_its_deadline(
+    serve: Serve, hub_online: None, entry: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(limits, "REQUEST_DEADLINE_S", 1.0)
     server = serve(lambda handler, state: drip(handler, {"Content-Type": "application/json"}))
     started = time.monotonic()
@@ -315,7 +354,9 @@ def test_a_remote_check_against_a_dripping_server_ends_at_its_deadline(serve, hu
     assert time.monotonic() - started < 2 * limits.REQUEST_DEADLINE_S + 1
 
 
-def test_update_against_a_dripping_server_ends_at_its_deadline(serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_update_against_a_dripping_server_ends_at_its_deadline(
+    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(limits, "UPDATE_DEADLINE_S", 1.0)
     server = serve(lambda handler, state: drip(handler))
     started = time.monotonic()
@@ -330,7 +371,13 @@ def test_update_against_a_dripping_server_ends_at_its_deadline(serve, tmp_path: 
 def hostile_row_file(tmp_path: Path, form: str, length: int) -> Path:
     """A checkpoint whose layer-1 down projection has rows of ``length`` float32 values (sparse on disk)."""
     if form == "safetensors":
-        header = {"model.layers.1.mlp.down_proj.weight": {"dtype": "F32", "shape": [HIDDEN, length], "data_offsets": [0, HIDDEN * length * 4]}}
+        header = {
+            "model.layers.1.mlp.down_proj.weight": {
+                "dtype": "F32",
+                "shape": [HIDDEN, length],
+                "data_offsets": [0, HIDDEN * length * 4],
+            }
+        }
         return safetensors_file(tmp_path / "model.safetensors", header, HIDDEN * length * 4)
     name = gguf_string("blk.1.ffn_down.weight")
     tensor = name + struct.pack("<I", 2) + struct.pack("<QQ", length, HIDDEN) + struct.pack("<IQ", 0, 0)
@@ -343,13 +390,17 @@ def hostile_row_file(tmp_path: Path, form: str, length: int) -> Path:
 
 
 @pytest.mark.parametrize(("form", "length"), [("safetensors", 100_000_000), ("gguf", 160_000_000)])
-def test_a_row_longer_than_the_entry_allows_is_refused_before_it_is_read(tmp_path: Path, entry_file: Path, form: str, length: int) -> None:
+def test_a_row_longer_than_the_entry_allows_is_refused_before_it_is_read(
+    tmp_path: Path, entry_file: Path, form: str, length: int
+) -> None:
     path = hostile_row_file(tmp_path, form, length)
     run = run_cli(["check", str(path), "--entry", str(entry_file)])
     assert_one_clean_line(run, 2, f"rows of {length:,} values")
 
 
-def test_a_remote_row_longer_than_the_entry_allows_downloads_almost_nothing(tmp_path: Path, hub_online, entry: dict) -> None:  # noqa: ANN001
+def test_a_remote_row_longer_than_the_entry_allows_downloads_almost_nothing(
+    tmp_path: Path, hub_online: None, entry: dict
+) -> None:
     from test_check_remote import Hub, serve as serve_hub
 
     folder = tmp_path / "repo"
@@ -386,7 +437,7 @@ def test_a_header_listing_more_tensors_than_the_cap_is_refused_before_parsing(tm
 
 
 @pytest.mark.parametrize("reply", ["plain", "gzip"])
-def test_a_huge_or_compressed_model_info_reply_is_cut_at_the_cap(serve, entry_file: Path, reply: str) -> None:  # noqa: ANN001
+def test_a_huge_or_compressed_model_info_reply_is_cut_at_the_cap(serve: Serve, entry_file: Path, reply: str) -> None:
     def answer(handler: BaseHTTPRequestHandler, state: Server) -> None:
         if reply == "plain":
             files = iter(lambda: b'{"rfilename": "model.safetensors"},' * 30_000, None)
@@ -402,6 +453,42 @@ def test_a_huge_or_compressed_model_info_reply_is_cut_at_the_cap(serve, entry_fi
 def chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
+
+
+@pytest.mark.parametrize(
+    ("dump", "says"),
+    [
+        (
+            lambda: chain(b'{"schema_version": 2, "entries": [', iter(lambda: b"0," * 50_000, None)),
+            f"over {limits.MAX_DUMP_BYTES:,} bytes",
+        ),
+        (
+            lambda: iter([b'{"schema_version": %d, "entries": [' % SCHEMA_VERSION + b"0," * 3_000_000 + b"0]}"]),
+            f"over the {limits.MAX_DUMP_ENTRIES:,} accepted",
+        ),
+    ],
+    ids=["endless", "millions-of-items"],
+)
+def test_a_huge_dump_is_refused_in_bounded_memory(
+    serve: Serve, tmp_path: Path, dump: Callable[[], Iterator[bytes]], says: str
+) -> None:
+    server = serve(lambda handler, state: endless(handler, dump(), {"Content-Type": "application/json"}))
+    run = run_cli(["update", "--site", server.url], env={upd.CACHE_DIR_ENV: str(tmp_path / "cache")})
+    assert_one_clean_line(run, 1, says)
+
+
+def test_a_dump_of_thousands_of_bad_entries_prints_a_few_problems(serve: Serve, tmp_path: Path) -> None:
+    bad = json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "entries": [{"path": "x", "entry": {"id": f"acme/m{i}"}} for i in range(5_000)],
+        }
+    ).encode()
+    server = serve(lambda handler, state: send(handler, 200, bad))
+    run = run_cli(["update", "--site", server.url], env={upd.CACHE_DIR_ENV: str(tmp_path / "cache")})
+    assert run.status == 1 and "Traceback" not in run.error
+    assert f"{limits.MAX_PROBLEMS + 1} problem(s)" in run.error and "more entries not checked" in run.error
+    assert len(run.stderr) < 20_000
 
 
 # --- Unsafe: escape codes, redirect downgrades, cache pinning, links out of the site ------------------------
@@ -421,7 +508,9 @@ def test_names_from_a_file_reach_the_terminal_escaped(tmp_path: Path, entry_file
 
 
 @pytest.mark.parametrize("output", ["text", "json"])
-def test_a_file_name_with_a_lone_surrogate_or_bidi_override_prints_as_escapes(tmp_path: Path, entry_file: Path, output: str) -> None:
+def test_a_file_name_with_a_lone_surrogate_or_bidi_override_prints_as_escapes(
+    tmp_path: Path, entry_file: Path, output: str
+) -> None:
     folder = write_folder(tmp_path / "m", down_projections(plants={(1, 5, 7): -1.5}), llama_config())
     hostile = folder / os.fsdecode(b"\xff\xe2\x80\xae\x1b[2Jmodel.safetensors")  # not UTF-8, U+202E, ESC
     (folder / "model.safetensors").rename(hostile)
@@ -434,7 +523,7 @@ def test_a_file_name_with_a_lone_surrogate_or_bidi_override_prints_as_escapes(tm
         assert b"\\udcff\\u202e\\x1b[2J" in run.stdout
 
 
-def test_hub_file_names_reach_the_terminal_escaped(serve, entry_file: Path) -> None:  # noqa: ANN001
+def test_hub_file_names_reach_the_terminal_escaped(serve: Serve, entry_file: Path) -> None:
     def answer(handler: BaseHTTPRequestHandler, state: Server) -> None:
         send(handler, 200, json.dumps({"sha": "0" * 40, "siblings": [{"rfilename": f"{ESCAPES}.gguf"}]}).encode())
 
@@ -452,20 +541,22 @@ def redirect_to(target: str) -> Callable[[BaseHTTPRequestHandler, Server], None]
 
 
 @pytest.mark.parametrize("target", ["http://swindex-test.invalid/api/v2/all.json", "ftp://127.0.0.1/all.json"])
-def test_update_checks_every_redirect_hop(serve, tmp_path: Path, target: str) -> None:  # noqa: ANN001
+def test_update_checks_every_redirect_hop(serve: Serve, tmp_path: Path, target: str) -> None:
     server = serve(redirect_to(target))
     with pytest.raises(upd.UpdateError, match="redirected to"):
         upd.update(site=server.url, cache=tmp_path / "cache.json")
     assert not (tmp_path / "cache.json").exists()
 
 
-def test_a_remote_check_checks_every_redirect_hop(serve, hub_online, entry: dict) -> None:  # noqa: ANN001
+def test_a_remote_check_checks_every_redirect_hop(serve: Serve, hub_online: None, entry: dict) -> None:
     server = serve(redirect_to("http://swindex-test.invalid/api/models/acme/moved"))
     with pytest.raises(CheckpointError, match="redirected to http://swindex-test.invalid/"):
         check("acme/moved", entry=entry, endpoint=server.url)
 
 
-def test_a_redirect_within_this_machine_is_followed(serve, tmp_path: Path, make_entry: Callable[..., dict]) -> None:  # noqa: ANN001
+def test_a_redirect_within_this_machine_is_followed(
+    serve: Serve, tmp_path: Path, make_entry: Callable[..., dict]
+) -> None:
     dump = site_dump(make_entry())
     site = serve(lambda handler, state: send(handler, 200, dump))
     mover = serve(redirect_to(f"{site.url}/elsewhere.json"))
@@ -473,7 +564,12 @@ def test_a_redirect_within_this_machine_is_followed(serve, tmp_path: Path, make_
 
 
 def site_dump(*entries: dict) -> bytes:
-    return json.dumps({"schema_version": SCHEMA_VERSION, "entries": [{"path": f"registry/{e['id']}.yaml", "entry": e} for e in entries]}).encode()
+    return json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "entries": [{"path": f"registry/{e['id']}.yaml", "entry": e} for e in entries],
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -500,15 +596,25 @@ def newer(make_entry: Callable[..., dict], model_id: str) -> dict:
     return {**make_entry(), "id": model_id, "aliases": [], "modified": today()}
 
 
-def test_a_dump_dated_in_the_future_is_refused(serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    site = serve(lambda handler, state: send(handler, 200, site_dump({**newer(make_entry, "acme/pinned"), "modified": "9999-12-31"})))
+def test_a_dump_dated_in_the_future_is_refused(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture
+) -> None:
+    site = serve(
+        lambda handler, state: send(
+            handler, 200, site_dump({**newer(make_entry, "acme/pinned"), "modified": "9999-12-31"})
+        )
+    )
     assert main(["update", "--site", site.url]) == 1
     assert "9999-12-31 is in the future" in capsys.readouterr().err
     assert not installed.exists()
 
 
-def test_a_cache_dated_in_the_future_is_never_chosen(serve, installed: Path, make_entry: Callable[..., dict]) -> None:  # noqa: ANN001
-    site = serve(lambda handler, state: send(handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama"))))
+def test_a_cache_dated_in_the_future_is_never_chosen(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict]
+) -> None:
+    site = serve(
+        lambda handler, state: send(handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama")))
+    )
     assert upd.update(site=site.url).status == "updated"
     document = json.loads(installed.read_text(encoding="utf-8"))
     document["modified"] = "9999-12-31"  # written by hand, past update's own check
@@ -516,23 +622,34 @@ def test_a_cache_dated_in_the_future_is_never_chosen(serve, installed: Path, mak
     assert swindex.registry_source().kind == "packaged"
 
 
-def test_a_smaller_dump_never_hides_packaged_entries(serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+def test_a_smaller_dump_never_hides_packaged_entries(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture
+) -> None:
     site = serve(lambda handler, state: send(handler, 200, site_dump(newer(make_entry, "acme/just-one"))))
     assert main(["update", "--site", site.url]) == 0
     err = capsys.readouterr().err
-    assert "lookups use the packaged index" in err and "lacks 2 entries the packaged index has (acme/other-llama, acme/tiny-llama)" in err
+    assert (
+        "lookups use the packaged index" in err
+        and "lacks 2 entries the packaged index has (acme/other-llama, acme/tiny-llama)" in err
+    )
     assert lookup("acme/other-llama").id == "acme/other-llama"
 
 
-def test_a_dump_covering_every_packaged_entry_is_used(serve, installed: Path, make_entry: Callable[..., dict]) -> None:  # noqa: ANN001
+def test_a_dump_covering_every_packaged_entry_is_used(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict]
+) -> None:
     everything = site_dump(make_entry(), newer(make_entry, "acme/other-llama"), newer(make_entry, "acme/fresh"))
     site = serve(lambda handler, state: send(handler, 200, everything))
     assert upd.update(site=site.url).status == "updated"
     assert swindex.registry_source().kind == "cache" and lookup("acme/fresh").id == "acme/fresh"
 
 
-def test_update_clear_deletes_the_cache(serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    site = serve(lambda handler, state: send(handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama"))))
+def test_update_clear_deletes_the_cache(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture
+) -> None:
+    site = serve(
+        lambda handler, state: send(handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama")))
+    )
     assert main(["update", "--site", site.url]) == 0 and installed.exists()
     assert main(["update", "--clear"]) == 0
     assert not installed.exists() and f"deleted {installed}" in capsys.readouterr().err
@@ -543,14 +660,22 @@ def always_304(handler: BaseHTTPRequestHandler, state: Server) -> None:
     send(handler, 304, headers={"ETag": '"same"'})
 
 
-def test_a_304_when_nothing_was_fetched_is_not_up_to_date(serve, installed: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+def test_a_304_when_nothing_was_fetched_is_not_up_to_date(
+    serve: Serve, installed: Path, capsys: pytest.CaptureFixture
+) -> None:
     site = serve(always_304)
     assert main(["update", "--site", site.url]) == 1
-    assert "named no cached copy" in capsys.readouterr().err
+    assert "naming no cached copy" in capsys.readouterr().err
 
 
-def test_the_etag_belongs_to_the_site_that_sent_it(serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    first = serve(lambda handler, state: send(handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama")), {"ETag": '"same"'}))
+def test_the_etag_belongs_to_the_site_that_sent_it(
+    serve: Serve, installed: Path, make_entry: Callable[..., dict], capsys: pytest.CaptureFixture
+) -> None:
+    first = serve(
+        lambda handler, state: send(
+            handler, 200, site_dump(make_entry(), newer(make_entry, "acme/other-llama")), {"ETag": '"same"'}
+        )
+    )
     assert main(["update", "--site", first.url]) == 0
     other = serve(always_304)
     assert main(["update", "--site", other.url]) == 1, "another site's 304 does not vouch for this cache"
@@ -599,13 +724,17 @@ def test_site_serve_never_follows_a_link_out_of_the_site(served_site: tuple[str,
 
 
 @pytest.mark.parametrize("path", ["/%ff", "/%c0%ae%c0%ae/secret.txt", "/index.html%ff"])
-def test_site_serve_answers_bytes_that_are_not_utf8_with_400(served_site: tuple[str, int], path: str, capfd: pytest.CaptureFixture) -> None:
+def test_site_serve_answers_bytes_that_are_not_utf8_with_400(
+    served_site: tuple[str, int], path: str, capfd: pytest.CaptureFixture
+) -> None:
     assert get(served_site, path)[0] == 400
     assert get(served_site, "/")[0] == 200
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_site_build_refuses_a_link_out_of_its_assets(tmp_path: Path, make_entry: Callable[..., dict], write_registry: Callable[..., Path]) -> None:
+def test_site_build_refuses_a_link_out_of_its_assets(
+    tmp_path: Path, make_entry: Callable[..., dict], write_registry: Callable[..., Path]
+) -> None:
     import shutil
 
     from swindex.sitegen.build import build_site

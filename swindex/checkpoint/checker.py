@@ -217,7 +217,9 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
     return read
 
 
-def _line(tensor: StoredTensor, index: tuple[int, ...], scale: StoredTensor | None, longest: int) -> tuple[Any, str, bool]:
+def _line(
+    tensor: StoredTensor, index: tuple[int, ...], scale: StoredTensor | None, longest: int
+) -> tuple[Any, str, bool]:
     """(values, stored as, quantized) of the stored line holding ``index``; fp8 values times their tile scales."""
     line = read_line(tensor, index, longest)
     if scale is None:

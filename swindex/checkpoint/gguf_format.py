@@ -132,7 +132,10 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     if tensor_count * 24 + kv_count * 12 > source.size:
         raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold")
     if tensor_count > MAX_TENSORS:
-        raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?")
+        raise CheckpointError(
+            source.name,
+            f"GGUF header claims {tensor_count:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?",
+        )
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.string("metadata key")
@@ -148,7 +151,9 @@ def read_gguf(source: ByteSource) -> GGUFFile:
             raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {n_dims} dimensions; ggml has 1 to {MAX_DIMS}")
         ne = tuple(cursor.unpack("<Q", f"shape of {name}") for _ in range(n_dims))
         if not all(0 < n < 1 << 63 for n in ne):
-            raise CheckpointError(source.name, f"GGUF tensor {name!r} has shape {list(ne)}; ggml dimensions are 1 to 2**63 - 1")
+            raise CheckpointError(
+                source.name, f"GGUF tensor {name!r} has shape {list(ne)}; ggml dimensions are 1 to 2**63 - 1"
+            )
         infos.append((name, ne, cursor.unpack("<I", f"type of {name}"), cursor.unpack("<Q", f"offset of {name}")))
     alignment = metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
@@ -181,16 +186,26 @@ def _value(cursor: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
     if kind != _ARRAY:
         raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} has value type {kind}, which GGUF does not define")
     if depth >= MAX_GGUF_NESTING:
-        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} nests arrays more than {MAX_GGUF_NESTING} deep: a hostile file?")
+        raise CheckpointError(
+            cursor.source.name, f"GGUF metadata {key!r} nests arrays more than {MAX_GGUF_NESTING} deep: a hostile file?"
+        )
     item = cursor.unpack("<I", f"item type of {key}")
     count = cursor.unpack("<Q", f"length of {key}")
     smallest = struct.calcsize(_SCALARS[item]) if item in _SCALARS else 8 if item == _STRING else 12
     if count * smallest > cursor.source.size - cursor.pos:  # O(1): even the shortest items would not fit in the file
-        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} claims {count:,} items, more than fit in the rest of the file: it is truncated or its header lies")
+        raise CheckpointError(
+            cursor.source.name,
+            f"GGUF metadata {key!r} claims {count:,} items, more than fit in the rest of the file: "
+            "it is truncated or its header lies",
+        )
     if item in (_STRING, _ARRAY):  # stepped over one at a time: bounded for the whole header, not per array
         cursor.items += count
         if cursor.items > MAX_GGUF_ARRAY_ITEMS:
-            raise CheckpointError(cursor.source.name, f"GGUF metadata arrays hold over {MAX_GGUF_ARRAY_ITEMS:,} strings or arrays (at {key!r}), more than check steps over: a hostile file?")
+            raise CheckpointError(
+                cursor.source.name,
+                f"GGUF metadata arrays hold over {MAX_GGUF_ARRAY_ITEMS:,} strings or arrays (at {key!r}), "
+                "more than check steps over: a hostile file?",
+            )
     if count <= KEPT_ARRAY_LENGTH and item != _ARRAY:
         values = [_value(cursor, item, key, depth + 1) for _ in range(count)]
         return values if _SKIPPED not in values else _SKIPPED
@@ -204,7 +219,9 @@ def _value(cursor: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
     return _SKIPPED
 
 
-def read_row(tensor: GGUFTensor, row: int, expert: int | None = None, longest: int = MAX_LINE_VALUES) -> tuple[Any, bytes]:
+def read_row(
+    tensor: GGUFTensor, row: int, expert: int | None = None, longest: int = MAX_LINE_VALUES
+) -> tuple[Any, bytes]:
     """Row ``row`` (of expert ``expert`` in a 3-D tensor), dequantized, and its raw bytes: one read of one row,
     refused before reading when it is longer than ``longest`` (the entry's dimensions bound it)."""
     import numpy as np

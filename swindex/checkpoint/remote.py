@@ -75,7 +75,10 @@ def _request(url: str, headers: dict[str, str], name: str) -> Iterator[Any]:
             following = response.next_request
             hop = str(following.url) if following is not None else "nowhere"
             if following is None or not limits.allowed_url(hop, str(response.request.url)):
-                raise CheckpointError(name, f"the server redirected to {shown(hop)}: check follows https, or plain http only on this machine")
+                raise CheckpointError(
+                    name,
+                    f"the server redirected to {shown(hop)}: check follows https, or plain http only on this machine",
+                )
             following.extensions["timeout"] = _left(deadline, name)
             request = following
         finally:
@@ -86,7 +89,9 @@ def _request(url: str, headers: dict[str, str], name: str) -> Iterator[Any]:
 def _left(deadline: float, name: str) -> dict[str, float]:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise CheckpointError(name, f"the server took over {limits.REQUEST_DEADLINE_S:g} s to answer (each request has a whole deadline)")
+        raise CheckpointError(
+            name, f"the server took over {limits.REQUEST_DEADLINE_S:g} s to answer (each request has a whole deadline)"
+        )
     return {"connect": left, "read": left, "write": left, "pool": left}
 
 
@@ -115,7 +120,8 @@ class _Timed:
         if self.response.status_code < 400:
             return
         body = self.body(limits.MAX_REPLY_BYTES)
-        read = type(self.response)(self.response.status_code, headers=self.response.headers, content=body, request=self.response.request)
+        response = self.response
+        read = type(response)(response.status_code, headers=response.headers, content=body, request=response.request)
         hf_raise_for_status(read)
 
 
@@ -144,7 +150,11 @@ def _ranged_get(url: str, offset: int, length: int, name: str, transfer: Transfe
                 raise CheckpointError(name, f"bytes {offset}..{offset + length} lie past the end of the file")
             reply.raise_for_status()
             if reply.response.status_code != 206:
-                raise CheckpointError(name, f"the server answered a byte-range request with HTTP {reply.response.status_code} instead of 206: it does not serve ranges, and check will not download the whole file")
+                raise CheckpointError(
+                    name,
+                    f"the server answered a byte-range request with HTTP {reply.response.status_code} instead of 206: "
+                    "it does not serve ranges, and check will not download the whole file",
+                )
             data = reply.body(length)
             total = _total_size(reply.response.headers.get("Content-Range"))
     except CheckpointError:

@@ -54,17 +54,24 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
         raise CheckpointError(source.name, f"is {source.size} bytes long: too short for a safetensors header (8-byte length first)")
     (length,) = struct.unpack("<Q", source.read(0, 8))
     if length > MAX_HEADER_BYTES:
-        raise CheckpointError(source.name, f"header claims {length:,} bytes, more than the {MAX_HEADER_BYTES:,} check reads: not a safetensors file, or a hostile one")
+        raise CheckpointError(
+            source.name,
+            f"header claims {length:,} bytes, more than the {MAX_HEADER_BYTES:,} check reads: "
+            "not a safetensors file, or a hostile one",
+        )
     if 8 + length > source.size:
         raise CheckpointError(source.name, f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the length: it is truncated")
     raw = source.read(8, length)
     listed = raw.count(b'"data_offsets"')  # counted before parsing: each tensor costs memory once parsed
     if listed > MAX_TENSORS:
-        raise CheckpointError(source.name, f"header lists {listed:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?")
+        raise CheckpointError(
+            source.name, f"header lists {listed:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?"
+        )
     try:
         header = load_json(raw, "header")
     except ParseError as exc:
-        raise CheckpointError(source.name, f"header {exc.reason}: not a safetensors file, or a damaged or hostile one") from None
+        reason = f"header {exc.reason}: not a safetensors file, or a damaged or hostile one"
+        raise CheckpointError(source.name, reason) from None
     if not isinstance(header, dict):
         raise CheckpointError(source.name, "header is not a JSON object of tensors")
     data_start = 8 + length

@@ -70,10 +70,11 @@ def check_range(source: ByteSource, offset: int, length: int) -> None:
 
 
 def check_line_length(file: str, name: str, length: int, longest: int) -> None:
-    """Refuse a row longer than the entry's dimensions allow (and than MAX_LINE_VALUES), before any byte of it is read."""
+    """Refuse a row longer than the entry's dimensions allow (or MAX_LINE_VALUES), before a byte of it is read."""
     longest = min(longest, MAX_LINE_VALUES)
     if length > longest:
         raise DimensionMismatchError(
-            f"{file}: tensor {name!r} has rows of {length:,} values, more than the {longest:,} this entry's dimensions allow: "
+            f"{file}: tensor {name!r} has rows of {length:,} values, "
+            f"more than the {longest:,} this entry's dimensions allow: "
             "it is not a derivative of that model (or it is a hostile file)"
         )

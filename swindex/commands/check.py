@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return _could_not_check(f'this command needs the check extra ({exc.name} is not installed): pip install "swindex[check]"')
     except OSError as exc:
         return _could_not_check(f"{shown(str(exc.filename or args.path))}: {shown(str(exc.strerror or exc))}")
-    print(report.to_json() if args.json else shown_lines(str(report)))  # names come from the file: no escape codes reach the terminal
+    print(report.to_json() if args.json else shown_lines(str(report)))  # names from the file, escaped
     return report.exit_status
 
 

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
     )
     p.add_argument("--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)")
-    p.add_argument("--clear", action="store_true", help="delete the cached update instead, so lookups read the packaged index")
+    p.add_argument("--clear", action="store_true", help="delete the cached update, so lookups read the packaged index")
     p.set_defaults(handler=run)
 
 
@@ -30,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = update(site=args.site)
     except UpdateError as exc:
-        print(f"swindex update: error: {shown_lines(str(exc))}; lookups keep using the {registry_source()}", file=sys.stderr)
+        source = registry_source()
+        print(f"swindex update: error: {shown_lines(str(exc))}; lookups keep using the {source}", file=sys.stderr)
         return 1
     except ValidationError as exc:
-        print(f"swindex update: error: the dump was refused, the cache is unchanged and lookups keep using the {registry_source()}; {shown_lines(str(exc))}", file=sys.stderr)
+        kept = f"the dump was refused, the cache is unchanged and lookups keep using the {registry_source()}"
+        print(f"swindex update: error: {kept}; {shown_lines(str(exc))}", file=sys.stderr)
         return 1
     clear_cache()
     source = registry_source()

@@ -36,7 +36,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
             return None
         target: str | None = local
         if os.path.isdir(local):
-            target = next((os.path.join(local, name) for name in INDEX_PAGES if os.path.isfile(os.path.join(local, name))), None)
+            pages = (os.path.join(local, name) for name in INDEX_PAGES)
+            target = next((page for page in pages if os.path.isfile(page)), None)
         if target is None or not _inside(self.directory, target):
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
             return None
