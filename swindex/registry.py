@@ -91,6 +91,9 @@ def build_index(root: str | Path, out: str | Path = PACKAGED_INDEX) -> Path:
 
 
 def read_index(path: str | Path = PACKAGED_INDEX) -> list[Entry]:
-    """Entries from a prebuilt index; the index was validated when built."""
-    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Entries from a prebuilt index; the index was validated when built, and is parsed within swindex.limits
+    (it may be the cached update, a file in the user's cache)."""
+    from .limits import load_json
+
+    document = load_json(Path(path).read_bytes(), str(path))
     return [Entry.from_dict(item["entry"], path=item.get("path")) for item in document["entries"]]
