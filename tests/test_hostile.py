@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from check_support import HIDDEN, down_projections, entry_with, linear_weight, llama_config, write_folder, write_gguf
 from conftest import BASE_ENTRY
 
@@ -99,22 +101,23 @@ class Run:
         return self.stderr.decode("utf-8", "replace")
 
 
-def run_cli(
-    args: list[str], shorter: dict[str, Any] | None = None, timeout: float = 60, env: dict[str, str] | None = None
-) -> Run:
-    """``swindex ARGS`` in a child process with some ``swindex.limits`` replaced; its peak RSS is measured."""
+def run_cli(args: list[str], timeout: float = 60, env: dict[str, str] | None = None) -> Run:
+    """``swindex ARGS`` in a child process, with its peak RSS: VmHWM, the high-water mark of the child's own memory
+    (ru_maxrss would also count the parent's, which Linux carries across the fork and exec)."""
     script = textwrap.dedent(
         f"""
-        import os, resource, sys
-        from swindex import limits
-        for name, value in {shorter or {}!r}.items():
-            setattr(limits, name, value)
+        import os, re, resource, sys
         from swindex.cli import main
         try:
             status = main([os.fsdecode(a) for a in {[os.fsencode(a) for a in args]!r}])
         finally:
             sys.stdout.flush()
-            sys.stderr.write("\\npeak-rss-mb=%d\\n" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
+            try:
+                with open("/proc/self/status") as status_file:
+                    peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", status_file.read())[1]) // 1024
+            except OSError:
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            sys.stderr.write("\\npeak-rss-mb=%d\\n" % peak)
         sys.exit(status)
         """
     )
@@ -258,6 +261,33 @@ def test_json_too_deep_or_with_a_huge_integer_is_one_line_naming_the_file(
     with pytest.raises(CheckpointError, match=says) as caught:
         check(model, entry=entry)
     assert str(target) in str(caught.value) or (where == "header" and str(model) in str(caught.value))
+
+
+def depth(value: Any) -> int:
+    """How deeply JSON data nests (a scalar 0, an empty list 1), the plain recursive way."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max((depth(child) for child in children), default=0)
+
+
+tricky_text = st.text(alphabet='[]{}"\\\\ax\u00e9\ud7ff', max_size=6)
+json_data = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_data, st.integers(min_value=0, max_value=40))
+def test_json_is_refused_exactly_when_it_nests_deeper_than_the_limit(value: Any, extra: int) -> None:
+    for _ in range(extra):  # deepen it past the limit as often as not
+        value = [value]
+    text = json.dumps(value, ensure_ascii=extra % 2 == 0).encode()
+    if depth(value) > limits.MAX_DEPTH:
+        with pytest.raises(limits.ParseError, match="nests deeper"):
+            limits.load_json(text, "data")
+    else:
+        assert limits.load_json(text, "data") == value
 
 
 def test_a_model_card_nested_20000_deep_is_ignored_and_the_check_goes_on(model: Path, entry: dict) -> None:
