@@ -12,6 +12,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..errors import shown
+
 INDEX_PAGES = ("index.html", "index.htm")
 """What SimpleHTTPRequestHandler serves for a folder; a folder without one is answered 404, never listed."""
 
@@ -80,7 +82,8 @@ class _Server(ThreadingHTTPServer):
         error = sys.exc_info()[1]
         if isinstance(error, ConnectionError):
             return
-        print(f"swindex site serve: could not answer {client_address[0]}: {type(error).__name__}: {error}", file=sys.stderr)
+        said = shown(f"{type(error).__name__}: {error}")  # it may quote the request, which the client wrote
+        print(f"swindex site serve: could not answer {client_address[0]}: {said}", file=sys.stderr)
 
 
 def serve_site(directory: str | Path, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
