@@ -9,7 +9,13 @@ memory blow-up. The JSON and YAML parsing that enforces the nesting and number b
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import SwindexError
@@ -201,3 +207,28 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@contextmanager
+def cut_off_at(deadline: float, fileno: int | None) -> Iterator[None]:
+    """Shut the connection on ``fileno`` down when ``deadline`` (a ``time.monotonic()``) passes, so a read blocked
+    on a server that drips bytes ends then, not one read timeout later. Shutting a duplicate of the descriptor
+    down ends the connection for every reader of it, and closing the duplicate leaves the original to its owner."""
+    if fileno is None or fileno < 0:
+        yield
+        return
+
+    def cut() -> None:
+        try:
+            with socket.socket(fileno=os.dup(fileno)) as duplicate:
+                duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: the request ended on its own
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -10,6 +10,7 @@ size cap, and every redirect hop is checked (``swindex.limits``). Only the stand
 from __future__ import annotations
 
 import datetime as _dt
+import http.client
 import json
 import os
 import time
@@ -251,7 +252,7 @@ def _fetch(url: str, etag: str | None, deadline_s: float) -> tuple[int, bytes, s
         if exc.code == 304:
             return 304, b"", exc.headers.get("ETag") or etag
         raise UpdateError(f"{shown(url)}: the site answered HTTP {exc.code} {shown(str(exc.reason))}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:  # IncompleteRead: cut short
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, UpdateError):
             raise reason from None
@@ -259,15 +260,24 @@ def _fetch(url: str, etag: str | None, deadline_s: float) -> tuple[int, bytes, s
 
 
 def _read_within(response: Any, url: str, deadline: float, deadline_s: float) -> bytes:
-    """The reply's body, a piece at a time, refused past MAX_DUMP_BYTES or past the whole deadline."""
+    """The reply's body, a piece at a time, refused past MAX_DUMP_BYTES; the connection is cut at the deadline."""
+    late = UpdateError(f"{shown(url)}: the site took over {deadline_s:g} s to send the dump; try again later")
     chunks, received = [], 0
-    while chunk := response.read1(1 << 16):
-        received += len(chunk)
-        if received > limits.MAX_DUMP_BYTES:
-            raise UpdateError(f"{shown(url)}: the dump is over {limits.MAX_DUMP_BYTES:,} bytes; refusing it")
+    try:
+        with limits.cut_off_at(deadline, response.fileno()):
+            while chunk := response.read1(1 << 16):
+                received += len(chunk)
+                if received > limits.MAX_DUMP_BYTES:
+                    raise UpdateError(f"{shown(url)}: the dump is over {limits.MAX_DUMP_BYTES:,} bytes; refusing it")
+                if time.monotonic() > deadline:
+                    raise late
+                chunks.append(chunk)
+    except (OSError, http.client.HTTPException):
         if time.monotonic() > deadline:
-            raise UpdateError(f"{shown(url)}: the site took over {deadline_s:g} s to send the dump; try again later")
-        chunks.append(chunk)
+            raise late from None
+        raise
+    if time.monotonic() > deadline:  # the cut can also look like the end of the reply
+        raise late
     return b"".join(chunks)
 
 

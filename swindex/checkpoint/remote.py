@@ -104,13 +104,22 @@ class _Timed:
     name: str
 
     def body(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of the body; the connection is cut when the deadline passes mid-read."""
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
         chunks, received = [], 0
-        for chunk in self.response.iter_bytes():
-            _left(self.deadline, self.name)
-            chunks.append(chunk[: limit - received])
-            received += len(chunks[-1])
-            if received >= limit:
-                break
+        try:
+            with limits.cut_off_at(self.deadline, sock.fileno() if sock is not None else None):
+                for chunk in self.response.iter_bytes():
+                    _left(self.deadline, self.name)
+                    chunks.append(chunk[: limit - received])
+                    received += len(chunks[-1])
+                    if received >= limit:
+                        break
+        except Exception:
+            _left(self.deadline, self.name)  # cut off at the deadline: say so, not what the cut looked like
+            raise
+        _left(self.deadline, self.name)  # a cut can also look like the end of a reply of no stated length
         return b"".join(chunks)
 
     def raise_for_status(self) -> None:
