@@ -15,11 +15,15 @@ from .errors import (
     UnknownModelError,
     ValidationError,
 )
-from .lookup import entries, lookup, registry_source, search
-from .records import Claim, Coordinate, Disagreement, Entry, Finding, Impact, Source, Verdict
 
 
 _LAZY = {
+    # name: module that defines it, imported on first use (a lookup imports only what it needs)
+    "lookup": "._lookup",
+    "entries": "._lookup",
+    "search": "._lookup",
+    "registry_source": "._lookup",
+    **{name: ".records" for name in ("Claim", "Coordinate", "Disagreement", "Entry", "Finding", "Impact", "Source", "Verdict")},
     # name: module that defines it, imported on first use (these need the `detect` extra)
     "detect": ".detection",
     "DetectionResult": ".detection",
@@ -36,24 +40,7 @@ _LAZY = {
     "CheckReport": ".checkpoint",
 }
 
-__all__ = [
-    "Claim",
-    "Coordinate",
-    "Disagreement",
-    "Entry",
-    "Finding",
-    "Impact",
-    "Source",
-    "Verdict",
-    "SwindexError",
-    "UnknownModelError",
-    "ValidationError",
-    "entries",
-    "lookup",
-    "registry_source",
-    "search",
-    *_LAZY,
-]
+__all__ = ["SwindexError", "UnknownModelError", "ValidationError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -66,7 +53,7 @@ def __getattr__(name: str) -> Any:
         import warnings
 
         warnings.warn("swindex.SuperWeight is deprecated: use swindex.Claim", DeprecationWarning, stacklevel=2)
-        return Claim
+        return __getattr__("Claim")
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value

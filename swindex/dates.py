@@ -12,9 +12,8 @@ import datetime as _dt
 import os
 import re
 
+from .constants import TODAY_ENV as ENV
 from .errors import SwindexError
-
-ENV = "SWINDEX_TODAY"
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 

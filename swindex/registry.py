@@ -8,19 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import SwindexError, ValidationError
+from .constants import INDEX_FORMAT, PACKAGED_INDEX, default_registry_dir  # noqa: F401 (the last two re-exported)
+from .errors import SwindexError, ValidationError, shown
 from .records import SCHEMA_VERSION, Entry
 from .validate import entry_files, validate_registry
 from .yamlio import load_yaml
-
-PACKAGED_INDEX = Path(__file__).parent / "data" / "registry.json"
-
-
-def default_registry_dir() -> Path | None:
-    """The registry/ directory of a source checkout, when swindex runs from one (never beside an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
-    candidate = root / "registry"
-    return candidate if candidate.is_dir() and (root / "pyproject.toml").is_file() else None
 
 
 def load_registry(root: str | Path, validate: bool = True) -> list[Entry]:
@@ -41,6 +33,7 @@ def index_document(entries: list[Entry]) -> dict[str, Any]:
     newest entry's `modified` dates it against a cached `swindex update`.
     """
     return {
+        "index_format": INDEX_FORMAT,
         "schema_version": SCHEMA_VERSION,
         "modified": max((e.modified for e in entries), default=None),
         "entries": [{"path": e.path, "entry": e.to_dict()} for e in entries],
@@ -90,10 +83,25 @@ def build_index(root: str | Path, out: str | Path = PACKAGED_INDEX) -> Path:
     return Path(out)
 
 
-def read_index(path: str | Path = PACKAGED_INDEX) -> list[Entry]:
-    """Entries from a prebuilt index; the index was validated when built, and is parsed within swindex.limits
-    (it may be the cached update, a file in the user's cache)."""
-    from .limits import load_json
+def read_index_document(path: str | Path) -> dict[str, Any]:
+    """A prebuilt index or cached update parsed within swindex.limits (the cache is a file in the user's cache);
+    SwindexError when it is not an index in the format this swindex writes."""
+    from .limits import ParseError, load_json
 
-    document = load_json(Path(path).read_bytes(), str(path))
-    return [Entry.from_dict(item["entry"], path=item.get("path")) for item in document["entries"]]
+    try:
+        document = load_json(Path(path).read_bytes(), str(path))
+    except (OSError, ParseError) as exc:
+        raise SwindexError(f"{shown(str(path))}: not a readable index ({exc}); rebuild it with `swindex index` or run `swindex update`") from None
+    if not isinstance(document, dict) or document.get("index_format") != INDEX_FORMAT or not isinstance(document.get("entries"), list):
+        found = document.get("index_format") if isinstance(document, dict) else None
+        raise SwindexError(
+            f"{shown(str(path))}: index format {found!r}, this swindex reads {INDEX_FORMAT}; rebuild it with `swindex index` or run `swindex update`"
+        )
+    return document
+
+
+def read_index(path: str | Path = PACKAGED_INDEX) -> list[Entry]:
+    """Entries from a prebuilt index (validated when it was built), entries of older schemas upgraded."""
+    from .sources import RegistrySource, source_entries
+
+    return source_entries(RegistrySource("index", Path(path)))

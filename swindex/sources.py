@@ -11,9 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import constants
+from .constants import REGISTRY_ENV
 from .errors import SwindexError
-
-REGISTRY_ENV = "SWINDEX_REGISTRY"
 
 
 @dataclass(frozen=True)
@@ -45,20 +45,25 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     index when SWINDEX_OFFLINE is set. A cache dated in the future, or missing entries the packaged index has,
     is never chosen (`cache_refused` says why), so no dump can pin lookups to itself or hide entries.
     """
-    from .registry import default_registry_dir
-    from .update import UpdateError, offline, read_cache
-
     explicit = registry if registry is not None else os.environ.get(REGISTRY_ENV) or None
     if explicit:
         return RegistrySource("directory", Path(explicit).resolve())
-    checkout = default_registry_dir()
+    checkout = constants.default_registry_dir()
     if checkout is not None:
         return RegistrySource("checkout", checkout)
     packaged = packaged_source()
-    if offline():
+    if constants.offline():
         if packaged is None:
             raise SwindexError("this swindex has no packaged index and SWINDEX_OFFLINE is set; reinstall swindex")
         return packaged
+    try:
+        no_cache = not constants.cache_file().exists()
+    except RuntimeError:  # no home directory to find the cache in
+        no_cache = True
+    if no_cache and packaged is not None:
+        return packaged  # the usual case, decided without importing the update machinery
+    from .update import UpdateError, read_cache
+
     try:
         cached = read_cache()
     except (UpdateError, RuntimeError) as exc:  # RuntimeError: no home directory to find the cache in
@@ -90,39 +95,55 @@ def cache_refused(cached: Any, packaged: RegistrySource | None) -> str:
 
 def packaged_source() -> RegistrySource | None:
     """The index generated into the wheel, with its newest entry's date; None where there is none."""
-    from .registry import PACKAGED_INDEX
-
+    path = constants.PACKAGED_INDEX
     try:
-        stamp = PACKAGED_INDEX.stat().st_mtime_ns
+        stamp = path.stat().st_mtime_ns
     except OSError:
         return None
-    modified, ids = _index_summary(str(PACKAGED_INDEX), stamp)
-    return RegistrySource("packaged", PACKAGED_INDEX, modified, stamp=stamp, ids=ids)
+    document = _packaged_document(str(path), stamp)
+    ids = frozenset(item["entry"]["id"].casefold() for item in document["entries"])
+    return RegistrySource("packaged", path, document.get("modified"), stamp=stamp, ids=ids)
 
 
-@lru_cache(maxsize=4)
-def _index_summary(path: str, stamp: int) -> tuple[str | None, frozenset[str]]:  # noqa: ARG001 (stamp: when to reread)
-    """The packaged index's newest date and the ids it holds."""
-    from .update import entry_ids, newest_modified
-
-    document = json.loads(Path(path).read_text(encoding="utf-8"))
-    items = document.get("entries", [])
-    ids = entry_ids(items)
-    if isinstance(document.get("modified"), str):
-        return document["modified"], ids
-    return newest_modified([item["entry"] for item in items]), ids
+@lru_cache(maxsize=2)
+def _packaged_document(path: str, stamp: int) -> dict[str, Any]:  # noqa: ARG001 (stamp: when to reread)
+    """The packaged index, parsed once: swindex wrote and validated it when the wheel was built, so it is read
+    without the limits an untrusted file gets (the cached update is read through `registry.read_index`)."""
+    return json.loads(Path(path).read_bytes())
 
 
-def source_entries(source: RegistrySource) -> list:
-    """Every entry of a source, sorted by id. A checkout's files are read as they are (`swindex validate`
-    judges them), so a lookup there needs neither jsonschema nor a generated index."""
-    from .registry import load_registry, read_index
-
+def source_items(source: RegistrySource) -> list[Any]:
+    """Every entry of a source, sorted by id: Entry records from a directory, ``(path, entry dict)`` pairs from an
+    index (records are built when a lookup asks for them)."""
     if source.kind == "directory":
+        from .registry import load_registry
+
         return load_registry(source.path)
     if source.kind == "checkout":
         return _checkout_entries(source.path)
-    return read_index(source.path)
+    if source.kind == "packaged":
+        document = _packaged_document(str(source.path), source.stamp)
+    else:
+        from .registry import read_index_document
+
+        document = read_index_document(source.path)
+    return [(item.get("path"), _current(item["entry"])) for item in document["entries"]]
+
+
+def _current(entry: dict[str, Any]) -> dict[str, Any]:
+    """An indexed entry in today's schema: a cache written by an older swindex is upgraded, not refused."""
+    if entry.get("schema_version", constants.ENTRY_SCHEMA_VERSION) == constants.ENTRY_SCHEMA_VERSION:
+        return entry
+    from .migrate import upgrade
+
+    return upgrade(entry)
+
+
+def source_entries(source: RegistrySource) -> list:
+    """Every entry of a source as records, sorted by id."""
+    from .records import Entry
+
+    return [item if isinstance(item, Entry) else Entry.from_dict(item[1], path=item[0]) for item in source_items(source)]
 
 
 def _checkout_entries(root: Path) -> list:

@@ -23,13 +23,19 @@ from urllib.parse import urljoin, urlsplit
 
 from . import limits
 from .errors import SwindexError, ValidationError, shown
+from .constants import (  # noqa: F401 (the environment names and cache paths are re-exported: their home is constants)
+    CACHE_DIR_ENV,
+    CACHE_FILE,
+    INDEX_FORMAT,
+    OFFLINE_ENV,
+    SITE_URL_ENV,
+    cache_dir,
+    cache_file,
+    offline,
+)
 from .records import SCHEMA_VERSION
 
 SITE_URL = "https://swindex.github.io/swindex/"
-SITE_URL_ENV = "SWINDEX_SITE_URL"
-CACHE_DIR_ENV = "SWINDEX_CACHE_DIR"
-OFFLINE_ENV = "SWINDEX_OFFLINE"
-CACHE_FILE = "registry.json"
 DUMP_NAME = "all.json"
 FUTURE_SLACK_DAYS = 1
 """An entry may be dated this many days after today (the site's clock may be in another time zone); later is refused."""
@@ -60,25 +66,6 @@ class UpdateResult:
     status: str
     url: str
     cache: CachedRegistry | None
-
-
-def offline() -> bool:
-    """Whether SWINDEX_OFFLINE asks swindex never to fetch (any value but empty, 0, false, no)."""
-    return os.environ.get(OFFLINE_ENV, "").strip().casefold() not in ("", "0", "false", "no")
-
-
-def cache_dir() -> Path:
-    """SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex, else ~/.cache/swindex."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "swindex"
-
-
-def cache_file() -> Path:
-    return cache_dir() / CACHE_FILE
 
 
 def dump_url(site: str | None = None) -> str:
@@ -167,6 +154,7 @@ def latest_date() -> str:
 
 def _cache_document(items: list[dict[str, Any]], url: str, etag: str | None, generated: Any) -> dict[str, Any]:
     return {
+        "index_format": INDEX_FORMAT,
         "schema_version": SCHEMA_VERSION,
         "modified": newest_modified([item["entry"] for item in items]),
         "update": {
@@ -181,8 +169,8 @@ def _cache_document(items: list[dict[str, Any]], url: str, etag: str | None, gen
 
 def _record(path: Path, document: Mapping[str, Any]) -> CachedRegistry:
     update = document.get("update")
-    if document.get("schema_version") != SCHEMA_VERSION or not isinstance(update, Mapping) or not isinstance(document.get("entries"), list):
-        raise UpdateError(f"{path}: not a cache this swindex wrote (schema version {document.get('schema_version')!r}); run `swindex update` again")
+    if document.get("index_format") != INDEX_FORMAT or not isinstance(update, Mapping) or not isinstance(document.get("entries"), list):
+        raise UpdateError(f"{path}: not a cache this swindex reads (index format {document.get('index_format')!r}); run `swindex update` again")
     return CachedRegistry(
         path=path,
         url=str(update.get("url")),

@@ -21,7 +21,7 @@ def version() -> str:
     except PackageNotFoundError:
         pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
         try:
-            import tomllib
+            import tomllib  # type: ignore[import-not-found, unused-ignore]
         except ImportError:  # Python 3.10 has no TOML reader in the standard library
             return "0+unknown"
         if not pyproject.is_file():

@@ -31,13 +31,14 @@ from hypothesis import strategies as st
 from check_support import HIDDEN, down_projections, entry_with, linear_weight, llama_config, write_folder, write_gguf
 from conftest import BASE_ENTRY
 
+import swindex.constants
 import swindex.registry
 from swindex import limits
 from swindex import update as upd
 from swindex.checkpoint import CheckpointError, check
 from swindex.cli import main
 from swindex.errors import SwindexError
-from swindex.lookup import clear_cache, lookup
+from swindex._lookup import clear_cache, lookup
 from swindex.records import SCHEMA_VERSION
 from swindex.registry import build_index
 from swindex.yamlio import dump_yaml
@@ -615,8 +616,8 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_entry: Calla
     for entry in (make_entry(), {**copy.deepcopy(BASE_ENTRY), "id": "acme/other-llama", "aliases": []}):
         (registry / f"{entry['id']}.yaml").parent.mkdir(parents=True, exist_ok=True)
         (registry / f"{entry['id']}.yaml").write_text(dump_yaml(entry), encoding="utf-8")
-    monkeypatch.setattr(swindex.registry, "default_registry_dir", lambda: None)
-    monkeypatch.setattr(swindex.registry, "PACKAGED_INDEX", build_index(registry, tmp_path / "wheel" / "registry.json"))
+    monkeypatch.setattr(swindex.constants, "default_registry_dir", lambda: None)
+    monkeypatch.setattr(swindex.constants, "PACKAGED_INDEX", build_index(registry, tmp_path / "wheel" / "registry.json"))
     monkeypatch.setenv(upd.CACHE_DIR_ENV, str(tmp_path / "cache"))
     for name in (upd.OFFLINE_ENV, upd.SITE_URL_ENV, "SWINDEX_REGISTRY", "SWINDEX_TODAY"):
         monkeypatch.delenv(name, raising=False)

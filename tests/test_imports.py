@@ -102,3 +102,15 @@ def test_superweight_is_a_deprecated_name_for_claim():
         warnings.simplefilter("always")
         assert swindex.SuperWeight is swindex.Claim
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+def test_swindex_lookup_stays_the_function_after_swindex_imports_its_own_modules():
+    """The implementation module is private (swindex._lookup), so no import can put a module where the function is."""
+    code = (
+        "import swindex, swindex.commands.lookup, swindex._lookup\n"
+        "from swindex._lookup import clear_cache\n"
+        "from swindex import lookup\n"
+        "print(callable(swindex.lookup), callable(lookup))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["True", "True"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from swindex.cli import main
-from swindex.lookup import lookup
+from swindex._lookup import lookup
 from swindex.yamlio import dump_yaml
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,11 +15,12 @@ import pytest
 from conftest import BASE_ENTRY
 
 import swindex
+import swindex.constants
 import swindex.registry
 from swindex import update as upd
 from swindex.cli import main
 from swindex.errors import SwindexError, ValidationError
-from swindex.lookup import clear_cache, lookup
+from swindex._lookup import clear_cache, lookup
 from swindex.registry import build_index
 from swindex.sitegen.urls import API_ROOT
 from swindex.yamlio import dump_yaml
@@ -106,8 +107,8 @@ def installed(tmp_path, monkeypatch):
     """swindex as a wheel installs it: no source checkout, a packaged index of the older registry, an empty cache."""
     registry = _write(tmp_path / "packaged-registry", copy.deepcopy(BASE_ENTRY))
     index = build_index(registry, tmp_path / "wheel" / "registry.json")
-    monkeypatch.setattr(swindex.registry, "default_registry_dir", lambda: None)
-    monkeypatch.setattr(swindex.registry, "PACKAGED_INDEX", index)
+    monkeypatch.setattr(swindex.constants, "default_registry_dir", lambda: None)
+    monkeypatch.setattr(swindex.constants, "PACKAGED_INDEX", index)
     monkeypatch.setenv(upd.CACHE_DIR_ENV, str(tmp_path / "cache"))
     for name in (upd.OFFLINE_ENV, upd.SITE_URL_ENV, "SWINDEX_REGISTRY"):
         monkeypatch.delenv(name, raising=False)
@@ -143,7 +144,7 @@ def test_update_fetches_the_sites_dump_and_lookup_then_uses_it(installed, site, 
 def test_the_packaged_index_wins_when_it_is_newer_than_the_cache(installed, site, capsys, tmp_path, monkeypatch):
     assert _update(site, capsys)[0] == 0
     newer = _write(tmp_path / "newer", {**copy.deepcopy(BASE_ENTRY), "modified": "2100-01-01"})
-    monkeypatch.setattr(swindex.registry, "PACKAGED_INDEX", build_index(newer, tmp_path / "wheel2" / "registry.json"))
+    monkeypatch.setattr(swindex.constants, "PACKAGED_INDEX", build_index(newer, tmp_path / "wheel2" / "registry.json"))
     assert str(swindex.registry_source()) == "packaged index of 2100-01-01"
     with pytest.raises(KeyError):
         lookup(FRESH)
@@ -232,7 +233,7 @@ def test_a_corrupt_cache_file_is_ignored_with_a_warning(installed, site, capsys)
 def test_a_source_checkout_reads_its_own_registry_even_with_a_newer_cache(installed, site, capsys, monkeypatch):
     assert _update(site, capsys)[0] == 0
     checkout = Path(__file__).resolve().parent.parent / "registry"
-    monkeypatch.setattr(swindex.registry, "default_registry_dir", lambda: checkout)
+    monkeypatch.setattr(swindex.constants, "default_registry_dir", lambda: checkout)
     source = swindex.registry_source()
     assert (source.kind, source.path) == ("checkout", checkout)
 
@@ -266,3 +267,45 @@ def test_a_dump_with_an_entry_filed_under_another_id_is_refused(built_site):
     document["entries"][0]["path"] = "registry/other/place.yaml"
     with pytest.raises(ValidationError, match="is not where the entry"):
         upd.checked_entries(document, "dump")
+
+
+def test_a_cache_keeps_working_across_an_entry_schema_bump(installed, site, capsys, monkeypatch):
+    """The cache's layout has its own version: entries an older swindex cached are upgraded when read, not refused."""
+    import json
+
+    from swindex.migrate import downgrade
+
+    assert _update(site, capsys)[0] == 0
+    document = json.loads(installed.read_text(encoding="utf-8"))
+    document["entries"] = [{**item, "entry": downgrade(item["entry"])} for item in document["entries"]]
+    assert {item["entry"]["schema_version"] for item in document["entries"]} == {1}
+    installed.write_text(json.dumps(document), encoding="utf-8")
+    clear_cache()
+    assert swindex.registry_source().kind == "cache"
+    assert lookup(FRESH).schema_version == swindex.constants.ENTRY_SCHEMA_VERSION
+
+
+def test_a_cache_in_another_index_format_is_refused_in_one_line(installed, site, capsys):
+    import json
+
+    assert _update(site, capsys)[0] == 0
+    document = json.loads(installed.read_text(encoding="utf-8"))
+    installed.write_text(json.dumps({**document, "index_format": 99}), encoding="utf-8")
+    with pytest.raises(upd.UpdateError, match=r"index format 99.*run `swindex update` again"):
+        upd.read_cache(installed)
+
+
+def test_a_lookup_in_the_packaged_index_builds_only_the_entry_it_returns(installed, monkeypatch):
+    from swindex.records import Entry
+
+    built: list[str] = []
+    original = Entry.from_dict.__func__
+
+    def counting(cls, data, **kwargs):
+        built.append(data["id"])
+        return original(cls, data, **kwargs)
+
+    monkeypatch.setattr(Entry, "from_dict", classmethod(counting))
+    clear_cache()
+    assert lookup(BASE_ENTRY["id"]).id == BASE_ENTRY["id"]
+    assert built == [BASE_ENTRY["id"]]

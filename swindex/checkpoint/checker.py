@@ -107,7 +107,7 @@ def choose_entry(
             raise ValidationError(problems)
         return Entry.from_dict(data, path=os.fspath(entry)), f"entry file {os.fspath(entry)}"
     if base is not None:
-        from ..lookup import lookup
+        from .._lookup import lookup
 
         return lookup(base, registry=registry), f"named base {base}"
     return infer_entry(

@@ -132,7 +132,7 @@ def infer_entry(
     registry: Any = None,
 ) -> tuple[Entry, str]:
     """The entry a checkpoint derives from and how it was told; BaseModelError when it cannot be, or is ambiguous."""
-    from ..lookup import entries, lookup
+    from .._lookup import entries, lookup
 
     for where, names in name_questions(config, card, gguf_metadata):
         found: dict[str, tuple[Entry, str]] = {}

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_lookup(args: argparse.Namespace) -> int:
-    from ..lookup import lookup, registry_source
+    from .._lookup import lookup, registry_source
 
     if not args.model.strip():
         print("swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder (`swindex list` shows every model)", file=sys.stderr)
@@ -57,7 +57,7 @@ def _print_table(entries: Iterable[Entry]) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..lookup import entries
+    from .._lookup import entries
 
     found = entries(registry=args.registry)
     if args.json:
@@ -68,7 +68,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ..lookup import search
+    from .._lookup import search
 
     if not args.query.strip():
         print("swindex search: error: the query is empty; use `swindex list` to see every model", file=sys.stderr)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.entry:  # the entry first: a model without one fails before it is loaded
         entry = read_entry_file(args.entry)
     else:
-        from ..lookup import lookup
+        from .._lookup import lookup
 
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)

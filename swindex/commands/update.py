@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ValidationError, shown_lines
-    from ..lookup import clear_cache
+    from .._lookup import clear_cache
     from ..sources import registry_source
     from ..update import UpdateError, update
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _clear() -> int:
-    from ..lookup import clear_cache
+    from .._lookup import clear_cache
     from ..sources import registry_source
     from ..update import clear
 

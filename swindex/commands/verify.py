@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SwindexError
     from ..dates import today
     from ..loading import gguf_path
-    from ..lookup import lookup
+    from .._lookup import lookup
     from ..registry import write_atomic
     from ..verification import FingerprintWarning, record, verify
     from ..yamlio import dump_yaml

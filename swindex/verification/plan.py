@@ -127,7 +127,7 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
         model = model_or_id
         model_id = getattr(getattr(model, "config", None), "name_or_path", None) or None
     if entry is None:
-        from ..lookup import lookup
+        from .._lookup import lookup
 
         entry = lookup(model_or_id if isinstance(model_or_id, (str, os.PathLike)) else model, revision=settings.revision, registry=settings.registry)
     data = entry_dict(entry)

@@ -2,42 +2,56 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .errors import RevisionMismatchError, UnknownModelError
 from .records import Entry
-from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_entries  # noqa: F401 (REGISTRY_ENV, registry_source: re-exported)
+from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_items  # noqa: F401 (REGISTRY_ENV, registry_source: re-exported)
 
 _CACHE_DIR = re.compile(r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
 
 
-@dataclass(frozen=True)
 class _Index:
-    entries: tuple[Entry, ...]
-    by_name: dict[str, Entry]
+    """A registry's entries by every name they answer to; records are built when first asked for, so a lookup in
+    the packaged index builds one Entry, not every one."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items  # an Entry, or a (path, entry dict) pair from an index
+        self._built: dict[int, Entry] = {}
+        self.by_name: dict[str, int] = {}
+        short: dict[str, list[int]] = {}
+        for position, item in enumerate(items):
+            model_id, aliases = (item.id, item.aliases) if isinstance(item, Entry) else (item[1]["id"], item[1].get("aliases") or ())
+            for name in (model_id, *aliases):
+                self.by_name.setdefault(name.casefold(), position)
+            short.setdefault(model_id.rsplit("/", 1)[-1].casefold(), []).append(position)
+        for name, owners in short.items():
+            if len(owners) == 1:
+                self.by_name.setdefault(name, owners[0])
+
+    def entry(self, position: int) -> Entry:
+        if position not in self._built:
+            item = self._items[position]
+            self._built[position] = item if isinstance(item, Entry) else Entry.from_dict(item[1], path=item[0])
+        return self._built[position]
+
+    def named(self, name: str) -> Entry | None:
+        position = self.by_name.get(name.casefold())
+        return None if position is None else self.entry(position)
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(self.entry(position) for position in range(len(self._items)))
 
 
 @lru_cache(maxsize=8)
 def _load(source: RegistrySource) -> _Index:
-    entries = tuple(source_entries(source))
-    by_name: dict[str, Entry] = {}
-    for entry in entries:
-        for name in (entry.id, *entry.aliases):
-            by_name.setdefault(name.casefold(), entry)
-    short: dict[str, list[Entry]] = {}
-    for entry in entries:
-        short.setdefault(entry.id.rsplit("/", 1)[-1].casefold(), []).append(entry)
-    for name, owners in short.items():
-        if len(owners) == 1:
-            by_name.setdefault(name, owners[0])
-    return _Index(entries, by_name)
+    return _Index(source_items(source))
 
 
 def _index(registry: str | os.PathLike[str] | None) -> _Index:
@@ -125,17 +139,16 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
         raise ValueError("the model id is empty: give a model id such as 'huggyllama/llama-7b', an alias or a local model folder")
     index = _index(registry)
     entry = next(
-        (
-            index.by_name[c.casefold()] for c in _candidates(name)
-            if c.casefold() in index.by_name and (c == name or _config_fits(name, index.by_name[c.casefold()]))
-        ),
+        (found for c in _candidates(name) if (found := index.named(c)) is not None and (c == name or _config_fits(name, found))),
         None,
     )
     if entry is None:
+        import difflib
+
         names = sorted({e.id for e in index.entries} | {a for e in index.entries for a in e.aliases})
         folded = {n.casefold(): n for n in names}
         close = [folded[c] for c in difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.5)]
-        same_name = index.by_name.get(re.split(r"[/\\]+", name)[-1].casefold())
+        same_name = index.named(re.split(r"[/\\]+", name)[-1])
         if same_name is not None:
             close = [same_name.id, *(c for c in close if c != same_name.id)][:3]
         raise UnknownModelError(name, close)
