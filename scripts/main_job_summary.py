@@ -41,10 +41,10 @@ def _activation(claim: Any) -> str:
 
 
 def _gguf_name(claim: Any) -> str:
-    from swindex.layout import gguf_index, gguf_tensor_name
+    from swindex.layout import gguf_index, gguf_tensor_names
 
     index = ", ".join(str(i) for i in gguf_index(claim.row, claim.column, claim.expert))
-    return f"{gguf_tensor_name(claim.layer, claim.expert)}[{index}]"
+    return f"{gguf_tensor_names(claim.tensor, claim.layer, claim.expert)[0]}[{index}]"  # shared experts: ffn_down_shexp
 
 
 def describe(entry: Any) -> list[str]:

@@ -21,7 +21,8 @@ the input channel (an intermediate feature), *expert* the routed expert of a Mix
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 Order = Literal["linear", "transposed", "either"]
 
@@ -39,6 +40,17 @@ LINEAR_ARCHITECTURES = (
     "DistilBert", "Electra", "ModernBert", "EuroBert", "Llava", "LlavaNext", "Idefics3", "PaliGemma",
 )
 """Model classes known to store every down projection as a Linear ``[row, column]`` (fused experts ``[expert, row, column]``)."""
+
+DOWN_PROJECTION_NAMES = frozenset({"down_proj", "c_proj", "fc2", "dense_4h_to_h", "fc_out", "w2", "wo"})
+"""Leaf names a decoder's MLP down projection goes by across model families (BERT-style encoders: ``output.dense``)."""
+
+ENCODER_DOWN_PROJECTION = "output.dense"
+"""BERT-style encoders' down projection: the feed-forward ``output.dense`` (not ``attention.output.dense``)."""
+
+TRANSPOSED_MODULES = ("Conv1D",)
+"""Layer classes that store their weight ``[in, out]``: GPT-2's Conv1D (transformers.pytorch_utils)."""
+
+_SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
 
 _TABLE: dict[str, Order] = {
     **{name: "linear" for name in LINEAR_ARCHITECTURES},
@@ -60,6 +72,18 @@ def index_order(architecture: str) -> Order:
         if architecture.startswith(prefix) and (not rest or rest[0].isupper()):
             return _TABLE[prefix]
     return "either"
+
+
+def module_stores_transposed(module: Any) -> bool:
+    """Whether a layer module stores its weight ``[in, out]``: a Conv1D by its class, fused experts by the
+    ``is_transposed`` flag transformers 5 sets on them."""
+    return type(module).__name__ in TRANSPOSED_MODULES or bool(getattr(module, "is_transposed", False))
+
+
+def is_shared_expert(tensor: str) -> bool:
+    """Whether a transformers tensor name is a shared expert's (``mlp.shared_expert.down_proj.weight``), which GGUF
+    files name ``ffn_down_shexp``."""
+    return bool(_SHARED_EXPERT.search(f".{tensor}"))
 
 
 def stored_index(row: int, column: int, expert: int | None = None, *, transposed: bool = False, fused: bool = False) -> tuple[int, ...]:
@@ -101,6 +125,15 @@ def gguf_tensor_name(layer: int, expert: int | None = None, *, shared: bool = Fa
     if expert is not None:
         return f"blk.{int(layer)}.ffn_down_exps.weight"
     return f"blk.{int(layer)}.ffn_down_shexp.weight" if shared else f"blk.{int(layer)}.ffn_down.weight"
+
+
+def gguf_tensor_names(tensor: str, layer: int, expert: int | None = None) -> tuple[str, ...]:
+    """The names a transformers down projection may have in a GGUF file, today's first: fused routed experts,
+    a shared expert, a plain layer, or llama.cpp's older per-expert tensors (``blk.N.ffn_down.E.weight``)."""
+    names = (gguf_tensor_name(layer, expert, shared=is_shared_expert(tensor)),)
+    if expert is not None:
+        names += (f"blk.{int(layer)}.ffn_down.{int(expert)}.weight",)
+    return names
 
 
 def gguf_index(row: int, column: int, expert: int | None = None) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SurgeryError
-from .layout import coordinate_of
+from .layout import coordinate_of, module_stores_transposed
 from .params import check_index, read_scalar, read_tensor, resolve_module, resolve_name, slot
 from .claims import super_weight_claims
 from .records import format_coordinate
@@ -289,7 +289,7 @@ def _layout(model: Any, name: str, index: tuple[int, ...]) -> tuple[int, int, in
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
         transposed, expert = hidden is not None and tuple(model.get_parameter(name).shape)[1] != hidden, None
     else:
-        transposed, expert = type(module).__name__ == "Conv1D", None
+        transposed, expert = module_stores_transposed(module), None
     try:
         return coordinate_of(index, transposed=transposed, fused=fused, expert=expert)
     except ValueError as exc:

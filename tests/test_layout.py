@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from swindex import layout
+from swindex.layout import gguf_tensor_names, module_stores_transposed
 
 
 @pytest.mark.parametrize(
@@ -132,3 +133,22 @@ def test_gguf_array_index_matches_transformers_on_a_real_gguf(smollm2_gguf) -> N
         assert ours.shape == theirs.shape
         for row, column in [(507, 1229), (0, 1535), (575, 0)]:
             assert ours[layout.gguf_array_index(row, column)] == theirs[row, column]
+
+
+@pytest.mark.parametrize(
+    "tensor, layer, expert, expected",
+    [
+        ("model.layers.3.mlp.down_proj.weight", 3, None, ("blk.3.ffn_down.weight",)),
+        ("model.layers.3.mlp.shared_expert.down_proj.weight", 3, None, ("blk.3.ffn_down_shexp.weight",)),
+        ("model.layers.3.mlp.shared_experts.down_proj.weight", 3, None, ("blk.3.ffn_down_shexp.weight",)),
+        ("model.layers.3.mlp.experts.down_proj", 3, 5, ("blk.3.ffn_down_exps.weight", "blk.3.ffn_down.5.weight")),
+    ],
+)
+def test_gguf_names_of_a_down_projection_today_first_then_the_legacy_expert_form(tensor, layer, expert, expected):
+    assert gguf_tensor_names(tensor, layer, expert) == expected
+
+
+@pytest.mark.parametrize("class_name, flag, expected", [("Conv1D", False, True), ("Linear", False, False), ("Experts", True, True)])
+def test_a_module_stores_its_weight_transposed_by_class_or_by_its_flag(class_name, flag, expected):
+    module = type(class_name, (), {"is_transposed": flag})()
+    assert module_stores_transposed(module) is expected

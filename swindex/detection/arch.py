@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnsupportedModelError
-from ..layout import stored_index
+from ..layout import DOWN_PROJECTION_NAMES, ENCODER_DOWN_PROJECTION, module_stores_transposed, stored_index
 
 KNOWN_LAYER_LISTS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers", "encoder.layer", "transformer.blocks", "model.language_model.layers", "language_model.model.layers", "layers", "h")
-KNOWN_DOWN_NAMES = frozenset({"down_proj", "c_proj", "fc2", "dense_4h_to_h", "fc_out", "w2", "wo"})
-ENCODER_DOWN = "output.dense"
 _ATTENTION = re.compile(r"(^|\.)[^.]*(attn|attention)[^.]*(\.|$)")
 _EXPERT_IN_NAME = re.compile(r"(?:^|\.)experts\.(\d+)(?:\.|$)")
 _SKIP_LISTS = re.compile(r"vision|visual|image|audio|speech|encoder_decoder|mtp")
@@ -100,7 +98,7 @@ def locate(model: Any) -> ModelLayout:
             linears = [f"{n} {_shape(m)}" for n, m in layer.named_modules() if _linear_kind(m)]
             raise UnsupportedModelError(
                 f"{type(model).__name__}: no FFN down projection found in layer {i} ({path}.{i}, {type(layer).__name__}); "
-                f"looked for a linear named {', '.join(sorted(KNOWN_DOWN_NAMES))} or {ENCODER_DOWN} writing {hidden} features, "
+                f"looked for a linear named {', '.join(sorted(DOWN_PROJECTION_NAMES))} or {ENCODER_DOWN_PROJECTION} writing {hidden} features, "
                 f"or a fused experts module with a 3-D down_proj. Linear layers there: {', '.join(linears) or 'none'}"
             )
         sites.extend(found)
@@ -146,7 +144,7 @@ def _linear_kind(module: Any) -> str | None:
 
     if isinstance(module, torch.nn.Linear):
         return "linear"
-    if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
+    if module_stores_transposed(module) and hasattr(module, "nf"):
         return "conv1d"
     return None
 
@@ -175,7 +173,7 @@ def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of:
     for name, module in named:
         if _fused_experts(module) and not _ATTENTION.search(name):
             weight = module.down_proj
-            transposed = bool(getattr(module, "is_transposed", False))
+            transposed = module_stores_transposed(module)
             experts, first, second = weight.shape
             inner, outer = (first, second) if transposed else (second, first)
             found.append(DownProjection(index, f"{prefix}.{name}", name_of[id(weight)], "experts", inner, outer, None, experts, transposed, module))
@@ -186,7 +184,7 @@ def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of:
             continue
         leaf = name.rsplit(".", 1)[-1]
         inner, outer = _features(module, kind)
-        if outer == hidden and (leaf in KNOWN_DOWN_NAMES or name == ENCODER_DOWN):
+        if outer == hidden and (leaf in DOWN_PROJECTION_NAMES or name == ENCODER_DOWN_PROJECTION):
             found.append(_linear_site(index, prefix, name, module, kind, inner, outer, name_of))
     if found:
         return found
