@@ -130,7 +130,7 @@ def gguf_tensor_name(layer: int, expert: int | None = None, *, shared: bool = Fa
 def gguf_tensor_names(tensor: str, layer: int, expert: int | None = None) -> tuple[str, ...]:
     """The names a transformers down projection may have in a GGUF file, today's first: fused routed experts,
     a shared expert, a plain layer, or llama.cpp's older per-expert tensors (``blk.N.ffn_down.E.weight``)."""
-    names = (gguf_tensor_name(layer, expert, shared=is_shared_expert(tensor)),)
+    names: tuple[str, ...] = (gguf_tensor_name(layer, expert, shared=is_shared_expert(tensor)),)
     if expert is not None:
         names += (f"blk.{int(layer)}.ffn_down.{int(expert)}.weight",)
     return names
