@@ -37,18 +37,33 @@ BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LAYER, ROW = 11, 507
 KEPT_COLUMNS = (1229, 1487)  # the entry's weights to keep, both on row 507 of layer 11
 CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
-    "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
 }
 PAGE_SIZE = 40
 ORG = "standin"
 
 # (variant, kind, how many repositories) of the regular set: planted truth comes from each file's bytes
 REGULAR = (
-    ("kept", "finetune", 60), ("scaled-0.5", "finetune", 30), ("zeroed", "finetune", 30), ("flipped", "finetune", 15),
-    ("shrunk-0.05", "finetune", 15), ("kept", "merge", 20), ("scaled-0.5", "merge", 10),
-    ("gguf-q4_1", "quantized", 30), ("gguf-q8_0", "quantized", 20), ("gguf-q4_0", "quantized", 20),
-    ("gguf-f16", "quantized", 10), ("gguf-zeroed-q8_0", "quantized", 10), ("gguf-several", "quantized", 10),
+    ("kept", "finetune", 60),
+    ("scaled-0.5", "finetune", 30),
+    ("zeroed", "finetune", 30),
+    ("flipped", "finetune", 15),
+    ("shrunk-0.05", "finetune", 15),
+    ("kept", "merge", 20),
+    ("scaled-0.5", "merge", 10),
+    ("gguf-q4_1", "quantized", 30),
+    ("gguf-q8_0", "quantized", 20),
+    ("gguf-q4_0", "quantized", 20),
+    ("gguf-f16", "quantized", 10),
+    ("gguf-zeroed-q8_0", "quantized", 10),
+    ("gguf-several", "quantized", 10),
     ("adapter", "adapter", 5),
 )
 SPECIAL = ("broken", "gated", "remote-code", "pickles", "no-weights", "rate-limited", "slow")
@@ -100,7 +115,9 @@ def _planted(weight: Any, variant: str) -> Any:
     import numpy as np
 
     weight = weight.copy()
-    factor = {"zeroed": 0.0, "scaled-0.5": 0.5, "flipped": -1.0, "shrunk-0.05": 0.05}.get(variant.replace("gguf-", "").split("-q")[0])
+    factor = {"zeroed": 0.0, "scaled-0.5": 0.5, "flipped": -1.0, "shrunk-0.05": 0.05}.get(
+        variant.replace("gguf-", "").split("-q")[0]
+    )
     if factor is not None:
         for column in KEPT_COLUMNS:
             weight[ROW, column] = np.float32(weight[ROW, column] * factor)
@@ -112,8 +129,15 @@ def _safetensors(weight: Any) -> bytes:
     from safetensors.numpy import save
 
     rng = np.random.default_rng(0)
-    other = rng.normal(0, 0.02, size=weight.shape).astype(np.float16)  # a second layer, so the header lists more than one
-    return save({f"model.layers.{LAYER}.mlp.down_proj.weight": weight.astype(np.float16), "model.layers.12.mlp.down_proj.weight": other})
+    other = rng.normal(0, 0.02, size=weight.shape).astype(
+        np.float16
+    )  # a second layer, so the header lists more than one
+    return save(
+        {
+            f"model.layers.{LAYER}.mlp.down_proj.weight": weight.astype(np.float16),
+            "model.layers.12.mlp.down_proj.weight": other,
+        }
+    )
 
 
 def _gguf(weight: Any, qtype: str, raw: Any = None) -> bytes:
@@ -164,7 +188,7 @@ def _stored_values(blob: bytes, name: str) -> list[float]:
 
 
 def planted_outcome(values: list[float], recorded: list[float]) -> str:
-    """``kept`` (each within 5%), ``lost`` (one zeroed, flipped or under a tenth) or ``changed`` (between), from the values alone."""
+    """``kept`` (each within 5%), ``lost`` (one zeroed, flipped or under a tenth) or ``changed`` (between)."""
     ratios = [value / original for value, original in zip(values, recorded, strict=True)]
     if any(ratio <= 0 or ratio < 0.10 for ratio in ratios):
         return "lost"
@@ -180,7 +204,9 @@ def blobs(gguf_path: str) -> dict[str, bytes]:
     made: dict[str, bytes] = {
         "config": json.dumps(CONFIG).encode(),
         "card": f"---\nbase_model: {BASE}\nlicense: apache-2.0\n---\n# A derived model\n".encode(),
-        "adapter_config": json.dumps({"peft_type": "LORA", "r": 8, "target_modules": ["down_proj"], "base_model_name_or_path": BASE}).encode(),
+        "adapter_config": json.dumps(
+            {"peft_type": "LORA", "r": 8, "target_modules": ["down_proj"], "base_model_name_or_path": BASE}
+        ).encode(),
         "pickle": b"\x80\x02}q\x00." + bytes(4096),
     }
     for variant in ("kept", "scaled-0.5", "zeroed", "flipped", "shrunk-0.05"):
@@ -189,10 +215,12 @@ def blobs(gguf_path: str) -> dict[str, bytes]:
     import numpy as np
     from safetensors.numpy import save
 
-    made["adapter"] = save({
-        f"base_model.model.model.layers.{LAYER}.mlp.down_proj.lora_A.weight": np.zeros((8, 1536), dtype=np.float16),
-        f"base_model.model.model.layers.{LAYER}.mlp.down_proj.lora_B.weight": np.zeros((576, 8), dtype=np.float16),
-    })
+    made["adapter"] = save(
+        {
+            f"base_model.model.model.layers.{LAYER}.mlp.down_proj.lora_A.weight": np.zeros((8, 1536), dtype=np.float16),
+            f"base_model.model.model.layers.{LAYER}.mlp.down_proj.lora_B.weight": np.zeros((576, 8), dtype=np.float16),
+        }
+    )
     made["gguf-q4_1"] = _gguf(weight, "Q4_1", raw=raw)
     made["gguf-q8_0"] = _gguf(weight, "Q8_0")
     made["gguf-q4_0"] = _gguf(weight, "Q4_0")
@@ -205,25 +233,49 @@ def _sha(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - a commit id, as git makes them
 
 
-def repositories(gguf_path: str, recorded: list[float]) -> list[Repo]:
-    """The served set: `REGULAR` and `SPECIAL`, with each checkpoint's planted truth."""
+def repositories(gguf_path: str, recorded: list[float], copies: int = 1) -> list[Repo]:
+    """The served set, `REGULAR` (``copies`` times, for benchmarks) and `SPECIAL`, each with its planted truth."""
     made = blobs(gguf_path)
-    truths = {key: planted_outcome(_stored_values(blob, key + (".gguf" if key.startswith("gguf") else "")), recorded)
-              for key, blob in made.items() if key.startswith(("st-", "gguf-")) and key != "st-broken"}
+    truths = {
+        key: planted_outcome(_stored_values(blob, key + (".gguf" if key.startswith("gguf") else "")), recorded)
+        for key, blob in made.items()
+        if key.startswith(("st-", "gguf-")) and key != "st-broken"
+    }
     small = {"config.json": "config", "README.md": "card"}
     repos: list[Repo] = []
 
     def add(name: str, kind: str, files: dict[str, str], truth: dict[str | None, str], **extra: Any) -> None:
         number = len(repos)
         repo_id = f"{ORG}/SmolLM2-135M-Instruct-{name}"
-        repos.append(Repo(repo_id, kind, files, _sha(repo_id), downloads=(number * 7919) % 100_000,
-                          last_modified=f"2026-{1 + number % 12:02d}-{1 + number % 28:02d}T00:00:00.000Z", truth=truth, **extra))
+        repos.append(
+            Repo(
+                repo_id,
+                kind,
+                files,
+                _sha(repo_id),
+                downloads=(number * 7919) % 100_000,
+                last_modified=f"2026-{1 + number % 12:02d}-{1 + number % 28:02d}T00:00:00.000Z",
+                truth=truth,
+                **extra,
+            )
+        )
 
-    for variant, kind, count in REGULAR:
+    for variant, kind, count in REGULAR * copies:
         for number in range(count):
-            name = f"{kind}-{variant}-{number}"
+            name = f"{kind}-{variant}-{number}" + (
+                f"-copy{len(repos) // sum(c for *_, c in REGULAR)}" if copies > 1 else ""
+            )
             if variant == "adapter":
-                add(name, kind, {"adapter_config.json": "adapter_config", "adapter_model.safetensors": "adapter", "README.md": "card"}, {None: "unsupported"})
+                add(
+                    name,
+                    kind,
+                    {
+                        "adapter_config.json": "adapter_config",
+                        "adapter_model.safetensors": "adapter",
+                        "README.md": "card",
+                    },
+                    {None: "unsupported"},
+                )
             elif variant == "gguf-several":
                 files = {f"SmolLM2-135M-Instruct-{q}.gguf": f"gguf-{q.lower()}" for q in ("Q4_0", "Q8_0", "F16")}
                 add(name, kind, {**files, "README.md": "card"}, {f: truths[key] for f, key in files.items()})
@@ -257,7 +309,9 @@ class _Server(ThreadingHTTPServer):
 class StandIn:
     """The server, on 127.0.0.1 at a free port, in a daemon thread; ``with StandIn(...) as hub:`` stops it."""
 
-    def __init__(self, repos: list[Repo], blobs: dict[str, bytes], *, page_size: int = PAGE_SIZE, rate_limit: int = 2) -> None:
+    def __init__(
+        self, repos: list[Repo], blobs: dict[str, bytes], *, page_size: int = PAGE_SIZE, rate_limit: int = 2
+    ) -> None:
         self.repos = {repo.id: repo for repo in repos}
         self.blobs = blobs
         self.page_size = page_size
@@ -289,7 +343,9 @@ class StandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, repo: str | None = None) -> None:
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None, repo: str | None = None
+            ) -> None:
                 self.send_response(status)
                 for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
                     self.send_header(key, value)
@@ -311,10 +367,17 @@ class StandIn:
                 self.wfile.write(body)
 
             def _json(self, data: Any, repo: str | None = None, headers: dict[str, str] | None = None) -> None:
-                self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})}, repo)
+                self._send(
+                    200, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})}, repo
+                )
 
             def _error(self, status: int, code: str, message: str, repo: str | None = None) -> None:
-                self._send(status, json.dumps({"error": message}).encode(), {"Content-Type": "application/json", "X-Error-Code": code, "X-Error-Message": message}, repo)
+                self._send(
+                    status,
+                    json.dumps({"error": message}).encode(),
+                    {"Content-Type": "application/json", "X-Error-Code": code, "X-Error-Message": message},
+                    repo,
+                )
 
             def do_HEAD(self) -> None:
                 self.do_GET()
@@ -324,6 +387,14 @@ class StandIn:
                 path, query = url.path, parse_qs(url.query)
                 if path == "/api/models":
                     return self._listing(query)
+                if path == "/_standin/stats":  # for a benchmark running the server in another process
+                    with hub.served.lock:
+                        stats = {
+                            "bytes_by_repo": dict(hub.served.bytes_by_repo),
+                            "listing_bytes": hub.served.listing_bytes,
+                            "listing_pages": hub.served.listing_pages,
+                        }
+                    return self._json(stats)
                 if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path):
                     return self._info(match[1], match[2])
                 if match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
@@ -352,9 +423,16 @@ class StandIn:
 
             def _row(self, repo: Repo) -> dict[str, Any]:
                 return {
-                    "_id": repo.sha[:24], "id": repo.id, "modelId": repo.id, "sha": repo.sha, "downloads": repo.downloads,
-                    "lastModified": repo.last_modified, "gated": "manual" if repo.gated else False, "private": False,
-                    "tags": [f"base_model:{repo.kind}:{BASE}", *repo.tags], "siblings": [{"rfilename": n} for n in sorted(repo.files)],
+                    "_id": repo.sha[:24],
+                    "id": repo.id,
+                    "modelId": repo.id,
+                    "sha": repo.sha,
+                    "downloads": repo.downloads,
+                    "lastModified": repo.last_modified,
+                    "gated": "manual" if repo.gated else False,
+                    "private": False,
+                    "tags": [f"base_model:{repo.kind}:{BASE}", *repo.tags],
+                    "siblings": [{"rfilename": n} for n in sorted(repo.files)],
                 }
 
             def _limited(self, repo: Repo) -> bool:
@@ -381,7 +459,9 @@ class StandIn:
                     return self._error(404, "RevisionNotFound", "Invalid rev id", repo_id)
                 if repo.gated:
                     return self._error(401, "GatedRepo", "Access to this model is restricted", repo_id)
-                return self._json({**self._row(repo), "siblings": [{"rfilename": n} for n in sorted(repo.files)]}, repo_id)
+                return self._json(
+                    {**self._row(repo), "siblings": [{"rfilename": n} for n in sorted(repo.files)]}, repo_id
+                )
 
             def _resolve(self, repo_id: str, revision: str, name: str, cdn: bool) -> None:
                 repo = hub.repos.get(repo_id)
@@ -392,11 +472,22 @@ class StandIn:
                 if revision not in ("main", repo.sha) or name not in repo.files:
                     return self._error(404, "EntryNotFound", "Entry not found", repo_id)
                 blob = hub.blobs[repo.files[name]]
-                etag = f'"{hashlib.sha256(blob).hexdigest()}"' if name.endswith((".safetensors", ".gguf")) else f'"{_sha(repo.files[name])}"'
+                etag = (
+                    f'"{hashlib.sha256(blob).hexdigest()}"'
+                    if name.endswith((".safetensors", ".gguf"))
+                    else f'"{_sha(repo.files[name])}"'
+                )
                 common = {"ETag": etag, "X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"}
-                if not cdn and name.endswith((".safetensors", ".gguf", ".bin")):  # LFS files live elsewhere, as on the Hub
+                if not cdn and name.endswith(
+                    (".safetensors", ".gguf", ".bin")
+                ):  # LFS files live elsewhere, as on the Hub
                     location = f"/cdn/{repo_id}/{repo.sha}/{name}"
-                    return self._send(302, b"", {**common, "Location": location, "X-Linked-Etag": etag, "X-Linked-Size": str(len(blob))}, repo_id)
+                    return self._send(
+                        302,
+                        b"",
+                        {**common, "Location": location, "X-Linked-Etag": etag, "X-Linked-Size": str(len(blob))},
+                        repo_id,
+                    )
                 if self._limited(repo):
                     return None
                 if self.headers.get("If-None-Match") == etag:
@@ -408,6 +499,8 @@ class StandIn:
                 end = min(int(wanted[2]) if wanted[2] else len(blob) - 1, len(blob) - 1)
                 if start >= len(blob):
                     return self._send(416, b"", {**common, "Content-Range": f"bytes */{len(blob)}"}, repo_id)
-                self._send(206, blob[start : end + 1], {**common, "Content-Range": f"bytes {start}-{end}/{len(blob)}"}, repo_id)
+                self._send(
+                    206, blob[start : end + 1], {**common, "Content-Range": f"bytes {start}-{end}/{len(blob)}"}, repo_id
+                )
 
         return Handler

@@ -32,24 +32,25 @@ from swindex.checkpoint import weights_to_check  # noqa: E402
 from swindex.derived import KINDS, DerivedModel, ScanState, Target, check_target, list_derived, scan  # noqa: E402
 from swindex.derived.scan import state_key  # noqa: E402
 from swindex.errors import SwindexError  # noqa: E402
+from swindex.records import Entry  # noqa: E402
 
 MEGABYTE = 1 << 20
 DEADLINE = 4.0
 
 
 @pytest.fixture(scope="module")
-def entry():  # noqa: ANN201
+def entry() -> Entry:
     return lookup(BASE)
 
 
 @pytest.fixture(scope="module")
-def served(smollm2_gguf: Path, entry) -> tuple[list[hub_standin.Repo], dict[str, bytes]]:  # noqa: ANN001
+def served(smollm2_gguf: Path, entry: Entry) -> tuple[list[hub_standin.Repo], dict[str, bytes]]:
     recorded = [claim.value for claim in weights_to_check(entry)]
     return hub_standin.repositories(str(smollm2_gguf), recorded), hub_standin.blobs(str(smollm2_gguf))
 
 
 @pytest.fixture(scope="module")
-def hub(served) -> Iterator[StandIn]:  # noqa: ANN001
+def hub(served: tuple[list[hub_standin.Repo], dict[str, bytes]]) -> Iterator[StandIn]:
     from huggingface_hub import constants
 
     with pytest.MonkeyPatch.context() as patch, StandIn(*served) as standin:
@@ -58,7 +59,7 @@ def hub(served) -> Iterator[StandIn]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def scanned(hub: StandIn, entry) -> tuple[list, float]:  # noqa: ANN001
+def scanned(hub: StandIn, entry: Entry) -> tuple[list, float]:
     """One scan of everything served, shared by the tests that read its results: (results, seconds)."""
     started = time.monotonic()
     results = list(scan(list_derived(BASE, endpoint=hub.url), entry, workers=8, deadline=DEADLINE, endpoint=hub.url))
@@ -104,23 +105,31 @@ def test_a_checkpoint_costs_well_under_a_megabyte(hub: StandIn, scanned: tuple[l
     judged = [r for r in results if r.verdict]
     assert all(0 < r.bytes_read < MEGABYTE for r in judged)
     checks = Counter(r.id for r in judged)
-    for repo, count in checks.items():  # what the server sent, the model info included, is what check counted and little more
+    for (
+        repo,
+        count,
+    ) in checks.items():  # what the server sent, the model info included, is what check counted and little more
         sent = hub.served.bytes_by_repo[repo]
         counted = sum(r.bytes_read for r in judged if r.id == repo)
         assert counted <= sent < count * MEGABYTE
     assert statistics.median(r.bytes_read for r in judged) < 64 * 1024
 
 
-def test_the_rate_limited_repository_is_retried_after_the_time_it_asked(hub: StandIn, scanned: tuple[list, float]) -> None:
+def test_the_rate_limited_repository_is_retried_after_the_time_it_asked(
+    hub: StandIn, scanned: tuple[list, float]
+) -> None:
     results, _ = scanned
     (result,) = [r for r in results if r.id.endswith("-rate-limited")]
     assert result.verdict == "kept"
     times = hub.served.retry_at[result.id]
     assert hub.served.retried[result.id] == hub.rate_limit
-    assert all(later - earlier >= 0.9 for earlier, later in zip(times[: hub.rate_limit + 1], times[1 : hub.rate_limit + 1], strict=False))
+    assert all(
+        later - earlier >= 0.9
+        for earlier, later in zip(times[: hub.rate_limit + 1], times[1 : hub.rate_limit + 1], strict=False)
+    )
 
 
-def test_a_slow_server_costs_one_worker_no_more_than_the_deadline(hub: StandIn, entry) -> None:  # noqa: ANN001
+def test_a_slow_server_costs_one_worker_no_more_than_the_deadline(hub: StandIn, entry: Entry) -> None:
     slow = next(m for m in list_derived(BASE, kinds=["finetune"], endpoint=hub.url) if m.id.endswith("-slow"))
     kept = [m for m in list_derived(BASE, kinds=["merge"], endpoint=hub.url)][:3]
     started = time.monotonic()
@@ -134,14 +143,33 @@ def test_a_slow_server_costs_one_worker_no_more_than_the_deadline(hub: StandIn, 
     assert elapsed < 1.5 + 0.5 + 3 * 2.0
 
 
-def test_a_scan_killed_half_way_resumes_with_nothing_checked_twice(hub: StandIn, entry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_scan_killed_half_way_resumes_with_nothing_checked_twice(hub: StandIn, entry: Entry, tmp_path: Path) -> None:
     state_file = tmp_path / "scan.jsonl"
-    command = [sys.executable, "-m", "swindex", "derived", BASE, "--check", "--kind", "quantized", "--state", str(state_file), "--workers", "2"]
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [
+        sys.executable,
+        "-m",
+        "swindex",
+        "derived",
+        BASE,
+        "--check",
+        "--kind",
+        "quantized",
+        "--state",
+        str(state_file),
+        "--workers",
+        "2",
+    ]
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (not state_file.exists() or state_file.read_text().count("\n") < 30):
+        lines = 1 + 30  # the header, then 30 finished checks
+        while time.monotonic() < deadline and (not state_file.exists() or state_file.read_text().count("\n") < lines):
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
     finally:
@@ -152,29 +180,56 @@ def test_a_scan_killed_half_way_resumes_with_nothing_checked_twice(hub: StandIn,
     assert 30 <= len(before) < len(targets)  # killed half-way
     infos = Counter(hub.served.infos_by_repo)
     with ScanState(state_file, BASE) as state:
-        again = list(scan(list_derived(BASE, kinds=["quantized"], endpoint=hub.url), entry, workers=2, deadline=DEADLINE, state=state, endpoint=hub.url))
+        again = list(
+            scan(
+                list_derived(BASE, kinds=["quantized"], endpoint=hub.url),
+                entry,
+                workers=2,
+                deadline=DEADLINE,
+                state=state,
+                endpoint=hub.url,
+            )
+        )
         recorded = [r.key for r in state.records()]
     assert not {r.key for r in again} & before
     asked_again = {repo for repo, count in hub.served.infos_by_repo.items() if count > infos[repo]}
-    finished = {repo.id for repo in hub.derived("quantized", BASE) if all(state_key(repo.id, repo.sha, f) in before for f in repo.truth)}
+    finished = {
+        repo.id
+        for repo in hub.derived("quantized", BASE)
+        if all(state_key(repo.id, repo.sha, f) in before for f in repo.truth)
+    }
     assert finished and not asked_again & finished  # the server was not even asked about a repository already done
     assert len(recorded) == len(set(recorded)) == len(targets)
 
 
 def test_a_torn_last_line_is_cut_and_its_check_done_again(tmp_path: Path) -> None:
     path = tmp_path / "scan.jsonl"
-    path.write_text(json.dumps({"scan": BASE, "version": 1}) + "\n" + json.dumps({"id": "a/b", "revision": "1" * 40, "file": None}) + "\n" + '{"id": "a/c", "rev')
+    path.write_text(
+        json.dumps({"scan": BASE, "version": 1})
+        + "\n"
+        + json.dumps({"id": "a/b", "revision": "1" * 40, "file": None})
+        + "\n"
+        + '{"id": "a/c", "rev'
+    )
     with ScanState(path, BASE) as state:
         assert state.done == {f"a/b@{'1' * 40}:"}
     assert path.read_text().endswith("\n")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (json.dumps({"scan": "someone/else", "version": 1}) + "\n", "scan of someone/else, not of"),
-    (json.dumps({"scan": BASE, "version": 1}) + "\nnot json\n" + json.dumps({"id": "a/b"}) + "\n", ":2: not a line a scan wrote"),
-    (json.dumps({"scan": BASE, "version": 1}) + "\n[1, 2]\n", ":2: not a check record"),
-])
-def test_a_state_file_of_another_scan_or_corrupt_is_refused_in_one_line(tmp_path: Path, content: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps({"scan": "someone/else", "version": 1}) + "\n", "scan of someone/else, not of"),
+        (
+            json.dumps({"scan": BASE, "version": 1}) + "\nnot json\n" + json.dumps({"id": "a/b"}) + "\n",
+            ":2: not a line a scan wrote",
+        ),
+        (json.dumps({"scan": BASE, "version": 1}) + "\n[1, 2]\n", ":2: not a check record"),
+    ],
+)
+def test_a_state_file_of_another_scan_or_corrupt_is_refused_in_one_line(
+    tmp_path: Path, content: str, message: str
+) -> None:
     path = tmp_path / "scan.jsonl"
     path.write_text(content)
     with pytest.raises(SwindexError, match=message) as caught:
@@ -182,23 +237,28 @@ def test_a_state_file_of_another_scan_or_corrupt_is_refused_in_one_line(tmp_path
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("files", "flags", "expected"), [
-    (("config.json", "model.safetensors"), {}, [Target()]),
-    (("model-00001-of-00002.safetensors", "model.safetensors.index.json"), {}, [Target()]),
-    (("a-Q4_0.gguf", "b-Q8_0.gguf"), {}, [Target(file="a-Q4_0.gguf"), Target(file="b-Q8_0.gguf")]),
-    (("adapter_config.json", "adapter_model.safetensors"), {}, ["unsupported"]),
-    (("pytorch_model.bin",), {}, ["unsupported"]),
-    (("README.md",), {}, ["no weights"]),
-    (("model.safetensors",), {"gated": True}, ["gated"]),
-    (("model.safetensors",), {"remote_code": True}, ["remote code"]),
-])
-def test_what_a_repository_offers_to_check_is_decided_from_its_files(files: tuple[str, ...], flags: dict, expected: list) -> None:
+@pytest.mark.parametrize(
+    ("files", "flags", "expected"),
+    [
+        (("config.json", "model.safetensors"), {}, [Target()]),
+        (("model-00001-of-00002.safetensors", "model.safetensors.index.json"), {}, [Target()]),
+        (("a-Q4_0.gguf", "b-Q8_0.gguf"), {}, [Target(file="a-Q4_0.gguf"), Target(file="b-Q8_0.gguf")]),
+        (("adapter_config.json", "adapter_model.safetensors"), {}, ["unsupported"]),
+        (("pytorch_model.bin",), {}, ["unsupported"]),
+        (("README.md",), {}, ["no weights"]),
+        (("model.safetensors",), {"gated": True}, ["gated"]),
+        (("model.safetensors",), {"remote_code": True}, ["remote code"]),
+    ],
+)
+def test_what_a_repository_offers_to_check_is_decided_from_its_files(
+    files: tuple[str, ...], flags: dict, expected: list
+) -> None:
     targets = DerivedModel("a/b", "finetune", files=files, **flags).targets()
     assert [t if isinstance(e, Target) else t.skipped for t, e in zip(targets, expected, strict=True)] == expected
     assert all(t.reason for t in targets if t.skipped)
 
 
-def test_a_skipped_target_is_recorded_without_a_request(entry) -> None:  # noqa: ANN001
+def test_a_skipped_target_is_recorded_without_a_request(entry: Entry) -> None:
     model = DerivedModel("a/b", "adapter", sha="1" * 40, files=("adapter_model.safetensors",))
     (target,) = model.targets()
     result = check_target(model, target, entry, deadline=1.0, endpoint="http://127.0.0.1:9")
@@ -206,8 +266,15 @@ def test_a_skipped_target_is_recorded_without_a_request(entry) -> None:  # noqa:
 
 
 def run_cli(hub: StandIn, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.run([sys.executable, "-m", "swindex", "derived", *args], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "swindex", "derived", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_command_lists_each_model_with_its_kind_downloads_date_and_files(hub: StandIn) -> None:
@@ -216,7 +283,13 @@ def test_the_command_lists_each_model_with_its_kind_downloads_date_and_files(hub
     lines = done.stdout.splitlines()
     assert len(lines) == len(hub.derived("merge", BASE))
     repo = hub.derived("merge", BASE)[0]
-    assert any(line.startswith("merge") and repo.id in line and f"{repo.downloads:,} downloads" in line and repo.last_modified[:10] in line for line in lines)
+    assert any(
+        line.startswith("merge")
+        and repo.id in line
+        and f"{repo.downloads:,} downloads" in line
+        and repo.last_modified[:10] in line
+        for line in lines
+    )
     assert f"{len(lines)} model(s) derived from {BASE}" in done.stderr
 
 
@@ -237,3 +310,89 @@ def test_an_unknown_base_is_refused_before_the_hub_is_asked(hub: StandIn) -> Non
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and "no-such-model" in done.stderr
     assert hub.served.listing_pages == pages
+
+
+def test_the_schema_names_the_same_kinds_and_skip_reasons_as_discovery() -> None:
+    from swindex.derived import SKIP_REASONS
+    from swindex.schema import entry_schema
+
+    record = entry_schema()["$defs"]["derived_check"]["properties"]
+    assert tuple(record["kind"]["enum"]) == KINDS
+    assert tuple(record["skipped"]["enum"]) == SKIP_REASONS
+
+
+def test_the_builder_records_every_derived_checkpoint_and_the_site_shows_them(hub: StandIn, tmp_path: Path) -> None:
+    import shutil
+
+    from builder.derived import scan_model
+    from swindex.records import Entry
+    from swindex.sitegen.build import render_pages
+    from swindex.sitegen.pages import SiteLinks, model_view
+    from swindex.sitegen.sources import find_sources
+    from swindex.validate import validate_entry_dict
+    from swindex.yamlio import load_yaml
+
+    registry = tmp_path / "registry"
+    source = Path(__file__).resolve().parent.parent / "registry" / f"{BASE}.yaml"
+    (registry / "HuggingFaceTB").mkdir(parents=True)
+    shutil.copy(source, registry / f"{BASE}.yaml")
+    written, summary = scan_model(BASE, registry, "2030-01-02", workers=8, deadline=DEADLINE, endpoint=hub.url)
+    assert written, summary
+    data = load_yaml(registry / f"{BASE}.yaml")
+    assert validate_entry_dict(data) == []
+    checks = data["evidence"]["derived_checks"]
+    expected = truth(hub)
+    assert {
+        (c["id"], c.get("file")): c["verdict"] if c["verdict"] != "unknown" else c["skipped"] for c in checks
+    } == expected
+    assert all(c["date"] == "2030-01-02" and c["revision"] == hub.repos[c["id"]].sha for c in checks)
+
+    links = SiteLinks(repo_url=None, edit_prefix=None, hub_endpoint="https://hub.example")
+    views = [model_view(Entry.from_dict(data, path=f"{BASE}.yaml"), links)]
+    docs = tmp_path / "docs"
+    render_pages(views, find_sources(), docs, links, "2030-01-02T00:00:00Z", "https://example.org/")
+    outcomes = Counter("could not check" if o not in ("kept", "changed", "lost") else o for o in expected.values())
+    page = next(docs.rglob("SmolLM2-135M-Instruct*.md")).read_text()
+    assert "## Derived checkpoints" in page
+    assert (
+        f"{outcomes['lost']} lost" in page
+        and f"{outcomes['kept']} kept" in page
+        and f"{outcomes['could not check']} could not check" in page
+    )
+    lost = sorted(key[0] for key, outcome in expected.items() if outcome == "lost")
+    assert all(f'<a href="https://hub.example/{repo}" rel="nofollow noopener">{repo}</a>' in page for repo in lost)
+    assert f"<strong>{len(expected)}</strong> derived checkpoints" in (docs / "index.md").read_text()
+    assert 'data-derived="checked lost"' in (docs / "models" / "index.md").read_text()
+    document = json.loads(next(docs.rglob("api/v2/models/HuggingFaceTB/SmolLM2-135M-Instruct.json")).read_text())
+    assert document["derived"]["lost"] == outcomes["lost"]
+    assert len(document["entry"]["evidence"]["derived_checks"]) == len(expected)
+
+
+def test_a_verdict_the_table_does_not_know_gets_its_own_column_between_kept_and_lost() -> None:
+    from swindex.sitegen.pages import derived_counts, derived_rows
+
+    checks = [
+        {"id": "a/kept", "date": "2030-01-02", "verdict": "kept", "weights": 2, "kept": 2},
+        {"id": "a/gone", "date": "2030-01-02", "verdict": "lost", "weights": 2, "kept": 0},
+        {"id": "a/weaker", "date": "2030-01-02", "verdict": "degraded", "weights": 2, "kept": 1},
+        {
+            "id": "a/gated",
+            "date": "2030-01-02",
+            "verdict": "unknown",
+            "weights": 2,
+            "kept": 0,
+            "skipped": "gated",
+            "reason": "gated",
+        },
+    ]
+    rows = derived_rows({"evidence": {"derived_checks": checks}}, None)
+    assert [r.id for r in rows] == ["a/gone", "a/weaker", "a/gated", "a/kept"]
+    assert list(derived_counts(rows).items()) == [("kept", 1), ("degraded", 1), ("lost", 1), ("could not check", 1)]
+
+
+def test_a_gguf_file_the_repository_lacks_is_refused_naming_those_it_has(hub: StandIn, entry: Entry) -> None:
+    from swindex.checkpoint import CheckpointError, check
+
+    repo = next(r for r in hub.derived("quantized", BASE) if len(r.truth) > 1)
+    with pytest.raises(CheckpointError, match=r"has no GGUF file 'model-Q2_K.gguf' \(its GGUF files: SmolLM2"):
+        check(f"{repo.id}@{repo.sha}", entry=entry, file="model-Q2_K.gguf", endpoint=hub.url)

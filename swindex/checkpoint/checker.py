@@ -76,12 +76,16 @@ def check(
     )
 
 
-def open_checkpoint(spec: str | os.PathLike[str], transfer: Transfer, *, endpoint: str | None = None, file: str | None = None) -> Checkpoint:
+def open_checkpoint(
+    spec: str | os.PathLike[str], transfer: Transfer, *, endpoint: str | None = None, file: str | None = None
+) -> Checkpoint:
     """A local path when one exists by that name, else a repository id (and ``file``, one GGUF file in it)."""
     text = os.fspath(spec)
     if Path(text).exists() or not is_repo_spec(text):
         if file is not None:
-            raise SwindexError(f"{text}: a file within a checkpoint is named only for a repository; give the local file's path instead")
+            raise SwindexError(
+                f"{text}: a file within a checkpoint is named only for a repository; give the local file's path instead"
+            )
         return open_local(text, transfer)
     return open_remote(text, transfer, endpoint=endpoint, file=file)
 

@@ -256,7 +256,9 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None, f
     location = f"{repo}@{sha}"
     if file is not None:
         if not file.endswith(".gguf") or file not in names:
-            raise CheckpointError(spec, f"has no GGUF file {file!r}" + (f" (its GGUF files: {', '.join(sorted(n for n in names if n.endswith('.gguf'))[:5])})" if any(n.endswith(".gguf") for n in names) else ""))
+            present = sorted(n for n in names if n.endswith(".gguf"))[:5]
+            listed = f" (its GGUF files: {', '.join(present)})" if present else ""
+            raise CheckpointError(spec, f"has no GGUF file {file!r}{listed}")
         return Checkpoint(f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha)
     config = parse_json(small("config.json"), f"{spec}:config.json") if "config.json" in names else None
     card = front_matter(small("README.md", CARD_BYTES)) if "README.md" in names else None
@@ -269,5 +271,8 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None, f
         return Checkpoint(location, "safetensors", tuple(shards), **common)
     ggufs = sorted(name for name in names if name.endswith(".gguf"))
     if ggufs:
-        raise CheckpointError(spec, f"holds GGUF files only ({', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}); name the one to check (swindex check REPO --file NAME.gguf), or download it and check that file")
+        listed = f"{', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}"
+        raise CheckpointError(
+            spec, f"holds GGUF files only ({listed}); name the one to check: swindex check REPO --file NAME.gguf"
+        )
     raise CheckpointError(spec, "holds no safetensors weights at its top level")

@@ -57,10 +57,14 @@ class DerivedModel:
         """From a huggingface_hub ModelInfo of a listing row."""
         modified = getattr(info, "last_modified", None)
         return cls(
-            id=str(info.id), kind=kind, sha=getattr(info, "sha", None), downloads=getattr(info, "downloads", None),
+            id=str(info.id),
+            kind=kind,
+            sha=getattr(info, "sha", None),
+            downloads=getattr(info, "downloads", None),
             last_modified=modified.date().isoformat() if modified is not None else None,
             files=tuple(sorted(s.rfilename for s in getattr(info, "siblings", None) or ())),
-            gated=bool(getattr(info, "gated", False)), remote_code=REMOTE_CODE_TAG in (getattr(info, "tags", None) or ()),
+            gated=bool(getattr(info, "gated", False)),
+            remote_code=REMOTE_CODE_TAG in (getattr(info, "tags", None) or ()),
         )
 
     @property
@@ -71,9 +75,16 @@ class DerivedModel:
     def targets(self) -> tuple[Target, ...]:
         """The checkpoints to check in this repository, or one skipped target saying why there are none."""
         if self.gated:
-            return (Target(skipped="gated", reason="the repository is gated: its weights need accepted terms and a token"),)
+            return (
+                Target(skipped="gated", reason="the repository is gated: its weights need accepted terms and a token"),
+            )
         if self.remote_code:
-            return (Target(skipped="remote code", reason="it runs its own modelling code, whose tensor layout check does not know"),)
+            return (
+                Target(
+                    skipped="remote code",
+                    reason="it runs its own modelling code, whose tensor layout check does not know",
+                ),
+            )
         top = [name for name in self.files if "/" not in name]
         found: list[Target] = []
         if any(name.endswith(".safetensors") and name not in ADAPTER_FILES for name in top):
@@ -82,10 +93,20 @@ class DerivedModel:
         if found:
             return tuple(found)
         if any(name in ADAPTER_FILES for name in top):
-            return (Target(skipped="unsupported", reason="a LoRA adapter holds low-rank updates, not the weights: check the merged model"),)
+            return (
+                Target(
+                    skipped="unsupported",
+                    reason="a LoRA adapter holds low-rank updates, not the weights: check the merged model",
+                ),
+            )
         unread = sorted({name.rsplit(".", 1)[-1] for name in self.files if name.endswith(_UNREAD_WEIGHTS)})
         if unread:
-            return (Target(skipped="unsupported", reason=f"its weights are {', '.join('.' + u for u in unread)} files, which check does not read"),)
+            return (
+                Target(
+                    skipped="unsupported",
+                    reason=f"its weights are {', '.join('.' + u for u in unread)} files, which check does not read",
+                ),
+            )
         return (Target(skipped="no weights", reason="the repository holds no weight files"),)
 
 

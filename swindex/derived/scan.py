@@ -101,14 +101,21 @@ class ScanState:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                raise SwindexError(f"{self.path}:{number}: not a line a scan wrote; delete the file to start the scan afresh") from None
+                raise SwindexError(
+                    f"{self.path}:{number}: not a line a scan wrote; delete the file to start the scan afresh"
+                ) from None
             if number == 1:
                 if not isinstance(record, dict) or record.get("scan") != self.base:
                     found = shown(str(record.get("scan"))) if isinstance(record, dict) else "nothing"
-                    raise SwindexError(f"{self.path}: this state file is a scan of {found}, not of {shown(self.base)}: give another --state file")
+                    raise SwindexError(
+                        f"{self.path}: this state file is a scan of {found}, not of {shown(self.base)}: "
+                        "give another --state file"
+                    )
                 continue
             if not isinstance(record, dict) or "id" not in record:
-                raise SwindexError(f"{self.path}:{number}: not a check record; delete the file to start the scan afresh")
+                raise SwindexError(
+                    f"{self.path}:{number}: not a check record; delete the file to start the scan afresh"
+                )
             self.done.add(state_key(record["id"], record.get("revision"), record.get("file")))
 
     def _append(self, record: dict[str, Any]) -> None:
@@ -138,12 +145,17 @@ class ScanState:
         self.close()
 
 
-def check_target(model: DerivedModel, target: Target, entry: Any, *, deadline: float | None, endpoint: str | None = None) -> DerivedCheck:
-    """One checkpoint through `swindex check`, within ``deadline`` seconds; every failure becomes a record, never an exception."""
+def check_target(
+    model: DerivedModel, target: Target, entry: Any, *, deadline: float | None, endpoint: str | None = None
+) -> DerivedCheck:
+    """One checkpoint through `swindex check`, within ``deadline`` seconds.
+
+    Every failure becomes a record, never an exception: one bad repository must not stop a scan.
+    """
     from ..checkpoint import UnsupportedCheckpointError, check
     from .transport import deadline as within
 
-    common = {"id": model.id, "kind": model.kind, "revision": model.sha, "file": target.file}
+    common: dict[str, Any] = {"id": model.id, "kind": model.kind, "revision": model.sha, "file": target.file}
     if target.skipped:
         return DerivedCheck(**common, skipped=target.skipped, reason=target.reason)
     started = time.monotonic()
@@ -154,12 +166,20 @@ def check_target(model: DerivedModel, target: Target, entry: Any, *, deadline: f
         return DerivedCheck(**common, skipped="unsupported", reason=exc.reason, seconds=time.monotonic() - started)
     except SwindexError as exc:
         elapsed = time.monotonic() - started
-        reason = f"no answer within the {deadline:g} s deadline" if deadline is not None and elapsed >= deadline else str(exc)
+        reason = (
+            f"no answer within the {deadline:g} s deadline"
+            if deadline is not None and elapsed >= deadline
+            else str(exc)
+        )
         return DerivedCheck(**common, skipped="could not read", reason=reason.splitlines()[0], seconds=elapsed)
     resolved = report.checkpoint.split("@", 1)[1].split("/", 1)[0] if "@" in report.checkpoint else None
     return DerivedCheck(
-        **{**common, "revision": model.sha or resolved}, verdict=report.verdict, weights=len(report.weights),
-        kept=report.counts.get("kept", 0), bytes_read=report.bytes_read, seconds=time.monotonic() - started,
+        **{**common, "revision": model.sha or resolved},
+        verdict=report.verdict,
+        weights=len(report.weights),
+        kept=report.counts.get("kept", 0),
+        bytes_read=report.bytes_read,
+        seconds=time.monotonic() - started,
     )
 
 
@@ -189,7 +209,10 @@ def scan(
             state.record(result)
         return result
 
-    with scan_session(connections=workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swindex-derived") as pool:
+    with (
+        scan_session(connections=workers),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="swindex-derived") as pool,
+    ):
         running: set[Future[DerivedCheck]] = set()
         try:
             for model in models:

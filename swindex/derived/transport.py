@@ -48,7 +48,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP date), or None when absent or unreadable."""
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP date); None when absent or unreadable."""
     if not value:
         return None
     text = value.strip()
@@ -67,7 +67,8 @@ def backoff(attempt: int, asked: float | None) -> float:
     """How long to wait before retry number ``attempt`` (from 0): what the server asked, else jittered doubling."""
     if asked is not None:
         return min(asked, MAX_BACKOFF_SECONDS)
-    return min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS) * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not secrecy
+    jitter = 0.5 + random.random() / 2  # noqa: S311 - spreading retries out, not secrecy
+    return min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS) * jitter
 
 
 def _shut(sock: Any) -> None:
@@ -78,16 +79,17 @@ def _shut(sock: Any) -> None:
 
 def _httpx() -> Any:
     """The HTTP library huggingface_hub's session is built on (httpx2 from huggingface_hub 2, httpx before)."""
+    import importlib
+
     try:
-        import httpx2
+        return importlib.import_module("httpx2")
     except ModuleNotFoundError:
-        import httpx as httpx2
-    return httpx2
+        return importlib.import_module("httpx")
 
 
 def scan_transport(connections: int) -> Any:
     """A transport over one pool of ``connections`` kept-alive connections, with deadlines and retries."""
-    httpx2 = _httpx()
+    httpx2: Any = _httpx()
 
     class DeadlineExceeded(httpx2.TimeoutException):
         """The check's whole-request deadline passed."""
@@ -143,10 +145,16 @@ def scan_transport(connections: int) -> Any:
                         for key in ("connect", "read", "write", "pool")
                     }
                 response = self._inner.handle_request(request)
-                if response.status_code not in RETRY_STATUSES or request.method not in ("GET", "HEAD") or attempt >= RETRIES:
+                if (
+                    response.status_code not in RETRY_STATUSES
+                    or request.method not in ("GET", "HEAD")
+                    or attempt >= RETRIES
+                ):
                     return httpx2.Response(
-                        response.status_code, headers=response.headers,
-                        stream=DeadlineStream(response, request), extensions=response.extensions,
+                        response.status_code,
+                        headers=response.headers,
+                        stream=DeadlineStream(response, request),
+                        extensions=response.extensions,
                     )
                 wait = backoff(attempt, retry_after(response.headers.get("Retry-After")))
                 ends = _deadline()
@@ -170,14 +178,19 @@ def scan_session(connections: int) -> Iterator[None]:
 
     set_client_factory = getattr(huggingface_hub, "set_client_factory", None)
     if set_client_factory is None:
-        raise SwindexError(f"a scan needs huggingface_hub 1.0 or later (this is {huggingface_hub.__version__}): pip install -U huggingface_hub")
+        raise SwindexError(
+            f"a scan needs huggingface_hub 1.0 or later (this is {huggingface_hub.__version__}): "
+            "pip install -U huggingface_hub"
+        )
 
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
 
     def factory() -> Any:
         return _httpx().Client(
-            transport=scan_transport(connections), event_hooks={"request": [_http.hf_request_event_hook]},
-            follow_redirects=True, timeout=None,
+            transport=scan_transport(connections),
+            event_hooks={"request": [_http.hf_request_event_hook]},
+            follow_redirects=True,
+            timeout=None,
         )
 
     set_client_factory(factory)
