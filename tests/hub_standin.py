@@ -47,6 +47,7 @@ CONFIG = {
     "vocab_size": 49152,
 }
 PAGE_SIZE = 40
+GGUF_PREAMBLE = 24  # magic, version, tensor count, metadata count
 ORG = "standin"
 
 # (variant, kind, how many repositories) of the regular set: planted truth comes from each file's bytes
@@ -58,9 +59,9 @@ REGULAR = (
     ("shrunk-0.05", "finetune", 15),
     ("kept", "merge", 20),
     ("scaled-0.5", "merge", 10),
-    ("gguf-q4_1", "quantized", 30),
-    ("gguf-q8_0", "quantized", 20),
-    ("gguf-q4_0", "quantized", 20),
+    ("gguf-q4_1", "quantized", 10),
+    ("gguf-q8_0", "quantized", 30),
+    ("gguf-q4_0", "quantized", 30),
     ("gguf-f16", "quantized", 10),
     ("gguf-zeroed-q8_0", "quantized", 10),
     ("gguf-several", "quantized", 10),
@@ -100,15 +101,30 @@ class Served:
 
 
 @cache
-def real_layer(gguf_path: str) -> tuple[Any, Any]:
-    """(the raw Q4_1 blocks, the dequantized float32 [576, 1536]) of the real file's layer-11 down projection."""
+def real_layer(gguf_path: str) -> tuple[Any, Any, int, bytes]:
+    """(the raw Q4_1 blocks, the dequantized float32 [576, 1536]) of the real file's layer-11 down projection,
+    and the file's metadata as it is stored: its count and bytes (1.8 MB, the tokenizer included)."""
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
     reader = GGUFReader(gguf_path)
     tensor = next(t for t in reader.tensors if t.name == f"blk.{LAYER}.ffn_down.weight")
     raw = tensor.data.copy()
-    return raw, dequantize(raw, tensor.tensor_type).astype("float32")
+    first_tensor_info = min(t.field.offset for t in reader.tensors)
+    with open(gguf_path, "rb") as handle:
+        metadata = handle.read(first_tensor_info)[GGUF_PREAMBLE:]
+    count = int(reader.fields["GGUF.kv_count"].contents())
+    return raw, dequantize(raw, tensor.tensor_type).astype("float32"), count, metadata
+
+
+def _with_real_header(raw: Any, count: int, metadata: bytes) -> bytes:
+    """A GGUF of the real file's metadata, byte for byte, and one tensor: the real Q4_1 blocks of layer 11."""
+    import struct
+
+    name = f"blk.{LAYER}.ffn_down.weight".encode()
+    info = struct.pack("<Q", len(name)) + name + struct.pack("<IQQIQ", 2, 1536, 576, 3, 0)  # 2 dims, Q4_1, offset 0
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, count) + metadata + info
+    return head + bytes(-len(head) % 32) + raw.tobytes()  # tensor data aligned to 32 bytes, llama.cpp's default
 
 
 def _planted(weight: Any, variant: str) -> Any:
@@ -140,7 +156,8 @@ def _safetensors(weight: Any) -> bytes:
     )
 
 
-def _gguf(weight: Any, qtype: str, raw: Any = None) -> bytes:
+def _gguf(weight: Any, qtype: str) -> bytes:
+    """A GGUF holding layer 11's down projection quantized with gguf-py, under a few metadata keys."""
     import numpy as np
     from gguf import GGMLQuantizationType, GGUFWriter
     from gguf.quants import quantize
@@ -154,9 +171,7 @@ def _gguf(weight: Any, qtype: str, raw: Any = None) -> bytes:
         writer.add_string("general.basename", "SmolLM2")
         name = f"blk.{LAYER}.ffn_down.weight"
         kind = GGMLQuantizationType[qtype]
-        if raw is not None:
-            writer.add_tensor(name, raw, raw_dtype=kind)
-        elif qtype == "F16":
+        if qtype == "F16":
             writer.add_tensor(name, weight.astype(np.float16))
         else:
             writer.add_tensor(name, quantize(weight, kind), raw_dtype=kind)
@@ -165,6 +180,25 @@ def _gguf(weight: Any, qtype: str, raw: Any = None) -> bytes:
         writer.write_tensors_to_file()
         writer.close()
         return path.read_bytes()
+
+
+@cache
+def gguf_headers(gguf_path: str) -> dict[str, int]:
+    """Where each served GGUF's tensor data starts: its size less its one tensor's bytes (the tensor comes last)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    kinds = {
+        "gguf-q4_1": "Q4_1",
+        "gguf-q8_0": "Q8_0",
+        "gguf-q4_0": "Q4_0",
+        "gguf-f16": "F16",
+        "gguf-zeroed-q8_0": "Q8_0",
+    }
+    sizes = {}
+    for key, kind in kinds.items():
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[kind]]
+        sizes[key] = len(blobs(gguf_path)[key]) - 576 * 1536 // block * size
+    return sizes
 
 
 def _stored_values(blob: bytes, name: str) -> list[float]:
@@ -200,7 +234,7 @@ def planted_outcome(values: list[float], recorded: list[float]) -> str:
 @cache
 def blobs(gguf_path: str) -> dict[str, bytes]:
     """Every distinct file the stand-in serves, by key, built once per process from the real GGUF."""
-    raw, weight = real_layer(gguf_path)
+    raw, weight, count, metadata = real_layer(gguf_path)
     made: dict[str, bytes] = {
         "config": json.dumps(CONFIG).encode(),
         "card": f"---\nbase_model: {BASE}\nlicense: apache-2.0\n---\n# A derived model\n".encode(),
@@ -221,7 +255,7 @@ def blobs(gguf_path: str) -> dict[str, bytes]:
             f"base_model.model.model.layers.{LAYER}.mlp.down_proj.lora_B.weight": np.zeros((576, 8), dtype=np.float16),
         }
     )
-    made["gguf-q4_1"] = _gguf(weight, "Q4_1", raw=raw)
+    made["gguf-q4_1"] = _with_real_header(raw, count, metadata)
     made["gguf-q8_0"] = _gguf(weight, "Q8_0")
     made["gguf-q4_0"] = _gguf(weight, "Q4_0")
     made["gguf-f16"] = _gguf(weight, "F16")
@@ -239,8 +273,10 @@ def repositories(gguf_path: str, recorded: list[float], copies: int = 1) -> list
     truths = {
         key: planted_outcome(_stored_values(blob, key + (".gguf" if key.startswith("gguf") else "")), recorded)
         for key, blob in made.items()
-        if key.startswith(("st-", "gguf-")) and key != "st-broken"
+        if key.startswith(("st-", "gguf-")) and key not in ("st-broken", "gguf-q4_1")
     }
+    weight = real_layer(gguf_path)[1]  # gguf-q4_1 holds the real blocks byte for byte: their values are these
+    truths["gguf-q4_1"] = planted_outcome([float(weight[ROW, column]) for column in KEPT_COLUMNS], recorded)
     small = {"config.json": "config", "README.md": "card"}
     repos: list[Repo] = []
 
@@ -317,6 +353,7 @@ class StandIn:
         self.page_size = page_size
         self.rate_limit = rate_limit
         self.served = Served()
+        self.etags: dict[str, str] = {}
         self.stopping = threading.Event()
         self.server = _Server(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -330,6 +367,13 @@ class StandIn:
         self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def etag(self, key: str) -> str:
+        """A blob's ETag (its sha256, as the Hub gives LFS files), computed once: blobs can be real, 100 MB files."""
+        with self.served.lock:
+            if key not in self.etags:
+                self.etags[key] = f'"{hashlib.sha256(self.blobs[key]).hexdigest()}"'
+            return self.etags[key]
 
     def derived(self, kind: str, base: str) -> list[Repo]:
         return sorted((r for r in self.repos.values() if r.kind == kind and base == BASE), key=lambda r: r.id)
@@ -472,11 +516,7 @@ class StandIn:
                 if revision not in ("main", repo.sha) or name not in repo.files:
                     return self._error(404, "EntryNotFound", "Entry not found", repo_id)
                 blob = hub.blobs[repo.files[name]]
-                etag = (
-                    f'"{hashlib.sha256(blob).hexdigest()}"'
-                    if name.endswith((".safetensors", ".gguf"))
-                    else f'"{_sha(repo.files[name])}"'
-                )
+                etag = hub.etag(repo.files[name])
                 common = {"ETag": etag, "X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"}
                 if not cdn and name.endswith(
                     (".safetensors", ".gguf", ".bin")
