@@ -410,3 +410,25 @@ def test_a_gguf_file_the_repository_lacks_is_refused_naming_those_it_has(hub: St
     repo = next(r for r in hub.derived("quantized", BASE) if len(r.truth) > 1)
     with pytest.raises(CheckpointError, match=r"has no GGUF file 'model-Q2_K.gguf' \(its GGUF files: SmolLM2"):
         check(f"{repo.id}@{repo.sha}", entry=entry, file="model-Q2_K.gguf", endpoint=hub.url)
+
+
+def test_a_listing_that_stalls_fails_in_one_line_within_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    from swindex.derived import DiscoveryError, discovery
+    from swindex.derived.transport import scan_session
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(discovery, "PAGE_DEADLINE_SECONDS", 1.0)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, then never answers
+    threading.Thread(target=lambda: silent.accept(), daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(DiscoveryError, match=r"^listing the models derived from a/b \(quantized\): ") as caught:
+        with scan_session(connections=1):
+            list(list_derived("a/b", kinds=["quantized"], endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}"))
+    assert time.monotonic() - started < 1.0 + 2.0
+    assert "\n" not in str(caught.value)
+    silent.close()

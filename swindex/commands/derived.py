@@ -57,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
     entry = lookup(args.base, registry=args.registry)  # an unknown base fails here, before the Hub is asked
     models = list_derived(entry.id, kinds=args.kind or KINDS)
     if not (args.check or args.lost):
+        from ..derived.transport import scan_session
+
         count = 0
-        for model in models:
-            count += 1
-            print(json.dumps(_model_dict(model)) if args.json else _model_line(model))
+        with scan_session(connections=1):  # its deadlines and retries hold for the listing's pages too
+            for model in models:
+                count += 1
+                print(json.dumps(_model_dict(model)) if args.json else _model_line(model))
         if not args.json:
             print(f"{count} model(s) derived from {entry.id}", file=sys.stderr)
         return 0

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SwindexError
+from .transport import deadline
 
 KINDS = ("quantized", "finetune", "adapter", "merge")
 """The Hub's ``base_model:KIND:ID`` relations, in the order they are listed."""
 EXPAND = ["downloads", "lastModified", "siblings", "gated", "tags", "sha"]
 """What each listing row carries: enough to decide what to check without asking for the model's info."""
+PAGE_DEADLINE_SECONDS = 120.0
+"""Most time one page of the listing may take (under `transport.scan_session`, which enforces it)."""
 SKIP_REASONS = ("unsupported", "gated", "no weights", "remote code", "could not read")
 """Why a derived model was not judged: the first four are decided from the listing, the last by the check."""
 REMOTE_CODE_TAG = "custom_code"
@@ -121,7 +124,12 @@ def list_derived(base: str, *, kinds: Iterable[str] = KINDS, endpoint: str | Non
     seen: set[str] = set()
     for kind in kinds:
         try:
-            for info in api.list_models(filter=f"base_model:{kind}:{base}", expand=EXPAND):  # type: ignore[arg-type]
+            rows = iter(api.list_models(filter=f"base_model:{kind}:{base}", expand=EXPAND))  # type: ignore[arg-type]
+            while True:
+                with deadline(PAGE_DEADLINE_SECONDS):  # a page is fetched inside next(): a stalled listing fails
+                    info = next(rows, None)
+                if info is None:
+                    break
                 if info.id not in seen:
                     seen.add(info.id)
                     yield DerivedModel.from_info(info, kind)

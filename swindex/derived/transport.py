@@ -91,8 +91,8 @@ def scan_transport(connections: int) -> Any:
     """A transport over one pool of ``connections`` kept-alive connections, with deadlines and retries."""
     httpx2: Any = _httpx()
 
-    class DeadlineExceeded(httpx2.TimeoutException):
-        """The check's whole-request deadline passed."""
+    class DeadlineExceeded(httpx2.TransportError):
+        """The check's whole-request deadline passed (not a timeout: huggingface_hub's backoff must not retry it)."""
 
     def remaining(request: Any) -> float | None:
         ends = _deadline()
