@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..derived import KINDS, ScanState, list_derived, scan
     from ..errors import SwindexError, shown
-    from ..lookup import lookup
+    from .._lookup import lookup
 
     if args.workers < 1 or not args.deadline > 0:
         raise SwindexError(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -71,12 +70,6 @@ def backoff(attempt: int, asked: float | None) -> float:
     return min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS) * jitter
 
 
-def _shut(sock: Any) -> None:
-    """Wake whatever is blocked reading ``sock`` (the connection is then discarded by the pool)."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 def _httpx() -> Any:
     """The HTTP library huggingface_hub's session is built on (httpx2 from huggingface_hub 2, httpx before)."""
     import importlib
@@ -104,19 +97,19 @@ def scan_transport(connections: int) -> Any:
         return left
 
     class DeadlineStream(httpx2.SyncByteStream):
-        """A response body that ends at the deadline: a watchdog shuts the socket down then, which wakes a blocked
-        read at once (a read timeout alone restarts with each byte a trickling server sends)."""
+        """A response body that ends at the deadline: `swindex.limits.cut_off_at` shuts the connection down then,
+        which wakes a blocked read at once (a read timeout alone restarts with each byte a trickling server sends)."""
 
         def __init__(self, response: Any, request: Any) -> None:
+            from .. import limits
+
             self._stream, self._request = response.stream, request
-            self._watchdog: threading.Timer | None = None
+            self._cut = contextlib.ExitStack()
             ends = _deadline()
             stream = response.extensions.get("network_stream")
             sock = stream.get_extra_info("socket") if stream is not None else None
             if ends is not None and sock is not None:
-                self._watchdog = threading.Timer(max(0.0, ends - time.monotonic()), _shut, (sock,))
-                self._watchdog.daemon = True
-                self._watchdog.start()
+                self._cut.enter_context(limits.cut_off_at(ends, sock.fileno()))
 
         def __iter__(self) -> Iterator[bytes]:
             for chunk in self._stream:
@@ -124,8 +117,7 @@ def scan_transport(connections: int) -> Any:
                 yield chunk
 
         def close(self) -> None:
-            if self._watchdog is not None:
-                self._watchdog.cancel()
+            self._cut.close()
             self._stream.close()
 
     class ScanTransport(httpx2.BaseTransport):
