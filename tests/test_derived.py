@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hub_standin
 from hub_standin import BASE, StandIn
@@ -28,13 +30,14 @@ pytest.importorskip("gguf")
 pytest.importorskip("safetensors")
 
 from swindex import lookup  # noqa: E402
-from swindex.checkpoint import weights_to_check  # noqa: E402
+from swindex.checkpoint import judge, weights_to_check  # noqa: E402
 from swindex.derived import KINDS, DerivedModel, ScanState, Target, check_target, list_derived, scan  # noqa: E402
 from swindex.derived.scan import state_key  # noqa: E402
 from swindex.errors import SwindexError  # noqa: E402
 from swindex.records import Entry  # noqa: E402
 
 MEGABYTE = 1 << 20
+CHANGED = judge(1.0, 0.5)[0]  # what check calls a weight there at half strength: only its name is taken
 DEADLINE = 4.0
 
 
@@ -67,7 +70,13 @@ def scanned(hub: StandIn, entry: Entry) -> tuple[list, float]:
 
 
 def truth(hub: StandIn) -> dict[tuple[str, str | None], str]:
-    return {(repo.id, file): outcome for repo in hub.repos.values() for file, outcome in repo.truth.items()}
+    """Each served checkpoint's planted outcome, the in-between one under the name check's reports give it."""
+    names = {"changed": CHANGED}
+    return {
+        (repo.id, file): names.get(outcome, outcome)
+        for repo in hub.repos.values()
+        for file, outcome in repo.truth.items()
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -97,7 +106,7 @@ def test_every_served_checkpoint_gets_its_planted_verdict(hub: StandIn, scanned:
     assert len(results) == len(found) == len(expected)
     wrong = {key: (expected[key], found.get(key)) for key in expected if found.get(key) != expected[key]}
     assert not wrong
-    assert {"kept", "lost", "changed"} <= set(found.values())  # the set exercises every verdict
+    assert {"kept", "lost", CHANGED} <= set(found.values())  # the set exercises every verdict
 
 
 def test_a_safetensors_checkpoint_costs_kilobytes_and_a_gguf_little_more_than_its_header(
@@ -365,7 +374,7 @@ def test_the_builder_records_every_derived_checkpoint_and_the_site_shows_them(hu
     views = [model_view(Entry.from_dict(data, path=f"{BASE}.yaml"), links)]
     docs = tmp_path / "docs"
     render_pages(views, find_sources(), docs, links, "2030-01-02T00:00:00Z", "https://example.org/")
-    outcomes = Counter("could not check" if o not in ("kept", "changed", "lost") else o for o in expected.values())
+    outcomes = Counter("could not check" if o not in ("kept", CHANGED, "lost") else o for o in expected.values())
     page = next(docs.rglob("SmolLM2-135M-Instruct*.md")).read_text()
     assert "## Derived checkpoints" in page
     assert (
@@ -432,3 +441,43 @@ def test_a_listing_that_stalls_fails_in_one_line_within_its_deadline(monkeypatch
     assert time.monotonic() - started < 1.0 + 2.0
     assert "\n" not in str(caught.value)
     silent.close()
+
+
+@given(seconds=st.integers(min_value=0, max_value=10**9))
+def test_retry_after_in_seconds_is_read_as_written(seconds: int) -> None:
+    from swindex.derived.transport import retry_after
+
+    assert retry_after(str(seconds)) == seconds
+    assert retry_after(f"  {seconds} ") == seconds
+
+
+@given(ahead=st.integers(min_value=0, max_value=86_400 * 365))
+def test_retry_after_as_a_date_is_the_time_until_it(ahead: int) -> None:
+    from email.utils import formatdate
+
+    from swindex.derived.transport import retry_after
+
+    now = 1_900_000_000.0
+    assert retry_after(formatdate(now + ahead, usegmt=True), now=now) == pytest.approx(ahead, abs=1)
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "Mon, 99 Foo 2030"])
+def test_retry_after_that_says_nothing_readable_is_none(value: str | None) -> None:
+    from swindex.derived.transport import retry_after
+
+    assert retry_after(value) is None
+
+
+def test_the_builder_leaves_a_model_without_an_entry_alone_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from builder.cli import main
+
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - id: acme/not-built-yet\n", encoding="utf-8")
+    code = main(["--derived", "--models", str(models), "--registry", str(tmp_path / "registry")])
+    assert code == 0
+    assert (
+        capsys.readouterr().out
+        == "acme/not-built-yet: no registry entry yet: nothing to check its derived models against (entry unchanged)\n"
+    )
