@@ -481,3 +481,33 @@ def test_the_builder_leaves_a_model_without_an_entry_alone_in_one_line(
         capsys.readouterr().out
         == "acme/not-built-yet: no registry entry yet: nothing to check its derived models against (entry unchanged)\n"
     )
+
+
+def test_a_hostile_reason_or_file_name_on_the_model_page_stays_text(entry: Entry) -> None:
+    import copy
+
+    from swindex.records import Entry as Record
+    from swindex.sitegen.pages import SiteLinks, model_view
+    from swindex.sitegen.render import environment
+    from swindex.sitegen.sources import find_sources
+
+    data = copy.deepcopy(entry.to_dict())
+    data.setdefault("evidence", {})["derived_checks"] = [
+        {
+            "id": "a/b",
+            "date": "2030-01-02",
+            "verdict": "unknown",
+            "weights": 2,
+            "kept": 0,
+            "kind": "quantized",
+            "file": "<img src=x onerror=alert(1)>.gguf",
+            "skipped": "could not read",
+            "reason": "<script>alert(1)</script>",
+        },
+    ]
+    view = model_view(
+        Record.from_dict(data, path=f"{BASE}.yaml"), SiteLinks(repo_url=None, edit_prefix=None, hub_endpoint=None)
+    )
+    page = environment(find_sources().templates).get_template("model.md.j2").render(m=view, here=view.url)
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
