@@ -511,3 +511,25 @@ def test_a_hostile_reason_or_file_name_on_the_model_page_stays_text(entry: Entry
     page = environment(find_sources().templates).get_template("model.md.j2").render(m=view, here=view.url)
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("raised", "reason"),
+    [
+        (SwindexError("a/b: the header lies"), "a/b: the header lies"),
+        (ValueError(""), "unexpected ValueError (a swindex bug: please report it): "),
+    ],
+)
+def test_whatever_one_check_raises_becomes_its_record(
+    entry: Entry, monkeypatch: pytest.MonkeyPatch, raised: Exception, reason: str
+) -> None:
+    import swindex.checkpoint
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(swindex.checkpoint, "check", failing)
+    model = DerivedModel("a/b", "finetune", sha="1" * 40, files=("model.safetensors",))
+    (target,) = model.targets()
+    result = check_target(model, target, entry, deadline=5.0)
+    assert (result.verdict, result.skipped, result.reason) == (None, "could not read", reason.strip())

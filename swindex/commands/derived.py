@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _why(result: Any) -> str:
     if result.skipped:
-        return f": {result.skipped}: {result.reason}"
+        from ..errors import shown
+
+        return f": {result.skipped}: {shown(result.reason)}"
     return f": {result.kept} of {result.weights} weights kept" if result.weights else ""
 
 

@@ -164,14 +164,16 @@ def check_target(
             report = check(model.spec, entry=entry, endpoint=endpoint, file=target.file)
     except UnsupportedCheckpointError as exc:
         return DerivedCheck(**common, skipped="unsupported", reason=exc.reason, seconds=time.monotonic() - started)
-    except SwindexError as exc:
+    except Exception as exc:  # noqa: BLE001 - one repository, whatever it holds, must not end a scan of thousands
         elapsed = time.monotonic() - started
-        reason = (
-            f"no answer within the {deadline:g} s deadline"
-            if deadline is not None and elapsed >= deadline
-            else str(exc)
-        )
-        return DerivedCheck(**common, skipped="could not read", reason=reason.splitlines()[0], seconds=elapsed)
+        if deadline is not None and elapsed >= deadline:
+            reason = f"no answer within the {deadline:g} s deadline"
+        elif isinstance(exc, SwindexError):
+            reason = str(exc)
+        else:  # not a refusal swindex wrote: say so, so that it is reported rather than taken for a bad file
+            reason = f"unexpected {type(exc).__name__} (a swindex bug: please report it): {exc}"
+        first = (reason.strip().splitlines() or [type(exc).__name__])[0]
+        return DerivedCheck(**common, skipped="could not read", reason=first, seconds=elapsed)
     resolved = report.checkpoint.split("@", 1)[1].split("/", 1)[0] if "@" in report.checkpoint else None
     return DerivedCheck(
         **{**common, "revision": model.sha or resolved},

@@ -164,7 +164,11 @@ def scan_transport(connections: int) -> Any:
 
 @contextlib.contextmanager
 def scan_session(connections: int) -> Iterator[None]:
-    """Install the scan's client as huggingface_hub's shared session for the block, then restore the previous one."""
+    """Install the scan's client as huggingface_hub's shared session for the block, then restore the previous one.
+
+    The session is process-wide (huggingface_hub closes the old client when a factory is set), so a process runs
+    one scan at a time; the builder scans its models one after another.
+    """
     import huggingface_hub
     from huggingface_hub.utils import _http
 
