@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
     parser.add_argument("--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop")
     parser.add_argument("--report", metavar="FILE", help="also write the summary as JSON (for CI)")
+    parser.add_argument(
+        "--derived", action="store_true",
+        help="instead of detecting, check every model the Hub lists as derived from each entry "
+        "(swindex derived --check) and record them in evidence.derived_checks",
+    )
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="with --derived: one resumable scan state file per model here"
+    )
+    parser.add_argument("--workers", type=int, default=16, metavar="N", help="with --derived: checks at once")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (neither the builder's nor the libraries')")
     return parser
 
@@ -148,6 +157,8 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
         print(f"{len(specs)} model(s)", file=sys.stderr)
         return 0
 
+    if args.derived:
+        return run_derived(specs, registry, date, args)
     if not args.progress:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is first imported
     if backend is None:
@@ -183,3 +194,32 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
     if interrupted:
         print("builder: interrupted; every entry is either untouched or completely written. Rerun the same command to resume.", file=sys.stderr)
     return code
+
+
+def run_derived(specs: Sequence[ModelSpec], registry: Path, date: str, args: argparse.Namespace) -> int:
+    """--derived: each model's derived checkpoints listed, checked and recorded; one line per model."""
+    from .atomic import entry_path
+    from .derived import scan_model
+
+    header = _schema_header(registry)
+    failed = 0
+    for spec in specs:
+        try:
+            path = entry_path(registry, spec.id)
+            written, summary = scan_model(
+                spec.id, registry, date, state_dir=Path(args.state_dir) if args.state_dir else None,
+                workers=args.workers, header=header(path),
+            )
+        except SwindexError as exc:
+            failed += 1
+            print(f"{spec.id}: failed: {exc}", file=sys.stderr)
+            continue
+        except KeyboardInterrupt:
+            print(
+                "builder: interrupted; each finished check is in --state-dir (when given): "
+                "rerun the same command to resume.",
+                file=sys.stderr,
+            )
+            return 130
+        print(f"{spec.id}: {summary}{'' if written else ' (entry unchanged)'}")
+    return 1 if failed else 0

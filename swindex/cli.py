@@ -22,6 +22,7 @@ COMMANDS = (
     "verify",
     "quantize",
     "check",
+    "derived",
 )
 
 

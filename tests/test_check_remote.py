@@ -166,11 +166,11 @@ def test_a_missing_repository_or_revision_is_named(tmp_path: Path, hub: Hub, mak
         check(spec, entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
 
 
-def test_a_repository_of_gguf_files_is_sent_to_a_local_check(tmp_path: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+def test_a_repository_of_gguf_files_asks_which_file_to_check(tmp_path: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
     (tmp_path / "q").mkdir()
     (tmp_path / "q" / "model.Q4_K_M.gguf").write_bytes(b"GGUF")
     hub.repos["acme/tiny-llama-GGUF"] = tmp_path / "q"
-    with pytest.raises(CheckpointError, match="GGUF files only.*check that file"):
+    with pytest.raises(CheckpointError, match="GGUF files only.*--file NAME.gguf"):
         check("acme/tiny-llama-GGUF", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
 
 

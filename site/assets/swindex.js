@@ -19,6 +19,7 @@
     var rows = Array.prototype.slice.call(body.rows);
     var filter = document.getElementById("sw-filter");
     var verdict = document.getElementById("sw-verdict-filter");
+    var derived = document.getElementById("sw-derived-filter");
     var count = document.getElementById("sw-count");
     var empty = document.getElementById("sw-empty");
     var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
@@ -26,11 +27,13 @@
     function applyFilter() {
       var words = (filter ? filter.value : "").toLowerCase().split(/\s+/).filter(Boolean);
       var outcome = verdict ? verdict.value : "";
+      var relation = derived ? derived.value : "";
       var shown = 0;
       rows.forEach(function (row) {
         var text = row.getAttribute("data-search") || row.textContent.toLowerCase();
         var match = words.every(function (word) { return text.indexOf(word) !== -1; }) &&
-          (!outcome || row.getAttribute("data-outcome") === outcome);
+          (!outcome || row.getAttribute("data-outcome") === outcome) &&
+          (!relation || (row.getAttribute("data-derived") || "").split(" ").indexOf(relation) !== -1);
         row.hidden = !match;
         if (match) shown += 1;
       });
@@ -77,12 +80,18 @@
       if (wanted && verdict.querySelector('option[value="' + wanted + '"]')) verdict.value = wanted;
       verdict.addEventListener("change", applyFilter);
     }
+    if (derived) {
+      derived.hidden = false;
+      var relationWanted = (query.get("derived") || "").replace(/[^a-z]/g, "");
+      if (relationWanted && derived.querySelector('option[value="' + relationWanted + '"]')) derived.value = relationWanted;
+      derived.addEventListener("change", applyFilter);
+    }
     if (filter) {
       filter.addEventListener("input", applyFilter);
       var initial = query.get("q");
       if (initial) filter.value = initial;
     }
-    if (filter || verdict) applyFilter();
+    if (filter || verdict || derived) applyFilter();
   }
 
   function init() {

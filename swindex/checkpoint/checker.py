@@ -38,16 +38,18 @@ def check(
     base: str | None = None,
     registry: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
+    file: str | None = None,
 ) -> CheckReport:
     """Whether a fine-tune, merge or quantization kept its base model's super weights.
 
     ``checkpoint`` is a local folder of safetensors (sharded or not), one .safetensors or .gguf file, or a
     repository ``ORG/NAME[@REVISION]`` read with range requests. ``entry`` (an Entry, an entry dict or an
     entry file) or ``base`` (a registry id) names the model it derives from; otherwise its own metadata
-    does. Only headers and the bytes around each weight are read.
+    does. Only headers and the bytes around each weight are read. ``file`` picks one GGUF file of a
+    repository (a GGUF repository holds one file per quantization type).
     """
     transfer = Transfer()
-    opened = open_checkpoint(checkpoint, transfer, endpoint=endpoint)
+    opened = open_checkpoint(checkpoint, transfer, endpoint=endpoint, file=file)
     if opened.format == "gguf":
         import gguf.quants  # noqa: F401 - imported before the clock starts: the report times reading, not start-up
     started = time.perf_counter()
@@ -74,12 +76,18 @@ def check(
     )
 
 
-def open_checkpoint(spec: str | os.PathLike[str], transfer: Transfer, *, endpoint: str | None = None) -> Checkpoint:
-    """A local path when one exists by that name, else a repository id."""
+def open_checkpoint(
+    spec: str | os.PathLike[str], transfer: Transfer, *, endpoint: str | None = None, file: str | None = None
+) -> Checkpoint:
+    """A local path when one exists by that name, else a repository id (and ``file``, one GGUF file in it)."""
     text = os.fspath(spec)
     if Path(text).exists() or not is_repo_spec(text):
+        if file is not None:
+            raise SwindexError(
+                f"{text}: a file within a checkpoint is named only for a repository; give the local file's path instead"
+            )
         return open_local(text, transfer)
-    return open_remote(text, transfer, endpoint=endpoint)
+    return open_remote(text, transfer, endpoint=endpoint, file=file)
 
 
 def choose_entry(

@@ -228,8 +228,9 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else 'request failed'}"
 
 
-def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -> Checkpoint:
-    """A repository's safetensors checkpoint at one commit, with its config and model card; nothing large is fetched."""
+def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None, file: str | None = None) -> Checkpoint:
+    """A repository's safetensors checkpoint at one commit, with its config and model card, or its GGUF ``file``;
+    nothing large is fetched."""
     from huggingface_hub import hf_hub_url
 
     match = REPO_SPEC.match(spec)
@@ -253,6 +254,12 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -
         return source.read(0, source.size if limit is None else min(source.size, limit))
 
     location = f"{repo}@{sha}"
+    if file is not None:
+        if not file.endswith(".gguf") or file not in names:
+            present = sorted(n for n in names if n.endswith(".gguf"))[:5]
+            listed = f" (its GGUF files: {', '.join(present)})" if present else ""
+            raise CheckpointError(spec, f"has no GGUF file {file!r}{listed}")
+        return Checkpoint(f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha)
     config = parse_json(small("config.json"), f"{spec}:config.json") if "config.json" in names else None
     card = front_matter(small("README.md", CARD_BYTES)) if "README.md" in names else None
     common: dict[str, Any] = {"open_file": open_file, "transfer": transfer, "config": config, "card": card, "revision": sha}
@@ -264,5 +271,8 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None) -
         return Checkpoint(location, "safetensors", tuple(shards), **common)
     ggufs = sorted(name for name in names if name.endswith(".gguf"))
     if ggufs:
-        raise CheckpointError(spec, f"holds GGUF files only ({', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}); a remote check reads safetensors: download the GGUF you run and check that file")
+        listed = f"{', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}"
+        raise CheckpointError(
+            spec, f"holds GGUF files only ({listed}); name the one to check: swindex check REPO --file NAME.gguf"
+        )
     raise CheckpointError(spec, "holds no safetensors weights at its top level")

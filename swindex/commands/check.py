@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--entry", metavar="FILE", help="check against this entry file instead of the registry's")
     which.add_argument("--base", metavar="ID", help="the registry model it derives from (default: read from the checkpoint's metadata)")
+    p.add_argument(
+        "--file", metavar="NAME.gguf", help="in a repository of GGUF files, the one to check (with range requests)"
+    )
     p.add_argument("--registry", metavar="DIR", help="look the base model up in this registry directory")
     p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     p.set_defaults(handler=run)
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from ..checkpoint import check
 
-        report = check(args.path, entry=args.entry, base=args.base, registry=args.registry)
+        report = check(args.path, entry=args.entry, base=args.base, registry=args.registry, file=args.file)
     except SwindexError as exc:
         return _could_not_check(str(exc))
     except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..migrate import downgrade
 from ..records import OUTCOMES, SCHEMA_VERSION
-from .pages import ModelView
+from .pages import ModelView, derived_counts
 from .urls import API_ROOT, API_V1_ROOT, absolute, api_model_path, relative
 
 DERIVED_FIELDS = ("super_weights",)
@@ -39,13 +39,24 @@ def stored_entry(public: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def totals(views: Sequence[ModelView]) -> dict[str, Any]:
-    """The counts the home page shows: models by verdict outcome, super weights, claims on record."""
+    """The counts the home page shows: models by verdict outcome, super weights, claims, derived checkpoints."""
     outcomes = Counter(v.verdict.outcome for v in views)
     return {
         "models": len(views),
         "outcomes": {outcome: outcomes[outcome] for outcome in OUTCOMES},
         "super_weights": sum(v.active_count for v in views),
         "claims": sum(v.claim_count for v in views),
+        "derived": derived_totals(views),
+    }
+
+
+def derived_totals(views: Sequence[ModelView]) -> dict[str, Any]:
+    """Derived checkpoints checked across the registry, by outcome, and how many models had one lose its weights."""
+    rows = [row for view in views for row in view.derived]
+    return {
+        "checkpoints": len(rows),
+        "outcomes": derived_counts(rows),
+        "models_with_lost": sum(1 for view in views if view.derived_counts.get("lost")),
     }
 
 
@@ -73,6 +84,7 @@ def model_summary(view: ModelView, site_url: str) -> dict[str, Any]:
         "claims": view.claim_count,
         "statuses": list(view.statuses),
         "modified": e.get("modified"),
+        "derived": view.derived_counts if view.derived else None,
         "url": absolute(site_url, view.api_path),
         "page": absolute(site_url, view.url),
     }
@@ -102,7 +114,9 @@ def _item(view: ModelView, site_url: str) -> dict[str, Any]:
 
 
 def model_document(view: ModelView, generated: str, site_url: str) -> dict[str, Any]:
-    return {**_stamp(generated), "id": view.id, **_item(view, site_url)}
+    """One model: its entry (``evidence.derived_checks`` holds each derived checkpoint) and the derived counts."""
+    derived = view.derived_counts if view.derived else None
+    return {**_stamp(generated), "id": view.id, **_item(view, site_url), "derived": derived}
 
 
 def all_document(views: Sequence[ModelView], generated: str, site_url: str) -> dict[str, Any]:

@@ -45,6 +45,53 @@ class SourceChart:
     panels: tuple[Panel, ...]
 
 
+COULD_NOT_CHECK = "could not check"
+"""The derived table's column for checkpoints without a verdict (skipped, unreadable, or nothing to compare)."""
+
+
+@dataclass(frozen=True)
+class DerivedRow:
+    """One derived checkpoint on its base model's page, from ``evidence.derived_checks``."""
+
+    id: str
+    kind: str | None
+    file: str | None
+    outcome: str  # the check's verdict, or COULD_NOT_CHECK
+    why: str  # what it kept, or why it could not be checked
+    date: str
+    revision: str | None
+    url: str | None
+
+
+def derived_rows(data: Mapping[str, Any], hub_endpoint: str | None) -> tuple[DerivedRow, ...]:
+    """The derived checks of an entry, lost first, then changed, then could-not-check, then kept; by id within each."""
+    rows = []
+    for check in (data.get("evidence") or {}).get("derived_checks") or []:
+        verdict = check.get("verdict")
+        outcome = verdict if verdict and verdict != "unknown" else COULD_NOT_CHECK
+        if outcome == COULD_NOT_CHECK:
+            parts = (check.get("skipped"), check.get("reason"))
+            why = ": ".join(str(part) for part in parts if part) or "not readable, or nothing to compare with"
+        else:
+            why = f"{check.get('kept', 0)} of {check.get('weights', 0)} weights kept"
+        url = f"{hub_endpoint.rstrip('/')}/{check['id']}" if hub_endpoint else None
+        rows.append(DerivedRow(
+            id=check["id"], kind=check.get("kind"), file=check.get("file"), outcome=outcome, why=why,
+            date=check.get("date", ""), revision=check.get("revision"), url=safe_url(url),
+        ))
+    rank = {"lost": 0, COULD_NOT_CHECK: 2, "kept": 3}
+    return tuple(sorted(rows, key=lambda r: (rank.get(r.outcome, 1), r.id.casefold(), r.file or "")))
+
+
+def derived_counts(rows: Sequence[DerivedRow]) -> dict[str, int]:
+    """Checkpoints by outcome, in the table's column order: kept, the verdicts between, lost, could not check."""
+    found: dict[str, int] = {}
+    for row in rows:
+        found[row.outcome] = found.get(row.outcome, 0) + 1
+    order = ["kept", *sorted(set(found) - {"kept", "lost", COULD_NOT_CHECK}), "lost", COULD_NOT_CHECK]
+    return {outcome: found.get(outcome, 0) for outcome in order}
+
+
 @dataclass(frozen=True)
 class ModelView:
     """Everything a model page and its table row need."""
@@ -69,6 +116,11 @@ class ModelView:
     super_weight_coordinates: tuple[str, ...] = ()
     public: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     source_charts: tuple[SourceChart, ...] = ()
+    derived: tuple[DerivedRow, ...] = ()
+
+    @property
+    def derived_counts(self) -> dict[str, int]:
+        return derived_counts(self.derived)
 
     @property
     def verdict_text(self) -> str:
@@ -239,6 +291,7 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         super_weight_coordinates=tuple(c.coordinate for c in entry.super_weights),
         public=entry.public_dict(),
         source_charts=_source_charts(data, entry.layers),
+        derived=derived_rows(data, links.hub_endpoint),
     )
 
 
