@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..errors import SwindexError
@@ -20,9 +21,11 @@ from ..layout import gguf_array_index, gguf_tensor_name, stored_index
 from ..records import Entry
 from ..limits import longest_row
 from .errors import CheckpointError, DimensionMismatchError, UnsupportedCheckpointError
+from .formats import read_stored, stored_form
 from .gguf_format import GGUFFile, quant_step, read_gguf, read_row
 from .infer import config_dimensions, gguf_dimensions, infer_entry, refuse_contradictions
 from .locate import Checkpoint, open_local
+from .quantized import Element
 from .remote import is_repo_spec, open_remote
 from .report import CheckReport, WeightCheck, judge
 from .safetensors_format import StoredTensor, read_header, read_line, scale_for, tile_of
@@ -193,8 +196,22 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
 
     hidden = entry.dimensions.get("hidden_size")
     lines: dict[tuple[str, str, tuple[int, ...]], tuple[Any, str, bool]] = {}
+    form = cache(lambda: stored_form(opened, names()))
+
+    def find(name: str) -> StoredTensor | None:
+        file = file_of(name)
+        return header(file).get(name) if file is not None else None
+
+    def match(name: str) -> str | None:
+        try:
+            return _match_tensor(SimpleNamespace(tensor=name, layer=-1, expert=None), names(), opened.location)
+        except CheckpointError:
+            return None
 
     def read(claim: Any) -> WeightCheck:
+        stored = read_stored(form(), claim, find, match)  # quantized formats and adapters
+        if stored is not None:
+            return _stored_check(claim, stored, entry)
         name = _match_tensor(claim, names(), opened.location)
         file = file_of(name)
         if file is None or name not in header(file):
@@ -223,6 +240,24 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         )
 
     return read
+
+
+def _stored_check(claim: Any, stored: Element, entry: Entry) -> WeightCheck:
+    """The check of a weight read by a quantized format's or an adapter's reader."""
+    hidden = entry.dimensions.get("hidden_size")
+    if isinstance(hidden, int) and stored.shape[0] and stored.shape[0] != hidden:
+        raise DimensionMismatchError(f"{stored.file}: {stored.tensor} holds a {list(stored.shape)} weight, {stored.shape[0]} rows; {entry.id}'s hidden size is {hidden}")
+    verdict, reason = judge(claim.value, stored.value)
+    has_group = stored.group is not None
+    return WeightCheck(
+        coordinate=str(claim.coordinate), layer=claim.layer, row=claim.row, column=claim.column, expert=claim.expert,
+        tensor=stored.tensor, index=stored.index, file=stored.file, stored_as=stored.stored_as, recorded=claim.value,
+        value=stored.value, quantized=stored.step is not None, block_scale=stored.step,
+        block_error=(stored.value - claim.value) / stored.step if stored.step and claim.value is not None else None,
+        largest_in_row=_largest(stored.value, stored.group) if has_group and stored.group_is_row else None,
+        largest_in_block=_largest(stored.value, stored.group) if has_group and not stored.group_is_row else None,
+        verdict=verdict, reason=reason,
+    )
 
 
 def _line(

@@ -1,0 +1,318 @@
+"""`swindex check` on the formats people publish: GPTQ, AWQ, bitsandbytes, compressed-tensors, MLX, GGUF K-quants
+and LoRA adapters. Each reads one weight from the bytes that hold it (counted), and agrees with the library's own
+dequantization where the library runs here (bitsandbytes, MLX, peft, gguf), else with the integer grid a writer
+that follows the library's layout packed (quant_writers names the versions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from check_support import HIDDEN, INTERMEDIATE, entry_with, linear_weight, llama_config
+from quant_writers import awq_tensors, element_reader, fp8_tensors, gptq_tensors, pack_quantized_tensors, quantize_grid, save
+from swindex.checkpoint import CheckpointError, UnsupportedCheckpointError, check
+
+MODULE = "model.layers.1.mlp.down_proj"
+ROW, COLUMN, PLANTED_VALUE = 5, 7, -8.0
+PLANTED = {"num_layers": 4, "hidden_size": 64, "intermediate_size": 128}  # tests/planted.py's tiny models
+positions = st.tuples(st.integers(0, HIDDEN - 1), st.integers(0, INTERMEDIATE - 1))
+few = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def planted_weight(seed: int = 0) -> np.ndarray:
+    """A [hidden, intermediate] down projection: small values and one planted super weight."""
+    weight = np.random.default_rng(seed).normal(0, 0.02, size=(HIDDEN, INTERMEDIATE)).astype(np.float32)
+    weight[ROW, COLUMN] = PLANTED_VALUE
+    return weight
+
+
+def one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+# --- GPTQ and AWQ --------------------------------------------------------------------------------------------
+
+GPTQ_CASES = [(4, 32, False, True), (4, 64, True, True), (8, 128, False, True), (2, 32, True, False), (4, 256, False, False)]
+
+
+@pytest.mark.parametrize(("bits", "group_size", "act_order", "v1"), GPTQ_CASES)
+def test_gptq_reads_each_element_as_its_integer_grid_dequantizes(tmp_path: Path, bits: int, group_size: int, act_order: bool, v1: bool) -> None:
+    grid = quantize_grid(planted_weight(), bits, group_size, symmetric=bits == 4, act_order=act_order)
+    config = llama_config(quantization_config={"quant_method": "gptq", "bits": bits, "group_size": group_size, "desc_act": act_order, "checkpoint_format": "gptq" if v1 else "gptq_v2"})
+    at = element_reader(save(tmp_path, gptq_tensors(MODULE, grid, bits, v1=v1), config))
+
+    @few
+    @given(positions)
+    def reads(position: tuple[int, int]) -> None:
+        element, read = at(MODULE, *position)
+        assert element.value == pytest.approx(grid.value(*position), rel=1e-6, abs=1e-9)
+        assert read == 4 + 4 + 2 + 4  # a qweight word, a qzeros word, a scale, a g_idx entry
+
+    reads()
+
+
+def test_awq_reads_each_element_through_its_interleaved_packing(tmp_path: Path) -> None:
+    grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
+    config = llama_config(quantization_config={"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemm", "zero_point": True})
+    at = element_reader(save(tmp_path, awq_tensors(MODULE, grid), config))
+
+    @few
+    @given(positions)
+    def reads(position: tuple[int, int]) -> None:
+        element, read = at(MODULE, *position)
+        assert element.value == pytest.approx(grid.value(*position), rel=1e-6, abs=1e-9)
+        assert read == 4 + 4 + 2  # a qweight word, a qzeros word, a scale
+
+    reads()
+
+
+def test_awq_tensors_declared_as_gptq_are_refused_by_their_shapes(tmp_path: Path) -> None:
+    """GPTQ packs input rows and AWQ output columns: tensors of one read as the other do not fit, and are refused."""
+    grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
+    tensors = gptq_tensors(MODULE, grid, 4)
+    right = element_reader(save(tmp_path / "gptq", tensors, llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64})))
+    wrong_layout = element_reader(save(tmp_path / "marked-awq", awq_tensors(MODULE, grid), llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64})))
+    cells = [(r, c) for r in range(0, HIDDEN, 9) for c in range(0, INTERMEDIATE, 37)]
+    assert all(right(MODULE, r, c)[0].value == pytest.approx(grid.value(r, c)) for r, c in cells)
+    with pytest.raises(CheckpointError, match="do not fit 4-bit GPTQ"):
+        wrong_layout(MODULE, ROW, COLUMN)
+
+
+def test_gptq_settings_are_read_from_quantize_config_json(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
+    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(), extra={"quantize_config.json": {"bits": 4, "group_size": 32, "desc_act": False, "sym": True}})
+    report = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+    (weight,) = report.weights
+    assert (weight.verdict, weight.value, weight.tensor) == ("kept", pytest.approx(grid.value(ROW, COLUMN)), f"{MODULE}.qweight")
+    assert weight.stored_as.startswith("GPTQ int4")
+
+
+def test_packed_integers_without_a_config_are_refused_in_one_line(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
+    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config())
+    with pytest.raises(UnsupportedCheckpointError) as error:
+        check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+    assert "quantize_config.json" in one_line(error)
+
+
+# --- bitsandbytes (the real library, through transformers) ------------------------------------------------------
+
+BNB = {
+    "nf4 double quant": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True},
+    "nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"},
+    "fp4": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4"},
+    "int8": {"load_in_8bit": True},
+}
+
+
+@pytest.fixture(scope="module")
+def bnb_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, np.ndarray, Any]]:
+    """A planted model quantized by bitsandbytes on the CPU and saved with save_pretrained, and bitsandbytes' own
+    dequantization of its planted down projection."""
+    pytest.importorskip("bitsandbytes")
+    from planted import build_planted, save_planted
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.integrations.bitsandbytes import dequantize_bnb_weight
+
+    model, (plant,) = build_planted("llama")
+    source = save_planted(model, tmp_path_factory.mktemp("planted"))
+    made = {}
+    for kind, options in BNB.items():
+        folder = tmp_path_factory.mktemp(kind.replace(" ", "-"))
+        quantized = AutoModelForCausalLM.from_pretrained(source, quantization_config=BitsAndBytesConfig(**options), device_map="cpu")
+        quantized.save_pretrained(folder)
+        weight = quantized.model.layers[plant.layer].mlp.down_proj.weight
+        state = weight.quant_state if kind != "int8" else weight  # an Int8Params carries its SCB
+        made[kind] = (folder, dequantize_bnb_weight(weight, state).float().numpy(), plant)
+    return made
+
+
+@pytest.mark.parametrize("kind", list(BNB))
+def test_bitsandbytes_reads_each_element_as_bitsandbytes_dequantizes_it(bnb_checkpoints: Any, kind: str) -> None:
+    folder, library, plant = bnb_checkpoints[kind]
+    at = element_reader(folder)
+    module = plant.tensor.removesuffix(".weight")
+
+    @few
+    @given(st.tuples(st.integers(0, 63), st.integers(0, 127)))
+    def reads(position: tuple[int, int]) -> None:
+        element, read = at(module, *position)
+        assert element.value == pytest.approx(float(library[position]), rel=1e-6, abs=1e-7)
+        if kind == "int8":
+            assert read == 4 + 128  # the row's scale and its int8 row
+        else:
+            blob = next(t for n, t in _header(folder).items() if n.startswith(f"{plant.tensor}.quant_state."))
+            nested = 1 + 4 + 4 if "double" in kind else 4  # a uint8 absmax code, its nested map value and nested absmax; or a float absmax
+            assert read == blob + 32 + 64 + nested  # the quant_state JSON, the block's 64 codes, the 16-value map
+
+    reads()
+
+
+@pytest.mark.parametrize("kind", list(BNB))
+def test_bitsandbytes_checkpoints_keep_the_planted_super_weight(bnb_checkpoints: Any, make_entry, kind: str) -> None:  # noqa: ANN001
+    folder, library, plant = bnb_checkpoints[kind]
+    report = check(folder, entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED))
+    (weight,) = report.weights
+    assert weight.verdict == "kept"
+    assert weight.value == pytest.approx(float(library[plant.row, plant.column]), rel=1e-6)
+    assert weight.stored_as.startswith("bitsandbytes")
+    assert weight.largest_in_block if kind != "int8" else weight.largest_in_row
+
+
+def _header(folder: Path) -> dict[str, int]:
+    """Bytes of each tensor in a folder's model.safetensors."""
+    raw = (folder / "model.safetensors").read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    return {n: i["data_offsets"][1] - i["data_offsets"][0] for n, i in header.items() if n != "__metadata__"}
+
+
+# --- compressed-tensors -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("bits", "group_size", "symmetric"), [(4, 32, True), (4, 128, False), (8, 256, True), (2, 64, False)])
+def test_pack_quantized_reads_each_element_as_its_integer_grid_dequantizes(tmp_path: Path, bits: int, group_size: int, symmetric: bool) -> None:
+    grid = quantize_grid(planted_weight(), bits, group_size, symmetric=symmetric)
+    config = llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": "group", "group_size": group_size}}}})
+    at = element_reader(save(tmp_path, pack_quantized_tensors(MODULE, grid, bits, symmetric=symmetric), config))
+
+    @few
+    @given(positions)
+    def reads(position: tuple[int, int]) -> None:
+        element, read = at(MODULE, *position)
+        assert element.value == pytest.approx(grid.value(*position), rel=1e-6, abs=1e-9)
+        assert read == 16 + 4 + 2 + (0 if symmetric else 4)  # weight_shape, a packed word, a scale (and a packed zero point)
+
+    reads()
+
+
+@pytest.mark.parametrize("with_config", [True, False])
+def test_fp8_weights_are_multiplied_by_their_weight_scale(tmp_path: Path, make_entry, with_config: bool) -> None:  # noqa: ANN001
+    """float-quantized fp8 stores weight / scale: reading the fp8 value alone would report a weight hundreds of times too small."""
+    tensors, value = fp8_tensors(MODULE, planted_weight())
+    config = llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "float-quantized"}) if with_config else llama_config()
+    folder = save(tmp_path, tensors, config)
+    (weight,) = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)])).weights
+    assert (weight.verdict, weight.value) == ("kept", pytest.approx(value[ROW, COLUMN]))
+    at = element_reader(folder)
+    for position in [(0, 0), (63, 255), (17, 100)]:
+        element, read = at(MODULE, *position)
+        assert (element.value, read) == (pytest.approx(value[position]), 1 + 4)  # one fp8 byte and its row's float32 scale
+
+
+# --- MLX (the real library) --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("bits", "group_size"), [(4, 64), (8, 32), (2, 128)])
+def test_mlx_reads_each_element_as_mlx_dequantizes_it(tmp_path: Path, bits: int, group_size: int) -> None:
+    mx = pytest.importorskip("mlx.core")
+    weight = mx.array(planted_weight())
+    packed, scales, biases = mx.quantize(weight, group_size=group_size, bits=bits)
+    library = np.array(mx.dequantize(packed, scales, biases, group_size=group_size, bits=bits))
+    tensors = {f"{MODULE}.weight": np.array(packed), f"{MODULE}.scales": np.array(scales), f"{MODULE}.biases": np.array(biases)}
+    at = element_reader(save(tmp_path, tensors, llama_config(quantization={"group_size": group_size, "bits": bits})))
+
+    @few
+    @given(positions)
+    def reads(position: tuple[int, int]) -> None:
+        element, read = at(MODULE, *position)
+        assert element.value == pytest.approx(float(library[position]), rel=1e-5, abs=1e-6)
+        assert read == group_size * bits // 8 + 4 + 4  # the group's words, its float32 scale and bias
+
+    reads()
+
+
+def test_mlx_per_module_settings_override_the_default(tmp_path: Path) -> None:
+    mx = pytest.importorskip("mlx.core")
+    packed, scales, biases = mx.quantize(mx.array(planted_weight()), group_size=32, bits=8)
+    library = np.array(mx.dequantize(packed, scales, biases, group_size=32, bits=8))
+    tensors = {f"{MODULE}.weight": np.array(packed), f"{MODULE}.scales": np.array(scales), f"{MODULE}.biases": np.array(biases)}
+    config = llama_config(quantization={"group_size": 64, "bits": 4, MODULE: {"group_size": 32, "bits": 8}})
+    element, _ = element_reader(save(tmp_path, tensors, config))(MODULE, ROW, COLUMN)
+    assert element.value == pytest.approx(float(library[ROW, COLUMN]), rel=1e-5)
+
+
+# --- LoRA adapters (the real peft) --------------------------------------------------------------------------------
+
+LORA = {
+    "lora": {"r": 4, "lora_alpha": 8},
+    "rslora": {"r": 4, "lora_alpha": 8, "use_rslora": True},
+    "alpha pattern": {"r": 8, "lora_alpha": 16, "alpha_pattern": {"down_proj": 4}},
+}
+
+
+@pytest.mark.parametrize("kind", list(LORA))
+def test_a_lora_adapter_changes_the_base_value_as_merging_it_does(tmp_path: Path, make_entry, kind: str) -> None:  # noqa: ANN001
+    pytest.importorskip("peft")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from planted import build_planted
+
+    model, (plant,) = build_planted("llama")
+    torch.manual_seed(0)
+    adapted = get_peft_model(model, LoraConfig(target_modules=["down_proj", "up_proj"], init_lora_weights=False, **LORA[kind]))
+    with torch.no_grad():
+        for name, parameter in adapted.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(20)  # a change worth seeing at the planted weight
+    adapted.save_pretrained(tmp_path / "adapter")
+    merged = adapted.merge_and_unload().model.layers[plant.layer].mlp.down_proj.weight.detach().double().numpy()
+    report = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED))
+    (weight,) = report.weights
+    assert weight.value == pytest.approx(float(merged[plant.row, plant.column]), rel=1e-5)
+    assert weight.value != plant.value
+    at = element_reader(tmp_path / "adapter")
+    for row, column in [(0, 0), (63, 127), (plant.row, plant.column)]:
+        _, read = at(plant.tensor.removesuffix(".weight"), row, column, 0.0)
+        assert read == 2 * LORA[kind]["r"] * 4  # one row of B and one column of A, float32
+
+
+def test_an_adapter_that_leaves_the_module_alone_keeps_the_base_value(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+    from planted import build_planted
+
+    model, (plant,) = build_planted("llama")
+    get_peft_model(model, LoraConfig(target_modules=["q_proj"], init_lora_weights=False, r=4)).save_pretrained(tmp_path / "adapter")
+    (weight,) = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED)).weights
+    assert (weight.verdict, weight.value) == ("kept", plant.value)
+    assert "unchanged" in weight.stored_as
+
+
+@pytest.mark.parametrize(("change", "phrase"), [({"use_dora": True}, "DoRA"), ({"peft_type": "IA3"}, "IA3")])
+def test_adapters_whose_change_is_not_b_times_a_are_refused(tmp_path: Path, make_entry, change: dict[str, Any], phrase: str) -> None:  # noqa: ANN001
+    tensors = {f"base_model.model.{MODULE}.lora_A.weight": np.zeros((4, INTERMEDIATE), np.float32), f"base_model.model.{MODULE}.lora_B.weight": np.zeros((HIDDEN, 4), np.float32)}
+    folder = save(tmp_path, {}, None, extra={"adapter_config.json": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, **change}})
+    from safetensors.numpy import save_file
+
+    (folder / "model.safetensors").unlink()
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    with pytest.raises(UnsupportedCheckpointError) as error:
+        check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+    assert phrase in one_line(error) and "is not supported" in str(error.value)
+
+
+# --- formats check does not read -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("quantization", "named"),
+    [
+        ({"quant_method": "hqq", "nbits": 4}, "'hqq'"),
+        ({"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemv"}, "AWQ gemv"),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 32, "checkpoint_format": "marlin"}, "GPTQ marlin"),
+        ({"quant_method": "gptq", "bits": 3, "group_size": 32}, "3-bit"),
+    ],
+)
+def test_an_unsupported_format_is_named_with_the_formats_that_are(tmp_path: Path, make_entry, quantization: dict[str, Any], named: str) -> None:  # noqa: ANN001
+    grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
+    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(quantization_config=quantization))
+    with pytest.raises(UnsupportedCheckpointError) as error:
+        check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+    message = one_line(error)
+    assert named in message and "is not supported" in message
+    assert all(name in message for name in ("GPTQ", "AWQ", "bitsandbytes", "compressed-tensors", "MLX", "LoRA", "GGUF"))
