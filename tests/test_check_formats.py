@@ -316,3 +316,83 @@ def test_an_unsupported_format_is_named_with_the_formats_that_are(tmp_path: Path
     message = one_line(error)
     assert named in message and "is not supported" in message
     assert all(name in message for name in ("GPTQ", "AWQ", "bitsandbytes", "compressed-tensors", "MLX", "LoRA", "GGUF"))
+
+
+# --- GGUF K-quants (gguf-py's own dequantizer as the reference) ---------------------------------------------------
+
+K_QUANTS = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
+
+
+def k_quant_gguf(path: Path, type_name: str, seed: int = 0) -> np.ndarray:
+    """A GGUF of llama down projections whose blocks are random bytes (any bytes are a valid K-quant block; bytes
+    under 0x40 keep each float16 scale finite), and gguf's dequantization of layer 1's whole tensor."""
+    import gguf
+
+    from check_support import LAYERS
+
+    qtype = gguf.GGMLQuantizationType[type_name]
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(LAYERS)
+    writer.add_embedding_length(HIDDEN)
+    writer.add_feed_forward_length(INTERMEDIATE)
+    tensors = {}
+    for layer in range(LAYERS):
+        tensors[layer] = rng.integers(0, 0x40, size=(HIDDEN, INTERMEDIATE // block * size), dtype=np.uint8)
+        writer.add_tensor(f"blk.{layer}.ffn_down.weight", tensors[layer], raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return np.asarray(gguf.quants.dequantize(tensors[1], qtype), dtype=np.float64)
+
+
+def gguf_block(type_name: str) -> tuple[int, int]:
+    """Values per block and bytes per block of a ggml type."""
+    import gguf
+
+    return gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name]]
+
+
+@pytest.mark.parametrize("type_name", K_QUANTS)
+def test_gguf_k_quants_read_each_element_as_gguf_dequantizes_the_whole_tensor(tmp_path: Path, make_entry, type_name: str) -> None:  # noqa: ANN001
+    path = tmp_path / f"{type_name}.gguf"
+    library = k_quant_gguf(path, type_name)
+    cells = [(0, 0), (ROW, COLUMN), (HIDDEN - 1, INTERMEDIATE - 1), (31, 128), (40, 77)]
+    entry = entry_with(make_entry, [linear_weight(1, row, column, float(library[row, column])) for row, column in cells])
+    report = check(path, entry=entry)
+    assert [w.value for w in report.weights] == [pytest.approx(float(library[cell]), rel=1e-6, abs=1e-9) for cell in cells]
+    assert {w.stored_as for w in report.weights} == {type_name} and report.verdict == "kept"
+    row_bytes = INTERMEDIATE // gguf_block(type_name)[0] * gguf_block(type_name)[1]
+    assert report.reads == 1 + len(cells)  # the header, then one row per weight
+    assert report.bytes_read <= 16_384 + len(cells) * row_bytes  # a header chunk and the rows, not the file
+
+
+@pytest.mark.slow
+def test_a_real_q4_k_m_file_reads_its_q4_k_down_projections_as_gguf_dequantizes_them(make_entry) -> None:  # noqa: ANN001
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M stores half its down projections as Q4_K and half as Q6_K."""
+    import gguf
+
+    from swindex.checkpoint.gguf_format import read_gguf, read_row
+    from swindex.checkpoint.source import LocalFile, Transfer
+
+    path = Path(__file__).parent.parent / ".cache" / "models" / "qwen" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    transfer = Transfer()
+    header = read_gguf(LocalFile.open(path, transfer))
+    reader = gguf.GGUFReader(str(path))
+    tensors = {t.name: t for t in reader.tensors}
+    checked = 0
+    for name, tensor in header.tensors.items():
+        if "ffn_down" not in name or tensor.type_name != "Q4_K" or checked >= 2:
+            continue
+        library = np.asarray(gguf.quants.dequantize(tensors[name].data, tensors[name].tensor_type), dtype=np.float64)
+        for row in (0, 123, tensor.ne[1] - 1):
+            before = transfer.bytes
+            values, _ = read_row(tensor, row)
+            assert transfer.bytes - before == tensor.row_bytes  # one row's blocks
+            np.testing.assert_allclose(values, library[row], rtol=1e-6, atol=1e-9)
+        checked += 1
+    assert checked == 2
