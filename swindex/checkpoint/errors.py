@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from ..errors import SwindexError, shown, shown_lines
 
+SUPPORTED_FORMATS = (
+    "float safetensors", "fp8 with block scales", "GGUF (legacy and K-quants)", "GPTQ", "AWQ",
+    "bitsandbytes 4-bit (nf4, fp4) and 8-bit", "compressed-tensors (pack-quantized, float-quantized, naive-quantized)",
+    "MLX affine", "LoRA adapters",
+)
+"""What check reads, named in the error for a format it does not."""
+
 
 class CheckpointError(SwindexError):
     """A checkpoint cannot be read as what it claims to be (missing, truncated, corrupt or hostile).
@@ -18,6 +25,11 @@ class CheckpointError(SwindexError):
 
 class UnsupportedCheckpointError(CheckpointError):
     """The checkpoint is well formed but stores the weight in a way check cannot read (packed integers, an unknown quant type)."""
+
+
+def unsupported_format(where: object, what: str) -> UnsupportedCheckpointError:
+    """The one-line refusal of a format check does not read, naming the ones it does."""
+    return UnsupportedCheckpointError(where, f"format {shown(what)} is not supported; check reads {', '.join(SUPPORTED_FORMATS)}")
 
 
 class BaseModelError(SwindexError):

@@ -33,16 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import shown
-from .errors import CheckpointError, UnsupportedCheckpointError
+from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
 from .safetensors_format import FLOAT_DTYPES, StoredTensor, decode
-
-SUPPORTED_FORMATS = (
-    "float safetensors", "fp8 with block scales", "GGUF (legacy and K-quants)", "GPTQ", "AWQ",
-    "bitsandbytes 4-bit (nf4, fp4) and 8-bit", "compressed-tensors (pack-quantized, float-quantized, naive-quantized)",
-    "MLX affine", "LoRA adapters",
-)
-"""What check reads, named in the error for a format it does not."""
 
 PACKED_BITS = (2, 4, 8)
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
@@ -114,8 +106,7 @@ def quantization_of(config: Mapping[str, Any] | None, file: str = "config.json",
     return Quantization(method, dict(settings), source)
 
 
-def unsupported(where: str, what: str) -> UnsupportedCheckpointError:
-    return UnsupportedCheckpointError(where, f"format {shown(what)} is not supported; check reads {', '.join(SUPPORTED_FORMATS)}")
+unsupported = unsupported_format
 
 
 Find = Callable[[str], "StoredTensor | None"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..limits import MAX_HEADER_BYTES, MAX_LINE_VALUES, MAX_TENSORS, ParseError, load_json
-from .errors import CheckpointError, UnsupportedCheckpointError
+from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
 from .source import ByteSource, check_line_length
 
 ITEMSIZE = {
@@ -125,10 +125,8 @@ def decode(tensor: StoredTensor, raw: bytes) -> Any:
 
     dtype = tensor.dtype
     if dtype not in FLOAT_DTYPES:
-        raise UnsupportedCheckpointError(
-            tensor.source.name,
-            f"tensor {tensor.name!r} is stored as {dtype}, not as floating-point weights (a packed quantization such as GPTQ or AWQ?); "
-            "check reads float safetensors, fp8 with block scales, and GGUF",
+        raise unsupported_format(
+            tensor.source.name, f"{dtype} weights without the tensors a known quantization keeps beside them (tensor {tensor.name!r})",
         )
     if dtype == "BF16":
         return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).astype(np.float64)
