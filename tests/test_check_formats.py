@@ -396,3 +396,51 @@ def test_a_real_q4_k_m_file_reads_its_q4_k_down_projections_as_gguf_dequantizes_
             np.testing.assert_allclose(values, library[row], rtol=1e-6, atol=1e-9)
         checked += 1
     assert checked == 2
+
+
+# --- damaged quantized files fail closed ---------------------------------------------------------------------------
+
+def _gptq_with_bad_g_idx() -> tuple[dict[str, Any], dict[str, Any]]:
+    tensors = gptq_tensors(MODULE, quantize_grid(planted_weight(), 4, 32, symmetric=True), 4)
+    tensors[f"{MODULE}.g_idx"] = np.full(INTERMEDIATE, 99, dtype=np.int32)
+    return tensors, llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 32})
+
+
+def _gptq_with_short_scales() -> tuple[dict[str, Any], dict[str, Any]]:
+    tensors = gptq_tensors(MODULE, quantize_grid(planted_weight(), 4, 32, symmetric=True), 4)
+    tensors[f"{MODULE}.scales"] = tensors[f"{MODULE}.scales"][:, :32].copy()
+    return tensors, llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 32})
+
+
+def _mlx_without_its_config() -> tuple[dict[str, Any], dict[str, Any]]:
+    return {f"{MODULE}.weight": np.zeros((HIDDEN, INTERMEDIATE // 8), np.uint32), f"{MODULE}.scales": np.ones((HIDDEN, 4), np.float16), f"{MODULE}.biases": np.zeros((HIDDEN, 4), np.float16)}, llama_config()
+
+
+def _bnb_with_a_garbled_quant_state() -> tuple[dict[str, Any], dict[str, Any]]:
+    return {
+        f"{MODULE}.weight": np.zeros((HIDDEN * INTERMEDIATE // 2, 1), np.uint8), f"{MODULE}.weight.absmax": np.ones(HIDDEN * INTERMEDIATE // 64, np.float32),
+        f"{MODULE}.weight.quant_map": np.linspace(-1, 1, 16, dtype=np.float32), f"{MODULE}.weight.quant_state.bitsandbytes__nf4": np.frombuffer(b"{not json", np.uint8).copy(),
+    }, llama_config(quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True})
+
+
+def _pack_quantized_with_a_lying_shape() -> tuple[dict[str, Any], dict[str, Any]]:
+    tensors = pack_quantized_tensors(MODULE, quantize_grid(planted_weight(), 4, 32, symmetric=True), 4, symmetric=True)
+    tensors[f"{MODULE}.weight_shape"] = np.array([HIDDEN, 3 * INTERMEDIATE], dtype=np.int64)
+    return tensors, llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "pack-quantized"})
+
+
+@pytest.mark.parametrize(
+    ("damaged", "phrase"),
+    [
+        (_gptq_with_bad_g_idx, "group 99"),
+        (_gptq_with_short_scales, "do not fit 4-bit GPTQ"),
+        (_mlx_without_its_config, "no config.json gives its quantization"),
+        (_bnb_with_a_garbled_quant_state, "is not JSON"),
+        (_pack_quantized_with_a_lying_shape, "pack-quantized"),
+    ],
+)
+def test_a_damaged_quantized_checkpoint_is_refused_in_one_line(tmp_path: Path, make_entry, damaged: Any, phrase: str) -> None:  # noqa: ANN001
+    tensors, config = damaged()
+    with pytest.raises(CheckpointError) as error:
+        check(save(tmp_path, tensors, config), entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+    assert phrase in one_line(error)
