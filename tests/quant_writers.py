@@ -29,8 +29,9 @@ class Grid:
     group: np.ndarray  # [in] group of each input column
 
     def value(self, row: int, column: int) -> float:
+        """As the libraries dequantize: (q - zero) * scale computed in the scales' float16."""
         g = self.group[column]
-        return float(np.float64(self.scale[g, row]) * (int(self.q[row, column]) - int(self.zero[g, row])))
+        return float(self.scale[g, row] * np.float16(int(self.q[row, column]) - int(self.zero[g, row])))
 
 
 def quantize_grid(weight: np.ndarray, bits: int, group_size: int, *, symmetric: bool, act_order: bool = False, seed: int = 0) -> Grid:

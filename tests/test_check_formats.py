@@ -444,3 +444,31 @@ def test_a_damaged_quantized_checkpoint_is_refused_in_one_line(tmp_path: Path, m
     with pytest.raises(CheckpointError) as error:
         check(save(tmp_path, tensors, config), entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
     assert phrase in one_line(error)
+
+
+@pytest.mark.slow
+def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_dequantizes_it(smollm2_gguf: Path, tmp_path: Path) -> None:
+    """SmolLM2-135M-Instruct (its Q4_1 GGUF, dequantized by transformers), quantized to NF4 with double quant by
+    bitsandbytes on the CPU as a user would: check finds its recorded weights, each equal to bitsandbytes' own value."""
+    pytest.importorskip("bitsandbytes")
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.integrations.bitsandbytes import dequantize_bnb_weight
+
+    from swindex.lookup import lookup
+
+    dequantized = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.bfloat16)
+    del dequantized.config.quantization_config  # the GGUF loader's mark: a plain bfloat16 model from here on
+    plain = AutoModelForCausalLM.from_config(dequantized.config, dtype=torch.bfloat16)
+    plain.load_state_dict(dequantized.state_dict())
+    plain.save_pretrained(tmp_path / "bfloat16")
+    options = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "bfloat16", quantization_config=options, device_map="cpu")
+    model.save_pretrained(tmp_path / "nf4")
+    report = check(tmp_path / "nf4", base="HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert report.weights and report.verdict == "kept"
+    assert {w.coordinate for w in report.weights} == {str(c.coordinate) for c in lookup("HuggingFaceTB/SmolLM2-135M-Instruct").weights_to_keep}
+    for weight in report.weights:
+        stored = model.model.layers[weight.layer].mlp.down_proj.weight
+        assert weight.value == pytest.approx(float(dequantize_bnb_weight(stored, stored.quant_state)[weight.row, weight.column]), rel=1e-6)
+    assert report.bytes_read < 512 * 1024  # the header (~150 KiB: six tensors per module) and a few hundred bytes per weight

@@ -204,6 +204,24 @@ def _at(tensor: StoredTensor, *index: int) -> tuple[int, ...]:
     raise CheckpointError(tensor.source.name, f"{tensor.name} has shape {list(tensor.shape)}, which cannot be indexed by {list(index)}")
 
 
+def rounded(value: Any, dtype: str) -> Any:
+    """``value`` (a float or an array) rounded to ``dtype``: the precision the format's library dequantizes into
+    (its scales' dtype), so the value reported is the one a loader hands the model, not a more exact one."""
+    import numpy as np
+
+    array = np.asarray(value, dtype=np.float64)
+    if dtype in ("F16", "F32"):
+        array = array.astype(np.float16 if dtype == "F16" else np.float32).astype(np.float64)
+    elif dtype == "BF16":
+        bits = array.astype(np.float32).view(np.uint32).astype(np.uint64)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000  # round to nearest even, as torch does
+        array = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return float(array) if array.ndim == 0 else array
+
+
+_TORCH_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
 def _bits(value: Any, where: str, allowed: tuple[int, ...] = PACKED_BITS) -> int:
     if type(value) is not int or value not in allowed:
         raise unsupported(where, f"{value}-bit packing") if type(value) is int else CheckpointError(where, f"bits {value!r} is not a bit width")
@@ -256,7 +274,7 @@ def read_gptq(quantization: Quantization, module: str, find: Find, row: int, col
     scale = _float(scales, (group, row))
     order = ", act-order" if g_idx is not None and quantization.setting("desc_act") else ""
     return Element(
-        scale * (q - zero), f"GPTQ int{bits} (group {group_size}{order}, {layout})", qweight.name, index,
+        rounded(scale * (q - zero), scales.dtype), f"GPTQ int{bits} (group {group_size}{order}, {layout})", qweight.name, index,
         qweight.source.name, shape, step=abs(scale),
     )
 
@@ -281,7 +299,7 @@ def read_awq(quantization: Quantization, module: str, find: Find, row: int, colu
     q = (_word(qweight, index) >> shift) & 0xF
     zero = (_word(qzeros, (group, row // 8)) >> shift) & 0xF
     scale = _float(scales, (group, row))
-    return Element(scale * (q - zero), f"AWQ int4 (group {group_size}, {layout})", qweight.name, index, qweight.source.name, shape, step=abs(scale))
+    return Element(rounded(scale * (q - zero), scales.dtype), f"AWQ int4 (group {group_size}, {layout})", qweight.name, index, qweight.source.name, shape, step=abs(scale))
 
 
 # --- bitsandbytes ------------------------------------------------------------------------------------------
@@ -325,6 +343,7 @@ def read_bnb_4bit(module: str, find: Find, row: int, column: int) -> Element:
     group = code_values[codes] * scale
     kind = "nf4" if blob.name.endswith("nf4") else "fp4"
     nested = " double quant" if find(f"{module}.weight.nested_absmax") is not None else ""
+    group = rounded(group, _TORCH_DTYPES.get(str(state.get("dtype")), "F64"))
     return Element(
         float(group[flat - first]), f"bitsandbytes {kind} (block {blocksize}{nested})", weight.name, (flat // 2,),
         weight.source.name, shape_t, step=abs(scale), group=group,
@@ -355,7 +374,7 @@ def read_bnb_8bit(module: str, find: Find, row: int, column: int) -> Element:
     if scb.shape[0] != shape[0]:
         raise CheckpointError(weight.source.name, f"{module}: SCB has {scb.shape[0]} row scales for {shape[0]} rows")
     scale = _float(scb, (row,)) / 127
-    line = _ints(weight, (row, 0), shape[1]) * scale
+    line = rounded(_ints(weight, (row, 0), shape[1]) * scale, "F32")
     return Element(float(line[column]), "bitsandbytes int8 (row scale)", weight.name, (row, column), weight.source.name, shape, step=abs(scale), group=line, group_is_row=True)
 
 
@@ -406,7 +425,7 @@ def read_pack_quantized(quantization: Quantization | None, module: str, find: Fi
             zero = int(_ints(zero_tensor, _at(zero_tensor, *scale_at))[0])
     strategy = _strategy(scale_tensor, shape)
     return Element(
-        scale * (q - zero), f"compressed-tensors int{bits} pack-quantized ({strategy}{', asymmetric' if zero_tensor is not None else ''})",
+        rounded(scale * (q - zero), scale_tensor.dtype), f"compressed-tensors int{bits} pack-quantized ({strategy}{', asymmetric' if zero_tensor is not None else ''})",
         packed.name, index, packed.source.name, shape, step=abs(scale),
     )
 
@@ -435,7 +454,7 @@ def read_scaled(module: str, find: Find, row: int, column: int) -> Element:
         value = float(_ints(weight, (row, column))[0] - zero) * scale
     else:
         value = (_float(weight, (row, column)) - zero) * scale
-    return Element(value, f"{weight.dtype} x {_strategy(scale_tensor, shape)}", weight.name, (row, column), weight.source.name, shape, step=abs(scale))
+    return Element(rounded(value, scale_tensor.dtype), f"{weight.dtype} x {_strategy(scale_tensor, shape)}", weight.name, (row, column), weight.source.name, shape, step=abs(scale))
 
 
 # --- MLX ---------------------------------------------------------------------------------------------------
@@ -469,7 +488,7 @@ def read_mlx(quantization: Quantization | None, module: str, find: Find, row: in
     words = np.frombuffer(_raw(weight, (row, group * group_size // pack), group_size // pack), dtype="<u4")
     codes = ((words[:, None] >> (bits * np.arange(pack, dtype=np.uint32))) & ((1 << bits) - 1)).reshape(-1)
     scale, bias = _float(scales, (row, group)), _float(biases, (row, group))
-    values = scale * codes.astype(np.float64) + bias
+    values = rounded(scale * codes.astype(np.float64) + bias, scales.dtype)
     return Element(
         float(values[column % group_size]), f"MLX affine int{bits} (group {group_size})", weight.name, (row, column // pack),
         weight.source.name, shape, step=abs(scale), group=values,
