@@ -472,3 +472,14 @@ def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_deq
         stored = model.model.layers[weight.layer].mlp.down_proj.weight
         assert weight.value == pytest.approx(float(dequantize_bnb_weight(stored, stored.quant_state)[weight.row, weight.column]), rel=1e-6)
     assert report.bytes_read < 512 * 1024  # the header (~150 KiB: six tensors per module) and a few hundred bytes per weight
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-1e4, 1e4, allow_nan=False), st.sampled_from(["F16", "BF16", "F32"]))
+def test_values_are_rounded_to_the_dtype_as_torch_rounds_them(value: float, dtype: str) -> None:
+    import torch
+
+    from swindex.checkpoint.quantized import rounded
+
+    torch_dtype = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}[dtype]
+    assert rounded(value, dtype) == float(torch.tensor(np.float32(value)).to(torch_dtype))

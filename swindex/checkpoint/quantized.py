@@ -214,8 +214,8 @@ def rounded(value: Any, dtype: str) -> Any:
         array = array.astype(np.float16 if dtype == "F16" else np.float32).astype(np.float64)
     elif dtype == "BF16":
         bits = array.astype(np.float32).view(np.uint32).astype(np.uint64)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000  # round to nearest even, as torch does
-        array = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+        nearest = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000  # round to nearest even, as torch does
+        array = nearest.astype(np.uint32).view(np.float32).astype(np.float64)
     return float(array) if array.ndim == 0 else array
 
 
