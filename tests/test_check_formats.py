@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from check_support import HIDDEN, INTERMEDIATE, entry_with, linear_weight, llama_config
 from quant_writers import awq_tensors, element_reader, fp8_tensors, gptq_tensors, pack_quantized_tensors, quantize_grid, save
 from swindex.checkpoint import CheckpointError, UnsupportedCheckpointError, check
+from test_check_remote import hub  # noqa: F401 - the local stand-in for the Hub, a fixture
 
 MODULE = "model.layers.1.mlp.down_proj"
 ROW, COLUMN, PLANTED_VALUE = 5, 7, -8.0
@@ -93,6 +94,20 @@ def test_gptq_settings_are_read_from_quantize_config_json(tmp_path: Path, make_e
     (weight,) = report.weights
     assert (weight.verdict, weight.value, weight.tensor) == ("kept", pytest.approx(grid.value(ROW, COLUMN)), f"{MODULE}.qweight")
     assert weight.stored_as.startswith("GPTQ int4")
+
+
+def test_a_remote_gptq_repository_reads_its_quantize_config_and_a_few_bytes(tmp_path: Path, hub: Any, make_entry) -> None:  # noqa: ANN001,F811
+    grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
+    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(), extra={"quantize_config.json": {"bits": 4, "group_size": 32}})
+    hub.repos["acme/tiny-gptq"] = folder
+    report = check("acme/tiny-gptq", entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]), endpoint=hub.url)
+    (weight,) = report.weights
+    assert (weight.verdict, weight.value) == ("kept", pytest.approx(grid.value(ROW, COLUMN)))
+    opened = {r.split("/resolve/", 1)[1].split("/", 1)[1].split()[0] for r in hub.requests if "/resolve/" in r}
+    assert opened == {"config.json", "model.safetensors", "quantize_config.json"}
+    header = 8 + int.from_bytes((folder / "model.safetensors").read_bytes()[:8], "little")
+    small = sum((folder / name).stat().st_size for name in ("config.json", "quantize_config.json"))
+    assert report.bytes_read == 3 + small + header + 14  # each file's size probe (1 byte), the configs, the header, 14 bytes of weight
 
 
 def test_packed_integers_without_a_config_are_refused_in_one_line(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
