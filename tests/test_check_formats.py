@@ -299,6 +299,22 @@ def test_an_adapter_that_leaves_the_module_alone_keeps_the_base_value(tmp_path: 
     assert "unchanged" in weight.stored_as
 
 
+def test_an_adapter_that_saves_the_whole_module_is_read_from_that_weight(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    """peft's modules_to_save stores the module's full weight in the adapter: it replaces the base's, so it is what check reads."""
+    pytest.importorskip("peft")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from planted import build_planted
+
+    model, (plant,) = build_planted("llama")
+    adapted = get_peft_model(model, LoraConfig(target_modules=["q_proj"], modules_to_save=["down_proj"], r=4))
+    with torch.no_grad():
+        adapted.base_model.model.model.layers[plant.layer].mlp.down_proj.modules_to_save["default"].weight[plant.row, plant.column] = 0.0
+    adapted.save_pretrained(tmp_path / "adapter")
+    (weight,) = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED)).weights
+    assert (weight.verdict, weight.value) == ("lost", 0.0)
+
+
 @pytest.mark.parametrize(("change", "phrase"), [({"use_dora": True}, "DoRA"), ({"peft_type": "IA3"}, "IA3")])
 def test_adapters_whose_change_is_not_b_times_a_are_refused(tmp_path: Path, make_entry, change: dict[str, Any], phrase: str) -> None:  # noqa: ANN001
     tensors = {f"base_model.model.{MODULE}.lora_A.weight": np.zeros((4, INTERMEDIATE), np.float32), f"base_model.model.{MODULE}.lora_B.weight": np.zeros((HIDDEN, 4), np.float32)}

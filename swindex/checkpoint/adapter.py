@@ -72,15 +72,20 @@ def adapter_module(module: str, find: Find) -> str | None:
     return None
 
 
-def read_lora(adapter: Adapter, module: str, find: Find, row: int, column: int, base_value: float | None, coordinate: str) -> Element:
-    """The adapted weight: the base's recorded value plus scaling * B[row, :] . A[:, column] (zero where no LoRA targets it)."""
+def read_lora(adapter: Adapter, module: str, find: Find, row: int, column: int, base_value: float | None, coordinate: str) -> Element | None:
+    """The adapted weight: the base's recorded value plus scaling * B[row, :] . A[:, column] (zero where no LoRA targets
+    it); None when the adapter saves the module's whole weight (peft's modules_to_save), which the plain reader reads."""
     import numpy as np
 
     name = adapter_module(module, find)
+    if name is None and any(find(f"{prefix}{module}.weight") is not None for prefix in (PEFT_PREFIX, "")):
+        return None
     if base_value is None:
         raise CheckpointError(adapter.source, f"an adapter holds only the change to {shown(coordinate)}; checking it needs the base's value, which its entry does not record (swindex detect records it)")
     if name is None:
         return Element(base_value, "unchanged by the adapter (no LoRA on its module)", module, (row, column), adapter.source, (0, 0))
+    if find(f"{name}.lora_magnitude_vector") is not None or find(f"{name}.lora_magnitude_vector.weight") is not None:
+        raise unsupported(adapter.source, "DoRA (its change rescales each column by a norm of the whole base weight)")
     lora_a = _need(find, f"{name}.lora_A.weight", FLOAT_DTYPES, 2)
     lora_b = _need(find, f"{name}.lora_B.weight", FLOAT_DTYPES, 2)
     rank = lora_a.shape[0]
