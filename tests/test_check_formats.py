@@ -96,6 +96,13 @@ def test_gptq_settings_are_read_from_quantize_config_json(tmp_path: Path, make_e
     assert weight.stored_as.startswith("GPTQ int4")
 
 
+def test_awq_settings_are_read_from_autoawqs_quant_config_json(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
+    folder = save(tmp_path, awq_tensors(MODULE, grid), llama_config(), extra={"quant_config.json": {"zero_point": True, "q_group_size": 64, "w_bit": 4, "version": "GEMM"}})
+    (weight,) = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)])).weights
+    assert (weight.value, weight.stored_as) == (pytest.approx(grid.value(ROW, COLUMN)), "AWQ int4 (group 64, gemm)")
+
+
 def test_a_remote_gptq_repository_reads_its_quantize_config_and_a_few_bytes(tmp_path: Path, hub: Any, make_entry) -> None:  # noqa: ANN001,F811
     grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
     folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(), extra={"quantize_config.json": {"bits": 4, "group_size": 32}})
