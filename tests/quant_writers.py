@@ -34,8 +34,11 @@ class Grid:
         return float(self.scale[g, row] * np.float16(int(self.q[row, column]) - int(self.zero[g, row])))
 
 
-def quantize_grid(weight: np.ndarray, bits: int, group_size: int, *, symmetric: bool, act_order: bool = False, seed: int = 0) -> Grid:
-    """Min-max quantization per (group, output row); act-order assigns groups along a random permutation of the inputs, as GPTQ's desc_act does."""
+def quantize_grid(
+    weight: np.ndarray, bits: int, group_size: int, *, symmetric: bool, act_order: bool = False, seed: int = 0
+) -> Grid:
+    """Min-max quantization per (group, output row); act-order assigns groups along a random permutation of the
+    inputs, as GPTQ's desc_act does."""
     out, columns = weight.shape
     order = np.random.default_rng(seed).permutation(columns) if act_order else np.arange(columns)
     group = np.empty(columns, dtype=np.int32)
@@ -90,12 +93,18 @@ def _pack_awq(values: np.ndarray) -> np.ndarray:
 
 
 def awq_tensors(module: str, grid: Grid) -> dict[str, np.ndarray]:
-    """qweight [in, out/8], qzeros [groups, out/8] and scales [groups, out] as AutoAWQ 0.2.9's GEMM layout saves them."""
-    return {f"{module}.qweight": _pack_awq(grid.q.T), f"{module}.qzeros": _pack_awq(grid.zero), f"{module}.scales": grid.scale}
+    """qweight [in, out/8], qzeros [groups, out/8] and scales [groups, out], as AutoAWQ 0.2.9's GEMM layout
+    saves them."""
+    return {
+        f"{module}.qweight": _pack_awq(grid.q.T),
+        f"{module}.qzeros": _pack_awq(grid.zero),
+        f"{module}.scales": grid.scale,
+    }
 
 
 def _pack_columns(values: np.ndarray, bits: int) -> np.ndarray:
-    """compressed-tensors' pack_to_int32 along the last axis, for widths dividing 32: offset to unsigned, low bits first."""
+    """compressed-tensors' pack_to_int32 along the last axis, for widths dividing 32: offset to unsigned, low
+    bits first."""
     offset = 1 << (bits - 1)
     unsigned = (values + offset).astype(np.uint32)
     return _pack_rows(unsigned.T, bits).T.copy()
@@ -118,7 +127,8 @@ def pack_quantized_tensors(module: str, grid: Grid, bits: int, *, symmetric: boo
 
 
 def fp8_tensors(module: str, weight: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
-    """An fp8 (E4M3) weight with one float32 scale per output row, and the values it dequantizes to (via torch's float8)."""
+    """An fp8 (E4M3) weight with one float32 scale per output row, and the values it dequantizes to (through
+    torch's float8)."""
     import torch
 
     scale = (np.abs(weight).max(axis=1, keepdims=True) / 448.0).astype(np.float32)
@@ -128,8 +138,9 @@ def fp8_tensors(module: str, weight: np.ndarray) -> tuple[dict[str, Any], np.nda
 
 
 def element_reader(folder: Any) -> Any:
-    """``at(module, row, column, base_value=None) -> (Element or None, bytes read for it)``: check's reader of one
-    weight over a checkpoint's headers and config files, read once beforehand, so each call counts only its own bytes."""
+    """``at(module, row, column, base_value=None) -> (Element or None, bytes read for it)``: check's reader of
+    one weight over a checkpoint's headers and config files, read once beforehand, so each call counts only
+    its own bytes."""
     from types import SimpleNamespace
 
     from swindex.checkpoint.formats import read_stored, stored_form
@@ -148,15 +159,25 @@ def element_reader(folder: Any) -> Any:
 
     def at(module: str, row: int, column: int, base_value: float | None = None) -> tuple[Any, int]:
         before = transfer.bytes
-        claim = SimpleNamespace(tensor=f"{module}.weight", row=row, column=column, expert=None, value=base_value, coordinate=f"{module}.weight[{row}, {column}]")
+        claim = SimpleNamespace(
+            tensor=f"{module}.weight",
+            row=row,
+            column=column,
+            expert=None,
+            value=base_value,
+            coordinate=f"{module}.weight[{row}, {column}]",
+        )
         element = read_stored(form, claim, find, lambda name: name if find(name) is not None else None)
         return element, transfer.bytes - before
 
     return at
 
 
-def save(folder: Any, tensors: dict[str, Any], config: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Any:
-    """A checkpoint folder: model.safetensors (numpy arrays and torch tensors alike), config.json and other JSON files by name."""
+def save(
+    folder: Any, tensors: dict[str, Any], config: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> Any:
+    """A checkpoint folder: model.safetensors (numpy arrays and torch tensors alike), config.json and other
+    JSON files by name."""
     import json
     from pathlib import Path
 
@@ -165,7 +186,13 @@ def save(folder: Any, tensors: dict[str, Any], config: dict[str, Any] | None = N
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({name: (torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t) for name, t in tensors.items()}, str(folder / "model.safetensors"))
+    save_file(
+        {
+            name: (torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else t)
+            for name, t in tensors.items()
+        },
+        str(folder / "model.safetensors"),
+    )
     for name, content in {"config.json": config, **(extra or {})}.items():
         if content is not None:
             (folder / name).write_text(json.dumps(content), encoding="utf-8")

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from check_support import HIDDEN, INTERMEDIATE, entry_with, linear_weight, llama_config
-from quant_writers import awq_tensors, element_reader, fp8_tensors, gptq_tensors, pack_quantized_tensors, quantize_grid, save
+from quant_writers import (
+    awq_tensors,
+    element_reader,
+    fp8_tensors,
+    gptq_tensors,
+    pack_quantized_tensors,
+    quantize_grid,
+    save,
+)
 from swindex.checkpoint import CheckpointError, UnsupportedCheckpointError, check
 from test_check_remote import hub  # noqa: F401 - the local stand-in for the Hub, a fixture
 
@@ -41,13 +49,29 @@ def one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
 
 # --- GPTQ and AWQ --------------------------------------------------------------------------------------------
 
-GPTQ_CASES = [(4, 32, False, True), (4, 64, True, True), (8, 128, False, True), (2, 32, True, False), (4, 256, False, False)]
+GPTQ_CASES = [
+    (4, 32, False, True),
+    (4, 64, True, True),
+    (8, 128, False, True),
+    (2, 32, True, False),
+    (4, 256, False, False),
+]
 
 
 @pytest.mark.parametrize(("bits", "group_size", "act_order", "v1"), GPTQ_CASES)
-def test_gptq_reads_each_element_as_its_integer_grid_dequantizes(tmp_path: Path, bits: int, group_size: int, act_order: bool, v1: bool) -> None:
+def test_gptq_reads_each_element_as_its_integer_grid_dequantizes(
+    tmp_path: Path, bits: int, group_size: int, act_order: bool, v1: bool
+) -> None:
     grid = quantize_grid(planted_weight(), bits, group_size, symmetric=bits == 4, act_order=act_order)
-    config = llama_config(quantization_config={"quant_method": "gptq", "bits": bits, "group_size": group_size, "desc_act": act_order, "checkpoint_format": "gptq" if v1 else "gptq_v2"})
+    config = llama_config(
+        quantization_config={
+            "quant_method": "gptq",
+            "bits": bits,
+            "group_size": group_size,
+            "desc_act": act_order,
+            "checkpoint_format": "gptq" if v1 else "gptq_v2",
+        }
+    )
     at = element_reader(save(tmp_path, gptq_tensors(MODULE, grid, bits, v1=v1), config))
 
     @few
@@ -62,7 +86,9 @@ def test_gptq_reads_each_element_as_its_integer_grid_dequantizes(tmp_path: Path,
 
 def test_awq_reads_each_element_through_its_interleaved_packing(tmp_path: Path) -> None:
     grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
-    config = llama_config(quantization_config={"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemm", "zero_point": True})
+    config = llama_config(
+        quantization_config={"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemm", "zero_point": True}
+    )
     at = element_reader(save(tmp_path, awq_tensors(MODULE, grid), config))
 
     @few
@@ -79,45 +105,84 @@ def test_awq_tensors_declared_as_gptq_are_refused_by_their_shapes(tmp_path: Path
     """GPTQ packs input rows and AWQ output columns: tensors of one read as the other do not fit, and are refused."""
     grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
     tensors = gptq_tensors(MODULE, grid, 4)
-    right = element_reader(save(tmp_path / "gptq", tensors, llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64})))
-    wrong_layout = element_reader(save(tmp_path / "marked-awq", awq_tensors(MODULE, grid), llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64})))
+    right = element_reader(
+        save(
+            tmp_path / "gptq",
+            tensors,
+            llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64}),
+        )
+    )
+    wrong_layout = element_reader(
+        save(
+            tmp_path / "marked-awq",
+            awq_tensors(MODULE, grid),
+            llama_config(quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 64}),
+        )
+    )
     cells = [(r, c) for r in range(0, HIDDEN, 9) for c in range(0, INTERMEDIATE, 37)]
     assert all(right(MODULE, r, c)[0].value == pytest.approx(grid.value(r, c)) for r, c in cells)
     with pytest.raises(CheckpointError, match="do not fit 4-bit GPTQ"):
         wrong_layout(MODULE, ROW, COLUMN)
 
 
-def test_gptq_settings_are_read_from_quantize_config_json(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+def test_gptq_settings_are_read_from_quantize_config_json(tmp_path: Path, make_entry: Any) -> None:
     grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
-    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(), extra={"quantize_config.json": {"bits": 4, "group_size": 32, "desc_act": False, "sym": True}})
+    folder = save(
+        tmp_path,
+        gptq_tensors(MODULE, grid, 4),
+        llama_config(),
+        extra={"quantize_config.json": {"bits": 4, "group_size": 32, "desc_act": False, "sym": True}},
+    )
     report = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
     (weight,) = report.weights
-    assert (weight.verdict, weight.value, weight.tensor) == ("kept", pytest.approx(grid.value(ROW, COLUMN)), f"{MODULE}.qweight")
+    assert (weight.verdict, weight.value, weight.tensor) == (
+        "kept",
+        pytest.approx(grid.value(ROW, COLUMN)),
+        f"{MODULE}.qweight",
+    )
     assert weight.stored_as.startswith("GPTQ int4")
 
 
-def test_awq_settings_are_read_from_autoawqs_quant_config_json(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+def test_awq_settings_are_read_from_autoawqs_quant_config_json(tmp_path: Path, make_entry: Any) -> None:
     grid = quantize_grid(planted_weight(), 4, 64, symmetric=False)
-    folder = save(tmp_path, awq_tensors(MODULE, grid), llama_config(), extra={"quant_config.json": {"zero_point": True, "q_group_size": 64, "w_bit": 4, "version": "GEMM"}})
+    folder = save(
+        tmp_path,
+        awq_tensors(MODULE, grid),
+        llama_config(),
+        extra={"quant_config.json": {"zero_point": True, "q_group_size": 64, "w_bit": 4, "version": "GEMM"}},
+    )
     (weight,) = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)])).weights
     assert (weight.value, weight.stored_as) == (pytest.approx(grid.value(ROW, COLUMN)), "AWQ int4 (group 64, gemm)")
 
 
-def test_a_remote_gptq_repository_reads_its_quantize_config_and_a_few_bytes(tmp_path: Path, hub: Any, make_entry) -> None:  # noqa: ANN001,F811
+def test_a_remote_gptq_repository_reads_its_quantize_config_and_a_few_bytes(
+    tmp_path: Path,
+    hub: Any,  # noqa: F811 - the fixture imported above
+    make_entry: Any,
+) -> None:
     grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
-    folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(), extra={"quantize_config.json": {"bits": 4, "group_size": 32}})
+    folder = save(
+        tmp_path,
+        gptq_tensors(MODULE, grid, 4),
+        llama_config(),
+        extra={"quantize_config.json": {"bits": 4, "group_size": 32}},
+    )
     hub.repos["acme/tiny-gptq"] = folder
-    report = check("acme/tiny-gptq", entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]), endpoint=hub.url)
+    report = check(
+        "acme/tiny-gptq", entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]), endpoint=hub.url
+    )
     (weight,) = report.weights
     assert (weight.verdict, weight.value) == ("kept", pytest.approx(grid.value(ROW, COLUMN)))
     opened = {r.split("/resolve/", 1)[1].split("/", 1)[1].split()[0] for r in hub.requests if "/resolve/" in r}
     assert opened == {"config.json", "model.safetensors", "quantize_config.json"}
     header = 8 + int.from_bytes((folder / "model.safetensors").read_bytes()[:8], "little")
     small = sum((folder / name).stat().st_size for name in ("config.json", "quantize_config.json"))
-    assert report.bytes_read == 3 + small + header + 14  # each file's size probe (1 byte), the configs, the header, 14 bytes of weight
+    assert (
+        report.bytes_read == 3 + small + header + 14
+    )  # each file's size probe (1 byte), the configs, the header, 14 bytes of weight
 
 
-def test_packed_integers_without_a_config_are_refused_in_one_line(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+def test_packed_integers_without_a_config_are_refused_in_one_line(tmp_path: Path, make_entry: Any) -> None:
     grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
     folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config())
     with pytest.raises(UnsupportedCheckpointError) as error:
@@ -149,7 +214,9 @@ def bnb_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
     made = {}
     for kind, options in BNB.items():
         folder = tmp_path_factory.mktemp(kind.replace(" ", "-"))
-        quantized = AutoModelForCausalLM.from_pretrained(source, quantization_config=BitsAndBytesConfig(**options), device_map="cpu")
+        quantized = AutoModelForCausalLM.from_pretrained(
+            source, quantization_config=BitsAndBytesConfig(**options), device_map="cpu"
+        )
         quantized.save_pretrained(folder)
         weight = quantized.model.layers[plant.layer].mlp.down_proj.weight
         state = weight.quant_state if kind != "int8" else weight  # an Int8Params carries its SCB
@@ -172,16 +239,25 @@ def test_bitsandbytes_reads_each_element_as_bitsandbytes_dequantizes_it(bnb_chec
             assert read == 4 + 128  # the row's scale and its int8 row
         else:
             blob = next(t for n, t in _header(folder).items() if n.startswith(f"{plant.tensor}.quant_state."))
-            nested = 1 + 4 + 4 if "double" in kind else 4  # a uint8 absmax code, its nested map value and nested absmax; or a float absmax
+            nested = (
+                1 + 4 + 4 if "double" in kind else 4
+            )  # a uint8 absmax code, its nested map value and nested absmax; or a float absmax
             assert read == blob + 32 + 64 + nested  # the quant_state JSON, the block's 64 codes, the 16-value map
 
     reads()
 
 
 @pytest.mark.parametrize("kind", list(BNB))
-def test_bitsandbytes_checkpoints_keep_the_planted_super_weight(bnb_checkpoints: Any, make_entry, kind: str) -> None:  # noqa: ANN001
+def test_bitsandbytes_checkpoints_keep_the_planted_super_weight(
+    bnb_checkpoints: Any, make_entry: Any, kind: str
+) -> None:
     folder, library, plant = bnb_checkpoints[kind]
-    report = check(folder, entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED))
+    report = check(
+        folder,
+        entry=entry_with(
+            make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED
+        ),
+    )
     (weight,) = report.weights
     assert weight.verdict == "kept"
     assert weight.value == pytest.approx(float(library[plant.row, plant.column]), rel=1e-6)
@@ -192,16 +268,38 @@ def test_bitsandbytes_checkpoints_keep_the_planted_super_weight(bnb_checkpoints:
 def _header(folder: Path) -> dict[str, int]:
     """Bytes of each tensor in a folder's model.safetensors."""
     raw = (folder / "model.safetensors").read_bytes()
-    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     return {n: i["data_offsets"][1] - i["data_offsets"][0] for n, i in header.items() if n != "__metadata__"}
 
 
 # --- compressed-tensors -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("bits", "group_size", "symmetric"), [(4, 32, True), (4, 128, False), (8, 256, True), (2, 64, False)])
-def test_pack_quantized_reads_each_element_as_its_integer_grid_dequantizes(tmp_path: Path, bits: int, group_size: int, symmetric: bool) -> None:
+
+@pytest.mark.parametrize(
+    ("bits", "group_size", "symmetric"), [(4, 32, True), (4, 128, False), (8, 256, True), (2, 64, False)]
+)
+def test_pack_quantized_reads_each_element_as_its_integer_grid_dequantizes(
+    tmp_path: Path, bits: int, group_size: int, symmetric: bool
+) -> None:
     grid = quantize_grid(planted_weight(), bits, group_size, symmetric=symmetric)
-    config = llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": "group", "group_size": group_size}}}})
+    config = llama_config(
+        quantization_config={
+            "quant_method": "compressed-tensors",
+            "format": "pack-quantized",
+            "config_groups": {
+                "group_0": {
+                    "targets": ["Linear"],
+                    "weights": {
+                        "num_bits": bits,
+                        "type": "int",
+                        "symmetric": symmetric,
+                        "strategy": "group",
+                        "group_size": group_size,
+                    },
+                }
+            },
+        }
+    )
     at = element_reader(save(tmp_path, pack_quantized_tensors(MODULE, grid, bits, symmetric=symmetric), config))
 
     @few
@@ -209,26 +307,37 @@ def test_pack_quantized_reads_each_element_as_its_integer_grid_dequantizes(tmp_p
     def reads(position: tuple[int, int]) -> None:
         element, read = at(MODULE, *position)
         assert element.value == pytest.approx(grid.value(*position), rel=1e-6, abs=1e-9)
-        assert read == 16 + 4 + 2 + (0 if symmetric else 4)  # weight_shape, a packed word, a scale (and a packed zero point)
+        assert read == 16 + 4 + 2 + (
+            0 if symmetric else 4
+        )  # weight_shape, a packed word, a scale (and a packed zero point)
 
     reads()
 
 
 @pytest.mark.parametrize("with_config", [True, False])
-def test_fp8_weights_are_multiplied_by_their_weight_scale(tmp_path: Path, make_entry, with_config: bool) -> None:  # noqa: ANN001
-    """float-quantized fp8 stores weight / scale: reading the fp8 value alone would report a weight hundreds of times too small."""
+def test_fp8_weights_are_multiplied_by_their_weight_scale(tmp_path: Path, make_entry: Any, with_config: bool) -> None:
+    """float-quantized fp8 stores weight / scale: reading the fp8 value alone would report a weight hundreds of
+    times too small."""
     tensors, value = fp8_tensors(MODULE, planted_weight())
-    config = llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "float-quantized"}) if with_config else llama_config()
+    config = (
+        llama_config(quantization_config={"quant_method": "compressed-tensors", "format": "float-quantized"})
+        if with_config
+        else llama_config()
+    )
     folder = save(tmp_path, tensors, config)
     (weight,) = check(folder, entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)])).weights
     assert (weight.verdict, weight.value) == ("kept", pytest.approx(value[ROW, COLUMN]))
     at = element_reader(folder)
     for position in [(0, 0), (63, 255), (17, 100)]:
         element, read = at(MODULE, *position)
-        assert (element.value, read) == (pytest.approx(value[position]), 1 + 4)  # one fp8 byte and its row's float32 scale
+        assert (element.value, read) == (
+            pytest.approx(value[position]),
+            1 + 4,
+        )  # one fp8 byte and its row's float32 scale
 
 
 # --- MLX (the real library) --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("bits", "group_size"), [(4, 64), (8, 32), (2, 128)])
 def test_mlx_reads_each_element_as_mlx_dequantizes_it(tmp_path: Path, bits: int, group_size: int) -> None:
@@ -236,7 +345,11 @@ def test_mlx_reads_each_element_as_mlx_dequantizes_it(tmp_path: Path, bits: int,
     weight = mx.array(planted_weight())
     packed, scales, biases = mx.quantize(weight, group_size=group_size, bits=bits)
     library = np.array(mx.dequantize(packed, scales, biases, group_size=group_size, bits=bits))
-    tensors = {f"{MODULE}.weight": np.array(packed), f"{MODULE}.scales": np.array(scales), f"{MODULE}.biases": np.array(biases)}
+    tensors = {
+        f"{MODULE}.weight": np.array(packed),
+        f"{MODULE}.scales": np.array(scales),
+        f"{MODULE}.biases": np.array(biases),
+    }
     at = element_reader(save(tmp_path, tensors, llama_config(quantization={"group_size": group_size, "bits": bits})))
 
     @few
@@ -253,7 +366,11 @@ def test_mlx_per_module_settings_override_the_default(tmp_path: Path) -> None:
     mx = pytest.importorskip("mlx.core")
     packed, scales, biases = mx.quantize(mx.array(planted_weight()), group_size=32, bits=8)
     library = np.array(mx.dequantize(packed, scales, biases, group_size=32, bits=8))
-    tensors = {f"{MODULE}.weight": np.array(packed), f"{MODULE}.scales": np.array(scales), f"{MODULE}.biases": np.array(biases)}
+    tensors = {
+        f"{MODULE}.weight": np.array(packed),
+        f"{MODULE}.scales": np.array(scales),
+        f"{MODULE}.biases": np.array(biases),
+    }
     config = llama_config(quantization={"group_size": 64, "bits": 4, MODULE: {"group_size": 32, "bits": 8}})
     element, _ = element_reader(save(tmp_path, tensors, config))(MODULE, ROW, COLUMN)
     assert element.value == pytest.approx(float(library[ROW, COLUMN]), rel=1e-5)
@@ -269,7 +386,7 @@ LORA = {
 
 
 @pytest.mark.parametrize("kind", list(LORA))
-def test_a_lora_adapter_changes_the_base_value_as_merging_it_does(tmp_path: Path, make_entry, kind: str) -> None:  # noqa: ANN001
+def test_a_lora_adapter_changes_the_base_value_as_merging_it_does(tmp_path: Path, make_entry: Any, kind: str) -> None:
     pytest.importorskip("peft")
     import torch
     from peft import LoraConfig, get_peft_model
@@ -277,14 +394,21 @@ def test_a_lora_adapter_changes_the_base_value_as_merging_it_does(tmp_path: Path
 
     model, (plant,) = build_planted("llama")
     torch.manual_seed(0)
-    adapted = get_peft_model(model, LoraConfig(target_modules=["down_proj", "up_proj"], init_lora_weights=False, **LORA[kind]))
+    adapted = get_peft_model(
+        model, LoraConfig(target_modules=["down_proj", "up_proj"], init_lora_weights=False, **LORA[kind])
+    )
     with torch.no_grad():
         for name, parameter in adapted.named_parameters():
             if "lora_B" in name:
                 parameter.mul_(20)  # a change worth seeing at the planted weight
     adapted.save_pretrained(tmp_path / "adapter")
     merged = adapted.merge_and_unload().model.layers[plant.layer].mlp.down_proj.weight.detach().double().numpy()
-    report = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED))
+    report = check(
+        tmp_path / "adapter",
+        entry=entry_with(
+            make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED
+        ),
+    )
     (weight,) = report.weights
     assert weight.value == pytest.approx(float(merged[plant.row, plant.column]), rel=1e-5)
     assert weight.value != plant.value
@@ -294,20 +418,28 @@ def test_a_lora_adapter_changes_the_base_value_as_merging_it_does(tmp_path: Path
         assert read == 2 * LORA[kind]["r"] * 4  # one row of B and one column of A, float32
 
 
-def test_an_adapter_that_leaves_the_module_alone_keeps_the_base_value(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+def test_an_adapter_that_leaves_the_module_alone_keeps_the_base_value(tmp_path: Path, make_entry: Any) -> None:
     pytest.importorskip("peft")
     from peft import LoraConfig, get_peft_model
     from planted import build_planted
 
     model, (plant,) = build_planted("llama")
-    get_peft_model(model, LoraConfig(target_modules=["q_proj"], init_lora_weights=False, r=4)).save_pretrained(tmp_path / "adapter")
-    (weight,) = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED)).weights
+    get_peft_model(model, LoraConfig(target_modules=["q_proj"], init_lora_weights=False, r=4)).save_pretrained(
+        tmp_path / "adapter"
+    )
+    (weight,) = check(
+        tmp_path / "adapter",
+        entry=entry_with(
+            make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED
+        ),
+    ).weights
     assert (weight.verdict, weight.value) == ("kept", plant.value)
     assert "unchanged" in weight.stored_as
 
 
-def test_an_adapter_that_saves_the_whole_module_is_read_from_that_weight(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
-    """peft's modules_to_save stores the module's full weight in the adapter: it replaces the base's, so it is what check reads."""
+def test_an_adapter_that_saves_the_whole_module_is_read_from_that_weight(tmp_path: Path, make_entry: Any) -> None:
+    """peft's modules_to_save stores the module's full weight in the adapter: it replaces the base's, so it is
+    what check reads."""
     pytest.importorskip("peft")
     import torch
     from peft import LoraConfig, get_peft_model
@@ -316,16 +448,30 @@ def test_an_adapter_that_saves_the_whole_module_is_read_from_that_weight(tmp_pat
     model, (plant,) = build_planted("llama")
     adapted = get_peft_model(model, LoraConfig(target_modules=["q_proj"], modules_to_save=["down_proj"], r=4))
     with torch.no_grad():
-        adapted.base_model.model.model.layers[plant.layer].mlp.down_proj.modules_to_save["default"].weight[plant.row, plant.column] = 0.0
+        adapted.base_model.model.model.layers[plant.layer].mlp.down_proj.modules_to_save["default"].weight[
+            plant.row, plant.column
+        ] = 0.0
     adapted.save_pretrained(tmp_path / "adapter")
-    (weight,) = check(tmp_path / "adapter", entry=entry_with(make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED)).weights
+    (weight,) = check(
+        tmp_path / "adapter",
+        entry=entry_with(
+            make_entry, [linear_weight(plant.layer, plant.row, plant.column, plant.value)], dimensions=PLANTED
+        ),
+    ).weights
     assert (weight.verdict, weight.value) == ("lost", 0.0)
 
 
 @pytest.mark.parametrize(("change", "phrase"), [({"use_dora": True}, "DoRA"), ({"peft_type": "IA3"}, "IA3")])
-def test_adapters_whose_change_is_not_b_times_a_are_refused(tmp_path: Path, make_entry, change: dict[str, Any], phrase: str) -> None:  # noqa: ANN001
-    tensors = {f"base_model.model.{MODULE}.lora_A.weight": np.zeros((4, INTERMEDIATE), np.float32), f"base_model.model.{MODULE}.lora_B.weight": np.zeros((HIDDEN, 4), np.float32)}
-    folder = save(tmp_path, {}, None, extra={"adapter_config.json": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, **change}})
+def test_adapters_whose_change_is_not_b_times_a_are_refused(
+    tmp_path: Path, make_entry: Any, change: dict[str, Any], phrase: str
+) -> None:
+    tensors = {
+        f"base_model.model.{MODULE}.lora_A.weight": np.zeros((4, INTERMEDIATE), np.float32),
+        f"base_model.model.{MODULE}.lora_B.weight": np.zeros((HIDDEN, 4), np.float32),
+    }
+    folder = save(
+        tmp_path, {}, None, extra={"adapter_config.json": {"peft_type": "LORA", "r": 4, "lora_alpha": 8, **change}}
+    )
     from safetensors.numpy import save_file
 
     (folder / "model.safetensors").unlink()
@@ -337,6 +483,7 @@ def test_adapters_whose_change_is_not_b_times_a_are_refused(tmp_path: Path, make
 
 # --- formats check does not read -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("quantization", "named"),
     [
@@ -346,7 +493,9 @@ def test_adapters_whose_change_is_not_b_times_a_are_refused(tmp_path: Path, make
         ({"quant_method": "gptq", "bits": 3, "group_size": 32}, "3-bit"),
     ],
 )
-def test_an_unsupported_format_is_named_with_the_formats_that_are(tmp_path: Path, make_entry, quantization: dict[str, Any], named: str) -> None:  # noqa: ANN001
+def test_an_unsupported_format_is_named_with_the_formats_that_are(
+    tmp_path: Path, make_entry: Any, quantization: dict[str, Any], named: str
+) -> None:
     grid = quantize_grid(planted_weight(), 4, 32, symmetric=True)
     folder = save(tmp_path, gptq_tensors(MODULE, grid, 4), llama_config(quantization_config=quantization))
     with pytest.raises(UnsupportedCheckpointError) as error:
@@ -394,13 +543,19 @@ def gguf_block(type_name: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("type_name", K_QUANTS)
-def test_gguf_k_quants_read_each_element_as_gguf_dequantizes_the_whole_tensor(tmp_path: Path, make_entry, type_name: str) -> None:  # noqa: ANN001
+def test_gguf_k_quants_read_each_element_as_gguf_dequantizes_the_whole_tensor(
+    tmp_path: Path, make_entry: Any, type_name: str
+) -> None:
     path = tmp_path / f"{type_name}.gguf"
     library = k_quant_gguf(path, type_name)
     cells = [(0, 0), (ROW, COLUMN), (HIDDEN - 1, INTERMEDIATE - 1), (31, 128), (40, 77)]
-    entry = entry_with(make_entry, [linear_weight(1, row, column, float(library[row, column])) for row, column in cells])
+    entry = entry_with(
+        make_entry, [linear_weight(1, row, column, float(library[row, column])) for row, column in cells]
+    )
     report = check(path, entry=entry)
-    assert [w.value for w in report.weights] == [pytest.approx(float(library[cell]), rel=1e-6, abs=1e-9) for cell in cells]
+    assert [w.value for w in report.weights] == [
+        pytest.approx(float(library[cell]), rel=1e-6, abs=1e-9) for cell in cells
+    ]
     assert {w.stored_as for w in report.weights} == {type_name} and report.verdict == "kept"
     row_bytes = INTERMEDIATE // gguf_block(type_name)[0] * gguf_block(type_name)[1]
     assert report.reads == 1 + len(cells)  # the header, then one row per weight
@@ -408,7 +563,7 @@ def test_gguf_k_quants_read_each_element_as_gguf_dequantizes_the_whole_tensor(tm
 
 
 @pytest.mark.slow
-def test_a_real_q4_k_m_file_reads_its_q4_k_down_projections_as_gguf_dequantizes_them(make_entry) -> None:  # noqa: ANN001
+def test_a_real_q4_k_m_file_reads_its_q4_k_down_projections_as_gguf_dequantizes_them(make_entry: Any) -> None:
     """Qwen2.5-Coder-0.5B-Instruct Q4_K_M stores half its down projections as Q4_K and half as Q6_K."""
     import gguf
 
@@ -438,6 +593,7 @@ def test_a_real_q4_k_m_file_reads_its_q4_k_down_projections_as_gguf_dequantizes_
 
 # --- damaged quantized files fail closed ---------------------------------------------------------------------------
 
+
 def _gptq_with_bad_g_idx() -> tuple[dict[str, Any], dict[str, Any]]:
     tensors = gptq_tensors(MODULE, quantize_grid(planted_weight(), 4, 32, symmetric=True), 4)
     tensors[f"{MODULE}.g_idx"] = np.full(INTERMEDIATE, 99, dtype=np.int32)
@@ -451,13 +607,19 @@ def _gptq_with_short_scales() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _mlx_without_its_config() -> tuple[dict[str, Any], dict[str, Any]]:
-    return {f"{MODULE}.weight": np.zeros((HIDDEN, INTERMEDIATE // 8), np.uint32), f"{MODULE}.scales": np.ones((HIDDEN, 4), np.float16), f"{MODULE}.biases": np.zeros((HIDDEN, 4), np.float16)}, llama_config()
+    return {
+        f"{MODULE}.weight": np.zeros((HIDDEN, INTERMEDIATE // 8), np.uint32),
+        f"{MODULE}.scales": np.ones((HIDDEN, 4), np.float16),
+        f"{MODULE}.biases": np.zeros((HIDDEN, 4), np.float16),
+    }, llama_config()
 
 
 def _bnb_with_a_garbled_quant_state() -> tuple[dict[str, Any], dict[str, Any]]:
     return {
-        f"{MODULE}.weight": np.zeros((HIDDEN * INTERMEDIATE // 2, 1), np.uint8), f"{MODULE}.weight.absmax": np.ones(HIDDEN * INTERMEDIATE // 64, np.float32),
-        f"{MODULE}.weight.quant_map": np.linspace(-1, 1, 16, dtype=np.float32), f"{MODULE}.weight.quant_state.bitsandbytes__nf4": np.frombuffer(b"{not json", np.uint8).copy(),
+        f"{MODULE}.weight": np.zeros((HIDDEN * INTERMEDIATE // 2, 1), np.uint8),
+        f"{MODULE}.weight.absmax": np.ones(HIDDEN * INTERMEDIATE // 64, np.float32),
+        f"{MODULE}.weight.quant_map": np.linspace(-1, 1, 16, dtype=np.float32),
+        f"{MODULE}.weight.quant_state.bitsandbytes__nf4": np.frombuffer(b"{not json", np.uint8).copy(),
     }, llama_config(quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True})
 
 
@@ -477,15 +639,22 @@ def _pack_quantized_with_a_lying_shape() -> tuple[dict[str, Any], dict[str, Any]
         (_pack_quantized_with_a_lying_shape, "pack-quantized"),
     ],
 )
-def test_a_damaged_quantized_checkpoint_is_refused_in_one_line(tmp_path: Path, make_entry, damaged: Any, phrase: str) -> None:  # noqa: ANN001
+def test_a_damaged_quantized_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, make_entry: Any, damaged: Any, phrase: str
+) -> None:
     tensors, config = damaged()
     with pytest.raises(CheckpointError) as error:
-        check(save(tmp_path, tensors, config), entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]))
+        check(
+            save(tmp_path, tensors, config),
+            entry=entry_with(make_entry, [linear_weight(1, ROW, COLUMN, PLANTED_VALUE)]),
+        )
     assert phrase in one_line(error)
 
 
 @pytest.mark.slow
-def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_dequantizes_it(smollm2_gguf: Path, tmp_path: Path) -> None:
+def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_dequantizes_it(
+    smollm2_gguf: Path, tmp_path: Path
+) -> None:
     """SmolLM2-135M-Instruct (its Q4_1 GGUF, dequantized by transformers), quantized to NF4 with double quant by
     bitsandbytes on the CPU as a user would: check finds its recorded weights, each equal to bitsandbytes' own value."""
     pytest.importorskip("bitsandbytes")
@@ -495,7 +664,9 @@ def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_deq
 
     from swindex.lookup import lookup
 
-    dequantized = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.bfloat16)
+    dequantized = AutoModelForCausalLM.from_pretrained(
+        smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.bfloat16
+    )
     del dequantized.config.quantization_config  # the GGUF loader's mark: a plain bfloat16 model from here on
     plain = AutoModelForCausalLM.from_config(dequantized.config, dtype=torch.bfloat16)
     plain.load_state_dict(dequantized.state_dict())
@@ -505,11 +676,17 @@ def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_deq
     model.save_pretrained(tmp_path / "nf4")
     report = check(tmp_path / "nf4", base="HuggingFaceTB/SmolLM2-135M-Instruct")
     assert report.weights and report.verdict == "kept"
-    assert {w.coordinate for w in report.weights} == {str(c.coordinate) for c in lookup("HuggingFaceTB/SmolLM2-135M-Instruct").weights_to_keep}
+    assert {w.coordinate for w in report.weights} == {
+        str(c.coordinate) for c in lookup("HuggingFaceTB/SmolLM2-135M-Instruct").weights_to_keep
+    }
     for weight in report.weights:
         stored = model.model.layers[weight.layer].mlp.down_proj.weight
-        assert weight.value == pytest.approx(float(dequantize_bnb_weight(stored, stored.quant_state)[weight.row, weight.column]), rel=1e-6)
-    assert report.bytes_read < 512 * 1024  # the header (~150 KiB: six tensors per module) and a few hundred bytes per weight
+        assert weight.value == pytest.approx(
+            float(dequantize_bnb_weight(stored, stored.quant_state)[weight.row, weight.column]), rel=1e-6
+        )
+    assert (
+        report.bytes_read < 512 * 1024
+    )  # the header (~150 KiB: six tensors per module) and a few hundred bytes per weight
 
 
 @settings(max_examples=200, deadline=None)

@@ -49,13 +49,23 @@ class Adapter:
             raise unsupported(source, "DoRA (its change rescales each column by a norm of the whole base weight)")
         rank, alpha = config.get("r"), config.get("lora_alpha", config.get("r"))
         if type(rank) is not int or rank <= 0 or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
-            raise CheckpointError(source, f"r {rank!r} and lora_alpha {alpha!r} are not a positive rank and a finite number")
+            raise CheckpointError(
+                source, f"r {rank!r} and lora_alpha {alpha!r} are not a positive rank and a finite number"
+            )
         pattern = config.get("alpha_pattern") or {}
         base = config.get("base_model_name_or_path")
-        return cls(float(alpha), rank, bool(config.get("use_rslora")), dict(pattern) if isinstance(pattern, Mapping) else {}, base if isinstance(base, str) else None, source)
+        return cls(
+            float(alpha),
+            rank,
+            bool(config.get("use_rslora")),
+            dict(pattern) if isinstance(pattern, Mapping) else {},
+            base if isinstance(base, str) else None,
+            source,
+        )
 
     def scaling(self, module: str, rank: int) -> float:
-        """lora_alpha / r (rsLoRA: / sqrt(r)), with the module's own alpha from alpha_pattern when one matches (peft's rule)."""
+        """lora_alpha / r (rsLoRA: / sqrt(r)), with the module's own alpha from alpha_pattern when one matches
+        (peft's rule)."""
         alpha = self.alpha
         for pattern, value in self.alpha_pattern.items():
             if isinstance(value, (int, float)) and re.match(rf"(.*\.)?({pattern})$", module):
@@ -72,18 +82,32 @@ def adapter_module(module: str, find: Find) -> str | None:
     return None
 
 
-def read_lora(adapter: Adapter, module: str, find: Find, row: int, column: int, base_value: float | None, coordinate: str) -> Element | None:
-    """The adapted weight: the base's recorded value plus scaling * B[row, :] . A[:, column] (zero where no LoRA targets
-    it); None when the adapter saves the module's whole weight (peft's modules_to_save), which the plain reader reads."""
+def read_lora(
+    adapter: Adapter, module: str, find: Find, row: int, column: int, base_value: float | None, coordinate: str
+) -> Element | None:
+    """The adapted weight: the base's recorded value plus scaling * B[row, :] . A[:, column] (zero where no LoRA
+    targets it); None when the adapter saves the module's whole weight (peft's modules_to_save), which the plain
+    reader reads."""
     import numpy as np
 
     name = adapter_module(module, find)
     if name is None and any(find(f"{prefix}{module}.weight") is not None for prefix in (PEFT_PREFIX, "")):
         return None
     if base_value is None:
-        raise CheckpointError(adapter.source, f"an adapter holds only the change to {shown(coordinate)}; checking it needs the base's value, which its entry does not record (swindex detect records it)")
+        raise CheckpointError(
+            adapter.source,
+            f"an adapter holds only the change to {shown(coordinate)}; checking it needs the base's value, "
+            "which its entry does not record (swindex detect records it)",
+        )
     if name is None:
-        return Element(base_value, "unchanged by the adapter (no LoRA on its module)", module, (row, column), adapter.source, (0, 0))
+        return Element(
+            base_value,
+            "unchanged by the adapter (no LoRA on its module)",
+            module,
+            (row, column),
+            adapter.source,
+            (0, 0),
+        )
     if find(f"{name}.lora_magnitude_vector") is not None or find(f"{name}.lora_magnitude_vector.weight") is not None:
         raise unsupported(adapter.source, "DoRA (its change rescales each column by a norm of the whole base weight)")
     lora_a = _need(find, f"{name}.lora_A.weight", FLOAT_DTYPES, 2)
@@ -91,15 +115,22 @@ def read_lora(adapter: Adapter, module: str, find: Find, row: int, column: int, 
     rank = lora_a.shape[0]
     shape = (lora_b.shape[0], lora_a.shape[1])
     if lora_b.shape[1] != rank:
-        raise CheckpointError(lora_b.source.name, f"{name}: lora_A {list(lora_a.shape)} and lora_B {list(lora_b.shape)} do not share a rank")
+        raise CheckpointError(
+            lora_b.source.name,
+            f"{name}: lora_A {list(lora_a.shape)} and lora_B {list(lora_b.shape)} do not share a rank",
+        )
     _check_element(f"{lora_b.source.name}: {name}", shape, row, column)
     b_row = _floats(lora_b, (row, 0), rank)
     a_column = _column(lora_a, column)
     scaling = adapter.scaling(module, rank)
     delta = scaling * float(np.dot(b_row, a_column))
     return Element(
-        base_value + delta, f"LoRA r {rank} x {scaling:.4g} over the recorded base value (change {delta:+.4g})",
-        lora_b.name, (row, 0), lora_b.source.name, shape,
+        base_value + delta,
+        f"LoRA r {rank} x {scaling:.4g} over the recorded base value (change {delta:+.4g})",
+        lora_b.name,
+        (row, 0),
+        lora_b.source.name,
+        shape,
     )
 
 

@@ -246,7 +246,10 @@ def _stored_check(claim: Any, stored: Element, entry: Entry) -> WeightCheck:
     """The check of a weight read by a quantized format's or an adapter's reader."""
     hidden = entry.dimensions.get("hidden_size")
     if isinstance(hidden, int) and stored.shape[0] and stored.shape[0] != hidden:
-        raise DimensionMismatchError(f"{stored.file}: {stored.tensor} holds a {list(stored.shape)} weight, {stored.shape[0]} rows; {entry.id}'s hidden size is {hidden}")
+        raise DimensionMismatchError(
+            f"{stored.file}: {stored.tensor} holds a {list(stored.shape)} weight, {stored.shape[0]} rows; "
+            f"{entry.id}'s hidden size is {hidden}"
+        )
     verdict, reason = judge(claim.value, stored.value)
     has_group = stored.group is not None
     return WeightCheck(

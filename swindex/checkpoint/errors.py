@@ -29,7 +29,8 @@ class UnsupportedCheckpointError(CheckpointError):
 
 def unsupported_format(where: object, what: str) -> UnsupportedCheckpointError:
     """The one-line refusal of a format check does not read, naming the ones it does."""
-    return UnsupportedCheckpointError(where, f"format {shown(what)} is not supported; check reads {', '.join(SUPPORTED_FORMATS)}")
+    formats = ", ".join(SUPPORTED_FORMATS)
+    return UnsupportedCheckpointError(where, f"format {shown(what)} is not supported; check reads {formats}")
 
 
 class BaseModelError(SwindexError):

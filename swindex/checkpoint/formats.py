@@ -37,9 +37,13 @@ def stored_form(opened: Checkpoint, names: Collection[str]) -> StoredForm:
     if any(file.rsplit("/", 1)[-1] == ADAPTER_WEIGHTS for file in opened.files) or any(".lora_A." in n for n in names):
         config = _small_json(opened, ADAPTER_CONFIG)
         if config is None:
-            raise CheckpointError(opened.location, f"holds LoRA tensors but no {ADAPTER_CONFIG} to say their scaling (lora_alpha, r)")
+            raise CheckpointError(
+                opened.location, f"holds LoRA tensors but no {ADAPTER_CONFIG} to say their scaling (lora_alpha, r)"
+            )
         adapter = Adapter.from_config(config, f"{opened.location}: {ADAPTER_CONFIG}")
-    quantization = quantization_of(opened.config, "config.json", f"{opened.location}: config.json") if opened.config else None
+    quantization = (
+        quantization_of(opened.config, "config.json", f"{opened.location}: config.json") if opened.config else None
+    )
     if quantization is None and any(n.endswith(".qweight") for n in names):
         for file in GPTQ_CONFIGS:
             quantization = quantization_of(_small_json(opened, file), file, f"{opened.location}: {file}")

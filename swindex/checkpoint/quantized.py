@@ -74,7 +74,9 @@ class Element:
     group_is_row: bool = False
 
 
-def quantization_of(config: Mapping[str, Any] | None, file: str = "config.json", source: str | None = None) -> Quantization | None:
+def quantization_of(
+    config: Mapping[str, Any] | None, file: str = "config.json", source: str | None = None
+) -> Quantization | None:
     """The quantization a config (config.json, quantize_config.json or quant_config.json) declares, or None.
 
     MLX writes ``quantization`` (group_size, bits) with no ``quant_method``; AutoGPTQ's and AutoAWQ's own files
@@ -129,12 +131,15 @@ def read_quantized(quantization: Quantization | None, module: str, find: Find, r
         if method == "awq":
             return read_awq(quantization, module, find, row, column)  # type: ignore[arg-type]
         raise UnsupportedCheckpointError(
-            module, "is stored as packed integers (qweight) but no config says whether GPTQ or AWQ packed them: "
+            module,
+            "is stored as packed integers (qweight) but no config says whether GPTQ or AWQ packed them: "
             "keep config.json (quantization_config) or quantize_config.json beside the weights",
         )
     if find(f"{module}.weight_packed") is not None:
         return read_pack_quantized(quantization, module, find, row, column)
-    if find(f"{module}.weight.absmax") is not None or any(find(f"{module}.weight.quant_state.bitsandbytes__{t}") for t in ("nf4", "fp4")):
+    if find(f"{module}.weight.absmax") is not None or any(
+        find(f"{module}.weight.quant_state.bitsandbytes__{t}") for t in ("nf4", "fp4")
+    ):
         return read_bnb_4bit(module, find, row, column)
     if find(f"{module}.SCB") is not None:
         return read_bnb_8bit(module, find, row, column)
@@ -144,20 +149,29 @@ def read_quantized(quantization: Quantization | None, module: str, find: Find, r
         return read_scaled(module, find, row, column)
     weight = find(f"{module}.weight")
     if quantization is not None and quantization.method == "mlx" and weight is not None and weight.dtype == "U32":
-        raise CheckpointError(weight.source.name, f"{module}.weight is MLX-packed but its scales and biases are missing")
+        raise CheckpointError(
+            weight.source.name, f"{module}.weight is MLX-packed but its scales and biases are missing"
+        )
     return None
 
 
 # --- reading a few values of a stored tensor -------------------------------------------------------------
 
+
 def _need(find: Find, name: str, dtypes: tuple[str, ...] | None = None, rank: int | None = None) -> StoredTensor:
     tensor = find(name)
     if tensor is None:
-        raise CheckpointError(name.rsplit(".", 1)[0], f"has no {name.rsplit('.', 1)[-1]} tensor, which its format needs beside the weight")
+        raise CheckpointError(
+            name.rsplit(".", 1)[0], f"has no {name.rsplit('.', 1)[-1]} tensor, which its format needs beside the weight"
+        )
     if dtypes is not None and tensor.dtype not in dtypes:
-        raise UnsupportedCheckpointError(tensor.source.name, f"{name} is stored as {tensor.dtype}; its format stores it as {' or '.join(dtypes)}")
+        raise UnsupportedCheckpointError(
+            tensor.source.name, f"{name} is stored as {tensor.dtype}; its format stores it as {' or '.join(dtypes)}"
+        )
     if rank is not None and len(tensor.shape) != rank:
-        raise CheckpointError(tensor.source.name, f"{name} has shape {list(tensor.shape)}; its format stores a {rank}-D tensor")
+        raise CheckpointError(
+            tensor.source.name, f"{name} has shape {list(tensor.shape)}; its format stores a {rank}-D tensor"
+        )
     return tensor
 
 
@@ -165,7 +179,9 @@ def _raw(tensor: StoredTensor, index: tuple[int, ...], count: int = 1) -> bytes:
     """The bytes of ``count`` consecutive stored values starting at ``index`` (checked to lie inside the tensor)."""
     start = tensor.offset_of(index)
     if start + count * tensor.itemsize > tensor.end:
-        raise CheckpointError(tensor.source.name, f"{tensor.name}: {count} values at {list(index)} run past the tensor's end")
+        raise CheckpointError(
+            tensor.source.name, f"{tensor.name}: {count} values at {list(index)} run past the tensor's end"
+        )
     return tensor.source.read(start, count * tensor.itemsize)
 
 
@@ -176,7 +192,9 @@ def _ints(tensor: StoredTensor, index: tuple[int, ...], count: int = 1) -> Any:
     import numpy as np
 
     if tensor.dtype not in _INTS:
-        raise UnsupportedCheckpointError(tensor.source.name, f"{tensor.name} is stored as {tensor.dtype}, not as integers")
+        raise UnsupportedCheckpointError(
+            tensor.source.name, f"{tensor.name} is stored as {tensor.dtype}, not as integers"
+        )
     return np.frombuffer(_raw(tensor, index, count), dtype=_INTS[tensor.dtype]).astype(np.int64)
 
 
@@ -187,7 +205,9 @@ def _word(tensor: StoredTensor, index: tuple[int, ...]) -> int:
 
 def _floats(tensor: StoredTensor, index: tuple[int, ...], count: int = 1) -> Any:
     if tensor.dtype not in FLOAT_DTYPES:
-        raise UnsupportedCheckpointError(tensor.source.name, f"{tensor.name} is stored as {tensor.dtype}, not as floating-point scales")
+        raise UnsupportedCheckpointError(
+            tensor.source.name, f"{tensor.name} is stored as {tensor.dtype}, not as floating-point scales"
+        )
     return decode(tensor, _raw(tensor, index, count))
 
 
@@ -201,7 +221,9 @@ def _at(tensor: StoredTensor, *index: int) -> tuple[int, ...]:
         return index
     if math.prod(tensor.shape) == 1:
         return (0,) * len(tensor.shape)
-    raise CheckpointError(tensor.source.name, f"{tensor.name} has shape {list(tensor.shape)}, which cannot be indexed by {list(index)}")
+    raise CheckpointError(
+        tensor.source.name, f"{tensor.name} has shape {list(tensor.shape)}, which cannot be indexed by {list(index)}"
+    )
 
 
 def rounded(value: Any, dtype: str) -> Any:
@@ -224,7 +246,11 @@ _TORCH_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
 def _bits(value: Any, where: str, allowed: tuple[int, ...] = PACKED_BITS) -> int:
     if type(value) is not int or value not in allowed:
-        raise unsupported(where, f"{value}-bit packing") if type(value) is int else CheckpointError(where, f"bits {value!r} is not a bit width")
+        raise (
+            unsupported(where, f"{value}-bit packing")
+            if type(value) is int
+            else CheckpointError(where, f"bits {value!r} is not a bit width")
+        )
     return value
 
 
@@ -251,6 +277,7 @@ def _group(g_idx: StoredTensor | None, column: int, group_size: int, groups: int
 
 # --- GPTQ and AWQ ----------------------------------------------------------------------------------------
 
+
 def read_gptq(quantization: Quantization, module: str, find: Find, row: int, column: int) -> Element:
     """GPTQ: qweight packs input rows, so the element is one bit field of word [column / pack, row]."""
     layout = str(quantization.setting("checkpoint_format", "format", default="gptq")).lower()
@@ -265,7 +292,11 @@ def read_gptq(quantization: Quantization, module: str, find: Find, row: int, col
     shape = (qweight.shape[1], qweight.shape[0] * pack)
     _check_element(qweight.name, shape, row, column)
     if scales.shape[1] != shape[0] or qzeros.shape[0] != scales.shape[0] or qzeros.shape[1] * pack < shape[0]:
-        raise CheckpointError(qweight.source.name, f"{module}: qweight {list(qweight.shape)}, qzeros {list(qzeros.shape)} and scales {list(scales.shape)} do not fit {bits}-bit GPTQ of a {list(shape)} weight")
+        raise CheckpointError(
+            qweight.source.name,
+            f"{module}: qweight {list(qweight.shape)}, qzeros {list(qzeros.shape)} and scales {list(scales.shape)} "
+            f"do not fit {bits}-bit GPTQ of a {list(shape)} weight",
+        )
     group_size = _group_size(quantization.setting("group_size"), shape[1], quantization.source)
     group = _group(g_idx, column, group_size, scales.shape[0], module)
     index = (column // pack, row)
@@ -274,13 +305,19 @@ def read_gptq(quantization: Quantization, module: str, find: Find, row: int, col
     scale = _float(scales, (group, row))
     order = ", act-order" if g_idx is not None and quantization.setting("desc_act") else ""
     return Element(
-        rounded(scale * (q - zero), scales.dtype), f"GPTQ int{bits} (group {group_size}{order}, {layout})", qweight.name, index,
-        qweight.source.name, shape, step=abs(scale),
+        rounded(scale * (q - zero), scales.dtype),
+        f"GPTQ int{bits} (group {group_size}{order}, {layout})",
+        qweight.name,
+        index,
+        qweight.source.name,
+        shape,
+        step=abs(scale),
     )
 
 
 def read_awq(quantization: Quantization, module: str, find: Find, row: int, column: int) -> Element:
-    """AWQ GEMM: qweight packs output columns in AWQ's interleaved order, so the element is one nibble of word [column, row / 8]."""
+    """AWQ GEMM: qweight packs output columns in AWQ's interleaved order, so the element is one nibble of word
+    [column, row / 8]."""
     layout = str(quantization.setting("version", default="gemm")).lower()
     if layout not in AWQ_LAYOUTS:
         raise unsupported(quantization.source, f"AWQ {layout}")
@@ -291,7 +328,11 @@ def read_awq(quantization: Quantization, module: str, find: Find, row: int, colu
     shape = (qweight.shape[1] * 8, qweight.shape[0])
     _check_element(qweight.name, shape, row, column)
     if scales.shape[1] != shape[0] or qzeros.shape != (scales.shape[0], qweight.shape[1]):
-        raise CheckpointError(qweight.source.name, f"{module}: qweight {list(qweight.shape)}, qzeros {list(qzeros.shape)} and scales {list(scales.shape)} do not fit AWQ of a {list(shape)} weight")
+        raise CheckpointError(
+            qweight.source.name,
+            f"{module}: qweight {list(qweight.shape)}, qzeros {list(qzeros.shape)} and scales {list(scales.shape)} "
+            f"do not fit AWQ of a {list(shape)} weight",
+        )
     group_size = _group_size(quantization.setting("group_size", "q_group_size"), shape[1], quantization.source)
     group = _group(None, column, group_size, scales.shape[0], module)
     shift = bits * AWQ_ORDER.index(row % 8)
@@ -299,21 +340,39 @@ def read_awq(quantization: Quantization, module: str, find: Find, row: int, colu
     q = (_word(qweight, index) >> shift) & 0xF
     zero = (_word(qzeros, (group, row // 8)) >> shift) & 0xF
     scale = _float(scales, (group, row))
-    return Element(rounded(scale * (q - zero), scales.dtype), f"AWQ int4 (group {group_size}, {layout})", qweight.name, index, qweight.source.name, shape, step=abs(scale))
+    return Element(
+        rounded(scale * (q - zero), scales.dtype),
+        f"AWQ int4 (group {group_size}, {layout})",
+        qweight.name,
+        index,
+        qweight.source.name,
+        shape,
+        step=abs(scale),
+    )
 
 
 # --- bitsandbytes ------------------------------------------------------------------------------------------
 
+
 def read_bnb_4bit(module: str, find: Find, row: int, column: int) -> Element:
-    """bitsandbytes NF4/FP4: the element's 4-bit code, its block's absmax (itself 8-bit under double quant), the code's value."""
+    """bitsandbytes NF4/FP4: the element's 4-bit code, its block's absmax (itself 8-bit under double quant), and
+    the value the code stands for."""
     import numpy as np
 
     weight = _need(find, f"{module}.weight")
-    blob = next((t for t in (find(f"{module}.weight.quant_state.bitsandbytes__{k}") for k in ("nf4", "fp4")) if t is not None), None)
+    blob = next(
+        (t for t in (find(f"{module}.weight.quant_state.bitsandbytes__{k}") for k in ("nf4", "fp4")) if t is not None),
+        None,
+    )
     if blob is None:
-        raise CheckpointError(weight.source.name, f"{module}.weight is bitsandbytes 4-bit but has no quant_state.bitsandbytes__nf4 (or __fp4) tensor")
+        raise CheckpointError(
+            weight.source.name,
+            f"{module}.weight is bitsandbytes 4-bit but has no quant_state.bitsandbytes__nf4 (or __fp4) tensor",
+        )
     if blob.end - blob.start > MAX_QUANT_STATE:
-        raise CheckpointError(blob.source.name, f"{blob.name} is {blob.end - blob.start:,} bytes, too large for a quant_state")
+        raise CheckpointError(
+            blob.source.name, f"{blob.name} is {blob.end - blob.start:,} bytes, too large for a quant_state"
+        )
     try:
         state = json.loads(blob.source.read(blob.start, blob.end - blob.start))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -321,47 +380,79 @@ def read_bnb_4bit(module: str, find: Find, row: int, column: int) -> Element:
     where = f"{blob.source.name}: {blob.name}"
     shape = state.get("shape") if isinstance(state, dict) else None
     blocksize = state.get("blocksize") if isinstance(state, dict) else None
-    if not (isinstance(shape, list) and len(shape) == 2 and all(type(d) is int and d > 0 for d in shape) and type(blocksize) is int and blocksize > 0):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(d) is int and d > 0 for d in shape)
+        and type(blocksize) is int
+        and blocksize > 0
+    ):
         raise CheckpointError(where, "does not give a 2-D shape and a blocksize")
     shape_t = (shape[0], shape[1])
     _check_element(weight.name, shape_t, row, column)
     count = shape[0] * shape[1]
     if weight.end - weight.start != (count + 1) // 2:
-        raise CheckpointError(weight.source.name, f"{weight.name} holds {weight.end - weight.start:,} bytes; 4-bit codes of a {shape} weight need {(count + 1) // 2:,}")
+        raise CheckpointError(
+            weight.source.name,
+            f"{weight.name} holds {weight.end - weight.start:,} bytes; "
+            f"4-bit codes of a {shape} weight need {(count + 1) // 2:,}",
+        )
     absmax = _need(find, f"{module}.weight.absmax", None, 1)
     quant_map = _need(find, f"{module}.weight.quant_map", FLOAT_DTYPES, 1)
     flat = row * shape[1] + column
     block = flat // blocksize
     if absmax.shape[0] != -(-count // blocksize) or quant_map.shape[0] != 16:
-        raise CheckpointError(weight.source.name, f"{module}: absmax {list(absmax.shape)} and quant_map {list(quant_map.shape)} do not fit {count:,} values in blocks of {blocksize}")
+        raise CheckpointError(
+            weight.source.name,
+            f"{module}: absmax {list(absmax.shape)} and quant_map {list(quant_map.shape)} "
+            f"do not fit {count:,} values in blocks of {blocksize}",
+        )
     scale = _block_absmax(absmax, state, module, find, block)
     first = block * blocksize
     last = min(first + blocksize, count)
     raw = np.frombuffer(weight.source.read(weight.start + first // 2, (last + 1) // 2 - first // 2), dtype=np.uint8)
-    codes = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)[first % 2:][: last - first]
+    codes = np.stack([raw >> 4, raw & 0x0F], axis=1).reshape(-1)[first % 2 :][: last - first]
     code_values = _floats(quant_map, (0,), 16)  # 64 bytes: the 16 values a code can stand for
     group = code_values[codes] * scale
     kind = "nf4" if blob.name.endswith("nf4") else "fp4"
     nested = " double quant" if find(f"{module}.weight.nested_absmax") is not None else ""
     group = rounded(group, _TORCH_DTYPES.get(str(state.get("dtype")), "F64"))
     return Element(
-        float(group[flat - first]), f"bitsandbytes {kind} (block {blocksize}{nested})", weight.name, (flat // 2,),
-        weight.source.name, shape_t, step=abs(scale), group=group,
+        float(group[flat - first]),
+        f"bitsandbytes {kind} (block {blocksize}{nested})",
+        weight.name,
+        (flat // 2,),
+        weight.source.name,
+        shape_t,
+        step=abs(scale),
+        group=group,
     )
 
 
 def _block_absmax(absmax: StoredTensor, state: Mapping[str, Any], module: str, find: Find, block: int) -> float:
-    """A block's absmax: stored as a float, or under double quantization as an 8-bit code of a second blockwise quantization."""
+    """A block's absmax: stored as a float, or under double quantization as an 8-bit code of a second blockwise
+    quantization."""
     if absmax.dtype in FLOAT_DTYPES:
         return _float(absmax, (block,))
     nested_absmax = _need(find, f"{module}.weight.nested_absmax", FLOAT_DTYPES, 1)
     nested_map = _need(find, f"{module}.weight.nested_quant_map", FLOAT_DTYPES, 1)
     nested_block, offset = state.get("nested_blocksize"), state.get("nested_offset")
-    if type(nested_block) is not int or nested_block <= 0 or not isinstance(offset, (int, float)) or not math.isfinite(offset):
-        raise CheckpointError(absmax.source.name, f"{module}: a double-quantized absmax needs nested_blocksize and nested_offset in its quant_state")
+    if (
+        type(nested_block) is not int
+        or nested_block <= 0
+        or not isinstance(offset, (int, float))
+        or not math.isfinite(offset)
+    ):
+        raise CheckpointError(
+            absmax.source.name,
+            f"{module}: a double-quantized absmax needs nested_blocksize and nested_offset in its quant_state",
+        )
     code = int(_ints(absmax, (block,))[0])
     if code >= nested_map.shape[0] or block // nested_block >= nested_absmax.shape[0]:
-        raise CheckpointError(absmax.source.name, f"{module}: absmax code {code} of block {block} lies outside its nested quant map or absmax")
+        raise CheckpointError(
+            absmax.source.name,
+            f"{module}: absmax code {code} of block {block} lies outside its nested quant map or absmax",
+        )
     return _float(nested_map, (code,)) * _float(nested_absmax, (block // nested_block,)) + float(offset)
 
 
@@ -375,24 +466,41 @@ def read_bnb_8bit(module: str, find: Find, row: int, column: int) -> Element:
         raise CheckpointError(weight.source.name, f"{module}: SCB has {scb.shape[0]} row scales for {shape[0]} rows")
     scale = _float(scb, (row,)) / 127
     line = rounded(_ints(weight, (row, 0), shape[1]) * scale, "F32")
-    return Element(float(line[column]), "bitsandbytes int8 (row scale)", weight.name, (row, column), weight.source.name, shape, step=abs(scale), group=line, group_is_row=True)
+    return Element(
+        float(line[column]),
+        "bitsandbytes int8 (row scale)",
+        weight.name,
+        (row, column),
+        weight.source.name,
+        shape,
+        step=abs(scale),
+        group=line,
+        group_is_row=True,
+    )
 
 
 # --- compressed-tensors ------------------------------------------------------------------------------------
 
-def _scale_index(scale: StoredTensor, shape: tuple[int, int], row: int, column: int, g_idx: StoredTensor | None) -> tuple[int, ...]:
+
+def _scale_index(
+    scale: StoredTensor, shape: tuple[int, int], row: int, column: int, g_idx: StoredTensor | None
+) -> tuple[int, ...]:
     """Which entry of a weight_scale (or zero point) covers (row, column): tensor, channel, group (g_idx) or block."""
     if math.prod(scale.shape) == 1:
         return (0,) * len(scale.shape)
     if len(scale.shape) != 2:
-        raise CheckpointError(scale.source.name, f"{scale.name} has shape {list(scale.shape)}; check reads tensor, channel, group and block scales")
+        raise CheckpointError(
+            scale.source.name,
+            f"{scale.name} has shape {list(scale.shape)}; check reads tensor, channel, group and block scales",
+        )
     rows, columns = scale.shape
     column_group = _group(g_idx, column, -(-shape[1] // columns), columns, scale.name) if columns > 1 else 0
     return (row // -(-shape[0] // rows), column_group)
 
 
 def read_pack_quantized(quantization: Quantization | None, module: str, find: Find, row: int, column: int) -> Element:
-    """compressed-tensors pack-quantized: (q - zero) * scale, q the bit field of input ``column`` in row ``row``'s words."""
+    """compressed-tensors pack-quantized: (q - zero) * scale, q the bit field of input ``column`` in row ``row``'s
+    words."""
     if quantization is not None and quantization.method == "compressed-tensors":
         layout = quantization.setting("format", default="pack-quantized")
         if layout not in COMPRESSED_TENSORS_FORMATS and layout != "mixed-precision":
@@ -403,7 +511,10 @@ def read_pack_quantized(quantization: Quantization | None, module: str, find: Fi
     shape_tensor = _need(find, f"{module}.weight_shape", ("I64", "I32"), 1)
     stored_shape = tuple(int(v) for v in _ints(shape_tensor, (0,), 2)) if shape_tensor.shape == (2,) else ()
     if len(stored_shape) != 2 or stored_shape[0] != packed.shape[0] or min(stored_shape) <= 0:
-        raise CheckpointError(packed.source.name, f"{module}: weight_shape {list(stored_shape)} does not fit weight_packed {list(packed.shape)}")
+        raise CheckpointError(
+            packed.source.name,
+            f"{module}: weight_shape {list(stored_shape)} does not fit weight_packed {list(packed.shape)}",
+        )
     shape = (stored_shape[0], stored_shape[1])
     bits = next((b for b in PACKED_BITS if -(-shape[1] * b // 32) == packed.shape[1]), None)
     if bits is None:
@@ -419,14 +530,21 @@ def read_pack_quantized(quantization: Quantization | None, module: str, find: Fi
     zero_tensor = find(f"{module}.weight_zero_point")
     zero = 0
     if zero_tensor is not None:
-        if zero_tensor.dtype == "I32" and len(scale_at) == 2 and zero_tensor.shape[0] < shape[0]:  # packed along output rows
+        if (
+            zero_tensor.dtype == "I32" and len(scale_at) == 2 and zero_tensor.shape[0] < shape[0]
+        ):  # packed along output rows
             zero = ((_word(zero_tensor, (row * bits // 32, scale_at[1])) >> (row * bits % 32)) & mask) - offset
         else:
             zero = int(_ints(zero_tensor, _at(zero_tensor, *scale_at))[0])
     strategy = _strategy(scale_tensor, shape)
     return Element(
-        rounded(scale * (q - zero), scale_tensor.dtype), f"compressed-tensors int{bits} pack-quantized ({strategy}{', asymmetric' if zero_tensor is not None else ''})",
-        packed.name, index, packed.source.name, shape, step=abs(scale),
+        rounded(scale * (q - zero), scale_tensor.dtype),
+        f"compressed-tensors int{bits} pack-quantized ({strategy}{', asymmetric' if zero_tensor is not None else ''})",
+        packed.name,
+        index,
+        packed.source.name,
+        shape,
+        step=abs(scale),
     )
 
 
@@ -454,22 +572,36 @@ def read_scaled(module: str, find: Find, row: int, column: int) -> Element:
         value = float(_ints(weight, (row, column))[0] - zero) * scale
     else:
         value = (_float(weight, (row, column)) - zero) * scale
-    return Element(rounded(value, scale_tensor.dtype), f"{weight.dtype} x {_strategy(scale_tensor, shape)}", weight.name, (row, column), weight.source.name, shape, step=abs(scale))
+    return Element(
+        rounded(value, scale_tensor.dtype),
+        f"{weight.dtype} x {_strategy(scale_tensor, shape)}",
+        weight.name,
+        (row, column),
+        weight.source.name,
+        shape,
+        step=abs(scale),
+    )
 
 
 # --- MLX ---------------------------------------------------------------------------------------------------
+
 
 def read_mlx(quantization: Quantization | None, module: str, find: Find, row: int, column: int) -> Element:
     """MLX affine: scale * q + bias, q the bit field of input ``column``; the group's words are read together."""
     import numpy as np
 
     if quantization is None or quantization.method != "mlx":
-        raise CheckpointError(module, "is MLX-quantized (weight, scales, biases) but no config.json gives its quantization (group_size, bits)")
+        raise CheckpointError(
+            module,
+            "is MLX-quantized (weight, scales, biases) but no config.json gives its quantization (group_size, bits)",
+        )
     settings: Any = quantization.settings
     for key in (module, module.removeprefix("model."), f"model.{module}"):  # mlx-lm's per-module overrides
         if key in settings:
             if not isinstance(settings[key], Mapping):
-                raise CheckpointError(quantization.source, f"quantization says {module} is not quantized, yet it has scales and biases")
+                raise CheckpointError(
+                    quantization.source, f"quantization says {module} is not quantized, yet it has scales and biases"
+                )
             settings = {**settings, **settings[key]}
     mode = settings.get("mode", "affine")
     if mode != "affine":
@@ -481,8 +613,18 @@ def read_mlx(quantization: Quantization | None, module: str, find: Find, row: in
     biases = _need(find, f"{module}.biases", FLOAT_DTYPES, 2)
     pack = 32 // bits
     shape = (weight.shape[0], weight.shape[1] * pack)
-    if type(group_size) is not int or group_size <= 0 or group_size % pack or scales.shape != (shape[0], shape[1] // group_size) or biases.shape != scales.shape:
-        raise CheckpointError(weight.source.name, f"{module}: weight {list(weight.shape)}, scales {list(scales.shape)} and biases {list(biases.shape)} do not fit {bits}-bit MLX groups of {group_size}")
+    if (
+        type(group_size) is not int
+        or group_size <= 0
+        or group_size % pack
+        or scales.shape != (shape[0], shape[1] // group_size)
+        or biases.shape != scales.shape
+    ):
+        raise CheckpointError(
+            weight.source.name,
+            f"{module}: weight {list(weight.shape)}, scales {list(scales.shape)} and biases {list(biases.shape)} "
+            f"do not fit {bits}-bit MLX groups of {group_size}",
+        )
     _check_element(weight.name, shape, row, column)
     group = column // group_size
     words = np.frombuffer(_raw(weight, (row, group * group_size // pack), group_size // pack), dtype="<u4")
@@ -490,6 +632,12 @@ def read_mlx(quantization: Quantization | None, module: str, find: Find, row: in
     scale, bias = _float(scales, (row, group)), _float(biases, (row, group))
     values = rounded(scale * codes.astype(np.float64) + bias, scales.dtype)
     return Element(
-        float(values[column % group_size]), f"MLX affine int{bits} (group {group_size})", weight.name, (row, column // pack),
-        weight.source.name, shape, step=abs(scale), group=values,
+        float(values[column % group_size]),
+        f"MLX affine int{bits} (group {group_size})",
+        weight.name,
+        (row, column // pack),
+        weight.source.name,
+        shape,
+        step=abs(scale),
+        group=values,
     )

@@ -126,7 +126,8 @@ def decode(tensor: StoredTensor, raw: bytes) -> Any:
     dtype = tensor.dtype
     if dtype not in FLOAT_DTYPES:
         raise unsupported_format(
-            tensor.source.name, f"{dtype} weights without the tensors a known quantization keeps beside them (tensor {tensor.name!r})",
+            tensor.source.name,
+            f"{dtype} weights without the tensors a known quantization keeps beside them (tensor {tensor.name!r})",
         )
     if dtype == "BF16":
         return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).astype(np.float64)
