@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..limits import MAX_GGUF_ARRAY_ITEMS, MAX_GGUF_NESTING, MAX_LINE_VALUES, MAX_TENSORS
-from .errors import CheckpointError, UnsupportedCheckpointError
+from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
 from .source import ByteSource, check_line_length
 
 MAGIC = b"GGUF"
@@ -225,6 +225,7 @@ def read_row(
     """Row ``row`` (of expert ``expert`` in a 3-D tensor), dequantized, and its raw bytes: one read of one row,
     refused before reading when it is longer than ``longest`` (the entry's dimensions bound it)."""
     import numpy as np
+    from gguf.constants import GGMLQuantizationType  # an enum: gguf names the type in its NotImplementedError
     from gguf.quants import dequantize
 
     check_line_length(tensor.source.name, tensor.name, tensor.ne[0], longest)
@@ -236,9 +237,10 @@ def read_row(
     flat = (expert or 0) * rows + row
     raw = tensor.source.read(tensor.start + flat * tensor.row_bytes, tensor.row_bytes)
     try:
-        values = dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(1, -1), tensor.type)
+        values = dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(1, -1), GGMLQuantizationType(tensor.type))
     except NotImplementedError:
-        raise UnsupportedCheckpointError(tensor.source.name, f"GGUF tensor {tensor.name!r} is {tensor.type_name}, which the installed gguf package cannot dequantize") from None
+        what = f"GGUF {tensor.type_name} (tensor {tensor.name!r}: the installed gguf package cannot dequantize it)"
+        raise unsupported_format(tensor.source.name, what) from None
     return np.asarray(values, dtype=np.float64).reshape(-1), raw
 
 
