@@ -648,7 +648,7 @@ def _pack_quantized_with_a_lying_shape() -> tuple[dict[str, Any], dict[str, Any]
         (_gptq_with_bad_g_idx, "group 99"),
         (_gptq_with_short_scales, "do not fit 4-bit GPTQ"),
         (_mlx_without_its_config, "no config.json gives its quantization"),
-        (_bnb_with_a_garbled_quant_state, "is not JSON"),
+        (_bnb_with_a_garbled_quant_state, "is not valid JSON"),
         (_pack_quantized_with_a_lying_shape, "pack-quantized"),
     ],
 )
@@ -675,7 +675,7 @@ def test_real_smollm2_quantized_to_nf4_by_bitsandbytes_reads_as_bitsandbytes_deq
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from transformers.integrations.bitsandbytes import dequantize_bnb_weight
 
-    from swindex.lookup import lookup
+    from swindex import lookup
 
     dequantized = AutoModelForCausalLM.from_pretrained(
         smollm2_gguf.parent, gguf_file=smollm2_gguf.name, dtype=torch.bfloat16

@@ -13,9 +13,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from ..limits import MAX_SMALL_FILE_BYTES
 from .adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, read_lora
 from .errors import CheckpointError
-from .locate import MAX_SMALL_FILE, Checkpoint, parse_json
+from .locate import Checkpoint, parse_json
 from .quantized import Element, Find, Quantization, quantization_of, read_quantized
 
 GPTQ_CONFIGS = ("quantize_config.json", "quant_config.json")  # AutoGPTQ's, then AutoAWQ's
@@ -60,7 +61,7 @@ def _small_json(opened: Checkpoint, name: str) -> Any:
         source = opened.open_file(name)
     except CheckpointError:
         return None
-    if source.size > MAX_SMALL_FILE:
+    if source.size > MAX_SMALL_FILE_BYTES:
         raise CheckpointError(source.name, f"is {source.size:,} bytes; a config is never that large")
     return parse_json(source.read(0, source.size), source.name)
 

@@ -27,13 +27,13 @@ Only bit widths that divide 32 (2, 4, 8) are read: the others pack across words 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
+from .locate import parse_json
 from .safetensors_format import FLOAT_DTYPES, StoredTensor, decode
 
 PACKED_BITS = (2, 4, 8)
@@ -373,11 +373,8 @@ def read_bnb_4bit(module: str, find: Find, row: int, column: int) -> Element:
         raise CheckpointError(
             blob.source.name, f"{blob.name} is {blob.end - blob.start:,} bytes, too large for a quant_state"
         )
-    try:
-        state = json.loads(blob.source.read(blob.start, blob.end - blob.start))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(blob.source.name, f"{blob.name} is not JSON ({exc})") from None
     where = f"{blob.source.name}: {blob.name}"
+    state = parse_json(blob.source.read(blob.start, blob.end - blob.start), where)  # within swindex.limits' bounds
     shape = state.get("shape") if isinstance(state, dict) else None
     blocksize = state.get("blocksize") if isinstance(state, dict) else None
     if not (
