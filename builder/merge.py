@@ -12,7 +12,7 @@ Rules (plain functions over registry-format dicts):
 - A detected coordinate nobody claimed yet is added with status ``detected`` and impact
   ``unmeasured``: a candidate until verification measures it.
 - A standing claim (confirmed, reported, detected) the detection did not find gets a
-  ``disagreements`` item (``origin: swindex``) saying so; it is never rewritten or removed, except
+  ``disagreements`` item (``origin: swindex``, ``step: detection``) saying so; it is never rewritten or removed, except
   that ``--force`` drops a claim only swindex's own earlier run made. Disagreements people wrote are
   never touched, whatever their words.
 - After verification, ``swindex.claims.reconcile`` adopts swindex's measured impact where no source
@@ -28,8 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swindex.claims import SWINDEX, SWINDEX_KIND, derive_verdict, is_published, touch
-from swindex.records import STANDING_STATUSES, format_coordinate
+from swindex.claims import (
+    SWINDEX, SWINDEX_KIND, coordinate_of, derive_verdict, is_published, is_swindex_disagreement, touch,
+)
+from swindex.records import Claim
 from swindex.schema import entry_schema
 
 DISAGREEMENT_PREFIX = "swindex detection"
@@ -44,10 +46,6 @@ class MergeResult:
     added: tuple[str, ...]
     matched: tuple[str, ...]
     not_found: tuple[str, ...]
-
-
-def coordinate(claim: Mapping[str, Any]) -> str:
-    return format_coordinate(claim["tensor"], claim["index"])
 
 
 def _weight_key(claim: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -104,19 +102,15 @@ def _disagreement(claim: Mapping[str, Any], fresh: Mapping[str, Any]) -> dict[st
     if len(reporters) > 1200:
         reporters = reporters[:1197] + "..."
     summary = (
-        f"{DISAGREEMENT_PREFIX} ({_run_label(fresh)}) did not find {coordinate(claim)} "
+        f"{DISAGREEMENT_PREFIX} ({_run_label(fresh)}) did not find {coordinate_of(claim)} "
         f"(status {claim.get('status')}), which {reporters} report(s); the claim is kept as published."
     )
-    return {"summary": summary, "claims": [coordinate(claim)], "origin": SWINDEX}
+    return {"summary": summary, "claims": [coordinate_of(claim)], "origin": SWINDEX, "step": "detection"}
 
 
 def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
     """A disagreement an earlier detection run wrote about this coordinate (never one people wrote)."""
-    return (
-        disagreement.get("origin") == SWINDEX
-        and str(disagreement.get("summary", "")).startswith(DISAGREEMENT_PREFIX)
-        and list(disagreement.get("claims") or []) == [coord]
-    )
+    return is_swindex_disagreement(disagreement, "detection") and list(disagreement.get("claims") or []) == [coord]
 
 
 def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
@@ -182,19 +176,19 @@ class _Matching:
 
 def _match(claims: list[dict[str, Any]], detected: list[dict[str, Any]]) -> _Matching:
     """Each detected weight matched to a claim by coordinate (or by layer, expert, row and column), else added."""
-    by_coordinate = {coordinate(c): i for i, c in enumerate(claims)}
+    by_coordinate = {coordinate_of(c): i for i, c in enumerate(claims)}
     by_weight = {_weight_key(c): i for i, c in enumerate(claims)}
     result = _Matching(claims, set(), [], [])
     for claim in detected:
-        i = by_coordinate.get(coordinate(claim), by_weight.get(_weight_key(claim)))
+        i = by_coordinate.get(coordinate_of(claim), by_weight.get(_weight_key(claim)))
         if i is None:
             claims.append(claim)
             i = len(claims) - 1
-            by_coordinate[coordinate(claim)] = by_weight[_weight_key(claim)] = i
-            result.added.append(coordinate(claim))
+            by_coordinate[coordinate_of(claim)] = by_weight[_weight_key(claim)] = i
+            result.added.append(coordinate_of(claim))
         else:
             _fold_detection(claims[i], claim)
-            result.matched.append(coordinate(claims[i]))
+            result.matched.append(coordinate_of(claims[i]))
         result.found.add(i)
     return result
 
@@ -203,8 +197,10 @@ def _drop_own(matching: _Matching, disagreements: list[dict[str, Any]]) -> list[
     """``--force``: claims only swindex's earlier runs made, not found now and not discussed by people, go (with our notes on them)."""
     claims = matching.claims
     named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
-    kept = [i for i, c in enumerate(claims) if i in matching.found or is_published(c) or coordinate(c) in named_by_people]
-    dropped = {coordinate(c) for i, c in enumerate(claims) if i not in kept}
+    kept = [
+        i for i, c in enumerate(claims) if i in matching.found or is_published(c) or coordinate_of(c) in named_by_people
+    ]
+    dropped = {coordinate_of(c) for i, c in enumerate(claims) if i not in kept}
     matching.found = {kept.index(i) for i in matching.found}
     matching.claims = [claims[i] for i in kept]
     return [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
@@ -214,12 +210,12 @@ def _note_not_found(matching: _Matching, disagreements: list[dict[str, Any]], fr
     """A standing claim the detection did not find gets (or keeps, rewritten) our disagreement; one found again loses it."""
     not_found = []
     for i, claim in enumerate(matching.claims):
-        coord = coordinate(claim)
+        coord = coordinate_of(claim)
         ours = [j for j, d in enumerate(disagreements) if _is_ours(d, coord)]
         if i in matching.found:
             disagreements = [d for j, d in enumerate(disagreements) if j not in ours]
             continue
-        if claim.get("status") not in STANDING_STATUSES:
+        if not Claim.from_dict(claim).standing:
             continue
         not_found.append(coord)
         item = _disagreement(claim, fresh)
@@ -244,7 +240,7 @@ def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], to
         claim.setdefault("impact", {"classification": "unmeasured"})
     if existing is None:
         entry = canonical({**fresh, "verdict": derive_verdict(fresh), "modified": today})
-        return MergeResult(entry, len(detected), tuple(coordinate(c) for c in detected), (), ())
+        return MergeResult(entry, len(detected), tuple(coordinate_of(c) for c in detected), (), ())
 
     entry = copy.deepcopy(dict(existing))
     _fill_facts(entry, fresh)

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swindex.claims import derive_verdict, impact_of, touch
+from swindex.claims import coordinate_of, derive_verdict, has_standing_claim, impact_of, touch
 from swindex.errors import RegistryFileError, VerificationError
-from swindex.records import STANDING_STATUSES
 
 from .atomic import entry_path, write_entry
 from .derived import check_checkpoint, with_derived_checks
-from .merge import canonical, coordinate, merge_entry, stamp
+from .merge import canonical, merge_entry, stamp
 from .modellist import ModelSpec
 from .state import done_reason, read_entry, read_header
 from .summary import FAILED, INTERRUPTED, NOT_RUN, SKIPPED, UNCHANGED, WRITTEN, Outcome, classify
@@ -50,7 +49,7 @@ class RunOptions:
 
 def _measurable(entry: Mapping[str, Any]) -> bool:
     """Whether verification has anything to decide: a claim that stands, or a candidate."""
-    return any(c.get("status") in STANDING_STATUSES for c in entry.get("claims") or [])
+    return has_standing_claim(entry)
 
 
 def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | None) -> dict[str, Any]:
@@ -131,8 +130,8 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             matched=merged.matched,
             disagreements=merged.not_found,
             inert=tuple(
-                coordinate(c) for c in entry.get("claims") or []
-                if impact_of(c) == "inert" and coordinate(c) in (*merged.added, *merged.matched)
+                coordinate_of(c) for c in entry.get("claims") or []
+                if impact_of(c) == "inert" and coordinate_of(c) in (*merged.added, *merged.matched)
             ),
             seconds=time.monotonic() - started,
         )

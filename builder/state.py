@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swindex.errors import RegistryFileError
-from swindex.records import STANDING_STATUSES
+from swindex.claims import has_standing_claim
 from swindex.yamlio import load_yaml
 
 
@@ -57,8 +57,7 @@ def done_reason(
         return None
     if (run.get("revision") or None) != (revision or None):
         return None
-    standing = any(c.get("status") in STANDING_STATUSES for c in entry.get("claims") or [])
-    if verify and standing and not evidence.get("verification"):
+    if verify and has_standing_claim(entry) and not evidence.get("verification"):
         return None
     at = f"revision {revision[:12]}" if revision else "the same local files"
     return f"already done by {tool} at {at} on {run.get('date', '?')} (use --force to redo)"

@@ -12,38 +12,180 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .records import STANDING_STATUSES, Verdict, format_coordinate
+from .layout import format_coordinate
+
+if TYPE_CHECKING:
+    from .records import Claim, Source, Verdict
 
 SWINDEX_KIND = "swindex"
 SWINDEX = "swindex"
 """``impact.measured_by`` of swindex's own verification runs, and ``origin`` of the disagreements swindex writes."""
 VERIFICATION_PREFIX = "swindex verification"
-"""How the disagreements verification writes begin (the detector's begin "swindex detection"); both carry ``origin: swindex``."""
+"""How the disagreements verification writes begin, for readers; tools recognise them by ``origin`` and ``step``."""
 
-IMPACT_THRESHOLDS = {
-    "perplexity": {"critical": 2.0, "significant": 1.05},
-    "embedding_shift": {"critical": 0.1, "significant": 0.01},
+STANDING_STATUSES = ("confirmed", "reported", "detected")
+"""Statuses whose claims stand; the others are kept for the record and shown, never handed out."""
+PUBLISHED_STATUSES = ("confirmed", "reported")
+"""Standing statuses a publication gives: such a claim is a super weight until someone measures it otherwise."""
+FIRST_HAND_EVIDENCE = ("reported", "detected", "ablation")
+"""Evidence of a source that looked at the weight itself (copied, assumed, heuristic and unlabeled claims did not)."""
+GROUNDING_EVIDENCE = ("reported", "ablation")
+"""What one party needs beyond a detector's listing for its claim to stand: its authors' own report or an ablation."""
+
+
+@dataclass(frozen=True)
+class Band:
+    """Classification limits for one metric, and which way is worse (perplexity rises, accuracy falls)."""
+
+    critical: float
+    significant: float
+    higher_is_worse: bool = True
+
+    def classify(self, ratio: float) -> str:
+        """critical, significant or inert for one figure."""
+        worse = (lambda limit: ratio >= limit) if self.higher_is_worse else (lambda limit: ratio <= limit)
+        if worse(self.critical):
+            return "critical"
+        if worse(self.significant):
+            return "significant"
+        return "inert"
+
+
+IMPACT_BANDS = {
+    "perplexity": Band(critical=2.0, significant=1.05),
+    "embedding_shift": Band(critical=0.1, significant=0.01),
+    "accuracy": Band(critical=0.75, significant=0.95, higher_is_worse=False),
+    "nll": Band(critical=1.3, significant=1.02),
+    "row_ablation_nll": Band(critical=1.3, significant=1.02),
 }
-"""Classification limits per metric: a ratio of perplexities (zeroed / original), or the embedding shift itself.
+"""Classification limits per metric: the ratio zeroed / original (for embedding_shift, the shift itself).
 
-Critical when perplexity at least doubles (the paper's Llama-7B goes from 5.7 to over a thousand),
-significant from a 5% rise (more than any ordinary weight of a trained model moves it).
+perplexity: critical when it at least doubles (the paper's Llama-7B goes from 5.7 to over a thousand),
+significant from a 5% rise (more than any ordinary weight of a trained model moves it). accuracy (a
+benchmark's, e.g. HellaSwag): critical when a quarter of it is lost, significant from a 5% loss.
+nll and row_ablation_nll (mean negative log-likelihood, MLM loss for encoders; row_ablation_nll when a
+whole row was zeroed): at the loss of a typical model (about 2.3 nats, perplexity 10) a 30% rise doubles
+perplexity and a 2% rise raises it 5%, so those are the limits.
 """
+IMPACT_THRESHOLDS = {
+    metric: {"critical": band.critical, "significant": band.significant} for metric, band in IMPACT_BANDS.items()
+}
+"""The same limits as plain numbers, for reports and pages (``IMPACT_BANDS`` says which way is worse)."""
 
 
 def classify(metric: str, ratio: float | None) -> str:
     """critical, significant, inert, or unmeasured (no usable figure) for one weight's measurement."""
-    if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)) or metric not in IMPACT_THRESHOLDS:
+    if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)) or metric not in IMPACT_BANDS:
         return "unmeasured"
-    limits = IMPACT_THRESHOLDS[metric]
-    if ratio >= limits["critical"]:
-        return "critical"
-    if ratio >= limits["significant"]:
-        return "significant"
-    return "inert"
+    return IMPACT_BANDS[metric].classify(ratio)
+
+
+def figure_of(impact: Mapping[str, Any]) -> float | None:
+    """The figure an impact is classified by: its ratio, else zeroed / original; None when it has neither."""
+    ratio, original, zeroed = impact.get("ratio"), impact.get("original"), impact.get("zeroed")
+    if isinstance(ratio, (int, float)) and not isinstance(ratio, bool):
+        return float(ratio)
+    if impact.get("metric") == "embedding_shift":
+        return None
+    if isinstance(original, (int, float)) and isinstance(zeroed, (int, float)) and original:
+        return float(zeroed) / float(original)
+    return None
+
+
+def is_standing(claim: Claim) -> bool:
+    """Whether a claim's provenance stands (confirmed, reported, detected), not unverified, disputed or withdrawn."""
+    return claim.status in STANDING_STATUSES
+
+
+def is_super_weight(claim: Claim) -> bool:
+    """A standing claim measured critical, or a published (confirmed or reported) one nobody has measured yet.
+
+    A swindex candidate nobody measured is not one, nor is a weight measured significant or inert.
+    """
+    if not is_standing(claim):
+        return False
+    impact = claim.impact.classification
+    return impact == "critical" or (impact == "unmeasured" and claim.status in PUBLISHED_STATUSES)
+
+
+def is_kept(claim: Claim) -> bool:
+    """Whether quantization should hold the weight out: it stands and nobody measured it harmless."""
+    return is_standing(claim) and claim.impact.classification != "inert"
+
+
+def _unique(claims: Iterable[Claim]) -> tuple[Claim, ...]:
+    seen: set[str] = set()
+    result = []
+    for claim in claims:
+        if claim.coordinate not in seen:
+            seen.add(claim.coordinate)
+            result.append(claim)
+    return tuple(result)
+
+
+def super_weights(claims: Iterable[Claim]) -> tuple[Claim, ...]:
+    """The claims lookup hands out, each coordinate once, in registry order."""
+    return _unique(c for c in claims if is_super_weight(c))
+
+
+def weights_to_keep(claims: Iterable[Claim]) -> tuple[Claim, ...]:
+    """Every standing claim not measured harmless, each coordinate once: what quantization holds out."""
+    return _unique(c for c in claims if is_kept(c))
+
+
+def has_standing_claim(entry: Mapping[str, Any]) -> bool:
+    """Whether an entry dict has a claim that stands (a published claim or a candidate): verification has work to do."""
+    return any(is_standing(c) for c in claims_of(entry))
+
+
+def claims_of(entry: Mapping[str, Any]) -> tuple[Claim, ...]:
+    """An entry dict's claims as typed records, so dict callers share the rules above."""
+    from .records import Claim
+
+    return tuple(Claim.from_dict(c) for c in entry.get("claims") or [])
+
+
+def party_of(source: Source) -> str:
+    """Who stands behind a source: swindex (any run), else ``party`` (a paper and its code share one), else citation."""
+    if source.kind == SWINDEX_KIND:
+        return SWINDEX
+    return source.party or source.citation
+
+
+def parties(sources: Iterable[Source]) -> frozenset[str]:
+    """The independent parties that reported, detected or ablated a claim first-hand."""
+    return frozenset(party_of(s) for s in sources if s.evidence in FIRST_HAND_EVIDENCE)
+
+
+def status_from_sources(sources: Iterable[Source]) -> str:
+    """The status a claim's sources support, as the README defines it: the one source-counting rule.
+
+    Two independent parties that reported, detected or ablated it make it confirmed. One party makes it
+    reported when that party published it or zeroed it, detected when the party is swindex's detector,
+    and unverified when it only listed it from a detector (nobody zeroed it). Copied, assumed, heuristic
+    and unlabeled sources never count. Disputed and withdrawn are judgements people record, not counts.
+    """
+    first_hand = [s for s in sources if s.evidence in FIRST_HAND_EVIDENCE]
+    who = parties(first_hand)
+    if len(who) >= 2:
+        return "confirmed"
+    if who == {SWINDEX}:
+        return "detected"
+    if any(s.evidence in GROUNDING_EVIDENCE for s in first_hand):
+        return "reported"
+    return "unverified"
+
+
+def is_swindex_disagreement(disagreement: Mapping[str, Any], step: str) -> bool:
+    """Whether swindex's ``step`` (detection or verification) wrote a disagreement, from its structured fields only.
+
+    Its words are never parsed: a person may write "swindex verification" in a summary, and that item stays theirs.
+    """
+    return disagreement.get("origin") == SWINDEX and disagreement.get("step") == step
 
 
 def is_published(claim: Mapping[str, Any]) -> bool:
@@ -61,44 +203,6 @@ def impact_of(claim: Mapping[str, Any]) -> str:
     return str((claim.get("impact") or {}).get("classification") or "unmeasured")
 
 
-def measured_impact(claim: Mapping[str, Any]) -> str | None:
-    """The classification swindex itself measured, or None when swindex never measured the claim."""
-    impact = claim.get("impact") or {}
-    return impact.get("classification") if impact.get("measured_by") == SWINDEX else None
-
-
-def is_super_weight(claim: Mapping[str, Any]) -> bool:
-    """A standing claim measured critical, or a published (confirmed or reported) one not yet measured."""
-    status, impact = claim.get("status"), impact_of(claim)
-    if status not in STANDING_STATUSES:
-        return False
-    return impact == "critical" or (impact == "unmeasured" and status in ("confirmed", "reported"))
-
-
-def super_weight_claims(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The claims lookup hands out, each coordinate once, in registry order."""
-    seen: set[str] = set()
-    result = []
-    for claim in entry.get("claims") or []:
-        key = coordinate_of(claim)
-        if is_super_weight(claim) and key not in seen:
-            seen.add(key)
-            result.append(claim)
-    return result
-
-
-def weights_to_keep(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Every standing claim not measured harmless, each coordinate once (``Entry.weights_to_keep`` for dicts)."""
-    seen: set[str] = set()
-    result = []
-    for claim in entry.get("claims") or []:
-        key = coordinate_of(claim)
-        if claim.get("status") in STANDING_STATUSES and impact_of(claim) != "inert" and key not in seen:
-            seen.add(key)
-            result.append(claim)
-    return result
-
-
 def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The verdict the entry's claims support, in the schema's field names.
 
@@ -106,11 +210,11 @@ def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
     swindex verified the entry), no single weight is critical; the joint figure comes from swindex's
     verification run (every measured candidate zeroed together). With nothing measured: not measured.
     """
-    claims = list(entry.get("claims") or [])
-    measured = [c for c in claims if impact_of(c) != "unmeasured"]
+    claims = claims_of(entry)
+    measured = [c for c in claims if c.impact.measured]
     run = (entry.get("evidence") or {}).get("verification") or {}
     verdict: dict[str, Any] = {}
-    count = len(super_weight_claims(entry))
+    count = len(super_weights(claims))
     if count:
         verdict = {"outcome": "super_weights", "super_weights": count}
     elif measured or run:
@@ -119,9 +223,9 @@ def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
         return {"outcome": "not_measured"}
     if measured:
         verdict["candidates"] = len(measured)
-        sources = {(c.get("impact") or {}).get("measured_by") for c in measured}
-        if len(sources) == 1 and None not in sources:
-            verdict["measured_by"] = sources.pop()
+        by = {c.impact.measured_by for c in measured}
+        if len(by) == 1 and None not in by:
+            verdict["measured_by"] = by.pop()
     metric = run.get("metric")
     original, joint = run.get("original"), run.get("all_zeroed")
     if metric == "perplexity" and isinstance(original, (int, float)) and isinstance(joint, (int, float)) and original > 0:
@@ -135,6 +239,8 @@ def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def verdict_of(entry: Mapping[str, Any]) -> Verdict:
     """The derived verdict as a record (with ``.text``)."""
+    from .records import Verdict
+
     return Verdict.from_dict(derive_verdict(entry))
 
 
@@ -163,14 +269,15 @@ def adopt_measurement(claim: Mapping[str, Any], measurement: Mapping[str, Any]) 
 def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The entry with swindex's measurements adopted (by coordinate), its swindex disagreements redone, and its verdict derived.
 
-    Disagreements verification wrote (``origin: swindex``) are rewritten from the new measurements: one
+    Disagreements verification wrote (``origin: swindex``, ``step: verification``) are rewritten from the new
+    measurements: one
     that no longer holds is withdrawn; the detector's and those people wrote are never touched here. Returns the entry and what changed.
     """
     result = copy.deepcopy(dict(entry))
     changed: list[str] = []
     measurements = measurements or {}
     def written_here(d: Mapping[str, Any]) -> bool:
-        return d.get("origin") == SWINDEX and str(d.get("summary", "")).startswith(VERIFICATION_PREFIX)
+        return is_swindex_disagreement(d, "verification")
 
     ours = {tuple(d.get("claims") or ()): d for d in result.get("disagreements") or [] if written_here(d)}
     kept = [d for d in result.get("disagreements") or [] if not written_here(d)]
@@ -185,7 +292,8 @@ def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, 
             if contradiction:
                 if (coordinate,) not in ours:
                     changed.append(f"{coordinate}: disagreement recorded")
-                kept.append({"summary": contradiction, "claims": [coordinate], "origin": SWINDEX})
+                written = {"summary": contradiction, "claims": [coordinate], "origin": SWINDEX, "step": "verification"}
+                kept.append(written)
             elif (coordinate,) in ours:
                 changed.append(f"{coordinate}: disagreement withdrawn")
         elif (coordinate,) in ours:
@@ -198,7 +306,7 @@ def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, 
         result.pop("disagreements", None)
     verdict = derive_verdict(result)
     if verdict != result.get("verdict"):
-        changed.append(f"verdict: {Verdict.from_dict(verdict).text}")
+        changed.append(f"verdict: {verdict_of(result).text}")
     result["verdict"] = verdict
     return result, tuple(changed)
 

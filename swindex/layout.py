@@ -60,6 +60,11 @@ _TABLE: dict[str, Order] = {
 _PREFIXES = sorted(_TABLE, key=len, reverse=True)
 
 
+def format_coordinate(tensor: str, index: tuple[int, ...] | list[int]) -> str:
+    """A coordinate's canonical text, e.g. ``model.layers.2.mlp.down_proj.weight[3968, 7003]``: a claim's key."""
+    return f"{tensor}[{', '.join(str(int(i)) for i in index)}]"
+
+
 def index_order(architecture: str) -> Order:
     """"linear", "transposed" or "either": how a model class (``GPT2LMHeadModel``) stores its down projections.
 

@@ -13,26 +13,15 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from .claims import SWINDEX, SWINDEX_KIND, classify, derive_verdict
+from .claims import SWINDEX, SWINDEX_KIND, classify, derive_verdict, status_from_sources
+from .records import Source
 
-_FIRST_HAND = ("reported", "detected", "ablation")
 _IMPACT_FIGURES = ("metric", "zeroed", "ratio", "super_activation", "super_activation_zeroed", "similarity_shift")
-SWINDEX_DISAGREEMENT_PREFIXES = ("swindex verification", "swindex detection")
-"""How schema 1 recognised disagreements swindex wrote (schema 2 records ``origin: swindex`` instead)."""
 
 
 def _provenance(sources: list[Mapping[str, Any]]) -> str:
-    """confirmed, reported, detected or unverified, from who reported a claim first-hand."""
-    first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-    published = [s for s in first_hand if s.get("kind") != SWINDEX_KIND]
-    parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
-    if published and parties >= 2 and all(s.get("url") for s in published):
-        return "confirmed"
-    if published:
-        return "reported"
-    if any(s.get("kind") == SWINDEX_KIND and s.get("evidence") == "detected" for s in sources):
-        return "detected"
-    return "unverified"
+    """confirmed, reported, detected or unverified: ``swindex.claims.status_from_sources`` on the typed sources."""
+    return status_from_sources(Source.from_dict(s) for s in sources)
 
 
 def _reported_harmless(sources: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -97,10 +86,8 @@ def upgrade(entry: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "other_findings":
             result[key] = [upgrade_claim(f) if f.get("status") == "inert" else copy.deepcopy(f) for f in value or []]
         elif key == "disagreements":
-            result[key] = [
-                dict(copy.deepcopy(d), origin=SWINDEX) if str(d.get("summary", "")).startswith(SWINDEX_DISAGREEMENT_PREFIXES) else copy.deepcopy(d)
-                for d in value or []
-            ]
+            # schema 1 recorded no origin: each stays people's, never rewritten by tools
+            result[key] = copy.deepcopy(value)
         else:
             result[key] = copy.deepcopy(value)
     result["verdict"] = derive_verdict(result)

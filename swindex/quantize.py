@@ -186,9 +186,9 @@ def _holdout_map(model: Any, keep: Any) -> dict[str, list[tuple[int, ...]]]:
     if keep is None:
         return result
     if isinstance(keep, Mapping) and "claims" in keep:  # an entry dict (the CLI's) holds out what its Entry would
-        from .claims import weights_to_keep
+        from .claims import claims_of, weights_to_keep
 
-        keep = weights_to_keep(keep)
+        keep = weights_to_keep(claims_of(keep))
     keep = getattr(keep, "weights_to_keep", keep)  # an Entry holds out every standing claim not measured harmless
     for t in targets(keep):
         name = resolve_name(model, t.tensor)

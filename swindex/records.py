@@ -7,12 +7,14 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from . import claims as _rules
+from .layout import format_coordinate
+
 SCHEMA_VERSION = 2
 
 STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "withdrawn")
 """Provenance: where a claim came from and whether sources agree (impact is a separate fact)."""
-STANDING_STATUSES = ("confirmed", "reported", "detected")
-"""Statuses whose claims stand; the others are kept for the record and shown, never handed out."""
+STANDING_STATUSES = _rules.STANDING_STATUSES
 ACTIVE_STATUSES = STANDING_STATUSES
 IMPACTS = ("critical", "significant", "inert", "unmeasured")
 """What zeroing a weight measurably does (see swindex.claims for the thresholds)."""
@@ -37,11 +39,6 @@ def thawed(value: Any) -> Any:
     return value
 
 
-def format_coordinate(tensor: str, index: tuple[int, ...] | list[int]) -> str:
-    """The canonical text form of a coordinate, e.g. ``model.layers.2.mlp.down_proj.weight[3968, 7003]``."""
-    return f"{tensor}[{', '.join(str(int(i)) for i in index)}]"
-
-
 @dataclass(frozen=True)
 class Source:
     """Who reported a claim, where, and in their own words."""
@@ -55,10 +52,12 @@ class Source:
     value: float | None = None
     effect: str | None = None
     measurements: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    party: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Source":
         return cls(
+            party=d.get("party"),
             citation=d["citation"],
             kind=d["kind"],
             evidence=d["evidence"],
@@ -183,19 +182,12 @@ class Claim:
     @property
     def standing(self) -> bool:
         """Whether the claim's provenance stands (confirmed, reported or detected) rather than being unverified, disputed or withdrawn."""
-        return self.status in STANDING_STATUSES
+        return _rules.is_standing(self)
 
     @property
     def is_super_weight(self) -> bool:
-        """A super weight: it stands, and zeroing it is measured critical, or a published claim not yet measured.
-
-        A swindex candidate that nobody measured is not one, nor is a weight measured significant or inert.
-        """
-        if not self.standing:
-            return False
-        if self.impact.classification == "critical":
-            return True
-        return self.impact.classification == "unmeasured" and self.status in ("confirmed", "reported")
+        """A super weight: standing and measured critical, or published and not yet measured (``swindex.claims``)."""
+        return _rules.is_super_weight(self)
 
     @property
     def active(self) -> bool:
@@ -249,17 +241,6 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.text
-
-
-def _unique(claims: Any) -> tuple[Claim, ...]:
-    seen: set[str] = set()
-    result = []
-    for claim in claims:
-        key = claim.coordinate
-        if key not in seen:
-            seen.add(key)
-            result.append(claim)
-    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -359,7 +340,7 @@ class Entry:
 
         Each coordinate once, in registry order; ``claims`` holds everything else for the record.
         """
-        return _unique(c for c in self.claims if c.is_super_weight)
+        return _rules.super_weights(self.claims)
 
     @property
     def weights_to_keep(self) -> tuple[Claim, ...]:
@@ -368,7 +349,7 @@ class Entry:
         That is the super weights, those measured significant and candidates nobody measured yet: holding
         out a scalar costs nothing, losing a super weight costs the model.
         """
-        return _unique(c for c in self.claims if c.standing and c.impact.classification != "inert")
+        return _rules.weights_to_keep(self.claims)
 
     @property
     def active_super_weights(self) -> tuple[Claim, ...]:

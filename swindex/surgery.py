@@ -27,7 +27,7 @@ from typing import Any
 from .errors import SurgeryError
 from .layout import coordinate_of, module_stores_transposed
 from .params import check_index, read_scalar, read_tensor, resolve_module, resolve_name, slot
-from .claims import super_weight_claims
+from .claims import claims_of, super_weights
 from .records import format_coordinate
 
 __all__ = [
@@ -114,7 +114,7 @@ def _items(weights: Any) -> Iterable[Any]:
     if hasattr(weights, "weights_to_keep") and hasattr(weights, "claims"):
         return weights.super_weights
     if isinstance(weights, Mapping) and "claims" in weights:
-        return super_weight_claims(weights)
+        return super_weights(claims_of(weights))
     if isinstance(weights, (Mapping, Target)) or hasattr(weights, "tensor"):
         return [weights]
     if isinstance(weights, tuple) and len(weights) == 2 and isinstance(weights[0], str):
@@ -130,9 +130,9 @@ def _items(weights: Any) -> Iterable[Any]:
 def targets(weights: Any) -> tuple[Target, ...]:
     """The scalars named by ``weights``, each once, in order.
 
-    ``weights`` may be an Entry (its ``super_weights``: standing claims measured critical, or published ones nobody
-    has measured yet), one Claim or
-    registry-format dict, or an iterable of Claim objects, dicts, Targets or ``(tensor, index)`` pairs.
+    ``weights`` may be an Entry or entry dict (its ``super_weights``: standing claims measured critical, or
+    published ones nobody has measured yet; ``swindex.claims.super_weights``), one Claim or registry-format dict,
+    or an iterable of Claim objects, dicts, Targets or ``(tensor, index)`` pairs.
     """
     seen: dict[tuple[str, tuple[int, ...]], Target] = {}
     for item in _items(weights):

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from builder.merge import coordinate, merge_entry, stamp
+from builder.merge import merge_entry, stamp
+from swindex.claims import coordinate_of as coordinate
 from swindex.claims import reconcile
 from swindex.validate import validate_entry_dict
 
@@ -191,9 +192,9 @@ def test_swindex_measurement_is_adopted_for_a_published_claim_nobody_measured(pu
 
 
 def lookup_free_super_weights(entry):
-    from swindex.claims import super_weight_claims
+    from swindex.claims import claims_of, super_weights
 
-    return [coordinate(c) for c in super_weight_claims(entry)]
+    return [c.coordinate for c in super_weights(claims_of(entry))]
 
 
 def test_a_published_measurement_is_never_replaced_and_a_contradiction_is_recorded(published):

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from swindex.claims import super_weight_claims  # noqa: E402
+from swindex.claims import claims_of, super_weights  # noqa: E402
 from swindex.verification import record, verify  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_all_candidates_together_are_devastating(smollm2):
 def test_the_recorded_entry_hands_out_only_the_critical_weight(smollm2):
     entry, report = smollm2
     recorded = record(entry, report, today="2026-11-30").entry
-    assert [f"{c['tensor']}[{c['index'][0]}, {c['index'][1]}]" for c in super_weight_claims(recorded)] == [CRITICAL]
+    assert [c.coordinate for c in super_weights(claims_of(recorded))] == [CRITICAL]
     assert recorded["verdict"]["outcome"] == "super_weights" and recorded["verdict"]["super_weights"] == 1
     assert recorded["verdict"]["candidates"] == len(CANDIDATES)
 
