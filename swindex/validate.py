@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .claims import IMPACT_THRESHOLDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of, derive_verdict, verdict_of
+from .claims import (
+    FIRST_HAND_EVIDENCE, GROUNDING_EVIDENCE, IMPACT_BANDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of,
+    derive_verdict, figure_of, parties, status_from_sources, verdict_of,
+)
 from .errors import RegistryFileError, shown
-from .layout import index_order
-from .records import format_coordinate
+from .layout import format_coordinate, index_order
+from .records import Source
 from .schema import entry_schema, entry_validator
 from .yamlio import field_name, load_yaml_with_lines
 
@@ -239,45 +242,72 @@ def _disagreement_rule(ctx: _Context) -> Found:
                 yield ("disagreements", i, "claims", j), f"{claim} is not one of this entry's claims (write it tensor[i, j] as in the claims list)"
 
 
-_FIRST_HAND = ("reported", "detected", "ablation")
+def _status_reason(sources: list[Source]) -> str:
+    """Why the sources give the status they do, in words a contributor can check against the claim."""
+    who = sorted(parties(sources))
+    if len(who) >= 2:
+        return f"{len(who)} independent parties reported, detected or ablated it ({'; '.join(w[:60] for w in who[:3])})"
+    if not who:
+        return "no source reported, detected or ablated it itself (copied, assumed, heuristic, unlabeled do not count)"
+    if who == [SWINDEX]:
+        return "only swindex's detector found it"
+    if any(s.evidence in GROUNDING_EVIDENCE for s in sources):
+        return f"one party ({who[0][:60]}) published or zeroed it; a second independent party would confirm it"
+    return f"one party ({who[0][:60]}) listed it from a detector and nobody zeroed it"
 
 
 def _status_rule(ctx: _Context) -> Found:
-    """A claim's status must be backed by its sources.
+    """A status follows from its sources' evidence and parties (``swindex.claims.status_from_sources``).
 
-    Parties are counted by citation; every swindex run counts as one party, so two runs of our own
-    detector never confirm a claim.
+    Parties are counted by ``party`` (else citation); every swindex run counts as one party, so two runs of
+    our own detector never confirm a claim. Disputed and withdrawn are people's judgements, recorded as such.
     """
-    for i, claim in enumerate(ctx.data.get("claims") or []):
-        at = ("claims", i)
-        status, sources = claim.get("status"), claim.get("sources") or []
-        first_hand = [s for s in sources if s.get("evidence") in _FIRST_HAND]
-        is_published = [s.get("evidence") in _FIRST_HAND and s.get("kind") != SWINDEX_KIND for s in sources]
-        published = [s for s, yes in zip(sources, is_published) if yes]
-        parties = len({s.get("citation") for s in published}) + (1 if len(published) < len(first_hand) else 0)
-        if claim.get("value_dtype") is not None and claim.get("value") is None:
-            yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
-        if status == "confirmed":
-            if parties < 2 or not published:
+    for key in ("claims", "other_findings"):
+        for i, item in enumerate(ctx.data.get(key) or []):
+            at = (key, i)
+            status, raw = item.get("status"), item.get("sources") or []
+            sources = [Source.from_dict(s) for s in raw]
+            name = coordinate_of(item) if key == "claims" else f"this {item.get('kind')} finding"
+            if key == "claims" and item.get("value_dtype") is not None and item.get("value") is None:
+                yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
+            if status == "disputed":
+                if key == "claims" and coordinate_of(item) not in ctx.disputed:
+                    yield (*at, "status"), (
+                        "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+                    )
+                continue
+            if status == "withdrawn":
+                continue
+            expected = status_from_sources(sources)
+            if status != expected:
                 yield (*at, "status"), (
-                    f"'confirmed' needs two parties that reported, detected or ablated it, at least one published; this claim has "
-                    f"{parties}: use 'reported' (or 'detected') until someone reproduces it"
+                    f"{name}: its sources make it '{expected}', not '{status}': {_status_reason(sources)}; "
+                    f"write status: {expected} (or 'disputed' with a disagreements item, 'withdrawn' if its authors "
+                    "abandoned it)"
                 )
-            for j, source in enumerate(sources):
-                if is_published[j] and not source.get("url"):
-                    yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, so readers can check it"
-        elif status == "reported" and not published:
-            yield (*at, "status"), (
-                "'reported' needs a published source that reported, detected or ablated it; a claim only swindex found is "
-                "'detected', one only copied or assumed is 'unverified'"
-            )
-        elif status == "detected":
-            if not any(s.get("kind") == SWINDEX_KIND and s.get("evidence") == "detected" for s in sources):
-                yield (*at, "status"), "'detected' means found by swindex's detector, so it needs a source of kind 'swindex' with evidence 'detected'"
-            elif published:
-                yield (*at, "status"), "a claim that a published source reported is 'reported' (or 'confirmed' with a second party), not 'detected'"
-        elif status == "disputed" and coordinate_of(claim) not in ctx.disputed:
-            yield (*at, "status"), "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+            if status == "confirmed":
+                for j, source in enumerate(raw):
+                    first_hand = source.get("kind") != SWINDEX_KIND and source.get("evidence") in FIRST_HAND_EVIDENCE
+                    if first_hand and not source.get("url"):
+                        yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, for readers to check"
+
+
+def _ablation_rule(ctx: _Context) -> Found:
+    """A source that zeroed the weight alone and says what happened (``effect``) means its impact is measured."""
+    for key in ("claims", "other_findings"):
+        for i, item in enumerate(ctx.data.get(key) or []):
+            if (item.get("impact") or {}).get("classification", "unmeasured") != "unmeasured":
+                continue
+            for j, source in enumerate(item.get("sources") or []):
+                if source.get("evidence") == "ablation" and source.get("effect"):
+                    name = coordinate_of(item) if key == "claims" else f"this {item.get('kind')} finding"
+                    yield (key, i, "impact"), (
+                        f"{name}: sources[{j}] ({str(source.get('citation'))[:60]}) zeroed it and says what happened "
+                        "(effect), "
+                        f"so it is not unmeasured; write impact: {{classification: <by the thresholds>, measured_by: "
+                        f"<that citation>, metric, original, zeroed, ratio}}"
+                    )
+                    break
 
 
 def _impact_problems(impact: Mapping[str, Any], sources: list[Mapping[str, Any]]) -> Iterable[tuple[tuple[Any, ...], str]]:
@@ -293,18 +323,45 @@ def _impact_problems(impact: Mapping[str, Any], sources: list[Mapping[str, Any]]
         yield ("measured_by",), f"a {classification} impact says who measured it: 'swindex' or the citation of one of the claim's sources"
     elif measured_by != SWINDEX and measured_by not in citations:
         yield ("measured_by",), f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or write 'swindex' for swindex's own run"
-    if measured_by == SWINDEX and impact.get("metric") in IMPACT_THRESHOLDS and isinstance(impact.get("ratio"), (int, float)):
-        expected = classify(impact["metric"], impact["ratio"])
-        if expected != classification:
-            yield ("classification",), f"swindex's {impact['metric']} figure {impact['ratio']:.4g} makes this weight {expected}, not {classification}"
 
 
 def _impact_rule(ctx: _Context) -> Found:
-    """An impact says who measured it, and swindex's own figures agree with its classification."""
+    """An impact says who measured it (swindex or one of the claim's sources); an unmeasured one carries no figures."""
     for key in ("claims", "other_findings"):
         for i, claim in enumerate(ctx.data.get(key) or []):
             if "impact" in claim:
                 for where, message in _impact_problems(claim["impact"], claim.get("sources") or []):
+                    yield (key, i, "impact", *where), message
+
+
+def _figures_problems(impact: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
+    classification = impact.get("classification")
+    metric, figure = impact.get("metric"), figure_of(impact)
+    ratio, original, zeroed = impact.get("ratio"), impact.get("original"), impact.get("zeroed")
+    figures = (ratio, original, zeroed)
+    if metric != "embedding_shift" and all(isinstance(x, (int, float)) for x in figures) and original and ratio:
+        if abs(zeroed / original - ratio) > 0.01 * abs(ratio):
+            quotient = f"{zeroed:.4g} / {original:.4g} = {zeroed / original:.4g}"
+            yield ("ratio",), f"ratio {ratio:.4g} is not zeroed / original ({quotient}); write that"
+    if metric in IMPACT_BANDS and figure is not None:
+        expected = classify(metric, figure)
+        if expected != classification:
+            band = IMPACT_BANDS[metric]
+            bound = "at least" if band.higher_is_worse else "at most"
+            limits = f"critical {bound} {band.critical:g}, significant {band.significant:g}"
+            yield ("classification",), (
+                f"the {metric} figure {figure:.4g} makes this weight {expected}, not {classification} (the thresholds: "
+                f"{limits}); write classification: {expected}"
+            )
+
+
+def _impact_figures_rule(ctx: _Context) -> Found:
+    """A measured impact's class is what its own figures give under the documented thresholds (whoever measured it)."""
+    for key in ("claims", "other_findings"):
+        for i, item in enumerate(ctx.data.get(key) or []):
+            impact = item.get("impact") or {}
+            if impact.get("classification", "unmeasured") != "unmeasured":
+                for where, message in _figures_problems(impact):
                     yield (key, i, "impact", *where), message
 
 
@@ -317,7 +374,10 @@ def _verdict_rule(ctx: _Context) -> Found:
         yield ("verdict",), f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)"
 
 
-RULES = (_text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule, _impact_rule, _verdict_rule)
+RULES = (
+    _text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule,
+    _ablation_rule, _impact_rule, _impact_figures_rule, _verdict_rule,
+)
 """The checks no JSON Schema can express, each a small function over one entry, run in this order."""
 
 

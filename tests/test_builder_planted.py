@@ -150,7 +150,7 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     claim = published["claims"][0]
     claim.update(layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7])
     del claim["value"]
-    elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "reported"}
+    elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "confirmed"}
     published["claims"].append(elsewhere)
     path = registry / "acme" / "llama-two-layers.yaml"
     path.parent.mkdir(parents=True)

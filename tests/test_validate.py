@@ -120,7 +120,7 @@ def test_a_date_that_is_not_in_the_calendar_is_rejected(make_entry):
 
 def test_other_findings_must_fit_the_model(make_entry):
     sources = make_entry()["claims"][0]["sources"]
-    finding = {"kind": "row", "layer": 9, "row": 3, "status": "reported", "sources": sources}
+    finding = {"kind": "row", "layer": 9, "row": 3, "status": "confirmed", "sources": sources}
     problems = validate_entry_dict(make_entry(other_findings=[finding]))
     assert [p.field for p in problems] == ["other_findings[0].layer"]
 
@@ -647,3 +647,58 @@ def test_against_names_each_changed_figure_of_an_impact(tmp_path, write_registry
     main(["validate", "--registry", str(after), "--against", str(before)])
     err = capsys.readouterr().err
     assert "impact classification 'unmeasured' -> 'critical'" in err and "impact ratio None -> 3.0" in err
+
+
+DETECTOR_ONLY = {
+    "citation": "someone/detector@0123abc:results.json", "kind": "repository", "evidence": "detected",
+    "url": "https://example.org/d",
+}
+
+
+def test_a_detector_only_claim_is_unverified_and_the_message_says_what_to_write(make_entry, write_registry):
+    claim = dict(_claim(make_entry), status="reported", sources=[DETECTOR_ONLY])
+    root = write_registry(make_entry(claims=[claim]))
+    (problem,) = validate_registry(root)
+    assert problem.field == "claims[0].status" and problem.path.endswith("acme/tiny-llama.yaml") and problem.line
+    assert "model.layers.1.mlp.down_proj.weight[3, 7]" in problem.message
+    assert "write status: unverified" in problem.message
+
+
+def test_two_independent_parties_make_a_claim_confirmed_not_reported(make_entry):
+    claim = _claim(make_entry, status="reported")
+    assert _problem_fields(make_entry(claims=[claim])) == ["claims[0].status"]
+    claim["sources"][1]["party"] = claim["sources"][0]["citation"]  # the second source is the first party's own
+    assert _problem_fields(make_entry(claims=[claim])) == []
+
+
+def test_a_source_that_zeroed_the_weight_and_says_what_happened_means_it_is_measured(make_entry):
+    zeroed = dict(DETECTOR_ONLY, evidence="ablation", effect="perplexity 10 -> 5000 with only this weight zeroed")
+    claim = _claim(make_entry, status="reported", sources=[zeroed])
+    problems = validate_entry_dict(make_entry(claims=[claim]))
+    assert [p.field for p in problems] == ["claims[0].impact"] and "measured_by" in problems[0].message
+    impact = {"classification": "critical", "measured_by": zeroed["citation"], "metric": "perplexity", "original": 10.0,
+              "zeroed": 5000.0, "ratio": 500.0}
+    measured = dict(claim, impact=impact)
+    assert validate_entry_dict(make_entry(claims=[measured])) == []
+
+
+@pytest.mark.parametrize(
+    ("metric", "ratio", "written", "expected"),
+    [
+        ("perplexity", 1.03, "significant", "inert"), ("accuracy", 0.52, "inert", "critical"),
+        ("row_ablation_nll", 1.5, "inert", "critical"),
+    ],
+)
+def test_an_impact_class_follows_its_own_figures_whoever_measured_them(make_entry, metric, ratio, written, expected):
+    source = make_entry()["claims"][0]["sources"][0]
+    impact = {"classification": written, "measured_by": source["citation"], "metric": metric, "ratio": ratio}
+    problems = validate_entry_dict(make_entry(claims=[dict(_claim(make_entry), impact=impact)]))
+    assert [p.field for p in problems] == ["claims[0].impact.classification"]
+    assert f"write classification: {expected}" in problems[0].message
+
+
+def test_a_ratio_must_be_zeroed_over_original(make_entry):
+    source = make_entry()["claims"][0]["sources"][0]
+    impact = {"classification": "critical", "measured_by": source["citation"], "metric": "perplexity", "original": 5.67,
+              "zeroed": 1211.11, "ratio": 2136.0}
+    assert _problem_fields(make_entry(claims=[dict(_claim(make_entry), impact=impact)])) == ["claims[0].impact.ratio"]
