@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from swindex import lookup
+from swindex import UnknownModelError, lookup
+from swindex.claims import status_from_sources
+from swindex.validate import validate_registry
 from swindex.yamlio import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,7 +121,45 @@ def test_expert_level_reports_are_findings_not_coordinates():
 
 
 def _registry_files() -> list[tuple[Path, dict]]:
-    return [(path, load_yaml(path)) for path in sorted((REPO / "registry").rglob("*.yaml"))]
+    files = sorted((REPO / "registry").rglob("*.yaml"))
+    assert len(files) >= 40, f"{len(files)} registry entries found: every check over them would pass on nothing"
+    return [(path, load_yaml(path)) for path in files]
+
+
+def test_every_validator_rule_holds_for_every_entry_of_the_registry():
+    assert len(_registry_files()) >= 40
+    assert [str(p) for p in validate_registry(REPO / "registry")] == []
+
+
+def test_every_standing_status_is_what_its_sources_give():
+    for _, data in _registry_files():
+        entry = lookup(data["id"])
+        for claim in entry.claims:
+            if claim.status not in ("disputed", "withdrawn"):
+                assert claim.status == status_from_sources(claim.sources), (entry.id, claim.coordinate)
+
+
+def test_llama_2_7b_has_the_papers_one_super_weight():
+    entry = lookup("meta-llama/Llama-2-7b-hf")
+    assert [c.coordinate for c in entry.super_weights] == ["model.layers.1.mlp.down_proj.weight[2533, 7890]"]
+    assert entry.verdict.text == "1 super weight"
+
+
+def test_mistral_7b_super_weight_is_measured_critical_by_the_notebook_that_zeroed_it():
+    (weight,) = lookup("mistralai/Mistral-7B-v0.1").super_weights
+    assert weight.impact.classification == "critical" and weight.impact.ratio == pytest.approx(497.37, rel=1e-3)
+    assert "validate_super_weights.ipynb" in weight.impact.measured_by
+
+
+def test_detector_only_layer_1_siblings_of_llama_3_1_8b_are_not_handed_out():
+    entry = lookup("meta-llama/Llama-3.1-8B")
+    siblings = {c.status for c in entry.claims if c.layer == 1 and c.row in (1384, 4062)}
+    assert entry.super_weights == () and siblings == {"unverified"}
+
+
+def test_a_test_fixture_is_not_a_public_registry_entry():
+    with pytest.raises(UnknownModelError):
+        lookup("karpathy/stories260K")
 
 
 def _sources(data: dict):
@@ -153,7 +193,8 @@ def test_spikes_a_detector_listed_but_nobody_zeroed_are_candidates_lookup_does_n
 
 def test_llama_7b_impact_is_the_papers_table_1_ablation():
     (claim,) = lookup("huggyllama/llama-7b").claims
-    paper = next(s for s in claim.sources if s.kind == "paper")
+    paper = next(s for s in claim.sources if s.citation == claim.impact.measured_by)
+    assert paper.kind == "paper" and "Table 1" in paper.citation and paper.evidence == "ablation"
     impact = claim.impact
     assert impact.classification == "critical" and impact.metric == "perplexity"
     assert (impact.original, impact.zeroed) == (5.67, 1211.11) and impact.measured_by == paper.citation
@@ -188,8 +229,7 @@ def test_an_entry_pins_the_checkpoint_revision_its_sources_name():
 
 # Parameter counts no source or config at hand gives exactly (as transformers counts them: model.parameters()).
 PARAMETERS_UNKNOWN = {
-    "allenai/OLMo-1B-0724-hf", "allenai/OLMo-7B-0724-hf", "Qwen/Qwen3-0.6B", "deepseek-ai/DeepSeek-R1",
-    "deepseek-ai/deepseek-llm-7b-base", "answerdotai/ModernBERT-base", "answerdotai/ModernBERT-large",
+    "allenai/OLMo-1B-0724-hf", "deepseek-ai/DeepSeek-R1", "answerdotai/ModernBERT-base", "answerdotai/ModernBERT-large",
     "EuroBERT/EuroBERT-210m", "EuroBERT/EuroBERT-610m", "EuroBERT/EuroBERT-2.1B", "mosaicml/mosaic-bert-base",
 }
 
@@ -202,6 +242,7 @@ def test_every_entry_records_its_parameter_count_unless_it_is_listed_as_unknown(
 def test_a_commented_out_line_is_unverified_not_a_withdrawal():
     falcon = lookup("tiiuae/falcon-7b")
     assert {c.status for c in falcon.claims} == {"unverified"} and falcon.super_weights == ()
+    assert {s.evidence for c in falcon.claims for s in c.sources} == {"unlabeled"}
 
 
 def test_olmo_1b_layer_3_cites_the_notebook_it_is_in_and_issue_6_corroborates_layers_3_and_15():
@@ -219,8 +260,8 @@ def test_the_notebook_run_that_zeroed_788_2427_alone_belongs_to_llama_3_1_8b():
     llama31 = next(c for c in lookup("meta-llama/Llama-3.1-8B").claims if (c.layer, c.row, c.column) == (1, 788, 2427))
     assert llama31.impact.classification == "inert" and (llama31.impact.original, llama31.impact.zeroed) == (11.0021, 11.296)
     llama3 = lookup("meta-llama/Meta-Llama-3-8B")
-    heuristic = [s for c in llama3.claims for s in c.sources if s.citation.startswith("research notes")]
-    assert [(s.evidence, s.url) for s in heuristic] == [("heuristic", None)]
+    assert all(s.url for c in llama3.claims for s in c.sources), "a source without a URL does not support a claim"
+    assert all("x1.027" in (c.notes or "") and "Not known" in (c.notes or "") for c in llama3.claims)
 
 
 def test_the_official_code_supports_all_six_phi_3_paper_claims():
