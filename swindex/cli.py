@@ -14,6 +14,7 @@ from .errors import SwindexError, shown, shown_lines
 
 COMMANDS = (
     "lookup",
+    "new",
     "validate",
     "index",
     "update",

@@ -20,6 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--against", metavar="DIR",
         help="an earlier registry (e.g. the base branch's): a claim or entry it has that is gone is a problem, and every edited claim is listed",
     )
+    p.add_argument(
+        "--fix", action="store_true",
+        help="first fill in what follows from each file's own data (verdict, unmeasured impacts, missing statuses), "
+        "printing what was written",
+    )
     p.set_defaults(handler=run)
 
 
@@ -36,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if registry is not None and not registry.is_dir():
         print(f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give the registry directory", file=sys.stderr)
         return 2
+    if args.fix:
+        _fix(paths)
     problems = []
     if registry is not None:
         whole = any(p.is_dir() and p.resolve() == registry.resolve() for p in paths)
@@ -64,3 +71,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print("all entries valid", file=sys.stderr)
     return 0
+
+
+def _fix(paths: list[Path]) -> None:
+    """Fill every named file (each entry of a named directory), one line per field written, before validating."""
+    from ..contribute import fix_file
+    from ..dates import today
+    from ..validate import entry_files, shown
+
+    files = [f for p in paths for f in (entry_files(p) if p.is_dir() else [p]) if f.is_file()]
+    for path in files:
+        for line in fix_file(path, today()):
+            print(f"{shown(str(path))}: wrote {shown(line)}", file=sys.stderr)
