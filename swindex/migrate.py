@@ -17,6 +17,9 @@ from .claims import SWINDEX, SWINDEX_KIND, classify, derive_verdict, status_from
 from .records import Source
 
 _IMPACT_FIGURES = ("metric", "zeroed", "ratio", "super_activation", "super_activation_zeroed", "similarity_shift")
+_V2_SOURCE_FIELDS = ("party",)
+"""Source fields schema 2 added; schema-1 readers refuse unknown fields, so downgrade leaves them out."""
+_V2_DISAGREEMENT_FIELDS = ("origin", "step")
 
 
 def _provenance(sources: list[Mapping[str, Any]]) -> str:
@@ -107,21 +110,33 @@ def downgrade(entry: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "other_findings":
             result[key] = [_downgrade_claim(f, scalar=False) for f in value]
         elif key == "disagreements":
-            result[key] = [{k: v for k, v in d.items() if k != "origin"} for d in value]
+            result[key] = [{k: v for k, v in d.items() if k not in _V2_DISAGREEMENT_FIELDS} for d in value]
         elif key == "evidence":
-            run = copy.deepcopy(dict(value))
-            for part in run.values():
-                if isinstance(part, dict):
-                    part.pop("artifact", None)
-            run.pop("derived_checks", None)
-            result[key] = run
+            result[key] = _v1_evidence(value)
         else:
             result[key] = copy.deepcopy(value)
     return result
 
 
+def _v1_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Entry evidence with only the runs and run fields schema 1 published (its readers refuse unknown fields)."""
+    from .schema import entry_schema_v1
+
+    defs = entry_schema_v1()["$defs"]
+    runs = defs["entry_evidence"]["properties"]
+    result: dict[str, Any] = {}
+    for name, run in evidence.items():
+        ref = str((runs.get(name) or {}).get("$ref", "")).rsplit("/", 1)[-1]
+        if ref in defs and isinstance(run, Mapping):
+            allowed = defs[ref].get("properties") or {}
+            result[name] = {k: copy.deepcopy(v) for k, v in run.items() if k in allowed}
+    return result
+
+
 def _downgrade_claim(claim: Mapping[str, Any], scalar: bool = True) -> dict[str, Any]:
     result = {k: copy.deepcopy(v) for k, v in claim.items() if k != "impact"}
+    if "sources" in result:
+        result["sources"] = [{k: v for k, v in s.items() if k not in _V2_SOURCE_FIELDS} for s in result["sources"]]
     impact = dict(claim.get("impact") or {})
     if impact.get("classification") == "inert" and impact.get("measured_by") != SWINDEX:
         result["status"] = "inert"

@@ -8,12 +8,20 @@ from importlib import resources
 from typing import Any
 
 SCHEMA_FILE = "entry.schema.json"
+V1_SCHEMA_FILE = "entry.schema.v1.json"
+"""Schema 1, as published at api/v1/schema.json: kept for the v1 API until its readers have moved."""
 
 
 @lru_cache(maxsize=1)
 def entry_schema() -> dict[str, Any]:
     """The entry schema (draft 2020-12) as shipped in the wheel."""
     return json.loads(resources.files("swindex.data").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def entry_schema_v1() -> dict[str, Any]:
+    """Schema 1 as it was published (what ``swindex.migrate.downgrade`` must produce)."""
+    return json.loads(resources.files("swindex.data").joinpath(V1_SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def _inline_refs(node: Any, defs: dict[str, Any], inside: tuple[str, ...] = ()) -> Any:

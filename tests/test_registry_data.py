@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from swindex import UnknownModelError, lookup
 from swindex.claims import status_from_sources
+from swindex.migrate import downgrade
+from swindex.sitegen.build import v1_schema
 from swindex.validate import validate_registry
 from swindex.yamlio import load_yaml
 
@@ -129,6 +132,13 @@ def _registry_files() -> list[tuple[Path, dict]]:
 def test_every_validator_rule_holds_for_every_entry_of_the_registry():
     assert len(_registry_files()) >= 40
     assert [str(p) for p in validate_registry(REPO / "registry")] == []
+
+
+def test_every_entry_downgrades_to_a_document_schema_1_readers_accept():
+    validator = jsonschema.Draft202012Validator(v1_schema())
+    for path, data in _registry_files():
+        errors = [e.message for e in validator.iter_errors(downgrade(data))]
+        assert errors == [], path.name
 
 
 def test_every_standing_status_is_what_its_sources_give():

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import SwindexError, shown
 from ..records import STATUSES, Entry
 from ..registry import load_registry
-from ..schema import entry_schema
+from ..schema import entry_schema, entry_schema_v1
 from ..yamlio import dump_yaml, load_yaml
 from . import api
 from .pages import ModelView, SiteLinks, example_id, model_view
@@ -26,7 +26,6 @@ from .schema_doc import schema_sections
 from .sources import SiteSources, find_sources
 from .urls import API_ROOT, API_V1_ROOT, API_V1_UNTIL, checked_id, page_source, safe_url
 
-V1_SCHEMA_FILE = "entry.schema.v1.json"
 
 
 @dataclass(frozen=True)
@@ -100,11 +99,10 @@ def _page_title(path: Path) -> str:
 
 
 def v1_schema() -> dict[str, Any]:
-    """Schema 1, as it was published at api/v1/schema.json (kept in the package for the v1 API)."""
-    import json
-    from importlib import resources
+    """Schema 1, as it was published at api/v1/schema.json (kept in the package for the v1 API); a fresh copy."""
+    import copy
 
-    return json.loads(resources.files("swindex.data").joinpath(V1_SCHEMA_FILE).read_text(encoding="utf-8"))
+    return copy.deepcopy(entry_schema_v1())
 
 
 def checked_site_url(config: Mapping[str, Any], where: Path | str) -> str:
