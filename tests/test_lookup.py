@@ -175,6 +175,19 @@ def test_cli_list_json(capsys):
     assert len(json.loads(capsys.readouterr().out)) == len(entries())
 
 
+@pytest.mark.parametrize(
+    ("model_id", "line"),
+    [
+        ("meta-llama/Llama-2-7b-hf", "1 super weight (0 measured critical)  layers 1"),
+        ("mistralai/Mistral-7B-v0.1", "1 super weight (1 measured critical)  layers 1"),
+    ],
+)
+def test_cli_list_says_how_many_super_weights_were_measured_critical(capsys, model_id, line):
+    assert main(["list"]) == 0
+    (row,) = [r for r in capsys.readouterr().out.splitlines() if r.startswith(model_id + " ")]
+    assert line in row
+
+
 def test_cli_search_exit_status(capsys):
     assert main(["search", "olmo"]) == 0
     assert main(["search", "zzz-nothing"]) == 1

@@ -49,11 +49,14 @@ def run_lookup(args: argparse.Namespace) -> int:
 
 
 def _print_table(entries: Iterable[Entry]) -> None:
-    """One line a model: id, verdict (the same words as the site and the JSON API), layers, claims on record."""
+    """One line a model: id, verdict (the same words as the site and the JSON API), how many of its super weights
+    someone measured critical (the rest are published and unmeasured), layers, claims on record."""
     for entry in entries:
         layers = ",".join(map(str, entry.layers))
         where = f"  layers {layers}" if layers else ""
-        print(f"{entry.id:48} {entry.verdict.text}{where}  ({len(entry.claims)} claim(s) on record)")
+        critical = sum(c.impact.classification == "critical" for c in entry.super_weights)
+        measured = f" ({critical} measured critical)" if entry.super_weights else ""
+        print(f"{entry.id:48} {entry.verdict.text}{measured}{where}  ({len(entry.claims)} claim(s) on record)")
 
 
 def run_list(args: argparse.Namespace) -> int:
