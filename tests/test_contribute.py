@@ -3,10 +3,13 @@ validates, and `swindex validate --fix` fills what follows from the data without
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swindex.cli import main
 from swindex.contribute import fill, fix_file
@@ -94,3 +97,18 @@ def test_new_refuses_an_id_that_is_not_one_in_one_line(tmp_path, capsys):
     assert main(["new", "../escape", "--architecture", "LlamaForCausalLM", "--registry", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a model id" in err and not list(tmp_path.iterdir())
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_fill_restores_exactly_what_follows_from_the_data_and_keeps_everything_else(data):
+    path = data.draw(st.sampled_from(entry_files(REPO / "registry")))
+    original = load_yaml(path)
+    stripped = copy.deepcopy(original)
+    if data.draw(st.booleans(), label="drop the verdict"):
+        stripped.pop("verdict")
+    for claim in stripped["claims"]:
+        if claim["impact"] == {"classification": "unmeasured"} and data.draw(st.booleans(), label="drop an impact"):
+            del claim["impact"]
+    filled, wrote = fill(stripped, TODAY)
+    assert filled == original and bool(wrote) == (stripped != original)
