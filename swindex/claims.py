@@ -1,11 +1,14 @@
-"""The rules that turn claims and measurements into answers: impact classes, super weights, verdicts.
+"""The rules that turn claims and measurements into answers: statuses, impact classes, super weights, verdicts.
 
-Status (where a claim came from) and impact (what zeroing it measurably does) are separate facts. A
+Each rule is written once here, on the typed records (``swindex.records``); callers holding registry dicts go
+through ``Claim.from_dict`` (``claims_of``), so the validator, lookup, the site, quantization and the builder
+count the same way. Status (where a claim came from: ``status_from_sources``) and impact (what zeroing it
+measurably does: ``classify``) are separate facts. A
 super weight is a standing claim measured critical, or a published one nobody has measured yet; a
 swindex candidate is never one until verification measures it critical. swindex's own measurement
 replaces only an impact that is unmeasured or was measured by swindex: an impact a source measured is
 the publication's record, so when swindex measures otherwise the contradiction goes into
-``disagreements`` (``origin: swindex``) and both stay visible.
+``disagreements`` (``origin: swindex``, ``step: verification``) and both stay visible.
 """
 
 from __future__ import annotations
