@@ -52,7 +52,7 @@ def fill(data: Mapping[str, Any], today: str) -> tuple[dict[str, Any], tuple[str
     result = copy.deepcopy(dict(data))
     wrote: list[str] = []
     if "schema_version" not in result:
-        result = {"schema_version": SCHEMA_VERSION, **result}
+        result["schema_version"] = SCHEMA_VERSION
         wrote.append(f"schema_version: {SCHEMA_VERSION}")
     if "modified" not in result:
         result["modified"] = today
@@ -61,7 +61,11 @@ def fill(data: Mapping[str, Any], today: str) -> tuple[dict[str, Any], tuple[str
         if not isinstance(claim, dict):
             continue
         if "impact" not in claim:
-            claim["impact"] = dict(_UNMEASURED)
+            keys = list(claim)
+            at = keys.index("status") + 1 if "status" in keys else len(keys)  # where every entry keeps it
+            placed = {k: claim[k] for k in keys[:at]} | {"impact": dict(_UNMEASURED)} | {k: claim[k] for k in keys[at:]}
+            claim.clear()
+            claim.update(placed)
             wrote.append(f"claims[{i}].impact: classification: unmeasured (nobody has zeroed it alone yet)")
         sources = claim.get("sources")
         if "status" not in claim and isinstance(sources, list) and all(_is_source(s) for s in sources) and sources:
@@ -76,19 +80,25 @@ def fill(data: Mapping[str, Any], today: str) -> tuple[dict[str, Any], tuple[str
     if "claims" not in result:
         result["claims"] = []
         wrote.append("claims: [] (none yet)")
-    return _in_schema_order(result), tuple(wrote)
+    return _in_place(result, data), tuple(wrote)
 
 
 def _is_source(source: Any) -> bool:
     return isinstance(source, Mapping) and all(isinstance(source.get(k), str) for k in ("citation", "kind", "evidence"))
 
 
-def _in_schema_order(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Top-level fields in the schema's order (the builder's too), so a filled file reads like the others."""
+def _in_place(entry: Mapping[str, Any], written: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's own field order kept; a field it lacked goes after the field the schema puts before it."""
     from .schema import entry_schema
 
-    rank = {key: i for i, key in enumerate(entry_schema()["properties"])}
-    return {key: entry[key] for key in sorted(entry, key=lambda k: rank.get(k, len(rank)))}
+    schema_order = list(entry_schema()["properties"])
+    result = {key: entry[key] for key in written if key in entry}
+    for key in (k for k in entry if k not in written):
+        before = [k for k in schema_order[: schema_order.index(key)] if k in result] if key in schema_order else []
+        keys = list(result)
+        at = max(keys.index(k) for k in before) + 1 if before else (0 if key in schema_order else len(keys))
+        result = {k: result[k] for k in keys[:at]} | {key: entry[key]} | {k: result[k] for k in keys[at:]}
+    return result
 
 
 def _comment_lines(text: str) -> list[int]:

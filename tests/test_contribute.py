@@ -112,3 +112,14 @@ def test_fill_restores_exactly_what_follows_from_the_data_and_keeps_everything_e
             del claim["impact"]
     filled, wrote = fill(stripped, TODAY)
     assert filled == original and bool(wrote) == (stripped != original)
+
+
+@pytest.mark.parametrize("path", entry_files(REPO / "registry"), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_fix_writes_a_stripped_registry_entry_back_byte_for_byte(path, tmp_path):
+    original = path.read_text(encoding="utf-8")
+    stripped = re.sub(r"^verdict:\n(  .*\n)+", "", original, flags=re.M)
+    stripped = stripped.replace("  impact:\n    classification: unmeasured\n", "")
+    copy_path = tmp_path / path.name
+    copy_path.write_text(stripped, encoding="utf-8")
+    assert fix_file(copy_path, TODAY)
+    assert copy_path.read_text(encoding="utf-8") == original
