@@ -15,7 +15,6 @@ SCHEMA_VERSION = 2
 STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "withdrawn")
 """Provenance: where a claim came from and whether sources agree (impact is a separate fact)."""
 STANDING_STATUSES = _rules.STANDING_STATUSES
-ACTIVE_STATUSES = STANDING_STATUSES
 IMPACTS = ("critical", "significant", "inert", "unmeasured")
 """What zeroing a weight measurably does (see swindex.claims for the thresholds)."""
 OUTCOMES = ("super_weights", "no_critical_weight", "not_measured")
