@@ -115,15 +115,21 @@ class Impact:
     similarity_shift: float | None = None
     date: str | None = None
     note: str | None = None
+    scale_curve: tuple[tuple[float, float], ...] | None = None  # (scale, metric / original): the weight multiplied by scale
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Impact":
         d = d or {}
         known: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
+        if known.get("scale_curve") is not None:
+            known["scale_curve"] = tuple((float(p["scale"]), float(p["ratio"])) for p in known["scale_curve"])
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        result = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if self.scale_curve is not None:
+            result["scale_curve"] = [{"scale": s, "ratio": r} for s, r in self.scale_curve]
+        return result
 
     @property
     def measured(self) -> bool:

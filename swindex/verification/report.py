@@ -72,6 +72,7 @@ class WeightResult:
     super_activation: float | None
     super_activation_zeroed: float | None
     similarity_shift: float | None = None
+    scale_curve: tuple[tuple[float, float, float], ...] | None = None  # (scale, metric, ratio): see verification.curve
 
     layer = property(lambda self: self.location.layer)
     tensor = property(lambda self: self.location.tensor)
@@ -102,7 +103,12 @@ class WeightResult:
             "similarity_shift": self.similarity_shift,
             "date": date,
         }
-        return {k: v for k, v in fields.items() if _finite(v) is not None}
+        impact = {k: v for k, v in fields.items() if _finite(v) is not None}
+        if self.scale_curve:
+            from .curve import curve_records
+
+            impact["scale_curve"] = curve_records(self.scale_curve)
+        return impact
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..version import tool
 from ..records import Coordinate
 from ..surgery import read_value
 from .ablations import RESTORE_FRACTION, Measured, measure
+from .curve import scale_curve
 from .inputs import DEFAULT_TEXT
 from .measure import Pass, embedding_shift
 from .plan import Plan, Settings, Subject, control_targets, fingerprint, load, plan
@@ -47,6 +48,7 @@ def verify(
     method: str = "auto",
     today: str | None = None,
     progress: Callable[[str], None] | None = None,
+    scale_curves: bool = True,
 ) -> VerificationReport:
     """Measure an entry's claims on a model (a loaded transformers model, a Hub id or a local directory).
 
@@ -54,7 +56,8 @@ def verify(
     a registry-format dict or a YAML file. Without a tokenizer, a causal LM is measured on sequences it
     samples itself (seeded). ``method`` is ``auto`` (every exact shortcut that applies: see
     `swindex.verification.fast`) or ``plain``; ``today`` (YYYY-MM-DD) dates the run, by default
-    `swindex.dates.today`. The model is left exactly as it was found.
+    `swindex.dates.today`. ``scale_curves`` measures each critical weight's scale curve (`curve.SCALES`), which
+    `swindex check` judges by. The model is left exactly as it was found.
     """
     from ..dates import parse_date
     from ..dates import today as system_today
@@ -69,10 +72,22 @@ def verify(
     subject = load(model_or_id, entry, settings, tokenizer=tokenizer, say=say)
     planned = plan(subject, settings, say=say)
     measured = measure(planned.evaluation, planned.ablations, planned.control, method=settings.method, say=say)
-    return report(subject, planned, measured, today=date)
+    curves = _curves(planned, measured, say) if scale_curves and planned.evaluation.causal else {}
+    return report(subject, planned, measured, today=date, curves=curves)
 
 
-def report(subject: Subject, planned: Plan, measured: Measured, *, today: str) -> VerificationReport:
+def _curves(planned: Plan, measured: Measured, say: Callable[[str], None]) -> dict[int, tuple[tuple[float, float, float], ...]]:
+    """The scale curve of each claim zeroing measured critical, by its position among the ablations."""
+    base = measured.original.perplexity
+    curves = {}
+    for i, (ablation, p) in enumerate(zip(planned.ablations, measured.alone)):
+        ratio = p.perplexity / base if base and p.perplexity is not None else None
+        if classify(planned.metric, ratio) == "critical":
+            curves[i] = scale_curve(planned.evaluation, ablation.target, base, say=say)
+    return curves
+
+
+def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, curves: dict[int, Any] | None = None) -> VerificationReport:
     """The figures of every pass, per claim and for the entry, as a VerificationReport dated ``today``."""
     model, evaluation, metric = subject.model, planned.evaluation, planned.metric
     original = measured.original
@@ -85,7 +100,7 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str) -
 
     base = original.perplexity if evaluation.causal else 0.0
     results = []
-    for claim, ablation, p in zip(subject.claims, planned.ablations, measured.alone):
+    for i, (claim, ablation, p) in enumerate(zip(subject.claims, planned.ablations, measured.alone)):
         value, similarity = score(p)
         ratio = (value / base if base else None) if evaluation.causal and value is not None else value
         activation, where = _spike(original.channels.get(ablation.channel) or [])
@@ -101,6 +116,7 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str) -
                 super_activation=activation,
                 super_activation_zeroed=_at(p.channels.get(ablation.channel) or [], where),
                 similarity_shift=similarity,
+                scale_curve=(curves or {}).get(i),
             )
         )
     all_value, similarity = score(measured.together) if measured.together is not None else (None, None)
