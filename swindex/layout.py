@@ -149,3 +149,29 @@ def gguf_index(row: int, column: int, expert: int | None = None) -> tuple[int, .
 def gguf_array_index(row: int, column: int, expert: int | None = None) -> tuple[int, ...]:
     """The index into the (dequantized) numpy array of a GGUF tensor: ``[expert,] row, column``."""
     return (int(row), int(column)) if expert is None else (int(expert), int(row), int(column))
+
+
+CHECKPOINT_PREFIXES = (
+    "model.language_model.", "language_model.model.", "model.decoder.", "language_model.", "model.", "decoder.", "transformer.",
+    "gpt_neox.", "bert.", "roberta.", "backbone.",
+)
+"""Prefixes a loader adds or drops between a model and its checkpoint (transformers' ``base_model_prefix``, and
+the text model inside a multimodal one). A checkpoint's tensor is the entry's when the names are equal after
+dropping at most one of these from each; nothing else matches (a name that merely ends the same never does)."""
+
+
+def _without_prefix(name: str) -> str:
+    return next((name[len(p):] for p in CHECKPOINT_PREFIXES if name.startswith(p)), name)
+
+
+def checkpoint_names(tensor: str) -> tuple[str, ...]:
+    """The names a checkpoint may store ``tensor`` under: itself, without its prefix, and under each other prefix."""
+    core = _without_prefix(tensor)
+    return tuple(dict.fromkeys((tensor, core, *(prefix + core for prefix in CHECKPOINT_PREFIXES))))
+
+
+def expert_tensor_name(tensor: str, expert: int) -> str:
+    """One routed expert saved as its own Linear: ``...experts.down_proj`` becomes ``...experts.{expert}.down_proj.weight``."""
+    module = tensor.removesuffix(".weight")
+    head, dot, last = module.rpartition(".")
+    return f"{head}.{int(expert)}.{last}.weight" if dot else f"{int(expert)}.{module}.weight"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
 import os
 import re
 import stat
@@ -60,6 +61,20 @@ def _line_for(lines: Mapping[tuple[Any, ...], int], parts: tuple[Any, ...]) -> i
         if not parts:
             return None
         parts = parts[:-1]
+
+
+def _non_finite(data: Any, where: tuple[Any, ...] = ()) -> Found:
+    """Every NaN or infinity, wherever it is: JSON Schema's "number" admits them, and a NaN value would make
+    every comparison with it false (so `swindex check` would call any weight kept). YAML refuses them on reading;
+    this catches the JSON paths (a registry dump, `update`, an entry dict) too."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield where, f"{data} is not a finite number; registry numbers are finite (leave a figure out when it is unknown)"
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _non_finite(value, (*where, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _non_finite(value, (*where, i))
 
 
 def _strings(data: Any, where: tuple[Any, ...] = ()) -> Iterable[tuple[tuple[Any, ...], str]]:
@@ -484,6 +499,7 @@ def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mappin
     if not isinstance(data, Mapping):
         return [Problem(where, "", f"an entry must be a mapping of fields, found {type(data).__name__}", 1 if lines else None)]
     problems = [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in _over_long(data, entry_schema())]
+    problems += [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in _non_finite(data)]
     if problems:
         return problems
     problems = _schema_problems(data, where, lines)

@@ -84,5 +84,70 @@ def test_nothing_to_go_on_asks_for_base(tmp_path: Path, registry: Path) -> None:
 
 def test_an_entry_without_scalar_weights_cannot_be_checked(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
     registry = write_registry(entry_with(make_entry, []))
-    with pytest.raises(SwindexError, match="records no scalar super weight"):
+    with pytest.raises(SwindexError, match="records no scalar weight to keep"):
         check(tuned(tmp_path), base="acme/tiny-llama", registry=registry)
+
+
+def _artifact_entry(make_entry, path: Path, **artifact: object) -> dict:  # noqa: ANN001
+    """acme/tiny-llama-chat recording ``path`` as the exact file its verification measured."""
+    import hashlib
+
+    record = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": "gguf", **artifact}
+    evidence = {"verification": {"tool": "swindex verify 0.1.0", "date": "2026-11-30", "metric": "perplexity", "artifact": record}}
+    return entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)], id="acme/tiny-llama-chat", aliases=["tiny-llama-chat"], evidence=evidence)
+
+
+def _gguf(tmp_path: Path, metadata: dict) -> Path:
+    import gguf
+
+    from check_support import write_gguf
+
+    tensors = {f"blk.{layer}.ffn_down.weight": w for layer, w in enumerate(v for k, v in down_projections(plants={(1, 5, 7): -1.5}).items() if "down_proj" in k)}
+    return write_gguf(tmp_path / "m.gguf", tensors, gguf.GGMLQuantizationType.Q8_0, metadata)
+
+
+def test_a_file_an_entry_records_by_sha256_is_checked_against_it_before_any_metadata(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
+    """SmolLM2's GGUF names a base model in its metadata; the entry that measured that very file wins."""
+    path = _gguf(tmp_path, {"general.name": "acme/tiny-llama"})
+    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), _artifact_entry(make_entry, path, size=path.stat().st_size))
+    report = check(path, registry=registry)
+    assert (report.entry, report.entry_rule) == ("acme/tiny-llama-chat", "sha256")
+    assert report.sha256 is not None and report.entry_from.startswith(f"sha256 {report.sha256[:16]}")
+
+
+def test_a_file_of_another_size_is_never_hashed(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
+    path = _gguf(tmp_path, {"general.name": "acme/tiny-llama"})
+    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), _artifact_entry(make_entry, path, size=path.stat().st_size + 1))
+    report = check(path, registry=registry)
+    assert (report.entry, report.entry_rule, report.sha256) == ("acme/tiny-llama", "gguf name", None)
+
+
+def test_a_gguf_finetune_is_looked_up_with_its_basename_and_size_label(tmp_path: Path, registry: Path) -> None:
+    metadata = {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "chat"}
+    report = check(_gguf(tmp_path, metadata), registry=registry)
+    assert (report.entry, report.entry_rule) == ("acme/tiny-llama-chat", "gguf name")
+    assert "finetune" in report.entry_from
+
+
+def test_an_unknown_gguf_finetune_is_not_taken_for_the_model_it_was_tuned_from(tmp_path: Path, registry: Path) -> None:
+    """SmolLM2-135M-Instruct's GGUF says basename smollm2, size 135M, finetune 8k-lc100k-mix1-ep2: not SmolLM2-135M."""
+    metadata = {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "8k-mix1"}
+    with pytest.raises(BaseModelError, match="several registry models have its shape"):
+        check(_gguf(tmp_path, metadata), registry=registry)
+
+
+def test_among_models_of_one_shape_the_only_one_with_weights_to_check_is_chosen(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
+    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), entry_with(make_entry, [], id="acme/tiny-base", aliases=["tiny-base"]))
+    report = check(tuned(tmp_path), registry=registry)
+    assert (report.entry, report.entry_rule) == ("acme/tiny-llama", "shape")
+    assert "acme/tiny-base record(s) none" in report.entry_from
+
+
+def test_lookup_of_a_checkpoint_file_infers_as_check_does(tmp_path: Path, registry: Path, capsys) -> None:  # noqa: ANN001
+    from swindex.cli import main
+
+    path = _gguf(tmp_path, {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "chat"})
+    assert main(["lookup", str(path), "--registry", str(registry)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("acme/tiny-llama-chat") and "by rule gguf name" in captured.err
+    assert check(path, registry=registry).entry == "acme/tiny-llama-chat"

@@ -37,6 +37,15 @@ class Hub:
     sent: int = 0
     requests: list[str] = field(default_factory=list)
     honour_range: bool = True
+    lfs: bool = False  # report each .safetensors file's sha256 and size, as the Hub does for LFS files
+
+
+def _lfs(path: Path, hub: Hub) -> dict:
+    if not hub.lfs or path.suffix != ".safetensors":
+        return {}
+    import hashlib
+
+    return {"lfs": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size, "pointerSize": 134}}
 
 
 def serve(hub: Hub) -> ThreadingHTTPServer:
@@ -65,7 +74,7 @@ def serve(hub: Hub) -> ThreadingHTTPServer:
                     return self._send(404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"})
                 if match[2] not in (None, "main", SHA):
                     return self._send(404, b'{"error": "Invalid rev id"}', {"X-Error-Code": "RevisionNotFound"})
-                siblings = [{"rfilename": p.name} for p in sorted(folder.iterdir())]
+                siblings = [{"rfilename": p.name, **_lfs(p, hub)} for p in sorted(folder.iterdir())]
                 return self._send(200, json.dumps({"id": match[1], "sha": SHA, "siblings": siblings}).encode(), {"Content-Type": "application/json"})
             if match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
                 folder = hub.repos.get(match[1])
@@ -127,14 +136,16 @@ def test_a_remote_check_reads_under_a_megabyte_of_a_large_checkpoint(big_checkpo
     assert report.bytes_read <= hub.sent
 
 
-def test_only_the_shard_holding_the_weight_is_opened(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+def test_every_shard_header_is_read_as_a_loader_reads_every_shard(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+    """transformers loads every file the index names (a later copy of a tensor wins), so each header is read for duplicates."""
     folder = big_checkpoint
     weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
     hub.repos["acme/big-tune"] = folder
-    check("acme/big-tune@main", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
+    report = check("acme/big-tune@main", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
     opened = {re.search(r"resolve/\w+/(\S+)", r)[1] for r in hub.requests if "resolve" in r}
-    assert opened == {"config.json", "model.safetensors.index.json", weight_map["model.layers.1.mlp.down_proj.weight"]}
+    assert opened == {"config.json", "model.safetensors.index.json", *weight_map.values()}
     assert all("Range: bytes=" not in r or r.endswith(tuple("0123456789")) for r in hub.requests)
+    assert report.bytes_read < MEGABYTE
 
 
 def test_a_remote_fine_tune_that_lost_its_weight_says_so(tmp_path: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
@@ -184,3 +195,48 @@ def test_the_command_reads_the_endpoint_from_hf_endpoint(tmp_path: Path, big_che
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["verdict"] == "kept"
     assert hub.sent < MEGABYTE
+
+
+def test_revision_is_given_as_huggingface_hub_spells_it(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+    hub.repos["acme/big-tune"] = big_checkpoint
+    entry = entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)])
+    report = check("acme/big-tune", revision="main", entry=entry, endpoint=hub.url)
+    assert (report.verdict, report.revision) == ("kept", SHA)
+    with pytest.raises(CheckpointError, match="names revision v1 and --revision main: give one"):
+        check("acme/big-tune@v1", revision="main", entry=entry, endpoint=hub.url)
+
+
+def test_offline_a_repository_is_read_from_the_local_cache(tmp_path: Path, make_entry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE set: the snapshot huggingface_hub cached is checked as a local folder, with no request."""
+    from huggingface_hub import constants
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--tuned"
+    write_folder(repo / "snapshots" / sha, down_projections(plants={(1, 5, 7): 0.0}), llama_config())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    report = check("acme/tuned", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]))
+    assert (report.verdict, report.revision, report.checkpoint) == ("lost", sha, f"acme/tuned@{sha} (local cache)")
+    with pytest.raises(CheckpointError, match="local Hugging Face cache holds no snapshot of it"):
+        check("acme/elsewhere", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]))
+
+
+def test_a_repository_file_an_entry_records_is_told_by_the_hubs_sha256_without_downloading_it(
+    tmp_path: Path, hub: Hub, make_entry, write_registry
+) -> None:  # noqa: ANN001
+    import hashlib
+
+    folder = write_folder(tmp_path / "tuned", down_projections(plants={(1, 5, 7): -1.5}), llama_config())
+    sha256 = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    artifact = {"file": "model.safetensors", "sha256": sha256, "format": "safetensors"}
+    evidence = {"verification": {"tool": "swindex verify 0.1.0", "date": "2026-11-30", "metric": "perplexity", "artifact": artifact}}
+    registry = write_registry(
+        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]),
+        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)], id="acme/tiny-llama-chat", aliases=["chat"], evidence=evidence),
+    )
+    hub.repos["acme/tuned"], hub.lfs = folder, True
+    report = check("acme/tuned", registry=registry, endpoint=hub.url)
+    assert (report.entry, report.entry_rule, report.sha256) == ("acme/tiny-llama-chat", "sha256", sha256)
+    assert report.bytes_read < (folder / "model.safetensors").stat().st_size

@@ -76,12 +76,13 @@ def test_a_fused_expert_claim_finds_the_expert_saved_as_its_own_tensor(tmp_path:
         (-1.52, "kept", ""),  # a fine-tune's drift of 1.3%
         (0.0, "lost", "zeroed"),
         (1.5, "lost", "sign flipped"),
-        (-0.1, "lost", "clipped into the bulk"),
-        (-0.75, "changed", "scaled by x0.5"),
-        (-3.0, "changed", "scaled by x2"),
+        (-1.4, "kept", ""),  # x0.93: inside the default bands
+        (-0.1, "lost", "under x0.25"),
+        (-0.75, "degraded", "scaled x0.5, outside x0.9..x1.1"),
+        (-3.0, "degraded", "scaled x2, outside x0.9..x1.1"),
     ],
 )
-def test_a_fine_tune_is_judged_by_its_value_against_the_recorded_one(tmp_path: Path, make_entry, stored: float, verdict: str, reason: str) -> None:  # noqa: ANN001
+def test_without_a_curve_the_default_bands_judge_the_observed_scale(tmp_path: Path, make_entry, stored: float, verdict: str, reason: str) -> None:  # noqa: ANN001
     folder = write_folder(tmp_path / "tuned", down_projections(plants={(1, 5, 7): stored}), llama_config())
     report = check(folder, entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]))
     (weight,) = report.weights
@@ -110,11 +111,21 @@ def test_the_worst_weight_decides_the_checkpoint(tmp_path: Path, make_entry) -> 
     assert (report.verdict, report.exit_status) == ("lost", 1)
 
 
-def test_a_weight_without_a_recorded_value_is_unknown_and_the_check_cannot_pass(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+def test_a_weight_without_a_recorded_value_that_still_stands_out_is_present_and_exits_2(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
     folder = write_folder(tmp_path / "m", down_projections(plants={(1, 5, 7): -1.5}), llama_config())
     report = check(folder, entry=entry_with(make_entry, [linear_weight(1, 5, 7, None)]))
-    assert report.weights[0].verdict == "unknown" and report.weights[0].value == -1.5
-    assert (report.verdict, report.exit_status) == ("unknown", 2)
+    (weight,) = report.weights
+    assert (weight.verdict, weight.value, weight.judgement.judged_by) == ("present", -1.5, "row outlier")
+    assert weight.judgement.line_ratio > 50  # the row's other weights are ~N(0, 0.02): median magnitude ~0.0135
+    assert (report.verdict, report.exit_status) == ("present", 2)
+
+
+@pytest.mark.parametrize(("stored", "reason"), [(0.0, "zeroed"), (-0.02, "no longer an outlier")])
+def test_a_weight_without_a_recorded_value_that_is_zero_or_in_the_bulk_is_lost(tmp_path: Path, make_entry, stored: float, reason: str) -> None:  # noqa: ANN001
+    folder = write_folder(tmp_path / "m", down_projections(plants={(1, 5, 7): stored}), llama_config())
+    report = check(folder, entry=entry_with(make_entry, [linear_weight(1, 5, 7, None)]))
+    assert (report.weights[0].verdict, report.exit_status) == ("lost", 1)
+    assert reason in report.weights[0].reason
 
 
 def test_tensor_names_under_another_prefix_are_found(tmp_path: Path, make_entry) -> None:  # noqa: ANN001

@@ -37,7 +37,7 @@ from swindex.errors import SwindexError  # noqa: E402
 from swindex.records import Entry  # noqa: E402
 
 MEGABYTE = 1 << 20
-CHANGED = judge(1.0, 0.5)[0]  # what check calls a weight there at half strength: only its name is taken
+CHANGED = judge(1.0, 0.5).verdict  # what check calls a weight there at half strength: only its name is taken
 DEADLINE = 4.0
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..limits import MAX_GGUF_ARRAY_ITEMS, MAX_GGUF_NESTING, MAX_LINE_VALUES, MAX_TENSORS
+from ..errors import shown
 from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
 from .source import ByteSource, check_line_length
 
@@ -160,13 +161,22 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         raise CheckpointError(source.name, f"GGUF general.alignment {alignment!r} is not a power of two")
     data_start = -(-cursor.pos // alignment) * alignment
     tensors = {}
+    expected = 0
     for name, ne, kind, offset in infos:
+        if name in tensors:
+            raise CheckpointError(source.name, f"GGUF tensor {shown(name)!r} is listed twice: llama.cpp refuses such a file")
         if kind not in GGML_QUANT_SIZES:
             raise UnsupportedCheckpointError(source.name, f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does not know; upgrade it")
         block_size, type_size = GGML_QUANT_SIZES[kind]
         if ne[0] % block_size:
             raise CheckpointError(source.name, f"GGUF tensor {name!r}: {ne[0]} values per row is not a whole number of {block_size}-value blocks")
         size = math.prod(ne) // block_size * type_size
+        if offset != expected:
+            raise CheckpointError(
+                source.name, f"GGUF tensor {shown(name)!r} starts at data offset {offset:,}, not at {expected:,} where the tensor table puts it "
+                f"(each tensor follows the last, aligned to {alignment}): misaligned or overlapping, which llama.cpp refuses",
+            )
+        expected += -(-size // alignment) * alignment
         start = data_start + offset
         if start + size > source.size:
             raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file ({source.size:,} bytes): it is truncated or its header lies")

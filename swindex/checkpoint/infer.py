@@ -1,22 +1,26 @@
-"""Which registry entry a checkpoint derives from, from its own metadata, and whether its shape agrees.
+"""Which registry entry a checkpoint derives from, from its own bytes and metadata, and whether its shape agrees.
 
-The checkpoint is asked in this order, and the first question with an answer decides:
+The checkpoint is asked in this order, and the first rule with an answer decides (the report names it):
 
-1. ``config.json``'s ``_name_or_path`` (a fine-tune saved by transformers names the model it was loaded from);
-2. the model card's ``base_model`` (one id, or a list for a merge);
-3. GGUF ``general.base_model.N.*``, then ``general.name``, then ``general.organization`` with
-   ``general.basename`` and ``general.size_label``;
-4. the architecture with the dimensions: the registry models of that shape.
+1. ``sha256``: the file is, byte for byte, an artifact an entry records (hashed only when a recorded
+   artifact has the file's size, or records none: see `worth_hashing`);
+2. ``gguf base_model``: GGUF ``general.base_model.N.*``;
+3. ``gguf name``: GGUF ``general.name``, then ``general.basename`` with ``size_label`` and ``finetune``;
+4. ``card``: config.json's ``_name_or_path``, then the model card's ``base_model`` (one id, or a list for a merge);
+5. ``shape``: the architecture with the dimensions: the registry model of that shape, or, among several,
+   the only one recording weights to check.
 
 An answer naming several registry models is ambiguous: check stops and lists them. A chosen entry whose
-dimensions the checkpoint contradicts is refused, with each mismatch named.
+dimensions the checkpoint contradicts is refused, with each mismatch named. `swindex lookup FILE` asks the same.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnknownModelError
@@ -87,16 +91,100 @@ def refuse_contradictions(entry: Entry, dimensions: Mapping[str, int], checkpoin
         )
 
 
-def name_questions(config: Mapping[str, Any] | None, card: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None) -> list[tuple[str, list[str]]]:
-    """(where, names) for each metadata question, in the order they are asked; empty answers are left out."""
-    questions: list[tuple[str, list[str]]] = []
-    name = (config or {}).get("_name_or_path") if isinstance(config, Mapping) else None
-    if isinstance(name, str) and name.strip():
-        questions.append(("config.json _name_or_path", [name.strip()]))
-    base = (card or {}).get("base_model") if isinstance(card, Mapping) else None
-    bases = [base] if isinstance(base, str) else [b for b in base if isinstance(b, str)] if isinstance(base, list) else []
-    if bases:
-        questions.append(("the model card's base_model", bases))
+RULES = ("sha256", "gguf base_model", "gguf name", "card", "shape")
+"""How an entry is inferred, in the order the rules are asked; the report names the one that decided."""
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The entry a checkpoint derives from, the rule that decided (one of RULES) and the evidence in words."""
+
+    entry: Entry
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file some entry records as the exact artifact it measured (its sha256, and its size when recorded)."""
+
+    entry: Entry
+    sha256: str
+    size: int | None
+    format: str | None
+    file: str | None
+
+
+def recorded_artifacts(registry: Any = None) -> list[Artifact]:
+    """Every artifact any entry records (detection and verification runs), for the sha256 rule."""
+    from .._lookup import entries
+
+    found = []
+    for entry in entries(registry=registry):
+        for run in (entry.evidence or {}).values():
+            artifact = run.get("artifact") if isinstance(run, Mapping) else None
+            if isinstance(artifact, Mapping) and isinstance(artifact.get("sha256"), str):
+                size = artifact.get("size")
+                found.append(
+                    Artifact(
+                        entry,
+                        artifact["sha256"],
+                        size if type(size) is int else None,
+                        artifact.get("format"),
+                        artifact.get("file"),
+                    )
+                )
+    return found
+
+
+def worth_hashing(artifacts: list[Artifact], size: int, file_format: str) -> bool:
+    """Hash a file only when a recorded artifact of its format could be it: the same size, or no size on record.
+
+    Why: hashing reads the whole file (about 0.3 s per 100 MB), while a check otherwise reads kilobytes; most
+    checkpoints match no recorded artifact, and a size that differs proves it without reading a byte.
+    """
+    return any(a.format in (None, file_format) and a.size in (None, size) for a in artifacts)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The file's sha256, read in 1 MiB chunks (memory stays flat whatever the file's size)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def by_sha256(artifacts: list[Artifact], sha256: str) -> Inference | None:
+    """The entry recording this exact file, when exactly one does (several entries recording it is refused)."""
+    matches = {a.entry.id: a for a in artifacts if a.sha256 == sha256}
+    if len(matches) > 1:
+        raise BaseModelError(
+            f"several entries record a file with sha256 {sha256} ({', '.join(sorted(matches))}); say which with --base ID",
+            sorted(matches),
+        )
+    if not matches:
+        return None
+    artifact = next(iter(matches.values()))
+    return Inference(
+        artifact.entry,
+        "sha256",
+        f"sha256 {sha256[:16]}... is {artifact.file or 'the artifact'} that {artifact.entry.id} records",
+    )
+
+
+def name_questions(
+    config: Mapping[str, Any] | None, card: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None
+) -> list[tuple[str, str, list[str]]]:
+    """(rule, where, names) for each metadata question, in the order they are asked; empty answers are left out.
+
+    GGUF's ``general.base_model.N.*`` come first; then ``general.name``, and ``general.basename`` with
+    ``size_label`` and ``general.finetune``. When the file names a fine-tune, ``basename-size_label`` alone
+    names the model it was tuned from, not this one, so it is never asked.
+    """
+    questions: list[tuple[str, str, list[str]]] = []
     meta = metadata or {}
     if meta:
         count = meta.get("general.base_model.count")
@@ -108,17 +196,38 @@ def name_questions(config: Mapping[str, Any] | None, card: Mapping[str, Any] | N
             if url:
                 gguf_bases.append(url["id"])
             elif isinstance(base_name, str) and base_name:
-                gguf_bases.append(f"{organization}/{base_name}" if isinstance(organization, str) and organization else base_name)
+                gguf_bases.append(
+                    f"{organization}/{base_name}" if isinstance(organization, str) and organization else base_name
+                )
         if gguf_bases:
-            questions.append(("GGUF general.base_model", gguf_bases))
+            questions.append(("gguf base_model", "GGUF general.base_model", gguf_bases))
         if isinstance(meta.get("general.name"), str) and meta["general.name"].strip():
-            questions.append(("GGUF general.name", [meta["general.name"].strip()]))
-        basename, size = meta.get("general.basename"), meta.get("general.size_label")
+            questions.append(("gguf name", "GGUF general.name", [meta["general.name"].strip()]))
+        basename, size, finetune = (
+            meta.get("general.basename"),
+            meta.get("general.size_label"),
+            meta.get("general.finetune"),
+        )
         if isinstance(basename, str) and basename:
-            short = f"{basename}-{size}" if isinstance(size, str) and size else basename
+            parts = [basename, *(p for p in (size, finetune) if isinstance(p, str) and p)]
+            short = "-".join(parts)
             organization = meta.get("general.organization")
-            names = ([f"{organization.replace(' ', '')}/{short}"] if isinstance(organization, str) and organization else []) + [short]
-            questions.append(("GGUF general.basename and size_label", names))
+            names = (
+                [f"{organization.replace(' ', '')}/{short}"] if isinstance(organization, str) and organization else []
+            ) + [short]
+            what = "GGUF general.basename, size_label" + (
+                " and finetune" if isinstance(finetune, str) and finetune else ""
+            )
+            questions.append(("gguf name", what, names))
+    base = (card or {}).get("base_model") if isinstance(card, Mapping) else None
+    name = (config or {}).get("_name_or_path") if isinstance(config, Mapping) else None
+    if isinstance(name, str) and name.strip():
+        questions.append(("card", "config.json _name_or_path", [name.strip()]))
+    bases = (
+        [base] if isinstance(base, str) else [b for b in base if isinstance(b, str)] if isinstance(base, list) else []
+    )
+    if bases:
+        questions.append(("card", "the model card's base_model", bases))
     return questions
 
 
@@ -130,11 +239,23 @@ def infer_entry(
     gguf_metadata: Mapping[str, Any] | None = None,
     dimensions: Mapping[str, int] | None = None,
     registry: Any = None,
-) -> tuple[Entry, str]:
-    """The entry a checkpoint derives from and how it was told; BaseModelError when it cannot be, or is ambiguous."""
+    sha256: str | None = None,
+    artifacts: list[Artifact] | None = None,
+) -> Inference:
+    """The entry a checkpoint derives from and the rule that told it; BaseModelError when none can, or it is ambiguous.
+
+    Rules, in order (the first with an answer decides): the file's sha256 equals an artifact an entry records;
+    GGUF ``general.base_model.*``; GGUF ``general.name`` / ``finetune`` with ``basename`` and ``size_label``;
+    config.json's ``_name_or_path`` and the model card's ``base_model``; the shape.
+    """
     from .._lookup import entries, lookup
 
-    for where, names in name_questions(config, card, gguf_metadata):
+    found_by_hash = (
+        by_sha256(artifacts if artifacts is not None else recorded_artifacts(registry), sha256) if sha256 else None
+    )
+    if found_by_hash is not None:
+        return found_by_hash
+    for rule, where, names in name_questions(config, card, gguf_metadata):
         found: dict[str, tuple[Entry, str]] = {}
         for name in names:
             try:
@@ -144,11 +265,11 @@ def infer_entry(
             except UnknownModelError:
                 continue
             found.setdefault(entry.id, (entry, name))
-            if where == "GGUF general.basename and size_label":
+            if where.startswith("GGUF general.basename"):
                 break  # the organization's id, when it matches, is the answer; the bare name only stands in for it
         if len(found) == 1:
             entry, name = next(iter(found.values()))
-            return entry, f"{where} {name!r}"
+            return Inference(entry, rule, f"{where} {name!r}")
         if len(found) > 1:
             raise BaseModelError(
                 f"{checkpoint}: {where} names several registry models ({', '.join(sorted(found))}); say which with --base ID",
@@ -162,19 +283,38 @@ def infer_entry(
         )
     family = (gguf_metadata or {}).get("general.architecture")
     architectures = (config or {}).get("architectures") if isinstance(config, Mapping) else None
-    same_shape = [e for e in entries(registry=registry) if e.dimensions and not contradictions(e, dimensions) and _shares_a_dimension(e, dimensions)]
-    same_kind = [e for e in same_shape if (isinstance(architectures, list) and e.architecture in architectures) or (family and e.family == family)]
+    same_shape = [
+        e
+        for e in entries(registry=registry)
+        if e.dimensions and not contradictions(e, dimensions) and _shares_a_dimension(e, dimensions)
+    ]
+    same_kind = [
+        e
+        for e in same_shape
+        if (isinstance(architectures, list) and e.architecture in architectures) or (family and e.family == family)
+    ]
     candidates = same_kind or same_shape
     shape = ", ".join(f"{k} {v}" for k, v in dimensions.items())
     if len(candidates) == 1:
-        return candidates[0], f"the only registry model of its shape ({shape})"
+        return Inference(candidates[0], "shape", f"the only registry model of its shape ({shape})")
     if not candidates:
         raise BaseModelError(
             f"{checkpoint}: no registry model has its shape ({shape}) and its metadata names none; "
             "`swindex detect` finds a new model's super weights, or name the base with --base ID"
         )
+    checkable = [e for e in candidates if e.weights_to_keep]
+    if len(checkable) == 1:
+        others = ", ".join(sorted(e.id for e in candidates if e is not checkable[0]))
+        return Inference(
+            checkable[0],
+            "shape",
+            f"the only registry model of its shape ({shape}) with weights to check; {others} record(s) none",
+        )
     ids = sorted(e.id for e in candidates)
-    raise BaseModelError(f"{checkpoint}: several registry models have its shape ({shape}): {', '.join(ids)}; say which with --base ID", ids)
+    raise BaseModelError(
+        f"{checkpoint}: several registry models have its shape ({shape}): {', '.join(ids)}; say which with --base ID",
+        ids,
+    )
 
 
 def _shares_a_dimension(entry: Entry, dimensions: Mapping[str, int]) -> bool:

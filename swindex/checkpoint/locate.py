@@ -1,5 +1,12 @@
 """What a PATH names: a safetensors folder (sharded or not), one .safetensors file or a .gguf file, with the
-small files around it (config.json, the model card) that say which model it is."""
+small files around it (config.json, the model card) that say which model it is.
+
+A folder's weights are the files transformers would load, and only those (``_get_resolved_checkpoint_files``
+in transformers 5's modeling_utils): ``model.safetensors`` when it exists, even beside an index; else every
+file the shard index names, each read whole (the index's tensor-to-file map only lists the files). Any other
+``.safetensors`` file is a stray no loader reads: it is ignored, and named in a note. A PEFT adapter folder's
+``adapter_model.safetensors`` is what peft reads.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import shown
 from ..limits import MAX_SMALL_FILE_BYTES, ParseError, load_json, load_yaml_text
 from .errors import CheckpointError
 from .source import ByteSource, LocalFile, Transfer
 
 INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+ADAPTER_FILE = "adapter_model.safetensors"
+"""PEFT's adapter weights, read when the folder has neither model.safetensors nor an index (peft's own rule)."""
 CARD_BYTES = 65_536
 """Only the start of a model card is read: its YAML front matter."""
 
@@ -31,6 +42,8 @@ class Checkpoint:
     card: Mapping[str, Any] | None = None
     weight_map: Mapping[str, str] | None = None  # tensor name -> file, from the shard index
     revision: str | None = None
+    notes: tuple[str, ...] = ()  # what was left out, and why (stray weight files)
+    file_sha256: str | None = None  # the one weight file's sha256 when the Hub reports it (LFS): no need to hash it
 
 
 def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
@@ -57,12 +70,20 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
             weight_map = shard_map(_read_json(path, transfer), str(path))
             return Checkpoint(str(folder), "safetensors", _shards(weight_map, folder, str(path)), open_file, transfer, **metadata(weight_map=weight_map))
         raise CheckpointError(path, "is not a .safetensors, .gguf or model.safetensors.index.json file")
+    present = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
+    if SINGLE_FILE in present:
+        return Checkpoint(str(folder), "safetensors", (SINGLE_FILE,), open_file, transfer, **metadata(notes=stray_note(present, (SINGLE_FILE,))))
     if (folder / INDEX_FILE).is_file():
         weight_map = shard_map(_read_json(folder / INDEX_FILE, transfer), str(folder / INDEX_FILE))
-        return Checkpoint(str(folder), "safetensors", _shards(weight_map, folder, str(folder / INDEX_FILE)), open_file, transfer, **metadata(weight_map=weight_map))
-    shards = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
-    if shards:
-        return Checkpoint(str(folder), "safetensors", tuple(shards), open_file, transfer, **metadata())
+        shards = _shards(weight_map, folder, str(folder / INDEX_FILE))
+        return Checkpoint(str(folder), "safetensors", shards, open_file, transfer, **metadata(weight_map=weight_map, notes=stray_note(present, shards)))
+    if ADAPTER_FILE in present:  # a PEFT adapter: what peft's loader reads (with adapter_config.json beside it)
+        return Checkpoint(str(folder), "safetensors", (ADAPTER_FILE,), open_file, transfer, **metadata(notes=stray_note(present, (ADAPTER_FILE,))))
+    if present:
+        raise CheckpointError(
+            folder, f"holds {', '.join(present[:4])}{', ...' if len(present) > 4 else ''} but neither {SINGLE_FILE} nor {INDEX_FILE}, "
+            f"so transformers loads none of them; check the file you mean directly, e.g. {folder / present[0]}",
+        )
     ggufs = sorted(p.name for p in folder.glob("*.gguf") if p.is_file())
     if len(ggufs) == 1:
         return Checkpoint(str(folder / ggufs[0]), "gguf", (ggufs[0],), open_file, transfer)
@@ -71,6 +92,14 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
     pickles = sorted(p.name for p in folder.glob("*.bin"))
     hint = f" ({', '.join(pickles[:3])} are PyTorch pickles, which check does not open: convert them to safetensors)" if pickles else ""
     raise CheckpointError(folder, f"holds no .safetensors or .gguf file{hint}")
+
+
+def stray_note(present: list[str] | tuple[str, ...], read: tuple[str, ...]) -> tuple[str, ...]:
+    """A note naming the weight files beside the checkpoint that no loader reads (they were ignored)."""
+    stray = [shown(name) for name in present if name not in read]
+    if not stray:
+        return ()
+    return (f"ignored {len(stray)} stray file(s) transformers does not load: {', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}",)
 
 
 def shard_map(index: Any, where: str) -> dict[str, str]:

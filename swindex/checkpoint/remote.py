@@ -22,7 +22,7 @@ from typing import Any
 from .. import limits
 from ..errors import shown
 from .errors import CheckpointError
-from .locate import CARD_BYTES, INDEX_FILE, Checkpoint, front_matter, parse_json, shard_map
+from .locate import ADAPTER_FILE, CARD_BYTES, INDEX_FILE, SINGLE_FILE, Checkpoint, front_matter, parse_json, shard_map, stray_note
 from .source import Transfer, check_range
 
 REPO_SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<revision>[\w./-]{1,200}))?$")
@@ -176,14 +176,17 @@ def _ranged_get(url: str, offset: int, length: int, name: str, transfer: Transfe
     return data, total
 
 
-def _model_info(spec: str, repo: str, revision: str | None, endpoint: str | None) -> tuple[str | None, set[str]]:
-    """(commit, file names) of a repository, from a model-info reply read within MAX_REPLY_BYTES."""
+def _model_info(
+    spec: str, repo: str, revision: str | None, endpoint: str | None
+) -> tuple[str | None, set[str], dict[str, str]]:
+    """(commit, file names, LFS sha256 by file) of a repository, from a model-info reply read within MAX_REPLY_BYTES
+    (``blobs=true`` asks the Hub for each file's LFS record, as huggingface_hub's ``files_metadata`` does)."""
     from urllib.parse import quote
 
     from huggingface_hub import HfApi
 
     base = HfApi(endpoint=endpoint).endpoint.rstrip("/")
-    url = f"{base}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+    url = f"{base}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision is not None else "") + "?blobs=true"
     try:
         with _request(url, _hub_headers(), spec) as reply:
             reply.raise_for_status()
@@ -202,8 +205,13 @@ def _model_info(spec: str, repo: str, revision: str | None, endpoint: str | None
     if not isinstance(siblings, list):
         raise CheckpointError(spec, "the model-info reply lists no files (no siblings): is the endpoint a Hub?")
     names = {s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)}
+    lfs = {
+        s["rfilename"]: s["lfs"]["sha256"] for s in siblings
+        if isinstance(s, dict) and isinstance(s.get("rfilename"), str) and isinstance(s.get("lfs"), dict)
+        and isinstance(s["lfs"].get("sha256"), str)
+    }
     sha = info.get("sha")
-    return (sha if isinstance(sha, str) else None), names
+    return (sha if isinstance(sha, str) else None), names, lfs
 
 
 def _total_size(content_range: str | None) -> int | None:
@@ -228,16 +236,21 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else 'request failed'}"
 
 
-def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None, file: str | None = None) -> Checkpoint:
+def open_remote(
+    spec: str, transfer: Transfer, *, endpoint: str | None = None, revision: str | None = None, file: str | None = None
+) -> Checkpoint:
     """A repository's safetensors checkpoint at one commit, with its config and model card, or its GGUF ``file``;
-    nothing large is fetched."""
+    nothing large is fetched (the Hub's LFS sha256 of a one-file checkpoint stands in for hashing it)."""
     from huggingface_hub import hf_hub_url
 
     match = REPO_SPEC.match(spec)
     if not match:
         raise CheckpointError(spec, "is neither a local path nor a model id written ORG/NAME[@REVISION]")
-    repo, revision = match["repo"], match["revision"]
-    sha, names = _model_info(spec, repo, revision, endpoint)
+    repo = match["repo"]
+    if revision is not None and match["revision"] is not None and revision != match["revision"]:
+        raise CheckpointError(spec, f"names revision {match['revision']} and --revision {revision}: give one")
+    revision = revision or match["revision"]
+    sha, names, lfs_sha256 = _model_info(spec, repo, revision, endpoint)
     sha = sha or revision or "main"
 
     def url(name: str) -> str:
@@ -259,16 +272,22 @@ def open_remote(spec: str, transfer: Transfer, *, endpoint: str | None = None, f
             present = sorted(n for n in names if n.endswith(".gguf"))[:5]
             listed = f" (its GGUF files: {', '.join(present)})" if present else ""
             raise CheckpointError(spec, f"has no GGUF file {file!r}{listed}")
-        return Checkpoint(f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha)
+        return Checkpoint(f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha, file_sha256=lfs_sha256.get(file))
     config = parse_json(small("config.json"), f"{spec}:config.json") if "config.json" in names else None
     card = front_matter(small("README.md", CARD_BYTES)) if "README.md" in names else None
     common: dict[str, Any] = {"open_file": open_file, "transfer": transfer, "config": config, "card": card, "revision": sha}
+    present = sorted(name for name in names if name.endswith(".safetensors") and "/" not in name)
+    if SINGLE_FILE in names:
+        notes = stray_note(present, (SINGLE_FILE,))
+        return Checkpoint(location, "safetensors", (SINGLE_FILE,), notes=notes, file_sha256=lfs_sha256.get(SINGLE_FILE), **common)
     if INDEX_FILE in names:
         weight_map = shard_map(parse_json(small(INDEX_FILE), f"{spec}:{INDEX_FILE}"), f"{spec}:{INDEX_FILE}")
-        return Checkpoint(location, "safetensors", tuple(sorted(set(weight_map.values()))), weight_map=weight_map, **common)
-    shards = sorted(name for name in names if name.endswith(".safetensors") and "/" not in name)
-    if shards:
-        return Checkpoint(location, "safetensors", tuple(shards), **common)
+        shards = tuple(sorted(set(weight_map.values())))
+        return Checkpoint(location, "safetensors", shards, weight_map=weight_map, notes=stray_note(present, shards), **common)
+    if ADAPTER_FILE in names:  # a PEFT adapter, read as peft reads it
+        return Checkpoint(location, "safetensors", (ADAPTER_FILE,), notes=stray_note(present, (ADAPTER_FILE,)), **common)
+    if present:
+        raise CheckpointError(spec, f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so transformers loads none of them")
     ggufs = sorted(name for name in names if name.endswith(".gguf"))
     if ggufs:
         listed = f"{', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..limits import MAX_HEADER_BYTES, MAX_LINE_VALUES, MAX_TENSORS, ParseError, load_json
+from ..errors import shown
 from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_format
 from .source import ByteSource, check_line_length
 
@@ -68,7 +69,7 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
             source.name, f"header lists {listed:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?"
         )
     try:
-        header = load_json(raw, "header")
+        header = load_json(raw, "header", unique_keys=True)
     except ParseError as exc:
         reason = f"header {exc.reason}: not a safetensors file, or a damaged or hostile one"
         raise CheckpointError(source.name, reason) from None
@@ -79,9 +80,26 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise CheckpointError(source.name, "header's __metadata__ is not a map of strings, which the safetensors library refuses")
             continue
         tensors[name] = _stored(source, name, info, data_start, data_size)
+    refuse_gaps_and_overlaps(source, tensors, data_start, data_size)
     return tensors
+
+
+def refuse_gaps_and_overlaps(source: ByteSource, tensors: dict[str, StoredTensor], data_start: int, data_size: int) -> None:
+    """The safetensors library's own rule: sorted by offset, each tensor starts where the last ended, and the
+    last ends at the end of the file. Overlapping tensors (two names, one set of bytes) or gaps are refused."""
+    position = 0
+    for tensor in sorted(tensors.values(), key=lambda t: (t.start, t.end)):
+        begin = tensor.start - data_start
+        if begin != position:
+            what = "overlaps the tensor before it" if begin < position else f"leaves a gap of {begin - position:,} bytes before it"
+            raise CheckpointError(source.name, f"tensor {shown(tensor.name)!r} starts at data byte {begin:,} and {what}, which the safetensors library refuses")
+        position = tensor.end - data_start
+    if position != data_size:
+        raise CheckpointError(source.name, f"its tensors end at data byte {position:,}, but {data_size:,} bytes of data follow the header, which the safetensors library refuses")
 
 
 def _stored(source: ByteSource, name: str, info: Any, data_start: int, data_size: int) -> StoredTensor:
