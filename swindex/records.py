@@ -357,11 +357,6 @@ class Entry:
         return _rules.weights_to_keep(self.claims)
 
     @property
-    def active_super_weights(self) -> tuple[Claim, ...]:
-        """Deprecated: schema 1's name for ``super_weights``."""
-        return self.super_weights
-
-    @property
     def organisation(self) -> str:
         return self.id.split("/", 1)[0] if "/" in self.id else ""
 

@@ -122,13 +122,10 @@ def test_only_swindex_dates_reads_swindex_today():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    readers = [
-        str(path.relative_to(root))
-        for folder in ("swindex", "builder")
-        for path in (root / folder).rglob("*.py")
-        if '"SWINDEX_TODAY"' in path.read_text(encoding="utf-8")
-    ]
-    assert readers == ["swindex/dates.py"]
+    files = [path for folder in ("swindex", "builder") for path in (root / folder).rglob("*.py")]
+    named = [str(p.relative_to(root)) for p in files if '"SWINDEX_TODAY"' in p.read_text(encoding="utf-8")]
+    readers = [str(p.relative_to(root)) for p in files if "TODAY_ENV" in p.read_text(encoding="utf-8") and p.name != "constants.py"]
+    assert named == ["swindex/constants.py"] and readers == ["swindex/dates.py"]
 
 
 def test_the_cli_refuses_a_malformed_swindex_today_before_loading(tmp_path, monkeypatch, capsys):

@@ -213,9 +213,8 @@ def _sha256_if_recorded(opened: Checkpoint, artifacts: list[Any]) -> str | None:
 
 
 def weights_to_check(entry: Entry) -> tuple[Any, ...]:
-    """What quantization and fine-tuning should keep: the entry's weights to keep (its standing super weights before schema 2)."""
-    chosen = getattr(entry, "weights_to_keep", None)
-    return tuple(chosen if chosen is not None else entry.active_super_weights)
+    """What quantization and fine-tuning should keep: the entry's weights to keep (swindex.claims decides)."""
+    return tuple(entry.weights_to_keep)
 
 
 def _curve(claim: Any) -> tuple[tuple[float, float], ...] | None:
