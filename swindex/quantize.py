@@ -45,7 +45,9 @@ __all__ = [
     "ClipTrial",
     "ORIGINAL_LIMIT",
     "RTN_TOLERANCE",
+    "check_savable",
     "judge",
+    "save_fake_quantized",
     "search_clip",
     "split_inputs",
     "variant_name",
@@ -591,6 +593,23 @@ To ship a quantized model, quantize with your own tool and keep these weights: `
 """
 
 
+def check_savable(model: Any) -> None:
+    """A model transformers loaded quantized cannot be saved as float, except a GGUF file's (dequantized on load)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is not None and method != "gguf":
+        raise SwindexError(f"--output: the model was loaded quantized by {method}, so its weights are not floats to round; "
+                           "load the unquantized checkpoint")
+
+
+def _drop_gguf_marker(model: Any) -> None:
+    """A GGUF file loads dequantized but marked quantized, which save_pretrained refuses; the weights are plain floats."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+
+
 def save_fake_quantized(model: Any, tokenizer: Any, output: str, *, base_model: str, record: Mapping[str, Any], saved_dtype: str | None) -> str:
     """Write the quantized model to ``output`` all at once: into a hidden sibling first, renamed when complete.
 
@@ -607,6 +626,8 @@ def save_fake_quantized(model: Any, tokenizer: Any, output: str, *, base_model: 
     import torch
     from huggingface_hub import ModelCard, ModelCardData
 
+    check_savable(model)
+    _drop_gguf_marker(model)
     target = Path(output)
     if saved_dtype is not None and getattr(torch, saved_dtype) != model.dtype:
         model = model.to(getattr(torch, saved_dtype))

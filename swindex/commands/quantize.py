@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..keep import _benefit
     from ..loading import load_model
     from ..quantize import (
-        Variant, check_clip_threshold, compare_rtn, judge, quantize_model, save_fake_quantized, search_clip, split_inputs,
+        Variant, check_clip_threshold, check_savable, compare_rtn, judge, quantize_model, save_fake_quantized, search_clip, split_inputs,
         variant_name,
     )
     from ..verification.measure import is_causal_lm
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"loading {args.model}")
     loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
     model = loaded.model
+    if args.output:
+        check_savable(model)
     if not is_causal_lm(model):
         raise SwindexError(
             f"{args.model} is a {type(model).__name__}, not a causal language model: there is no perplexity to measure "
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         "held_out": held_words,
         "held_out_weights": held.held_out,
         "clipped": held.clipped,
+        "loaded_from": loaded.artifact.describe() if loaded.artifact is not None else args.model,
         "text": comparison.source,
         "tokens": comparison.tokens,
         "perplexity": figures,
