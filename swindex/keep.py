@@ -156,7 +156,9 @@ def _tensor_elements(entry: Mapping[str, Any], weight: KeptWeight) -> int | None
     hidden = dims.get("hidden_size")
     if weight.expert is not None:
         inner, experts = dims.get("moe_intermediate_size") or dims.get("intermediate_size"), dims.get("num_experts")
-        return hidden * inner * experts if all(isinstance(x, int) for x in (hidden, inner, experts)) else None
+        if isinstance(hidden, int) and isinstance(inner, int) and isinstance(experts, int):
+            return hidden * inner * experts
+        return None
     inner = dims.get("intermediate_size")
     return hidden * inner if isinstance(hidden, int) and isinstance(inner, int) else None
 
