@@ -17,6 +17,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = REPO / "benchmarks" / "results" / "quantization.json"
+WHOLE_PATH = REPO / "benchmarks" / "quantization_whole_path.md"
+"""The page's hand-written part: the path from lookup to check with the real quantizers, measured on SmolLM2."""
 LABELS = {
     "rtn": "RTN",
     "hold": "RTN + hold-out",
@@ -125,6 +127,10 @@ def page(data: dict) -> str:
         "with quantized_activations(model, bits=8, keep=entry):   # per-tensor activations, super activation held out",
         "    ...",
         "```",
+        "",
+        WHOLE_PATH.read_text(encoding="utf-8").rstrip("\n"),
+        "",
+        "## Measured on small models",
         "",
         f"Below, perplexity on {data['sequences']} sequences of {data['length']} tokens that each model sampled itself",
         "(so ×1.00 is the unquantized model), for every linear layer quantized (embeddings and LM head kept). The weights",

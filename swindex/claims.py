@@ -140,6 +140,26 @@ def weights_to_keep(claims: Iterable[Claim]) -> tuple[Claim, ...]:
     return _unique(c for c in claims if is_kept(c))
 
 
+KEEP_KINDS = ("super weight", "significant weight", "unmeasured candidate")
+"""What each weight to keep is, in the words quantize and keep print: why it is held out."""
+
+
+def keep_kind(claim: Claim) -> str:
+    """Which of ``KEEP_KINDS`` a weight to keep is: a super weight, measured significant, or not measured yet."""
+    if is_super_weight(claim):
+        return KEEP_KINDS[0]
+    return KEEP_KINDS[1] if claim.impact.classification in ("significant", "critical") else KEEP_KINDS[2]
+
+
+def keep_counts(claims: Iterable[Claim]) -> str:
+    """``1 super weight, 1 significant weight``: how many of each kind, so a report's words match the entry."""
+    counts = {kind: 0 for kind in KEEP_KINDS}
+    for claim in claims:
+        counts[keep_kind(claim)] += 1
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items() if n]
+    return ", ".join(parts) if parts else "nothing"
+
+
 def has_standing_claim(entry: Mapping[str, Any]) -> bool:
     """Whether an entry dict has a claim that stands (a published claim or a candidate): verification has work to do."""
     return any(is_standing(c) for c in claims_of(entry))

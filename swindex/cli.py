@@ -22,6 +22,7 @@ COMMANDS = (
     "detect",
     "verify",
     "quantize",
+    "keep",
     "check",
     "derived",
 )
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _EXTRAS = {
     "torch": "detect", "transformers": "detect", "accelerate": "detect", "safetensors": "detect", "huggingface_hub": "detect",
+    "gguf": "check",
     "jinja2": "site", "mkdocs": "site", "material": "site", "markdown": "site", "pymdownx": "site",
 }
 

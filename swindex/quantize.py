@@ -40,6 +40,17 @@ __all__ = [
     "paper_variants",
     "compare_rtn",
     "CLIP_DEFAULTS",
+    "CLIP_CANDIDATES",
+    "ClipSearch",
+    "ClipTrial",
+    "ORIGINAL_LIMIT",
+    "RTN_TOLERANCE",
+    "check_savable",
+    "judge",
+    "save_fake_quantized",
+    "search_clip",
+    "split_inputs",
+    "variant_name",
 ]
 
 CLIP_DEFAULTS = {"zscore": 3.0, "percentile": 99.99}
@@ -309,13 +320,16 @@ def compare_rtn(
     *,
     original: float | None = None,
     batch_size: int = 4,
+    progress: bool = False,
 ) -> RTNComparison:
     """Measure perplexity on ``inputs`` (swindex.verification.inputs) as loaded and under each variant.
 
     ``keep`` is what a variant with ``hold_out`` holds out (an Entry or super weights); the default variants are
     ``paper_variants()``. Pass ``original`` to reuse a baseline measured earlier on the same inputs. The model is
-    restored bit for bit after each variant.
+    restored bit for bit after each variant. ``progress``: a progress bar on stderr, one step a measurement.
     """
+    from tqdm.auto import tqdm
+
     from .verification.measure import lm_pass
 
     _check(bits, block_size, None)
@@ -323,14 +337,20 @@ def compare_rtn(
     for variant in chosen.values():
         _check(bits, block_size, variant.clip)
         check_clip_threshold(variant.clip, variant.clip_threshold)
+    steps = tqdm(total=len(chosen) + (original is None), desc="measuring", unit="pass", disable=not progress, leave=False)
     if original is None:
+        steps.set_postfix_str("as loaded")
         original = lm_pass(model, inputs, batch_size=batch_size).perplexity
+        steps.update()
     results = {}
     for name, variant in chosen.items():
+        steps.set_postfix_str(name)
         held = keep if variant.hold_out else None
         with quantized(model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold) as summary:
             perplexity = lm_pass(model, inputs, batch_size=batch_size).perplexity
         results[name] = VariantResult(perplexity, summary.held_out, summary.clipped)
+        steps.update()
+    steps.close()
     return RTNComparison(bits, block_size, original, results, inputs.source, inputs.tokens)
 
 
@@ -437,3 +457,208 @@ def quantized_activations(
     finally:
         for h in handles:
             h.remove()
+
+
+CLIP_CANDIDATES: tuple[Variant, ...] = (
+    Variant(True),
+    Variant(True, "zscore", 3.0),
+    Variant(True, "zscore", 6.0),
+    Variant(True, "zscore", 12.0),
+    Variant(True, "percentile", 99.9),
+    Variant(True, "percentile", 99.99),
+)
+"""What the clip search tries, each with the weights to keep held out: no clip, z-scores of |w| (3 is the paper's
+starting point, 12 clips only the far tail) and percentiles of |w|. The paper chose its threshold by search too."""
+
+RTN_TOLERANCE = 1.05
+"""An output may be at most 5% worse (in perplexity) than plain round-to-nearest at the same bits and block size."""
+ORIGINAL_LIMIT = 2.0
+"""An output may be at most twice the unquantized model's perplexity: beyond that the model is broken, whatever RTN does."""
+
+
+def variant_name(variant: Variant) -> str:
+    """``no clip``, ``zscore 6``, ``percentile 99.99``: how reports name a clip."""
+    if variant.clip is None:
+        return "no clip"
+    threshold = CLIP_DEFAULTS[variant.clip] if variant.clip_threshold is None else variant.clip_threshold
+    return f"{variant.clip} {threshold:g}"
+
+
+@dataclass(frozen=True)
+class ClipTrial:
+    """One clip tried on the calibration slice: its perplexity and how many weights it clipped."""
+
+    variant: Variant
+    perplexity: float
+    clipped: int
+
+    @property
+    def name(self) -> str:
+        return variant_name(self.variant)
+
+
+@dataclass(frozen=True)
+class ClipSearch:
+    """The clip search's trials on the calibration slice, plain RTN there, and the trial kept (the lowest perplexity)."""
+
+    trials: tuple[ClipTrial, ...]
+    rtn: float
+    source: str
+    tokens: int
+
+    @property
+    def chosen(self) -> ClipTrial:
+        finite = [t for t in self.trials if math.isfinite(t.perplexity)]
+        return min(finite or self.trials, key=lambda t: t.perplexity)
+
+    @property
+    def why(self) -> str:
+        """Which clip was kept and why, in one sentence with the figures."""
+        others = ", ".join(f"{t.name} {t.perplexity:.4g}" for t in self.trials if t is not self.chosen)
+        return (f"{self.chosen.name}: the lowest perplexity on the calibration slice ({self.chosen.perplexity:.4g}; "
+                f"{others}; plain RTN {self.rtn:.4g}; {self.tokens} tokens of {self.source})")
+
+
+def search_clip(
+    model: Any, calibration: Any, keep: Any, bits: int = 4, block_size: int | None = 128,
+    candidates: tuple[Variant, ...] = CLIP_CANDIDATES, *, batch_size: int = 4, progress: bool = False,
+) -> ClipSearch:
+    """Quantize with each candidate clip (the weights to keep held out) and measure perplexity on ``calibration``.
+
+    Measured on a slice kept apart from the evaluation text, so the choice is not fitted to the figure reported.
+    The model is restored bit for bit after each trial.
+    """
+    from tqdm.auto import tqdm
+
+    from .verification.measure import lm_pass
+
+    _check(bits, block_size, None)
+    trials = []
+    steps = tqdm([Variant(False), *candidates], desc="clip search", unit="trial", disable=not progress, leave=False)
+    rtn = math.nan
+    for variant in steps:
+        steps.set_postfix_str("plain RTN" if not variant.hold_out else variant_name(variant))
+        held = keep if variant.hold_out else None
+        with quantized(model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold) as summary:
+            perplexity = lm_pass(model, calibration, batch_size=batch_size).perplexity
+        if variant.hold_out:
+            trials.append(ClipTrial(variant, perplexity, summary.clipped))
+        else:
+            rtn = perplexity
+    return ClipSearch(tuple(trials), rtn, calibration.source, calibration.tokens)
+
+
+def judge(original: float, rtn: float, quantized_perplexity: float) -> tuple[str, ...]:
+    """Why an output must not be handed out: worse than plain RTN by more than 5%, or over twice the unquantized model."""
+    problems = []
+    if not math.isfinite(quantized_perplexity):
+        return (f"perplexity is {quantized_perplexity} (the model no longer computes)",)
+    if quantized_perplexity > RTN_TOLERANCE * rtn:
+        problems.append(f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / rtn - 1:+.1%} against plain RTN's "
+                        f"{rtn:.4g} (the limit is {RTN_TOLERANCE - 1:+.0%})")
+    if quantized_perplexity > ORIGINAL_LIMIT * original:
+        problems.append(f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / original:.3g}x the unquantized "
+                        f"model's {original:.4g} (the limit is {ORIGINAL_LIMIT:g}x)")
+    return tuple(problems)
+
+
+def split_inputs(inputs: Any, first: int) -> tuple[Any, Any]:
+    """The first ``first`` sequences and the rest, as two Inputs from the same source (evaluation, calibration)."""
+    from dataclasses import replace
+
+    mask = inputs.attention_mask
+    head = replace(inputs, input_ids=inputs.input_ids[:first], attention_mask=None if mask is None else mask[:first])
+    tail = replace(inputs, input_ids=inputs.input_ids[first:], attention_mask=None if mask is None else mask[first:])
+    return head, tail
+
+
+RECORD_FILE = "swindex_quantization.json"
+"""What a fake-quantized output records beside its weights: the settings, the held-out weights and every measurement."""
+
+_CARD = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+**Fake-quantized, for research.** Every linear weight of `{{ base }}` was rounded to {{ bits }}-bit
+round-to-nearest levels ({{ block }}) and stored back as {{ dtype }}: the files are as large as the original and load
+like it, with no `quantization_config`. It shows what INT{{ bits }} RTN does to this model when the weights to keep
+({{ held }}) stay at full precision, which no packed format can do for single scalars.
+
+Made by `swindex quantize` ({{ clip }}). Perplexity on {{ tokens }} tokens of {{ text }}: {{ original }} as loaded,
+{{ rtn }} with plain RTN, {{ result }} here. The full record is in `{{ record_file }}`.
+
+To ship a quantized model, quantize with your own tool and keep these weights: `swindex keep {{ base }} --for TOOL`.
+"""
+
+
+def check_savable(model: Any) -> None:
+    """A model transformers loaded quantized cannot be saved as float, except a GGUF file's (dequantized on load)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is not None and method != "gguf":
+        raise SwindexError(f"--output: the model was loaded quantized by {method}, so its weights are not floats to round; "
+                           "load the unquantized checkpoint")
+
+
+def _drop_gguf_marker(model: Any) -> None:
+    """A GGUF file loads dequantized but marked quantized, which save_pretrained refuses; the weights are plain floats."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+
+
+def save_fake_quantized(model: Any, tokenizer: Any, output: str, *, base_model: str, record: Mapping[str, Any], saved_dtype: str | None) -> str:
+    """Write the quantized model to ``output`` all at once: into a hidden sibling first, renamed when complete.
+
+    A fake-quantized float checkpoint, honestly named: its card (``base_model``, tags ``fake-quantized``) and its
+    config's ``_name_or_path`` name the base model, so ``swindex check`` and the Hub's model tree find it. Returns the
+    dtype written. Nothing is left behind when saving fails.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from huggingface_hub import ModelCard, ModelCardData
+
+    check_savable(model)
+    _drop_gguf_marker(model)
+    target = Path(output)
+    if saved_dtype is not None and getattr(torch, saved_dtype) != model.dtype:
+        model = model.to(getattr(torch, saved_dtype))
+    dtype = str(model.dtype).removeprefix("torch.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        model.save_pretrained(partial)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(partial)
+        config_file = partial / "config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config["_name_or_path"] = base_model  # transformers drops it on save; swindex check reads it to find the base
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (partial / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        figures = record["perplexity"]
+        data = ModelCardData(base_model=base_model, base_model_relation="quantized", library_name="transformers",
+                             tags=["swindex", "fake-quantized", f"int{record['bits']}-rtn"])
+        block = "one block per tensor" if record["block_size"] == "tensor" else f"blocks of {record['block_size']} weights"
+        card = ModelCard.from_template(
+            data, template_str=_CARD, title=f"{base_model.rsplit('/', 1)[-1]}, fake-quantized INT{record['bits']} RTN",
+            base=base_model, bits=record["bits"], block=block, dtype=dtype,
+            held=record["held_out"], clip=record["clip_reason"], tokens=record["tokens"], text=record["text"],
+            original=f"{figures['original']:.4g}", rtn=f"{figures['rtn']:.4g}", result=f"{figures['hold_out']:.4g}",
+            record_file=RECORD_FILE,
+        )
+        card.save(partial / "README.md")
+        if target.is_dir():
+            target.rmdir()  # checked empty before any work; an empty directory is replaced, never merged into
+        os.rename(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return dtype

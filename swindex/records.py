@@ -356,6 +356,13 @@ class Entry:
         """
         return _rules.weights_to_keep(self.claims)
 
+    def keep_for(self, tool: str, **options: Any) -> Any:
+        """The weights to keep as a quantizer takes them (``swindex.keep.keep_for``): llama.cpp, bitsandbytes,
+        llm-compressor, autoround, gptqmodel, autoawq, json or csv. Returns a ``swindex.keep.Export``."""
+        from .keep import keep_for
+
+        return keep_for(self, tool, **options)
+
     @property
     def organisation(self) -> str:
         return self.id.split("/", 1)[0] if "/" in self.id else ""

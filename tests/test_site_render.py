@@ -96,6 +96,27 @@ def test_model_page_offers_lookup_and_tensor_index_snippets():
     assert '"model.layers.2.mlp.down_proj.weight"</span><span class="p">)[</span><span class="mi">3968</span>' in text
 
 
+def test_model_page_shows_every_quantizer_s_snippet_for_the_weights_to_keep():
+    """The same text `swindex keep --for TOOL` prints, one copyable block per tool."""
+    from swindex.keep import FORMATS
+
+    entry = _entry("huggyllama/llama-7b")
+    view = model_view(entry, LINKS)
+    assert [k.tool for k in view.keep] == list(FORMATS)
+    assert all(k.text == entry.keep_for(k.tool).text for k in view.keep)
+    html = _model_html(entry)
+    assert 'id="keep-llama-cpp"' in html and 'id="keep-bitsandbytes"' in html and "Keep them when you quantize" in html
+    assert "cannot keep one scalar" in html
+
+
+def test_a_model_with_nothing_to_keep_shows_no_quantizer_snippets(make_entry):
+    claim = dict(make_entry()["claims"][0], impact={"classification": "inert", "measured_by": "swindex"}, status="detected",
+                 sources=[{"citation": "swindex", "kind": "swindex", "evidence": "detected"}])
+    entry = Entry.from_dict(make_entry(claims=[claim]))
+    assert model_view(entry, LINKS).keep == ()
+    assert "Keep them when you quantize" not in _model_html(entry)
+
+
 def test_moe_snippet_indexes_expert_row_and_column():
     view = model_view(_entry("acme/tiny-moe"), LINKS)
     assert view.weights[0].index_code == 'model.get_parameter("model.layers.2.mlp.experts.down_proj")[1, 5, 9]'

@@ -93,6 +93,27 @@ def derived_counts(rows: Sequence[DerivedRow]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class KeepSnippet:
+    """One quantizer's export of the weights to keep (``Entry.keep_for``), as the model page shows it."""
+
+    tool: str
+    language: str
+    text: str
+    version: str
+    notes: tuple[str, ...]
+
+
+def keep_snippets(entry: Entry) -> tuple[KeepSnippet, ...]:
+    """Every quantizer's snippet for the entry's weights to keep; none when it has nothing to keep."""
+    from ..keep import FORMATS
+
+    if not entry.weights_to_keep:
+        return ()
+    exports = (entry.keep_for(tool) for tool in FORMATS)
+    return tuple(KeepSnippet(e.tool, e.language, e.text, e.version, e.notes) for e in exports)
+
+
+@dataclass(frozen=True)
 class ModelView:
     """Everything a model page and its table row need."""
 
@@ -117,6 +138,7 @@ class ModelView:
     public: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     source_charts: tuple[SourceChart, ...] = ()
     derived: tuple[DerivedRow, ...] = ()
+    keep: tuple[KeepSnippet, ...] = ()
 
     @property
     def derived_counts(self) -> dict[str, int]:
@@ -292,6 +314,7 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         public=entry.public_dict(),
         source_charts=_source_charts(data, entry.layers),
         derived=derived_rows(data, links.hub_endpoint),
+        keep=keep_snippets(entry),
     )
 
 

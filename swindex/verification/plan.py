@@ -143,6 +143,21 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
     return Subject(model=model, tokenizer=tokenizer, model_id=model_id, revision=revision, entry=data, claims=claims, notes=tuple(notes))
 
 
+def evaluation_inputs(model: Any, tokenizer: Any, settings: Settings, *, say: Say = lambda message: None) -> Inputs:
+    """What a model is measured on (verify, quantize): windows of the text for a causal LM with a tokenizer,
+    sequences it samples itself without one, sentences for an encoder."""
+    if is_causal_lm(model):
+        tokens = sequence_length(model, settings.length, DEFAULT_LENGTH)
+        count = settings.sequences or DEFAULT_SEQUENCES
+        if tokenizer is not None:
+            return text_windows(model, tokenizer, sequences=count, length=tokens, text=settings.text)
+        say("no tokenizer: sampling evaluation sequences from the model")
+        return sampled(model, sequences=count, length=tokens, seed=settings.seed)
+    tokens = sequence_length(model, settings.length, 32)
+    count = settings.sequences or DEFAULT_SENTENCES
+    return sentences(model, tokenizer, count=count, seed=settings.seed, length=tokens, text=settings.text)
+
+
 def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: None) -> Plan:
     """The evaluation inputs (text windows, sampled sequences or sentences), the ablations and the control."""
     model = subject.model
@@ -153,19 +168,7 @@ def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: Non
         warnings.warn(w.message, w.category, stacklevel=3)
 
     causal = is_causal_lm(model)
-    if causal:
-        tokens = sequence_length(model, settings.length, DEFAULT_LENGTH)
-        count = settings.sequences or DEFAULT_SEQUENCES
-        if subject.tokenizer is not None:
-            inputs = text_windows(model, subject.tokenizer, sequences=count, length=tokens, text=settings.text)
-        else:
-            say("no tokenizer: sampling evaluation sequences from the model")
-            inputs = sampled(model, sequences=count, length=tokens, seed=settings.seed)
-    else:
-        tokens = sequence_length(model, settings.length, 32)
-        count = settings.sequences or DEFAULT_SENTENCES
-        inputs = sentences(model, subject.tokenizer, count=count, seed=settings.seed, length=tokens, text=settings.text)
-
+    inputs = evaluation_inputs(model, subject.tokenizer, settings, say=say)
     ablations = tuple(Ablation(target=Target(c["tensor"], tuple(int(i) for i in c["index"])), channel=channels(model, [c])[0]) for c in subject.claims)
     stop_ids = tuple(common_tokens(inputs, model, settings.stopwords)) if causal else ()
     name = subject.model_id or type(model).__name__
@@ -244,4 +247,6 @@ def common_tokens(inputs: Inputs, model: Any, k: int) -> list[int]:
     return [t for t, _ in counts.most_common(k)]
 
 
-__all__ = ["Plan", "Settings", "Subject", "control_targets", "entry_claims", "entry_dict", "fingerprint", "load", "plan"]
+__all__ = [
+    "Plan", "Settings", "Subject", "control_targets", "entry_claims", "entry_dict", "evaluation_inputs", "fingerprint", "load", "plan",
+]
