@@ -430,7 +430,9 @@ def test_the_output_names_its_base_model_and_what_it_is(saved_dependent, tmp_pat
     assert config["_name_or_path"] == card.data.base_model == record["base_model"] == "swindex-tests/dependent-llama"
     assert "fake-quantized" in card.data.tags and "Fake-quantized, for research" in card.text
     assert "quantization_config" not in config
-    assert ("config.json _name_or_path", ["swindex-tests/dependent-llama"]) in name_questions(config, card.data.to_dict(), None)
+    questions = [(label, names) for _rule, label, names in name_questions(config, card.data.to_dict(), None)]
+    assert ("config.json _name_or_path", ["swindex-tests/dependent-llama"]) in questions
+    assert ("the model card's base_model", ["swindex-tests/dependent-llama"]) in questions
     assert set(record["perplexity"]) == {"original", "rtn", "hold_out"} and record["problems"] == []
 
 
