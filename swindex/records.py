@@ -101,6 +101,25 @@ class Coordinate:
 
 
 @dataclass(frozen=True)
+class RatioBound:
+    """A confidence bound on a measured figure (swindex verification: the whole text's perplexity ratio)."""
+
+    low: float
+    high: float
+    confidence: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RatioBound":
+        return cls(float(d["low"]), float(d["high"]), float(d["confidence"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "confidence": self.confidence}
+
+    def __str__(self) -> str:
+        return f"{self.confidence:.1%} bound [{self.low:.4g}, {self.high:.4g}]"
+
+
+@dataclass(frozen=True)
 class Impact:
     """What zeroing one weight measurably does, and who measured it (``swindex`` or a source's citation)."""
 
@@ -113,6 +132,8 @@ class Impact:
     super_activation: float | None = None
     super_activation_zeroed: float | None = None
     similarity_shift: float | None = None
+    tokens: int | None = None  # predicted tokens the measurement used (swindex stops once the class is settled)
+    bound: RatioBound | None = None  # the confidence bound on ``ratio`` that settled the class
     date: str | None = None
     note: str | None = None
     scale_curve: tuple[tuple[float, float], ...] | None = None  # (scale, metric / original): the weight multiplied by scale
@@ -123,12 +144,16 @@ class Impact:
         known: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
         if known.get("scale_curve") is not None:
             known["scale_curve"] = tuple((float(p["scale"]), float(p["ratio"])) for p in known["scale_curve"])
+        if isinstance(known.get("bound"), Mapping):
+            known["bound"] = RatioBound.from_dict(known["bound"])
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
         result = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
         if self.scale_curve is not None:
             result["scale_curve"] = [{"scale": s, "ratio": r} for s, r in self.scale_curve]
+        if self.bound is not None:
+            result["bound"] = self.bound.to_dict()
         return result
 
     @property

@@ -20,7 +20,7 @@ from swindex.verification.fast import Recorder, ablating, layers_for_shortcuts, 
 from swindex.verification.inputs import sampled, sentences  # noqa: E402
 from swindex.verification.measure import lm_pass  # noqa: E402
 
-RUN = {"sequences": 4, "length": 24, "batch_size": 2}
+RUN = {"sequences": 4, "length": 24, "batch_size": 2, "sequential": False}  # every weight on the whole text: figures match
 SHORTCUTS = ("starts at the first layer it changes", "share each forward pass")
 
 

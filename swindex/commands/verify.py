@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto (default): start each pass at the first layer it changes and, on a GPU, run several ablations per forward "
         "pass, where that is exact for the model; fast: stack ablations on CPU too; plain: run the whole model for every ablation",
     )
+    p.add_argument(
+        "--whole-text", dest="sequential", action="store_false",
+        help="measure each weight alone on every sequence; by default a decoder's weight is measured sequence by sequence "
+        "and stops once a 99.9%% bound on its perplexity ratio lies inside one class",
+    )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             batch_size=args.batch_size,
             method=args.method,
+            sequential=args.sequential,
             today=date,
             progress=progress,
         )

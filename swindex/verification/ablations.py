@@ -9,9 +9,11 @@ a shortcut does not apply. Every change to the model is undone bit for bit befor
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,7 @@ from .fast import (
 )
 from .inputs import Inputs, input_device
 from .measure import Pass, PerCall, batches, encoder_passes, lm_passes, restoring
+from .settle import Settled, bound
 
 FORWARD_OVERHEAD = {"cpu": 0.0, "accelerator": 2.0}
 """What one forward pass costs beyond its copies' share, counted in copies. On CPU a batch of 4 sequences already
@@ -69,6 +72,17 @@ class Evaluation:
             return lm_passes(self.model, self.inputs, batch_size=self.rows, stop_ids=stop_ids, channels=channels, copies=copies, around=around)
         return encoder_passes(self.model, self.inputs, batch_size=self.rows, channels=channels, copies=copies, around=around)
 
+    def subset(self, sequences: Sequence[int]) -> "Evaluation":
+        """The same evaluation on some of its sequences (in the order given)."""
+        index = list(sequences)
+        mask = self.inputs.attention_mask
+        inputs = Inputs(self.inputs.input_ids[index], None if mask is None else mask[index], self.inputs.source)
+        return dataclasses.replace(self, inputs=inputs)
+
+    @property
+    def sequences(self) -> int:
+        return int(self.inputs.input_ids.shape[0])
+
 
 @dataclass(frozen=True)
 class Ablation:
@@ -100,23 +114,35 @@ class Measured:
     control: Pass | None
     method: Method
     notes: tuple[str, ...] = ()
+    settled: tuple[Settled | None, ...] = ()  # per ablation (causal LMs): its bound and the tokens it took
 
 
 Say = Callable[[str], None]
 
 
 def measure(
-    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], *, method: str = "auto", say: Say = lambda message: None
+    evaluation: Evaluation,
+    ablations: Sequence[Ablation],
+    control: Sequence[Target],
+    *,
+    method: str = "auto",
+    sequential: bool = True,
+    say: Say = lambda message: None,
 ) -> Measured:
-    """Run the original pass, each ablation alone, all together, all with the super activation restored, and the control."""
+    """Run the original pass, each ablation alone, all together, all with the super activation restored, and the control.
+
+    ``sequential``: a causal LM's single-weight ablations run sequence by sequence and stop once the weight's class is
+    settled (`swindex.verification.settle`); otherwise each runs on every sequence.
+    """
     if method not in METHODS:
         raise VerificationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    settling = sequential and evaluation.causal and len(ablations) > 1  # one weight alone is all zeroed: the whole text
     if method == "plain":
-        return _plain(evaluation, ablations, control, say, "every pass runs the whole model (asked for)")
+        return _plain(evaluation, ablations, control, say, "every pass runs the whole model (asked for)", settling)
     layers, why = layers_for_shortcuts(evaluation.model)
     if layers is None:
-        return _plain(evaluation, ablations, control, say, f"every pass runs the whole model: {why}")
-    return _fast(evaluation, ablations, control, layers, say, stack_anyway=method == "fast")
+        return _plain(evaluation, ablations, control, say, f"every pass runs the whole model: {why}", settling)
+    return _fast(evaluation, ablations, control, layers, say, stack_anyway=method == "fast", settling=settling)
 
 
 def _check_original(evaluation: Evaluation, original: Pass) -> None:
@@ -178,17 +204,147 @@ def _joint(
     return together, restored, control_pass, tuple(notes)
 
 
-def _plain(evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], say: Say, why: str) -> Measured:
+def _plain(
+    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], say: Say, why: str, settling: bool = False
+) -> Measured:
     say("original")
     original = evaluation.passes(channels=_unique_channels(ablations), stops=True)[0]
     _check_original(evaluation, original)
-    alone = []
-    for a in ablations:
-        say(f"zeroing {a.target.coordinate}")
+    alone: list[Pass] = []
+    settled: list[Settled | None] = []
+    for k, a in enumerate(ablations):
+        say(f"weight {k + 1} of {len(ablations)}: zeroing {a.target.coordinate}")
         with zeroed(evaluation.model, [a.target]):
-            alone.append(evaluation.passes(channels=[a.channel], stops=len(ablations) == 1)[0])
+            if settling:
+
+                def run(active: Sequence[int], chunk: Sequence[int], a: Ablation = a) -> tuple[Pass, ...]:
+                    return evaluation.subset(chunk).passes(channels=[a.channel])
+
+                order = _order(evaluation, original, [a])
+                p, s = _settle(evaluation, original, [0], [a], order, _step(evaluation), run)[0]
+            else:
+                p = evaluation.passes(channels=[a.channel], stops=len(ablations) == 1)[0]
+                s = _whole(evaluation, original, p)
+        alone.append(p)
+        settled.append(s)
     together, restored, control_pass, notes = _joint(evaluation, ablations, control, original, alone, say, lambda kind: None)
-    return Measured(original=original, alone=tuple(alone), together=together, restored=restored, control=control_pass, method=Method("plain", why), notes=notes)
+    return Measured(
+        original=original, alone=tuple(alone), together=together, restored=restored, control=control_pass,
+        method=Method("plain", why + _settling_note(settling)), notes=notes, settled=tuple(settled),
+    )
+
+
+def _settling_note(settling: bool) -> str:
+    return "; each weight alone is measured sequence by sequence until its class is settled" if settling else ""
+
+
+def _step(evaluation: Evaluation) -> int:
+    """Sequences per step of a settling ablation: one on CPU (a batch costs its sequences' sum), a batch on an accelerator."""
+    return 1 if input_device(evaluation.model).type == "cpu" else evaluation.rows
+
+
+def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]) -> list[int]:
+    """The order ablations settling together measure sequences in: those holding their channels' super activations first
+    (so its zeroed value is always measured), then the rest in a fixed pseudo-random order (neighbouring windows of a
+    text are alike)."""
+    total = evaluation.sequences
+    first: list[int] = []
+    for channel in _unique_channels(ablations):
+        where = _spike_sequence(original.channels.get(channel) or [])
+        if where is not None and where not in first:
+            first.append(where)
+    rest = [i for i in range(total) if i not in first]
+    random.Random(0).shuffle(rest)
+    return first + rest
+
+
+def _spike_sequence(values: Sequence[Any]) -> int | None:
+    """The sequence (row across forward calls) where a channel capture has its largest magnitude."""
+    best: tuple[float, int] | None = None
+    row = 0
+    for tensor in values:
+        if tensor.numel():
+            flat = tensor.reshape(tensor.shape[0], -1).abs().amax(dim=1)
+            i = int(flat.argmax())
+            if best is None or float(flat[i]) > best[0]:
+                best = (float(flat[i]), row + i)
+        row += int(tensor.shape[0]) if tensor.dim() else 1
+    return None if best is None else best[1]
+
+
+def _whole(evaluation: Evaluation, original: Pass, alone: Pass) -> Settled | None:
+    """The bound of a weight measured on every sequence: its own figure (causal LMs)."""
+    if not evaluation.causal or not alone.sequence_nll:
+        return None
+    changes = [a - b for a, b in zip(alone.sequence_nll, original.sequence_nll)]
+    return bound(changes, list(alone.sequence_tokens), len(changes))
+
+
+Run = Callable[[Sequence[int], Sequence[int]], tuple[Pass, ...]]
+"""Runs the active members (positions in the group) on some sequences: one Pass per active member."""
+
+
+def _settle(
+    evaluation: Evaluation, original: Pass, members: Sequence[int], ablations: Sequence[Ablation], order: Sequence[int],
+    step: int, run: Run,
+) -> dict[int, tuple[Pass, Settled]]:
+    """Measure a group's ablations a few sequences at a time until each one's class is settled (or every sequence is used).
+
+    Returns, per member, a Pass shaped like a whole-text one (perplexity = original x the ratio estimate; channel captures
+    in the original's per-call layout, NaN where a sequence was not measured) and its bound.
+    """
+    import torch
+
+    total = evaluation.sequences
+    changes: dict[int, list[float]] = {m: [] for m in members}
+    counts: dict[int, list[int]] = {m: [] for m in members}
+    seen: dict[int, dict[int, Any]] = {m: {} for m in members}  # per member: sequence -> its channel capture row
+    done: dict[int, Settled] = {}
+    active = list(range(len(members)))
+    position = 0
+    while active and position < total:
+        chunk = list(order[position : position + step])
+        position += len(chunk)
+        passes = run(active, chunk)
+        still = []
+        for slot, p in zip(active, passes):
+            m = members[slot]
+            for j, sequence in enumerate(chunk):
+                changes[m].append(p.sequence_nll[j] - original.sequence_nll[sequence])
+                counts[m].append(p.sequence_tokens[j])
+            captured = p.channels.get(ablations[slot].channel) or []
+            if captured:
+                rows = torch.cat(captured)
+                for j, sequence in enumerate(chunk):
+                    seen[m][sequence] = rows[j]
+            result = bound(changes[m], counts[m], total)
+            if result.classification is not None:
+                done[m] = result
+            else:
+                still.append(slot)
+        active = still
+    results = {}
+    for slot, m in enumerate(members):
+        settled = done[m]
+        layout = _layout(original.channels.get(ablations[slot].channel) or [], seen[m])
+        perplexity = original.perplexity * settled.ratio if original.perplexity is not None else None
+        results[m] = (Pass(perplexity=perplexity, channels={ablations[slot].channel: layout}), settled)
+    return results
+
+
+def _layout(reference: Sequence[Any], rows: dict[int, Any]) -> list[Any]:
+    """Captured rows placed as the original pass's per-call captures hold them (NaN for sequences not measured)."""
+    import torch
+
+    placed, start = [], 0
+    for tensor in reference:
+        block = torch.full_like(tensor, math.nan)
+        for i in range(tensor.shape[0]):
+            if start + i in rows:
+                block[i] = rows[start + i]
+        placed.append(block)
+        start += int(tensor.shape[0])
+    return placed
 
 
 @dataclass(frozen=True)
@@ -269,7 +425,8 @@ def _one_row(evaluation: Evaluation, layers: Layers, start: int, recorded: Any, 
 
 
 def _fast(
-    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], layers: Layers, say: Say, stack_anyway: bool = False
+    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], layers: Layers, say: Say,
+    stack_anyway: bool = False, settling: bool = False,
 ) -> Measured:
     model = evaluation.model
     dtype = next(model.parameters()).dtype
@@ -325,21 +482,48 @@ def _fast(
             return None
         return lambda k: starting_at(layers, start, recorder.outputs[start][k], copies)
 
+    def around_rows(start: int, chunk: Sequence[int], copies: int) -> PerCall | None:
+        """Start a pass over some sequences (one forward call) from their rows of the recorded residual stream."""
+        if not skip or start == 0:
+            return None
+        value = _recorded_rows(recorder.outputs[start], chunk, evaluation.rows)
+        return lambda k: starting_at(layers, start, value, copies)
+
     alone: list[Pass | None] = [None] * len(ablations)
+    settled: list[Settled | None] = [None] * len(ablations)
+    begun = 0
     for group in groups:
         members = [ablations[i] for i in group.members]
+        begun += len(members)
+        which = f"weight {begun}" if len(members) == 1 else f"weights {begun - len(members) + 1}-{begun}"
+        say(f"{which} of {len(ablations)}: zeroing {', '.join(m.target.coordinate for m in members)}"
+            + (" (one pass)" if group.stacked else ""))
         with ExitStack() as stack:
-            if group.stacked:
-                say(f"zeroing {', '.join(m.target.coordinate for m in members)} (one pass)")
-                stack.enter_context(ablating(model, group.stacked))
-            else:
-                say(f"zeroing {members[0].target.coordinate}")
+            if not group.stacked:
                 stack.enter_context(zeroed(model, [members[0].target]))
+            if settling:
+
+                def run(active: Sequence[int], chunk: Sequence[int], group: _Group = group) -> tuple[Pass, ...]:
+                    hooks: AbstractContextManager[Any] = nullcontext()
+                    if group.stacked:
+                        hooks = ablating(model, [group.stacked[slot] for slot in active])
+                    with hooks:
+                        return evaluation.subset(chunk).passes(
+                            copies=len(active), around=around_rows(group.start, chunk, len(active)),
+                            channels=[ablations[group.members[slot]].channel for slot in active],
+                        )
+
+                order = _order(evaluation, original, members)
+                for i, (p, s) in _settle(evaluation, original, group.members, members, order, _step(evaluation), run).items():
+                    alone[i], settled[i] = p, s
+                continue
+            if group.stacked:
+                stack.enter_context(ablating(model, group.stacked))
             passes = evaluation.passes(
                 copies=len(members), around=around(group.start, len(members)), channels=[m.channel for m in members], stops=len(ablations) == 1
             )
         for i, p in zip(group.members, passes):
-            alone[i] = p
+            alone[i], settled[i] = p, _whole(evaluation, original, p)
     measured_alone = tuple(p for p in alone if p is not None)
 
     placed = {"together": around(together_start), "control": around(control_start)}
@@ -351,8 +535,28 @@ def _fast(
     most = max((len(g.members) for g in groups if g.stacked), default=1)
     if most > 1:
         used.append(f"up to {most} single-weight ablations share each forward pass")
-    method = Method("fast", "; ".join(used + off)) if used else Method("plain", "every pass runs the whole model: " + "; ".join(off or ["no ablation to shorten"]))
-    return Measured(original=original, alone=measured_alone, together=together, restored=restored, control=control_pass, method=method, notes=notes)
+    if used:
+        method = Method("fast", "; ".join(used + off) + _settling_note(settling))
+    else:
+        method = Method("plain", "every pass runs the whole model: " + "; ".join(off or ["no ablation to shorten"]) + _settling_note(settling))
+    return Measured(
+        original=original, alone=measured_alone, together=together, restored=restored, control=control_pass, method=method,
+        notes=notes, settled=tuple(settled),
+    )
+
+
+def _recorded_rows(per_call: Sequence[Any], sequences: Sequence[int], rows: int) -> Any:
+    """The recorded residual stream of some sequences (recorded ``rows`` per forward call), stacked in their order."""
+    import torch
+
+    picked = []
+    for sequence in sequences:
+        value = per_call[sequence // rows]
+        tensor = value[0] if isinstance(value, tuple) else value
+        picked.append(tensor[sequence % rows : sequence % rows + 1])
+    joined = torch.cat(picked)
+    first = per_call[0]
+    return (joined, *first[1:]) if isinstance(first, tuple) else joined
 
 
 __all__ = ["METHODS", "RESTORE_FRACTION", "Ablation", "Evaluation", "Measured", "Method", "measure"]

@@ -30,6 +30,8 @@ class Pass:
     stop_probs: dict[int, float] = field(default_factory=dict)
     channels: dict[Channel, list[Any]] = field(default_factory=dict)  # per forward call: output[..., row] on the CPU
     embeddings: Any | None = None  # [sentences, hidden], encoders only
+    sequence_nll: tuple[float, ...] = ()  # causal LMs: each sequence's summed negative log-likelihood, in input order
+    sequence_tokens: tuple[int, ...] = ()  # and how many tokens it predicts
 
 
 def _output_tensor(output: Any) -> Any:
@@ -135,6 +137,8 @@ def lm_passes(
     nll = [0.0] * copies
     count = [0] * copies
     stop_sum = [torch.zeros(len(stop_ids), dtype=torch.float64) for _ in range(copies)]
+    rows_nll: list[list[float]] = [[] for _ in range(copies)]
+    rows_tokens: list[list[int]] = [[] for _ in range(copies)]
     stop_index = torch.tensor(list(stop_ids), dtype=torch.long)
     seen: list[dict[Channel, list[Any]]] = [{} for _ in range(copies)]
     with torch.no_grad(), capturing(model, channels, seen):
@@ -145,8 +149,11 @@ def lm_passes(
             target = ids[:, 1:].to(logits.device)
             for b in range(copies):
                 logp = torch.log_softmax(logits[b * rows : (b + 1) * rows, :-1].float(), dim=-1)  # one copy at a time
-                nll[b] -= float(logp.gather(-1, target.unsqueeze(-1)).double().sum())
+                per_row = -logp.gather(-1, target.unsqueeze(-1)).double().sum(dim=(1, 2)).cpu()
+                nll[b] += float(per_row.sum())
                 count[b] += target.numel()
+                rows_nll[b].extend(float(v) for v in per_row)
+                rows_tokens[b].extend([int(target.shape[1])] * rows)
                 if len(stop_ids):
                     stop_sum[b] += logp[..., stop_index.to(logp.device)].double().exp().sum(dim=(0, 1)).cpu()
                 del logp
@@ -155,7 +162,12 @@ def lm_passes(
     for b in range(copies):
         mean = nll[b] / max(count[b], 1)
         probs = {int(t): float(stop_sum[b][i] / max(count[b], 1)) for i, t in enumerate(stop_ids)}
-        passes.append(Pass(perplexity=math.exp(mean) if mean < 700 else math.inf, stop_probs=probs, channels=seen[b]))
+        passes.append(
+            Pass(
+                perplexity=math.exp(mean) if mean < 700 else math.inf, stop_probs=probs, channels=seen[b],
+                sequence_nll=tuple(rows_nll[b]), sequence_tokens=tuple(rows_tokens[b]),
+            )
+        )
     return tuple(passes)
 
 

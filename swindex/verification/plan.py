@@ -44,6 +44,7 @@ class Settings:
     batch_size: int = 4
     stopwords: int = 5
     method: str = "auto"
+    sequential: bool = True  # stop measuring a weight once its class is settled (swindex.verification.settle)
 
     def __post_init__(self) -> None:
         for name, least in (("sequences", 1), ("length", 2), ("batch_size", 1)):

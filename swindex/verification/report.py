@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..claims import IMPACT_THRESHOLDS
-from ..records import Coordinate
+from ..records import Coordinate, RatioBound
 
 THRESHOLDS = IMPACT_THRESHOLDS
 """Classification thresholds per metric (one home: swindex.claims)."""
@@ -73,6 +73,8 @@ class WeightResult:
     super_activation_zeroed: float | None
     similarity_shift: float | None = None
     scale_curve: tuple[tuple[float, float, float], ...] | None = None  # (scale, metric, ratio): see verification.curve
+    tokens: int | None = None  # predicted tokens measured with this weight zeroed (fewer than the run's once settled)
+    bound: RatioBound | None = None  # the confidence bound on the whole text's ratio that settled the class
 
     layer = property(lambda self: self.location.layer)
     tensor = property(lambda self: self.location.tensor)
@@ -87,8 +89,9 @@ class WeightResult:
         return str(self.location)
 
     def to_dict(self) -> dict[str, Any]:
-        measured = {k: _finite(v) for k, v in asdict(self).items() if k != "location"}
-        return {**self.location.to_dict(), **measured, "coordinate": self.coordinate}
+        measured = {k: _finite(v) for k, v in asdict(self).items() if k not in ("location", "bound")}
+        bound = self.bound.to_dict() if self.bound is not None and _finite(self.bound.high) is not None else None
+        return {**self.location.to_dict(), **measured, "bound": bound, "coordinate": self.coordinate}
 
     def impact(self, metric: str, original: float | None = None, date: str | None = None) -> dict[str, Any]:
         """The schema's impact object as swindex measured it (``measured_by`` is added where it is adopted)."""
@@ -101,6 +104,8 @@ class WeightResult:
             "super_activation": self.super_activation,
             "super_activation_zeroed": self.super_activation_zeroed,
             "similarity_shift": self.similarity_shift,
+            "tokens": self.tokens,
+            "bound": self.bound.to_dict() if self.bound is not None and _finite(self.bound.high) is not None else None,
             "date": date,
         }
         impact = {k: v for k, v in fields.items() if _finite(v) is not None}
@@ -155,6 +160,11 @@ class VerificationReport:
     notes: tuple[str, ...] = ()
     thresholds: dict[str, Any] = field(default_factory=dict)
     method: str = ""  # which way the passes ran (fast, with the shortcuts taken, or plain, and why)
+
+    @property
+    def tokens_predicted(self) -> int:
+        """Tokens a whole-text pass predicts (each sequence's first token is context only)."""
+        return self.tokens - self.sequences if self.metric == "perplexity" else self.tokens
 
     def figures(self) -> dict[str, Any]:
         """original / all_zeroed / control / restored_activation / per_weight in the run's metric."""
@@ -264,7 +274,10 @@ class VerificationReport:
             if w.super_activation is not None:
                 act = f"   super activation {w.super_activation:.4g} -> {fmt(w.super_activation_zeroed)}"
             change = f"(x{fmt(w.ratio)})" if self.metric == "perplexity" else "(cosine distance)"
-            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} {change} {w.classification}{act}")
+            settled = ""
+            if w.bound is not None and w.tokens is not None and w.tokens < self.tokens_predicted:
+                settled = f"   settled after {w.tokens} of {self.tokens_predicted} tokens, {w.bound}"
+            lines.append(f"  {w.coordinate}: zeroed {fmt(w.zeroed)} {change} {w.classification}{act}{settled}")
         if self.stopwords:
             shown = ", ".join(f"{s.text if s.text is not None else s.token!r} x{fmt(s.ratio)}" for s in self.stopwords)
             lines.append(f"  common-token probability with all zeroed: {shown}")

@@ -13,11 +13,12 @@ ablations, control), `ablations.measure` (the passes, the fast way where it appl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from ..version import tool
-from ..records import Coordinate
+from ..records import Coordinate, RatioBound
 from ..surgery import read_value
 from .ablations import RESTORE_FRACTION, Measured, measure
 from .curve import scale_curve
@@ -46,6 +47,7 @@ def verify(
     batch_size: int = 4,
     stopwords: int = 5,
     method: str = "auto",
+    sequential: bool = True,
     today: str | None = None,
     progress: Callable[[str], None] | None = None,
     scale_curves: bool = True,
@@ -55,9 +57,10 @@ def verify(
     ``entry`` defaults to the registry's entry for the model (``swindex.lookup``); it may also be an Entry,
     a registry-format dict or a YAML file. Without a tokenizer, a causal LM is measured on sequences it
     samples itself (seeded). ``method`` is ``auto`` (every exact shortcut that applies: see
-    `swindex.verification.fast`) or ``plain``; ``today`` (YYYY-MM-DD) dates the run, by default
-    `swindex.dates.today`. ``scale_curves`` measures each critical weight's scale curve (`curve.SCALES`), which
-    `swindex check` judges by. The model is left exactly as it was found.
+    `swindex.verification.fast`) or ``plain``; ``sequential`` (a causal LM's default) measures each weight
+    alone sequence by sequence and stops once its class is settled (`swindex.verification.settle`); ``today``
+    (YYYY-MM-DD) dates the run, by default `swindex.dates.today`. ``scale_curves`` measures each critical weight's
+    scale curve (`curve.SCALES`), which `swindex check` judges by. The model is left exactly as it was found.
     """
     from ..dates import parse_date
     from ..dates import today as system_today
@@ -66,12 +69,14 @@ def verify(
     settings = Settings(
         revision=revision, dtype=dtype, device=device, offload_folder=offload_folder, trust_remote_code=trust_remote_code,
         registry=registry, sequences=sequences, length=length, text=text, seed=seed, batch_size=batch_size,
-        stopwords=stopwords, method=method,
+        stopwords=stopwords, method=method, sequential=sequential,
     )
     say = progress or (lambda message: None)
     subject = load(model_or_id, entry, settings, tokenizer=tokenizer, say=say)
     planned = plan(subject, settings, say=say)
-    measured = measure(planned.evaluation, planned.ablations, planned.control, method=settings.method, say=say)
+    measured = measure(
+        planned.evaluation, planned.ablations, planned.control, method=settings.method, sequential=settings.sequential, say=say
+    )
     curves = _curves(planned, measured, say) if scale_curves and planned.evaluation.causal else {}
     return report(subject, planned, measured, today=date, curves=curves)
 
@@ -100,7 +105,8 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, c
 
     base = original.perplexity if evaluation.causal else 0.0
     results = []
-    for i, (claim, ablation, p) in enumerate(zip(subject.claims, planned.ablations, measured.alone)):
+    settled = measured.settled or (None,) * len(measured.alone)
+    for i, (claim, ablation, p, bound) in enumerate(zip(subject.claims, planned.ablations, measured.alone, settled)):
         value, similarity = score(p)
         ratio = (value / base if base else None) if evaluation.causal and value is not None else value
         activation, where = _spike(original.channels.get(ablation.channel) or [])
@@ -117,6 +123,8 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, c
                 super_activation_zeroed=_at(p.channels.get(ablation.channel) or [], where),
                 similarity_shift=similarity,
                 scale_curve=(curves or {}).get(i),
+                tokens=bound.tokens if bound is not None else None,
+                bound=RatioBound(bound.low, bound.high, bound.confidence) if bound is not None else None,
             )
         )
     all_value, similarity = score(measured.together) if measured.together is not None else (None, None)
@@ -170,7 +178,10 @@ def _at(values: list[Any], where: tuple[int, int] | None) -> float | None:
     if where is None or where[0] >= len(values):
         return None
     flat = values[where[0]].reshape(-1)
-    return float(flat[where[1]]) if where[1] < flat.numel() else None
+    if where[1] >= flat.numel():
+        return None
+    value = float(flat[where[1]])
+    return None if math.isnan(value) else value  # NaN: a sequence a settled ablation never measured
 
 
 def _decode(tokenizer: Any | None, token: int) -> str | None:

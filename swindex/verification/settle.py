@@ -1,0 +1,113 @@
+"""When one weight's class is settled before every evaluation sequence has been measured with it zeroed.
+
+Each single-weight ablation runs sequence by sequence, paired with the unablated pass on the same sequences.
+Sequence ``i`` adds ``d_i``, the change of its summed negative log-likelihood, over ``c_i`` predicted tokens;
+the plain way's figure for the whole text is ``log(zeroed / original perplexity) = sum(d) / sum(c)``. After
+``n`` of the ``N`` sequences the ratio estimate of that mean gets a two-sided Student-t bound at `CONFIDENCE`,
+with the finite-population correction (the N sequences are the whole population: at n = N the bound is the
+plain way's figure exactly). The weight is settled when the whole bound lies inside one class of
+``swindex.claims.IMPACT_THRESHOLDS`` (critical / significant / inert); a weight near a threshold simply runs
+on, up to every sequence, and then gets the plain way's own figure. At least `MIN_SEQUENCES` sequences are
+measured before a class is trusted, so that a between-sequence spread exists to bound by.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..claims import classify
+
+CONFIDENCE = 0.999
+"""Two-sided confidence of each weight's bound on its perplexity ratio."""
+MIN_SEQUENCES = 3
+"""Sequences measured before any class is settled (the t bound needs a spread; a few guard against one odd one)."""
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One weight's measurement so far: its ratio estimate, the bound on the whole text's ratio, and what it used."""
+
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    sequences: int  # measured with the weight zeroed
+    tokens: int  # predicted tokens of those sequences
+    total_sequences: int
+    classification: str | None  # the class the bound lies in, None while it straddles a threshold
+
+    @property
+    def complete(self) -> bool:
+        """Every sequence measured: the figure is the plain way's."""
+        return self.sequences >= self.total_sequences
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The two-sided Student-t quantile: P(|T| <= t) = p with ``df`` degrees of freedom (exact closed-form CDF, bisected)."""
+    if not 0 < p < 1 or df < 1:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
+
+    def central(t: float) -> float:  # Abramowitz & Stegun 26.7.3/26.7.4: P(|T| <= t) for integer df
+        theta = math.atan(t / math.sqrt(df))
+        s, c = math.sin(theta), math.cos(theta)
+        if df % 2:
+            term, total = c, c if df > 1 else 0.0
+            for k in range(3, df - 1, 2):
+                term *= c * c * (k - 1) / k
+                total += term
+            return 2 / math.pi * (theta + s * total)
+        term = total = 1.0
+        for k in range(2, df - 1, 2):
+            term *= c * c * (k - 1) / k
+            total += term
+        return s * total
+
+    low, high = 0.0, 1.0
+    while central(high) < p:
+        high *= 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if central(mid) < p else (low, mid)
+    return high
+
+
+def bound(changes: Sequence[float], counts: Sequence[int], total: int, metric: str = "perplexity", confidence: float = CONFIDENCE) -> Settled:
+    """The ratio estimate and bound after the sequences measured so far (``changes[i]`` over ``counts[i]`` tokens).
+
+    ``total`` is the number of evaluation sequences; ``metric`` names the classes (``perplexity``: the ratio is
+    exp of the mean change per token).
+    """
+    n, tokens = len(changes), int(sum(counts))
+    if n == 0 or tokens <= 0:
+        raise ValueError("bound needs at least one measured sequence with a predicted token")
+    mean = sum(changes) / tokens
+    if not math.isfinite(mean):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way finds
+        return Settled(math.inf, math.inf, math.inf, confidence, n, tokens, total, classify(metric, math.inf))
+    if n >= total:
+        half = 0.0
+    elif n < 2:
+        half = math.inf
+    else:
+        per = tokens / n
+        residuals = [d - mean * c for d, c in zip(changes, counts)]
+        spread = math.sqrt(sum(r * r for r in residuals) / (n - 1)) / per
+        half = t_quantile(confidence, n - 1) * spread / math.sqrt(n) * math.sqrt(1 - n / total)
+    low, high = _ratio(mean - half), _ratio(mean + half)
+    ratio = _ratio(mean)
+    settled = None
+    if n >= min(MIN_SEQUENCES, total) and classify(metric, low) == classify(metric, high):
+        settled = classify(metric, ratio)
+    return Settled(ratio, low, high, confidence, n, tokens, total, settled)
+
+
+def _ratio(log_ratio: float) -> float:
+    if log_ratio == math.inf or log_ratio > 700:
+        return math.inf
+    if log_ratio == -math.inf or log_ratio < -700:
+        return 0.0
+    return math.exp(log_ratio)
+
+
+__all__ = ["CONFIDENCE", "MIN_SEQUENCES", "Settled", "bound", "t_quantile"]

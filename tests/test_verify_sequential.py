@@ -1,0 +1,161 @@
+"""Sequential verification: each weight alone is measured sequence by sequence and stops once its class is settled.
+
+The classes must be the plain way's (every weight on the whole text), each settled weight's bound must hold the
+plain way's ratio, the evidence must say how many tokens settled each claim and with which bound, and the model
+must be left exactly as it was found.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swindex.claims import IMPACT_THRESHOLDS, classify
+from swindex.verification.settle import CONFIDENCE, MIN_SEQUENCES, bound, t_quantile
+
+torch = pytest.importorskip("torch")
+
+from fixtures_dependent import dependent_llama, entry_for, largest_weight  # noqa: E402
+
+from swindex.verification import record, verify  # noqa: E402
+from swindex.verification.measure import lm_pass  # noqa: E402
+from swindex.verification.inputs import sampled  # noqa: E402
+
+RUN = {"sequences": 16, "length": 32, "batch_size": 4}
+WAYS = {  # name: (method, sequential)
+    "whole text, plain": ("plain", False),
+    "sequential, auto": ("auto", True),
+    "sequential, stacked": ("fast", True),
+    "sequential, plain": ("plain", True),
+}
+
+
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
+def test_the_t_quantile_of_one_degree_of_freedom_is_the_cauchy_one(p):
+    assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * p / 2), rel=1e-9)
+
+
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
+def test_the_t_quantile_of_two_degrees_of_freedom_has_its_closed_form(p):
+    assert t_quantile(p, 2) == pytest.approx(p * math.sqrt(2 / (1 - p * p)), rel=1e-9)
+
+
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
+def test_the_t_quantile_approaches_the_normal_one(p):
+    normal = statistics.NormalDist().inv_cdf((1 + p) / 2)
+    assert t_quantile(p, 20001) == pytest.approx(normal, rel=1e-3)
+    assert t_quantile(p, 3) > t_quantile(p, 30) > normal
+
+
+changes = st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=1, max_size=24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes, st.integers(1, 200))
+def test_with_every_sequence_measured_the_bound_is_the_whole_texts_figure(per_sequence, tokens):
+    counts = [tokens] * len(per_sequence)
+    whole = math.exp(sum(per_sequence) / len(per_sequence))  # each sequence changes its tokens by d on average
+    result = bound([d * tokens for d in per_sequence], counts, len(per_sequence))
+    assert result.complete and result.low == result.high == pytest.approx(whole, rel=1e-9)
+    assert result.classification == classify("perplexity", result.ratio)
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes, st.integers(0, 24))
+def test_a_class_is_settled_only_when_the_whole_bound_lies_in_it(per_sequence, more):
+    total = len(per_sequence) + more
+    result = bound(per_sequence, [10] * len(per_sequence), total)
+    assert result.low <= result.ratio <= result.high
+    if result.classification is not None:
+        assert classify("perplexity", result.low) == classify("perplexity", result.high) == result.classification
+        assert result.sequences >= min(MIN_SEQUENCES, total)
+
+
+def test_a_bound_straddling_a_threshold_settles_nothing():
+    significant = math.log(IMPACT_THRESHOLDS["perplexity"]["significant"])
+    result = bound([significant * 10 * f for f in (0.5, 1.5, 1.0, 0.8)], [10] * 4, 16)
+    assert result.low < IMPACT_THRESHOLDS["perplexity"]["significant"] < result.high
+    assert result.classification is None and result.confidence == CONFIDENCE
+
+
+def test_an_overflowing_sequence_settles_critical_as_the_whole_text_would():
+    result = bound([0.1, math.inf], [10, 10], 16)
+    assert result.classification == classify("perplexity", math.inf) == "critical"
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """A Llama whose planted weight (layer 1) is critical, with the largest weight of every other layer as candidates."""
+    model, planted = dependent_llama(seed=0)
+    others = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in (0, 2, 3, 4, 5)]
+    entry = entry_for(model, planted, *others)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    reports = {name: verify(model, entry, method=method, sequential=sequential, **RUN) for name, (method, sequential) in WAYS.items()}
+    return model, entry, reports, before, hooks
+
+
+@pytest.mark.parametrize("way", [w for w in WAYS if w.startswith("sequential")])
+def test_sequential_verification_classifies_as_the_whole_text_does(measured, way):
+    _, _, reports, _, _ = measured
+    whole = reports["whole text, plain"]
+    assert [w.classification for w in reports[way].weights] == [w.classification for w in whole.weights]
+    assert "critical" in [w.classification for w in whole.weights]
+
+
+@pytest.mark.parametrize("way", [w for w in WAYS if w.startswith("sequential")])
+def test_each_settled_bound_holds_the_whole_texts_ratio(measured, way):
+    _, _, reports, _, _ = measured
+    for settled, whole in zip(reports[way].weights, reports["whole text, plain"].weights):
+        assert settled.bound.low * (1 - 1e-4) <= whole.ratio <= settled.bound.high * (1 + 1e-4), settled.coordinate
+        assert settled.bound.confidence == CONFIDENCE
+
+
+def test_weights_far_from_a_threshold_settle_on_part_of_the_text(measured):
+    _, _, reports, _, _ = measured
+    whole, sequential = reports["whole text, plain"], reports["sequential, auto"]
+    everything = whole.weights[0].tokens
+    assert all(w.tokens == everything for w in whole.weights)
+    assert sum(w.tokens for w in sequential.weights) < len(sequential.weights) * everything / 2
+    assert "sequence by sequence" in sequential.method and "settled after" in str(sequential)
+
+
+def test_the_figures_beside_each_weight_are_still_the_whole_texts(measured):
+    """Only each weight alone is settled early: the original, all zeroed, restored and control passes use every sequence."""
+    _, _, reports, _, _ = measured
+    whole, sequential = reports["whole text, plain"], reports["sequential, auto"]
+    for figure in ("original", "all_zeroed", "restored_activation", "control"):
+        assert getattr(sequential, figure) == pytest.approx(getattr(whole, figure), rel=1e-4), figure
+    for a, b in zip(whole.weights, sequential.weights):
+        assert b.super_activation == pytest.approx(a.super_activation, rel=1e-4)
+        assert b.super_activation_zeroed == pytest.approx(a.super_activation_zeroed, rel=1e-3, abs=1e-3 * abs(a.super_activation))
+
+
+def test_the_evidence_records_the_tokens_and_bound_that_settled_each_claim(measured):
+    _, entry, reports, _, _ = measured
+    recorded = record(entry, reports["sequential, auto"], today="2030-01-02").entry
+    for claim, weight in zip(recorded["claims"], reports["sequential, auto"].weights):
+        impact = claim["impact"]
+        assert impact["tokens"] == weight.tokens
+        assert impact["bound"] == {"low": weight.bound.low, "high": weight.bound.high, "confidence": CONFIDENCE}
+        assert impact["bound"]["low"] <= impact["ratio"] <= impact["bound"]["high"]
+
+
+def test_sequential_verification_leaves_the_model_as_it_found_it(measured):
+    model, _, _, before, hooks = measured
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all("forward" not in layer.__dict__ for layer in model.model.layers)
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks
+    assert lm_pass(model, sampled(model, sequences=2, length=8)).perplexity > 0
+
+
+def test_a_single_claim_is_measured_on_the_whole_text():
+    """With one claim, zeroing it alone is zeroing all of them: that figure needs every sequence."""
+    model, planted = dependent_llama(seed=1)
+    report = verify(model, entry_for(model, planted), sequences=6, length=16)
+    assert report.weights[0].tokens == report.tokens_predicted
+    assert report.weights[0].bound.low == report.weights[0].bound.high == pytest.approx(report.weights[0].ratio)
