@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +126,8 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     return with_artifact(result.to_entry(model_id=spec.id), session.loaded.artifact, ("detection",))
 
 
-def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mapping[str, Any]:
-    """Measure every claim of the (merged) entry on the loaded model and write the figures into it."""
+def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec, say: Callable[[str], None] = lambda message: None) -> Mapping[str, Any]:
+    """Measure every claim of the (merged) entry on the loaded model and write the figures into it; ``say`` hears each pass."""
     from swindex.loading import with_artifact
     from swindex.records import Entry
     from swindex.verification import verify as run_verification
@@ -139,6 +139,7 @@ def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec) -> Mappi
         Entry.from_dict(dict(entry)),
         tokenizer=loaded.tokenizer,
         revision=loaded.revision,
+        progress=say,
         **{k: v for k, v in sizes.items() if v is not None},
     )
     return with_artifact(report.apply(dict(entry)), loaded.artifact, ("verification",))

@@ -28,7 +28,8 @@ class Backend:
     resolve_revision: Callable[[ModelSpec], str | None]
     load: Callable[[ModelSpec, str | None], Any]
     detect: Callable[[Any, ModelSpec], Mapping[str, Any]]
-    verify: Callable[[Any, Mapping[str, Any], ModelSpec], Mapping[str, Any]]
+    #: measures the entry's claims on the model; its last argument reports progress ("weight k of n: ...")
+    verify: Callable[[Any, Mapping[str, Any], ModelSpec, Callable[[str], None]], Mapping[str, Any]]
     cleanup: Callable[[], None] = lambda: None
     #: the detection thresholds this run uses; an entry found with other thresholds is redone
     thresholds: Callable[[], Mapping[str, float] | None] = lambda: None
@@ -110,7 +111,7 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         entry = merged.entry
         if verify and _measurable(entry):
             status("verifying")
-            entry = _verified(entry, backend.verify(model, entry, spec), spec.id)
+            entry = _verified(entry, backend.verify(model, entry, spec, lambda message: status(f"verifying {message}")), spec.id)
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today

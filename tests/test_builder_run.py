@@ -77,9 +77,11 @@ def fake_detect(plan, spec):
     }
 
 
-def fake_verify(plan, entry, spec, ratio=5.0):
+def fake_verify(plan, entry, spec, say=lambda message: None, *, ratio=5.0):
     """What verification's apply does: the run as evidence, each claim's measurement reconciled into its impact."""
     entry = json.loads(json.dumps(entry))
+    for k, claim in enumerate(entry["claims"]):
+        say(f"weight {k + 1} of {len(entry['claims'])}: zeroing {coordinate(claim)}")
     entry.setdefault("evidence", {})["verification"] = {"tool": TOOL, "date": "1999-09-09", "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
     measured = {"metric": "perplexity", "original": 10.0, "zeroed": 10.0 * ratio, "ratio": ratio, "classification": classify("perplexity", ratio)}
     return reconcile(entry, {coordinate(c): measured for c in entry["claims"]})[0]
@@ -133,6 +135,20 @@ def test_run_writes_valid_entries_with_the_detected_coordinates(tmp_path):
     assert two["modified"] == two["evidence"]["detection"]["date"] == "2030-01-02"
     assert two["evidence"]["verification"]["original"] == 10.0
     assert load_yaml(registry / "acme" / "three.yaml")["claims"] == []
+
+
+def test_progress_names_each_phase_and_the_weight_being_verified(tmp_path):
+    from builder.modellist import load_model_list
+    from builder.pipeline import RunOptions, run_model
+
+    models = make_models(tmp_path, {"acme/two": PLANS["acme/two"]})
+    (spec,) = load_model_list(models)
+    seen: list[str] = []
+    run_model(spec, fake_backend(), RunOptions(registry=tmp_path / "registry", today="2030-01-02"), status=seen.append)
+    weights = [s for s in seen if s.startswith("verifying weight")]
+    assert seen[:2] == ["loading", "detecting"]
+    assert [w.split(":")[0] for w in weights] == ["verifying weight 1 of 2", "verifying weight 2 of 2"]
+    assert seen[-1] == "writing"
 
 
 def test_failing_models_are_reported_and_the_others_go_on(tmp_path, capsys):
@@ -381,7 +397,7 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
     registry = write_registry(published, root=tmp_path / "registry")
     before = snapshot(registry)
 
-    def rewriting_verify(plan, entry, spec):
+    def rewriting_verify(plan, entry, spec, say):
         entry = fake_verify(plan, entry, spec)
         entry["claims"][0]["status"] = "disputed"
         entry["claims"][0]["sources"] = entry["claims"][0]["sources"][:1]
@@ -398,7 +414,7 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
 
 
 def test_a_detected_weight_verified_harmless_is_written_inert_and_counted(tmp_path, capsys):
-    def verify_harmless(plan, entry, spec):
+    def verify_harmless(plan, entry, spec, say):
         return fake_verify(plan, entry, spec, ratio=1.0)
 
     models, registry, report = make_models(tmp_path, {"acme/one": PLANS["acme/one"]}), tmp_path / "registry", tmp_path / "r.json"

@@ -46,7 +46,7 @@ def detected_entry() -> dict:
     }
 
 
-def measured_critical(model: object, entry: dict, spec: ModelSpec) -> dict:
+def measured_critical(model: object, entry: dict, spec: ModelSpec, say: object = None) -> dict:
     entry = copy.deepcopy(entry)
     entry["evidence"]["verification"] = {"tool": "swindex-fake 1", "date": TODAY, "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
     measured = {"metric": "perplexity", "original": 10.0, "zeroed": 50.0, "ratio": 5.0, "classification": classify("perplexity", 5.0)}
