@@ -445,6 +445,9 @@ class Artifact:
     #: the Hub repository and commit the file comes from, when known (a Hub cache path, or given by the caller)
     repository: str | None = None
     revision: str | None = None
+    #: how ``repository`` is known when nobody recorded where the file came from: "byte_size" (a file of that
+    #: repository has exactly this size), "sha256" (its published checksum matches); None when it was recorded
+    repository_inferred_from: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         """The registry's `artifact` object (unknown fields left out)."""
@@ -453,7 +456,8 @@ class Artifact:
     def describe(self) -> str:
         """One line for people: file, format and quantization, checksum and origin."""
         kind = " ".join(x for x in (self.format.upper(), self.quantization) if x)
-        origin = f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") if self.repository else ""
+        inferred = f" (inferred from the {self.repository_inferred_from.replace('_', ' ')})" if self.repository_inferred_from else ""
+        origin = f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") + inferred if self.repository else ""
         return f"{self.file} ({kind}, sha256 {self.sha256[:16]}...{origin})"
 
 
