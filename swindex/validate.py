@@ -380,6 +380,26 @@ def _impact_figures_rule(ctx: _Context) -> Found:
                     yield (key, i, "impact", *where), message
 
 
+def _bound_rule(ctx: _Context) -> Found:
+    """A bound that settled a class holds its ratio and lies wholly inside that class (swindex.verification.settle)."""
+    for key in ("claims", "other_findings"):
+        for i, claim in enumerate(ctx.data.get(key) or []):
+            impact = claim.get("impact") or {}
+            bound, ratio, metric = impact.get("bound"), impact.get("ratio"), impact.get("metric")
+            if not isinstance(bound, Mapping) or metric not in IMPACT_BANDS or not isinstance(ratio, (int, float)):
+                continue
+            low, high = bound.get("low"), bound.get("high")
+            if not (isinstance(low, (int, float)) and isinstance(high, (int, float))):
+                continue
+            if not low <= ratio <= high:
+                yield (key, i, "impact", "bound"), f"the bound [{low:.4g}, {high:.4g}] does not hold the ratio {ratio:.4g} it bounds"
+            elif not classify(metric, low) == classify(metric, high) == impact.get("classification"):
+                yield (key, i, "impact", "bound"), (
+                    f"the bound [{low:.4g}, {high:.4g}] is not wholly inside the class {impact.get('classification')}; "
+                    "a class is settled only when it is, so measure on more of the text"
+                )
+
+
 def _verdict_rule(ctx: _Context) -> Found:
     """The verdict is what the claims add up to; the message says what to write."""
     expected = derive_verdict(ctx.data)
@@ -391,7 +411,7 @@ def _verdict_rule(ctx: _Context) -> Found:
 
 RULES = (
     _text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule,
-    _ablation_rule, _impact_rule, _impact_figures_rule, _verdict_rule,
+    _ablation_rule, _impact_rule, _impact_figures_rule, _bound_rule, _verdict_rule,
 )
 """The checks no JSON Schema can express, each a small function over one entry, run in this order."""
 

@@ -159,3 +159,18 @@ def test_a_single_claim_is_measured_on_the_whole_text():
     report = verify(model, entry_for(model, planted), sequences=6, length=16)
     assert report.weights[0].tokens == report.tokens_predicted
     assert report.weights[0].bound.low == report.weights[0].bound.high == pytest.approx(report.weights[0].ratio)
+
+
+@pytest.mark.parametrize(
+    ("bound", "says"),
+    [({"low": 0.5, "high": 0.9}, "does not hold the ratio"), ({"low": 0.9, "high": 1.2}, "not wholly inside the class inert")],
+)
+def test_the_validator_refuses_a_bound_that_did_not_settle_the_recorded_class(measured, bound, says):
+    from swindex.validate import validate_entry_dict
+
+    _, entry, reports, _, _ = measured
+    recorded = record(entry, reports["sequential, auto"], today="2030-01-02").entry
+    inert = next(i for i, c in enumerate(recorded["claims"]) if c["impact"]["classification"] == "inert")
+    recorded["claims"][inert]["impact"]["bound"] = dict(bound, confidence=CONFIDENCE)
+    problems = validate_entry_dict(recorded)
+    assert [p.field for p in problems] == [f"claims[{inert}].impact.bound"] and says in problems[0].message

@@ -214,6 +214,7 @@ def _plain(
     settled: list[Settled | None] = []
     for k, a in enumerate(ablations):
         say(f"weight {k + 1} of {len(ablations)}: zeroing {a.target.coordinate}")
+        s: Settled | None
         with zeroed(evaluation.model, [a.target]):
             if settling:
 
