@@ -27,6 +27,7 @@ from .measure import Pass, embedding_shift
 from .plan import Plan, Settings, Subject, control_targets, fingerprint, load, plan
 from ..claims import classify
 from .report import THRESHOLDS, Stopword, VerificationReport, WeightResult
+from .settle import Settled
 
 
 def verify(
@@ -124,7 +125,7 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, c
                 similarity_shift=similarity,
                 scale_curve=(curves or {}).get(i),
                 tokens=bound.tokens if bound is not None else None,
-                bound=RatioBound(bound.low, bound.high, bound.confidence) if bound is not None else None,
+                bound=_holding(bound, ratio),
             )
         )
     all_value, similarity = score(measured.together) if measured.together is not None else (None, None)
@@ -158,6 +159,15 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, c
         thresholds=dict(THRESHOLDS[metric]),
         method=str(measured.method),
     )
+
+
+def _holding(settled: Settled | None, ratio: float | None) -> RatioBound | None:
+    """The bound as recorded: widened by float rounding to hold the reported ratio (zeroed / original perplexity)."""
+    if settled is None:
+        return None
+    if ratio is None or not math.isfinite(ratio):
+        return RatioBound(settled.low, settled.high, settled.confidence)
+    return RatioBound(min(settled.low, ratio), max(settled.high, ratio), settled.confidence)
 
 
 def _spike(values: list[Any]) -> tuple[float | None, tuple[int, int] | None]:
