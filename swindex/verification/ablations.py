@@ -4,7 +4,9 @@ the super activation restored, and a control; run the plain way or the fast way 
 The plain way zeroes the weights in place and runs the whole evaluation for every ablation. The fast way
 starts each pass at the first layer it changes and stacks several single-weight ablations into one forward
 pass; it gives the same figures to within float rounding, and falls back to the plain way (saying why) where
-a shortcut does not apply. Every change to the model is undone bit for bit before the next pass.
+a shortcut does not apply. Either way, a causal LM's claims are each measured alone sequence by sequence
+until the class is settled (`settle.py`), unless ``sequential`` is off; the other passes use every sequence.
+Every change to the model is undone bit for bit before the next pass.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Evaluation:
 
     @property
     def sequences(self) -> int:
+        """How many evaluation sequences (or sentences) there are."""
         return int(self.inputs.input_ids.shape[0])
 
 
