@@ -49,7 +49,8 @@ def _best_of(command: list[str], runs: int = 7, **options: Any) -> float:
 
 def installed_copy(into: Path) -> Path:
     """The swindex package as a wheel installs it: its files without the checkout around them, plus the packaged
-    index generated from registry/ (what hatch_build.py does); the folder to put on PYTHONPATH."""
+    index generated from registry/ (what hatch_build.py does) and its bytecode compiled; the folder to put on
+    PYTHONPATH."""
     import shutil
 
     import swindex
@@ -57,6 +58,9 @@ def installed_copy(into: Path) -> Path:
     package = Path(swindex.__file__).parent
     shutil.copytree(package, into / "swindex", ignore=shutil.ignore_patterns("__pycache__", "registry.json"))
     build_index(package.parent / "registry", into / "swindex" / "data" / "registry.json")
+    import compileall
+
+    compileall.compile_dir(into / "swindex", quiet=1)  # as pip does on install (whatever PYTHONDONTWRITEBYTECODE says)
     return into
 
 
