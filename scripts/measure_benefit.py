@@ -437,11 +437,11 @@ def load(
 
 
 def table(subject: Subject, rows: list[BenefitRow], libraries: dict[str, str], length: int, calibration: int, today: str) -> dict[str, Any]:
-    from swindex import __version__
+    from swindex.version import tool
 
     chunks = int(subject.evaluation.shape[0])
     record = BenefitTable(
-        date=today, tool=f"swindex {__version__} scripts/measure_benefit.py", text="everyday.txt",
+        date=today, tool=f"{tool('benefit')} (scripts/measure_benefit.py)", text="everyday.txt",
         tokens=chunks * (length - 1), chunks=chunks, seed=0, rows=tuple(rows), libraries=libraries,
         calibration=f"everyday.txt windows {chunks + 1}-{chunks + calibration} of {length} tokens (after the evaluated ones)",
         peaks=tuple(subject.peaks[:5]),
@@ -474,6 +474,30 @@ def write_entry(path: Path, measured: dict[str, Any], today: str) -> None:
     write_atomic(path, dump_yaml(entry, header="yaml-language-server: $schema=../../swindex/data/entry.schema.json"))
 
 
+def merge(tables: Sequence[Path], progress: Sequence[Path]) -> dict[str, Any]:
+    """One table from runs measured in parallel on the same chunks: their rows, and rows saved by interrupted runs."""
+    from swindex.yamlio import load_yaml
+
+    loaded = [load_yaml(t) for t in tables]
+    first = dict(loaded[0])
+    for other, path in zip(loaded[1:], tables[1:]):
+        for key in ("text", "tokens", "chunks", "seed", "calibration"):
+            if other.get(key) != first.get(key):
+                raise SystemExit(f"{path} measured {key}={other.get(key)!r}, not {first.get(key)!r}: the runs cannot be merged")
+    rows = {(r["scheme"], tuple(r["kept"])): r for t in loaded for r in t["rows"]}
+    libraries = {k: v for t in loaded for k, v in (t.get("libraries") or {}).items()}
+    for path in progress:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            done = json.loads(line)
+            rows.setdefault((done["row"]["scheme"], tuple(done["row"]["kept"])), done["row"])
+            libraries.update(done.get("libraries") or {})
+    order = {s: i for i, s in enumerate(SCHEMES)}
+    first["rows"] = sorted(rows.values(), key=lambda r: (order[r["scheme"]], r["why"] != "weights_to_keep"))
+    first["libraries"] = libraries
+    first["date"] = max(t["date"] for t in loaded)
+    return first
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("gguf", type=Path)
@@ -488,7 +512,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="registry entry to store the table in (evidence.keep_benefit)")
     parser.add_argument("--output", type=Path, help="YAML file for the table alone")
     parser.add_argument("--progress", type=Path, help="JSON lines of the rows measured so far (resumed from; default in the temp folder)")
+    parser.add_argument("--merge", type=Path, nargs="*", help="instead of measuring: merge these tables (and --progress rows) and write them")
     args = parser.parse_args(argv)
+    if args.merge:
+        from swindex.dates import today as today_
+        from swindex.yamlio import dump_yaml
+
+        merged = merge(args.merge, [args.progress] if args.progress else [])
+        if args.output:
+            args.output.write_text(dump_yaml(merged), encoding="utf-8")
+        if args.write:
+            write_entry(args.write, merged, today_())
+        return 0
     import torch
     import transformers
 
