@@ -128,6 +128,7 @@ def benefit_section() -> list[str]:
     ]
     helped: dict[str, list[str]] = {"weights": [], "activations": []}
     flat: dict[str, list[str]] = {"weights": [], "activations": []}
+    hurt: dict[str, list[str]] = {"weights": [], "activations": []}
     for scheme in schemes:
         cells = []
         for model, table in measured:
@@ -136,7 +137,10 @@ def benefit_section() -> list[str]:
                 cells.append("–")
                 continue
             cells.append(f"**{row.figures}**" if row.measurable else row.figures)
-            (helped if row.helps else flat)[SCHEMES[scheme].kind].append(f"{SCHEMES[scheme].label} on {model.split('/')[-1]}")
+            where = f"{SCHEMES[scheme].label} on {model.split('/')[-1]}"
+            (helped if row.helps else flat)[SCHEMES[scheme].kind].append(where)
+            if row.verdict == "hurts":
+                hurt[SCHEMES[scheme].kind].append(where)
         lines.append(f"| {SCHEMES[scheme].label} | " + " | ".join(cells) + " |")
     weights_total = len(helped["weights"]) + len(flat["weights"])
     acts_total = len(helped["activations"]) + len(flat["activations"])
@@ -144,6 +148,7 @@ def benefit_section() -> list[str]:
         "",
         f"- Weight-only schemes: keeping measurably helped in {len(helped['weights'])} of {weights_total} measured rows"
         + (f" ({'; '.join(helped['weights'])})" if helped["weights"] else "")
+        + (f", and measurably hurt in {len(hurt['weights'])} ({'; '.join(hurt['weights'])})" if hurt["weights"] else "")
         + ". Small blocks, NF4 and llama.cpp's block formats already confine the outlier, so the advice says so and gives the cost.",
         f"- Schemes that quantize activations: keeping measurably helped in {len(helped['activations'])} of {acts_total} measured rows"
         + (f" ({'; '.join(helped['activations'])})" if helped["activations"] else "")

@@ -225,7 +225,7 @@ def torch_rows(subject: Subject, schemes: Sequence[str]) -> list[BenefitRow]:
     model, ids = subject.model, subject.evaluation
     rows = []
     tokens = int(ids.shape[0] * (ids.shape[1] - 1))
-    lib = f"torch {torch.__version__}"
+    lib = f"torch {torch.__version__}"  # a TorchVersion: formatted to plain text
     for scheme in schemes:
         if scheme in RTN:
             bits, block = RTN[scheme]
@@ -533,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     today = today_()
     torch.set_num_threads(2)
     subject = load(args.gguf, args.model_id, args.keep, args.chunks, args.length, args.calibration, args.hold)
-    libraries = {"torch": torch.__version__, "transformers": transformers.__version__}
+    libraries = {"torch": str(torch.__version__), "transformers": str(transformers.__version__)}
     progress = args.progress or Path(tempfile.gettempdir()) / f"benefit-{args.model_id.replace('/', '--')}.jsonl"
     done = [json.loads(line) for line in progress.read_text(encoding="utf-8").splitlines()] if progress.exists() else []
     rows = [BenefitRow.from_dict(d["row"]) for d in done]

@@ -264,6 +264,8 @@ class BenefitTable:
 def advice(row: BenefitRow) -> str:
     """The sentence swindex prints about keeping under one scheme, with the measured figures and the cost."""
     kept = ", ".join(f"`{shown(m)}`" for m in row.kept)
+    if row.scheme in SCHEMES and SCHEMES[row.scheme].tool == "swindex":  # swindex's RTN holds scalars out, not modules
+        kept = f"the weights to keep in {kept}"
     measured = f"{row.quantized:.2f} -> {row.kept_perplexity:.2f} on {row.tokens:,} tokens"
     cost = f"keeping costs {human_bytes(row.cost_bytes)}" if row.cost_bytes else "keeping costs no stored bytes"
     if row.helps:
