@@ -219,3 +219,29 @@ def test_the_api_keeps_the_derived_lines_out_of_the_stored_entry(make_entry):
 
     entry = make_entry(evidence={"keep_benefit": _table(_row(0.009, 0.011))})
     assert stored_entry(Entry.from_dict(entry).public_dict()) == entry
+
+
+@pytest.mark.parametrize("tool", ["llama.cpp", "bitsandbytes", "llm-compressor"])
+def test_keep_for_a_tool_prints_the_tables_lines_for_its_schemes(tool):
+    from swindex.keep import keep_for
+
+    entry = lookup("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert keep_for(entry, tool).benefit == "\n".join(advice_for_tool(entry.benefit, tool))
+
+
+def test_keep_for_llama_cpp_names_the_q4_0_figures_and_whether_they_are_measurable():
+    from swindex.keep import keep_for
+
+    entry = lookup("HuggingFaceTB/SmolLM2-135M-Instruct")
+    row = entry.keep_benefit("llama.cpp-q4_0")
+    line = keep_for(entry, "llama.cpp").benefit.splitlines()[0]
+    assert row.figures in line and (("no measurable benefit" in line) == (row.verdict == "no measurable benefit"))
+
+
+def test_quantize_reports_the_row_for_its_own_bits_and_block_size():
+    from swindex.benefit import rtn_scheme
+    from swindex.keep import _benefit
+
+    entry = lookup("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert _benefit(entry, "swindex", rtn_scheme(4, 128)) == advice(entry.keep_benefit("rtn-w4-g128"))
+    assert _benefit(entry, "swindex", "a-fp8-tensor-dynamic") is None  # not measured on this model
