@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -20,6 +21,7 @@ CHEAP = ("rtn-w4-g128", "a-int8-tensor-dynamic")
 def harness():
     spec = importlib.util.spec_from_file_location("measure_benefit", REPO / "scripts" / "measure_benefit.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
