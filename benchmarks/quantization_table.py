@@ -149,7 +149,7 @@ def benefit_section() -> list[str]:
         f"- Weight-only schemes: keeping measurably helped in {len(helped['weights'])} of {weights_total} measured rows"
         + (f" ({'; '.join(helped['weights'])})" if helped["weights"] else "")
         + (f", and measurably hurt in {len(hurt['weights'])} ({'; '.join(hurt['weights'])})" if hurt["weights"] else "")
-        + ". Small blocks, NF4 and llama.cpp's block formats already confine the outlier, so the advice says so and gives the cost.",
+        + ". Block-wise formats mostly confine the outlier already; the advice gives each row's figures and the cost.",
         f"- Schemes that quantize activations: keeping measurably helped in {len(helped['activations'])} of {acts_total} measured rows"
         + (f" ({'; '.join(helped['activations'])})" if helped["activations"] else "")
         + ". A per-tensor activation scale is set by the super activation, so the module whose input carries it is the one to keep;"
