@@ -106,6 +106,59 @@ def findings(name: str, model: dict) -> list[str]:
     return out
 
 
+def benefit_section() -> list[str]:
+    """What keeping buys on the real models the registry measured (evidence.keep_benefit), finding computed from the rows."""
+    from swindex import entries
+    from swindex.benefit import SCHEMES
+
+    measured = [(e.id, e.benefit) for e in entries() if e.benefit is not None]
+    if not measured:
+        return []
+    schemes = [s for s in SCHEMES if any(t.for_scheme(s) for _, t in measured)]
+    lines = [
+        "## What keeping buys on real models",
+        "",
+        "Measured on real checkpoints with the real quantizers (bitsandbytes, llm-compressor, llama.cpp) and swindex's own",
+        "simulations: perplexity with every linear layer quantized, and with the modules holding the weights to keep left out.",
+        "Each cell is the change keeping makes, ± its standard error from a paired per-chunk comparison; **bold** marks a",
+        "change beyond twice its error. Each model page has the full table; `lookup(id).keep_benefit(scheme)` returns a row.",
+        "",
+        "| scheme | " + " | ".join(f"[{i}](../models/{i}/)" for i, _ in measured) + " |",
+        "|---|" + "---:|" * len(measured),
+    ]
+    helped: dict[str, list[str]] = {"weights": [], "activations": []}
+    flat: dict[str, list[str]] = {"weights": [], "activations": []}
+    hurt: dict[str, list[str]] = {"weights": [], "activations": []}
+    for scheme in schemes:
+        cells = []
+        for model, table in measured:
+            row = next((r for r in table.for_scheme(scheme) if r.why == "weights_to_keep"), None)
+            if row is None:
+                cells.append("–")
+                continue
+            cells.append(f"**{row.figures}**" if row.measurable else row.figures)
+            where = f"{SCHEMES[scheme].label} on {model.split('/')[-1]}"
+            (helped if row.helps else flat)[SCHEMES[scheme].kind].append(where)
+            if row.verdict == "hurts":
+                hurt[SCHEMES[scheme].kind].append(where)
+        lines.append(f"| {SCHEMES[scheme].label} | " + " | ".join(cells) + " |")
+    weights_total = len(helped["weights"]) + len(flat["weights"])
+    acts_total = len(helped["activations"]) + len(flat["activations"])
+    lines += [
+        "",
+        f"- Weight-only schemes: keeping measurably helped in {len(helped['weights'])} of {weights_total} measured rows"
+        + (f" ({'; '.join(helped['weights'])})" if helped["weights"] else "")
+        + (f", and measurably hurt in {len(hurt['weights'])} ({'; '.join(hurt['weights'])})" if hurt["weights"] else "")
+        + ". Block-wise formats mostly confine the outlier already; the advice gives each row's figures and the cost.",
+        f"- Schemes that quantize activations: keeping measurably helped in {len(helped['activations'])} of {acts_total} measured rows"
+        + (f" ({'; '.join(helped['activations'])})" if helped["activations"] else "")
+        + ". A per-tensor activation scale is set by the super activation, so the module whose input carries it is the one to keep;"
+        " each model page also measures the other modules whose input peaks highest.",
+        "",
+    ]
+    return lines
+
+
 def page(data: dict) -> str:
     variants = data["variants"]
     lines = [
@@ -154,6 +207,7 @@ def page(data: dict) -> str:
             *[f"- {s}" for s in findings(name, model)],
             "",
         ]
+    lines += benefit_section()
     lines += [
         "## Method",
         "",

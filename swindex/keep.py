@@ -258,16 +258,22 @@ def _table(tool: str, model: str, weights: tuple[KeptWeight, ...]) -> str:
     return out.getvalue().rstrip("\n")
 
 
-def _benefit(entry: Any, tool: str) -> str | None:
-    """The measured line for this tool's scheme: what keeping bought (issue 26's ``Entry.keep_benefit``), once recorded.
+def _benefit(entry: Any, tool: str, scheme: str | None = None) -> str | None:
+    """The measured lines for this tool's schemes (swindex.benefit.advice_for_tool), or for one ``scheme``; None unmeasured.
 
-    The one call site for that line: ``keep`` and ``quantize`` both print what this returns.
+    The one call site for those lines: ``keep`` and ``quantize`` both print what this returns.
     """
-    measured = getattr(entry, "keep_benefit", None)
-    if not callable(measured):
+    from .benefit import TOOL_SCHEMES, BenefitTable, advice, advice_for_tool
+
+    data = entry.to_dict() if hasattr(entry, "to_dict") else dict(entry)
+    recorded = (data.get("evidence") or {}).get("keep_benefit")
+    if not recorded:
         return None
-    line = measured(tool)
-    return None if line is None else str(line)
+    table = BenefitTable.from_dict(recorded)
+    if scheme is not None:
+        rows = [r for r in table.for_scheme(scheme) if r.why == "weights_to_keep"]
+        return advice(rows[0]) if rows else None
+    return "\n".join(advice_for_tool(table, tool)) if tool in TOOL_SCHEMES else None
 
 
 def keep_for(entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_type: str = DEFAULT_BASE_TYPE) -> Export:

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import claims as _rules
+from .benefit import SCHEMES, TOOL_SCHEMES, BenefitError, BenefitRow, BenefitTable, advice
 from .layout import format_coordinate
 
 SCHEMA_VERSION = 2
@@ -365,6 +366,24 @@ class Entry:
         return self.raw.get("evidence") or {}
 
     @property
+    def benefit(self) -> BenefitTable | None:
+        """What keeping buys, measured per quantization scheme (``evidence.keep_benefit``); None when not measured."""
+        table = self.evidence.get("keep_benefit")
+        return BenefitTable.from_dict(table) if table else None
+
+    def keep_benefit(self, scheme: str) -> BenefitRow | None:
+        """The measured row for keeping the weights to keep under ``scheme`` (a key of swindex.benefit.SCHEMES).
+
+        None when this model was not measured under it; the other sites measured as controls are in
+        ``entry.benefit.for_scheme(scheme)``.
+        """
+        if scheme not in SCHEMES:
+            raise BenefitError(f"unknown quantization scheme {scheme!r}; the schemes are {', '.join(SCHEMES)}")
+        table = self.benefit
+        rows = [r for r in table.for_scheme(scheme) if r.why == "weights_to_keep"] if table else []
+        return rows[0] if rows else None
+
+    @property
     def super_weights(self) -> tuple[Claim, ...]:
         """The super weights, what a user should zero or keep: standing claims measured critical (or published and not yet measured).
 
@@ -402,10 +421,19 @@ class Entry:
 
     def public_dict(self) -> dict[str, Any]:
         """The registry fields plus what Python derives, under the same names: ``super_weights`` (their
-        coordinates, keys into ``claims``) and ``verdict.text``."""
+        coordinates, keys into ``claims``), ``verdict.text`` and, when measured, ``keep_benefit`` (each scheme's
+        verdict and advice sentence, where keeping helps first)."""
         result = self.to_dict()
         result["verdict"] = dict(result.get("verdict") or {}, text=self.verdict.text)
         result["super_weights"] = [c.coordinate for c in self.super_weights]
+        table = self.benefit
+        if table is not None:
+            tools = {s: t for t, keys in TOOL_SCHEMES.items() for s in keys}
+            result["keep_benefit"] = [
+                {"scheme": r.scheme, "label": r.label, "tool": tools.get(r.scheme), "kept": list(r.kept), "why": r.why,
+                 "verdict": r.verdict, "advice": advice(r)}
+                for r in table.ordered()
+            ]
         return result
 
     @property

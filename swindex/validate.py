@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .benefit import SCHEMES
 from .claims import (
     FIRST_HAND_EVIDENCE, GROUNDING_EVIDENCE, IMPACT_BANDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of,
     derive_verdict, figure_of, parties, status_from_sources, verdict_of,
@@ -409,9 +410,28 @@ def _verdict_rule(ctx: _Context) -> Found:
         yield ("verdict",), f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)"
 
 
+def _benefit_rule(ctx: _Context) -> Found:
+    """A benefit row names a known scheme, its change is its two perplexities' ratio, and its run's figures add up."""
+    table = (ctx.data.get("evidence") or {}).get("keep_benefit")
+    if not isinstance(table, Mapping):
+        return
+    for i, row in enumerate(table.get("rows") or []):
+        where = ("evidence", "keep_benefit", "rows", i)
+        if not isinstance(row, Mapping):
+            continue
+        if row.get("scheme") not in SCHEMES:
+            yield (*where, "scheme"), f"unknown scheme {row.get('scheme')!r}; the schemes are {', '.join(SCHEMES)} (swindex.benefit.SCHEMES)"
+        figures = [v for v in (row.get(k) for k in ("quantized", "kept_perplexity", "change")) if isinstance(v, (int, float))]
+        if len(figures) < 3 or any(isinstance(v, bool) for v in figures):
+            continue
+        base, kept, change = (float(v) for v in figures)
+        if base > 0 and abs(kept / base - 1 - change) > 1e-3 + 1e-3 * abs(change):
+            yield (*where, "change"), f"change {change} is not kept_perplexity / quantized - 1 = {kept / base - 1:.5f}; write the measured ratio"
+
+
 RULES = (
     _text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule,
-    _ablation_rule, _impact_rule, _impact_figures_rule, _bound_rule, _verdict_rule,
+    _ablation_rule, _impact_rule, _impact_figures_rule, _bound_rule, _verdict_rule, _benefit_rule,
 )
 """The checks no JSON Schema can express, each a small function over one entry, run in this order."""
 

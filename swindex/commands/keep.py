@@ -47,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     for note in export.notes:
         print(f"swindex keep: {note}", file=sys.stderr)
     # issue 26: the measured line (what keeping buys under this tool's scheme) goes here, from keep.Export.benefit
-    if export.benefit:
-        print(f"swindex keep: {export.benefit}", file=sys.stderr)
+    for line in (export.benefit or "").splitlines():
+        print(f"swindex keep: {line}", file=sys.stderr)
     return 0

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..claims import claims_of, keep_counts, weights_to_keep
     from ..errors import SwindexError
+    from ..benefit import rtn_scheme
     from ..keep import _benefit
     from ..loading import load_model
     from ..quantize import (
@@ -136,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         "tokens": comparison.tokens,
         "perplexity": figures,
         "problems": list(problems),
-        "benefit": _benefit(entry, "quantize"),  # issue 26: what keeping buys, measured, once the entry records it
+        # what keeping buys at these settings, when the entry measured them (swindex.benefit)
+        "benefit": _benefit(entry, "swindex", scheme) if (scheme := rtn_scheme(args.bits, block)) else None,
     }
     written = None
     refused = bool(problems) and not args.force

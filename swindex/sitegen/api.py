@@ -19,7 +19,7 @@ from ..records import OUTCOMES, SCHEMA_VERSION
 from .pages import ModelView, derived_counts
 from .urls import API_ROOT, API_V1_ROOT, absolute, api_model_path, relative
 
-DERIVED_FIELDS = ("super_weights",)
+DERIVED_FIELDS = ("super_weights", "keep_benefit")
 """Top-level fields the API adds to an entry (besides ``verdict.text``); ``stored_entry`` removes them."""
 
 V1_STANDING = ("confirmed", "reported", "detected")

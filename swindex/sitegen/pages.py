@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..benefit import BenefitRow, BenefitTable, advice
 from ..records import STATUSES, Claim, Entry, Impact, Verdict, format_coordinate
 from .chart import Panel, activation_chart, layer_measurements, source_chart
 from .urls import api_model_path, page_url, safe_url
@@ -139,10 +140,21 @@ class ModelView:
     source_charts: tuple[SourceChart, ...] = ()
     derived: tuple[DerivedRow, ...] = ()
     keep: tuple[KeepSnippet, ...] = ()
+    benefit: BenefitTable | None = None
 
     @property
     def derived_counts(self) -> dict[str, int]:
         return derived_counts(self.derived)
+
+    @property
+    def benefit_rows(self) -> tuple[tuple[BenefitRow, str], ...]:
+        """Each scheme's row for keeping the weights to keep, where keeping helps first, with its advice sentence."""
+        return tuple((r, advice(r)) for r in self.benefit.ordered()) if self.benefit else ()
+
+    @property
+    def benefit_controls(self) -> tuple[BenefitRow, ...]:
+        """Rows keeping another module whose input peaks high (sites activation quantization must protect)."""
+        return tuple(r for r in self.benefit.rows if r.why != "weights_to_keep") if self.benefit else ()
 
     @property
     def verdict_text(self) -> str:
@@ -315,6 +327,7 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
         source_charts=_source_charts(data, entry.layers),
         derived=derived_rows(data, links.hub_endpoint),
         keep=keep_snippets(entry),
+        benefit=entry.benefit,
     )
 
 

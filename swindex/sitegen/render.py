@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from ..benefit import human_bytes
 from ..records import IMPACTS, STATUSES
 from ..verification.report import THRESHOLDS
 from .chart import LAYER_MEASUREMENT
@@ -140,6 +141,6 @@ def environment(templates: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         finalize=as_text,
     )
-    env.filters.update(link=link, num=number, measured=measured, badge=badge, impact=impact_badge, figure=impact_figure, plain_measurements=plain_measurements, code=code_block, href=href)
+    env.filters.update(link=link, num=number, measured=measured, badge=badge, impact=impact_badge, figure=impact_figure, plain_measurements=plain_measurements, code=code_block, href=href, bytes=human_bytes)
     env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
     return env
