@@ -146,3 +146,23 @@ def test_reconcile_withdraws_only_the_disagreements_verification_wrote():
     measured = {"metric": "perplexity", "original": 10.0, "zeroed": 10.1, "ratio": 1.01, "classification": "inert"}
     result, changed = reconcile(entry, {coordinate: measured})
     assert result["disagreements"] == [detector, people] and f"{coordinate}: disagreement withdrawn" in changed
+
+
+def _enum(*path: str) -> list[str]:
+    from swindex.schema import entry_schema
+
+    node = entry_schema()["$defs"]
+    for key in path:
+        node = node[key]
+    return list(node["enum"])
+
+
+@pytest.mark.parametrize(
+    "name, path",
+    [("STATUSES", ("status",)), ("IMPACTS", ("impact", "properties", "classification")), ("OUTCOMES", ("verdict", "properties", "outcome"))],
+)
+def test_the_records_name_the_schemas_values_in_its_order(name, path):
+    """The schema is the file format's one home; the records' tuples must spell its enums exactly (a copy that drifts fails here)."""
+    from swindex import records
+
+    assert list(getattr(records, name)) == _enum(*path)
