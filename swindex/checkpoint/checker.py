@@ -20,6 +20,7 @@ from ..layout import checkpoint_names, expert_tensor_name, gguf_array_index, ggu
 from ..records import Entry
 from ..limits import longest_row
 from .errors import CheckpointError, DimensionMismatchError, UnsupportedCheckpointError
+from .adapter import PEFT_PREFIX
 from .formats import read_stored, stored_form
 from .gguf_format import GGUFFile, quant_step, read_gguf, read_row
 from .infer import (
@@ -338,6 +339,8 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         if found is not None:
             return _stored_check(claim, found, entry)
         stored = tensors()
+        if form().adapter is not None:  # peft's modules_to_save: the whole weight, under peft's own prefix
+            stored = {n.removeprefix(PEFT_PREFIX): t for n, t in stored.items()}
         name = _match_tensor(claim, tuple(stored), opened.location)
         tensor = stored[name]
         index = _index_in(tensor, claim, entry)
