@@ -9,6 +9,8 @@ together does. Everything is read back from the written entries, so the summary 
 
 from __future__ import annotations
 
+import math
+
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,12 @@ def _ratio(claim: Any, metric: str | None) -> str:
         return ""
     if metric == "embedding_shift":
         return f"embedding shift {impact.ratio:.3g}"
+    bound = impact.bound
+    if bound is not None and not math.isclose(bound.low, bound.high, rel_tol=1e-6):
+        # settled early (sequential verification): the ratio is an estimate inside the bound that settled its class
+        tokens = f" on {impact.tokens:,} tokens" if impact.tokens else ""
+        return (f"perplexity ~{_times(impact.ratio)} ({_num(impact.original)} -> ~{_num(impact.zeroed)}; "
+                f"estimate, {bound}{tokens})")
     return f"perplexity {_times(impact.ratio)} ({_num(impact.original)} -> {_num(impact.zeroed)})"
 
 

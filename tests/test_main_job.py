@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import re
 from pathlib import Path
@@ -45,6 +47,23 @@ def _claim(row: int, column: int, classification: str, ratio: float) -> dict:
         "impact": {"classification": classification, "measured_by": "swindex", "metric": "perplexity", "original": 10.0,
                    "zeroed": 10.0 * ratio, "ratio": ratio, "super_activation": 24880.0, "super_activation_zeroed": 6873.0},
     }
+
+
+@pytest.mark.parametrize(
+    "bound, estimate",
+    [({"low": 3.1, "high": 6.0, "confidence": 0.999}, True), ({"low": 4.2, "high": 4.2, "confidence": 0.999}, False)],
+    ids=["settled early", "whole text"],
+)
+def test_the_summary_marks_a_ratio_settled_early_as_an_estimate_with_its_bound(bound, estimate):
+    summary = _module("main_job_summary")
+    claim = _claim(507, 1229, "critical", 4.2)
+    claim["impact"].update(bound=bound, tokens=635)
+    line = summary._ratio(Entry.from_dict({
+        "schema_version": 2, "id": "acme/model", "architecture": "LlamaForCausalLM", "modified": "2026-11-30",
+        "verdict": {"outcome": "super_weights", "super_weights": 1}, "claims": [claim],
+    }).claims[0], "perplexity")
+    assert ("estimate, 99.9% bound [3.1, 6] on 635 tokens" in line and "~x4.2" in line) is estimate
+    assert line.startswith("perplexity ~x4.2" if estimate else "perplexity x4.2 (")
 
 
 def test_the_summary_says_which_weights_matter_with_their_figures():
