@@ -538,10 +538,10 @@ def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mappin
         return [Problem(where, "", "the file is empty: an entry is a mapping of fields (start from an existing entry or CONTRIBUTING.md)", 1 if path is not None else None)]
     if not isinstance(data, Mapping):
         return [Problem(where, "", f"an entry must be a mapping of fields, found {type(data).__name__}", 1 if lines else None)]
-    problems = [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in _over_long(data, entry_schema())]
-    problems += [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in _non_finite(data)]
-    if problems:
-        return problems
+    for bounded in (lambda: _over_long(data, entry_schema()), lambda: _non_finite(data)):  # over-long first: never walk a huge list
+        problems = [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in bounded()]
+        if problems:
+            return problems
     problems = _schema_problems(data, where, lines)
     if problems:
         return problems
