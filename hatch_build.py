@@ -22,7 +22,9 @@ def render_registry_index(root: Path) -> str:
     """The index text for ``root/registry``, rendered by the swindex code of the tree being built."""
     registry = root / "registry"
     if not registry.is_dir():
-        raise RuntimeError(f"{registry} not found: the wheel's registry index is built from it (build from a checkout or the sdist)")
+        raise RuntimeError(
+            f"{registry} not found: the wheel's registry index is built from it (build from a checkout or the sdist)"
+        )
     sys.path.insert(0, str(root))
     try:
         from swindex.errors import SwindexError

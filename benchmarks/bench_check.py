@@ -31,7 +31,14 @@ DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "check.json"
 sys.path.insert(0, str(REPO / "tests"))
 
 
-def write_checkpoint(folder: Path, layers: int, hidden: int, intermediate: int, plants: dict[tuple[int, int, int], float], shards: int = 4) -> int:
+def write_checkpoint(
+    folder: Path,
+    layers: int,
+    hidden: int,
+    intermediate: int,
+    plants: dict[tuple[int, int, int], float],
+    shards: int = 4,
+) -> int:
     """Down projections in float16, written tensor by tensor (one in memory at a time); returns the bytes written."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -41,7 +48,10 @@ def write_checkpoint(folder: Path, layers: int, hidden: int, intermediate: int, 
     for shard in range(shards):
         part = names[shard::shards]
         file = f"model-{shard + 1:05d}-of-{shards:05d}.safetensors"
-        header = {name: {"dtype": "F16", "shape": [hidden, intermediate], "data_offsets": [i * size, (i + 1) * size]} for i, name in enumerate(part)}
+        header = {
+            name: {"dtype": "F16", "shape": [hidden, intermediate], "data_offsets": [i * size, (i + 1) * size]}
+            for i, name in enumerate(part)
+        }
         text = json.dumps(header).encode()
         with (folder / file).open("wb") as handle:
             handle.write(struct.pack("<Q", len(text)) + text)
@@ -56,8 +66,20 @@ def write_checkpoint(folder: Path, layers: int, hidden: int, intermediate: int, 
                 handle.write(weight.tobytes())
         weight_map.update({name: file for name in part})
         total += (folder / file).stat().st_size
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
-    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": layers, "hidden_size": hidden, "intermediate_size": intermediate}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "num_hidden_layers": layers,
+                "hidden_size": hidden,
+                "intermediate_size": intermediate,
+            }
+        )
+    )
     return total
 
 
@@ -70,7 +92,15 @@ def entry_for(plants: dict[tuple[int, int, int], float], layers: int, hidden: in
     key = claims_key(entry)
     template = entry[key][0]
     entry[key] = [
-        {**template, "layer": layer, "tensor": f"model.layers.{layer}.mlp.down_proj.weight", "row": row, "column": column, "index": [row, column], "value": value}
+        {
+            **template,
+            "layer": layer,
+            "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
+            "row": row,
+            "column": column,
+            "index": [row, column],
+            "value": value,
+        }
         for (layer, row, column), value in plants.items()
     ]
     entry["dimensions"] = {"num_layers": layers, "hidden_size": hidden, "intermediate_size": intermediate}
@@ -102,14 +132,27 @@ def main() -> None:
     from swindex.records import Entry
 
     last = args.layers - 1
-    plants = {(1, 2533, 7890): 1.5625, (1, 1415, 7890): -0.9219, (1, 1512, 7890): 0.4375, (2, 3968, 7003): -2.31, (min(30, last), 10, 20): 0.75, (last, 11, 21): -0.8}
-    plants = {(layer, row % args.hidden, column % args.intermediate): value for (layer, row, column), value in plants.items() if layer < args.layers}
+    plants = {
+        (1, 2533, 7890): 1.5625,
+        (1, 1415, 7890): -0.9219,
+        (1, 1512, 7890): 0.4375,
+        (2, 3968, 7003): -2.31,
+        (min(30, last), 10, 20): 0.75,
+        (last, 11, 21): -0.8,
+    }
+    plants = {
+        (layer, row % args.hidden, column % args.intermediate): value
+        for (layer, row, column), value in plants.items()
+        if layer < args.layers
+    }
     entry = Entry.from_dict(entry_for(plants, args.layers, args.hidden, args.intermediate))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "checkpoint"
         started = time.perf_counter()
         size = write_checkpoint(folder, args.layers, args.hidden, args.intermediate, plants)
-        print(f"wrote {size / 1e9:.2f} GB in {time.perf_counter() - started:.1f} s ({args.layers} layers of [{args.hidden}, {args.intermediate}] float16)")
+        print(
+            f"wrote {size / 1e9:.2f} GB in {time.perf_counter() - started:.1f} s ({args.layers} layers of [{args.hidden}, {args.intermediate}] float16)"
+        )
         weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
 
         report = check(folder, entry=entry)  # warm-up: imports, and the files' pages, as for the baseline below
@@ -133,7 +176,14 @@ def main() -> None:
             "generated": datetime.date.today().isoformat(),
             "python": platform.python_version(),
             "numpy": np.__version__,
-            "checkpoint": {"layers": args.layers, "hidden": args.hidden, "intermediate": args.intermediate, "dtype": "float16", "bytes": size, "shards": 4},
+            "checkpoint": {
+                "layers": args.layers,
+                "hidden": args.hidden,
+                "intermediate": args.intermediate,
+                "dtype": "float16",
+                "bytes": size,
+                "shards": 4,
+            },
             "weights": len(plants),
             "tensors_holding_them": tensors,
             "check_seconds": round(check_seconds, 5),
@@ -146,7 +196,9 @@ def main() -> None:
             "note": "files warm in the page cache for both; the baseline loads each tensor holding a weight once, with safetensors, and reads the values",
         }
     print(f"check       {check_seconds * 1000:8.1f} ms  ({report.bytes_read / 1024:.0f} KiB in {report.reads} reads)")
-    print(f"load tensors {load_seconds * 1000:7.1f} ms  ({loaded / 1e6:.0f} MB: {len(plants)} weights in {tensors} tensors)")
+    print(
+        f"load tensors {load_seconds * 1000:7.1f} ms  ({loaded / 1e6:.0f} MB: {len(plants)} weights in {tensors} tensors)"
+    )
     print(f"check is {result['speedup']}x faster than loading the tensors it reads")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -38,7 +38,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTS = ((2, 100, 700), (6, 200, 1500), (12, 300, 2500), (20, 400, 3500))  # (layer, row, column)
-CONFIG = {"hidden_size": 1024, "intermediate_size": 4096, "num_layers": 24, "vocab_size": 32000, "num_attention_heads": 16, "num_key_value_heads": 4, "max_position_embeddings": 512}
+CONFIG = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_layers": 24,
+    "vocab_size": 32000,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+}
 PAPER_THRESHOLD = 50.0
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "detect.json"
 TARGET_PASSES, TARGET_SPEEDUP = 1.5, 2.5
@@ -49,7 +57,9 @@ def build(directory: Path) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from planted import Plant, build_planted, save_planted
 
-    model, planted = build_planted("llama", plants=tuple(Plant(layer, r, c, input=80.0, weight=-6.0) for layer, r, c in PLANTS), seed=0, **CONFIG)
+    model, planted = build_planted(
+        "llama", plants=tuple(Plant(layer, r, c, input=80.0, weight=-6.0) for layer, r, c in PLANTS), seed=0, **CONFIG
+    )
     save_planted(model, directory)
     (directory / "planted.json").write_text(json.dumps([p.coordinate for p in planted]))
 
@@ -96,7 +106,12 @@ def plain_detect(model: Any, input_ids: Any) -> list[str]:
         while True:
             passes += 1
             captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-            handles = [m.register_forward_hook(lambda _m, a, o, i=i: captured.__setitem__(i, (a[0].detach().clone(), o.detach().clone()))) for i, m in downs]
+            handles = [
+                m.register_forward_hook(
+                    lambda _m, a, o, i=i: captured.__setitem__(i, (a[0].detach().clone(), o.detach().clone()))
+                )
+                for i, m in downs
+            ]
             try:
                 with torch.no_grad():
                     model(input_ids=input_ids)
@@ -151,11 +166,20 @@ def child(method: str, directory: Path, repeats: int) -> None:
                 found, passes = plain_detect(model, batch)
                 full_passes = float(passes)  # every pass runs all layers (and the LM head)
             times.append(time.perf_counter() - start)
-    print(json.dumps({
-        "method": method, "times": times, "found": found, "full_passes": full_passes, "model_bytes": model_bytes,
-        "parameters": sum(p.numel() for p in model.parameters()), "peak_over_model": (sampler.peak - before_load) / model_bytes,
-        "extra_mb": (sampler.peak - before_load - model_bytes) / 2**20,
-    }))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "times": times,
+                "found": found,
+                "full_passes": full_passes,
+                "model_bytes": model_bytes,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "peak_over_model": (sampler.peak - before_load) / model_bytes,
+                "extra_mb": (sampler.peak - before_load - model_bytes) / 2**20,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -176,8 +200,13 @@ def main() -> int:
     results: dict[str, dict] = {}
     for _ in range(args.rounds):  # alternate the methods so that load from other processes hits both alike
         for method in ("plain", "swindex"):
-            out = subprocess.run([sys.executable, __file__, "--child", method, "--dir", str(args.dir), "--repeats", str(args.repeats)],
-                                 capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", method, "--dir", str(args.dir), "--repeats", str(args.repeats)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
             run = json.loads(out.stdout.strip().splitlines()[-1])
             if method in results:
                 results[method]["times"] += run["times"]
@@ -187,25 +216,45 @@ def main() -> int:
                 results[method] = run
     plain, ours = results["plain"], results["swindex"]
     speedup = statistics.median(plain["times"]) / statistics.median(ours["times"])
-    print(f"model: planted Llama, {ours['parameters'] / 1e6:.0f}M parameters, {ours['model_bytes'] / 2**30:.2f} GiB float32, CPU x{os.cpu_count()}")
+    print(
+        f"model: planted Llama, {ours['parameters'] / 1e6:.0f}M parameters, {ours['model_bytes'] / 2**30:.2f} GiB float32, CPU x{os.cpu_count()}"
+    )
     print(f"planted: {', '.join(planted)}")
     for r in (plain, ours):
-        print(f"{r['method']:8} {r['full_passes']:5.2f} full passes; median {statistics.median(r['times']):6.2f} s over {len(r['times'])} runs; "
-              f"peak memory {r['peak_over_model']:.3f} x model ({r['extra_mb']:+.0f} MiB); found {'all planted' if r['found'] == planted else r['found']}")
-    print(f"work: swindex {ours['full_passes']:.2f} full passes (target <= {TARGET_PASSES}), plain {plain['full_passes']:.2f}: "
-          f"{plain['full_passes'] / ours['full_passes']:.2f}x less")
+        print(
+            f"{r['method']:8} {r['full_passes']:5.2f} full passes; median {statistics.median(r['times']):6.2f} s over {len(r['times'])} runs; "
+            f"peak memory {r['peak_over_model']:.3f} x model ({r['extra_mb']:+.0f} MiB); found {'all planted' if r['found'] == planted else r['found']}"
+        )
+    print(
+        f"work: swindex {ours['full_passes']:.2f} full passes (target <= {TARGET_PASSES}), plain {plain['full_passes']:.2f}: "
+        f"{plain['full_passes'] / ours['full_passes']:.2f}x less"
+    )
     print(f"speed-up (plain / swindex): {speedup:.2f}x (target >= {TARGET_SPEEDUP})")
     figures = {
         "generated": datetime.date.today().isoformat(),
         "python": platform.python_version(),
-        "model": {"family": "llama", **CONFIG, "parameters": ours["parameters"], "bytes": ours["model_bytes"], "dtype": "float32"},
+        "model": {
+            "family": "llama",
+            **CONFIG,
+            "parameters": ours["parameters"],
+            "bytes": ours["model_bytes"],
+            "dtype": "float32",
+        },
         "planted": planted,
         "cpus": os.cpu_count(),
         "runs": len(ours["times"]),
-        "swindex": {"full_passes": round(ours["full_passes"], 3), "median_seconds": round(statistics.median(ours["times"]), 3),
-                    "peak_over_model": round(ours["peak_over_model"], 3), "found_all": ours["found"] == planted},
-        "plain": {"full_passes": round(plain["full_passes"], 3), "median_seconds": round(statistics.median(plain["times"]), 3),
-                  "peak_over_model": round(plain["peak_over_model"], 3), "found_all": plain["found"] == planted},
+        "swindex": {
+            "full_passes": round(ours["full_passes"], 3),
+            "median_seconds": round(statistics.median(ours["times"]), 3),
+            "peak_over_model": round(ours["peak_over_model"], 3),
+            "found_all": ours["found"] == planted,
+        },
+        "plain": {
+            "full_passes": round(plain["full_passes"], 3),
+            "median_seconds": round(statistics.median(plain["times"]), 3),
+            "peak_over_model": round(plain["peak_over_model"], 3),
+            "found_all": plain["found"] == planted,
+        },
         "work_ratio": round(plain["full_passes"] / ours["full_passes"], 2),
         "speedup": round(speedup, 2),
         "targets": {"full_passes_at_most": TARGET_PASSES, "speedup_at_least": TARGET_SPEEDUP},

@@ -88,13 +88,20 @@ def main() -> None:
         probe = "from swindex import lookup, registry_source; assert registry_source().kind == 'packaged'"
         subprocess.run([sys.executable, "-c", probe], check=True, env=environment, cwd=tmp)
         code = "from swindex import lookup; lookup('huggyllama/llama-7b')"
-        runs = [(_best_of([sys.executable, "-c", "pass"], 3, env=environment, cwd=tmp),
-                 _best_of([sys.executable, "-c", code], 3, env=environment, cwd=tmp)) for _ in range(7)]
+        runs = [
+            (
+                _best_of([sys.executable, "-c", "pass"], 3, env=environment, cwd=tmp),
+                _best_of([sys.executable, "-c", code], 3, env=environment, cwd=tmp),
+            )
+            for _ in range(7)
+        ]
     bare = min(b for b, _ in runs)
     first = min(f for _, f in runs)
     print(f"interpreter start-up (baseline)      {bare * 1000:7.1f} ms CPU")
-    print(f"import swindex + first lookup        {first * 1000:7.1f} ms CPU ({first / bare:.2f}x start-up; swindex's own share "
-          f"{(first - bare) * 1000:.1f} ms; target < 30 ms, from the packaged index as installed)")
+    print(
+        f"import swindex + first lookup        {first * 1000:7.1f} ms CPU ({first / bare:.2f}x start-up; swindex's own share "
+        f"{(first - bare) * 1000:.1f} ms; target < 30 ms, from the packaged index as installed)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "registry"
@@ -111,7 +118,9 @@ def main() -> None:
         validate = time.perf_counter() - start
         assert not problems, problems[:3]
         print(f"parse {len(files)} entries (baseline)      {parse:7.2f} s")
-        print(f"validate {len(files)} entries              {validate:7.2f} s  ({validate / parse:.2f}x parsing; target < 10 s)")
+        print(
+            f"validate {len(files)} entries              {validate:7.2f} s  ({validate / parse:.2f}x parsing; target < 10 s)"
+        )
 
         index = Path(tmp) / "index.json"
         start = time.perf_counter()
@@ -138,7 +147,9 @@ def main() -> None:
             t_dict.append(time.perf_counter() - start)
         per_lookup = statistics.median(t_lookup) / 1000
         per_dict = statistics.median(t_dict) / 1000
-        print(f"lookup in {len(files)} entries (warm)       {per_lookup * 1e6:7.1f} us  ({per_lookup / per_dict:.1f}x a plain dict access)")
+        print(
+            f"lookup in {len(files)} entries (warm)       {per_lookup * 1e6:7.1f} us  ({per_lookup / per_dict:.1f}x a plain dict access)"
+        )
 
 
 if __name__ == "__main__":

@@ -65,11 +65,18 @@ def measure(model: Any, claims: list[dict], sequences: int, length: int) -> dict
         return lm_pass(model, inputs, batch_size=8).perplexity
 
     original = ppl()
-    result = {"original": original, "weights": {}, "activations": {}, "held_out": [format_coordinate(c["tensor"], c["index"]) for c in claims]}
+    result = {
+        "original": original,
+        "weights": {},
+        "activations": {},
+        "held_out": [format_coordinate(c["tensor"], c["index"]) for c in claims],
+    }
     for bits in BITS:
         for block in BLOCKS:
             comparison = compare_rtn(model, inputs, claims, bits, block, VARIANTS, original=original, batch_size=8)
-            result["weights"][f"int{bits}/{block or 'tensor'}"] = {name: v.perplexity for name, v in comparison.variants.items()}
+            result["weights"][f"int{bits}/{block or 'tensor'}"] = {
+                name: v.perplexity for name, v in comparison.variants.items()
+            }
     for bits in ACTIVATION_BITS:
         with quantized_activations(model, bits):
             plain = ppl()
@@ -85,7 +92,12 @@ def geometric_mean(values: list[float]) -> float:
 
 def combine(runs: list[dict]) -> dict:
     """Geometric means over seeds, figure by figure."""
-    out = {"original": geometric_mean([r["original"] for r in runs]), "weights": {}, "activations": {}, "held_out": runs[0]["held_out"]}
+    out = {
+        "original": geometric_mean([r["original"] for r in runs]),
+        "weights": {},
+        "activations": {},
+        "held_out": runs[0]["held_out"],
+    }
     for section in ("weights", "activations"):
         for key, row in runs[0][section].items():
             out[section][key] = {name: geometric_mean([r[section][key][name] for r in runs]) for name in row}
@@ -121,15 +133,27 @@ def main() -> int:
         claims = detect(model).to_entry()["claims"]
         found = [(c["tensor"], tuple(c["index"])) for c in claims]
         if found != [(planted.tensor, planted.index)]:
-            print(f"warning: seed {seed}: detector found {found}, planted {planted.tensor}{list(planted.index)}", file=sys.stderr)
+            print(
+                f"warning: seed {seed}: detector found {found}, planted {planted.tensor}{list(planted.index)}",
+                file=sys.stderr,
+            )
         runs.append(measure(model, claims, args.sequences, args.length))
         print(f"planted seed {seed}: original {runs[-1]['original']:.3f}", file=sys.stderr)
-    models["planted"] = {**combine(runs), "seeds": args.seeds, "per_seed": runs, "description": "dependent_llama (tests/fixtures_dependent.py), 6 layers, hidden 64"}
+    models["planted"] = {
+        **combine(runs),
+        "seeds": args.seeds,
+        "per_seed": runs,
+        "description": "dependent_llama (tests/fixtures_dependent.py), 6 layers, hidden 64",
+    }
 
     if STORIES.is_dir():
         model = LlamaForCausalLM.from_pretrained(STORIES).eval()
         claims = detect(model).to_entry()["claims"]
-        models["stories260K"] = {**measure(model, claims, args.sequences, args.length), "seeds": 1, "description": "stories260K (llama2.c), 5 layers, hidden 64, trained"}
+        models["stories260K"] = {
+            **measure(model, claims, args.sequences, args.length),
+            "seeds": 1,
+            "description": "stories260K (llama2.c), 5 layers, hidden 64, trained",
+        }
         print(f"stories260K: original {models['stories260K']['original']:.3f}, held out {len(claims)}", file=sys.stderr)
     else:
         print(f"skipping stories260K: {STORIES} not found", file=sys.stderr)

@@ -31,7 +31,13 @@ FAMILIES = ("llama", "mistral", "qwen2", "olmo", "phi3", "gemma")
 
 def synthetic_entry(i: int) -> dict:
     layer, row, column = 1 + i % 3, (i * 37) % 4096, (i * 101) % 11008
-    source = {"citation": f"Synthetic source {i}, Table 2", "kind": "paper", "evidence": "reported", "url": f"https://example.org/paper/{i}", "quote": f"layer {layer} [{row}, {column}]"}
+    source = {
+        "citation": f"Synthetic source {i}, Table 2",
+        "kind": "paper",
+        "evidence": "reported",
+        "url": f"https://example.org/paper/{i}",
+        "quote": f"layer {layer} [{row}, {column}]",
+    }
     layers = [
         {
             "layer": n,
@@ -45,9 +51,18 @@ def synthetic_entry(i: int) -> dict:
         for n in range(32)
     ]
     if i % 5 == 0:
-        source["measurements"] = {f"layer_{row['layer']}_{side}_max": row[f"{side}_max"] for row in layers for side in ("input", "output")}
+        source["measurements"] = {
+            f"layer_{row['layer']}_{side}_max": row[f"{side}_max"] for row in layers for side in ("input", "output")
+        }
     inert = i % 7 == 0
-    impact = {"classification": "inert" if inert else "critical", "measured_by": "swindex", "metric": "perplexity", "original": 6.0, "zeroed": 6.1 if inert else 900.0, "ratio": 1.0167 if inert else 150.0}
+    impact = {
+        "classification": "inert" if inert else "critical",
+        "measured_by": "swindex",
+        "metric": "perplexity",
+        "original": 6.0,
+        "zeroed": 6.1 if inert else 900.0,
+        "ratio": 1.0167 if inert else 150.0,
+    }
     entry = {
         "schema_version": 2,
         "id": f"org{i % 50}/model-{i}",
@@ -71,15 +86,37 @@ def synthetic_entry(i: int) -> dict:
                 "status": "detected" if inert else ("confirmed", "reported", "detected")[i % 3],
                 "impact": impact,
                 "sources": (
-                    [{"citation": "swindex bench detect", "kind": "swindex", "evidence": "detected", "date": "2026-11-28"}]
+                    [
+                        {
+                            "citation": "swindex bench detect",
+                            "kind": "swindex",
+                            "evidence": "detected",
+                            "date": "2026-11-28",
+                        }
+                    ]
                     if inert or i % 3 == 2
-                    else [source, {**copy.deepcopy(source), "kind": "repository", "evidence": "detected", "citation": f"Synthetic reproduction {i}"}]
+                    else [
+                        source,
+                        {
+                            **copy.deepcopy(source),
+                            "kind": "repository",
+                            "evidence": "detected",
+                            "citation": f"Synthetic reproduction {i}",
+                        },
+                    ]
                 ),
             }
         ],
         "evidence": {
             "detection": {"tool": "bench", "date": "2026-11-28", "dtype": "float16", "layers": layers},
-            "verification": {"tool": "bench", "date": "2026-11-28", "metric": "perplexity", "original": 6.0, "all_zeroed": 6.1 if inert else 900.0, "control": 6.1},
+            "verification": {
+                "tool": "bench",
+                "date": "2026-11-28",
+                "metric": "perplexity",
+                "original": 6.0,
+                "all_zeroed": 6.1 if inert else 900.0,
+                "control": 6.1,
+            },
         },
     }
     entry["verdict"] = derive_verdict(entry)
@@ -116,10 +153,14 @@ def main() -> None:
         total = big.render_seconds + big.mkdocs_seconds
         size = sum(p.stat().st_size for p in big.output.rglob("*") if p.is_file())
 
-    print(f"site build, {args.models} models: {total:.1f} s  (validate+render {big.render_seconds:.1f} s, mkdocs --strict {big.mkdocs_seconds:.1f} s)")
+    print(
+        f"site build, {args.models} models: {total:.1f} s  (validate+render {big.render_seconds:.1f} s, mkdocs --strict {big.mkdocs_seconds:.1f} s)"
+    )
     print(f"  per model: {1000 * total / args.models:.1f} ms; output {size / 1e6:.0f} MB")
     print(f"  scaling: {args.models} vs {small} models took {total / small_total:.1f}x as long (10x would be linear)")
-    print(f"  baseline, validating + loading the same entries alone: {baseline:.1f} s -> the build costs {total / baseline:.1f}x that")
+    print(
+        f"  baseline, validating + loading the same entries alone: {baseline:.1f} s -> the build costs {total / baseline:.1f}x that"
+    )
 
 
 if __name__ == "__main__":

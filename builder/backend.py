@@ -58,11 +58,16 @@ def resolve_revision(spec: ModelSpec) -> str | None:
         return HfApi().model_info(spec.id).sha
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         # the Hub answered: a cached commit would measure a model this account cannot see, or one that is gone
-        raise ModelAccessError(f"{shown(spec.id)}: the Hub refused it ({type(exc).__name__}): {_one_line(exc)}") from None
+        raise ModelAccessError(
+            f"{shown(spec.id)}: the Hub refused it ({type(exc).__name__}): {_one_line(exc)}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - offline or unreachable (the HTTP client's own errors): the cache decides
         cached = resolve_source(spec.id)[2]
-        warnings.warn(f"{shown(spec.id)}: the Hub did not answer ({type(exc).__name__}: {_one_line(exc)}); "
-                      f"measuring the cached commit {cached or '(none)'}", stacklevel=2)
+        warnings.warn(
+            f"{shown(spec.id)}: the Hub did not answer ({type(exc).__name__}: {_one_line(exc)}); "
+            f"measuring the cached commit {cached or '(none)'}",
+            stacklevel=2,
+        )
         return cached
 
 
@@ -126,7 +131,9 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     return with_artifact(result.to_entry(model_id=spec.id), session.loaded.artifact, ("detection",))
 
 
-def verify(session: Session, entry: Mapping[str, Any], spec: ModelSpec, say: Callable[[str], None] = lambda message: None) -> Mapping[str, Any]:
+def verify(
+    session: Session, entry: Mapping[str, Any], spec: ModelSpec, say: Callable[[str], None] = lambda message: None
+) -> Mapping[str, Any]:
     """Measure every claim of the (merged) entry on the loaded model and write the figures into it; ``say`` hears each pass."""
     from swindex.loading import with_artifact
     from swindex.records import Entry
@@ -158,4 +165,12 @@ def cleanup() -> None:
 
 
 def default_backend() -> Backend:
-    return Backend(tool=tool, resolve_revision=resolve_revision, load=load, detect=detect, verify=verify, cleanup=cleanup, thresholds=thresholds)
+    return Backend(
+        tool=tool,
+        resolve_revision=resolve_revision,
+        load=load,
+        detect=detect,
+        verify=verify,
+        cleanup=cleanup,
+        thresholds=thresholds,
+    )

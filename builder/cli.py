@@ -43,23 +43,47 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted (143 on SIGTERM). Dates come from SWINDEX_TODAY (YYYY-MM-DD) when set, else today.",
     )
     parser.add_argument(
-        "--models", metavar="FILE",
+        "--models",
+        metavar="FILE",
         help="model list (default: builder/models.yaml plus every entry of --registry it does not name, with the list's defaults)",
     )
-    parser.add_argument("--registry", metavar="DIR", default=str(DEFAULT_REGISTRY), help="registry directory to write into (default: the repository's registry/)")
-    parser.add_argument("--only", metavar="ID", nargs="+", action="extend", default=[], help="run only these ids from the list")
     parser.add_argument(
-        "--remote-code", choices=REMOTE_CODE_CHOICES, default="include",
+        "--registry",
+        metavar="DIR",
+        default=str(DEFAULT_REGISTRY),
+        help="registry directory to write into (default: the repository's registry/)",
+    )
+    parser.add_argument(
+        "--only", metavar="ID", nargs="+", action="extend", default=[], help="run only these ids from the list"
+    )
+    parser.add_argument(
+        "--remote-code",
+        choices=REMOTE_CODE_CHOICES,
+        default="include",
         help="models with trust_remote_code: include them (default), exclude them, or run only them "
         "(CI runs them in a job that holds no tokens)",
     )
-    parser.add_argument("--shard", metavar="K/N", help="run the K-th of N round-robin shards of the list sorted by id (K from 1)")
-    parser.add_argument("--force", action="store_true", help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, aliases and notes are always kept)")
-    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification (faster; entries carry detection evidence only)")
-    parser.add_argument("--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop")
+    parser.add_argument(
+        "--shard", metavar="K/N", help="run the K-th of N round-robin shards of the list sorted by id (K from 1)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, aliases and notes are always kept)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip verification (faster; entries carry detection evidence only)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print which models this run (or shard) would handle, and stop"
+    )
     parser.add_argument("--report", metavar="FILE", help="also write the summary as JSON (for CI)")
     parser.add_argument(
-        "--derived", action="store_true",
+        "--derived",
+        action="store_true",
         help="instead of detecting, check every model the Hub lists as derived from each entry "
         "(swindex derived --check) and record them in evidence.derived_checks",
     )
@@ -67,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR", help="with --derived: one resumable scan state file per model here"
     )
     parser.add_argument("--workers", type=int, default=16, metavar="N", help="with --derived: checks at once")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (neither the builder's nor the libraries')")
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (neither the builder's nor the libraries')",
+    )
     return parser
 
 
@@ -106,7 +135,11 @@ def load_plan(models: Path | None, registry: Path) -> list[ModelSpec]:
 
     listed = {spec.id.casefold() for spec in specs}
     unlisted = sorted(
-        {i for i in (expected_id(p, registry) for p in entry_files(registry)) if i and i.count("/") == 1 and i.casefold() not in listed},
+        {
+            i
+            for i in (expected_id(p, registry) for p in entry_files(registry))
+            if i and i.count("/") == 1 and i.casefold() not in listed
+        },
         key=str.casefold,
     )
     if not unlisted:
@@ -178,7 +211,9 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
     handled = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
-        options = RunOptions(registry=registry, today=date, force=args.force, verify=args.verify, schema_header=_schema_header(registry))
+        options = RunOptions(
+            registry=registry, today=date, force=args.force, verify=args.verify, schema_header=_schema_header(registry)
+        )
         try:
             outcomes, interrupted = run_all(specs, backend, options, progress=args.progress)
         except KeyboardInterrupt:  # a second Ctrl-C while marking the rest
@@ -192,7 +227,10 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
     if args.report:
         write_report(args.report, outcomes, code)
     if interrupted:
-        print("builder: interrupted; every entry is either untouched or completely written. Rerun the same command to resume.", file=sys.stderr)
+        print(
+            "builder: interrupted; every entry is either untouched or completely written. Rerun the same command to resume.",
+            file=sys.stderr,
+        )
     return code
 
 
@@ -207,8 +245,12 @@ def run_derived(specs: Sequence[ModelSpec], registry: Path, date: str, args: arg
         try:
             path = entry_path(registry, spec.id)
             written, summary = scan_model(
-                spec.id, registry, date, state_dir=Path(args.state_dir) if args.state_dir else None,
-                workers=args.workers, header=header(path),
+                spec.id,
+                registry,
+                date,
+                state_dir=Path(args.state_dir) if args.state_dir else None,
+                workers=args.workers,
+                header=header(path),
             )
         except SwindexError as exc:
             failed += 1

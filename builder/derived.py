@@ -29,7 +29,9 @@ def check_checkpoint(location: str, entry: Mapping[str, Any]) -> Any:
     return check(location, entry=entry)
 
 
-def derived_record(derived: DerivedModel, entry: Mapping[str, Any], check: Callable[[str, Mapping[str, Any]], Any], today: str) -> dict[str, Any]:
+def derived_record(
+    derived: DerivedModel, entry: Mapping[str, Any], check: Callable[[str, Mapping[str, Any]], Any], today: str
+) -> dict[str, Any]:
     """The evidence record of one derived model: ``verdict`` unknown (with a warning saying why) when it cannot be read."""
     location = derived.path or (f"{derived.id}@{derived.revision}" if derived.revision else derived.id)
     try:
@@ -39,7 +41,14 @@ def derived_record(derived: DerivedModel, entry: Mapping[str, Any], check: Calla
         from swindex.checkpoint import weights_to_check
         from swindex.records import Entry
 
-        return {"id": derived.id, "revision": derived.revision, "date": today, "verdict": "unknown", "weights": len(weights_to_check(Entry.from_dict(entry))), "kept": 0}
+        return {
+            "id": derived.id,
+            "revision": derived.revision,
+            "date": today,
+            "verdict": "unknown",
+            "weights": len(weights_to_check(Entry.from_dict(entry))),
+            "kept": 0,
+        }
     resolved = report.checkpoint.rsplit("@", 1)[1] if derived.path is None and "@" in report.checkpoint else None
     return {
         "id": derived.id,
@@ -51,7 +60,12 @@ def derived_record(derived: DerivedModel, entry: Mapping[str, Any], check: Calla
     }
 
 
-def with_derived_checks(entry: Mapping[str, Any], derived: Sequence[DerivedModel], check: Callable[[str, Mapping[str, Any]], Any], today: str) -> dict[str, Any]:
+def with_derived_checks(
+    entry: Mapping[str, Any],
+    derived: Sequence[DerivedModel],
+    check: Callable[[str, Mapping[str, Any]], Any],
+    today: str,
+) -> dict[str, Any]:
     """The entry with ``evidence.derived_checks`` recording each derived model's check."""
     result = copy.deepcopy(dict(entry))
     evidence = dict(result.get("evidence") or {})
@@ -67,8 +81,13 @@ REASON_LENGTH = 500
 def scanned_record(result: Any, today: str) -> dict[str, Any]:
     """The evidence record of one checkpoint found by `swindex derived` (a swindex.derived.DerivedCheck)."""
     record: dict[str, Any] = {
-        "id": result.id, "revision": result.revision, "date": today, "verdict": result.verdict or "unknown",
-        "weights": result.weights, "kept": result.kept, "kind": result.kind,
+        "id": result.id,
+        "revision": result.revision,
+        "date": today,
+        "verdict": result.verdict or "unknown",
+        "weights": result.weights,
+        "kept": result.kept,
+        "kind": result.kind,
     }
     if result.file is not None:
         record["file"] = result.file
@@ -95,8 +114,15 @@ def with_scanned_checks(entry: Mapping[str, Any], results: Sequence[Any], today:
 
 
 def scan_model(
-    model_id: str, registry: Path, today: str, *, state_dir: Path | None = None, workers: int = 16,
-    deadline: float = 30.0, endpoint: str | None = None, header: str = "",
+    model_id: str,
+    registry: Path,
+    today: str,
+    *,
+    state_dir: Path | None = None,
+    workers: int = 16,
+    deadline: float = 30.0,
+    endpoint: str | None = None,
+    header: str = "",
 ) -> tuple[bool, str]:
     """List and check every derived model of one registry entry and write the records into it: (written, summary);
     an entry that is not there yet, or records no weight to keep, is left alone (nothing to check against)."""

@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from swindex.claims import (
-    SWINDEX, SWINDEX_KIND, coordinate_of, derive_verdict, is_published, is_swindex_disagreement, touch,
+    SWINDEX,
+    SWINDEX_KIND,
+    coordinate_of,
+    derive_verdict,
+    is_published,
+    is_swindex_disagreement,
+    touch,
 )
 from swindex.records import Claim
 from swindex.schema import entry_schema
@@ -116,7 +122,11 @@ def _is_ours(disagreement: Mapping[str, Any], coord: str) -> bool:
 def _add_sources(claim: dict[str, Any], sources: list[Mapping[str, Any]]) -> None:
     kept = list(claim.get("sources") or [])
     for source in sources:
-        same = [i for i, s in enumerate(kept) if s.get("kind") == SWINDEX_KIND and s.get("citation") == source.get("citation")]
+        same = [
+            i
+            for i, s in enumerate(kept)
+            if s.get("kind") == SWINDEX_KIND and s.get("citation") == source.get("citation")
+        ]
         if same:
             kept[same[0]] = copy.deepcopy(dict(source))
         else:
@@ -206,7 +216,9 @@ def _drop_own(matching: _Matching, disagreements: list[dict[str, Any]]) -> list[
     return [d for d in disagreements if not any(_is_ours(d, c) for c in dropped)]
 
 
-def _note_not_found(matching: _Matching, disagreements: list[dict[str, Any]], fresh: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _note_not_found(
+    matching: _Matching, disagreements: list[dict[str, Any]], fresh: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """A standing claim the detection did not find gets (or keeps, rewritten) our disagreement; one found again loses it."""
     not_found = []
     for i, claim in enumerate(matching.claims):
@@ -226,7 +238,9 @@ def _note_not_found(matching: _Matching, disagreements: list[dict[str, Any]], fr
     return disagreements, not_found
 
 
-def merge_entry(existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, replace_own: bool = False) -> MergeResult:
+def merge_entry(
+    existing: Mapping[str, Any] | None, fresh: Mapping[str, Any], today: str, replace_own: bool = False
+) -> MergeResult:
     """Fold a fresh detection entry into an existing one, or take it whole when there is none.
 
     ``replace_own`` (``--force``) replaces swindex's own earlier results: a claim only swindex sources

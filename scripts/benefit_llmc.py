@@ -31,7 +31,13 @@ def main(request_path: str, answer_path: str) -> int:
         model = AutoModelForCausalLM.from_pretrained(request["folder"], dtype=torch.float32)
         data = Dataset.from_dict({"input_ids": calibration, "attention_mask": [[1] * len(r) for r in calibration]})
         recipe = QuantizationModifier(targets="Linear", scheme=run["scheme"], ignore=["lm_head", *run["ignore"]])
-        model = oneshot(model=model, dataset=data, recipe=recipe, num_calibration_samples=len(calibration), max_seq_length=evaluation.shape[1])
+        model = oneshot(
+            model=model,
+            dataset=data,
+            recipe=recipe,
+            num_calibration_samples=len(calibration),
+            max_seq_length=evaluation.shape[1],
+        )
         formats, numel = {}, {}
         for name, module in model.named_modules():
             if isinstance(module, torch.nn.Linear):
@@ -46,9 +52,17 @@ def main(request_path: str, answer_path: str) -> int:
                 loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), rows[:, 1:], reduction="none")
                 nll.extend(float(v) for v in loss.double().mean(dim=1))
         runs.append({"scheme": run["scheme"], "ignore": run["ignore"], "nll": nll, "formats": formats, "numel": numel})
-        print(f"llm-compressor {run['scheme']} ignore={run['ignore']}: mean NLL {sum(nll) / len(nll):.4f}", file=sys.stderr, flush=True)
+        print(
+            f"llm-compressor {run['scheme']} ignore={run['ignore']}: mean NLL {sum(nll) / len(nll):.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
         del model
-    versions = {"llmcompressor": version("llmcompressor"), "transformers": version("transformers"), "compressed-tensors": version("compressed-tensors")}
+    versions = {
+        "llmcompressor": version("llmcompressor"),
+        "transformers": version("transformers"),
+        "compressed-tensors": version("compressed-tensors"),
+    }
     with open(answer_path, "w", encoding="utf-8") as out:
         json.dump({"versions": versions, "runs": runs}, out)
     return 0

@@ -36,8 +36,10 @@ def _ratio(claim: Any, metric: str | None) -> str:
     if bound is not None and not math.isclose(bound.low, bound.high, rel_tol=1e-6):
         # settled early (sequential verification): the ratio is an estimate inside the bound that settled its class
         tokens = f" on {impact.tokens:,} tokens" if impact.tokens else ""
-        return (f"perplexity ~{_times(impact.ratio)} ({_num(impact.original)} -> ~{_num(impact.zeroed)}; "
-                f"estimate, {bound}{tokens})")
+        return (
+            f"perplexity ~{_times(impact.ratio)} ({_num(impact.original)} -> ~{_num(impact.zeroed)}; "
+            f"estimate, {bound}{tokens})"
+        )
     return f"perplexity {_times(impact.ratio)} ({_num(impact.original)} -> {_num(impact.zeroed)})"
 
 
@@ -62,8 +64,14 @@ def describe(entry: Any) -> list[str]:
     metric = run.get("metric") or entry.verdict.metric
     head = f"{entry.id}: {entry.verdict.text}"
     if artifact:
-        origin = f" from {artifact['repository']}@{artifact['revision'][:12]}" if artifact.get("repository") and artifact.get("revision") else ""
-        head += f"   [measured on {artifact['file']}, {artifact['format'].upper()} {artifact.get('quantization') or ''}{origin}]".replace(" ,", ",")
+        origin = (
+            f" from {artifact['repository']}@{artifact['revision'][:12]}"
+            if artifact.get("repository") and artifact.get("revision")
+            else ""
+        )
+        head += f"   [measured on {artifact['file']}, {artifact['format'].upper()} {artifact.get('quantization') or ''}{origin}]".replace(
+            " ,", ","
+        )
     lines = [head]
     if metric == "perplexity" and run.get("original") is not None:
         figures = [f"perplexity as loaded {_num(run.get('original'))}"]
@@ -82,8 +90,18 @@ def describe(entry: Any) -> list[str]:
     for claim in claims:
         if claim.impact.classification == "inert":
             continue
-        mark = "super weight" if claim.is_super_weight else "kept when quantizing" if claim.impact.classification == "significant" else ""
-        parts = [f"{claim.impact.classification:<11} layer {claim.layer} [{claim.row}, {claim.column}]", _ratio(claim, metric), _activation(claim)]
+        mark = (
+            "super weight"
+            if claim.is_super_weight
+            else "kept when quantizing"
+            if claim.impact.classification == "significant"
+            else ""
+        )
+        parts = [
+            f"{claim.impact.classification:<11} layer {claim.layer} [{claim.row}, {claim.column}]",
+            _ratio(claim, metric),
+            _activation(claim),
+        ]
         if artifact and artifact.get("format") == "gguf":
             parts.append(_gguf_name(claim))
         parts.append(mark)

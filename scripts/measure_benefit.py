@@ -133,7 +133,9 @@ def input_peaks(model: Any, ids: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def rtn(model: Any, bits: int, block: int | str | None, holdout: Sequence[tuple[str, tuple[int, ...]]]) -> Iterator[None]:
+def rtn(
+    model: Any, bits: int, block: int | str | None, holdout: Sequence[tuple[str, tuple[int, ...]]]
+) -> Iterator[None]:
     """Every linear weight round-to-nearest quantized (restored after); ``holdout`` scalars kept exact."""
     import torch
 
@@ -184,7 +186,9 @@ def absmax_scale(x: Any, fmt: str, granularity: str) -> Any:
 
 
 @contextmanager
-def activations(model: Any, fmt: str, granularity: str, static: dict[str, Any] | None, skip: Sequence[str]) -> Iterator[None]:
+def activations(
+    model: Any, fmt: str, granularity: str, static: dict[str, Any] | None, skip: Sequence[str]
+) -> Iterator[None]:
     """Every linear layer's input fake-quantized (dynamic scales, or ``static`` ones per module); ``skip`` left exact."""
     handles = []
     for name in linear_modules(model):
@@ -236,10 +240,18 @@ def torch_rows(subject: Subject, schemes: Sequence[str]) -> list[BenefitRow]:
             coordinates = tuple(f"{t.rsplit('.', 1)[0]}" for t, _ in subject.keep_weights)
             paired = paired_change(base, kept)
             note = f"{len(subject.keep_weights)} weight(s) to keep held out as scalars, as swindex quantize does"
-            rows.append(BenefitRow.measured(
-                scheme, tuple(dict.fromkeys(coordinates)), "weights_to_keep", paired,
-                cost_bytes=HELD_SCALAR_BYTES * len(subject.keep_weights), tokens=tokens, library=lib, note=note,
-            ))
+            rows.append(
+                BenefitRow.measured(
+                    scheme,
+                    tuple(dict.fromkeys(coordinates)),
+                    "weights_to_keep",
+                    paired,
+                    cost_bytes=HELD_SCALAR_BYTES * len(subject.keep_weights),
+                    tokens=tokens,
+                    library=lib,
+                    note=note,
+                )
+            )
             say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
         elif scheme in ACTIVATIONS:
             fmt, granularity, is_static = ACTIVATIONS[scheme]
@@ -250,11 +262,21 @@ def torch_rows(subject: Subject, schemes: Sequence[str]) -> list[BenefitRow]:
                 with activations(model, fmt, granularity, scales, kept):
                     nll = chunk_nll(model, ids)
                 paired = paired_change(base, nll)
-                rows.append(BenefitRow.measured(
-                    scheme, kept, why, paired, cost_bytes=0, tokens=tokens, library=lib,
-                    note="weights not quantized; keeping leaves the module's input unquantized (a float matmul at run time)",
-                ))
-                say(f"{scheme} keep {kept}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
+                rows.append(
+                    BenefitRow.measured(
+                        scheme,
+                        kept,
+                        why,
+                        paired,
+                        cost_bytes=0,
+                        tokens=tokens,
+                        library=lib,
+                        note="weights not quantized; keeping leaves the module's input unquantized (a float matmul at run time)",
+                    )
+                )
+                say(
+                    f"{scheme} keep {kept}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})"
+                )
     return rows
 
 
@@ -297,10 +319,14 @@ def bnb_rows(subject: Subject, schemes: Sequence[str], where: Path) -> list[Bene
 
     def run(kind: str, skip: Sequence[str]) -> tuple[list[float], int]:
         config = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=kind, bnb_4bit_compute_dtype=torch.float32,
+            load_in_4bit=True,
+            bnb_4bit_quant_type=kind,
+            bnb_4bit_compute_dtype=torch.float32,
             llm_int8_skip_modules=["lm_head", *skip],
         )
-        model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=config, dtype=torch.float32, device_map="cpu")
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, quantization_config=config, dtype=torch.float32, device_map="cpu"
+        )
         model.eval()
         for name in skip:
             kind_of = type(model.get_submodule(name)).__name__
@@ -315,15 +341,25 @@ def bnb_rows(subject: Subject, schemes: Sequence[str], where: Path) -> list[Bene
         base, size = run(BNB[scheme], ())
         kept, kept_size = run(BNB[scheme], subject.keep_modules)
         paired = paired_change(base, kept)
-        rows.append(BenefitRow.measured(
-            scheme, subject.keep_modules, "weights_to_keep", paired, cost_bytes=max(kept_size - size, 0), tokens=tokens, library=lib,
-            note="kept modules in llm_int8_skip_modules (float32); cost from the models' memory footprints",
-        ))
+        rows.append(
+            BenefitRow.measured(
+                scheme,
+                subject.keep_modules,
+                "weights_to_keep",
+                paired,
+                cost_bytes=max(kept_size - size, 0),
+                tokens=tokens,
+                library=lib,
+                note="kept modules in llm_int8_skip_modules (float32); cost from the models' memory footprints",
+            )
+        )
         say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
     return rows
 
 
-def llama_rows(subject: Subject, schemes: Sequence[str], where: Path, layers: Sequence[int], chunks: int, ctx: int) -> list[BenefitRow]:
+def llama_rows(
+    subject: Subject, schemes: Sequence[str], where: Path, layers: Sequence[int], chunks: int, ctx: int
+) -> list[BenefitRow]:
     """llama.cpp's real llama-quantize (requantized from the GGUF) and llama-perplexity; kept = --tensor-type at Q8_0."""
     from swindex.layout import gguf_tensor_name
     from swindex.verification.inputs import eval_text
@@ -345,8 +381,21 @@ def llama_rows(subject: Subject, schemes: Sequence[str], where: Path, layers: Se
         return out
 
     def perplexity(path: Path) -> list[float]:
-        command = [str(LLAMA_BIN / "llama-perplexity"), "-m", str(path), "-f", str(text), "-c", str(ctx), "-b", str(ctx),
-                   "--chunks", str(chunks), "-t", "2"]
+        command = [
+            str(LLAMA_BIN / "llama-perplexity"),
+            "-m",
+            str(path),
+            "-f",
+            str(text),
+            "-c",
+            str(ctx),
+            "-b",
+            str(ctx),
+            "--chunks",
+            str(chunks),
+            "-t",
+            "2",
+        ]
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         running = [float(v) for v in re.findall(r"\[\d+\]([0-9.]+)", done.stdout + done.stderr)]
         if len(running) != chunks:
@@ -359,11 +408,19 @@ def llama_rows(subject: Subject, schemes: Sequence[str], where: Path, layers: Se
         base_file, kept_file = quantize(kind, False), quantize(kind, True)
         paired = paired_change(perplexity(base_file), perplexity(kept_file))
         cost = kept_file.stat().st_size - base_file.stat().st_size
-        rows.append(BenefitRow.measured(
-            scheme, subject.keep_modules, "weights_to_keep", paired, cost_bytes=max(cost, 0), tokens=chunks * (ctx // 2), library=lib,
-            note=f"requantized from {subject.gguf.name} (--allow-requantize); kept tensors at Q8_0 (--tensor-type); "
-            f"llama-perplexity -c {ctx} scores the second half of each chunk; cost from the file sizes",
-        ))
+        rows.append(
+            BenefitRow.measured(
+                scheme,
+                subject.keep_modules,
+                "weights_to_keep",
+                paired,
+                cost_bytes=max(cost, 0),
+                tokens=chunks * (ctx // 2),
+                library=lib,
+                note=f"requantized from {subject.gguf.name} (--allow-requantize); kept tensors at Q8_0 (--tensor-type); "
+                f"llama-perplexity -c {ctx} scores the second half of each chunk; cost from the file sizes",
+            )
+        )
         say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
         base_file.unlink()
         kept_file.unlink()
@@ -374,11 +431,21 @@ def llmc_rows(subject: Subject, schemes: Sequence[str], where: Path) -> tuple[li
     """llm-compressor's oneshot (its own venv, scripts/benefit_llmc.py); kept = the modules in ``ignore``."""
     folder = float_folder(subject, where)
     request = {
-        "folder": str(folder), "evaluation": subject.evaluation.tolist(), "calibration": subject.calibration.tolist(),
+        "folder": str(folder),
+        "evaluation": subject.evaluation.tolist(),
+        "calibration": subject.calibration.tolist(),
         "runs": [{"scheme": LLMC[s], "ignore": list(k)} for s in schemes for k in ((), subject.keep_modules)],
     }
     (where / "llmc-request.json").write_text(json.dumps(request), encoding="utf-8")
-    subprocess.run([str(LLMC_PYTHON), str(REPO / "scripts" / "benefit_llmc.py"), str(where / "llmc-request.json"), str(where / "llmc.json")], check=True)
+    subprocess.run(
+        [
+            str(LLMC_PYTHON),
+            str(REPO / "scripts" / "benefit_llmc.py"),
+            str(where / "llmc-request.json"),
+            str(where / "llmc.json"),
+        ],
+        check=True,
+    )
     answer = json.loads((where / "llmc.json").read_text(encoding="utf-8"))
     lib = f"llm-compressor {answer['versions']['llmcompressor']}"
     tokens = int(subject.evaluation.shape[0] * (subject.evaluation.shape[1] - 1))
@@ -390,10 +457,18 @@ def llmc_rows(subject: Subject, schemes: Sequence[str], where: Path) -> tuple[li
             if kept["formats"].get(name) is not None:
                 raise SystemExit(f"{name} was in ignore but llm-compressor quantized it ({kept['formats'][name]})")
         numel = sum(kept["numel"].get(m, 0) for m in subject.keep_modules)
-        rows.append(BenefitRow.measured(
-            scheme, subject.keep_modules, "weights_to_keep", paired, cost_bytes=numel, tokens=tokens, library=lib,
-            note="oneshot on CPU, calibrated on the calibration slice; kept modules in ignore (stay 16-bit: 1 more byte per weight than 8-bit)",
-        ))
+        rows.append(
+            BenefitRow.measured(
+                scheme,
+                subject.keep_modules,
+                "weights_to_keep",
+                paired,
+                cost_bytes=numel,
+                tokens=tokens,
+                library=lib,
+                note="oneshot on CPU, calibrated on the calibration slice; kept modules in ignore (stay 16-bit: 1 more byte per weight than 8-bit)",
+            )
+        )
         say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
     return rows, answer["versions"]["llmcompressor"]
 
@@ -436,19 +511,33 @@ def load(
     return Subject(loaded.model, loaded.tokenizer, gguf, loaded.artifact, evaluation, calib, modules, weights, peaks)
 
 
-def table(subject: Subject, rows: list[BenefitRow], libraries: dict[str, str], length: int, calibration: int, today: str) -> dict[str, Any]:
+def table(
+    subject: Subject, rows: list[BenefitRow], libraries: dict[str, str], length: int, calibration: int, today: str
+) -> dict[str, Any]:
     from swindex.version import tool
 
     chunks = int(subject.evaluation.shape[0])
     record = BenefitTable(
-        date=today, tool=f"{tool('benefit')} (scripts/measure_benefit.py)", text="everyday.txt",
-        tokens=chunks * (length - 1), chunks=chunks, seed=0, rows=tuple(rows), libraries=libraries,
+        date=today,
+        tool=f"{tool('benefit')} (scripts/measure_benefit.py)",
+        text="everyday.txt",
+        tokens=chunks * (length - 1),
+        chunks=chunks,
+        seed=0,
+        rows=tuple(rows),
+        libraries=libraries,
         calibration=f"everyday.txt windows {chunks + 1}-{chunks + calibration} of {length} tokens (after the evaluated ones)",
         peaks=tuple(subject.peaks[:5]),
     )
     result: dict[str, Any] = {
-        "tool": record.tool, "date": record.date, "text": record.text, "tokens": record.tokens, "chunks": record.chunks, "seed": record.seed,
-        "calibration": record.calibration, "libraries": dict(record.libraries),
+        "tool": record.tool,
+        "date": record.date,
+        "text": record.text,
+        "tokens": record.tokens,
+        "chunks": record.chunks,
+        "seed": record.seed,
+        "calibration": record.calibration,
+        "libraries": dict(record.libraries),
     }
     if subject.artifact is not None:
         result["artifact"] = subject.artifact.to_dict()
@@ -483,7 +572,9 @@ def merge(tables: Sequence[Path], progress: Sequence[Path]) -> dict[str, Any]:
     for other, path in zip(loaded[1:], tables[1:]):
         for key in ("text", "tokens", "chunks", "seed", "calibration"):
             if other.get(key) != first.get(key):
-                raise SystemExit(f"{path} measured {key}={other.get(key)!r}, not {first.get(key)!r}: the runs cannot be merged")
+                raise SystemExit(
+                    f"{path} measured {key}={other.get(key)!r}, not {first.get(key)!r}: the runs cannot be merged"
+                )
     rows = {(r["scheme"], tuple(r["kept"])): r for t in loaded for r in t["rows"]}
     libraries = {k: v for t in loaded for k, v in (t.get("libraries") or {}).items()}
     for path in progress:
@@ -502,17 +593,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("gguf", type=Path)
     parser.add_argument("--model-id", required=True)
-    parser.add_argument("--keep", nargs="*", default=[], help="modules to keep when the registry has no entry for the model yet")
-    parser.add_argument("--hold", nargs="*", default=[], help="with --keep: weights RTN holds out, written TENSOR[ROW, COLUMN]")
+    parser.add_argument(
+        "--keep", nargs="*", default=[], help="modules to keep when the registry has no entry for the model yet"
+    )
+    parser.add_argument(
+        "--hold", nargs="*", default=[], help="with --keep: weights RTN holds out, written TENSOR[ROW, COLUMN]"
+    )
     parser.add_argument("--schemes", nargs="*", default=list(DEFAULT_SCHEMES), choices=list(SCHEMES))
     parser.add_argument("--chunks", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--calibration", type=int, default=8)
-    parser.add_argument("--llama-ctx", type=int, default=128, help="llama-perplexity scores the second half of each chunk")
+    parser.add_argument(
+        "--llama-ctx", type=int, default=128, help="llama-perplexity scores the second half of each chunk"
+    )
     parser.add_argument("--write", type=Path, help="registry entry to store the table in (evidence.keep_benefit)")
     parser.add_argument("--output", type=Path, help="YAML file for the table alone")
-    parser.add_argument("--progress", type=Path, help="JSON lines of the rows measured so far (resumed from; default in the temp folder)")
-    parser.add_argument("--merge", type=Path, nargs="*", help="instead of measuring: merge these tables (and --progress rows) and write them")
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        help="JSON lines of the rows measured so far (resumed from; default in the temp folder)",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        help="instead of measuring: merge these tables (and --progress rows) and write them",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         from swindex.dates import today as today_
@@ -554,7 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if chosen := [s for s in todo if s in BNB]:
             keep(bnb_rows(subject, chosen, work), {"bitsandbytes": version("bitsandbytes")})
         if not LLMC_PYTHON.exists() or not (LLAMA_BIN / "llama-quantize").exists():
-            missing = [s for s in todo if (s in LLMC and not LLMC_PYTHON.exists()) or (s in LLAMA and not (LLAMA_BIN / "llama-quantize").exists())]
+            missing = [
+                s
+                for s in todo
+                if (s in LLMC and not LLMC_PYTHON.exists())
+                or (s in LLAMA and not (LLAMA_BIN / "llama-quantize").exists())
+            ]
             say(f"skipped for now (no {LLMC_PYTHON} or {LLAMA_BIN}; rerun to resume): {', '.join(missing)}")
             todo = [s for s in todo if s not in missing]
         if chosen := [s for s in todo if s in LLMC]:

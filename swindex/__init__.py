@@ -23,7 +23,10 @@ _LAZY = {
     "entries": "._lookup",
     "search": "._lookup",
     "registry_source": "._lookup",
-    **{name: ".records" for name in ("Claim", "Coordinate", "Disagreement", "Entry", "Finding", "Impact", "Source", "Verdict")},
+    **{
+        name: ".records"
+        for name in ("Claim", "Coordinate", "Disagreement", "Entry", "Finding", "Impact", "Source", "Verdict")
+    },
     # name: module that defines it, imported on first use (these need the `detect` extra)
     "detect": ".detection",
     "DetectionResult": ".detection",

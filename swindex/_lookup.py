@@ -13,7 +13,9 @@ from .errors import RevisionMismatchError, UnknownModelError
 from .records import Entry
 from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_items  # noqa: F401 (REGISTRY_ENV, registry_source: re-exported)
 
-_CACHE_DIR = re.compile(r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?")
+_CACHE_DIR = re.compile(
+    r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?"
+)
 
 
 class _Index:
@@ -26,7 +28,9 @@ class _Index:
         self.by_name: dict[str, int] = {}
         short: dict[str, list[int]] = {}
         for position, item in enumerate(items):
-            model_id, aliases = (item.id, item.aliases) if isinstance(item, Entry) else (item[1]["id"], item[1].get("aliases") or ())
+            model_id, aliases = (
+                (item.id, item.aliases) if isinstance(item, Entry) else (item[1]["id"], item[1].get("aliases") or ())
+            )
             for name in (model_id, *aliases):
                 self.by_name.setdefault(name.casefold(), position)
             short.setdefault(model_id.rsplit("/", 1)[-1].casefold(), []).append(position)
@@ -136,10 +140,16 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
     """
     name, cached_revision = _name_of(model)
     if not name:
-        raise ValueError("the model id is empty: give a model id such as 'huggyllama/llama-7b', an alias or a local model folder")
+        raise ValueError(
+            "the model id is empty: give a model id such as 'huggyllama/llama-7b', an alias or a local model folder"
+        )
     index = _index(registry)
     entry = next(
-        (found for c in _candidates(name) if (found := index.named(c)) is not None and (c == name or _config_fits(name, found))),
+        (
+            found
+            for c in _candidates(name)
+            if (found := index.named(c)) is not None and (c == name or _config_fits(name, found))
+        ),
         None,
     )
     if entry is None:

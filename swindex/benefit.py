@@ -67,8 +67,18 @@ SCHEMES: Mapping[str, Scheme] = _schemes(
     ("bnb-fp4", "bitsandbytes FP4", "bitsandbytes", "weights"),
     ("llama.cpp-q4_0", "llama.cpp Q4_0", "llama.cpp", "weights"),
     ("llama.cpp-q4_k_m", "llama.cpp Q4_K_M", "llama.cpp", "weights"),
-    ("llmc-w8a8", "llm-compressor W8A8 (int8 weights per channel, activations per token)", "llm-compressor", "activations"),
-    ("llmc-fp8", "llm-compressor FP8 (weights and activations per tensor, static scales)", "llm-compressor", "activations"),
+    (
+        "llmc-w8a8",
+        "llm-compressor W8A8 (int8 weights per channel, activations per token)",
+        "llm-compressor",
+        "activations",
+    ),
+    (
+        "llmc-fp8",
+        "llm-compressor FP8 (weights and activations per tensor, static scales)",
+        "llm-compressor",
+        "activations",
+    ),
     ("a-int8-tensor-dynamic", "activations INT8 per tensor, dynamic", "llm-compressor", "activations"),
     ("a-int8-tensor-static", "activations INT8 per tensor, static (calibrated)", "llm-compressor", "activations"),
     ("a-int8-token-dynamic", "activations INT8 per token, dynamic", "llm-compressor", "activations"),
@@ -78,9 +88,11 @@ SCHEMES: Mapping[str, Scheme] = _schemes(
 """Every scheme a table may hold, keyed as the registry stores them; ``tool`` is the quantizer that runs it."""
 
 TOOL_SCHEMES: Mapping[str, tuple[str, ...]] = {
-    tool: tuple(s.key for s in SCHEMES.values() if s.tool == tool) for tool in dict.fromkeys(s.tool for s in SCHEMES.values())
+    tool: tuple(s.key for s in SCHEMES.values() if s.tool == tool)
+    for tool in dict.fromkeys(s.tool for s in SCHEMES.values())
 }
 """The schemes each tool's advice draws on (``swindex`` is ``swindex quantize``'s own round-to-nearest)."""
+
 
 def rtn_scheme(bits: int, block_size: int | str | None) -> str | None:
     """The key of swindex's RTN scheme for a bit width and block size (``None``: whole tensor), when one is measured."""
@@ -116,7 +128,9 @@ def paired_change(baseline_nll: Sequence[float], changed_nll: Sequence[float]) -
     the kept module makes is left in the error.
     """
     if len(baseline_nll) != len(changed_nll):
-        raise BenefitError(f"the two runs scored different chunks ({len(baseline_nll)} and {len(changed_nll)}); pair the same chunks")
+        raise BenefitError(
+            f"the two runs scored different chunks ({len(baseline_nll)} and {len(changed_nll)}); pair the same chunks"
+        )
     n = len(baseline_nll)
     if n < 2:
         raise BenefitError(f"a paired comparison needs at least 2 chunks, got {n}: measure more text")
@@ -128,7 +142,9 @@ def paired_change(baseline_nll: Sequence[float], changed_nll: Sequence[float]) -
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
     ratio = math.exp(mean)
     base = math.exp(sum(a for a, _ in values) / n)
-    return PairedChange(baseline=base, changed=base * ratio, change=ratio - 1, error=ratio * sd / math.sqrt(n), chunks=n)
+    return PairedChange(
+        baseline=base, changed=base * ratio, change=ratio - 1, error=ratio * sd / math.sqrt(n), chunks=n
+    )
 
 
 def chunk_nll_from_running_perplexity(running: Sequence[float]) -> list[float]:
@@ -170,30 +186,63 @@ class BenefitRow:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BenefitRow":
         return cls(
-            scheme=d["scheme"], kept=tuple(d["kept"]), why=d["why"], quantized=d["quantized"], kept_perplexity=d["kept_perplexity"],
-            change=d["change"], error=d["error"], cost_bytes=d["cost_bytes"], chunks=d["chunks"], tokens=d["tokens"],
-            library=d.get("library"), note=d.get("note"),
+            scheme=d["scheme"],
+            kept=tuple(d["kept"]),
+            why=d["why"],
+            quantized=d["quantized"],
+            kept_perplexity=d["kept_perplexity"],
+            change=d["change"],
+            error=d["error"],
+            cost_bytes=d["cost_bytes"],
+            chunks=d["chunks"],
+            tokens=d["tokens"],
+            library=d.get("library"),
+            note=d.get("note"),
         )
 
     @classmethod
     def measured(
-        cls, scheme: str, kept: Sequence[str], why: str, paired: PairedChange, *, cost_bytes: int, tokens: int,
-        library: str | None = None, note: str | None = None,
+        cls,
+        scheme: str,
+        kept: Sequence[str],
+        why: str,
+        paired: PairedChange,
+        *,
+        cost_bytes: int,
+        tokens: int,
+        library: str | None = None,
+        note: str | None = None,
     ) -> "BenefitRow":
         """The row for a paired comparison (``paired_change``), rounded as the registry stores it."""
         if scheme not in SCHEMES:
             raise BenefitError(f"unknown scheme {scheme!r}; the schemes are {', '.join(SCHEMES)}")
         return cls(
-            scheme=scheme, kept=tuple(kept), why=why, quantized=round(paired.baseline, 4), kept_perplexity=round(paired.changed, 4),
-            change=round(paired.change, 5), error=round(paired.error, 5), cost_bytes=int(cost_bytes), chunks=paired.chunks,
-            tokens=int(tokens), library=library, note=note,
+            scheme=scheme,
+            kept=tuple(kept),
+            why=why,
+            quantized=round(paired.baseline, 4),
+            kept_perplexity=round(paired.changed, 4),
+            change=round(paired.change, 5),
+            error=round(paired.error, 5),
+            cost_bytes=int(cost_bytes),
+            chunks=paired.chunks,
+            tokens=int(tokens),
+            library=library,
+            note=note,
         )
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
-            "scheme": self.scheme, "kept": list(self.kept), "why": self.why, "quantized": self.quantized,
-            "kept_perplexity": self.kept_perplexity, "change": self.change, "error": self.error, "cost_bytes": self.cost_bytes,
-            "chunks": self.chunks, "tokens": self.tokens,
+            "scheme": self.scheme,
+            "kept": list(self.kept),
+            "why": self.why,
+            "quantized": self.quantized,
+            "kept_perplexity": self.kept_perplexity,
+            "change": self.change,
+            "error": self.error,
+            "cost_bytes": self.cost_bytes,
+            "chunks": self.chunks,
+            "tokens": self.tokens,
         }
         result.update({k: v for k, v in (("library", self.library), ("note", self.note)) if v is not None})
         return result
@@ -245,9 +294,16 @@ class BenefitTable:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BenefitTable":
         return cls(
-            date=d["date"], tool=d["tool"], text=d["text"], tokens=d["tokens"], chunks=d["chunks"], seed=d["seed"],
-            rows=tuple(BenefitRow.from_dict(r) for r in d["rows"]), libraries=dict(d.get("libraries") or {}),
-            calibration=d.get("calibration"), peaks=tuple(dict(p) for p in d.get("peaks") or ()),
+            date=d["date"],
+            tool=d["tool"],
+            text=d["text"],
+            tokens=d["tokens"],
+            chunks=d["chunks"],
+            seed=d["seed"],
+            rows=tuple(BenefitRow.from_dict(r) for r in d["rows"]),
+            libraries=dict(d.get("libraries") or {}),
+            calibration=d.get("calibration"),
+            peaks=tuple(dict(p) for p in d.get("peaks") or ()),
         )
 
     def for_scheme(self, scheme: str) -> tuple[BenefitRow, ...]:
@@ -278,8 +334,14 @@ def advice(row: BenefitRow) -> str:
 def advice_for_tool(table: BenefitTable | None, tool: str) -> list[str]:
     """Every measured sentence for ``tool``'s schemes (``TOOL_SCHEMES``), or one saying nothing was measured."""
     if tool not in TOOL_SCHEMES:
-        raise BenefitError(f"no benefit schemes for tool {shown(tool)!r}; the tools measured are {', '.join(TOOL_SCHEMES)}")
+        raise BenefitError(
+            f"no benefit schemes for tool {shown(tool)!r}; the tools measured are {', '.join(TOOL_SCHEMES)}"
+        )
     rows = [] if table is None else [r for s in TOOL_SCHEMES[tool] for r in table.for_scheme(s)]
     if not rows:
         return [f"what keeping buys under {tool} has not been measured for this model"]
-    return [advice(r) + ("" if r.why == "weights_to_keep" else " (its input carries a massive activation; no claim names it)") for r in rows]
+    return [
+        advice(r)
+        + ("" if r.why == "weights_to_keep" else " (its input carries a massive activation; no claim names it)")
+        for r in rows
+    ]

@@ -251,7 +251,12 @@ def derive_verdict(entry: Mapping[str, Any]) -> dict[str, Any]:
             verdict["measured_by"] = by.pop()
     metric = run.get("metric")
     original, joint = run.get("original"), run.get("all_zeroed")
-    if metric == "perplexity" and isinstance(original, (int, float)) and isinstance(joint, (int, float)) and original > 0:
+    if (
+        metric == "perplexity"
+        and isinstance(original, (int, float))
+        and isinstance(joint, (int, float))
+        and original > 0
+    ):
         verdict["joint_ratio"] = round(float(joint) / float(original), 6)
         verdict["metric"] = metric
     elif metric == "embedding_shift" and isinstance(joint, (int, float)):
@@ -282,14 +287,18 @@ def adopt_measurement(claim: Mapping[str, Any], measurement: Mapping[str, Any]) 
     if current.get("classification") == ours.get("classification"):
         return result, None
     ratio, metric = ours.get("ratio"), ours.get("metric", "perplexity")
-    figure = f" ({metric} x{ratio:.3g} when zeroed)" if isinstance(ratio, (int, float)) and metric == "perplexity" else ""
+    figure = (
+        f" ({metric} x{ratio:.3g} when zeroed)" if isinstance(ratio, (int, float)) and metric == "perplexity" else ""
+    )
     return result, (
         f"{VERIFICATION_PREFIX} measured {coordinate_of(claim)} {ours.get('classification')}{figure}, while "
         f"{current.get('measured_by')} measured it {current.get('classification')}; the published impact is kept."
     )
 
 
-def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[dict[str, Any], tuple[str, ...]]:
+def reconcile(
+    entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The entry with swindex's measurements adopted (by coordinate), its swindex disagreements redone, and its verdict derived.
 
     Disagreements verification wrote (``origin: swindex``, ``step: verification``) are rewritten from the new
@@ -299,6 +308,7 @@ def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, 
     result = copy.deepcopy(dict(entry))
     changed: list[str] = []
     measurements = measurements or {}
+
     def written_here(d: Mapping[str, Any]) -> bool:
         return is_swindex_disagreement(d, "verification")
 
@@ -337,7 +347,9 @@ def reconcile(entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, 
 def touch(entry: Mapping[str, Any], before: Mapping[str, Any] | None, today: str) -> dict[str, Any]:
     """The one rule for ``modified``: it becomes ``today`` when, and only when, anything else in the entry changed."""
     result = dict(entry)
-    if before is None or {k: v for k, v in result.items() if k != "modified"} != {k: v for k, v in before.items() if k != "modified"}:
+    if before is None or {k: v for k, v in result.items() if k != "modified"} != {
+        k: v for k, v in before.items() if k != "modified"
+    }:
         result["modified"] = today
     elif "modified" in before:
         result["modified"] = before["modified"]

@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = _EXTRAS.get((exc.name or "").split(".")[0])
             if extra is None:
                 raise
-            print(f'swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): pip install "swindex[{extra}]"', file=sys.stderr)
+            print(
+                f'swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): pip install "swindex[{extra}]"',
+                file=sys.stderr,
+            )
             return 1
         except OSError as exc:
             where = f" {shown(str(exc.filename))}" if exc.filename else ""
@@ -73,9 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _EXTRAS = {
-    "torch": "detect", "transformers": "detect", "accelerate": "detect", "safetensors": "detect", "huggingface_hub": "detect",
+    "torch": "detect",
+    "transformers": "detect",
+    "accelerate": "detect",
+    "safetensors": "detect",
+    "huggingface_hub": "detect",
     "gguf": "check",
-    "jinja2": "site", "mkdocs": "site", "material": "site", "markdown": "site", "pymdownx": "site",
+    "jinja2": "site",
+    "mkdocs": "site",
+    "material": "site",
+    "markdown": "site",
+    "pymdownx": "site",
 }
 
 

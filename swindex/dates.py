@@ -14,6 +14,7 @@ import re
 
 from .constants import TODAY_ENV as ENV
 from .errors import SwindexError
+
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 

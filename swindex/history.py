@@ -59,7 +59,13 @@ def compare_registries(before: str | Path, after: str | Path) -> ClaimChanges:
     changes: list[str] = []
     for model_id, (old_path, old_entry) in sorted(old.items()):
         if model_id not in new:
-            problems.append(Problem(str(Path(after) / f"{model_id}.yaml"), "", f"the entry for {model_id} was removed; entries are never deleted"))
+            problems.append(
+                Problem(
+                    str(Path(after) / f"{model_id}.yaml"),
+                    "",
+                    f"the entry for {model_id} was removed; entries are never deleted",
+                )
+            )
             continue
         new_path, new_entry = new[model_id]
         kept = _claims(new_entry)
@@ -67,7 +73,8 @@ def compare_registries(before: str | Path, after: str | Path) -> ClaimChanges:
             if coordinate not in kept:
                 problems.append(
                     Problem(
-                        str(new_path), "claims",
+                        str(new_path),
+                        "claims",
                         f"claim {coordinate} (status {claim.get('status')}) was removed; a published claim is never deleted: "
                         "keep it with status withdrawn or disputed and say why in its notes or the disagreements",
                     )
@@ -86,7 +93,11 @@ def _short(value: Any) -> str:
 def _field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     """``name old -> new`` for each field that differs, in the order the fields were written."""
     names = [*before, *(k for k in after if k not in before)]
-    return [f"{name} {_short(before.get(name))} -> {_short(after.get(name))}" for name in names if before.get(name) != after.get(name)]
+    return [
+        f"{name} {_short(before.get(name))} -> {_short(after.get(name))}"
+        for name in names
+        if before.get(name) != after.get(name)
+    ]
 
 
 def _by_citation(sources: Any) -> dict[tuple[Any, int], Mapping[str, Any]]:

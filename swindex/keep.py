@@ -24,7 +24,17 @@ from .claims import claims_of, keep_counts, keep_kind, weights_to_keep
 from .errors import SwindexError, shown
 from .layout import gguf_index, gguf_tensor_names
 
-__all__ = ["Export", "Format", "FORMATS", "KeepError", "KeptWeight", "keep_for", "tool_name", "DEFAULT_HELD_TYPE", "DEFAULT_BASE_TYPE"]
+__all__ = [
+    "Export",
+    "Format",
+    "FORMATS",
+    "KeepError",
+    "KeptWeight",
+    "keep_for",
+    "tool_name",
+    "DEFAULT_HELD_TYPE",
+    "DEFAULT_BASE_TYPE",
+]
 
 DEFAULT_HELD_TYPE = "Q8_0"
 """The GGUF type llama.cpp holds a kept tensor at: 8 bits a weight, one scale per 32, the closest to float it offers in blocks."""
@@ -50,18 +60,48 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.tool: f
     for f in (
-        Format("llama.cpp", ("llamacpp", "gguf", "llama-quantize"), "llama.cpp llama-quantize --tensor-type (b4000 and later)",
-               "shell", "the GGUF tensor holding each weight, at a higher type"),
-        Format("bitsandbytes", ("bnb", "transformers"), "transformers 5 BitsAndBytesConfig with bitsandbytes 0.50",
-               "python", "each module holding a weight, unquantized"),
-        Format("llm-compressor", ("llmcompressor", "compressed-tensors"), "llm-compressor 0.14 (compressed-tensors ignore)",
-               "python", "each module holding a weight, unquantized"),
-        Format("autoround", ("auto-round", "auto_round"), "auto-round 0.13 layer_config", "python",
-               "each module holding a weight, at 16-bit float"),
-        Format("gptqmodel", ("gptq",), "GPTQModel 4 QuantizeConfig.dynamic (negative match)", "python",
-               "each module holding a weight, unquantized"),
-        Format("autoawq", ("awq",), "AutoAWQ 0.2.9 modules_to_not_convert (archived; matched per block)", "python",
-               "the projection holding a weight, in every layer"),
+        Format(
+            "llama.cpp",
+            ("llamacpp", "gguf", "llama-quantize"),
+            "llama.cpp llama-quantize --tensor-type (b4000 and later)",
+            "shell",
+            "the GGUF tensor holding each weight, at a higher type",
+        ),
+        Format(
+            "bitsandbytes",
+            ("bnb", "transformers"),
+            "transformers 5 BitsAndBytesConfig with bitsandbytes 0.50",
+            "python",
+            "each module holding a weight, unquantized",
+        ),
+        Format(
+            "llm-compressor",
+            ("llmcompressor", "compressed-tensors"),
+            "llm-compressor 0.14 (compressed-tensors ignore)",
+            "python",
+            "each module holding a weight, unquantized",
+        ),
+        Format(
+            "autoround",
+            ("auto-round", "auto_round"),
+            "auto-round 0.13 layer_config",
+            "python",
+            "each module holding a weight, at 16-bit float",
+        ),
+        Format(
+            "gptqmodel",
+            ("gptq",),
+            "GPTQModel 4 QuantizeConfig.dynamic (negative match)",
+            "python",
+            "each module holding a weight, unquantized",
+        ),
+        Format(
+            "autoawq",
+            ("awq",),
+            "AutoAWQ 0.2.9 modules_to_not_convert (archived; matched per block)",
+            "python",
+            "the projection holding a weight, in every layer",
+        ),
         Format("json", (), "swindex keep JSON 1", "json", "every weight to keep, with its impact and both indices"),
         Format("csv", (), "swindex keep CSV 1", "csv", "every weight to keep, with its impact and both indices"),
     )
@@ -120,9 +160,19 @@ def tool_name(tool: str) -> str:
 def _weights(entry: Mapping[str, Any]) -> tuple[KeptWeight, ...]:
     return tuple(
         KeptWeight(
-            coordinate=c.coordinate, kind=keep_kind(c), impact=c.impact.classification, ratio=c.impact.ratio, layer=c.layer,
-            row=c.row, column=c.column, expert=c.expert, tensor=c.tensor, module=c.module, index=tuple(c.index),
-            gguf_tensor=gguf_tensor_names(c.tensor, c.layer, c.expert)[0], gguf_index=gguf_index(c.row, c.column, c.expert),
+            coordinate=c.coordinate,
+            kind=keep_kind(c),
+            impact=c.impact.classification,
+            ratio=c.impact.ratio,
+            layer=c.layer,
+            row=c.row,
+            column=c.column,
+            expert=c.expert,
+            tensor=c.tensor,
+            module=c.module,
+            index=tuple(c.index),
+            gguf_tensor=gguf_tensor_names(c.tensor, c.layer, c.expert)[0],
+            gguf_index=gguf_index(c.row, c.column, c.expert),
             value=c.value,
         )
         for c in weights_to_keep(claims_of(entry))
@@ -163,17 +213,23 @@ def _tensor_elements(entry: Mapping[str, Any], weight: KeptWeight) -> int | None
     return hidden * inner if isinstance(hidden, int) and isinstance(inner, int) else None
 
 
-def _llama_cpp(entry: Mapping[str, Any], weights: tuple[KeptWeight, ...], held: str, base: str) -> tuple[str, tuple[str, ...], list[str]]:
+def _llama_cpp(
+    entry: Mapping[str, Any], weights: tuple[KeptWeight, ...], held: str, base: str
+) -> tuple[str, tuple[str, ...], list[str]]:
     tensors = _unique(w.gguf_tensor for w in weights)
     _ggml_bytes(held, 1)  # an unknown type fails before anything is printed
     _ggml_bytes(base, 1)
     overrides = " ".join(f"--tensor-type '{re.escape(t)}={held.lower()}'" for t in tensors)
     name = str(entry["id"]).rsplit("/", 1)[-1]
-    text = (f"# hold {'this tensor' if len(tensors) == 1 else 'these tensors'} at {held.upper()}; "
-            "add --allow-requantize when the input GGUF is already quantized\n"
-            f"llama-quantize {overrides} {name}-F16.gguf {name}-Q4_K_M.gguf Q4_K_M")
-    notes = ["llama.cpp cannot keep one scalar: it quantizes whole tensors, so it holds the tensor with the weight at a "
-             f"higher type ({held.upper()}) than the rest."]
+    text = (
+        f"# hold {'this tensor' if len(tensors) == 1 else 'these tensors'} at {held.upper()}; "
+        "add --allow-requantize when the input GGUF is already quantized\n"
+        f"llama-quantize {overrides} {name}-F16.gguf {name}-Q4_K_M.gguf Q4_K_M"
+    )
+    notes = [
+        "llama.cpp cannot keep one scalar: it quantizes whole tensors, so it holds the tensor with the weight at a "
+        f"higher type ({held.upper()}) than the rest."
+    ]
     by_tensor = {w.gguf_tensor: w for w in weights}
     for tensor in tensors:
         elements = _tensor_elements(entry, by_tensor[tensor])
@@ -181,19 +237,23 @@ def _llama_cpp(entry: Mapping[str, Any], weights: tuple[KeptWeight, ...], held: 
             notes.append(f"{tensor}: the entry records no dimensions, so the cost in bytes is not known")
             continue
         extra = _ggml_bytes(held, elements) - _ggml_bytes(base, elements)
-        notes.append(f"{tensor} ({elements:,} weights) at {held.upper()} takes {_ggml_bytes(held, elements):,} bytes against "
-                     f"{_ggml_bytes(base, elements):,} at {base.upper()}: {extra:+,} bytes")
+        notes.append(
+            f"{tensor} ({elements:,} weights) at {held.upper()} takes {_ggml_bytes(held, elements):,} bytes against "
+            f"{_ggml_bytes(base, elements):,} at {base.upper()}: {extra:+,} bytes"
+        )
     return text, tensors, notes
 
 
-def _snippet(tool: str, model: str, modules: tuple[str, ...], weights: tuple[KeptWeight, ...], entry: Mapping[str, Any]) -> tuple[str, list[str]]:
+def _snippet(
+    tool: str, model: str, modules: tuple[str, ...], weights: tuple[KeptWeight, ...], entry: Mapping[str, Any]
+) -> tuple[str, list[str]]:
     """The Python a user pastes for the module-level tools, and what it cannot do."""
     quoted = json.dumps(model)
     if tool == "bitsandbytes":
         return (
             "from transformers import AutoModelForCausalLM, BitsAndBytesConfig\n\n"
             "# The list replaces transformers' default skip list, so it names the output layer too.\n"
-            f"config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=\"nf4\", "
+            f'config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
             f"llm_int8_skip_modules={_python_list(('lm_head', *modules))})\n"
             f"model = AutoModelForCausalLM.from_pretrained({quoted}, quantization_config=config)"
         ), []
@@ -202,22 +262,22 @@ def _snippet(tool: str, model: str, modules: tuple[str, ...], weights: tuple[Kep
         return (
             "from llmcompressor import oneshot\n"
             "from llmcompressor.modifiers.quantization import QuantizationModifier\n\n"
-            f"recipe = QuantizationModifier(targets=\"Linear\", scheme=\"W8A8\", ignore={_python_list(('lm_head', *modules))})\n"
+            f'recipe = QuantizationModifier(targets="Linear", scheme="W8A8", ignore={_python_list(("lm_head", *modules))})\n'
             f"oneshot(model={quoted}, recipe=recipe, output_dir={json.dumps(name + '-W8A8')})"
         ), []
     if tool == "autoround":
-        config = ", ".join(f"{json.dumps(m)}: {{\"bits\": 16, \"data_type\": \"fp\"}}" for m in modules)
+        config = ", ".join(f'{json.dumps(m)}: {{"bits": 16, "data_type": "fp"}}' for m in modules)
         return (
             "from auto_round import AutoRound\n\n"
             f"layer_config = {{{config}}}\n"
-            f"autoround = AutoRound({quoted}, scheme=\"W4A16\", layer_config=layer_config)\n"
+            f'autoround = AutoRound({quoted}, scheme="W4A16", layer_config=layer_config)\n'
             f"autoround.quantize_and_save({json.dumps(model.rsplit('/', 1)[-1] + '-W4A16')})"
         ), []
     if tool == "gptqmodel":
         dynamic = ", ".join(f"{json.dumps('-:^' + re.escape(m) + '$')}: {{}}" for m in modules)
         return (
             "from gptqmodel import GPTQModel, QuantizeConfig\n\n"
-            "# \"-:\" is GPTQModel's negative match: the module stays unquantized.\n"
+            '# "-:" is GPTQModel\'s negative match: the module stays unquantized.\n'
             f"config = QuantizeConfig(bits=4, group_size=128, dynamic={{{dynamic}}})\n"
             f"model = GPTQModel.load({quoted}, config)\n"
             "model.quantize(calibration)  # your calibration texts\n"
@@ -229,21 +289,37 @@ def _snippet(tool: str, model: str, modules: tuple[str, ...], weights: tuple[Kep
     every = f"all {layers} layers" if isinstance(layers, int) else "every layer"
     return (
         "from awq import AutoAWQForCausalLM\nfrom transformers import AutoTokenizer\n\n"
-        f"quant_config = {{\"zero_point\": True, \"q_group_size\": 128, \"w_bit\": 4, \"version\": \"GEMM\", "
-        f"\"modules_to_not_convert\": {_python_list(local)}}}\n"
+        f'quant_config = {{"zero_point": True, "q_group_size": 128, "w_bit": 4, "version": "GEMM", '
+        f'"modules_to_not_convert": {_python_list(local)}}}\n'
         f"model = AutoAWQForCausalLM.from_pretrained({quoted})\n"
         f"tokenizer = AutoTokenizer.from_pretrained({quoted})\n"
         "model.quantize(tokenizer, quant_config=quant_config)"
-    ), [f"AutoAWQ matches modules_to_not_convert against each block's module names ({', '.join(local)}), so it cannot keep "
-        f"one layer: this leaves that projection unquantized in {every}. GPTQModel (--for gptqmodel) can name one layer."]
+    ), [
+        f"AutoAWQ matches modules_to_not_convert against each block's module names ({', '.join(local)}), so it cannot keep "
+        f"one layer: this leaves that projection unquantized in {every}. GPTQModel (--for gptqmodel) can name one layer."
+    ]
 
 
 def _first_weights(modules: tuple[str, ...], weights: tuple[KeptWeight, ...]) -> list[KeptWeight]:
     return [next(w for w in weights if w.module == m) for m in modules]
 
 
-_FIELDS = ("coordinate", "kind", "impact", "ratio", "layer", "row", "column", "expert", "tensor", "module", "index",
-           "gguf_tensor", "gguf_index", "value")
+_FIELDS = (
+    "coordinate",
+    "kind",
+    "impact",
+    "ratio",
+    "layer",
+    "row",
+    "column",
+    "expert",
+    "tensor",
+    "module",
+    "index",
+    "gguf_tensor",
+    "gguf_index",
+    "value",
+)
 
 
 def _table(tool: str, model: str, weights: tuple[KeptWeight, ...]) -> str:
@@ -254,7 +330,12 @@ def _table(tool: str, model: str, weights: tuple[KeptWeight, ...]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_FIELDS)
     for row in rows:
-        writer.writerow([" ".join(map(str, row[k])) if isinstance(row[k], tuple) else ("" if row[k] is None else row[k]) for k in _FIELDS])
+        writer.writerow(
+            [
+                " ".join(map(str, row[k])) if isinstance(row[k], tuple) else ("" if row[k] is None else row[k])
+                for k in _FIELDS
+            ]
+        )
     return out.getvalue().rstrip("\n")
 
 
@@ -276,7 +357,9 @@ def _benefit(entry: Any, tool: str, scheme: str | None = None) -> str | None:
     return "\n".join(advice_for_tool(table, tool)) if tool in TOOL_SCHEMES else None
 
 
-def keep_for(entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_type: str = DEFAULT_BASE_TYPE) -> Export:
+def keep_for(
+    entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_type: str = DEFAULT_BASE_TYPE
+) -> Export:
     """The entry's weights to keep (``Entry.weights_to_keep``) as ``tool`` takes them; ``tool`` is a name in FORMATS or an alias.
 
     ``held_type`` and ``base_type`` (llama.cpp only): the GGML type the kept tensor is held at, and the one its cost
@@ -289,8 +372,10 @@ def keep_for(entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_
     weights = _weights(data)
     if not weights:
         verdict = (data.get("verdict") or {}).get("outcome", "not_measured")
-        raise KeepError(f"{shown(model)}: no weight to keep is on record (verdict: {verdict.replace('_', ' ')}), so there is "
-                        "nothing to hold out; quantize it as usual")
+        raise KeepError(
+            f"{shown(model)}: no weight to keep is on record (verdict: {verdict.replace('_', ' ')}), so there is "
+            "nothing to hold out; quantize it as usual"
+        )
     held = keep_counts(weights_to_keep(claims_of(data)))
     notes: list[str] = []
     if name == "llama.cpp":
@@ -302,5 +387,15 @@ def keep_for(entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_
         text, notes = _snippet(name, model, modules, weights, data)
         if any(w.expert is not None and w.index and len(w.index) == 3 for w in weights):
             notes.append("a fused expert tensor is one module: keeping it keeps every expert of that layer")
-    return Export(tool=name, model=model, text=text, language=fmt.language, weights=weights, modules=modules,
-                  notes=tuple(notes), version=fmt.version, held=held, benefit=_benefit(entry, name))
+    return Export(
+        tool=name,
+        model=model,
+        text=text,
+        language=fmt.language,
+        weights=weights,
+        modules=modules,
+        notes=tuple(notes),
+        version=fmt.version,
+        held=held,
+        benefit=_benefit(entry, name),
+    )

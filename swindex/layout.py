@@ -33,11 +33,58 @@ MIXED_ARCHITECTURES = ("Aria", "OpenAIPrivacyFilter")
 """Model classes that hold both layouts (transposed fused experts beside Linear shared experts)."""
 
 LINEAR_ARCHITECTURES = (
-    "Llama", "Llama4", "Mistral", "Mistral3", "Mixtral", "Ministral", "Qwen2", "Qwen2Moe", "Qwen3", "Qwen3Moe", "Gemma",
-    "Gemma2", "Gemma3", "Phi", "Phi3", "PhiMoe", "Olmo", "Olmo2", "Olmoe", "Falcon", "GPTNeoX", "GPTNeo", "GPTJ",
-    "GPTBigCode", "Bloom", "OPT", "Mpt", "StableLm", "Starcoder2", "Cohere", "Cohere2", "DeepseekV2", "DeepseekV3",
-    "Granite", "GraniteMoe", "Glm", "Glm4", "Dbrx", "Jamba", "Nemotron", "SmolLM3", "Bert", "Roberta", "XLMRoberta",
-    "DistilBert", "Electra", "ModernBert", "EuroBert", "Llava", "LlavaNext", "Idefics3", "PaliGemma",
+    "Llama",
+    "Llama4",
+    "Mistral",
+    "Mistral3",
+    "Mixtral",
+    "Ministral",
+    "Qwen2",
+    "Qwen2Moe",
+    "Qwen3",
+    "Qwen3Moe",
+    "Gemma",
+    "Gemma2",
+    "Gemma3",
+    "Phi",
+    "Phi3",
+    "PhiMoe",
+    "Olmo",
+    "Olmo2",
+    "Olmoe",
+    "Falcon",
+    "GPTNeoX",
+    "GPTNeo",
+    "GPTJ",
+    "GPTBigCode",
+    "Bloom",
+    "OPT",
+    "Mpt",
+    "StableLm",
+    "Starcoder2",
+    "Cohere",
+    "Cohere2",
+    "DeepseekV2",
+    "DeepseekV3",
+    "Granite",
+    "GraniteMoe",
+    "Glm",
+    "Glm4",
+    "Dbrx",
+    "Jamba",
+    "Nemotron",
+    "SmolLM3",
+    "Bert",
+    "Roberta",
+    "XLMRoberta",
+    "DistilBert",
+    "Electra",
+    "ModernBert",
+    "EuroBert",
+    "Llava",
+    "LlavaNext",
+    "Idefics3",
+    "PaliGemma",
 )
 """Model classes known to store every down projection as a Linear ``[row, column]`` (fused experts ``[expert, row, column]``)."""
 
@@ -66,14 +113,14 @@ def format_coordinate(tensor: str, index: tuple[int, ...] | list[int]) -> str:
 
 
 def index_order(architecture: str) -> Order:
-    """"linear", "transposed" or "either": how a model class (``GPT2LMHeadModel``) stores its down projections.
+    """ "linear", "transposed" or "either": how a model class (``GPT2LMHeadModel``) stores its down projections.
 
     A class is known by its model prefix followed by a capitalised head (``LlamaForCausalLM``, ``GPT2Model``);
     the longest known prefix wins. A class this table does not know (a remote-code model, a renamed class)
     gives "either": its order can only be read off the loaded module, never assumed.
     """
     for prefix in _PREFIXES:
-        rest = architecture[len(prefix):]
+        rest = architecture[len(prefix) :]
         if architecture.startswith(prefix) and (not rest or rest[0].isupper()):
             return _TABLE[prefix]
     return "either"
@@ -91,7 +138,9 @@ def is_shared_expert(tensor: str) -> bool:
     return bool(_SHARED_EXPERT.search(f".{tensor}"))
 
 
-def stored_index(row: int, column: int, expert: int | None = None, *, transposed: bool = False, fused: bool = False) -> tuple[int, ...]:
+def stored_index(
+    row: int, column: int, expert: int | None = None, *, transposed: bool = False, fused: bool = False
+) -> tuple[int, ...]:
     """Where the scalar (row, column[, expert]) sits in the stored tensor.
 
     ``fused`` means one 3-D tensor holds every expert (then ``expert`` is required and comes first);
@@ -105,7 +154,9 @@ def stored_index(row: int, column: int, expert: int | None = None, *, transposed
     return (int(expert), *pair)
 
 
-def coordinate_of(index: tuple[int, ...] | list[int], *, transposed: bool = False, fused: bool = False, expert: int | None = None) -> tuple[int, int, int | None]:
+def coordinate_of(
+    index: tuple[int, ...] | list[int], *, transposed: bool = False, fused: bool = False, expert: int | None = None
+) -> tuple[int, int, int | None]:
     """(row, column, expert) of a stored index: the inverse of `stored_index`.
 
     For a tensor that is not fused the index carries no expert; pass the one its name says (``experts.3``), if any.
@@ -113,7 +164,9 @@ def coordinate_of(index: tuple[int, ...] | list[int], *, transposed: bool = Fals
     index = tuple(int(i) for i in index)
     if len(index) != (3 if fused else 2):
         kind = "[expert, i, j]" if fused else "[i, j]"
-        raise ValueError(f"index {list(index)} does not fit a {'fused expert' if fused else 'two-dimensional'} tensor ({kind})")
+        raise ValueError(
+            f"index {list(index)} does not fit a {'fused expert' if fused else 'two-dimensional'} tensor ({kind})"
+        )
     if fused:
         expert, index = index[0], index[1:]
     first, second = index
@@ -152,8 +205,17 @@ def gguf_array_index(row: int, column: int, expert: int | None = None) -> tuple[
 
 
 CHECKPOINT_PREFIXES = (
-    "model.language_model.", "language_model.model.", "model.decoder.", "language_model.", "model.", "decoder.", "transformer.",
-    "gpt_neox.", "bert.", "roberta.", "backbone.",
+    "model.language_model.",
+    "language_model.model.",
+    "model.decoder.",
+    "language_model.",
+    "model.",
+    "decoder.",
+    "transformer.",
+    "gpt_neox.",
+    "bert.",
+    "roberta.",
+    "backbone.",
 )
 """Prefixes a loader adds or drops between a model and its checkpoint (transformers' ``base_model_prefix``, and
 the text model inside a multimodal one). A checkpoint's tensor is the entry's when the names are equal after
@@ -161,7 +223,7 @@ dropping at most one of these from each; nothing else matches (a name that merel
 
 
 def _without_prefix(name: str) -> str:
-    return next((name[len(p):] for p in CHECKPOINT_PREFIXES if name.startswith(p)), name)
+    return next((name[len(p) :] for p in CHECKPOINT_PREFIXES if name.startswith(p)), name)
 
 
 def checkpoint_names(tensor: str) -> tuple[str, ...]:

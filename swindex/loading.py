@@ -40,7 +40,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 
 #: model_type values whose activations are known to overflow float16 (inf/nan), so "auto" avoids it.
-FLOAT16_UNSAFE_FAMILIES = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text", "gemma3n", "t5", "mt5", "umt5", "switch_transformers"})
+FLOAT16_UNSAFE_FAMILIES = frozenset(
+    {"gemma", "gemma2", "gemma3", "gemma3_text", "gemma3n", "t5", "mt5", "umt5", "switch_transformers"}
+)
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<sha>[0-9a-f]{40})")
@@ -69,7 +71,7 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"cpu" or "cuda" for a requested device; asking for CUDA without one is an error, not a silent CPU run."""
+    """ "cpu" or "cuda" for a requested device; asking for CUDA without one is an error, not a silent CPU run."""
     import torch
 
     if device not in DEVICES:
@@ -199,10 +201,14 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
                 "commit sha its files come from (it is recorded, not fetched), or pass the Hub id to load that revision"
             )
         if revision is not None and snapshot_sha is not None and revision != snapshot_sha:
-            raise DetectionError(f"{source} is the Hub cache snapshot of revision {snapshot_sha}, not {revision}; pass the Hub id to load {revision}")
+            raise DetectionError(
+                f"{source} is the Hub cache snapshot of revision {snapshot_sha}, not {revision}; pass the Hub id to load {revision}"
+            )
         return path, snapshot_id, revision or snapshot_sha
     if path.exists():
-        raise DetectionError(f"{source} is a file; pass a model directory (with config.json) or a Hugging Face model id")
+        raise DetectionError(
+            f"{source} is a file; pass a model directory (with config.json) or a Hugging Face model id"
+        )
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise DetectionError(f"no model directory at {source}; pass an existing directory or a Hugging Face model id")
     sha = revision if is_commit_sha(revision) else _cached_sha(source, revision)
@@ -238,10 +244,14 @@ def load_config(source: str, *, revision: str | None = None, trust_remote_code: 
         return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise DetectionError(f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it") from exc
+            raise DetectionError(
+                f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it"
+            ) from exc
         raise DetectionError(f"cannot read the config of {source}: {_one_line(exc)}") from exc
     except OSError as exc:
-        raise DetectionError(f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache") from exc
+        raise DetectionError(
+            f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache"
+        ) from exc
 
 
 def model_class(config: Any, trust_remote_code: bool = False) -> Any:
@@ -253,16 +263,28 @@ def model_class(config: Any, trust_remote_code: bool = False) -> Any:
         if cls is not None:
             return cls
     if trust_remote_code and getattr(config, "auto_map", None):
-        return transformers.AutoModelForCausalLM if "AutoModelForCausalLM" in config.auto_map else transformers.AutoModel
+        return (
+            transformers.AutoModelForCausalLM if "AutoModelForCausalLM" in config.auto_map else transformers.AutoModel
+        )
     if type(config) in transformers.AutoModelForCausalLM._model_mapping:
         return transformers.AutoModelForCausalLM
     return transformers.AutoModel
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 
 
-def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> tuple[Any | None, str | None]:
+def load_tokenizer(
+    source: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[Any | None, str | None]:
     """The checkpoint's tokenizer (None when it has none, so callers use token ids) and a note on why it is missing.
 
     transformers 5 builds an empty placeholder tokenizer for a model type when a checkpoint ships none;
@@ -279,17 +301,26 @@ def load_tokenizer(source: str, *, revision: str | None = None, trust_remote_cod
         reason = " ".join(str(exc).split())[:200]
         return None, f"tokenizer not loaded ({type(exc).__name__}: {reason}); token ids were used instead of text"
     if len(tokenizer) <= 16:
-        return None, f"the tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text"
+        return (
+            None,
+            f"the tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text",
+        )
     return tokenizer, None
 
 
 def _placement(
-    placed: str, dtype: str, parameters: int | None, offload_folder: str | Path | None, max_memory: dict[Any, Any] | None
+    placed: str,
+    dtype: str,
+    parameters: int | None,
+    offload_folder: str | Path | None,
+    max_memory: dict[Any, Any] | None,
 ) -> tuple[dict[str, Any], str | None, bool]:
     """from_pretrained's placement arguments: accelerate's device map on a GPU, or offload to disk when the
     weights would not fit in 70% of free memory. Returns them, the scratch folder made (to remove on
     failure), and whether the model is offloaded."""
-    offloaded = placed == "cpu" and (max_memory is not None or (parameters or 0) * _BYTES[dtype] > 0.7 * _available_memory())
+    offloaded = placed == "cpu" and (
+        max_memory is not None or (parameters or 0) * _BYTES[dtype] > 0.7 * _available_memory()
+    )
     kwargs: dict[str, Any] = {}
     scratch: str | None = None
     if placed == "cuda" or offloaded:
@@ -319,8 +350,14 @@ def load_model(
     gguf = gguf_path(source)
     if gguf is not None:
         return _load_gguf(
-            gguf, str(source), revision=revision, dtype=dtype, device=device, offload_folder=offload_folder,
-            max_memory=max_memory, with_tokenizer=with_tokenizer,
+            gguf,
+            str(source),
+            revision=revision,
+            dtype=dtype,
+            device=device,
+            offload_folder=offload_folder,
+            max_memory=max_memory,
+            with_tokenizer=with_tokenizer,
         )
     path, model_id, sha = resolve_source(str(source), revision)
     target = str(path) if path is not None else str(source)
@@ -328,7 +365,9 @@ def load_model(
     config = load_config(target, revision=hub_revision, trust_remote_code=trust_remote_code)
     placed = resolve_device(device)
     cls = model_class(config, trust_remote_code)
-    parameters = count_parameters(config, cls, trust_remote_code) if placed == "cpu" else None  # only CPU choices use it
+    parameters = (
+        count_parameters(config, cls, trust_remote_code) if placed == "cpu" else None
+    )  # only CPU choices use it
     chosen, notes = choose_dtype(config, dtype, placed, parameters)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
@@ -359,12 +398,24 @@ def load_model(
         tokenizer, missing = load_tokenizer(target, revision=hub_revision, trust_remote_code=trust_remote_code)
         notes.extend([missing] if missing else [])
     options = {
-        "revision": revision, "device": device, "trust_remote_code": trust_remote_code,
-        "offload_folder": offload_folder, "max_memory": max_memory,
+        "revision": revision,
+        "device": device,
+        "trust_remote_code": trust_remote_code,
+        "offload_folder": offload_folder,
+        "max_memory": max_memory,
     }
     return LoadedModel(
-        model=model, tokenizer=tokenizer, source=str(source), model_id=model_id, revision=sha, dtype=chosen, device=placed,
-        offloaded=offloaded, notes=tuple(notes), options=options, saved_dtype=checkpoint_dtype(config),
+        model=model,
+        tokenizer=tokenizer,
+        source=str(source),
+        model_id=model_id,
+        revision=sha,
+        dtype=chosen,
+        device=placed,
+        offloaded=offloaded,
+        notes=tuple(notes),
+        options=options,
+        saved_dtype=checkpoint_dtype(config),
     )
 
 
@@ -386,8 +437,13 @@ def reload_in(loaded: LoadedModel, dtype: str) -> LoadedModel:
         options["revision"] = loaded.revision
     again = load_model(loaded.source, **options, dtype=dtype, with_tokenizer=False)
     return dataclasses.replace(
-        loaded, model=again.model, dtype=dtype, device=again.device, offloaded=again.offloaded,
-        notes=loaded.notes + again.notes, options=again.options,
+        loaded,
+        model=again.model,
+        dtype=dtype,
+        device=again.device,
+        offloaded=again.offloaded,
+        notes=loaded.notes + again.notes,
+        options=again.options,
     )
 
 
@@ -409,7 +465,9 @@ def run_widening(loaded: LoadedModel, work: Any) -> tuple[Any, LoadedModel]:
         if wider is None:
             raise
     # reload outside the except block: the exception's traceback still references the float16 activations
-    described = dataclasses.replace(loaded, model=None, notes=(*loaded.notes, f"float16 activations overflowed (inf/nan); reloaded in {wider}"))
+    described = dataclasses.replace(
+        loaded, model=None, notes=(*loaded.notes, f"float16 activations overflowed (inf/nan); reloaded in {wider}")
+    )
     _free(loaded.model)
     del loaded
     gc.collect()
@@ -456,8 +514,16 @@ class Artifact:
     def describe(self) -> str:
         """One line for people: file, format and quantization, checksum and origin."""
         kind = " ".join(x for x in (self.format.upper(), self.quantization) if x)
-        inferred = f" (inferred from the {self.repository_inferred_from.replace('_', ' ')})" if self.repository_inferred_from else ""
-        origin = f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") + inferred if self.repository else ""
+        inferred = (
+            f" (inferred from the {self.repository_inferred_from.replace('_', ' ')})"
+            if self.repository_inferred_from
+            else ""
+        )
+        origin = (
+            f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") + inferred
+            if self.repository
+            else ""
+        )
         return f"{self.file} ({kind}, sha256 {self.sha256[:16]}...{origin})"
 
 
@@ -523,7 +589,9 @@ def _read_gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, 
     field = reader.fields.get("general.file_type")
     if field is not None and field.data:
         try:
-            return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_").removeprefix("ALL_"), has_tokenizer
+            return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_").removeprefix(
+                "ALL_"
+            ), has_tokenizer
         except ValueError:
             pass
     kinds = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) >= 2)
@@ -543,7 +611,11 @@ def gguf_artifact(path: str | Path, *, repository: str | None = None, revision: 
     )
 
 
-def with_artifact(entry: Mapping[str, Any], artifact: Artifact | Mapping[str, Any] | None, runs: tuple[str, ...] = ("detection", "verification")) -> dict[str, Any]:
+def with_artifact(
+    entry: Mapping[str, Any],
+    artifact: Artifact | Mapping[str, Any] | None,
+    runs: tuple[str, ...] = ("detection", "verification"),
+) -> dict[str, Any]:
     """A copy of an entry whose detection/verification run evidence (those present) records the artifact measured."""
     import copy
 
@@ -589,9 +661,13 @@ def _load_gguf(
 
         config = AutoConfig.from_pretrained(folder, gguf_file=name)
     except ImportError as exc:
-        raise DetectionError(f'loading {source} needs the gguf package: pip install "swindex[detect]" ({_one_line(exc)})') from exc
+        raise DetectionError(
+            f'loading {source} needs the gguf package: pip install "swindex[detect]" ({_one_line(exc)})'
+        ) from exc
     except (ValueError, OSError, KeyError) as exc:
-        raise DetectionError(f"cannot read the GGUF header of {source} as a transformers config: {_one_line(exc)}") from exc
+        raise DetectionError(
+            f"cannot read the GGUF header of {source} as a transformers config: {_one_line(exc)}"
+        ) from exc
     placed = resolve_device(device)
     cls = model_class(config)
     parameters = count_parameters(config, cls) if placed == "cpu" else None
@@ -617,10 +693,25 @@ def _load_gguf(
     if with_tokenizer:
         tokenizer, missing = _gguf_tokenizer(folder, name)
         notes.extend([missing] if missing else [])
-    options = {"revision": revision, "device": device, "trust_remote_code": False, "offload_folder": offload_folder, "max_memory": max_memory}
+    options = {
+        "revision": revision,
+        "device": device,
+        "trust_remote_code": False,
+        "offload_folder": offload_folder,
+        "max_memory": max_memory,
+    }
     return LoadedModel(
-        model=model, tokenizer=tokenizer, source=source, model_id=None, revision=None, dtype=chosen, device=placed,
-        offloaded=offloaded, notes=tuple(notes), options=options, artifact=artifact,
+        model=model,
+        tokenizer=tokenizer,
+        source=source,
+        model_id=None,
+        revision=None,
+        dtype=chosen,
+        device=placed,
+        offloaded=offloaded,
+        notes=tuple(notes),
+        options=options,
+        artifact=artifact,
     )
 
 
@@ -633,7 +724,13 @@ def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
-        return None, f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); token ids were used instead of text"
+        return (
+            None,
+            f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); token ids were used instead of text",
+        )
     if len(tokenizer) <= 16:
-        return None, f"the GGUF tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text"
+        return (
+            None,
+            f"the GGUF tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text",
+        )
     return tokenizer, None

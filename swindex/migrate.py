@@ -64,7 +64,11 @@ def upgrade_claim(original: Mapping[str, Any]) -> dict[str, Any]:
         claim.pop("evidence", None)
     status = str(claim.get("status"))
     if measured:
-        impact: dict[str, Any] = {"classification": measured.get("classification") or classify(measured.get("metric", ""), measured.get("ratio")), "measured_by": SWINDEX}
+        impact: dict[str, Any] = {
+            "classification": measured.get("classification")
+            or classify(measured.get("metric", ""), measured.get("ratio")),
+            "measured_by": SWINDEX,
+        }
         impact.update({k: measured[k] for k in _IMPACT_FIGURES if k in measured})
     elif status == "inert":
         impact = _reported_harmless(sources)

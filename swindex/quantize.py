@@ -76,7 +76,9 @@ def _check(bits: int, block_size: int | None, clip: str | None) -> None:
     if not 2 <= int(bits) <= 16:
         raise SwindexError(f"bits must be between 2 and 16 (4 and 8 are the usual), got {bits}")
     if block_size is not None and int(block_size) < 1:
-        raise SwindexError(f"block_size must be a positive number of elements or None for the whole tensor, got {block_size}")
+        raise SwindexError(
+            f"block_size must be a positive number of elements or None for the whole tensor, got {block_size}"
+        )
     if clip not in (None, "zscore", "percentile"):
         raise SwindexError(f"clip must be 'zscore', 'percentile' or None, got {clip!r}")
 
@@ -87,7 +89,11 @@ def check_clip_threshold(clip: str | None, threshold: float | None) -> None:
         return
     value = float(threshold)
     if not math.isfinite(value) or value <= 0 or (clip == "percentile" and value > 100):
-        allowed = "a percentile above 0 and at most 100" if clip == "percentile" else "a positive number of standard deviations"
+        allowed = (
+            "a percentile above 0 and at most 100"
+            if clip == "percentile"
+            else "a positive number of standard deviations"
+        )
         raise SwindexError(f"clip threshold {threshold!r} is not valid for {clip} clipping: give {allowed}")
 
 
@@ -235,14 +241,22 @@ def quantize_model(
     for name in names:
         tensor, _ = slot(model, name).writable()
         q, n_clipped = quantize_tensor(
-            tensor, bits, block_size, holdout=held.get(name, ()), clip=clip, clip_threshold=clip_threshold, symmetric=symmetric
+            tensor,
+            bits,
+            block_size,
+            holdout=held.get(name, ()),
+            clip=clip,
+            clip_threshold=clip_threshold,
+            symmetric=symmetric,
         )
         with torch.no_grad():
             tensor.copy_(q)
         elements += tensor.numel()
         clipped += n_clipped
         held_out += len(held.get(name, ()))
-    return QuantizationSummary(bits, block_size, clip, clip_threshold, len(names), elements, held_out, clipped, tuple(names))
+    return QuantizationSummary(
+        bits, block_size, clip, clip_threshold, len(names), elements, held_out, clipped, tuple(names)
+    )
 
 
 @contextmanager
@@ -337,7 +351,9 @@ def compare_rtn(
     for variant in chosen.values():
         _check(bits, block_size, variant.clip)
         check_clip_threshold(variant.clip, variant.clip_threshold)
-    steps = tqdm(total=len(chosen) + (original is None), desc="measuring", unit="pass", disable=not progress, leave=False)
+    steps = tqdm(
+        total=len(chosen) + (original is None), desc="measuring", unit="pass", disable=not progress, leave=False
+    )
     if original is None:
         steps.set_postfix_str("as loaded")
         original = lm_pass(model, inputs, batch_size=batch_size).perplexity
@@ -346,7 +362,9 @@ def compare_rtn(
     for name, variant in chosen.items():
         steps.set_postfix_str(name)
         held = keep if variant.hold_out else None
-        with quantized(model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold) as summary:
+        with quantized(
+            model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold
+        ) as summary:
             perplexity = lm_pass(model, inputs, batch_size=batch_size).perplexity
         results[name] = VariantResult(perplexity, summary.held_out, summary.clipped)
         steps.update()
@@ -515,13 +533,22 @@ class ClipSearch:
     def why(self) -> str:
         """Which clip was kept and why, in one sentence with the figures."""
         others = ", ".join(f"{t.name} {t.perplexity:.4g}" for t in self.trials if t is not self.chosen)
-        return (f"{self.chosen.name}: the lowest perplexity on the calibration slice ({self.chosen.perplexity:.4g}; "
-                f"{others}; plain RTN {self.rtn:.4g}; {self.tokens} tokens of {self.source})")
+        return (
+            f"{self.chosen.name}: the lowest perplexity on the calibration slice ({self.chosen.perplexity:.4g}; "
+            f"{others}; plain RTN {self.rtn:.4g}; {self.tokens} tokens of {self.source})"
+        )
 
 
 def search_clip(
-    model: Any, calibration: Any, keep: Any, bits: int = 4, block_size: int | None = 128,
-    candidates: tuple[Variant, ...] = CLIP_CANDIDATES, *, batch_size: int = 4, progress: bool = False,
+    model: Any,
+    calibration: Any,
+    keep: Any,
+    bits: int = 4,
+    block_size: int | None = 128,
+    candidates: tuple[Variant, ...] = CLIP_CANDIDATES,
+    *,
+    batch_size: int = 4,
+    progress: bool = False,
 ) -> ClipSearch:
     """Quantize with each candidate clip (the weights to keep held out) and measure perplexity on ``calibration``.
 
@@ -539,7 +566,9 @@ def search_clip(
     for variant in steps:
         steps.set_postfix_str("plain RTN" if not variant.hold_out else variant_name(variant))
         held = keep if variant.hold_out else None
-        with quantized(model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold) as summary:
+        with quantized(
+            model, bits, block_size, keep=held, clip=variant.clip, clip_threshold=variant.clip_threshold
+        ) as summary:
             perplexity = lm_pass(model, calibration, batch_size=batch_size).perplexity
         if variant.hold_out:
             trials.append(ClipTrial(variant, perplexity, summary.clipped))
@@ -554,11 +583,15 @@ def judge(original: float, rtn: float, quantized_perplexity: float) -> tuple[str
     if not math.isfinite(quantized_perplexity):
         return (f"perplexity is {quantized_perplexity} (the model no longer computes)",)
     if quantized_perplexity > RTN_TOLERANCE * rtn:
-        problems.append(f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / rtn - 1:+.1%} against plain RTN's "
-                        f"{rtn:.4g} (the limit is {RTN_TOLERANCE - 1:+.0%})")
+        problems.append(
+            f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / rtn - 1:+.1%} against plain RTN's "
+            f"{rtn:.4g} (the limit is {RTN_TOLERANCE - 1:+.0%})"
+        )
     if quantized_perplexity > ORIGINAL_LIMIT * original:
-        problems.append(f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / original:.3g}x the unquantized "
-                        f"model's {original:.4g} (the limit is {ORIGINAL_LIMIT:g}x)")
+        problems.append(
+            f"perplexity {quantized_perplexity:.4g} is {quantized_perplexity / original:.3g}x the unquantized "
+            f"model's {original:.4g} (the limit is {ORIGINAL_LIMIT:g}x)"
+        )
     return tuple(problems)
 
 
@@ -598,8 +631,10 @@ def check_savable(model: Any) -> None:
     quantizer = getattr(model, "hf_quantizer", None)
     method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
     if quantizer is not None and method != "gguf":
-        raise SwindexError(f"--output: the model was loaded quantized by {method}, so its weights are not floats to round; "
-                           "load the unquantized checkpoint")
+        raise SwindexError(
+            f"--output: the model was loaded quantized by {method}, so its weights are not floats to round; "
+            "load the unquantized checkpoint"
+        )
 
 
 def _drop_gguf_marker(model: Any) -> None:
@@ -610,7 +645,9 @@ def _drop_gguf_marker(model: Any) -> None:
             del model.config.quantization_config
 
 
-def save_fake_quantized(model: Any, tokenizer: Any, output: str, *, base_model: str, record: Mapping[str, Any], saved_dtype: str | None) -> str:
+def save_fake_quantized(
+    model: Any, tokenizer: Any, output: str, *, base_model: str, record: Mapping[str, Any], saved_dtype: str | None
+) -> str:
     """Write the quantized model to ``output`` all at once: into a hidden sibling first, renamed when complete.
 
     A fake-quantized float checkpoint, honestly named: its card (``base_model``, tags ``fake-quantized``) and its
@@ -644,14 +681,30 @@ def save_fake_quantized(model: Any, tokenizer: Any, output: str, *, base_model: 
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (partial / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         figures = record["perplexity"]
-        data = ModelCardData(base_model=base_model, base_model_relation="quantized", library_name="transformers",
-                             tags=["swindex", "fake-quantized", f"int{record['bits']}-rtn"])
-        block = "one block per tensor" if record["block_size"] == "tensor" else f"blocks of {record['block_size']} weights"
+        data = ModelCardData(
+            base_model=base_model,
+            base_model_relation="quantized",
+            library_name="transformers",
+            tags=["swindex", "fake-quantized", f"int{record['bits']}-rtn"],
+        )
+        block = (
+            "one block per tensor" if record["block_size"] == "tensor" else f"blocks of {record['block_size']} weights"
+        )
         card = ModelCard.from_template(
-            data, template_str=_CARD, title=f"{base_model.rsplit('/', 1)[-1]}, fake-quantized INT{record['bits']} RTN",
-            base=base_model, bits=record["bits"], block=block, dtype=dtype,
-            held=record["held_out"], clip=record["clip_reason"], tokens=record["tokens"], text=record["text"],
-            original=f"{figures['original']:.4g}", rtn=f"{figures['rtn']:.4g}", result=f"{figures['hold_out']:.4g}",
+            data,
+            template_str=_CARD,
+            title=f"{base_model.rsplit('/', 1)[-1]}, fake-quantized INT{record['bits']} RTN",
+            base=base_model,
+            bits=record["bits"],
+            block=block,
+            dtype=dtype,
+            held=record["held_out"],
+            clip=record["clip_reason"],
+            tokens=record["tokens"],
+            text=record["text"],
+            original=f"{figures['original']:.4g}",
+            rtn=f"{figures['rtn']:.4g}",
+            result=f"{figures['hold_out']:.4g}",
             record_file=RECORD_FILE,
         )
         card.save(partial / "README.md")

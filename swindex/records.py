@@ -87,10 +87,24 @@ class Coordinate:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Coordinate":
-        return cls(layer=d["layer"], tensor=d["tensor"], row=d["row"], column=d["column"], expert=d.get("expert"), index=tuple(d["index"]))
+        return cls(
+            layer=d["layer"],
+            tensor=d["tensor"],
+            row=d["row"],
+            column=d["column"],
+            expert=d.get("expert"),
+            index=tuple(d["index"]),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "tensor": self.tensor, "row": self.row, "column": self.column, "expert": self.expert, "index": list(self.index)}
+        return {
+            "layer": self.layer,
+            "tensor": self.tensor,
+            "row": self.row,
+            "column": self.column,
+            "expert": self.expert,
+            "index": list(self.index),
+        }
 
     @property
     def module(self) -> str:
@@ -137,7 +151,9 @@ class Impact:
     bound: RatioBound | None = None  # the confidence bound on ``ratio`` that settled the class
     date: str | None = None
     note: str | None = None
-    scale_curve: tuple[tuple[float, float], ...] | None = None  # (scale, metric / original): the weight multiplied by scale
+    scale_curve: tuple[tuple[float, float], ...] | None = (
+        None  # (scale, metric / original): the weight multiplied by scale
+    )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Impact":
@@ -264,9 +280,17 @@ class Verdict:
         if self.outcome == "super_weights":
             return f"{self.super_weights} super weight{'' if self.super_weights == 1 else 's'}"
         if self.outcome == "no_critical_weight":
-            parts = [f"{self.candidates} candidate{'' if self.candidates == 1 else 's'} measured"] if self.candidates is not None else []
+            parts = (
+                [f"{self.candidates} candidate{'' if self.candidates == 1 else 's'} measured"]
+                if self.candidates is not None
+                else []
+            )
             if self.joint_ratio is not None:
-                parts.append(f"jointly x{self.joint_ratio:.3g}" if self.metric in (None, "perplexity") else f"jointly an embedding shift of {self.joint_ratio:.3g}")
+                parts.append(
+                    f"jointly x{self.joint_ratio:.3g}"
+                    if self.metric in (None, "perplexity")
+                    else f"jointly an embedding shift of {self.joint_ratio:.3g}"
+                )
             return "no single weight is critical" + (f" ({'; '.join(parts)})" if parts else "")
         return "not measured"
 
@@ -314,7 +338,12 @@ class Disagreement:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Disagreement":
-        return cls(summary=d["summary"], claims=tuple(d["claims"]), resolution=d.get("resolution"), origin=d.get("origin") or "people")
+        return cls(
+            summary=d["summary"],
+            claims=tuple(d["claims"]),
+            resolution=d.get("resolution"),
+            origin=d.get("origin") or "people",
+        )
 
 
 @dataclass(frozen=True)
@@ -430,8 +459,15 @@ class Entry:
         if table is not None:
             tools = {s: t for t, keys in TOOL_SCHEMES.items() for s in keys}
             result["keep_benefit"] = [
-                {"scheme": r.scheme, "label": r.label, "tool": tools.get(r.scheme), "kept": list(r.kept), "why": r.why,
-                 "verdict": r.verdict, "advice": advice(r)}
+                {
+                    "scheme": r.scheme,
+                    "label": r.label,
+                    "tool": tools.get(r.scheme),
+                    "kept": list(r.kept),
+                    "why": r.why,
+                    "verdict": r.verdict,
+                    "advice": advice(r),
+                }
                 for r in table.ordered()
             ]
         return result
@@ -443,7 +479,11 @@ class Entry:
 
     def __str__(self) -> str:
         lines = [f"{self.id}  ({self.architecture}{', revision ' + self.revision[:12] if self.revision else ''})"]
-        marked = " (* marks them; the other claims are on record)" if self.super_weights and len(self.claims) > len(self.super_weights) else ""
+        marked = (
+            " (* marks them; the other claims are on record)"
+            if self.super_weights and len(self.claims) > len(self.super_weights)
+            else ""
+        )
         lines.append(f"  verdict: {self.verdict.text}{marked}")
         for claim in self.claims:
             lines.append(f"  {'*' if claim.is_super_weight else ' '} {claim}")

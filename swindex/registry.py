@@ -74,7 +74,10 @@ def write_atomic(path: str | Path, text: str, mark: str = "") -> None:
 
 def render_index(root: str | Path) -> str:
     """The index file's text for a registry directory (validated first)."""
-    return json.dumps(index_document(load_registry(root)), ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
+    return (
+        json.dumps(index_document(load_registry(root)), ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+        + "\n"
+    )
 
 
 def build_index(root: str | Path, out: str | Path = PACKAGED_INDEX) -> Path:
@@ -91,8 +94,14 @@ def read_index_document(path: str | Path) -> dict[str, Any]:
     try:
         document = load_json(Path(path).read_bytes(), str(path))
     except (OSError, ParseError) as exc:
-        raise SwindexError(f"{shown(str(path))}: not a readable index ({exc}); rebuild it with `swindex index` or run `swindex update`") from None
-    if not isinstance(document, dict) or document.get("index_format") != INDEX_FORMAT or not isinstance(document.get("entries"), list):
+        raise SwindexError(
+            f"{shown(str(path))}: not a readable index ({exc}); rebuild it with `swindex index` or run `swindex update`"
+        ) from None
+    if (
+        not isinstance(document, dict)
+        or document.get("index_format") != INDEX_FORMAT
+        or not isinstance(document.get("entries"), list)
+    ):
         found = document.get("index_format") if isinstance(document, dict) else None
         raise SwindexError(
             f"{shown(str(path))}: index format {found!r}, this swindex reads {INDEX_FORMAT}; rebuild it with `swindex index` or run `swindex update`"

@@ -35,7 +35,12 @@ def _inline_refs(node: Any, defs: dict[str, Any], inside: tuple[str, ...] = ()) 
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and (name := ref.rsplit("/", 1)[1]) in defs and name not in inside:
+    if (
+        isinstance(ref, str)
+        and ref.startswith("#/$defs/")
+        and (name := ref.rsplit("/", 1)[1]) in defs
+        and name not in inside
+    ):
         target = _inline_refs(defs[name], defs, (*inside, name))
         rest = {k: _inline_refs(v, defs, inside) for k, v in node.items() if k != "$ref"}
         return {"allOf": [target], **rest} if rest else target
@@ -54,5 +59,7 @@ def entry_validator() -> Any:
     schema = _inline_refs(entry_schema(), entry_schema().get("$defs") or {})
     base = jsonschema.Draft202012Validator
     base.check_schema(schema)
-    strict_integers = base.TYPE_CHECKER.redefine("integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    strict_integers = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
     return jsonschema.validators.extend(base, type_checker=strict_integers)(schema)

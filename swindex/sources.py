@@ -74,7 +74,9 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
         stamp = cached.path.stat().st_mtime_ns
         return RegistrySource("cache", cached.path, cached.modified, cached.fetched, stamp, cached.ids)
     if packaged is None:
-        raise SwindexError("this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or run `swindex update`")
+        raise SwindexError(
+            "this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or run `swindex update`"
+        )
     return packaged
 
 
@@ -143,7 +145,9 @@ def source_entries(source: RegistrySource) -> list:
     """Every entry of a source as records, sorted by id."""
     from .records import Entry
 
-    return [item if isinstance(item, Entry) else Entry.from_dict(item[1], path=item[0]) for item in source_items(source)]
+    return [
+        item if isinstance(item, Entry) else Entry.from_dict(item[1], path=item[0]) for item in source_items(source)
+    ]
 
 
 def _checkout_entries(root: Path) -> list:
@@ -157,5 +161,7 @@ def _checkout_entries(root: Path) -> list:
         try:
             entries.append(Entry.from_dict(data, path=path.relative_to(root).as_posix()))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SwindexError(f"{path}: not a readable entry ({type(exc).__name__}: {exc}); `swindex validate` says what to fix") from None
+            raise SwindexError(
+                f"{path}: not a readable entry ({type(exc).__name__}: {exc}); `swindex validate` says what to fix"
+            ) from None
     return sorted(entries, key=lambda e: e.id.casefold())

@@ -87,7 +87,9 @@ def _one_target(item: Any) -> Target:
         return item
     if isinstance(item, Mapping):
         if "tensor" not in item or "index" not in item:
-            raise SurgeryError(f"a weight given as a dict needs 'tensor' and 'index' (registry format), got keys {sorted(item)}")
+            raise SurgeryError(
+                f"a weight given as a dict needs 'tensor' and 'index' (registry format), got keys {sorted(item)}"
+            )
         tensor, index = item["tensor"], item["index"]
     elif hasattr(item, "tensor") and hasattr(item, "index"):
         tensor, index = item.tensor, item.index

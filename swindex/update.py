@@ -103,8 +103,14 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         raise UpdateError(f"{where}: not a registry dump (an object with an `entries` list)")
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
-        advice = "upgrade swindex (pip install -U swindex)" if isinstance(version, int) and version > SCHEMA_VERSION else "the site is older than this swindex"
-        raise UpdateError(f"{where}: the site serves schema version {version!r}, this swindex reads version {SCHEMA_VERSION}; {advice}")
+        advice = (
+            "upgrade swindex (pip install -U swindex)"
+            if isinstance(version, int) and version > SCHEMA_VERSION
+            else "the site is older than this swindex"
+        )
+        raise UpdateError(
+            f"{where}: the site serves schema version {version!r}, this swindex reads version {SCHEMA_VERSION}; {advice}"
+        )
     if not document["entries"]:
         raise UpdateError(f"{where}: the dump holds no entries")
     if len(document["entries"]) > limits.MAX_DUMP_ENTRIES:
@@ -123,7 +129,9 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
             problems.append(Problem(label, "", "not a {path, entry} item"))
             continue
-        entry = stored_entry(item["entry"])  # the API adds super_weights and verdict.text; the cache keeps the registry's fields
+        entry = stored_entry(
+            item["entry"]
+        )  # the API adds super_weights and verdict.text; the cache keeps the registry's fields
         model_id = entry.get("id")
         if isinstance(model_id, str):
             label = f"{label} ({model_id})"
@@ -134,7 +142,11 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
         problems.extend(found[: limits.MAX_PROBLEMS])
         path = item.get("path")
         if not found and path not in (f"registry/{model_id}.yaml", f"{model_id}.yaml"):
-            problems.append(Problem(label, "path", f"{path!r} is not where the entry {model_id!r} is filed (registry/{model_id}.yaml)"))
+            problems.append(
+                Problem(
+                    label, "path", f"{path!r} is not where the entry {model_id!r} is filed (registry/{model_id}.yaml)"
+                )
+            )
             continue
         if not found:
             items.append({"path": f"{model_id}.yaml", "entry": dict(entry)})
@@ -169,8 +181,14 @@ def _cache_document(items: list[dict[str, Any]], url: str, etag: str | None, gen
 
 def _record(path: Path, document: Mapping[str, Any]) -> CachedRegistry:
     update = document.get("update")
-    if document.get("index_format") != INDEX_FORMAT or not isinstance(update, Mapping) or not isinstance(document.get("entries"), list):
-        raise UpdateError(f"{path}: not a cache this swindex reads (index format {document.get('index_format')!r}); run `swindex update` again")
+    if (
+        document.get("index_format") != INDEX_FORMAT
+        or not isinstance(update, Mapping)
+        or not isinstance(document.get("entries"), list)
+    ):
+        raise UpdateError(
+            f"{path}: not a cache this swindex reads (index format {document.get('index_format')!r}); run `swindex update` again"
+        )
     return CachedRegistry(
         path=path,
         url=str(update.get("url")),

@@ -17,8 +17,18 @@ from urllib.parse import urlsplit
 
 from .benefit import SCHEMES
 from .claims import (
-    FIRST_HAND_EVIDENCE, GROUNDING_EVIDENCE, IMPACT_BANDS, SWINDEX, SWINDEX_KIND, classify, coordinate_of,
-    derive_verdict, figure_of, parties, status_from_sources, verdict_of,
+    FIRST_HAND_EVIDENCE,
+    GROUNDING_EVIDENCE,
+    IMPACT_BANDS,
+    SWINDEX,
+    SWINDEX_KIND,
+    classify,
+    coordinate_of,
+    derive_verdict,
+    figure_of,
+    parties,
+    status_from_sources,
+    verdict_of,
 )
 from .errors import RegistryFileError, shown
 from .layout import format_coordinate, index_order
@@ -36,7 +46,9 @@ _INVISIBLE = re.compile(
 )
 MULTILINE_FIELDS = frozenset({"notes", "quote", "effect", "summary"})
 RESERVED_NAMES = frozenset({"index", "readme"})
-WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
+WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+)
 """Names Windows will not create as files or folders, whatever the extension: a checkout there would fail."""
 _HTTPS_ONLY = "links must use https"
 
@@ -69,7 +81,10 @@ def _non_finite(data: Any, where: tuple[Any, ...] = ()) -> Found:
     every comparison with it false (so `swindex check` would call any weight kept). YAML refuses them on reading;
     this catches the JSON paths (a registry dump, `update`, an entry dict) too."""
     if isinstance(data, float) and not math.isfinite(data):
-        yield where, f"{data} is not a finite number; registry numbers are finite (leave a figure out when it is unknown)"
+        yield (
+            where,
+            f"{data} is not a finite number; registry numbers are finite (leave a figure out when it is unknown)",
+        )
     elif isinstance(data, Mapping):
         for key, value in data.items():
             yield from _non_finite(value, (*where, key))
@@ -172,10 +187,16 @@ def _alias_rule(ctx: _Context) -> Found:
     model_id = str(ctx.data.get("id", "")).casefold()
     for i, alias in enumerate(ctx.data.get("aliases") or []):
         if not alias.isascii() or not alias.isprintable() or alias != alias.strip() or "  " in alias:
-            yield ("aliases", i), f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as what it matches"
+            yield (
+                ("aliases", i),
+                f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as what it matches",
+            )
         key = alias.casefold()
         if key in seen or key == model_id:
-            yield ("aliases", i), f"alias {alias!r} repeats {'the id' if key == model_id else f'aliases[{seen[key]}]'} (case is ignored)"
+            yield (
+                ("aliases", i),
+                f"alias {alias!r} repeats {'the id' if key == model_id else f'aliases[{seen[key]}]'} (case is ignored)",
+            )
         seen.setdefault(key, i)
 
 
@@ -185,23 +206,34 @@ def _id_rule(ctx: _Context) -> Found:
         if part.casefold() in RESERVED_NAMES:
             yield ("id",), f"{part!r} cannot be part of a model id: the site needs that name for its own pages"
         elif part.split(".")[0].casefold() in WINDOWS_RESERVED:
-            yield ("id",), f"{part!r} cannot be part of a model id: Windows reserves the name {part.split('.')[0]!r} (with any extension), so the registry could not be checked out there"
+            yield (
+                ("id",),
+                f"{part!r} cannot be part of a model id: Windows reserves the name {part.split('.')[0]!r} (with any extension), so the registry could not be checked out there",
+            )
 
 
 def _coordinate_rule(ctx: _Context) -> Found:
     """Each claim's tensor, layer, expert and index agree with each other, with the layout, and with the model's dimensions."""
     dims = ctx.dims
     if ctx.data.get("claims") and not dims:
-        yield ("dimensions",), "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are what coordinates are checked against"
+        yield (
+            ("dimensions",),
+            "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are what coordinates are checked against",
+        )
     architecture = ctx.data.get("architecture") or ""
     order = index_order(architecture)
     seen: dict[str, int] = {}
     for i, claim in enumerate(ctx.data.get("claims") or []):
         at = ("claims", i)
-        layer, tensor, row, column, expert, index = (claim.get(k) for k in ("layer", "tensor", "row", "column", "expert", "index"))
+        layer, tensor, row, column, expert, index = (
+            claim.get(k) for k in ("layer", "tensor", "row", "column", "expert", "index")
+        )
         match = _LAYER_IN_TENSOR.search(tensor)
         if match is None or int(match.group(1)) != layer:
-            yield (*at, "tensor"), f"tensor {tensor!r} does not belong to layer {layer}; the first number in the name must be the layer"
+            yield (
+                (*at, "tensor"),
+                f"tensor {tensor!r} does not belong to layer {layer}; the first number in the name must be the layer",
+            )
         named_expert = _EXPERT_IN_TENSOR.search(tensor)
         if named_expert and int(named_expert.group(1)) != expert:
             yield (*at, "expert"), f"the tensor name says expert {named_expert.group(1)}, but expert is {expert}"
@@ -213,22 +245,38 @@ def _coordinate_rule(ctx: _Context) -> Found:
             pair = list(index[1:])
         else:
             if expert is not None and not named_expert:
-                yield (*at, "index"), f"expert {expert} in a fused experts tensor needs a 3-D index [expert, row, column]"
+                yield (
+                    (*at, "index"),
+                    f"expert {expert} in a fused experts tensor needs a 3-D index [expert, row, column]",
+                )
             pair = list(index)
         expected = [*index[:-2], *((column, row) if order == "transposed" else (row, column))]
         if pair not in ([row, column], [column, row]):
             yield (*at, "index"), f"index {index} does not hold row {row} and column {column}"
         elif order != "either" and list(index) != expected:
-            written = "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)" if order == "transposed" else "[row, column]"
+            written = (
+                "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)"
+                if order == "transposed"
+                else "[row, column]"
+            )
             yield (*at, "index"), f"a {architecture} down projection is indexed {written}: write {expected}"
         coordinate = format_coordinate(tensor, index)
         if coordinate in seen:
-            yield at, f"duplicate coordinate {coordinate} (also claims[{seen[coordinate]}]); merge the sources into one claim"
+            yield (
+                at,
+                f"duplicate coordinate {coordinate} (also claims[{seen[coordinate]}]); merge the sources into one claim",
+            )
         seen.setdefault(coordinate, i)
         limits = (
             ("layer", layer, dims.get("num_layers")),
             ("row", row, dims.get("hidden_size")),
-            ("column", column, dims.get("moe_intermediate_size") if expert is not None and dims.get("moe_intermediate_size") else dims.get("intermediate_size")),
+            (
+                "column",
+                column,
+                dims.get("moe_intermediate_size")
+                if expert is not None and dims.get("moe_intermediate_size")
+                else dims.get("intermediate_size"),
+            ),
             ("expert", expert, dims.get("num_experts")),
         )
         for name, value, limit in limits:
@@ -243,9 +291,16 @@ def _findings_fit_rule(ctx: _Context) -> Found:
     for i, maxima in enumerate(detection.get("layers") or []):
         layer = maxima.get("layer") if isinstance(maxima, Mapping) else None
         if isinstance(layer, int) and dims.get("num_layers") and layer >= dims["num_layers"]:
-            yield ("evidence", "detection", "layers", i, "layer"), f"layer {layer} is outside the model (dimensions give {dims['num_layers']})"
+            yield (
+                ("evidence", "detection", "layers", i, "layer"),
+                f"layer {layer} is outside the model (dimensions give {dims['num_layers']})",
+            )
     for i, finding in enumerate(ctx.data.get("other_findings") or []):
-        for name, limit in (("layer", dims.get("num_layers")), ("row", dims.get("hidden_size")), ("expert", dims.get("num_experts"))):
+        for name, limit in (
+            ("layer", dims.get("num_layers")),
+            ("row", dims.get("hidden_size")),
+            ("expert", dims.get("num_experts")),
+        ):
             value = finding.get(name)
             if value is not None and limit and value >= limit:
                 yield ("other_findings", i, name), f"{name} {value} is outside the model (dimensions give {limit})"
@@ -255,7 +310,10 @@ def _disagreement_rule(ctx: _Context) -> Found:
     for i, disagreement in enumerate(ctx.data.get("disagreements") or []):
         for j, claim in enumerate(disagreement.get("claims") or []):
             if claim not in ctx.coordinates:
-                yield ("disagreements", i, "claims", j), f"{claim} is not one of this entry's claims (write it tensor[i, j] as in the claims list)"
+                yield (
+                    ("disagreements", i, "claims", j),
+                    f"{claim} is not one of this entry's claims (write it tensor[i, j] as in the claims list)",
+                )
 
 
 def _status_reason(sources: list[Source]) -> str:
@@ -288,24 +346,33 @@ def _status_rule(ctx: _Context) -> Found:
                 yield (*at, "value_dtype"), "value_dtype says what dtype the value was read in, but there is no value"
             if status == "disputed":
                 if key == "claims" and coordinate_of(item) not in ctx.disputed:
-                    yield (*at, "status"), (
-                        "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+                    yield (
+                        (*at, "status"),
+                        (
+                            "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+                        ),
                     )
                 continue
             if status == "withdrawn":
                 continue
             expected = status_from_sources(sources)
             if status != expected:
-                yield (*at, "status"), (
-                    f"{name}: its sources make it '{expected}', not '{status}': {_status_reason(sources)}; "
-                    f"write status: {expected} (or 'disputed' with a disagreements item, 'withdrawn' if its authors "
-                    "abandoned it)"
+                yield (
+                    (*at, "status"),
+                    (
+                        f"{name}: its sources make it '{expected}', not '{status}': {_status_reason(sources)}; "
+                        f"write status: {expected} (or 'disputed' with a disagreements item, 'withdrawn' if its authors "
+                        "abandoned it)"
+                    ),
                 )
             if status == "confirmed":
                 for j, source in enumerate(raw):
                     first_hand = source.get("kind") != SWINDEX_KIND and source.get("evidence") in FIRST_HAND_EVIDENCE
                     if first_hand and not source.get("url"):
-                        yield (*at, "sources", j, "url"), "a source that confirms a claim needs a url, for readers to check"
+                        yield (
+                            (*at, "sources", j, "url"),
+                            "a source that confirms a claim needs a url, for readers to check",
+                        )
 
 
 def _ablation_rule(ctx: _Context) -> Found:
@@ -317,28 +384,42 @@ def _ablation_rule(ctx: _Context) -> Found:
             for j, source in enumerate(item.get("sources") or []):
                 if source.get("evidence") == "ablation" and source.get("effect"):
                     name = coordinate_of(item) if key == "claims" else f"this {item.get('kind')} finding"
-                    yield (key, i, "impact"), (
-                        f"{name}: sources[{j}] ({str(source.get('citation'))[:60]}) zeroed it and says what happened "
-                        "(effect), "
-                        f"so it is not unmeasured; write impact: {{classification: <by the thresholds>, measured_by: "
-                        f"<that citation>, metric, original, zeroed, ratio}}"
+                    yield (
+                        (key, i, "impact"),
+                        (
+                            f"{name}: sources[{j}] ({str(source.get('citation'))[:60]}) zeroed it and says what happened "
+                            "(effect), "
+                            f"so it is not unmeasured; write impact: {{classification: <by the thresholds>, measured_by: "
+                            f"<that citation>, metric, original, zeroed, ratio}}"
+                        ),
                     )
                     break
 
 
-def _impact_problems(impact: Mapping[str, Any], sources: list[Mapping[str, Any]]) -> Iterable[tuple[tuple[Any, ...], str]]:
+def _impact_problems(
+    impact: Mapping[str, Any], sources: list[Mapping[str, Any]]
+) -> Iterable[tuple[tuple[Any, ...], str]]:
     classification = impact.get("classification")
     figures = [k for k in ("original", "zeroed", "ratio", "super_activation_zeroed", "similarity_shift") if k in impact]
     if classification == "unmeasured":
         if figures or impact.get("measured_by"):
-            yield ("classification",), f"an unmeasured impact has no measured_by or figures (found {', '.join(figures) or 'measured_by'}); classify it critical, significant or inert"
+            yield (
+                ("classification",),
+                f"an unmeasured impact has no measured_by or figures (found {', '.join(figures) or 'measured_by'}); classify it critical, significant or inert",
+            )
         return
     measured_by = impact.get("measured_by")
     citations = {s.get("citation") for s in sources}
     if not measured_by:
-        yield ("measured_by",), f"a {classification} impact says who measured it: 'swindex' or the citation of one of the claim's sources"
+        yield (
+            ("measured_by",),
+            f"a {classification} impact says who measured it: 'swindex' or the citation of one of the claim's sources",
+        )
     elif measured_by != SWINDEX and measured_by not in citations:
-        yield ("measured_by",), f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or write 'swindex' for swindex's own run"
+        yield (
+            ("measured_by",),
+            f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or write 'swindex' for swindex's own run",
+        )
 
 
 def _impact_rule(ctx: _Context) -> Found:
@@ -365,9 +446,12 @@ def _figures_problems(impact: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ..
             band = IMPACT_BANDS[metric]
             bound = "at least" if band.higher_is_worse else "at most"
             limits = f"critical {bound} {band.critical:g}, significant {band.significant:g}"
-            yield ("classification",), (
-                f"the {metric} figure {figure:.4g} makes this weight {expected}, not {classification} (the thresholds: "
-                f"{limits}); write classification: {expected}"
+            yield (
+                ("classification",),
+                (
+                    f"the {metric} figure {figure:.4g} makes this weight {expected}, not {classification} (the thresholds: "
+                    f"{limits}); write classification: {expected}"
+                ),
             )
 
 
@@ -393,11 +477,17 @@ def _bound_rule(ctx: _Context) -> Found:
             if not (isinstance(low, (int, float)) and isinstance(high, (int, float))):
                 continue
             if not low <= ratio <= high:
-                yield (key, i, "impact", "bound"), f"the bound [{low:.4g}, {high:.4g}] does not hold the ratio {ratio:.4g} it bounds"
+                yield (
+                    (key, i, "impact", "bound"),
+                    f"the bound [{low:.4g}, {high:.4g}] does not hold the ratio {ratio:.4g} it bounds",
+                )
             elif not classify(metric, low) == classify(metric, high) == impact.get("classification"):
-                yield (key, i, "impact", "bound"), (
-                    f"the bound [{low:.4g}, {high:.4g}] is not wholly inside the class {impact.get('classification')}; "
-                    "a class is settled only when it is, so measure on more of the text"
+                yield (
+                    (key, i, "impact", "bound"),
+                    (
+                        f"the bound [{low:.4g}, {high:.4g}] is not wholly inside the class {impact.get('classification')}; "
+                        "a class is settled only when it is, so measure on more of the text"
+                    ),
                 )
 
 
@@ -407,7 +497,10 @@ def _verdict_rule(ctx: _Context) -> Found:
     found = dict(ctx.data.get("verdict") or {})
     if found != expected:
         written = ", ".join(f"{k}: {v}" for k, v in expected.items())
-        yield ("verdict",), f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)"
+        yield (
+            ("verdict",),
+            f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)",
+        )
 
 
 def _benefit_rule(ctx: _Context) -> Found:
@@ -420,18 +513,37 @@ def _benefit_rule(ctx: _Context) -> Found:
         if not isinstance(row, Mapping):
             continue
         if row.get("scheme") not in SCHEMES:
-            yield (*where, "scheme"), f"unknown scheme {row.get('scheme')!r}; the schemes are {', '.join(SCHEMES)} (swindex.benefit.SCHEMES)"
-        figures = [v for v in (row.get(k) for k in ("quantized", "kept_perplexity", "change")) if isinstance(v, (int, float))]
+            yield (
+                (*where, "scheme"),
+                f"unknown scheme {row.get('scheme')!r}; the schemes are {', '.join(SCHEMES)} (swindex.benefit.SCHEMES)",
+            )
+        figures = [
+            v for v in (row.get(k) for k in ("quantized", "kept_perplexity", "change")) if isinstance(v, (int, float))
+        ]
         if len(figures) < 3 or any(isinstance(v, bool) for v in figures):
             continue
         base, kept, change = (float(v) for v in figures)
         if base > 0 and abs(kept / base - 1 - change) > 1e-3 + 1e-3 * abs(change):
-            yield (*where, "change"), f"change {change} is not kept_perplexity / quantized - 1 = {kept / base - 1:.5f}; write the measured ratio"
+            yield (
+                (*where, "change"),
+                f"change {change} is not kept_perplexity / quantized - 1 = {kept / base - 1:.5f}; write the measured ratio",
+            )
 
 
 RULES = (
-    _text_rule, _alias_rule, _id_rule, _coordinate_rule, _findings_fit_rule, _disagreement_rule, _status_rule,
-    _ablation_rule, _impact_rule, _impact_figures_rule, _bound_rule, _verdict_rule, _benefit_rule,
+    _text_rule,
+    _alias_rule,
+    _id_rule,
+    _coordinate_rule,
+    _findings_fit_rule,
+    _disagreement_rule,
+    _status_rule,
+    _ablation_rule,
+    _impact_rule,
+    _impact_figures_rule,
+    _bound_rule,
+    _verdict_rule,
+    _benefit_rule,
 )
 """The checks no JSON Schema can express, each a small function over one entry, run in this order."""
 
@@ -501,14 +613,18 @@ def _schema_problems(data: Mapping[str, Any], where: str, lines: Mapping[tuple[A
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
             for key, allowed in _unknown_keys(error):
                 parts = (*error.absolute_path, key)
-                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or difflib.get_close_matches(key.casefold(), allowed, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or difflib.get_close_matches(
+                    key.casefold(), allowed, n=1, cutoff=0.6
+                )
                 if close:
                     suggested.add((tuple(error.absolute_path), close[0]))
                     message = f"unknown field {key!r}: did you mean {close[0]!r}?"
                 else:
                     listed = ", ".join(allowed) if len(allowed) <= 12 else f"{', '.join(allowed[:12])}, ..."
                     message = f"unknown field {key!r}; the fields allowed here are {listed}"
-                found.append((list(map(str, parts)), Problem(where, field_name(parts), message, _line_for(lines, parts))))
+                found.append(
+                    (list(map(str, parts)), Problem(where, field_name(parts), message, _line_for(lines, parts)))
+                )
     for error in errors:
         parts = tuple(error.absolute_path)
         message = error.message
@@ -522,7 +638,11 @@ def _schema_problems(data: Mapping[str, Any], where: str, lines: Mapping[tuple[A
             message = f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no leading '/')"
         elif parts and parts[-1] == "url" and error.validator == "pattern" and isinstance(error.instance, str):
             url = error.instance if len(error.instance) <= 100 else error.instance[:100] + "..."
-            fix = "write https:// (every site the registry cites serves it)" if url.startswith("http:") else "no spaces, quotes or angle brackets"
+            fix = (
+                "write https:// (every site the registry cites serves it)"
+                if url.startswith("http:")
+                else "no spaces, quotes or angle brackets"
+            )
             message = f"{url!r}: {_HTTPS_ONLY}; {fix}"
         elif len(message) > 300:
             message = message[:300] + "..."
@@ -530,15 +650,31 @@ def _schema_problems(data: Mapping[str, Any], where: str, lines: Mapping[tuple[A
     return [problem for _, problem in sorted(found, key=lambda pair: pair[0])]
 
 
-def validate_entry_dict(data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None) -> list["Problem"]:
+def validate_entry_dict(
+    data: Any, path: str | Path | None = None, lines: Mapping[tuple[Any, ...], int] | None = None
+) -> list["Problem"]:
     """Every problem with one entry: schema violations first, then cross-field rules (only if the schema passes)."""
     where = str(path) if path is not None else "<entry>"
     lines = lines or {}
     if data is None:
-        return [Problem(where, "", "the file is empty: an entry is a mapping of fields (start from an existing entry or CONTRIBUTING.md)", 1 if path is not None else None)]
+        return [
+            Problem(
+                where,
+                "",
+                "the file is empty: an entry is a mapping of fields (start from an existing entry or CONTRIBUTING.md)",
+                1 if path is not None else None,
+            )
+        ]
     if not isinstance(data, Mapping):
-        return [Problem(where, "", f"an entry must be a mapping of fields, found {type(data).__name__}", 1 if lines else None)]
-    for bounded in (lambda: _over_long(data, entry_schema()), lambda: _non_finite(data)):  # over-long first: never walk a huge list
+        return [
+            Problem(
+                where, "", f"an entry must be a mapping of fields, found {type(data).__name__}", 1 if lines else None
+            )
+        ]
+    for bounded in (
+        lambda: _over_long(data, entry_schema()),
+        lambda: _non_finite(data),
+    ):  # over-long first: never walk a huge list
         problems = [Problem(where, field_name(parts), message, _line_for(lines, parts)) for parts, message in bounded()]
         if problems:
             return problems
@@ -594,20 +730,35 @@ def _walk(root: Path) -> _Tree:
             path = Path(child.path)
             mode = child.stat(follow_symlinks=False).st_mode
             if stat.S_ISLNK(mode):
-                problems.append(Problem(str(path), "", "a symbolic link: the registry holds only plain files and folders (a link can point outside it); put the file itself here"))
+                problems.append(
+                    Problem(
+                        str(path),
+                        "",
+                        "a symbolic link: the registry holds only plain files and folders (a link can point outside it); put the file itself here",
+                    )
+                )
             elif stat.S_ISDIR(mode):
                 key = _name_key(child.name)
                 if key in folders:
-                    problems.append(Problem(
-                        str(path), "",
-                        f"folder {child.name!r} differs from {folders[key]!r} beside it only in case: on Windows and macOS they are one folder; use one spelling",
-                    ))
+                    problems.append(
+                        Problem(
+                            str(path),
+                            "",
+                            f"folder {child.name!r} differs from {folders[key]!r} beside it only in case: on Windows and macOS they are one folder; use one spelling",
+                        )
+                    )
                 folders.setdefault(key, child.name)
                 pending.append(path)
             elif stat.S_ISREG(mode):
                 files.append(path)
             else:
-                problems.append(Problem(str(path), "", "not a regular file (a pipe, socket or device): the registry holds only plain files"))
+                problems.append(
+                    Problem(
+                        str(path),
+                        "",
+                        "not a regular file (a pipe, socket or device): the registry holds only plain files",
+                    )
+                )
     return _Tree(tuple(sorted(files)), tuple(sorted(problems, key=lambda p: p.path)))
 
 
@@ -626,7 +777,9 @@ def check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | N
     return data, problems
 
 
-def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | None, list[Problem], Mapping[tuple[Any, ...], int]]:
+def _check_file(
+    path: Path, root: Path | None = None
+) -> tuple[dict[str, Any] | None, list[Problem], Mapping[tuple[Any, ...], int]]:
     try:
         data, lines = load_yaml_with_lines(path)
     except RegistryFileError as exc:
@@ -635,7 +788,14 @@ def _check_file(path: Path, root: Path | None = None) -> tuple[dict[str, Any] | 
     if root is not None and isinstance(data, Mapping) and isinstance(data.get("id"), str):
         expected = expected_id(path, root)
         if expected is not None and expected != data["id"]:
-            problems.append(Problem(str(path), "id", f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml", lines.get(("id",))))
+            problems.append(
+                Problem(
+                    str(path),
+                    "id",
+                    f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml",
+                    lines.get(("id",)),
+                )
+            )
     return (dict(data) if isinstance(data, Mapping) else None), problems, lines
 
 
@@ -680,12 +840,15 @@ def cross_file_problems(
             short_names.setdefault(data["id"].rsplit("/", 1)[-1].casefold(), set()).add(data["id"])
     for path, data in loaded:
         for i, alias in enumerate(data.get("aliases") or []):
-            others = sorted(short_names.get(alias.casefold(), set()) - {data.get("id")}) if isinstance(alias, str) else []
+            others = (
+                sorted(short_names.get(alias.casefold(), set()) - {data.get("id")}) if isinstance(alias, str) else []
+            )
             if others:
                 reported.add((path, ("aliases", i)))
                 problems.append(
                     Problem(
-                        str(path), f"aliases[{i}]",
+                        str(path),
+                        f"aliases[{i}]",
                         f"{alias!r} is the name of {others[0]}: a lookup of that name (or of a local folder called so) would find this model instead",
                         _line_for(lines.get(path, {}), ("aliases", i)),
                     )
@@ -704,7 +867,9 @@ def cross_file_problems(
                 other_field, other_path = owners[key]
                 problems.append(
                     Problem(
-                        str(path), field, f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be unique",
+                        str(path),
+                        field,
+                        f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be unique",
                         _line_for(lines.get(path, {}), parts),
                     )
                 )
@@ -721,7 +886,13 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
     for raw in paths:
         p = Path(raw)
         if p.is_symlink():
-            problems.append(Problem(str(p), "", "a symbolic link: registry entries are plain files; validate (and commit) the file itself"))
+            problems.append(
+                Problem(
+                    str(p),
+                    "",
+                    "a symbolic link: registry entries are plain files; validate (and commit) the file itself",
+                )
+            )
         elif p.is_dir():
             targets.extend(entry_files(p))
         elif p.is_file():

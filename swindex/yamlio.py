@@ -27,7 +27,12 @@ MAX_INT_DIGITS = 20
 converts it (over 4,300 digits that conversion raises, and anything that formats it later may too)."""
 
 _LINE_BREAKS = re.compile("[\u0085\u2028\u2029]|\r(?!\n)")
-_BREAK_NAMES = {"\u0085": "NEL (U+0085)", "\u2028": "LINE SEPARATOR (U+2028)", "\u2029": "PARAGRAPH SEPARATOR (U+2029)", "\r": "a carriage return (CR) not followed by a line feed"}
+_BREAK_NAMES = {
+    "\u0085": "NEL (U+0085)",
+    "\u2028": "LINE SEPARATOR (U+2028)",
+    "\u2029": "PARAGRAPH SEPARATOR (U+2029)",
+    "\r": "a carriage return (CR) not followed by a line feed",
+}
 
 _CORE_RESOLVERS: tuple[tuple[str, re.Pattern[str], Any], ...] = (
     ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ("~", "n", "N", "")),
@@ -101,7 +106,9 @@ _Yaml12Dumper.add_implicit_resolver(
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if _LINE_BREAKS.search(value):  # written raw these would be refused on reading; double quotes escape them (\L, \P, \N, \r)
+    if _LINE_BREAKS.search(
+        value
+    ):  # written raw these would be refused on reading; double quotes escape them (\L, \P, \N, \r)
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     style = "|" if "\n" in value and len(value) > 80 else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
@@ -135,7 +142,9 @@ class _Builder:
 
     def build(self, node: yaml.Node, where: tuple[Any, ...] = (), depth: int = 0) -> Any:
         if id(node) in self.seen:
-            raise self.fail(node, "anchors and aliases (&name / *name) are not allowed in registry files; write the value out")
+            raise self.fail(
+                node, "anchors and aliases (&name / *name) are not allowed in registry files; write the value out"
+            )
         self.seen.add(id(node))
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
@@ -179,14 +188,30 @@ class _Builder:
         if tag == "tag:yaml.org,2002:int":
             digits = text.lstrip("+-")
             if len(digits) > MAX_INT_DIGITS:
-                raise self.fail(node, f"a number of {len(digits)} digits is too long; registry numbers have at most {MAX_INT_DIGITS} digits", where)
+                raise self.fail(
+                    node,
+                    f"a number of {len(digits)} digits is too long; registry numbers have at most {MAX_INT_DIGITS} digits",
+                    where,
+                )
             if len(digits) > 1 and digits.startswith("0") and digits.isdigit():
-                raise self.fail(node, f"ambiguous number {text!r}: a leading zero means octal to some readers; write {int(digits)} or quote it")
+                raise self.fail(
+                    node,
+                    f"ambiguous number {text!r}: a leading zero means octal to some readers; write {int(digits)} or quote it",
+                )
             if text.startswith(("0o", "0x")):
-                raise self.fail(node, f"write {text!r} in decimal ({int(text, 0)}); registry numbers are never octal or hexadecimal")
+                raise self.fail(
+                    node, f"write {text!r} in decimal ({int(text, 0)}); registry numbers are never octal or hexadecimal"
+                )
             return int(text)
         if tag == "tag:yaml.org,2002:float":
-            value = float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf").replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+            value = float(
+                text.replace(".inf", "inf")
+                .replace(".Inf", "inf")
+                .replace(".INF", "inf")
+                .replace(".nan", "nan")
+                .replace(".NaN", "nan")
+                .replace(".NAN", "nan")
+            )
             if not math.isfinite(value):
                 raise self.fail(node, f"non-finite number {text!r} is not allowed")
             return value
@@ -199,9 +224,13 @@ def _refuse_tags_and_directives(text: str, path: str, loader: type) -> None:
         line = event.start_mark.line + 1 if event.start_mark is not None else None
         tag = getattr(event, "tag", None)
         if tag is not None:
-            raise RegistryFileError(path, f"explicit tag {tag!r} is not allowed; write the plain value (quote it if it must be text)", line)
+            raise RegistryFileError(
+                path, f"explicit tag {tag!r} is not allowed; write the plain value (quote it if it must be text)", line
+            )
         if isinstance(event, yaml.DocumentStartEvent) and (event.version is not None or event.tags):
-            raise RegistryFileError(path, "YAML directives (%YAML, %TAG) are not allowed; registry files are plain YAML 1.2", line)
+            raise RegistryFileError(
+                path, "YAML directives (%YAML, %TAG) are not allowed; registry files are plain YAML 1.2", line
+            )
 
 
 def _field_at(text: str, path: str, line: int) -> str:
@@ -215,7 +244,10 @@ def _field_at(text: str, path: str, line: int) -> str:
             _, lines = _parse(readable, path)
         except RegistryFileError:
             continue
-        best = max(((at, len(parts), parts) for parts, at in lines.items() if at <= line and "<key>" not in parts), default=None)
+        best = max(
+            ((at, len(parts), parts) for parts, at in lines.items() if at <= line and "<key>" not in parts),
+            default=None,
+        )
         return field_name(best[2]) if best else ""
     return ""
 
@@ -278,7 +310,9 @@ def read_text(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise RegistryFileError(path, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})", line) from None
+        raise RegistryFileError(
+            path, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})", line
+        ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text

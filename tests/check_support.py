@@ -43,10 +43,20 @@ def entry_with(make_entry: Any, weights: list[dict[str, Any]], **fields: Any) ->
 
 def linear_weight(layer: int, row: int, column: int, value: float | None, **extra: Any) -> dict[str, Any]:
     tensor = f"model.layers.{layer}.mlp.down_proj.weight"
-    return {"layer": layer, "tensor": tensor, "row": row, "column": column, "index": [row, column], "value": value, **extra}
+    return {
+        "layer": layer,
+        "tensor": tensor,
+        "row": row,
+        "column": column,
+        "index": [row, column],
+        "value": value,
+        **extra,
+    }
 
 
-def down_projections(seed: int = 0, plants: dict[tuple[int, int, int], float] | None = None, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+def down_projections(
+    seed: int = 0, plants: dict[tuple[int, int, int], float] | None = None, dtype: Any = np.float32
+) -> dict[str, np.ndarray]:
     """A Llama-style model's down projections ([hidden, intermediate] per layer), small random values plus ``plants``."""
     rng = np.random.default_rng(seed)
     tensors = {}
@@ -62,12 +72,22 @@ def down_projections(seed: int = 0, plants: dict[tuple[int, int, int], float] | 
 
 def llama_config(**extra: Any) -> dict[str, Any]:
     return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": HIDDEN, "intermediate_size": INTERMEDIATE,
-        "num_hidden_layers": LAYERS, **extra,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": LAYERS,
+        **extra,
     }
 
 
-def write_folder(folder: Path, tensors: dict[str, np.ndarray], config: dict[str, Any] | None = None, card: str | None = None, shards: int = 1) -> Path:
+def write_folder(
+    folder: Path,
+    tensors: dict[str, np.ndarray],
+    config: dict[str, Any] | None = None,
+    card: str | None = None,
+    shards: int = 1,
+) -> Path:
     """A model folder: config.json, an optional README.md, and the tensors in ``shards`` files (with an index when more than one)."""
     from safetensors.numpy import save_file
 
@@ -86,11 +106,15 @@ def write_folder(folder: Path, tensors: dict[str, np.ndarray], config: dict[str,
         part = names[i::shards]
         save_file({n: tensors[n] for n in part}, str(folder / file))
         weight_map.update({n: file for n in part})
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}), encoding="utf-8")
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map}), encoding="utf-8"
+    )
     return folder
 
 
-def write_gguf(path: Path, tensors: dict[str, np.ndarray], qtype: Any, metadata: dict[str, Any] | None = None, arch: str = "llama") -> Path:
+def write_gguf(
+    path: Path, tensors: dict[str, np.ndarray], qtype: Any, metadata: dict[str, Any] | None = None, arch: str = "llama"
+) -> Path:
     """A GGUF file of float arrays (numpy [rows, columns]) quantized to ``qtype``, with general.* and arch.* metadata."""
     import gguf
 

@@ -36,8 +36,18 @@ BASE_ENTRY: dict[str, Any] = {
             "status": "confirmed",
             "impact": {"classification": "unmeasured"},
             "sources": [
-                {"citation": "Somebody et al. 2024, Table 2", "kind": "paper", "evidence": "reported", "url": "https://example.org/paper"},
-                {"citation": "someone-else/reproduction@0123abc:README.md", "kind": "repository", "evidence": "detected", "url": "https://example.org/repo"},
+                {
+                    "citation": "Somebody et al. 2024, Table 2",
+                    "kind": "paper",
+                    "evidence": "reported",
+                    "url": "https://example.org/paper",
+                },
+                {
+                    "citation": "someone-else/reproduction@0123abc:README.md",
+                    "kind": "repository",
+                    "evidence": "detected",
+                    "url": "https://example.org/repo",
+                },
             ],
         }
     ],
@@ -83,7 +93,10 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.spec_from_file_location("fetch_smollm2_gguf", REPO / "scripts" / "fetch_smollm2_gguf.py")
     fetcher = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fetcher)
-    for directory in (REPO / ".cache" / "models" / "smollm2", REPO.parent / "cache" / "smollm2"):  # the main job's copy first
+    for directory in (
+        REPO / ".cache" / "models" / "smollm2",
+        REPO.parent / "cache" / "smollm2",
+    ):  # the main job's copy first
         if (found := fetcher.find(directory)) is not None:
             return found
     try:

@@ -59,7 +59,9 @@ class Planted:
             "value_dtype": "float32",
             "status": status,
             "impact": {"classification": "unmeasured"},
-            "sources": [{"citation": "tests/fixtures_dependent.py (planted)", "kind": "swindex", "evidence": "detected"}],
+            "sources": [
+                {"citation": "tests/fixtures_dependent.py (planted)", "kind": "swindex", "evidence": "detected"}
+            ],
         }
 
 

@@ -100,28 +100,88 @@ FAMILIES: dict[str, FamilySpec] = {
     "phi3": FamilySpec("Phi3Config", "Phi3ForCausalLM", up=("mlp.gate_up_proj",)),
     "olmo": FamilySpec("OlmoConfig", "OlmoForCausalLM"),
     "olmo2": FamilySpec("Olmo2Config", "Olmo2ForCausalLM", bos_scale=8.0),
-    "gpt2": FamilySpec("GPT2Config", "GPT2LMHeadModel", _GPT, up=("mlp.c_fc",), down="mlp.c_proj", gated=False, conv1d=True),
-    "gpt_neox": FamilySpec("GPTNeoXConfig", "GPTNeoXForCausalLM", up=("mlp.dense_h_to_4h",), down="mlp.dense_4h_to_h", gated=False),
-    "gptj": FamilySpec("GPTJConfig", "GPTJForCausalLM", {**_GPT, "rotary_dim": 8}, up=("mlp.fc_in",), down="mlp.fc_out", gated=False),
-    "falcon": FamilySpec("FalconConfig", "FalconForCausalLM", {"ffn_hidden_size": INTERMEDIATE, "bias": True}, up=("mlp.dense_h_to_4h",), down="mlp.dense_4h_to_h", gated=False),
-    "opt": FamilySpec("OPTConfig", "OPTForCausalLM", {"ffn_dim": INTERMEDIATE, "word_embed_proj_dim": HIDDEN}, up=("fc1",), down="fc2", gated=False),
-    "bloom": FamilySpec("BloomConfig", "BloomForCausalLM", {"n_layer": LAYERS, "n_head": 4}, up=("mlp.dense_h_to_4h",), down="mlp.dense_4h_to_h", gated=False),
-    "stablelm": FamilySpec("StableLmConfig", "StableLmForCausalLM"),
-    "starcoder2": FamilySpec("Starcoder2Config", "Starcoder2ForCausalLM", up=("mlp.c_fc",), down="mlp.c_proj", gated=False),
-    "bert": FamilySpec("BertConfig", "BertModel", up=("intermediate.dense",), down="output.dense", gated=False),
-    "roberta": FamilySpec("RobertaConfig", "RobertaModel", {"bos_token_id": 0, "pad_token_id": 1}, up=("intermediate.dense",), down="output.dense", gated=False),
-    "mixtral": FamilySpec("MixtralConfig", "MixtralForCausalLM", {"num_local_experts": 4, "num_experts_per_tok": 2}, **_MOE),
-    "qwen2_moe": FamilySpec(
-        "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
-        {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64}, **_MOE,
+    "gpt2": FamilySpec(
+        "GPT2Config", "GPT2LMHeadModel", _GPT, up=("mlp.c_fc",), down="mlp.c_proj", gated=False, conv1d=True
     ),
-    "qwen3_moe": FamilySpec("Qwen3MoeConfig", "Qwen3MoeForCausalLM", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "head_dim": 16}, **_MOE),
-    "deepseek_v3": FamilySpec(
-        "DeepseekV3Config", "DeepseekV3ForCausalLM",
+    "gpt_neox": FamilySpec(
+        "GPTNeoXConfig", "GPTNeoXForCausalLM", up=("mlp.dense_h_to_4h",), down="mlp.dense_4h_to_h", gated=False
+    ),
+    "gptj": FamilySpec(
+        "GPTJConfig", "GPTJForCausalLM", {**_GPT, "rotary_dim": 8}, up=("mlp.fc_in",), down="mlp.fc_out", gated=False
+    ),
+    "falcon": FamilySpec(
+        "FalconConfig",
+        "FalconForCausalLM",
+        {"ffn_hidden_size": INTERMEDIATE, "bias": True},
+        up=("mlp.dense_h_to_4h",),
+        down="mlp.dense_4h_to_h",
+        gated=False,
+    ),
+    "opt": FamilySpec(
+        "OPTConfig",
+        "OPTForCausalLM",
+        {"ffn_dim": INTERMEDIATE, "word_embed_proj_dim": HIDDEN},
+        up=("fc1",),
+        down="fc2",
+        gated=False,
+    ),
+    "bloom": FamilySpec(
+        "BloomConfig",
+        "BloomForCausalLM",
+        {"n_layer": LAYERS, "n_head": 4},
+        up=("mlp.dense_h_to_4h",),
+        down="mlp.dense_4h_to_h",
+        gated=False,
+    ),
+    "stablelm": FamilySpec("StableLmConfig", "StableLmForCausalLM"),
+    "starcoder2": FamilySpec(
+        "Starcoder2Config", "Starcoder2ForCausalLM", up=("mlp.c_fc",), down="mlp.c_proj", gated=False
+    ),
+    "bert": FamilySpec("BertConfig", "BertModel", up=("intermediate.dense",), down="output.dense", gated=False),
+    "roberta": FamilySpec(
+        "RobertaConfig",
+        "RobertaModel",
+        {"bos_token_id": 0, "pad_token_id": 1},
+        up=("intermediate.dense",),
+        down="output.dense",
+        gated=False,
+    ),
+    "mixtral": FamilySpec(
+        "MixtralConfig", "MixtralForCausalLM", {"num_local_experts": 4, "num_experts_per_tok": 2}, **_MOE
+    ),
+    "qwen2_moe": FamilySpec(
+        "Qwen2MoeConfig",
+        "Qwen2MoeForCausalLM",
         {
-            "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "n_shared_experts": 1,
-            "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1, "q_lora_rank": None, "kv_lora_rank": 16,
-            "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 64,
+        },
+        **_MOE,
+    ),
+    "qwen3_moe": FamilySpec(
+        "Qwen3MoeConfig",
+        "Qwen3MoeForCausalLM",
+        {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "head_dim": 16},
+        **_MOE,
+    ),
+    "deepseek_v3": FamilySpec(
+        "DeepseekV3Config",
+        "DeepseekV3ForCausalLM",
+        {
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "n_shared_experts": 1,
+            "first_k_dense_replace": 1,
+            "n_group": 1,
+            "topk_group": 1,
+            "q_lora_rank": None,
+            "kv_lora_rank": 16,
+            "qk_rope_head_dim": 8,
+            "qk_nope_head_dim": 8,
+            "v_head_dim": 16,
         },
         **_MOE,
     ),
@@ -136,9 +196,16 @@ def tiny_config(family: str, **overrides: Any) -> Any:
 
     spec = _spec(family)
     options: dict[str, Any] = {
-        "vocab_size": VOCAB, "hidden_size": HIDDEN, "intermediate_size": INTERMEDIATE, "num_hidden_layers": LAYERS,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
-        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+        "vocab_size": VOCAB,
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 128,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 0,
     }
     options.update(spec.options)
     if "num_layers" in overrides:
@@ -150,7 +217,9 @@ def tiny_config(family: str, **overrides: Any) -> Any:
     return config
 
 
-def build_planted(family: str, plants: Any = None, seed: int = 0, dtype: Any = None, **config_overrides: Any) -> tuple[Any, tuple[PlantedWeight, ...]]:
+def build_planted(
+    family: str, plants: Any = None, seed: int = 0, dtype: Any = None, **config_overrides: Any
+) -> tuple[Any, tuple[PlantedWeight, ...]]:
     """A random model of `family` with `plants` planted (None: one default plant, (): an unplanted twin)."""
     import torch
     import transformers
@@ -215,7 +284,9 @@ def _module_at(model: Any, layer: int, name: str) -> Any:
 
 def _ffn_input(model: Any, spec: FamilySpec, config: Any, layer: int) -> Any:
     """The first token's input to the layer's FFN (after its norm), measured with a hook."""
-    target = _module_at(model, layer, spec.experts if spec.experts and _is_moe_layer(model, spec, layer) else spec.up[0])
+    target = _module_at(
+        model, layer, spec.experts if spec.experts and _is_moe_layer(model, spec, layer) else spec.up[0]
+    )
     seen = {}
 
     def grab(_module: Any, args: tuple) -> None:
@@ -256,11 +327,15 @@ def _plant(model: Any, spec: FamilySpec, config: Any, plant: Plant) -> None:
     x0 = _ffn_input(model, spec, config, plant.layer)
     signal = float(x0[BOS_DIM])
     if abs(signal) < 2.0:
-        raise RuntimeError(f"{spec.model} layer {plant.layer}: the first token's FFN input on dimension {BOS_DIM} is only {signal:.3g}")
+        raise RuntimeError(
+            f"{spec.model} layer {plant.layer}: the first token's FFN input on dimension {BOS_DIM} is only {signal:.3g}"
+        )
     sign = math.copysign(1.0, signal)
     if spec.experts and _is_moe_layer(model, spec, plant.layer):
         if plant.expert is None:
-            raise ValueError(f"layer {plant.layer} of {spec.model} is a Mixture-of-Experts layer: give the plant an expert")
+            raise ValueError(
+                f"layer {plant.layer} of {spec.model} is a Mixture-of-Experts layer: give the plant an expert"
+            )
         _plant_expert(model, spec, plant, x0, sign)
         return
     if plant.expert is not None:
@@ -270,7 +345,11 @@ def _plant(model: Any, spec: FamilySpec, config: Any, plant: Plant) -> None:
         for name in spec.up:
             module = _module_at(model, plant.layer, name)
             weight = module.weight
-            rows = (plant.column, plant.column + weight.shape[1 if spec.conv1d else 0] // 2) if name.endswith("gate_up_proj") else (plant.column,)
+            rows = (
+                (plant.column, plant.column + weight.shape[1 if spec.conv1d else 0] // 2)
+                if name.endswith("gate_up_proj")
+                else (plant.column,)
+            )
             for row in rows:
                 vector = weight[:, row] if spec.conv1d else weight[row]
                 vector.zero_()
@@ -347,6 +426,7 @@ def _describe(model: Any, spec: FamilySpec, config: Any, plant: Plant) -> Plante
             seen["input"] = float(h[plant.column])
             seen["output"] = float(torch.nn.functional.linear(h, weight[plant.expert])[plant.row])
         else:
+
             def grab(_module: Any, args: tuple, output: Any) -> None:
                 seen["input"] = float(args[0].reshape(-1, args[0].shape[-1])[0, plant.column])
                 seen["output"] = float(output.reshape(-1, output.shape[-1])[0, plant.row])

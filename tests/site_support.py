@@ -36,7 +36,14 @@ def fixture_site() -> Path:
 
 def chromium_path() -> str:
     """Debian's Chromium, or the browser named by SWINDEX_CHROMIUM (CI runners ship Chrome elsewhere)."""
-    for candidate in (os.environ.get("SWINDEX_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("google-chrome")):
+    for candidate in (
+        os.environ.get("SWINDEX_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("google-chrome"),
+    ):
         if candidate and Path(candidate).is_file():
             return candidate
-    raise RuntimeError("no Chromium found: install Debian's chromium package or set SWINDEX_CHROMIUM to a Chrome binary")
+    raise RuntimeError(
+        "no Chromium found: install Debian's chromium package or set SWINDEX_CHROMIUM to a Chrome binary"
+    )

@@ -27,7 +27,11 @@ noise = st.floats(min_value=0.0, max_value=0.05, allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(base=st.lists(nll, min_size=8, max_size=40), jitter=st.lists(noise, min_size=40, max_size=40), gain=st.floats(0.05, 0.5))
+@given(
+    base=st.lists(nll, min_size=8, max_size=40),
+    jitter=st.lists(noise, min_size=40, max_size=40),
+    gain=st.floats(0.05, 0.5),
+)
 def test_a_planted_benefit_is_found_with_its_size(base, jitter, gain):
     kept = [b - gain + j for b, j in zip(base, jitter)]  # keeping lowers every chunk's NLL by about `gain`
     found = paired_change(base, kept)
@@ -61,7 +65,11 @@ def test_a_change_inside_twice_its_error_is_not_measurable():
 
 @pytest.mark.parametrize(
     ("base", "kept", "says"),
-    [([3.0], [2.0], "at least 2 chunks"), ([3.0, 3.1], [3.0], "different chunks"), ([3.0, math.inf], [3.0, 3.0], "not finite")],
+    [
+        ([3.0], [2.0], "at least 2 chunks"),
+        ([3.0, 3.1], [3.0], "different chunks"),
+        ([3.0, math.inf], [3.0, 3.0], "not finite"),
+    ],
 )
 def test_runs_that_cannot_be_paired_are_refused_in_one_line(base, kept, says):
     with pytest.raises(BenefitError, match=says) as caught:
@@ -78,15 +86,26 @@ def test_chunk_nll_is_recovered_from_llama_perplexitys_running_values(chunks):
 
 def _row(change: float, error: float, scheme: str = "llama.cpp-q4_0", why: str = "weights_to_keep") -> BenefitRow:
     return BenefitRow(
-        scheme=scheme, kept=("model.layers.1.mlp.down_proj",), why=why, quantized=50.0, kept_perplexity=50.0 * (1 + change),
-        change=change, error=error, cost_bytes=2_654_208, chunks=16, tokens=1024,
+        scheme=scheme,
+        kept=("model.layers.1.mlp.down_proj",),
+        why=why,
+        quantized=50.0,
+        kept_perplexity=50.0 * (1 + change),
+        change=change,
+        error=error,
+        cost_bytes=2_654_208,
+        chunks=16,
+        tokens=1024,
     )
 
 
 @pytest.mark.parametrize(
     ("change", "error", "verdict", "words"),
-    [(0.009, 0.011, "no measurable benefit", "no measurable benefit"), (-0.082, 0.011, "helps", "lowers perplexity by 8.2% ± 1.1%"),
-     (0.05, 0.01, "hurts", "raises perplexity by 5.0% ± 1.0%")],
+    [
+        (0.009, 0.011, "no measurable benefit", "no measurable benefit"),
+        (-0.082, 0.011, "helps", "lowers perplexity by 8.2% ± 1.1%"),
+        (0.05, 0.01, "hurts", "raises perplexity by 5.0% ± 1.0%"),
+    ],
 )
 def test_the_advice_sentence_says_what_the_row_measured(change, error, verdict, words):
     row = _row(change, error)
@@ -105,14 +124,24 @@ def test_every_tool_has_schemes_and_every_scheme_a_tool():
 
 
 def test_a_tool_without_a_measurement_says_so():
-    assert advice_for_tool(None, "llama.cpp") == ["what keeping buys under llama.cpp has not been measured for this model"]
+    assert advice_for_tool(None, "llama.cpp") == [
+        "what keeping buys under llama.cpp has not been measured for this model"
+    ]
     with pytest.raises(BenefitError, match="no benefit schemes for tool"):
         advice_for_tool(None, "nonesuch")
 
 
 def _table(*rows: BenefitRow) -> dict:
-    return {"tool": "test", "date": "2026-12-05", "text": "everyday.txt", "tokens": 2032, "chunks": 16, "seed": 0,
-            "libraries": {"torch": "2"}, "rows": [r.to_dict() for r in rows]}
+    return {
+        "tool": "test",
+        "date": "2026-12-05",
+        "text": "everyday.txt",
+        "tokens": 2032,
+        "chunks": 16,
+        "seed": 0,
+        "libraries": {"torch": "2"},
+        "rows": [r.to_dict() for r in rows],
+    }
 
 
 def test_an_entry_hands_out_the_row_for_keeping_its_weights(make_entry):
@@ -140,8 +169,12 @@ def test_a_table_is_valid_registry_data(make_entry):
 
 @pytest.mark.parametrize(
     ("edit", "field", "says"),
-    [({"change": 0.5}, "change", "kept_perplexity / quantized - 1"), ({"scheme": "q3-everything"}, "scheme", "unknown scheme"),
-     ({"why": "hunch"}, "why", ""), ({"error": -0.1}, "error", "")],
+    [
+        ({"change": 0.5}, "change", "kept_perplexity / quantized - 1"),
+        ({"scheme": "q3-everything"}, "scheme", "unknown scheme"),
+        ({"why": "hunch"}, "why", ""),
+        ({"error": -0.1}, "error", ""),
+    ],
 )
 def test_a_row_that_does_not_add_up_is_refused_naming_its_field(make_entry, edit, field, says):
     table = _table(_row(0.009, 0.011))
@@ -165,7 +198,10 @@ def test_each_real_model_carries_the_table_with_the_real_libraries(model):
     schemes = {r.scheme for r in table.rows if r.why == "weights_to_keep"}
     assert len(schemes) >= 8
     assert {"a-int8-tensor-dynamic"} <= schemes
-    assert schemes & set(TOOL_SCHEMES["bitsandbytes"]) and schemes & set(TOOL_SCHEMES["llm-compressor"]) & {"llmc-w8a8", "llmc-fp8"}
+    assert schemes & set(TOOL_SCHEMES["bitsandbytes"]) and schemes & set(TOOL_SCHEMES["llm-compressor"]) & {
+        "llmc-w8a8",
+        "llmc-fp8",
+    }
     assert schemes & set(TOOL_SCHEMES["llama.cpp"])
 
 
@@ -194,7 +230,11 @@ def _page(entry: Entry) -> str:
 
 
 def test_the_model_page_shows_what_keeping_buys_where_it_helps_first(make_entry):
-    rows = (_row(0.009, 0.011), _row(-0.082, 0.011, "a-int8-tensor-dynamic"), _row(-0.03, 0.02, "a-int8-tensor-dynamic", "input_peak"))
+    rows = (
+        _row(0.009, 0.011),
+        _row(-0.082, 0.011, "a-int8-tensor-dynamic"),
+        _row(-0.03, 0.02, "a-int8-tensor-dynamic", "input_peak"),
+    )
     html = _page(Entry.from_dict(make_entry(evidence={"keep_benefit": _table(*rows)})))
     assert "What keeping buys" in html
     table = html.split('id="keep-benefit"')[1]
@@ -207,7 +247,10 @@ def test_a_model_page_without_a_table_has_no_such_section(make_entry):
     assert "What keeping buys" not in _page(Entry.from_dict(make_entry()))
 
 
-@pytest.mark.parametrize(("bits", "block", "key"), [(4, 128, "rtn-w4-g128"), (4, None, "rtn-w4-tensor"), (4, "channel", "rtn-w4-channel"), (3, 64, None)])
+@pytest.mark.parametrize(
+    ("bits", "block", "key"),
+    [(4, 128, "rtn-w4-g128"), (4, None, "rtn-w4-tensor"), (4, "channel", "rtn-w4-channel"), (3, 64, None)],
+)
 def test_quantize_settings_name_the_rtn_scheme_measured(bits, block, key):
     from swindex.benefit import rtn_scheme
 

@@ -20,7 +20,9 @@ class _Hub(http.server.BaseHTTPRequestHandler):
     answers: dict[str, tuple[int, str | None]] = {}
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
-        status, code = next((a for name, a in self.answers.items() if f"/api/models/{name}" in self.path), (404, "RepoNotFound"))
+        status, code = next(
+            (a for name, a in self.answers.items() if f"/api/models/{name}" in self.path), (404, "RepoNotFound")
+        )
         body = (f'{{"id": "x", "sha": "{SHA}"}}' if status == 200 else '{"error": "refused"}').encode()
         self.send_response(status)
         if code:
@@ -56,7 +58,9 @@ def test_the_commit_comes_from_the_hub(hub):
     assert resolve_revision(_spec("acme/open")) == SHA
 
 
-@pytest.mark.parametrize("model_id, error", [("acme/gated", "GatedRepoError"), ("acme/gone", "RepositoryNotFoundError")])
+@pytest.mark.parametrize(
+    "model_id, error", [("acme/gated", "GatedRepoError"), ("acme/gone", "RepositoryNotFoundError")]
+)
 def test_a_model_the_hub_refuses_fails_with_the_reason_instead_of_a_cached_commit(hub, model_id, error):
     with pytest.raises(ModelAccessError, match=f"{model_id}: the Hub refused it \\({error}\\)"):
         resolve_revision(_spec(model_id))

@@ -22,14 +22,17 @@ def write(tmp_path: Path, text: str, name: str = "models.yaml") -> Path:
 
 
 def test_defaults_apply_and_items_override(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         defaults: {dtype: bfloat16, device: cpu}
         models:
           - id: acme/a
           - id: acme/b
             dtype: float32
             max_memory: {"0": 70GiB, cpu: 200GiB}
-    """)
+    """,
+    )
     a, b = load_model_list(path)
     assert (a.dtype, a.device, b.dtype, b.device) == ("bfloat16", "cpu", "float32", "cpu")
     assert dict(b.max_memory) == {"0": "70GiB", "cpu": "200GiB"}
@@ -82,7 +85,11 @@ def test_missing_local_models_fail_when_loaded_not_when_listed(tmp_path, path_te
         ("modles: []\n", "(list)", "modles"),
         ("models:\n  - id: acme/a\n  - id: acme/a\n    id: acme/b\n", "", "duplicate key 'id'"),
         ("- id: acme/a\n", "", "a model list is a mapping"),
-        ("models:\n  - id: acme/a\n    prompt: hi\n    input_ids: [1, 2]\n", "models[0].input_ids (id 'acme/a')", "not both"),
+        (
+            "models:\n  - id: acme/a\n    prompt: hi\n    input_ids: [1, 2]\n",
+            "models[0].input_ids (id 'acme/a')",
+            "not both",
+        ),
         ("defaults:\n  prompt: hi\n  input_ids: [1, 2]\nmodels:\n  - id: acme/a\n", "defaults.input_ids", "not both"),
     ],
 )
@@ -129,27 +136,36 @@ def test_the_default_plan_covers_every_registry_entry_under_its_registry_id():
     assert sorted(registry_ids - planned) == []
 
 
-def test_the_default_plan_scans_registry_entries_the_list_does_not_name_with_its_defaults(tmp_path, monkeypatch, make_entry, write_registry):
+def test_the_default_plan_scans_registry_entries_the_list_does_not_name_with_its_defaults(
+    tmp_path, monkeypatch, make_entry, write_registry
+):
     models = write(tmp_path, "defaults:\n  dtype: bfloat16\nmodels:\n  - id: acme/listed\n    dtype: float16\n")
     monkeypatch.setattr(cli, "DEFAULT_MODELS", models)
     registry = write_registry(make_entry(id="acme/listed"), make_entry(id="acme/added-by-a-contributor"))
     planned = {spec.id: spec for spec in load_plan(None, registry)}
     assert planned["acme/listed"].dtype == "float16"
     assert planned["acme/added-by-a-contributor"].dtype == "bfloat16"
-    assert [spec.id for spec in load_plan(models, registry)] == ["acme/listed"], "a list given with --models is scanned as it is"
+    assert [spec.id for spec in load_plan(models, registry)] == ["acme/listed"], (
+        "a list given with --models is scanned as it is"
+    )
 
 
 def test_offline_list_loads_only_local_models():
     specs = load_model_list(REPO / "builder" / "offline.yaml")
     assert all(spec.local for spec in specs)
     assert {s.id for s in specs} == {"HuggingFaceTB/SmolLM2-135M-Instruct", "sentence-transformers/all-MiniLM-L6-v2"}
-    assert not any("shared" in Path(s.path).parts for s in specs if s.path), "the main job needs nothing beside the checkout"
+    assert not any("shared" in Path(s.path).parts for s in specs if s.path), (
+        "the main job needs nothing beside the checkout"
+    )
 
 
 def test_a_gguf_item_names_the_repository_and_commit_its_file_comes_from(tmp_path):
     gguf = tmp_path / "model.Q4_1.gguf"
     gguf.write_bytes(b"GGUF")
-    path = write(tmp_path, f"models:\n  - id: acme/base\n    path: {gguf.name}\n    artifact: {{repository: acme/base-GGUF, revision: {'a' * 40}}}\n")
+    path = write(
+        tmp_path,
+        f"models:\n  - id: acme/base\n    path: {gguf.name}\n    artifact: {{repository: acme/base-GGUF, revision: {'a' * 40}}}\n",
+    )
     (spec,) = load_model_list(path)
     assert spec.location() == str(gguf)
     assert dict(spec.artifact) == {"repository": "acme/base-GGUF", "revision": "a" * 40}
@@ -179,7 +195,9 @@ def test_bad_verify_values_are_refused(tmp_path, value):
 
 
 def test_an_items_own_input_replaces_the_default_of_the_other_kind(tmp_path):
-    (spec,) = load_model_list(write(tmp_path, "defaults:\n  prompt: hello\nmodels:\n  - id: acme/a\n    input_ids: [1, 2]\n"))
+    (spec,) = load_model_list(
+        write(tmp_path, "defaults:\n  prompt: hello\nmodels:\n  - id: acme/a\n    input_ids: [1, 2]\n")
+    )
     assert spec.input_ids == (1, 2) and spec.prompt is None
 
 
@@ -190,7 +208,9 @@ PINNED = "c89bbadc24278928f22bcdd7de6b61a5a2d08553"
     "text",
     [
         "models:\n  - id: acme/plain\n  - id: acme/remote\n    trust_remote_code: true\n",
-        "defaults:\n  trust_remote_code: true\nmodels:\n  - id: acme/plain\n    revision: " + PINNED + "\n  - id: acme/remote\n",
+        "defaults:\n  trust_remote_code: true\nmodels:\n  - id: acme/plain\n    revision: "
+        + PINNED
+        + "\n  - id: acme/remote\n",
     ],
     ids=["item", "defaults"],
 )
@@ -199,21 +219,34 @@ def test_remote_code_without_a_pinned_revision_is_refused_naming_the_item(tmp_pa
     with pytest.raises(ModelListError) as info:
         load_model_list(path)
     assert info.value.problems == [info.value.problems[0]] and str(path) in info.value.problems[0]
-    assert "models[1].trust_remote_code (id 'acme/remote')" in info.value.problems[0] and "pin `revision`" in info.value.problems[0]
+    assert (
+        "models[1].trust_remote_code (id 'acme/remote')" in info.value.problems[0]
+        and "pin `revision`" in info.value.problems[0]
+    )
 
 
 def test_remote_code_with_a_full_commit_sha_is_accepted(tmp_path):
-    spec = load_model_list(write(tmp_path, f"models:\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n"))[0]
+    spec = load_model_list(
+        write(tmp_path, f"models:\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n")
+    )[0]
     assert (spec.trust_remote_code, spec.revision) == (True, PINNED)
 
 
 def test_a_branch_name_does_not_pin_remote_code(tmp_path):
     with pytest.raises(ModelListError, match=r"models\[0\]\.revision"):
-        load_model_list(write(tmp_path, "models:\n  - id: acme/remote\n    revision: main\n    trust_remote_code: true\n"))
+        load_model_list(
+            write(tmp_path, "models:\n  - id: acme/remote\n    revision: main\n    trust_remote_code: true\n")
+        )
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("only", ["acme/remote"]), ("exclude", ["acme/plain"]), ("include", ["acme/plain", "acme/remote"])])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("only", ["acme/remote"]), ("exclude", ["acme/plain"]), ("include", ["acme/plain", "acme/remote"])],
+)
 def test_remote_code_flag_splits_the_list(tmp_path, capsys, mode, expected):
-    path = write(tmp_path, f"models:\n  - id: acme/plain\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n")
+    path = write(
+        tmp_path,
+        f"models:\n  - id: acme/plain\n  - id: acme/remote\n    revision: {PINNED}\n    trust_remote_code: true\n",
+    )
     assert main(["--models", str(path), "--registry", str(tmp_path / "reg"), "--dry-run", "--remote-code", mode]) == 0
     assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == expected

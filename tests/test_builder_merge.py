@@ -26,7 +26,9 @@ def detected(layer: int, row: int, column: int, value: float = 2.5) -> dict:
         "value": value,
         "value_dtype": "float32",
         "status": "detected",
-        "sources": [{"citation": "swindex 0.1.0 detector", "kind": "swindex", "evidence": "detected", "date": "2000-01-01"}],
+        "sources": [
+            {"citation": "swindex 0.1.0 detector", "kind": "swindex", "evidence": "detected", "date": "2000-01-01"}
+        ],
         "evidence": {"detection": {"iteration": 1, "input_activation": -80.0, "output_activation": 300.0, "token": 0}},
     }
 
@@ -102,8 +104,22 @@ def test_claims_that_do_not_stand_get_no_disagreement(make_entry, status):
 def test_aliases_notes_findings_and_earlier_disagreements_stay(make_entry):
     existing = make_entry(
         notes="Kept as written.",
-        other_findings=[{"kind": "row", "layer": 1, "row": 3, "status": "reported", "sources": [{"citation": "A row census", "kind": "repository", "evidence": "heuristic"}]}],
-        disagreements=[{"summary": "Two papers disagree.", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"], "resolution": None}],
+        other_findings=[
+            {
+                "kind": "row",
+                "layer": 1,
+                "row": 3,
+                "status": "reported",
+                "sources": [{"citation": "A row census", "kind": "repository", "evidence": "heuristic"}],
+            }
+        ],
+        disagreements=[
+            {
+                "summary": "Two papers disagree.",
+                "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"],
+                "resolution": None,
+            }
+        ],
     )
     result = merge_entry(existing, fresh_entry(detected(1, 3, 7)), TODAY).entry
     for key in ("aliases", "notes", "other_findings", "disagreements", "architecture", "dimensions"):
@@ -145,7 +161,9 @@ def test_there_is_no_way_to_replace_a_published_entry(published):
     result = merge_entry(published, fresh, TODAY)
     kept = {coordinate(c) for c in published["claims"]}
     assert kept <= {coordinate(c) for c in result.entry["claims"]}
-    assert result.entry.get("aliases") == published.get("aliases") and result.entry.get("notes") == published.get("notes")
+    assert result.entry.get("aliases") == published.get("aliases") and result.entry.get("notes") == published.get(
+        "notes"
+    )
 
 
 def test_missing_facts_are_filled_but_recorded_ones_and_unknowns_are_not(make_entry):
@@ -167,7 +185,13 @@ def test_merge_does_not_mutate_its_inputs(published):
 
 
 def _measurement(classification, ratio=1.0):
-    return {"metric": "perplexity", "original": 10.0, "zeroed": 10.0 * ratio, "ratio": ratio, "classification": classification}
+    return {
+        "metric": "perplexity",
+        "original": 10.0,
+        "zeroed": 10.0 * ratio,
+        "ratio": ratio,
+        "classification": classification,
+    }
 
 
 C37 = "model.layers.1.mlp.down_proj.weight[3, 7]"
@@ -177,7 +201,11 @@ def test_a_swindex_candidate_takes_its_measured_impact_and_keeps_its_status():
     fresh = merge_entry(None, stamp(fresh_entry(detected(1, 3, 7)), TODAY), TODAY).entry
     settled, changed = reconcile(fresh, {C37: _measurement("inert")})
     claim = settled["claims"][0]
-    assert (claim["status"], claim["impact"]["classification"], claim["impact"]["measured_by"]) == ("detected", "inert", "swindex")
+    assert (claim["status"], claim["impact"]["classification"], claim["impact"]["measured_by"]) == (
+        "detected",
+        "inert",
+        "swindex",
+    )
     assert settled["verdict"] == {"outcome": "no_critical_weight", "candidates": 1, "measured_by": "swindex"}
     assert changed[0] == f"{C37}: impact inert" and validate_entry_dict(settled) == []
     again, _ = reconcile(settled, {C37: _measurement("critical", 40.0)})
@@ -205,7 +233,9 @@ def test_a_published_measurement_is_never_replaced_and_a_contradiction_is_record
     assert reconciled["claims"][0]["impact"] == {"classification": "inert", "measured_by": paper}
     assert [(d["claims"], d["origin"]) for d in reconciled["disagreements"]] == [([C37], "swindex")]
     assert validate_entry_dict(reconciled) == []
-    assert reconcile(reconciled, {C37: _measurement("critical", 30.0)})[0] == reconciled  # running it again changes nothing
+    assert (
+        reconcile(reconciled, {C37: _measurement("critical", 30.0)})[0] == reconciled
+    )  # running it again changes nothing
 
 
 def test_a_disagreement_people_wrote_survives_reconciling_whatever_its_words(published):
@@ -226,7 +256,9 @@ def test_force_drops_swindex_claims_it_no_longer_finds_but_never_a_published_one
 
 def test_force_keeps_a_swindex_claim_that_people_discuss_in_a_disagreement(published):
     earlier = merge_entry(published, stamp(fresh_entry(detected(2, 5, 11)), TODAY), TODAY).entry
-    earlier["disagreements"] = [{"summary": "Is this the same weight?", "claims": ["model.layers.2.mlp.down_proj.weight[5, 11]"]}]
+    earlier["disagreements"] = [
+        {"summary": "Is this the same weight?", "claims": ["model.layers.2.mlp.down_proj.weight[5, 11]"]}
+    ]
     forced = merge_entry(earlier, stamp(fresh_entry(), LATER), LATER, replace_own=True).entry
     assert "model.layers.2.mlp.down_proj.weight[5, 11]" in {coordinate(c) for c in forced["claims"]}
     assert validate_entry_dict(forced) == []

@@ -48,7 +48,15 @@ def planted(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     for model_id, (family, plants) in MODELS.items():
         model, weights = build_planted(family, plants)
         directory = save_planted(model, root / model_id.replace("/", "__"))
-        items.append({"id": model_id, "path": str(directory), "device": "cpu", "dtype": "float32", "verify": {"sequences": 2, "length": 16}})
+        items.append(
+            {
+                "id": model_id,
+                "path": str(directory),
+                "device": "cpu",
+                "dtype": "float32",
+                "verify": {"sequences": 2, "length": 16},
+            }
+        )
         expected[model_id] = {w.coordinate for w in weights}
     models = root / "models.yaml"
     models.write_text(dump_yaml({"models": items}))
@@ -129,7 +137,9 @@ def test_run_killed_during_the_second_model_resumes_to_the_same_registry(planted
     flag = tmp_path / "second-model"
     script = KILLABLE.format(repo=str(REPO), flag=str(flag))
     args = ["--models", str(planted[0]), "--registry", str(registry), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}
+    )
     deadline = time.monotonic() + 120
     while not flag.exists():
         assert proc.poll() is None, proc.communicate()
@@ -146,11 +156,21 @@ def test_run_killed_during_the_second_model_resumes_to_the_same_registry(planted
 def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_path, make_entry):
     models, expected = planted
     registry = tmp_path / "registry"
-    published = make_entry(id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128})
+    published = make_entry(
+        id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128}
+    )
     claim = published["claims"][0]
     claim.update(layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7])
     del claim["value"]
-    elsewhere = {**claim, "layer": 3, "tensor": "model.layers.3.mlp.down_proj.weight", "row": 40, "column": 41, "index": [40, 41], "status": "confirmed"}
+    elsewhere = {
+        **claim,
+        "layer": 3,
+        "tensor": "model.layers.3.mlp.down_proj.weight",
+        "row": 40,
+        "column": 41,
+        "index": [40, 41],
+        "status": "confirmed",
+    }
     published["claims"].append(elsewhere)
     path = registry / "acme" / "llama-two-layers.yaml"
     path.parent.mkdir(parents=True)

@@ -82,13 +82,31 @@ def fake_verify(plan, entry, spec, say=lambda message: None, *, ratio=5.0):
     entry = json.loads(json.dumps(entry))
     for k, claim in enumerate(entry["claims"]):
         say(f"weight {k + 1} of {len(entry['claims'])}: zeroing {coordinate(claim)}")
-    entry.setdefault("evidence", {})["verification"] = {"tool": TOOL, "date": "1999-09-09", "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
-    measured = {"metric": "perplexity", "original": 10.0, "zeroed": 10.0 * ratio, "ratio": ratio, "classification": classify("perplexity", ratio)}
+    entry.setdefault("evidence", {})["verification"] = {
+        "tool": TOOL,
+        "date": "1999-09-09",
+        "metric": "perplexity",
+        "original": 10.0,
+        "all_zeroed": 99.0,
+    }
+    measured = {
+        "metric": "perplexity",
+        "original": 10.0,
+        "zeroed": 10.0 * ratio,
+        "ratio": ratio,
+        "classification": classify("perplexity", ratio),
+    }
     return reconcile(entry, {coordinate(c): measured for c in entry["claims"]})[0]
 
 
 def fake_backend() -> Backend:
-    return Backend(tool=lambda: TOOL, resolve_revision=lambda spec: spec.revision, load=fake_load, detect=fake_detect, verify=fake_verify)
+    return Backend(
+        tool=lambda: TOOL,
+        resolve_revision=lambda spec: spec.revision,
+        load=fake_load,
+        detect=fake_detect,
+        verify=fake_verify,
+    )
 
 
 def make_models(tmp_path: Path, plans: dict[str, dict]) -> Path:
@@ -122,7 +140,9 @@ def fixed_today(monkeypatch):
 
 
 def run(models: Path, registry: Path, *extra: str) -> int:
-    return cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", *extra], backend=fake_backend())
+    return cli.main(
+        ["--models", str(models), "--registry", str(registry), "--no-progress", *extra], backend=fake_backend()
+    )
 
 
 def test_run_writes_valid_entries_with_the_detected_coordinates(tmp_path):
@@ -152,7 +172,12 @@ def test_progress_names_each_phase_and_the_weight_being_verified(tmp_path):
 
 
 def test_failing_models_are_reported_and_the_others_go_on(tmp_path, capsys):
-    plans = {"acme/a": {"claims": [[1, 3, 7]]}, "acme/b": {"claims": [], "fail": "unsupported"}, "acme/c": {"claims": [], "fail": "oom"}, "acme/d": {"claims": [[0, 1, 2]]}}
+    plans = {
+        "acme/a": {"claims": [[1, 3, 7]]},
+        "acme/b": {"claims": [], "fail": "unsupported"},
+        "acme/c": {"claims": [], "fail": "oom"},
+        "acme/d": {"claims": [[0, 1, 2]]},
+    }
     models = make_models(tmp_path, plans)
     with open(models, "a") as handle:
         handle.write(f"- id: acme/e\n  path: {tmp_path / 'models' / 'acme__missing'}\n")
@@ -214,7 +239,10 @@ def _backend_with_thresholds(values: dict[str, float]) -> Backend:
 
 
 def _statuses(models: Path, registry: Path, report: Path, backend: Backend) -> set[str]:
-    cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)], backend=backend)
+    cli.main(
+        ["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)],
+        backend=backend,
+    )
     return {m["status"] for m in json.loads(report.read_text())["models"]}
 
 
@@ -285,7 +313,10 @@ def start(models: Path, registry: Path) -> subprocess.Popen:
     env = {**os.environ, "SWINDEX_TODAY": "2030-01-02"}
     return subprocess.Popen(
         [sys.executable, "-c", script, "--models", str(models), "--registry", str(registry), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -335,7 +366,12 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(tmp_path):
 
 def test_dry_run_lists_the_shard_and_loads_nothing(tmp_path, capsys):
     models = make_models(tmp_path, PLANS)
-    assert cli.main(["--models", str(models), "--registry", str(tmp_path / "r"), "--shard", "1/2", "--dry-run"], backend=None) == 0
+    assert (
+        cli.main(
+            ["--models", str(models), "--registry", str(tmp_path / "r"), "--shard", "1/2", "--dry-run"], backend=None
+        )
+        == 0
+    )
     listed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == ["acme/one", "acme/two"]
     assert not (tmp_path / "r").exists()
@@ -389,10 +425,12 @@ def test_new_files_in_the_default_registry_point_editors_at_the_schema(tmp_path,
     first = (tmp_path / "default" / "acme" / "one.yaml").read_text().splitlines()[0]
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix)
-    assert (tmp_path / "default" / "acme" / first[len(prefix):]).resolve() == cli.SCHEMA_FILE.resolve()
+    assert (tmp_path / "default" / "acme" / first[len(prefix) :]).resolve() == cli.SCHEMA_FILE.resolve()
 
 
-def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_nothing_is_written(tmp_path, make_entry, write_registry, capsys):
+def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_nothing_is_written(
+    tmp_path, make_entry, write_registry, capsys
+):
     published = make_entry(id="acme/one")
     registry = write_registry(published, root=tmp_path / "registry")
     before = snapshot(registry)
@@ -405,7 +443,10 @@ def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_n
 
     backend = dataclasses.replace(fake_backend(), verify=rewriting_verify)
     models = make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}})
-    code = cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(tmp_path / "r.json")], backend=backend)
+    code = cli.main(
+        ["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(tmp_path / "r.json")],
+        backend=backend,
+    )
     assert code == 1
     (outcome,) = json.loads((tmp_path / "r.json").read_text())["models"]
     assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
@@ -417,9 +458,19 @@ def test_a_detected_weight_verified_harmless_is_written_inert_and_counted(tmp_pa
     def verify_harmless(plan, entry, spec, say):
         return fake_verify(plan, entry, spec, ratio=1.0)
 
-    models, registry, report = make_models(tmp_path, {"acme/one": PLANS["acme/one"]}), tmp_path / "registry", tmp_path / "r.json"
+    models, registry, report = (
+        make_models(tmp_path, {"acme/one": PLANS["acme/one"]}),
+        tmp_path / "registry",
+        tmp_path / "r.json",
+    )
     backend = dataclasses.replace(fake_backend(), verify=verify_harmless)
-    assert cli.main(["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)], backend=backend) == 0
+    assert (
+        cli.main(
+            ["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(report)],
+            backend=backend,
+        )
+        == 0
+    )
     written = load_yaml(registry / "acme" / "one.yaml")
     assert [(c["status"], c["impact"]["classification"]) for c in written["claims"]] == [("detected", "inert")]
     assert written["verdict"]["outcome"] == "no_critical_weight"

@@ -88,8 +88,11 @@ def test_run_scripts_are_valid_bash_and_their_python_compiles(workflow):
 
 def _builder_runs(job: dict) -> list[str]:
     """The scripts of a job's steps that run the builder for real (a dry run only lists models)."""
+
     def runs_builder(script: str) -> bool:
-        return any(line.strip().startswith("python -m builder") and "--dry-run" not in line for line in script.splitlines())
+        return any(
+            line.strip().startswith("python -m builder") and "--dry-run" not in line for line in script.splitlines()
+        )
 
     return [s["run"] for s in job["steps"] if runs_builder(s.get("run", ""))]
 
@@ -109,13 +112,20 @@ def test_jobs_holding_a_token_never_run_remote_code(workflow):
         if name == "detect-remote-code":
             continue
         for run in _builder_runs(job):
-            assert "--remote-code exclude" in run, f"{name} runs the builder with tokens at hand: pass --remote-code exclude"
+            assert "--remote-code exclude" in run, (
+                f"{name} runs the builder with tokens at hand: pass --remote-code exclude"
+            )
 
 
 def test_only_the_remote_code_models_own_entries_are_taken_from_that_job(workflow):
     final = workflow["jobs"]["pull-request"]
     downloads = [s for s in final["steps"] if "download-artifact" in s.get("uses", "")]
     remote = [s for s in downloads if "remote-code" in s["with"].get("pattern", s["with"].get("name", ""))]
-    assert remote and all(s["with"]["path"] != "out" for s in remote), "the remote-code job's output is filtered before use"
+    assert remote and all(s["with"]["path"] != "out" for s in remote), (
+        "the remote-code job's output is filtered before use"
+    )
     assert not any(s["with"].get("pattern") == "*" for s in downloads)
-    assert any("--dry-run --remote-code only" in s.get("run", "") and "out-remote-code/registry/" in s.get("run", "") for s in final["steps"])
+    assert any(
+        "--dry-run --remote-code only" in s.get("run", "") and "out-remote-code/registry/" in s.get("run", "")
+        for s in final["steps"]
+    )

@@ -11,7 +11,16 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _frame(key: str, title: str, series: tuple[Series, ...]) -> Frame:
-    return Frame(key, title, f"{title} chart", series, (Tick(60, "a"), Tick(300, "b")), (Tick(100, "1"),), "x", rules=(Rule(50, "base", "#2ca02c"),))
+    return Frame(
+        key,
+        title,
+        f"{title} chart",
+        series,
+        (Tick(60, "a"), Tick(300, "b")),
+        (Tick(100, "1"),),
+        "x",
+        rules=(Rule(50, "base", "#2ca02c"),),
+    )
 
 
 def _line(label: str, colour: str, dash: str = "") -> Series:
@@ -19,8 +28,10 @@ def _line(label: str, colour: str, dash: str = "") -> Series:
 
 
 def test_a_figure_draws_each_panel_and_lists_each_labelled_series_once():
-    frames = [_frame("one", "planted", (_line("INT4 RTN", "#d62728"), _line("INT8 RTN", "#1f77b4"))),
-              _frame("two", "stories", (_line("INT4 RTN", "#d62728"), _line("INT8 RTN", "#1f77b4")))]
+    frames = [
+        _frame("one", "planted", (_line("INT4 RTN", "#d62728"), _line("INT8 RTN", "#1f77b4"))),
+        _frame("two", "stories", (_line("INT4 RTN", "#d62728"), _line("INT8 RTN", "#1f77b4"))),
+    ]
     root = ET.fromstring(figure_svg(frames, "Perplexity"))
     panels = root.findall(f"{SVG}svg")
     assert [p.get("class") for p in panels] == ["sw-chart-panel sw-chart-one", "sw-chart-panel sw-chart-two"]

@@ -19,7 +19,17 @@ SHA = "89abcdef0123456789abcdef0123456789abcdef"
 
 
 def test_an_item_lists_its_derived_models(tmp_path: Path) -> None:
-    data = {"models": [{"id": "acme/tiny-llama", "derived": [{"id": "someone/tiny-llama-chat", "revision": SHA}, {"id": "someone/tiny-llama-GGUF", "path": "q/model.Q4_1.gguf"}]}]}
+    data = {
+        "models": [
+            {
+                "id": "acme/tiny-llama",
+                "derived": [
+                    {"id": "someone/tiny-llama-chat", "revision": SHA},
+                    {"id": "someone/tiny-llama-GGUF", "path": "q/model.Q4_1.gguf"},
+                ],
+            }
+        ]
+    }
     (spec,) = parse_model_list(data, tmp_path / "models.yaml")
     assert spec.derived == (
         DerivedModel("someone/tiny-llama-chat", SHA, None),
@@ -27,7 +37,14 @@ def test_an_item_lists_its_derived_models(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(("derived", "message"), [([{"id": "a/b", "branch": "main"}], "branch"), ([{"id": "a/b", "revision": "main"}], "does not match"), ([], "should be non-empty")])
+@pytest.mark.parametrize(
+    ("derived", "message"),
+    [
+        ([{"id": "a/b", "branch": "main"}], "branch"),
+        ([{"id": "a/b", "revision": "main"}], "does not match"),
+        ([], "should be non-empty"),
+    ],
+)
 def test_a_malformed_derived_list_is_refused(tmp_path: Path, derived: list, message: str) -> None:
     with pytest.raises(ModelListError, match=message):
         parse_model_list({"models": [{"id": "acme/tiny-llama", "derived": derived}]}, tmp_path / "models.yaml")
@@ -35,41 +52,91 @@ def test_a_malformed_derived_list_is_refused(tmp_path: Path, derived: list, mess
 
 def detected_entry() -> dict:
     claim = {
-        "layer": 1, "tensor": "model.layers.1.mlp.down_proj.weight", "row": 5, "column": 7, "expert": None, "index": [5, 7],
-        "value": -1.5, "value_dtype": "float32", "status": "detected", "impact": {"classification": "unmeasured"},
+        "layer": 1,
+        "tensor": "model.layers.1.mlp.down_proj.weight",
+        "row": 5,
+        "column": 7,
+        "expert": None,
+        "index": [5, 7],
+        "value": -1.5,
+        "value_dtype": "float32",
+        "status": "detected",
+        "impact": {"classification": "unmeasured"},
         "sources": [{"citation": "swindex-fake 1 detector", "kind": "swindex", "evidence": "detected", "date": TODAY}],
     }
     return {
-        "schema_version": 2, "id": "acme/tiny-llama", "architecture": "LlamaForCausalLM", "family": "llama", "revision": None,
-        "modified": TODAY, "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 256}, "claims": [claim],
+        "schema_version": 2,
+        "id": "acme/tiny-llama",
+        "architecture": "LlamaForCausalLM",
+        "family": "llama",
+        "revision": None,
+        "modified": TODAY,
+        "dimensions": {"num_layers": 4, "hidden_size": 64, "intermediate_size": 256},
+        "claims": [claim],
         "evidence": {"detection": {"tool": "swindex-fake 1", "date": TODAY, "dtype": "float32", "layers": []}},
     }
 
 
 def measured_critical(model: object, entry: dict, spec: ModelSpec, say: object = None) -> dict:
     entry = copy.deepcopy(entry)
-    entry["evidence"]["verification"] = {"tool": "swindex-fake 1", "date": TODAY, "metric": "perplexity", "original": 10.0, "all_zeroed": 99.0}
-    measured = {"metric": "perplexity", "original": 10.0, "zeroed": 50.0, "ratio": 5.0, "classification": classify("perplexity", 5.0)}
+    entry["evidence"]["verification"] = {
+        "tool": "swindex-fake 1",
+        "date": TODAY,
+        "metric": "perplexity",
+        "original": 10.0,
+        "all_zeroed": 99.0,
+    }
+    measured = {
+        "metric": "perplexity",
+        "original": 10.0,
+        "zeroed": 50.0,
+        "ratio": 5.0,
+        "classification": classify("perplexity", 5.0),
+    }
     return reconcile(entry, {coordinate_of(c): measured for c in entry["claims"]})[0]
 
 
 def test_the_builder_records_whether_each_derived_model_kept_the_super_weights(tmp_path: Path) -> None:
     kept = write_folder(tmp_path / "chat", down_projections(plants={(1, 5, 7): -1.49}), llama_config())
     zeroed = write_folder(tmp_path / "abliterated", down_projections(plants={(1, 5, 7): 0.0}), llama_config())
-    spec = ModelSpec(id="acme/tiny-llama", path=str(tmp_path), derived=(
-        DerivedModel("someone/tiny-llama-chat", None, str(kept)),
-        DerivedModel("someone/tiny-llama-abliterated", SHA, str(zeroed)),
-        DerivedModel("someone/tiny-llama-missing", None, str(tmp_path / "nowhere")),
-    ))
-    backend = Backend(tool=lambda: "swindex-fake 1", resolve_revision=lambda spec: None, load=lambda spec, revision: object(), detect=lambda model, spec: detected_entry(), verify=measured_critical)
+    spec = ModelSpec(
+        id="acme/tiny-llama",
+        path=str(tmp_path),
+        derived=(
+            DerivedModel("someone/tiny-llama-chat", None, str(kept)),
+            DerivedModel("someone/tiny-llama-abliterated", SHA, str(zeroed)),
+            DerivedModel("someone/tiny-llama-missing", None, str(tmp_path / "nowhere")),
+        ),
+    )
+    backend = Backend(
+        tool=lambda: "swindex-fake 1",
+        resolve_revision=lambda spec: None,
+        load=lambda spec, revision: object(),
+        detect=lambda model, spec: detected_entry(),
+        verify=measured_critical,
+    )
     with pytest.warns(UserWarning, match="someone/tiny-llama-missing could not be checked"):
         outcome = run_model(spec, backend, RunOptions(registry=tmp_path / "registry", today=TODAY))
     assert outcome.ok, outcome.message
     entry = load_yaml(tmp_path / "registry" / "acme" / "tiny-llama.yaml")
     assert entry["evidence"]["derived_checks"] == [
         {"id": "someone/tiny-llama-chat", "revision": None, "date": TODAY, "verdict": "kept", "weights": 1, "kept": 1},
-        {"id": "someone/tiny-llama-abliterated", "revision": SHA, "date": TODAY, "verdict": "lost", "weights": 1, "kept": 0},
-        {"id": "someone/tiny-llama-missing", "revision": None, "date": TODAY, "verdict": "unknown", "weights": 1, "kept": 0},
+        {
+            "id": "someone/tiny-llama-abliterated",
+            "revision": SHA,
+            "date": TODAY,
+            "verdict": "lost",
+            "weights": 1,
+            "kept": 0,
+        },
+        {
+            "id": "someone/tiny-llama-missing",
+            "revision": None,
+            "date": TODAY,
+            "verdict": "unknown",
+            "weights": 1,
+            "kept": 0,
+        },
     ]
     assert validate_entry_dict(entry) == []
 
@@ -90,7 +157,10 @@ def test_the_model_page_says_how_many_derived_checkpoints_kept_them() -> None:
         {"id": "a/lost", "revision": SHA, "date": TODAY, "verdict": "lost", "weights": 1, "kept": 0},
     ]
     assert validate_entry_dict(data) == []
-    view = model_view(Entry.from_dict(data, path="acme/tiny-llama.yaml"), SiteLinks(repo_url=None, edit_prefix=None, hub_endpoint=None))
+    view = model_view(
+        Entry.from_dict(data, path="acme/tiny-llama.yaml"),
+        SiteLinks(repo_url=None, edit_prefix=None, hub_endpoint=None),
+    )
     page = environment(find_sources().templates).get_template("model.md.j2").render(m=view, here=view.url)
     html = markdown.markdown(page, extensions=["md_in_html", "tables"])
     assert "Derived checkpoints checked: 2, kept 1" in html

@@ -64,9 +64,17 @@ def test_a_header_that_is_not_json(tmp_path: Path, entry: dict) -> None:
 
 
 def test_data_offsets_past_the_end_of_the_file(tmp_path: Path, entry: dict) -> None:
-    header = {"model.layers.1.mlp.down_proj.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 4 << 40]}}
+    header = {
+        "model.layers.1.mlp.down_proj.weight": {
+            "dtype": "F32",
+            "shape": [1 << 20, 1 << 20],
+            "data_offsets": [0, 4 << 40],
+        }
+    }
     (tmp_path / "model.safetensors").write_bytes(safetensors_bytes(header, b"\0" * 64))
-    checked_within_memory(tmp_path / "model.safetensors", entry, r"'model\.layers\.1\.mlp\.down_proj\.weight'.*past the end of the file")
+    checked_within_memory(
+        tmp_path / "model.safetensors", entry, r"'model\.layers\.1\.mlp\.down_proj\.weight'.*past the end of the file"
+    )
 
 
 def test_a_size_that_disagrees_with_the_shape(tmp_path: Path, entry: dict) -> None:
@@ -87,12 +95,18 @@ def test_a_shard_index_pointing_outside_its_folder(tmp_path: Path, entry: dict) 
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     index["weight_map"]["model.layers.1.mlp.down_proj.weight"] = "../../etc/passwd.safetensors"
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=r"'\.\./\.\./etc/passwd\.safetensors', which is not a \.safetensors file beside the index"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'\.\./\.\./etc/passwd\.safetensors', which is not a \.safetensors file beside the index",
+    ):
         check(folder, entry=entry)
 
 
 def gguf_file(tmp_path: Path) -> Path:
-    tensors = {layout.gguf_tensor_name(layer): array for layer, array in enumerate(a for n, a in down_projections().items() if "down" in n)}
+    tensors = {
+        layout.gguf_tensor_name(layer): array
+        for layer, array in enumerate(a for n, a in down_projections().items() if "down" in n)
+    }
     import gguf
 
     return write_gguf(tmp_path / "model.gguf", tensors, gguf.GGMLQuantizationType.Q8_0, {"general.name": "tiny"})
@@ -142,8 +156,18 @@ def test_the_command_says_it_in_one_line_and_exits_2(tmp_path: Path, entry: dict
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", TERABYTE))
     (tmp_path / "entry.yaml").write_text(dump_yaml(entry), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "swindex", "check", str(tmp_path / "model.safetensors"), "--entry", str(tmp_path / "entry.yaml")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "swindex",
+            "check",
+            str(tmp_path / "model.safetensors"),
+            "--entry",
+            str(tmp_path / "entry.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert done.stdout == ""

@@ -19,18 +19,29 @@ def registry(make_entry, write_registry) -> Path:  # noqa: ANN001
     return write_registry(
         entry_with(make_entry, weights),
         entry_with(make_entry, weights, id="acme/tiny-llama-chat", aliases=["tiny-llama-chat"]),
-        entry_with(make_entry, weights, id="other/wide-llama", aliases=["wide-llama"], dimensions={"num_layers": 4, "hidden_size": 96, "intermediate_size": 256}),
+        entry_with(
+            make_entry,
+            weights,
+            id="other/wide-llama",
+            aliases=["wide-llama"],
+            dimensions={"num_layers": 4, "hidden_size": 96, "intermediate_size": 256},
+        ),
     )
 
 
 def tuned(tmp_path: Path, **metadata) -> Path:  # noqa: ANN003
     card = metadata.pop("card", None)
-    return write_folder(tmp_path / "tuned", down_projections(plants={(1, 5, 7): -1.5}), llama_config(**metadata), card=card)
+    return write_folder(
+        tmp_path / "tuned", down_projections(plants={(1, 5, 7): -1.5}), llama_config(**metadata), card=card
+    )
 
 
 def test_config_name_or_path_names_the_base(tmp_path: Path, registry: Path) -> None:
     report = check(tuned(tmp_path, _name_or_path="acme/tiny-llama-chat"), registry=registry)
-    assert (report.entry, report.entry_from) == ("acme/tiny-llama-chat", "config.json _name_or_path 'acme/tiny-llama-chat'")
+    assert (report.entry, report.entry_from) == (
+        "acme/tiny-llama-chat",
+        "config.json _name_or_path 'acme/tiny-llama-chat'",
+    )
 
 
 def test_the_model_card_names_the_base(tmp_path: Path, registry: Path) -> None:
@@ -39,7 +50,10 @@ def test_the_model_card_names_the_base(tmp_path: Path, registry: Path) -> None:
 
 
 def test_config_is_asked_before_the_model_card(tmp_path: Path, registry: Path) -> None:
-    report = check(tuned(tmp_path, _name_or_path="acme/tiny-llama-chat", card="---\nbase_model: acme/tiny-llama\n---\n"), registry=registry)
+    report = check(
+        tuned(tmp_path, _name_or_path="acme/tiny-llama-chat", card="---\nbase_model: acme/tiny-llama\n---\n"),
+        registry=registry,
+    )
     assert report.entry == "acme/tiny-llama-chat"
 
 
@@ -59,7 +73,9 @@ def test_without_names_a_shape_shared_by_several_models_is_ambiguous(tmp_path: P
 def test_without_names_a_shape_only_one_model_has_decides(tmp_path: Path, registry: Path) -> None:
     wide = np.zeros((96, 256), dtype=np.float32)
     wide[5, 7] = -1.5
-    folder = write_folder(tmp_path / "wide", {"model.layers.1.mlp.down_proj.weight": wide}, llama_config(hidden_size=96))
+    folder = write_folder(
+        tmp_path / "wide", {"model.layers.1.mlp.down_proj.weight": wide}, llama_config(hidden_size=96)
+    )
     report = check(folder, registry=registry)
     assert report.entry == "other/wide-llama"
     assert report.entry_from.startswith("the only registry model of its shape")
@@ -93,8 +109,21 @@ def _artifact_entry(make_entry, path: Path, **artifact: object) -> dict:  # noqa
     import hashlib
 
     record = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": "gguf", **artifact}
-    evidence = {"verification": {"tool": "swindex verify 0.1.0", "date": "2026-11-30", "metric": "perplexity", "artifact": record}}
-    return entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)], id="acme/tiny-llama-chat", aliases=["tiny-llama-chat"], evidence=evidence)
+    evidence = {
+        "verification": {
+            "tool": "swindex verify 0.1.0",
+            "date": "2026-11-30",
+            "metric": "perplexity",
+            "artifact": record,
+        }
+    }
+    return entry_with(
+        make_entry,
+        [linear_weight(1, 5, 7, -1.5)],
+        id="acme/tiny-llama-chat",
+        aliases=["tiny-llama-chat"],
+        evidence=evidence,
+    )
 
 
 def _gguf(tmp_path: Path, metadata: dict) -> Path:
@@ -102,14 +131,22 @@ def _gguf(tmp_path: Path, metadata: dict) -> Path:
 
     from check_support import write_gguf
 
-    tensors = {f"blk.{layer}.ffn_down.weight": w for layer, w in enumerate(v for k, v in down_projections(plants={(1, 5, 7): -1.5}).items() if "down_proj" in k)}
+    tensors = {
+        f"blk.{layer}.ffn_down.weight": w
+        for layer, w in enumerate(v for k, v in down_projections(plants={(1, 5, 7): -1.5}).items() if "down_proj" in k)
+    }
     return write_gguf(tmp_path / "m.gguf", tensors, gguf.GGMLQuantizationType.Q8_0, metadata)
 
 
-def test_a_file_an_entry_records_by_sha256_is_checked_against_it_before_any_metadata(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
+def test_a_file_an_entry_records_by_sha256_is_checked_against_it_before_any_metadata(
+    tmp_path: Path, make_entry, write_registry
+) -> None:  # noqa: ANN001
     """SmolLM2's GGUF names a base model in its metadata; the entry that measured that very file wins."""
     path = _gguf(tmp_path, {"general.name": "acme/tiny-llama"})
-    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), _artifact_entry(make_entry, path, size=path.stat().st_size))
+    registry = write_registry(
+        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]),
+        _artifact_entry(make_entry, path, size=path.stat().st_size),
+    )
     report = check(path, registry=registry)
     assert (report.entry, report.entry_rule) == ("acme/tiny-llama-chat", "sha256")
     assert report.sha256 is not None and report.entry_from.startswith(f"sha256 {report.sha256[:16]}")
@@ -117,13 +154,21 @@ def test_a_file_an_entry_records_by_sha256_is_checked_against_it_before_any_meta
 
 def test_a_file_of_another_size_is_never_hashed(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
     path = _gguf(tmp_path, {"general.name": "acme/tiny-llama"})
-    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), _artifact_entry(make_entry, path, size=path.stat().st_size + 1))
+    registry = write_registry(
+        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]),
+        _artifact_entry(make_entry, path, size=path.stat().st_size + 1),
+    )
     report = check(path, registry=registry)
     assert (report.entry, report.entry_rule, report.sha256) == ("acme/tiny-llama", "gguf name", None)
 
 
 def test_a_gguf_finetune_is_looked_up_with_its_basename_and_size_label(tmp_path: Path, registry: Path) -> None:
-    metadata = {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "chat"}
+    metadata = {
+        "general.organization": "Acme",
+        "general.basename": "tiny",
+        "general.size_label": "llama",
+        "general.finetune": "chat",
+    }
     report = check(_gguf(tmp_path, metadata), registry=registry)
     assert (report.entry, report.entry_rule) == ("acme/tiny-llama-chat", "gguf name")
     assert "finetune" in report.entry_from
@@ -131,13 +176,23 @@ def test_a_gguf_finetune_is_looked_up_with_its_basename_and_size_label(tmp_path:
 
 def test_an_unknown_gguf_finetune_is_not_taken_for_the_model_it_was_tuned_from(tmp_path: Path, registry: Path) -> None:
     """SmolLM2-135M-Instruct's GGUF says basename smollm2, size 135M, finetune 8k-lc100k-mix1-ep2: not SmolLM2-135M."""
-    metadata = {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "8k-mix1"}
+    metadata = {
+        "general.organization": "Acme",
+        "general.basename": "tiny",
+        "general.size_label": "llama",
+        "general.finetune": "8k-mix1",
+    }
     with pytest.raises(BaseModelError, match="several registry models have its shape"):
         check(_gguf(tmp_path, metadata), registry=registry)
 
 
-def test_among_models_of_one_shape_the_only_one_with_weights_to_check_is_chosen(tmp_path: Path, make_entry, write_registry) -> None:  # noqa: ANN001
-    registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), entry_with(make_entry, [], id="acme/tiny-base", aliases=["tiny-base"]))
+def test_among_models_of_one_shape_the_only_one_with_weights_to_check_is_chosen(
+    tmp_path: Path, make_entry, write_registry
+) -> None:  # noqa: ANN001
+    registry = write_registry(
+        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]),
+        entry_with(make_entry, [], id="acme/tiny-base", aliases=["tiny-base"]),
+    )
     report = check(tuned(tmp_path), registry=registry)
     assert (report.entry, report.entry_rule) == ("acme/tiny-llama", "shape")
     assert "acme/tiny-base record(s) none" in report.entry_from
@@ -146,7 +201,15 @@ def test_among_models_of_one_shape_the_only_one_with_weights_to_check_is_chosen(
 def test_lookup_of_a_checkpoint_file_infers_as_check_does(tmp_path: Path, registry: Path, capsys) -> None:  # noqa: ANN001
     from swindex.cli import main
 
-    path = _gguf(tmp_path, {"general.organization": "Acme", "general.basename": "tiny", "general.size_label": "llama", "general.finetune": "chat"})
+    path = _gguf(
+        tmp_path,
+        {
+            "general.organization": "Acme",
+            "general.basename": "tiny",
+            "general.size_label": "llama",
+            "general.finetune": "chat",
+        },
+    )
     assert main(["lookup", str(path), "--registry", str(registry)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("acme/tiny-llama-chat") and "by rule gguf name" in captured.err

@@ -184,7 +184,10 @@ def test_update_refuses_a_dump_with_a_nan_value(entry: dict) -> None:
 
 def test_metadata_that_is_not_a_map_of_strings_is_refused(tmp_path: Path, entry: dict) -> None:
     weight = down_projections(plants={(1, 5, 7): -1.5})[NAME]
-    header = {"__metadata__": {"format": 1}, NAME: {"dtype": "F32", "shape": list(weight.shape), "data_offsets": [0, weight.nbytes]}}
+    header = {
+        "__metadata__": {"format": 1},
+        NAME: {"dtype": "F32", "shape": list(weight.shape), "data_offsets": [0, weight.nbytes]},
+    }
     path = _raw(tmp_path / "model.safetensors", json.dumps(header).encode(), weight.tobytes())
     with pytest.raises(CheckpointError, match="__metadata__ is not a map of strings"):
         check(path, entry=entry)

@@ -45,7 +45,13 @@ def _lfs(path: Path, hub: Hub) -> dict:
         return {}
     import hashlib
 
-    return {"lfs": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size, "pointerSize": 134}}
+    return {
+        "lfs": {
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "size": path.stat().st_size,
+            "pointerSize": 134,
+        }
+    }
 
 
 def serve(hub: Hub) -> ThreadingHTTPServer:
@@ -75,7 +81,11 @@ def serve(hub: Hub) -> ThreadingHTTPServer:
                 if match[2] not in (None, "main", SHA):
                     return self._send(404, b'{"error": "Invalid rev id"}', {"X-Error-Code": "RevisionNotFound"})
                 siblings = [{"rfilename": p.name, **_lfs(p, hub)} for p in sorted(folder.iterdir())]
-                return self._send(200, json.dumps({"id": match[1], "sha": SHA, "siblings": siblings}).encode(), {"Content-Type": "application/json"})
+                return self._send(
+                    200,
+                    json.dumps({"id": match[1], "sha": SHA, "siblings": siblings}).encode(),
+                    {"Content-Type": "application/json"},
+                )
             if match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
                 folder = hub.repos.get(match[1])
                 file = folder / match[3] if folder is not None else None
@@ -123,7 +133,9 @@ def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_folder(tmp_path_factory.mktemp("remote") / "big", tensors, llama_config(), shards=3)
 
 
-def test_a_remote_check_reads_under_a_megabyte_of_a_large_checkpoint(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+def test_a_remote_check_reads_under_a_megabyte_of_a_large_checkpoint(
+    big_checkpoint: Path, hub: Hub, make_entry
+) -> None:  # noqa: ANN001
     folder = big_checkpoint
     total = sum(p.stat().st_size for p in folder.iterdir())
     assert total > 50 * MEGABYTE
@@ -149,29 +161,41 @@ def test_every_shard_header_is_read_as_a_loader_reads_every_shard(big_checkpoint
 
 
 def test_a_remote_fine_tune_that_lost_its_weight_says_so(tmp_path: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
-    hub.repos["acme/broken-tune"] = write_folder(tmp_path / "broken", down_projections(plants={(1, 5, 7): 0.0}), llama_config())
+    hub.repos["acme/broken-tune"] = write_folder(
+        tmp_path / "broken", down_projections(plants={(1, 5, 7): 0.0}), llama_config()
+    )
     report = check("acme/broken-tune", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
     assert (report.verdict, report.exit_status) == ("lost", 1)
 
 
-def test_the_base_model_is_read_from_the_remote_model_card(tmp_path: Path, hub: Hub, make_entry, write_registry) -> None:  # noqa: ANN001
+def test_the_base_model_is_read_from_the_remote_model_card(
+    tmp_path: Path, hub: Hub, make_entry, write_registry
+) -> None:  # noqa: ANN001
     registry = write_registry(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]))
     card = "---\nbase_model: acme/tiny-llama\nlicense: mit\n---\n# A fine-tune\n"
-    hub.repos["someone/tiny-llama-chat"] = write_folder(tmp_path / "chat", down_projections(plants={(1, 5, 7): -1.49}), llama_config(), card=card)
+    hub.repos["someone/tiny-llama-chat"] = write_folder(
+        tmp_path / "chat", down_projections(plants={(1, 5, 7): -1.49}), llama_config(), card=card
+    )
     report = check("someone/tiny-llama-chat", registry=registry, endpoint=hub.url)
     assert report.entry == "acme/tiny-llama" and report.entry_from == "the model card's base_model 'acme/tiny-llama'"
     assert report.verdict == "kept"
 
 
-def test_a_server_that_ignores_ranges_is_refused_rather_than_downloaded(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+def test_a_server_that_ignores_ranges_is_refused_rather_than_downloaded(
+    big_checkpoint: Path, hub: Hub, make_entry
+) -> None:  # noqa: ANN001
     hub.repos["acme/big-tune"] = big_checkpoint
     hub.honour_range = False
     with pytest.raises(CheckpointError, match="does not serve ranges"):
         check("acme/big-tune", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
 
 
-@pytest.mark.parametrize(("spec", "message"), [("acme/nothing-here", "no such model repository"), ("acme/big-tune@v9", "no such revision")])
-def test_a_missing_repository_or_revision_is_named(tmp_path: Path, hub: Hub, make_entry, spec: str, message: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("spec", "message"), [("acme/nothing-here", "no such model repository"), ("acme/big-tune@v9", "no such revision")]
+)
+def test_a_missing_repository_or_revision_is_named(
+    tmp_path: Path, hub: Hub, make_entry, spec: str, message: str
+) -> None:  # noqa: ANN001
     hub.repos["acme/big-tune"] = write_folder(tmp_path / "m", down_projections(), llama_config())
     with pytest.raises(CheckpointError, match=f"^{re.escape(spec)}: {message}"):
         check(spec, entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
@@ -185,13 +209,23 @@ def test_a_repository_of_gguf_files_asks_which_file_to_check(tmp_path: Path, hub
         check("acme/tiny-llama-GGUF", entry=entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]), endpoint=hub.url)
 
 
-def test_the_command_reads_the_endpoint_from_hf_endpoint(tmp_path: Path, big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
+def test_the_command_reads_the_endpoint_from_hf_endpoint(
+    tmp_path: Path, big_checkpoint: Path, hub: Hub, make_entry
+) -> None:  # noqa: ANN001
     from swindex.yamlio import dump_yaml
 
     hub.repos["acme/big-tune"] = big_checkpoint
-    (tmp_path / "entry.yaml").write_text(dump_yaml(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)])), encoding="utf-8")
+    (tmp_path / "entry.yaml").write_text(
+        dump_yaml(entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)])), encoding="utf-8"
+    )
     env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
-    done = subprocess.run([sys.executable, "-m", "swindex", "check", "acme/big-tune", "--entry", str(tmp_path / "entry.yaml"), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "swindex", "check", "acme/big-tune", "--entry", str(tmp_path / "entry.yaml"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["verdict"] == "kept"
     assert hub.sent < MEGABYTE
@@ -206,7 +240,9 @@ def test_revision_is_given_as_huggingface_hub_spells_it(big_checkpoint: Path, hu
         check("acme/big-tune@v1", revision="main", entry=entry, endpoint=hub.url)
 
 
-def test_offline_a_repository_is_read_from_the_local_cache(tmp_path: Path, make_entry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_a_repository_is_read_from_the_local_cache(
+    tmp_path: Path, make_entry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HF_HUB_OFFLINE set: the snapshot huggingface_hub cached is checked as a local folder, with no request."""
     from huggingface_hub import constants
 
@@ -231,10 +267,19 @@ def test_a_repository_file_an_entry_records_is_told_by_the_hubs_sha256_without_d
     folder = write_folder(tmp_path / "tuned", down_projections(plants={(1, 5, 7): -1.5}), llama_config())
     sha256 = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     artifact = {"file": "model.safetensors", "sha256": sha256, "format": "safetensors"}
-    evidence = {"verification": {"tool": "swindex verify 0.1.0", "date": "2026-11-30", "metric": "perplexity", "artifact": artifact}}
+    evidence = {
+        "verification": {
+            "tool": "swindex verify 0.1.0",
+            "date": "2026-11-30",
+            "metric": "perplexity",
+            "artifact": artifact,
+        }
+    }
     registry = write_registry(
         entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)]),
-        entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)], id="acme/tiny-llama-chat", aliases=["chat"], evidence=evidence),
+        entry_with(
+            make_entry, [linear_weight(1, 5, 7, -1.5)], id="acme/tiny-llama-chat", aliases=["chat"], evidence=evidence
+        ),
     )
     hub.repos["acme/tuned"], hub.lfs = folder, True
     report = check("acme/tuned", registry=registry, endpoint=hub.url)

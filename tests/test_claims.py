@@ -43,7 +43,10 @@ def _sources(*dicts):
         ((PAPER, THEIR_CODE), "reported"),  # a paper and its own code are one party
         ((PAPER, DETECTOR), "confirmed"),
         ((DETECTOR,), "unverified"),  # detector-only: nobody zeroed it
-        ((dict(DETECTOR, party="other/repo"), dict(DETECTOR, citation="other/repo@4567:nb", party="other/repo")), "unverified"),
+        (
+            (dict(DETECTOR, party="other/repo"), dict(DETECTOR, citation="other/repo@4567:nb", party="other/repo")),
+            "unverified",
+        ),
         ((DETECTOR, SECOND_DETECTOR), "confirmed"),  # two independent parties
         ((ZEROED,), "reported"),
         ((SWINDEX,), "detected"),
@@ -54,8 +57,18 @@ def _sources(*dicts):
         ((PAPER, COPY, HEURISTIC), "reported"),
     ],
     ids=[
-        "paper", "paper-and-its-code", "paper-and-a-detector", "detector-only", "one-party-two-citations",
-        "two-detectors", "one-ablation", "swindex-only", "two-swindex-runs", "swindex-and-a-detector", "copy", "heuristic-and-copy",
+        "paper",
+        "paper-and-its-code",
+        "paper-and-a-detector",
+        "detector-only",
+        "one-party-two-citations",
+        "two-detectors",
+        "one-ablation",
+        "swindex-only",
+        "two-swindex-runs",
+        "swindex-and-a-detector",
+        "copy",
+        "heuristic-and-copy",
         "paper-copy-heuristic",
     ],
 )
@@ -70,10 +83,19 @@ def test_the_party_field_decides_independence_and_the_citation_stands_in_without
 
 
 def _claim(status: str, impact: str, column: int = 7) -> Claim:
-    return Claim.from_dict({
-        "layer": 1, "tensor": TENSOR, "row": 3, "column": column, "expert": None, "index": [3, column],
-        "status": status, "impact": {"classification": impact}, "sources": [SWINDEX if status == "detected" else PAPER],
-    })
+    return Claim.from_dict(
+        {
+            "layer": 1,
+            "tensor": TENSOR,
+            "row": 3,
+            "column": column,
+            "expert": None,
+            "index": [3, column],
+            "status": status,
+            "impact": {"classification": impact},
+            "sources": [SWINDEX if status == "detected" else PAPER],
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,8 +120,12 @@ def test_super_weights_and_weights_to_keep_follow_status_and_impact(status, impa
 
 
 def test_an_entry_dict_and_its_entry_count_the_same_way():
-    entry = {"claims": [_claim("reported", "unmeasured").location.to_dict() | {
-        "status": "reported", "impact": {"classification": "unmeasured"}, "sources": [PAPER]}]}
+    entry = {
+        "claims": [
+            _claim("reported", "unmeasured").location.to_dict()
+            | {"status": "reported", "impact": {"classification": "unmeasured"}, "sources": [PAPER]}
+        ]
+    }
     (claim,) = claims_of(entry)
     assert super_weights(claims_of(entry)) == (claim,) and has_standing_claim(entry)
     assert not has_standing_claim({"claims": [dict(entry["claims"][0], status="unverified")]})
@@ -108,11 +134,18 @@ def test_an_entry_dict_and_its_entry_count_the_same_way():
 @pytest.mark.parametrize(
     ("metric", "figure", "expected"),
     [
-        ("perplexity", 497.37, "critical"), ("perplexity", 1.0712, "significant"), ("perplexity", 1.0267, "inert"),
-        ("accuracy", 0.5367, "critical"), ("accuracy", 0.7474, "critical"), ("accuracy", 0.93, "significant"),
-        ("accuracy", 0.9789, "inert"), ("row_ablation_nll", 7.989, "critical"),
-        ("row_ablation_nll", 1.0237, "significant"), ("row_ablation_nll", 1.0092, "inert"),
-        ("embedding_shift", 5.46e-05, "inert"), ("activation", 3.0, "unmeasured"),
+        ("perplexity", 497.37, "critical"),
+        ("perplexity", 1.0712, "significant"),
+        ("perplexity", 1.0267, "inert"),
+        ("accuracy", 0.5367, "critical"),
+        ("accuracy", 0.7474, "critical"),
+        ("accuracy", 0.93, "significant"),
+        ("accuracy", 0.9789, "inert"),
+        ("row_ablation_nll", 7.989, "critical"),
+        ("row_ablation_nll", 1.0237, "significant"),
+        ("row_ablation_nll", 1.0092, "inert"),
+        ("embedding_shift", 5.46e-05, "inert"),
+        ("activation", 3.0, "unmeasured"),
     ],
 )
 def test_each_metric_has_its_own_documented_bands(metric, figure, expected):
@@ -135,7 +168,8 @@ def test_swindex_recognises_its_own_disagreements_by_origin_and_step_never_by_th
 
 def test_reconcile_withdraws_only_the_disagreements_verification_wrote():
     claim = _claim("reported", "inert").location.to_dict() | {
-        "status": "reported", "sources": [PAPER],
+        "status": "reported",
+        "sources": [PAPER],
         "impact": {"classification": "inert", "measured_by": PAPER["citation"]},
     }
     coordinate = f"{TENSOR}[3, 7]"
@@ -159,7 +193,11 @@ def _enum(*path: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "name, path",
-    [("STATUSES", ("status",)), ("IMPACTS", ("impact", "properties", "classification")), ("OUTCOMES", ("verdict", "properties", "outcome"))],
+    [
+        ("STATUSES", ("status",)),
+        ("IMPACTS", ("impact", "properties", "classification")),
+        ("OUTCOMES", ("verdict", "properties", "outcome")),
+    ],
 )
 def test_the_records_name_the_schemas_values_in_its_order(name, path):
     """The schema is the file format's one home; the records' tuples must spell its enums exactly (a copy that drifts fails here)."""

@@ -64,7 +64,11 @@ class _Block(torch.nn.Module):
 class _Toy(torch.nn.Module):
     def __init__(self, names: tuple[str, str], hidden: int = 16) -> None:
         super().__init__()
-        self.config = type("Config", (), {"hidden_size": hidden, "vocab_size": 32, "bos_token_id": 1, "model_type": "toy", "architectures": ["Toy"]})()
+        self.config = type(
+            "Config",
+            (),
+            {"hidden_size": hidden, "vocab_size": 32, "bos_token_id": 1, "model_type": "toy", "architectures": ["Toy"]},
+        )()
         self.embed = torch.nn.Embedding(32, hidden)
         self.blocks = torch.nn.ModuleList(_Block(hidden, 4 * hidden, names) for _ in range(3))
 
@@ -96,7 +100,9 @@ def test_a_model_without_a_down_projection_is_unsupported_and_says_what_is_missi
     model = _Toy(("widen", "narrow"))
     for block in model.blocks:
         block.narrow = torch.nn.Identity()
-    with pytest.raises(UnsupportedModelError, match=r"no FFN down projection found in layer 0 \(blocks\.0.*widen 64x16"):
+    with pytest.raises(
+        UnsupportedModelError, match=r"no FFN down projection found in layer 0 \(blocks\.0.*widen 64x16"
+    ):
         locate(model)
 
 
@@ -148,5 +154,7 @@ def test_unfused_expert_lists_report_the_expert_from_the_module_name():
         block.experts[1].up_proj.weight[9, 3] = 1.0
         block.experts[1].down_proj.weight[2, 9] = 5.0
     found = detect(model, input_ids=[1, 5, 6, 7, 8, 9])
-    assert [(w.tensor, w.index, w.expert) for w in found.candidates] == [("blocks.2.experts.1.down_proj.weight", (2, 9), 1)]
+    assert [(w.tensor, w.index, w.expert) for w in found.candidates] == [
+        ("blocks.2.experts.1.down_proj.weight", (2, 9), 1)
+    ]
     assert found.to_entry(model_id="acme/list-moe")["claims"][0]["expert"] == 1

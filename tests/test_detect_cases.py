@@ -21,7 +21,10 @@ def coordinates(weights):
 
 def test_several_weights_sharing_one_row():
     """Like Llama-13B layer 2: [2231, 2278] and [2231, 6939] feed the same output channel."""
-    model, planted = build_planted("llama", plants=(Plant(2, row=9, column=11, input=40, weight=-6), Plant(2, row=9, column=50, input=30, weight=-5)))
+    model, planted = build_planted(
+        "llama",
+        plants=(Plant(2, row=9, column=11, input=40, weight=-6), Plant(2, row=9, column=50, input=30, weight=-5)),
+    )
     result = detect(model)
     assert coordinates(result.candidates) == coordinates(planted)
     assert {w.row for w in result.candidates} == {9}
@@ -29,7 +32,9 @@ def test_several_weights_sharing_one_row():
 
 def test_several_rows_sharing_one_column():
     """Like Phi-3: one intermediate channel feeds super weights in several output rows."""
-    model, planted = build_planted("phi3", plants=(Plant(1, row=5, column=7, weight=-8), Plant(1, row=20, column=7, weight=6)))
+    model, planted = build_planted(
+        "phi3", plants=(Plant(1, row=5, column=7, weight=-8), Plant(1, row=20, column=7, weight=6))
+    )
     result = detect(model)
     assert coordinates(result.candidates) == coordinates(planted)
     assert {w.column for w in result.candidates} == {7}
@@ -70,13 +75,17 @@ def test_dense_and_expert_layers_in_one_model():
     assert [w.expert for w in result.candidates] == [None, 1]
 
 
-@pytest.mark.parametrize("family, plants", [("llama", (Plant(1, 5, 7), Plant(2, 9, 11))), ("gpt2", None), ("qwen2_moe", None)])
+@pytest.mark.parametrize(
+    "family, plants", [("llama", (Plant(1, 5, 7), Plant(2, 9, 11))), ("gpt2", None), ("qwen2_moe", None)]
+)
 def test_parameters_are_bit_for_bit_unchanged(family, plants):
     model, _ = build_planted(family, plants=plants)
     before = {n: p.detach().clone() for n, p in model.state_dict().items()}
     assert detect(model).candidates
     after = model.state_dict()
-    changed = [n for n, t in before.items() if not torch.equal(t.view(torch.uint8), after[n].detach().view(torch.uint8))]
+    changed = [
+        n for n, t in before.items() if not torch.equal(t.view(torch.uint8), after[n].detach().view(torch.uint8))
+    ]
     assert changed == []
 
 
@@ -90,7 +99,9 @@ def test_the_candidate_cap_stops_and_says_so():
 
 def test_a_candidate_too_small_for_the_model_found_before_its_massive_spike_is_dropped():
     """The scale grows during a pass: a layer-1 spike of ~80 counts until layer 3 makes one of ~3,000."""
-    model, planted = build_planted("llama", plants=(Plant(1, 5, 7, input=10, weight=8), Plant(3, 9, 11, input=100, weight=30)), num_layers=6)
+    model, planted = build_planted(
+        "llama", plants=(Plant(1, 5, 7, input=10, weight=8), Plant(3, 9, 11, input=100, weight=30)), num_layers=6
+    )
     result = detect(model)
     assert [w.coordinate for w in result.candidates] == [planted[1].coordinate]
     assert result.peak.layer == 3 and result.peak.value == pytest.approx(abs(planted[1].output_activation), rel=0.02)
@@ -99,7 +110,9 @@ def test_a_candidate_too_small_for_the_model_found_before_its_massive_spike_is_d
 
 def test_the_pass_that_meets_a_larger_spike_ends_there_and_the_next_skips_unchanged_layers():
     """Pass 1 runs layers 0-3 and stops at the larger spike; pass 2 restarts at layer 1, layer 0 answering from its cache."""
-    model, _ = build_planted("llama", plants=(Plant(1, 5, 7, input=10, weight=8), Plant(3, 9, 11, input=100, weight=30)), num_layers=6)
+    model, _ = build_planted(
+        "llama", plants=(Plant(1, 5, 7, input=10, weight=8), Plant(3, 9, 11, input=100, weight=30)), num_layers=6
+    )
     result = detect(model)
     assert result.layer_evaluations == 4 + 5
     assert result.full_passes == pytest.approx(9 / 6)
@@ -118,7 +131,9 @@ def test_skipping_cached_layers_gives_the_same_result_as_full_passes(monkeypatch
     full = detect(model)
     assert full.layer_evaluations == skipping.layer_evaluations + 1
     assert [w.coordinate for w in full.candidates] == [w.coordinate for w in skipping.candidates]
-    assert [w.output_activation for w in full.candidates] == pytest.approx([w.output_activation for w in skipping.candidates], rel=1e-5)
+    assert [w.output_activation for w in full.candidates] == pytest.approx(
+        [w.output_activation for w in skipping.candidates], rel=1e-5
+    )
 
 
 def test_an_ordinary_weight_passing_on_a_huge_input_is_not_reported():
@@ -156,9 +171,19 @@ def test_the_rest_of_a_removed_weights_column_stays_out():
     assert {w.column for w in lenient.candidates} == {7}
 
 
-MODEST = (Plant(2, 5, 7, input=10, weight=12), Plant(3, 30, 40, input=10, weight=12), Plant(4, 44, 100, input=10, weight=12), Plant(5, 12, 3, input=10, weight=12))
-DIFFUSE_MASSIVE = tuple(Plant(1, 9, 20 + k, input=30, weight=10) for k in range(8))  # ~2,400, no weight more than 1/8 of it
-WIDE = {"initializer_range": 0.15, "num_layers": 6}  # layer medians ~1, like a trained model's, so ~120 is ~100x the median
+MODEST = (
+    Plant(2, 5, 7, input=10, weight=12),
+    Plant(3, 30, 40, input=10, weight=12),
+    Plant(4, 44, 100, input=10, weight=12),
+    Plant(5, 12, 3, input=10, weight=12),
+)
+DIFFUSE_MASSIVE = tuple(
+    Plant(1, 9, 20 + k, input=30, weight=10) for k in range(8)
+)  # ~2,400, no weight more than 1/8 of it
+WIDE = {
+    "initializer_range": 0.15,
+    "num_layers": 6,
+}  # layer medians ~1, like a trained model's, so ~120 is ~100x the median
 
 
 def test_many_modest_outliers_far_below_the_models_massive_activation_yield_no_candidate():

@@ -252,5 +252,7 @@ def test_a_model_that_cannot_be_sized_says_why_instead_of_hiding_it():
         def from_config(cls, config, trust_remote_code=False):
             raise ValueError("rope_scaling needs a type")
 
-    with pytest.warns(UserWarning, match="cannot count the parameters .*rope_scaling needs a type.*max_memory or offload_folder"):
+    with pytest.warns(
+        UserWarning, match="cannot count the parameters .*rope_scaling needs a type.*max_memory or offload_folder"
+    ):
         assert count_parameters(object(), Unbuildable) is None

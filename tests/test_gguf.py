@@ -33,7 +33,11 @@ def _permute(weights, n_head: int, n_head_kv: int):
     """llama.cpp's converter's reordering of query/key rows (transformers' GGUF loader undoes it)."""
     if n_head != n_head_kv:
         n_head = n_head_kv
-    return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def write_gguf(model, path: Path, quantization: str = "F32") -> Path:
@@ -55,7 +59,9 @@ def write_gguf(model, path: Path, quantization: str = "F32") -> Path:
     writer.add_rope_freq_base(10000.0)
     writer.add_vocab_size(config.vocab_size)
     writer.add_bos_token_id(config.bos_token_id)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if quantization == "F32" else gguf.LlamaFileType[f"MOSTLY_{quantization}"])
+    writer.add_file_type(
+        gguf.LlamaFileType.ALL_F32 if quantization == "F32" else gguf.LlamaFileType[f"MOSTLY_{quantization}"]
+    )
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
     for name, tensor in model.state_dict().items():
         base, _, suffix = name.rpartition(".")
@@ -173,7 +179,9 @@ def test_a_gguf_file_in_a_hub_cache_snapshot_names_its_repository_and_commit(ggu
 
 def test_the_artifact_goes_into_the_runs_present_and_validates(gguf_file, make_entry):
     artifact = load_model(str(gguf_file), dtype="float32", device="cpu").artifact
-    entry = make_entry(evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": []}})
+    entry = make_entry(
+        evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": []}}
+    )
     recorded = with_artifact(entry, artifact)
     assert recorded["evidence"]["detection"]["artifact"]["sha256"] == artifact.sha256
     assert "verification" not in recorded["evidence"]
@@ -182,7 +190,9 @@ def test_the_artifact_goes_into_the_runs_present_and_validates(gguf_file, make_e
 
 
 def test_a_malformed_artifact_fails_validation(make_entry):
-    entry = make_entry(evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": []}})
+    entry = make_entry(
+        evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": []}}
+    )
     entry["evidence"]["detection"]["artifact"] = {"file": "dir/model.gguf", "sha256": "abc", "format": "gguf"}
     fields = {p.field for p in validate_entry_dict(entry)}
     assert any("artifact.file" in f for f in fields) and any("artifact.sha256" in f for f in fields)
@@ -196,7 +206,12 @@ def test_detect_on_a_gguf_file_records_it_and_names_the_weight_as_llama_cpp_does
     entry = load_yaml(out)
     assert [(c["layer"], c["row"], c["column"]) for c in entry["claims"]] == [(PLANT.layer, PLANT.row, PLANT.column)]
     artifact = entry["evidence"]["detection"]["artifact"]
-    assert artifact == {"file": q8_file.name, "sha256": hashlib.sha256(q8_file.read_bytes()).hexdigest(), "format": "gguf", "quantization": "Q8_0"}
+    assert artifact == {
+        "file": q8_file.name,
+        "sha256": hashlib.sha256(q8_file.read_bytes()).hexdigest(),
+        "format": "gguf",
+        "quantization": "Q8_0",
+    }
 
 
 def test_the_builder_records_where_a_listed_gguf_file_comes_from(gguf_file, tmp_path):
@@ -214,7 +229,11 @@ def test_the_builder_records_where_a_listed_gguf_file_comes_from(gguf_file, tmp_
     session = backend.load(spec, None)
     entry = backend.detect(session, spec)
     artifact = entry["evidence"]["detection"]["artifact"]
-    assert (artifact["repository"], artifact["revision"], artifact["file"]) == ("acme/tiny-llama-GGUF", sha, gguf_file.name)
+    assert (artifact["repository"], artifact["revision"], artifact["file"]) == (
+        "acme/tiny-llama-GGUF",
+        sha,
+        gguf_file.name,
+    )
     assert entry["id"] == "acme/tiny-llama" and entry["revision"] is None
 
 
@@ -225,9 +244,36 @@ def test_verify_of_a_gguf_file_needs_the_id_of_the_model_it_quantizes(gguf_file,
 
 def test_verify_of_a_gguf_file_measures_the_entry_named_by_id_and_records_the_file(q8_file, tmp_path, capsys):
     registry = tmp_path / "registry"
-    assert main(["detect", str(q8_file), "--id", "acme/tiny-llama", "--output", str(registry / "acme" / "tiny-llama.yaml"), "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(q8_file),
+                "--id",
+                "acme/tiny-llama",
+                "--output",
+                str(registry / "acme" / "tiny-llama.yaml"),
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "verified.yaml"
-    args = ["verify", str(q8_file), "--id", "acme/tiny-llama", "--registry", str(registry), "--output", str(out), "--sequences", "2", "--length", "16"]
+    args = [
+        "verify",
+        str(q8_file),
+        "--id",
+        "acme/tiny-llama",
+        "--registry",
+        str(registry),
+        "--output",
+        str(out),
+        "--sequences",
+        "2",
+        "--length",
+        "16",
+    ]
     assert main([*args, "--dtype", "float32"]) == 0
     assert "blk.1.ffn_down.weight[7, 5]" in capsys.readouterr().err
     run = load_yaml(out)["evidence"]["verification"]

@@ -618,7 +618,9 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_entry: Calla
         (registry / f"{entry['id']}.yaml").parent.mkdir(parents=True, exist_ok=True)
         (registry / f"{entry['id']}.yaml").write_text(dump_yaml(entry), encoding="utf-8")
     monkeypatch.setattr(swindex.constants, "default_registry_dir", lambda: None)
-    monkeypatch.setattr(swindex.constants, "PACKAGED_INDEX", build_index(registry, tmp_path / "wheel" / "registry.json"))
+    monkeypatch.setattr(
+        swindex.constants, "PACKAGED_INDEX", build_index(registry, tmp_path / "wheel" / "registry.json")
+    )
     monkeypatch.setenv(upd.CACHE_DIR_ENV, str(tmp_path / "cache"))
     for name in (upd.OFFLINE_ENV, upd.SITE_URL_ENV, "SWINDEX_REGISTRY", "SWINDEX_TODAY"):
         monkeypatch.delenv(name, raising=False)

@@ -27,7 +27,13 @@ def test_lookup_works_with_torch_hidden(tmp_path):
     blocker.write_text("raise ImportError('torch is not installed here')\n")
     (tmp_path / "transformers.py").write_text("raise ImportError('transformers is not installed here')\n")
     code = "from swindex import lookup; print(lookup('mistralai/Mistral-7B-v0.1'))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+    ).stdout
     assert "model.layers.1.mlp.down_proj.weight[2070, 7310]" in out
 
 
@@ -86,8 +92,13 @@ def test_every_record_type_an_entry_hands_out_is_exported():
     for record in (records.Entry, records.Claim, records.Verdict, records.Finding):
         for field in dataclasses.fields(record):
             hint = str(typing.get_type_hints(record).get(field.name))
-            handed_out |= {name for name in dir(records) if isinstance(getattr(records, name), type)
-                           and dataclasses.is_dataclass(getattr(records, name)) and f"records.{name}" in hint}
+            handed_out |= {
+                name
+                for name in dir(records)
+                if isinstance(getattr(records, name), type)
+                and dataclasses.is_dataclass(getattr(records, name))
+                and f"records.{name}" in hint
+            }
     assert handed_out, "no record type found in Entry's fields (this test would check nothing)"
     assert handed_out <= set(swindex.__all__), handed_out - set(swindex.__all__)
 

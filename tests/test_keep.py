@@ -21,17 +21,34 @@ MODULE_TOOLS = ("bitsandbytes", "llm-compressor", "autoround", "gptqmodel")
 
 def _claim(base: dict, layer: int, row: int, column: int, impact: str = "critical", status: str = "detected") -> dict:
     tensor = f"model.layers.{layer}.mlp.down_proj.weight"
-    classification = {"classification": impact, "measured_by": "swindex"} if impact != "unmeasured" else {"classification": "unmeasured"}
-    return dict(base, layer=layer, tensor=tensor, row=row, column=column, index=[row, column], status=status, impact=classification,
-                sources=[{"citation": "swindex test", "kind": "swindex", "evidence": "detected"}])
+    classification = (
+        {"classification": impact, "measured_by": "swindex"}
+        if impact != "unmeasured"
+        else {"classification": "unmeasured"}
+    )
+    return dict(
+        base,
+        layer=layer,
+        tensor=tensor,
+        row=row,
+        column=column,
+        index=[row, column],
+        status=status,
+        impact=classification,
+        sources=[{"citation": "swindex test", "kind": "swindex", "evidence": "detected"}],
+    )
 
 
 @pytest.fixture
 def entry(make_entry) -> Entry:
     """Layer 1: a super weight and a significant one; layer 2: an inert claim; layer 3: a withdrawn one."""
     base = make_entry()["claims"][0]
-    claims = [_claim(base, 1, 3, 7), _claim(base, 1, 3, 9, "significant"), _claim(base, 2, 5, 5, "inert"),
-              _claim(base, 3, 1, 1, "critical", "withdrawn")]
+    claims = [
+        _claim(base, 1, 3, 7),
+        _claim(base, 1, 3, 9, "significant"),
+        _claim(base, 2, 5, 5, "inert"),
+        _claim(base, 3, 1, 1, "critical", "withdrawn"),
+    ]
     return Entry.from_dict(make_entry(claims=claims))
 
 
@@ -72,7 +89,9 @@ def _tensor_type_patterns(text: str) -> list[tuple[str, str]]:
     return [tuple(arg.rsplit("=", 1)) for arg in re.findall(r"--tensor-type '([^']+)'", text)]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # make_entry is a pure factory
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # make_entry is a pure factory
 @given(layer=st.integers(0, 150), other=st.integers(0, 150))
 def test_llama_cpp_override_matches_its_own_tensor_and_no_other(make_entry, layer, other):
     """llama-quantize applies each pattern with regex_search to every tensor name (src/llama-quant.cpp)."""
@@ -92,7 +111,9 @@ def test_llama_cpp_says_it_cannot_keep_a_scalar_and_what_the_tensor_costs(entry)
     assert any("cannot keep one scalar" in note for note in export.notes)
     elements = 64 * 172
     assert any(f"({elements:,} weights)" in note and "bytes" in note for note in export.notes)
-    assert any(note.endswith("+0 bytes") for note in entry.keep_for("llama.cpp", held_type="Q4_K", base_type="Q4_K").notes)
+    assert any(
+        note.endswith("+0 bytes") for note in entry.keep_for("llama.cpp", held_type="Q4_K", base_type="Q4_K").notes
+    )
 
 
 def test_llama_cpp_cost_grows_with_the_held_type(entry):
@@ -133,7 +154,9 @@ def test_autoawq_says_it_keeps_the_projection_in_every_layer(entry):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(layer=st.integers(0, 3), row=st.integers(0, 63), column=st.integers(0, 171), expert=st.none() | st.integers(0, 7))
+@given(
+    layer=st.integers(0, 3), row=st.integers(0, 63), column=st.integers(0, 171), expert=st.none() | st.integers(0, 7)
+)
 def test_json_and_csv_carry_both_indices_of_every_weight(make_entry, layer, row, column, expert):
     base = make_entry()["claims"][0]
     claim = _claim(base, layer, row, column)
@@ -143,15 +166,26 @@ def test_json_and_csv_carry_both_indices_of_every_weight(make_entry, layer, row,
     (weight,) = json.loads(keep_for(data, "json").text)["weights"]
     assert weight["index"] == claim["index"]
     assert weight["gguf_index"] == ([column, row] if expert is None else [column, row, expert])
-    assert weight["gguf_tensor"] == (f"blk.{layer}.ffn_down.weight" if expert is None else f"blk.{layer}.ffn_down_exps.weight")
+    assert weight["gguf_tensor"] == (
+        f"blk.{layer}.ffn_down.weight" if expert is None else f"blk.{layer}.ffn_down_exps.weight"
+    )
     (row_read,) = list(csv.DictReader(io.StringIO(keep_for(data, "csv").text)))
     assert row_read["coordinate"] == weight["coordinate"]
     assert [int(i) for i in row_read["gguf_index"].split()] == weight["gguf_index"]
     assert row_read["impact"] == weight["impact"] == "critical"
 
 
-@pytest.mark.parametrize(("alias", "tool"), [("GGUF", "llama.cpp"), ("bnb", "bitsandbytes"), ("compressed-tensors", "llm-compressor"),
-                                             ("auto-round", "autoround"), ("GPTQ", "gptqmodel"), ("AWQ", "autoawq")])
+@pytest.mark.parametrize(
+    ("alias", "tool"),
+    [
+        ("GGUF", "llama.cpp"),
+        ("bnb", "bitsandbytes"),
+        ("compressed-tensors", "llm-compressor"),
+        ("auto-round", "autoround"),
+        ("GPTQ", "gptqmodel"),
+        ("AWQ", "autoawq"),
+    ],
+)
 def test_aliases_name_their_tool(alias, tool):
     assert tool_name(alias) == tool
 
@@ -181,10 +215,13 @@ def test_cli_prints_the_export_on_stdout_and_the_notes_on_stderr(entry, write_re
     assert "keeps 1 super weight, 1 significant weight" in err and "cannot keep one scalar" in err
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["keep", "acme/tiny-llama", "--for", "onnx"], "no export for 'onnx'"),
-    (["keep", "acme/nobody", "--for", "json"], "no swindex entry for model 'acme/nobody'"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["keep", "acme/tiny-llama", "--for", "onnx"], "no export for 'onnx'"),
+        (["keep", "acme/nobody", "--for", "json"], "no swindex entry for model 'acme/nobody'"),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_1(entry, write_registry, capsys, args, words):
     from swindex.cli import main
 

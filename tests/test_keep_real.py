@@ -50,8 +50,9 @@ def test_bitsandbytes_leaves_the_skipped_module_unquantized(planted_dir):
     path, entry, planted = planted_dir
     export = keep_for(entry, "bitsandbytes")
     skip = ast.literal_eval(re.search(r"llm_int8_skip_modules=(\[.*?\])", export.text).group(1))
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip,
-                                bnb_4bit_compute_dtype=torch.float32)
+    config = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip, bnb_4bit_compute_dtype=torch.float32
+    )
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=config, device_map="cpu")
     (module,) = export.modules
     kept = model.get_submodule(module)
@@ -81,8 +82,13 @@ def test_llm_compressor_oneshot_ignores_the_exported_modules(planted_dir, tmp_pa
     path, entry, _ = planted_dir
     export = keep_for(entry, "llm-compressor")
     ignore = ast.literal_eval(re.search(r"ignore=(\[.*?\])", export.text).group(1))
-    run = subprocess.run([str(python), "-c", LLMC_SCRIPT, str(path), str(tmp_path / "w8a8"), json.dumps(ignore)],
-                         capture_output=True, text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    run = subprocess.run(
+        [str(python), "-c", LLMC_SCRIPT, str(path), str(tmp_path / "w8a8"), json.dumps(ignore)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     quantized = json.loads(run.stdout.strip().splitlines()[-1])
     (module,) = export.modules
@@ -107,8 +113,13 @@ def test_llama_quantize_holds_the_exported_tensor_at_the_higher_type(smollm2_ggu
     sizes = {}
     for name, extra in (("plain", []), ("kept", overrides)):
         out = tmp_path / f"{name}.gguf"
-        run = subprocess.run([str(quantize), "--allow-requantize", *extra, str(smollm2_gguf), str(out), "Q4_0", "1"],
-                             capture_output=True, text=True, timeout=600, env=env)
+        run = subprocess.run(
+            [str(quantize), "--allow-requantize", *extra, str(smollm2_gguf), str(out), "Q4_0", "1"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         sizes[name] = out.stat().st_size
     types = {t.name: t.tensor_type.name for t in GGUFReader(tmp_path / "kept.gguf").tensors}

@@ -19,7 +19,9 @@ from swindex.layout import gguf_tensor_names, module_stores_transposed
         (True, True, (2, 7, 3)),
     ],
 )
-def test_stored_index_puts_row_and_column_where_the_layout_stores_them(transposed: bool, fused: bool, expected: tuple[int, ...]) -> None:
+def test_stored_index_puts_row_and_column_where_the_layout_stores_them(
+    transposed: bool, fused: bool, expected: tuple[int, ...]
+) -> None:
     assert layout.stored_index(3, 7, 2 if fused else None, transposed=transposed, fused=fused) == expected
 
 
@@ -27,7 +29,11 @@ def test_stored_index_puts_row_and_column_where_the_layout_stores_them(transpose
 def test_coordinate_of_inverts_stored_index(transposed: bool, fused: bool) -> None:
     for row, column, expert in [(0, 1, 0), (5, 2, 3), (4095, 11007, 63)]:
         index = layout.stored_index(row, column, expert if fused else None, transposed=transposed, fused=fused)
-        assert layout.coordinate_of(index, transposed=transposed, fused=fused) == (row, column, expert if fused else None)
+        assert layout.coordinate_of(index, transposed=transposed, fused=fused) == (
+            row,
+            column,
+            expert if fused else None,
+        )
 
 
 def test_an_unfused_expert_keeps_the_expert_its_name_gives() -> None:
@@ -65,7 +71,9 @@ def test_index_order_of_known_architectures(architecture: str, order: str) -> No
     assert layout.index_order(architecture) == order
 
 
-@pytest.mark.parametrize("architecture", ["CustomGPTForCausalLM", "MyRemoteCodeModel", "Llamafied", "Llama5ForCausalLM", ""])
+@pytest.mark.parametrize(
+    "architecture", ["CustomGPTForCausalLM", "MyRemoteCodeModel", "Llamafied", "Llama5ForCausalLM", ""]
+)
 def test_an_architecture_the_table_does_not_know_may_use_either_order(architecture: str) -> None:
     assert layout.index_order(architecture) == "either"
 
@@ -125,7 +133,9 @@ def test_gguf_array_index_matches_transformers_on_a_real_gguf(smollm2_gguf) -> N
 
     reader = gguf.GGUFReader(str(smollm2_gguf))
     tensors = {t.name: t for t in reader.tensors}
-    model = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name, dtype=torch.float32
+    )
     for layer in (0, 11, 29):
         stored = tensors[layout.gguf_tensor_name(layer)]
         ours = gguf.quants.dequantize(stored.data, stored.tensor_type)
@@ -148,7 +158,9 @@ def test_gguf_names_of_a_down_projection_today_first_then_the_legacy_expert_form
     assert gguf_tensor_names(tensor, layer, expert) == expected
 
 
-@pytest.mark.parametrize("class_name, flag, expected", [("Conv1D", False, True), ("Linear", False, False), ("Experts", True, True)])
+@pytest.mark.parametrize(
+    "class_name, flag, expected", [("Conv1D", False, True), ("Linear", False, False), ("Experts", True, True)]
+)
 def test_a_module_stores_its_weight_transposed_by_class_or_by_its_flag(class_name, flag, expected):
     module = type(class_name, (), {"is_transposed": flag})()
     assert module_stores_transposed(module) is expected

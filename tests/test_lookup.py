@@ -45,10 +45,14 @@ def test_a_local_directory_is_matched_by_its_last_path_components(tmp_path):
 def test_a_folder_whose_config_contradicts_the_entry_is_not_matched_by_its_name(tmp_path):
     folder = tmp_path / "models" / "Mistral-7B-v0.1"
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "n_embd": 64}), encoding="utf-8")
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["GPT2LMHeadModel"], "n_embd": 64}), encoding="utf-8"
+    )
     with pytest.raises(UnknownModelError):
         lookup(folder)
-    (folder / "config.json").write_text(json.dumps({"architectures": ["MistralForCausalLM"], "hidden_size": 4096}), encoding="utf-8")
+    (folder / "config.json").write_text(
+        json.dumps({"architectures": ["MistralForCausalLM"], "hidden_size": 4096}), encoding="utf-8"
+    )
     assert lookup(folder).id == "mistralai/Mistral-7B-v0.1"
 
 

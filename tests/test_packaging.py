@@ -103,7 +103,11 @@ def _declared() -> set[str]:
 
 def test_every_module_the_package_and_builder_import_is_declared():
     declared = _declared()
-    missing = {dist: sorted(files) for dist, files in _imported_distributions("swindex", "builder").items() if dist not in declared}
+    missing = {
+        dist: sorted(files)
+        for dist, files in _imported_distributions("swindex", "builder").items()
+        if dist not in declared
+    }
     optional = {"rich"}  # builder/summary.py uses it when installed and prints plain text otherwise
     assert {d: f for d, f in missing.items() if d not in optional} == {}
 
@@ -116,7 +120,10 @@ def test_every_declared_requirement_is_imported():
 def test_wheel_core_requirements_stay_small(wheel):
     metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith("METADATA"))).decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
-    assert sorted(line.split()[1].split(">")[0].split("<")[0].split("=")[0].lower() for line in core) == ["jsonschema", "pyyaml"]
+    assert sorted(line.split()[1].split(">")[0].split("<")[0].split("=")[0].lower() for line in core) == [
+        "jsonschema",
+        "pyyaml",
+    ]
 
 
 def test_the_wheels_index_is_generated_from_the_registry_when_built(wheel):
@@ -131,8 +138,12 @@ def test_no_generated_index_is_tracked_by_git():
 
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout (an unpacked sdist)")
-    tracked = subprocess.run(["git", "ls-files", "swindex/data"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    assert "swindex/data/registry.json" not in tracked, "git rm --cached swindex/data/registry.json: the wheel builds it"
+    tracked = subprocess.run(
+        ["git", "ls-files", "swindex/data"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "swindex/data/registry.json" not in tracked, (
+        "git rm --cached swindex/data/registry.json: the wheel builds it"
+    )
     ignored = subprocess.run(["git", "check-ignore", "-q", "swindex/data/registry.json"], cwd=REPO)
     assert ignored.returncode == 0, ".gitignore must keep `swindex index` output out of commits"
 
@@ -185,7 +196,9 @@ def test_an_editable_install_carries_no_index_and_reads_registry_files(tmp_path)
     hook.initialize("standard", standard)
     assert list(standard["force_include"].values()) == [INDEX_IN_WHEEL]
     hook.finalize("standard", standard, "")
-    assert not any(Path(p).exists() for p in standard["force_include"]), "the generated index is a temporary file, never left in the tree"
+    assert not any(Path(p).exists() for p in standard["force_include"]), (
+        "the generated index is a temporary file, never left in the tree"
+    )
 
 
 @pytest.mark.parametrize("command, expected_prefix", [(None, "swindex "), ("verify", "swindex verify ")])

@@ -182,7 +182,9 @@ def _through_quantization(model, module, ids, bits=4, **options):
 def test_activation_quantization_holds_the_super_activation_exact(dependent):
     model, planted, inputs = dependent
     (ch,) = channels(model, [planted.as_dict()])
-    computed, passed = _through_quantization(model, model.get_submodule(ch.module), inputs.input_ids[:1], keep=[planted.as_dict()])
+    computed, passed = _through_quantization(
+        model, model.get_submodule(ch.module), inputs.input_ids[:1], keep=[planted.as_dict()]
+    )
     assert passed[0, 0, ch.row] == computed[0, 0, ch.row]
 
 
@@ -231,7 +233,23 @@ def test_cli_compares_plain_and_held_out_quantization(saved_dependent, capsys):
     from swindex.cli import main
 
     root, _ = saved_dependent
-    code = main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), "--bits", "4", "--block-size", "tensor", "--json", "--sequences", "2", "--length", "24"])
+    code = main(
+        [
+            "quantize",
+            str(root / "model"),
+            "--entry",
+            str(root / "entry.yaml"),
+            "--bits",
+            "4",
+            "--block-size",
+            "tensor",
+            "--json",
+            "--sequences",
+            "2",
+            "--length",
+            "24",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data["perplexity"]) == {"original", "rtn", "hold_out"}
@@ -258,7 +276,20 @@ def test_cli_saves_a_quantized_model_that_keeps_the_super_weight(saved_dependent
     from swindex.cli import main
 
     root, planted = saved_dependent
-    assert main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), *QUICK, "--output", str(tmp_path / "q")]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(root / "model"),
+                "--entry",
+                str(root / "entry.yaml"),
+                *QUICK,
+                "--output",
+                str(tmp_path / "q"),
+            ]
+        )
+        == 0
+    )
     original = LlamaForCausalLM.from_pretrained(root / "model")
     quantized_model = LlamaForCausalLM.from_pretrained(tmp_path / "q")
     weight = quantized_model.get_parameter(planted.tensor)
@@ -266,7 +297,9 @@ def test_cli_saves_a_quantized_model_that_keeps_the_super_weight(saved_dependent
     assert not torch.equal(weight, original.get_parameter(planted.tensor))
 
 
-@pytest.mark.parametrize(("clip", "threshold"), [("percentile", 101.0), ("percentile", 0.0), ("zscore", -1.0), ("zscore", float("nan"))])
+@pytest.mark.parametrize(
+    ("clip", "threshold"), [("percentile", 101.0), ("percentile", 0.0), ("zscore", -1.0), ("zscore", float("nan"))]
+)
 def test_a_clip_threshold_that_clips_nothing_or_everything_is_an_error(weight, clip, threshold):
     with pytest.raises(SwindexError, match="clip threshold"):
         quantize_tensor(weight, 4, 128, clip=clip, clip_threshold=threshold)
@@ -320,10 +353,26 @@ def test_cli_saves_a_bfloat16_checkpoint_in_bfloat16(tmp_path):
     model, planted = dependent_llama(seed=0)
     model.to(torch.bfloat16).save_pretrained(tmp_path / "model")
     (tmp_path / "entry.yaml").write_text(dump_yaml(entry_for(model, planted)), encoding="utf-8")
-    assert main(["quantize", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), *QUICK, "--output", str(tmp_path / "q")]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(tmp_path / "model"),
+                "--entry",
+                str(tmp_path / "entry.yaml"),
+                *QUICK,
+                "--output",
+                str(tmp_path / "q"),
+            ]
+        )
+        == 0
+    )
     saved = AutoModelForCausalLM.from_pretrained(tmp_path / "q", dtype="auto")
     assert saved.dtype == torch.bfloat16
-    assert saved.get_parameter(planted.tensor)[planted.index].item() == model.get_parameter(planted.tensor)[planted.index].item()
+    assert (
+        saved.get_parameter(planted.tensor)[planted.index].item()
+        == model.get_parameter(planted.tensor)[planted.index].item()
+    )
 
 
 def test_an_entry_holds_out_every_standing_claim_not_measured_harmless(make_entry):
@@ -333,19 +382,39 @@ def test_an_entry_holds_out_every_standing_claim_not_measured_harmless(make_entr
     model, _ = build_planted("llama", plants=())
     base = make_entry()["claims"][0]
     critical = dict(base, impact={"classification": "critical", "measured_by": base["sources"][0]["citation"]})
-    significant = dict(base, layer=2, tensor="model.layers.2.mlp.down_proj.weight", row=4, column=9, index=[4, 9],
-                       impact={"classification": "significant", "measured_by": base["sources"][0]["citation"]})
-    inert = dict(base, layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=6, column=2, index=[6, 2],
-                 impact={"classification": "inert", "measured_by": base["sources"][0]["citation"]})
+    significant = dict(
+        base,
+        layer=2,
+        tensor="model.layers.2.mlp.down_proj.weight",
+        row=4,
+        column=9,
+        index=[4, 9],
+        impact={"classification": "significant", "measured_by": base["sources"][0]["citation"]},
+    )
+    inert = dict(
+        base,
+        layer=3,
+        tensor="model.layers.3.mlp.down_proj.weight",
+        row=6,
+        column=2,
+        index=[6, 2],
+        impact={"classification": "inert", "measured_by": base["sources"][0]["citation"]},
+    )
     candidate = dict(base, layer=3, tensor="model.layers.3.mlp.down_proj.weight", row=8, column=3, index=[8, 3])
-    withdrawn = dict(base, layer=2, tensor="model.layers.2.mlp.down_proj.weight", row=1, column=1, index=[1, 1], status="withdrawn")
+    withdrawn = dict(
+        base, layer=2, tensor="model.layers.2.mlp.down_proj.weight", row=1, column=1, index=[1, 1], status="withdrawn"
+    )
     entry = Entry.from_dict(make_entry(claims=[critical, significant, inert, candidate, withdrawn]))
     before = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
     quantize_model(model, bits=2, block_size=None, keep=entry)
     after = {c.coordinate: model.get_parameter(c.tensor)[c.index].item() for c in entry.claims}
     kept = [c.coordinate for c in entry.claims if after[c.coordinate] == before[c.coordinate]]
     assert kept == [c.coordinate for c in entry.weights_to_keep]
-    assert kept == [critical["tensor"] + "[3, 7]", "model.layers.2.mlp.down_proj.weight[4, 9]", "model.layers.3.mlp.down_proj.weight[8, 3]"]
+    assert kept == [
+        critical["tensor"] + "[3, 7]",
+        "model.layers.2.mlp.down_proj.weight[4, 9]",
+        "model.layers.3.mlp.down_proj.weight[8, 3]",
+    ]
 
 
 def test_an_entry_dict_holds_out_the_same_weights_as_its_entry(make_entry):
@@ -396,7 +465,18 @@ def test_cli_refuses_to_write_a_broken_output_and_writes_nothing(saved_dependent
     from swindex.cli import main
 
     root, _ = saved_dependent
-    code = main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), *QUICK, *BAD_CLIP, "--output", str(tmp_path / "q")])
+    code = main(
+        [
+            "quantize",
+            str(root / "model"),
+            "--entry",
+            str(root / "entry.yaml"),
+            *QUICK,
+            *BAD_CLIP,
+            "--output",
+            str(tmp_path / "q"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert not (tmp_path / "q").exists() and list(tmp_path.iterdir()) == []
@@ -407,7 +487,19 @@ def test_cli_writes_a_broken_output_only_with_force_and_says_so(saved_dependent,
     from swindex.cli import main
 
     root, _ = saved_dependent
-    code = main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), *QUICK, *BAD_CLIP, "--force", "--output", str(tmp_path / "q")])
+    code = main(
+        [
+            "quantize",
+            str(root / "model"),
+            "--entry",
+            str(root / "entry.yaml"),
+            *QUICK,
+            *BAD_CLIP,
+            "--force",
+            "--output",
+            str(tmp_path / "q"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and (tmp_path / "q" / "config.json").is_file()
     assert "broken:" in out and "forced despite the problems above" in out
@@ -423,7 +515,20 @@ def test_the_output_names_its_base_model_and_what_it_is(saved_dependent, tmp_pat
     from swindex.quantize import RECORD_FILE
 
     root, _ = saved_dependent
-    assert main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), *QUICK, "--output", str(tmp_path / "q")]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(root / "model"),
+                "--entry",
+                str(root / "entry.yaml"),
+                *QUICK,
+                "--output",
+                str(tmp_path / "q"),
+            ]
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "q" / "config.json").read_text(encoding="utf-8"))
     card = ModelCard.load(tmp_path / "q" / "README.md")
     record = json.loads((tmp_path / "q" / RECORD_FILE).read_text(encoding="utf-8"))
@@ -446,7 +551,20 @@ def test_a_failed_save_leaves_nothing_behind(saved_dependent, tmp_path, monkeypa
 
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", fail)
     root, _ = saved_dependent
-    assert main(["quantize", str(root / "model"), "--entry", str(root / "entry.yaml"), *QUICK, "--output", str(tmp_path / "q")]) == 1
+    assert (
+        main(
+            [
+                "quantize",
+                str(root / "model"),
+                "--entry",
+                str(root / "entry.yaml"),
+                *QUICK,
+                "--output",
+                str(tmp_path / "q"),
+            ]
+        )
+        == 1
+    )
     assert list(tmp_path.iterdir()) == []
     assert "No space left on device" in capsys.readouterr().err
 

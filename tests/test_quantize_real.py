@@ -70,7 +70,9 @@ def test_swindex_check_finds_the_base_model_and_the_weights_kept(default_run):
 
 def test_a_forced_bad_clip_is_refused_and_nothing_is_written(smollm2_gguf, tmp_path, capsys):
     """The paper's z-score 3 at block 128 is what broke SmolLM2 in the report that asked for the search."""
-    code, result = _quantize(capsys, str(smollm2_gguf), "--clip", "zscore", "--clip-threshold", "3", "--output", str(tmp_path / "q"))
+    code, result = _quantize(
+        capsys, str(smollm2_gguf), "--clip", "zscore", "--clip-threshold", "3", "--output", str(tmp_path / "q")
+    )
     assert code == 1 and result["written"] is None
     assert list(tmp_path.iterdir()) == []
     assert any("against plain RTN" in p for p in result["problems"])

@@ -18,7 +18,9 @@ from swindex.yamlio import load_yaml
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference" / "published_super_weights.yaml"
 RENAMED = {"gpt2": "openai-community/gpt2"}
-TENSOR_RENAMES = {"language_model.model.layers.1.mlp.down_proj.weight": "model.language_model.layers.1.mlp.down_proj.weight"}
+TENSOR_RENAMES = {
+    "language_model.model.layers.1.mlp.down_proj.weight": "model.language_model.layers.1.mlp.down_proj.weight"
+}
 
 
 # Every published scalar coordinate of a model with a Hugging Face id, derived from the shared reference
@@ -34,7 +36,15 @@ def _derive_published(reference: Path) -> list[dict]:
         for claim in item["claims"]:
             if claim["kind"] == "scalar" and claim["row"] is not None:
                 tensor = TENSOR_RENAMES.get(claim["tensor"], claim["tensor"]).split(" ", 1)[0]
-                rows.append({"model": RENAMED.get(item["model"], item["model"]), "layer": claim["layer"], "tensor": tensor, "row": claim["row"], "column": claim["col"]})
+                rows.append(
+                    {
+                        "model": RENAMED.get(item["model"], item["model"]),
+                        "layer": claim["layer"],
+                        "tensor": tensor,
+                        "row": claim["row"],
+                        "column": claim["col"],
+                    }
+                )
     return rows
 
 
@@ -56,8 +66,11 @@ def test_every_published_scalar_coordinate_is_found_as_published():
     for model, claim in published:
         entry = lookup(model)
         found = [
-            sw for sw in entry.claims
-            if sw.layer == claim["layer"] and sw.row == claim["row"] and sw.column == claim["column"]
+            sw
+            for sw in entry.claims
+            if sw.layer == claim["layer"]
+            and sw.row == claim["row"]
+            and sw.column == claim["column"]
             and (sw.tensor == claim["tensor"] or sw.expert is not None)
         ]
         if not found:
@@ -74,7 +87,14 @@ PAPER_TABLE_2 = {
     "mistralai/Mistral-7B-v0.1": [(1, 2070, 7310)],
     "allenai/OLMo-1B-0724-hf": [(1, 1764, 1710), (1, 1764, 8041)],
     "allenai/OLMo-7B-0724-hf": [(1, 269, 7467), (2, 269, 8275), (7, 269, 453), (24, 269, 2300)],
-    "microsoft/Phi-3-mini-4k-instruct": [(2, 525, 808), (2, 1693, 808), (2, 1113, 808), (4, 525, 2723), (4, 1113, 2723), (4, 1693, 2723)],
+    "microsoft/Phi-3-mini-4k-instruct": [
+        (2, 525, 808),
+        (2, 1693, 808),
+        (2, 1113, 808),
+        (4, 525, 2723),
+        (4, 1113, 2723),
+        (4, 1693, 2723),
+    ],
     "meta-llama/Meta-Llama-3-8B": [(1, 788, 2427), (1, 1384, 2427), (1, 4062, 2427)],
 }
 
@@ -87,7 +107,10 @@ def test_paper_and_official_code_coordinates_are_kept_exactly(model):
         assert (layer, row, column) in have
         sw = next(s for s in entry.claims if (s.layer, s.row, s.column) == (layer, row, column))
         assert sw.tensor == f"model.layers.{layer}.mlp.down_proj.weight" and sw.index == (row, column)
-        assert any(s.kind in ("paper", "code") and "LLMSuperWeight" in (s.url or "") + s.citation or "2411.07191" in s.citation for s in sw.sources)
+        assert any(
+            s.kind in ("paper", "code") and "LLMSuperWeight" in (s.url or "") + s.citation or "2411.07191" in s.citation
+            for s in sw.sources
+        )
 
 
 def test_every_claim_cites_an_original_source_not_the_research_file():
@@ -120,7 +143,6 @@ def test_expert_level_reports_are_findings_not_coordinates():
     assert entry.super_weights == () and entry.other_findings[0].kind == "expert"
     moe = lookup("Qwen/Qwen3-30B-A3B").super_weights[0]
     assert (moe.expert, moe.index, moe.tensor) == (68, (68, 940, 711), "model.layers.1.mlp.experts.down_proj")
-
 
 
 def _registry_files() -> list[tuple[Path, dict]]:
@@ -231,7 +253,12 @@ def test_every_commit_in_a_source_url_is_a_full_sha_unless_its_entry_says_it_was
 
 def test_an_entry_pins_the_checkpoint_revision_its_sources_name():
     for path, data in _registry_files():
-        named = {m for s in _sources(data) for text in (s.get("citation", ""), s.get("effect") or "") for m in re.findall(r"revision ([0-9a-f]{40})", text)}
+        named = {
+            m
+            for s in _sources(data)
+            for text in (s.get("citation", ""), s.get("effect") or "")
+            for m in re.findall(r"revision ([0-9a-f]{40})", text)
+        }
         assert len(named) <= 1, path
         if named:
             assert data.get("revision") == named.pop(), path
@@ -240,7 +267,10 @@ def test_an_entry_pins_the_checkpoint_revision_its_sources_name():
 # Parameter counts no source or config at hand gives exactly (as transformers counts them: model.parameters()).
 PARAMETERS_UNKNOWN = {
     "allenai/OLMo-1B-0724-hf",
-    "EuroBERT/EuroBERT-210m", "EuroBERT/EuroBERT-610m", "EuroBERT/EuroBERT-2.1B", "mosaicml/mosaic-bert-base",
+    "EuroBERT/EuroBERT-210m",
+    "EuroBERT/EuroBERT-610m",
+    "EuroBERT/EuroBERT-2.1B",
+    "mosaicml/mosaic-bert-base",
 }
 
 
@@ -258,7 +288,9 @@ def test_a_commented_out_line_is_unverified_not_a_withdrawal():
 def test_olmo_1b_layer_3_cites_the_notebook_it_is_in_and_issue_6_corroborates_layers_3_and_15():
     entry = lookup("allenai/OLMo-1B-0724-hf")
     layer3 = next(c for c in entry.claims if (c.layer, c.row, c.column) == (3, 1764, 1902))
-    assert [s.url.rsplit("/", 1)[-1] for s in layer3.sources if s.kind == "notebook"] == ["validate_super_weights.ipynb"]
+    assert [s.url.rsplit("/", 1)[-1] for s in layer3.sources if s.kind == "notebook"] == [
+        "validate_super_weights.ipynb"
+    ]
     assert not any("comprehensive_analysis" in s.citation for s in layer3.sources)
     for column in (1902, 6840):
         claim = next(c for c in entry.claims if c.row == 1764 and c.column == column and c.layer in (3, 15))
@@ -268,7 +300,10 @@ def test_olmo_1b_layer_3_cites_the_notebook_it_is_in_and_issue_6_corroborates_la
 
 def test_the_notebook_run_that_zeroed_788_2427_alone_belongs_to_llama_3_1_8b():
     llama31 = next(c for c in lookup("meta-llama/Llama-3.1-8B").claims if (c.layer, c.row, c.column) == (1, 788, 2427))
-    assert llama31.impact.classification == "inert" and (llama31.impact.original, llama31.impact.zeroed) == (11.0021, 11.296)
+    assert llama31.impact.classification == "inert" and (llama31.impact.original, llama31.impact.zeroed) == (
+        11.0021,
+        11.296,
+    )
     llama3 = lookup("meta-llama/Meta-Llama-3-8B")
     assert all(s.url for c in llama3.claims for s in c.sources), "a source without a URL does not support a claim"
     assert all("x1.027" in (c.notes or "") and "Not known" in (c.notes or "") for c in llama3.claims)
@@ -281,9 +316,14 @@ def test_the_official_code_supports_all_six_phi_3_paper_claims():
         assert any(s.kind == "code" and "outliers/model.py#L31" in s.url for s in claim.sources)
 
 
-@pytest.mark.parametrize(("model", "layer", "row", "column"), [
-    ("huggyllama/llama-7b", 2, 3968, 7003), ("mistralai/Mistral-7B-v0.1", 1, 2070, 7310), ("allenai/OLMo-7B-0724-hf", 1, 269, 7467),
-])
+@pytest.mark.parametrize(
+    ("model", "layer", "row", "column"),
+    [
+        ("huggyllama/llama-7b", 2, 3968, 7003),
+        ("mistralai/Mistral-7B-v0.1", 1, 2070, 7310),
+        ("allenai/OLMo-7B-0724-hf", 1, 269, 7467),
+    ],
+)
 def test_census_sources_say_their_linked_file_supports_only_the_row(model, layer, row, column):
     claim = next(c for c in lookup(model).claims if (c.layer, c.row, c.column) == (layer, row, column))
     (census,) = [s for s in claim.sources if s.citation.startswith("Georgakopoulos-Soares-lab")]
@@ -300,7 +340,10 @@ def test_every_published_super_expert_is_a_finding():
 
 def test_llava_claims_name_the_checkpoint_key_beside_the_transformers_5_name():
     for claim in lookup("llava-hf/llava-1.5-7b-hf").claims:
-        assert claim.tensor.startswith("model.language_model.layers.1.") and "language_model.model.layers.1." in claim.notes
+        assert (
+            claim.tensor.startswith("model.language_model.layers.1.")
+            and "language_model.model.layers.1." in claim.notes
+        )
 
 
 def test_aliases_say_which_checkpoint_they_mean():
@@ -313,7 +356,10 @@ def test_deepseek_v2_lite_notes_the_papers_versions():
     notes = lookup("deepseek-ai/DeepSeek-V2-Lite").notes
     assert "v1" in notes and "v3" in notes and "Expert 54" in notes
 
-def test_swindex_index_in_another_checkout_writes_that_checkouts_index(tmp_path, make_entry, write_registry, monkeypatch):
+
+def test_swindex_index_in_another_checkout_writes_that_checkouts_index(
+    tmp_path, make_entry, write_registry, monkeypatch
+):
     from swindex.cli import main
     from swindex.registry import PACKAGED_INDEX
 

@@ -36,11 +36,15 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 def documented_commands() -> list[list[str]]:
     """The `swindex ...` commands CONTRIBUTING.md tells a contributor to run after writing an entry."""
     text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    step = text[text.index("Update `modified`"):]
+    step = text[text.index("Update `modified`") :]
     block = re.search(r"```bash\n(.*?)```", step, flags=re.S)
     assert block, "CONTRIBUTING.md: the step that updates `modified` shows the commands to run in a bash block"
-    commands = [shlex.split(line.split("#", 1)[0])[1:] for line in block[1].splitlines() if line.strip().startswith("swindex ")]
-    assert any(c[:1] == ["validate"] for c in commands), "the documented commands include `swindex validate` (--fix or not)"
+    commands = [
+        shlex.split(line.split("#", 1)[0])[1:] for line in block[1].splitlines() if line.strip().startswith("swindex ")
+    ]
+    assert any(c[:1] == ["validate"] for c in commands), (
+        "the documented commands include `swindex validate` (--fix or not)"
+    )
     return commands
 
 
@@ -92,8 +96,12 @@ def test_two_contributors_adding_two_models_merge_without_conflict_and_validate(
     monkeypatch.chdir(base)
     capsys.readouterr()
     assert main(["validate"]) == 0, capsys.readouterr().err
-    assert {lookup(i, registry=base / "registry").id for i in ("acme/tiny-llama", "acme/first-model", "acme/second-model")} == {
-        "acme/tiny-llama", "acme/first-model", "acme/second-model",
+    assert {
+        lookup(i, registry=base / "registry").id for i in ("acme/tiny-llama", "acme/first-model", "acme/second-model")
+    } == {
+        "acme/tiny-llama",
+        "acme/first-model",
+        "acme/second-model",
     }
 
 

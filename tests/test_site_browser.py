@@ -13,7 +13,9 @@ from site_support import CHROMIUM_FLAGS, FIXTURE_REGISTRY, HOSTILE_ID, REPO, chr
 from swindex.sitegen.serve import serve_in_thread
 from swindex.yamlio import load_yaml
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra) to run browser tests")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="pip install playwright (the dev extra) to run browser tests"
+)
 
 pytestmark = pytest.mark.browser
 
@@ -96,7 +98,9 @@ def _search_until(v: Visit, term: str, path: str, timeout_s: float = 15.0) -> li
     deadline = time.monotonic() + timeout_s
     while True:
         # One atomic read: the result list is re-rendered while the query is being typed.
-        hrefs = v.page.locator(".md-search-result__item > a.md-search-result__link").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
+        hrefs = v.page.locator(".md-search-result__item > a.md-search-result__link").evaluate_all(
+            "links => links.map(a => a.getAttribute('href') || '')"
+        )
         if any(urlparse(h).path == path for h in hrefs) or time.monotonic() > deadline:
             return hrefs
         v.page.wait_for_timeout(200)
@@ -117,7 +121,12 @@ def test_searching_mistral_leads_to_its_page(visit):
 
 @pytest.mark.parametrize(
     ("term", "model_id"),
-    [("olmo", "allenai/OLMo-7B-0724-hf"), ("Llama-2-7b", "meta-llama/Llama-2-7b-hf"), ("mistralai", "mistralai/Mistral-7B-v0.1"), ("qwen3_moe", "acme/tiny-moe")],
+    [
+        ("olmo", "allenai/OLMo-7B-0724-hf"),
+        ("Llama-2-7b", "meta-llama/Llama-2-7b-hf"),
+        ("mistralai", "mistralai/Mistral-7B-v0.1"),
+        ("qwen3_moe", "acme/tiny-moe"),
+    ],
 )
 def test_search_finds_a_model_by_id_alias_family_or_organisation(visit, term, model_id):
     visit.open("")
@@ -151,7 +160,12 @@ def test_clicking_a_column_heading_sorts_the_table(visit):
     column = [t.strip() for t in visit.page.locator("#sw-models thead th").all_inner_texts()].index("Size") + 1
 
     def values() -> list[float]:
-        return [float(x) for x in visit.page.locator(f"#sw-models tbody tr td:nth-child({column})").evaluate_all("cells => cells.map(c => c.dataset.value)")]
+        return [
+            float(x)
+            for x in visit.page.locator(f"#sw-models tbody tr td:nth-child({column})").evaluate_all(
+                "cells => cells.map(c => c.dataset.value)"
+            )
+        ]
 
     size.click()
     ascending = values()
@@ -164,7 +178,10 @@ def test_clicking_a_column_heading_sorts_the_table(visit):
 def _outcomes() -> dict[str, str]:
     from swindex.records import Entry
 
-    return {p.relative_to(FIXTURE_REGISTRY).with_suffix("").as_posix(): Entry.from_dict(load_yaml(p)).verdict.outcome for p in FIXTURE_REGISTRY.rglob("*.yaml")}
+    return {
+        p.relative_to(FIXTURE_REGISTRY).with_suffix("").as_posix(): Entry.from_dict(load_yaml(p)).verdict.outcome
+        for p in FIXTURE_REGISTRY.rglob("*.yaml")
+    }
 
 
 @pytest.mark.parametrize("outcome", ["super_weights", "no_critical_weight", "not_measured"])
@@ -190,7 +207,9 @@ def test_home_page_counts_link_to_the_filtered_table(visit):
     visit.page.locator(".sw-stats a", has_text="where no single weight is critical").click()
     visit.page.wait_for_url("**/models/?verdict=no_critical_weight")
     visit.page.wait_for_load_state("networkidle")
-    assert _visible_rows(visit) == [i for i, o in sorted(_outcomes().items(), key=lambda x: x[0].lower()) if o == "no_critical_weight"]
+    assert _visible_rows(visit) == [
+        i for i, o in sorted(_outcomes().items(), key=lambda x: x[0].lower()) if o == "no_critical_weight"
+    ]
 
 
 def test_model_page_opens_with_the_verdict_above_everything_else(visit):
@@ -215,7 +234,10 @@ def test_published_per_layer_activations_are_charted_with_their_source(visit):
 def test_model_page_shows_its_coordinates_and_chart(visit):
     visit.open("models/mistralai/Mistral-7B-v0.1/")
     assert visit.page.locator(".sw-coordinate").first.inner_text() == "model.layers.1.mlp.down_proj.weight[2070, 7310]"
-    assert 'lookup("mistralai/Mistral-7B-v0.1").super_weights[0]' in visit.page.locator(".sw-weight .highlight").first.inner_text()
+    assert (
+        'lookup("mistralai/Mistral-7B-v0.1").super_weights[0]'
+        in visit.page.locator(".sw-weight .highlight").first.inner_text()
+    )
     panels = visit.page.locator("svg.sw-chart-panel")
     assert panels.count() == 2 and panels.first.is_visible()
     box = panels.first.bounding_box()
@@ -250,7 +272,11 @@ def test_fences_in_a_hostile_entry_hide_no_section_and_leave_the_theme_working(v
     text = visit.page.locator("article").inner_text()
     assert "``` { .text .md-toggle }" in text and "~~~ { #__config }" in text  # shown as written
     # The theme's JavaScript ran: it added copy buttons to the snippets and opens search on its shortcut.
-    assert visit.page.locator('article button[data-md-type="copy"]').count() == visit.page.locator("article .highlight").count() > 0
+    assert (
+        visit.page.locator('article button[data-md-type="copy"]').count()
+        == visit.page.locator("article .highlight").count()
+        > 0
+    )
     visit.page.keyboard.press("s")
     assert visit.page.locator("input.md-search__input").evaluate("el => el === document.activeElement")
     assert visit.errors == []
@@ -286,7 +312,9 @@ def test_hostile_entry_runs_nothing(visit):
     assert article.locator("script, iframe, img, style, object, embed").count() == 0
     assert article.locator("svg:not(.sw-chart-panel):not(.md-icon svg) [onload]").count() == 0
     assert article.locator('a[href^="javascript:" i], a[href^="data:" i]').count() == 0
-    on_handlers = article.evaluate("el => [...el.querySelectorAll('*')].flatMap(n => [...n.attributes].map(a => a.name)).filter(n => n.startsWith('on'))")
+    on_handlers = article.evaluate(
+        "el => [...el.querySelectorAll('*')].flatMap(n => [...n.attributes].map(a => a.name)).filter(n => n.startsWith('on'))"
+    )
     assert on_handlers == []
     text = article.inner_text()
     assert "<script>window.__pwned='notes'</script>" in text  # shown as text, not run

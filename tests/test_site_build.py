@@ -47,17 +47,21 @@ def _entry(model_id: str) -> Entry:
 def _local(url: str) -> Path:
     """A published absolute URL as the file it names in the built site."""
     assert url.startswith(SITE_URL), url
-    return fixture_site() / url[len(SITE_URL):]
+    return fixture_site() / url[len(SITE_URL) :]
 
 
-@pytest.mark.parametrize("document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"])
+@pytest.mark.parametrize(
+    "document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"]
+)
 def test_every_api_document_carries_schema_version_and_generation_time(document):
     data = _json(document)
     assert data["schema_version"] == entry_schema()["properties"]["schema_version"]["const"]
     assert STAMP.match(data["generated"])
 
 
-@pytest.mark.parametrize("document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"])
+@pytest.mark.parametrize(
+    "document", ["models.json", "all.json", "schema.json", "models/mistralai/Mistral-7B-v0.1.json"]
+)
 def test_every_v1_document_says_schema_version_1(document):
     data = _json(document, V1)
     assert data["schema_version"] == 1 and STAMP.match(data["generated"])
@@ -192,7 +196,9 @@ def test_every_model_gets_a_page_titled_by_its_id(model_id):
 
 def test_search_index_holds_aliases_family_and_organisation():
     docs = json.loads((fixture_site() / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
-    page = " ".join(d["text"] + d["title"] for d in docs if d["location"].startswith("models/meta-llama/Llama-2-7b-hf/"))
+    page = " ".join(
+        d["text"] + d["title"] for d in docs if d["location"].startswith("models/meta-llama/Llama-2-7b-hf/")
+    )
     assert "Llama-2-7b" in page and "meta-llama" in page and "llama" in page
 
 
@@ -245,7 +251,9 @@ def _sources_copy(tmp_path: Path) -> Path:
 
 def test_extra_pages_join_the_navigation_with_their_assets(tmp_path, make_entry, write_registry):
     root = _sources_copy(tmp_path)
-    (root / "site" / "pages" / "report.md").write_text("# Quantization report\n\n![chart](../assets/report.svg)\n", encoding="utf-8")
+    (root / "site" / "pages" / "report.md").write_text(
+        "# Quantization report\n\n![chart](../assets/report.svg)\n", encoding="utf-8"
+    )
     (root / "site" / "assets" / "report.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', encoding="utf-8")
     out = build_site(write_registry(make_entry()), tmp_path / "out", sources=find_sources(root)).output
     assert (out / "pages" / "report" / "index.html").is_file() and (out / "assets" / "report.svg").is_file()
@@ -278,7 +286,9 @@ def test_cli_reports_an_invalid_registry_with_exit_1(tmp_path, capsys):
 
 def test_site_command_does_not_import_mkdocs_or_jinja2():
     code = "import sys, swindex.cli as c; c.build_parser(); print(sorted(m for m in ('mkdocs', 'jinja2', 'material', 'torch') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 @pytest.mark.slow
@@ -337,7 +347,21 @@ def test_a_model_id_without_organisation_gets_its_page_and_document(tmp_path, ma
 
 def test_the_api_links_follow_the_site_url_the_build_is_given(tmp_path, make_entry, write_registry, capsys):
     registry = write_registry(make_entry())
-    assert main(["site", "build", "--registry", str(registry), "--output", str(tmp_path / "out"), "--site-url", "https://mirror.example.org/sw"]) == 0
+    assert (
+        main(
+            [
+                "site",
+                "build",
+                "--registry",
+                str(registry),
+                "--output",
+                str(tmp_path / "out"),
+                "--site-url",
+                "https://mirror.example.org/sw",
+            ]
+        )
+        == 0
+    )
     index = json.loads((tmp_path / "out" / API / "models.json").read_text(encoding="utf-8"))
     assert index["models"][0]["page"] == "https://mirror.example.org/sw/models/acme/tiny-llama/"
     assert index["links"]["all"] == "https://mirror.example.org/sw/api/v2/all.json"
@@ -436,11 +460,11 @@ def test_home_page_counts_use_the_words_and_numbers_of_swindex_list():
 
 def test_model_page_opens_with_the_verdict_and_the_weights_that_matter():
     html = (fixture_site() / "models" / "huggyllama" / "llama-7b" / "index.html").read_text(encoding="utf-8")
-    article = html[html.index("<article"):]
+    article = html[html.index("<article") :]
     entry = _entry("huggyllama/llama-7b")
     verdict = article.index('id="verdict"')
     assert verdict < article.index("sw-identity") < article.index('id="all-claims"')
-    lead = _text(article[verdict:article.index("sw-identity")])
+    lead = _text(article[verdict : article.index("sw-identity")])
     assert f"Verdict {entry.verdict.text}" in lead
     for claim in entry.super_weights:
         assert claim.coordinate in lead and f"critical ×{claim.impact.ratio:.4g}" in lead

@@ -21,7 +21,9 @@ from swindex.sitegen.sources import find_sources
 from swindex.sitegen.urls import checked_id, relative
 from swindex.yamlio import load_yaml
 
-LINKS = SiteLinks(repo_url="https://example.org/repo", edit_prefix="https://example.org/repo/edit/main/registry/", hub_endpoint=None)
+LINKS = SiteLinks(
+    repo_url="https://example.org/repo", edit_prefix="https://example.org/repo/edit/main/registry/", hub_endpoint=None
+)
 # The extensions mkdocs.yml enables, to see what Markdown makes of a rendered page.
 EXTENSIONS = ["admonition", "attr_list", "tables", "toc", "md_in_html", "pymdownx.highlight", "pymdownx.superfences"]
 
@@ -39,7 +41,18 @@ def _model_html(entry: Entry) -> str:
 
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,x", "http://example.org", "//example.org", "https://x.org/\" onclick=\"alert(1)", " https://x.org", "relative/path", None, 42],
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,x",
+        "http://example.org",
+        "//example.org",
+        'https://x.org/" onclick="alert(1)',
+        " https://x.org",
+        "relative/path",
+        None,
+        42,
+    ],
 )
 def test_link_is_text_unless_the_url_is_plain_https(url):
     assert "<a" not in str(link(url, "label"))
@@ -52,12 +65,18 @@ def test_link_escapes_its_label_and_keeps_https_urls():
 
 def test_badge_takes_its_class_from_known_statuses_only():
     html = str(badge('x" onclick="alert(1)'))
-    assert 'class="sw-badge sw-status-unknown"' in html and "onclick=\"" not in html
+    assert 'class="sw-badge sw-status-unknown"' in html and 'onclick="' not in html
 
 
 @pytest.mark.parametrize(
     ("here", "target", "expected"),
-    [("", "models/a/b/", "models/a/b/"), ("models/a/b/", "models/", "../../"), ("models/a/b/", "api/v1/models/a/b.json", "../../../api/v1/models/a/b.json"), ("models/gpt2/", "", "../../"), ("schema/", "schema/", "./")],
+    [
+        ("", "models/a/b/", "models/a/b/"),
+        ("models/a/b/", "models/", "../../"),
+        ("models/a/b/", "api/v1/models/a/b.json", "../../../api/v1/models/a/b.json"),
+        ("models/gpt2/", "", "../../"),
+        ("schema/", "schema/", "./"),
+    ],
 )
 def test_relative_links_between_directory_urls(here, target, expected):
     assert relative(here, target) == expected
@@ -69,7 +88,9 @@ def test_ids_that_would_leave_the_docs_directory_are_refused(bad):
         checked_id(bad, "registry/x.yaml")
 
 
-@pytest.mark.parametrize(("parameters", "text"), [(7241732096, "7.24B"), (124439808, "124M"), (260000, "260K"), (None, ""), (True, "")])
+@pytest.mark.parametrize(
+    ("parameters", "text"), [(7241732096, "7.24B"), (124439808, "124M"), (260000, "260K"), (None, ""), (True, "")]
+)
 def test_parameter_counts_read_as_sizes(parameters, text):
     assert format_parameters(parameters) == text
 
@@ -84,7 +105,9 @@ def test_hostile_entry_renders_as_inert_text_through_markdown():
 
 def test_unvalidated_javascript_url_is_shown_as_its_citation_text():
     data = load_yaml(FIXTURE_REGISTRY / f"{HOSTILE_ID}.yaml")
-    data["claims"][0]["sources"] = [{"citation": "Plain citation", "kind": "blog", "evidence": "assumed", "url": "javascript:alert(1)"}]
+    data["claims"][0]["sources"] = [
+        {"citation": "Plain citation", "kind": "blog", "evidence": "assumed", "url": "javascript:alert(1)"}
+    ]
     html = _model_html(Entry.from_dict(data))
     assert "Plain citation" in html and "javascript:alert(1)" not in html
 
@@ -110,8 +133,12 @@ def test_model_page_shows_every_quantizer_s_snippet_for_the_weights_to_keep():
 
 
 def test_a_model_with_nothing_to_keep_shows_no_quantizer_snippets(make_entry):
-    claim = dict(make_entry()["claims"][0], impact={"classification": "inert", "measured_by": "swindex"}, status="detected",
-                 sources=[{"citation": "swindex", "kind": "swindex", "evidence": "detected"}])
+    claim = dict(
+        make_entry()["claims"][0],
+        impact={"classification": "inert", "measured_by": "swindex"},
+        status="detected",
+        sources=[{"citation": "swindex", "kind": "swindex", "evidence": "detected"}],
+    )
     entry = Entry.from_dict(make_entry(claims=[claim]))
     assert model_view(entry, LINKS).keep == ()
     assert "Keep them when you quantize" not in _model_html(entry)
@@ -149,7 +176,18 @@ def test_no_model_card_link_for_a_non_https_endpoint(monkeypatch):
 def _detection(values_in, values_out, experts=None):
     rows = []
     for layer, (vin, vout) in enumerate(zip(values_in, values_out)):
-        rows.append({"layer": layer, "input_max": vin, "input_channel": layer, "input_token": 0, "output_max": vout, "output_channel": layer, "output_token": 0, "expert": experts})
+        rows.append(
+            {
+                "layer": layer,
+                "input_max": vin,
+                "input_channel": layer,
+                "input_token": 0,
+                "output_max": vout,
+                "output_channel": layer,
+                "output_token": 0,
+                "expert": experts,
+            }
+        )
     return {"layers": rows}
 
 
@@ -173,7 +211,9 @@ def test_chart_folds_experts_into_the_largest_magnitude_per_layer():
         {"layer": 0, "input_max": -9.0, "expert": 1},
         {"layer": 1, "input_max": 3.0, "expert": 0},
     ]
-    assert [(layer, value) for layer, value, _, _ in per_layer_maxima(rows, "input_max", "input_channel", "input_token")] == [(0, -9.0), (1, 3.0)]
+    assert [
+        (layer, value) for layer, value, _, _ in per_layer_maxima(rows, "input_max", "input_channel", "input_token")
+    ] == [(0, -9.0), (1, 3.0)]
 
 
 def test_chart_skips_values_that_are_not_numbers():
@@ -211,7 +251,15 @@ def test_schema_page_uses_the_schema_descriptions():
 
 @pytest.mark.parametrize(
     ("name", "text", "value"),
-    [("llama-7b", "7B", 7e9), ("SmolLM2-135M", "135M", 1.35e8), ("Mixtral-8x7B-v0.1", "8x7B", 5.6e10), ("Qwen2.5-0.5B", "0.5B", 5e8), ("llava-1.5-7b-hf", "7B", 7e9), ("Phi-3-mini-4k-instruct", "", 0.0), ("gpt2", "", 0.0)],
+    [
+        ("llama-7b", "7B", 7e9),
+        ("SmolLM2-135M", "135M", 1.35e8),
+        ("Mixtral-8x7B-v0.1", "8x7B", 5.6e10),
+        ("Qwen2.5-0.5B", "0.5B", 5e8),
+        ("llava-1.5-7b-hf", "7B", 7e9),
+        ("Phi-3-mini-4k-instruct", "", 0.0),
+        ("gpt2", "", 0.0),
+    ],
 )
 def test_size_is_read_from_the_name_when_the_entry_has_no_parameter_count(name, text, value):
     assert size_from_name(name) == (text, pytest.approx(value))
@@ -232,20 +280,33 @@ def test_weight_values_render_exactly_as_recorded():
 def test_measured_figures_read_in_four_significant_digits_with_the_exact_value_in_the_tooltip():
     from swindex.sitegen.render import measured
 
-    assert str(measured(0.0028958851883300815)) == '<span class="sw-measured" title="0.0028958851883300815">0.002896</span>'
+    assert (
+        str(measured(0.0028958851883300815))
+        == '<span class="sw-measured" title="0.0028958851883300815">0.002896</span>'
+    )
     assert str(measured(None)) == "—" and str(measured(7)) == "7"
 
 
 def _verified_html(make_entry, metric: str, impact: dict) -> str:
     data = make_entry()
     data["claims"][0]["impact"] = {"classification": "critical", "measured_by": "swindex", "metric": metric, **impact}
-    data["evidence"] = {"verification": {"tool": "swindex verify 0.1.0", "date": "2030-01-01", "metric": metric, "original": 1.0, "all_zeroed": 2.0}}
+    data["evidence"] = {
+        "verification": {
+            "tool": "swindex verify 0.1.0",
+            "date": "2030-01-01",
+            "metric": metric,
+            "original": 1.0,
+            "all_zeroed": 2.0,
+        }
+    }
     data["verdict"] = derive_verdict(data)
     return _model_html(Entry.from_dict(data))
 
 
 def test_encoder_impact_shows_the_similarity_shift_rather_than_repeating_the_embedding_shift(make_entry):
-    html = _verified_html(make_entry, "embedding_shift", {"zeroed": 0.123456789, "ratio": 0.123456789, "similarity_shift": 0.0456789})
+    html = _verified_html(
+        make_entry, "embedding_shift", {"zeroed": 0.123456789, "ratio": 0.123456789, "similarity_shift": 0.0456789}
+    )
     assert "Embedding shift (mean cosine distance)" in html and "Similarity shift" in html
     assert html.count(">0.1235<") == 1 and ">0.04568<" in html
     assert "× original perplexity" not in html
@@ -259,7 +320,15 @@ def test_causal_lm_impact_shows_the_perplexity_ratio(make_entry):
 
 
 def test_a_model_page_with_disagreements_points_to_them_from_the_top(make_entry):
-    data = make_entry(disagreements=[{"summary": "Two papers disagree.", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"], "resolution": None}])
+    data = make_entry(
+        disagreements=[
+            {
+                "summary": "Two papers disagree.",
+                "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"],
+                "resolution": None,
+            }
+        ]
+    )
     html = _model_html(Entry.from_dict(data))
     assert html.index('href="#disagreements"') < html.index("Coordinates")
     assert 'id="disagreements"' in html
@@ -282,7 +351,9 @@ def test_a_model_without_coordinates_says_whether_it_was_scanned(make_entry, det
     if findings:
         data["other_findings"] = [{"kind": "row", "layer": 2, "row": 3968, "status": "reported", "sources": sources}]
     if detected:
-        data["evidence"] = {"detection": load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]}
+        data["evidence"] = {
+            "detection": load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]
+        }
     html = _model_html(Entry.from_dict(data))
     assert says in html and never not in html
 
@@ -301,8 +372,12 @@ def test_text_hides_fences_and_attribute_lists_from_markdown_but_not_from_the_re
 def test_impact_badge_takes_its_class_from_known_impacts_only_and_shows_the_figure():
     from swindex.sitegen.render import impact_badge
 
-    assert 'class="sw-badge sw-impact sw-impact-critical"' in str(impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6}))
-    assert "critical ×213.6" in str(impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6}))
+    assert 'class="sw-badge sw-impact sw-impact-critical"' in str(
+        impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6})
+    )
+    assert "critical ×213.6" in str(
+        impact_badge({"classification": "critical", "metric": "perplexity", "ratio": 213.6})
+    )
     hostile = str(impact_badge({"classification": 'x" onclick="alert(1)'}))
     assert "sw-impact-unknown" in hostile and 'onclick="' not in hostile
 
@@ -365,15 +440,41 @@ def _full_entry() -> dict:
     claim["value_dtype"] = "float16"
     claim["impact"]["note"] = "impact note"
     claim["sources"][0].update(effect="effect", date="2024-11-11", measurements={"note": "measured"})
-    claim["evidence"] = {"detection": {"iteration": 1, "input_activation": -560.5, "output_activation": 1313.0, "token": 1}}
+    claim["evidence"] = {
+        "detection": {"iteration": 1, "input_activation": -560.5, "output_activation": 1313.0, "token": 1}
+    }
     data["notes"] = "entry notes"
-    data["disagreements"] = [{"summary": "summary", "claims": [claim["tensor"] + "[3968, 7003]"], "resolution": "resolution"}]
-    data["other_findings"] = [{"kind": "row", "layer": 2, "row": 3968, "module": "model.layers.2.mlp", "status": "reported", "notes": "finding notes", "sources": [dict(claim["sources"][0], quote="finding quote")]}]
+    data["disagreements"] = [
+        {"summary": "summary", "claims": [claim["tensor"] + "[3968, 7003]"], "resolution": "resolution"}
+    ]
+    data["other_findings"] = [
+        {
+            "kind": "row",
+            "layer": 2,
+            "row": 3968,
+            "module": "model.layers.2.mlp",
+            "status": "reported",
+            "notes": "finding notes",
+            "sources": [dict(claim["sources"][0], quote="finding quote")],
+        }
+    ]
     detection = load_yaml(FIXTURE_REGISTRY / "acme" / "clean-model.yaml")["evidence"]["detection"]
     detection.update(device="cpu", revision="main", method="spike", prompt="prompt", notes="detector notes")
     data["evidence"] = {
         "detection": detection,
-        "verification": {"tool": "swindex verify", "date": "2030-01-01", "dtype": "float32", "metric": "perplexity", "text": "wiki", "revision": "main", "original": 5.0, "all_zeroed": 50.0, "notes": "verify notes", "fingerprint": {"matches": False, "mismatches": ["mismatch"]}, "stopword_shift": {"the": -0.1}},
+        "verification": {
+            "tool": "swindex verify",
+            "date": "2030-01-01",
+            "dtype": "float32",
+            "metric": "perplexity",
+            "text": "wiki",
+            "revision": "main",
+            "original": 5.0,
+            "all_zeroed": 50.0,
+            "notes": "verify notes",
+            "fingerprint": {"matches": False, "mismatches": ["mismatch"]},
+            "stopword_shift": {"the": -0.1},
+        },
     }
     data["verdict"]["measured_by"] = "measurer"
     return data
@@ -431,7 +532,11 @@ def test_fences_in_aliases_and_family_stay_text_in_the_models_table():
     data["aliases"] = ["a\n``` { #__config }\nalias-inside\n```\n"]
     data["family"] = "f\n~~~ { .text .md-toggle }\nfamily-inside\n~~~\n"
     views = [model_view(Entry.from_dict(data), LINKS)]
-    page = environment(find_sources().templates).get_template("models.md.j2").render(views=views, totals=totals(views), here="models/")
+    page = (
+        environment(find_sources().templates)
+        .get_template("models.md.j2")
+        .render(views=views, totals=totals(views), here="models/")
+    )
     html = markdown.markdown(page, extensions=EXTENSIONS)
     assert 'id="__config"' not in html and not re.search(r'class="[^"]*md-toggle', html)
     assert "alias-inside" in unescape(html) and "family-inside" in unescape(html)
@@ -447,7 +552,9 @@ def test_a_source_with_per_layer_measurements_is_charted_under_its_citation():
     view = model_view(entry, LINKS)
     (chart,) = view.source_charts
     assert chart.citation == source["citation"] and [p.key for p in chart.panels] == ["input", "output"]
-    assert chart.panels[1].peak.layer == 2 and chart.panels[1].peak.value == source["measurements"]["layer_2_output_max"]
+    assert (
+        chart.panels[1].peak.layer == 2 and chart.panels[1].peak.value == source["measurements"]["layer_2_output_max"]
+    )
     html = _model_html(entry)
     assert "Published by" in html and 'id="sw-source-1-sw-chart-input-title"' in html
     assert "layer_2_output_max" not in html  # charted, not listed; other measurements are still listed
@@ -457,13 +564,24 @@ def test_a_source_with_per_layer_measurements_is_charted_under_its_citation():
 def test_per_layer_measurement_names_follow_one_convention():
     from swindex.sitegen.chart import layer_measurements
 
-    rows = layer_measurements({"layer_0_input_max": 1.0, "layer_1_output_max": -2.0, "layer_1_output_channel": 7, "layer_01_input_max": 9.0, "layers_2_input_max": 3.0, "layer_3_input_channel": "x"})
+    rows = layer_measurements(
+        {
+            "layer_0_input_max": 1.0,
+            "layer_1_output_max": -2.0,
+            "layer_1_output_channel": 7,
+            "layer_01_input_max": 9.0,
+            "layers_2_input_max": 3.0,
+            "layer_3_input_channel": "x",
+        }
+    )
     assert rows == [{"layer": 0, "input_max": 1.0}, {"layer": 1, "output_max": -2.0, "output_channel": 7}]
 
 
 def test_one_published_layer_is_not_a_chart():
     data = _full_entry()
-    data["claims"][0]["sources"] = [dict(s, measurements={"layer_2_output_max": 1313.0}) for s in data["claims"][0]["sources"]]
+    data["claims"][0]["sources"] = [
+        dict(s, measurements={"layer_2_output_max": 1313.0}) for s in data["claims"][0]["sources"]
+    ]
     assert model_view(Entry.from_dict(data), LINKS).source_charts == ()
 
 

@@ -98,7 +98,9 @@ def test_every_pinned_action_names_its_version_in_a_comment(path):
     assert lines
     for match in lines:
         if not match["ref"].startswith("./"):
-            assert match["comment"] and re.match(r"#\s*v\d+(\.\d+)*", match["comment"]), f"{path.name}: {match['ref']} has no '# vX.Y.Z' comment"
+            assert match["comment"] and re.match(r"#\s*v\d+(\.\d+)*", match["comment"]), (
+                f"{path.name}: {match['ref']} has no '# vX.Y.Z' comment"
+            )
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -109,7 +111,9 @@ def test_no_workflow_runs_on_pull_request_target(path):
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_permissions_are_declared_at_the_top(path):
-    assert "permissions" in _load(path), f"{path.name}: declare top-level permissions so jobs do not inherit the default token scope"
+    assert "permissions" in _load(path), (
+        f"{path.name}: declare top-level permissions so jobs do not inherit the default token scope"
+    )
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -124,7 +128,9 @@ def test_checkout_does_not_keep_the_token(path):
 def test_run_scripts_interpolate_no_expressions(path):
     """Inputs, event data, outputs and variables all reach scripts through env, never as text spliced into the script."""
     for job, step in _steps(_load(path)):
-        assert not EXPRESSION.search(step.get("run", "")), f"{path.name} job {job}: pass values through env, not ${{{{ }}}} in run"
+        assert not EXPRESSION.search(step.get("run", "")), (
+            f"{path.name} job {job}: pass values through env, not ${{{{ }}}} in run"
+        )
 
 
 def test_pull_request_workflow_is_read_only():
@@ -148,10 +154,16 @@ def _base_rules_job() -> tuple[str, dict[str, Any]]:
     """The pull-request job whose checkout is the base branch: it judges the head's registry by the base's rules."""
     jobs = _load(REPO / ".github" / "workflows" / "pr.yml")["jobs"]
     found = [
-        (name, job) for name, job in jobs.items()
-        if any(s.get("uses", "").startswith("actions/checkout@") and (s.get("with") or {}).get("ref") == BASE_SHA for s in job.get("steps", []))
+        (name, job)
+        for name, job in jobs.items()
+        if any(
+            s.get("uses", "").startswith("actions/checkout@") and (s.get("with") or {}).get("ref") == BASE_SHA
+            for s in job.get("steps", [])
+        )
     ]
-    assert len(found) == 1, "pr.yml needs one job that checks out the base branch (ref: the base sha) to judge the registry"
+    assert len(found) == 1, (
+        "pr.yml needs one job that checks out the base branch (ref: the base sha) to judge the registry"
+    )
     return found[0]
 
 
@@ -162,14 +174,16 @@ def _takes_head_registry(step: dict[str, Any]) -> bool:
 def test_pull_request_registry_is_also_judged_by_the_base_branchs_code():
     _, job = _base_rules_job()
     runs = [s.get("run", "") for s in job["steps"]]
-    assert any("/bin/swindex\" validate --registry registry --against" in run for run in runs)
+    assert any('/bin/swindex" validate --registry registry --against' in run for run in runs)
     assert set(_permissions(job.get("permissions", {})).values()) <= READ_ONLY
 
 
 def test_the_base_rules_run_in_a_job_apart_from_the_pull_requests_code():
     name, job = _base_rules_job()
     runs = " ".join(s.get("run", "") for s in job["steps"])
-    assert "pytest" not in runs and "site build" not in runs, f"{name} must not run the pull request's tests or site build"
+    assert "pytest" not in runs and "site build" not in runs, (
+        f"{name} must not run the pull request's tests or site build"
+    )
     others = [j for n, j in _load(REPO / ".github" / "workflows" / "pr.yml")["jobs"].items() if n != name]
     assert others and all("--against" not in " ".join(s.get("run", "") for s in j.get("steps", [])) for j in others)
 
@@ -182,9 +196,13 @@ def test_the_base_rules_job_takes_only_registry_from_the_head():
             assert step["with"]["ref"] == BASE_SHA and step["with"]["persist-credentials"] is False
         assert not step.get("uses", "").startswith("./"), "no action from the checkout runs here"
     head_steps = [s for s in steps if "pull_request.head" in str(s)]
-    assert len(head_steps) == 1 and _takes_head_registry(head_steps[0]), "only the step that takes registry/ may name the head"
+    assert len(head_steps) == 1 and _takes_head_registry(head_steps[0]), (
+        "only the step that takes registry/ may name the head"
+    )
     assert head_steps[0]["env"]["HEAD_SHA"] == HEAD_SHA
-    assert not re.search(r"\b(pip|python3?|swindex|bash|sh|source|make)\b", head_steps[0]["run"]), "taking registry/ runs git, nothing else"
+    assert not re.search(r"\b(pip|python3?|swindex|bash|sh|source|make)\b", head_steps[0]["run"]), (
+        "taking registry/ runs git, nothing else"
+    )
 
 
 def test_the_base_rules_job_never_installs_or_runs_the_heads_code():
@@ -194,11 +212,13 @@ def test_the_base_rules_job_never_installs_or_runs_the_heads_code():
     installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
     assert installs and max(installs) < taken, "install the base's swindex before any head file is on disk"
     assert all(" -e " not in s.get("run", "") and ".[" not in s.get("run", "") for s in steps)
-    for step in steps[taken + 1:]:
+    for step in steps[taken + 1 :]:
         assert "uses" not in step, "no action runs after the head's files arrive"
         for line in step.get("run", "").splitlines():
             if line.strip():
-                assert line.strip().startswith('"$RUNNER_TEMP/base-venv/bin/swindex" '), f"after registry/ is taken, only the base's installed swindex runs: {line}"
+                assert line.strip().startswith('"$RUNNER_TEMP/base-venv/bin/swindex" '), (
+                    f"after registry/ is taken, only the base's installed swindex runs: {line}"
+                )
 
 
 def _owners(path: str) -> list[str]:
@@ -231,7 +251,17 @@ def _codeowners_match(pattern: str, path: str) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    ["conftest.py", "sitecustomize.py", "hatch_build.py", "setup.py", "evil.pth", "some/new/dir/file.py", "registry/conftest.py", "registry/acme/x.py", ".gitattributes"],
+    [
+        "conftest.py",
+        "sitecustomize.py",
+        "hatch_build.py",
+        "setup.py",
+        "evil.pth",
+        "some/new/dir/file.py",
+        "registry/conftest.py",
+        "registry/acme/x.py",
+        ".gitattributes",
+    ],
 )
 def test_files_nobody_named_still_need_a_maintainer(path):
     assert _owners(path) == ["@swindex/maintainers"]
@@ -247,9 +277,15 @@ def test_pages_deploys_from_main_with_the_pages_actions():
     assert _triggers(workflow)["push"]["branches"] == ["main"]
     refs = [ref.split("@")[0] for ref in _uses(workflow)]
     assert "actions/upload-pages-artifact" in refs and "actions/deploy-pages" in refs
-    deploy = next(job for job in workflow["jobs"].values() if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in job.get("steps", [])))
+    deploy = next(
+        job
+        for job in workflow["jobs"].values()
+        if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in job.get("steps", []))
+    )
     assert _permissions(deploy["permissions"]) == {"pages": "write", "id-token": "write"}
-    assert deploy["if"] == "github.ref == 'refs/heads/main'"  # a manual run from another branch builds but never deploys
+    assert (
+        deploy["if"] == "github.ref == 'refs/heads/main'"
+    )  # a manual run from another branch builds but never deploys
     assert _permissions(workflow["permissions"]) == {}
 
 

@@ -36,7 +36,9 @@ def smollm2(smollm2_gguf):
 @pytest.fixture(scope="module")
 def measured(smollm2):
     """The entry as detect, then verify, write it (the builder's order): every candidate with its measured impact."""
-    detected = with_artifact(detect(smollm2.model, tokenizer=smollm2.tokenizer).to_entry(model_id=MODEL_ID), smollm2.artifact)
+    detected = with_artifact(
+        detect(smollm2.model, tokenizer=smollm2.tokenizer).to_entry(model_id=MODEL_ID), smollm2.artifact
+    )
     report = verify(smollm2.model, Entry.from_dict(detected), tokenizer=smollm2.tokenizer)
     entry, _ = reconcile(with_artifact(report.apply(detected), smollm2.artifact))
     return entry
@@ -60,12 +62,16 @@ def test_layer_11_row_507_column_1229_is_classified_critical(measured):
     (claim,) = [c for c in Entry.from_dict(measured).claims if _where(c) == SUPER_WEIGHT]
     assert claim.impact.classification == "critical"
     assert claim.impact.metric == "perplexity" and claim.impact.ratio >= 2
-    assert abs(claim.impact.super_activation_zeroed) < 0.5 * abs(claim.impact.super_activation), "zeroing it removes most of the spike"
+    assert abs(claim.impact.super_activation_zeroed) < 0.5 * abs(claim.impact.super_activation), (
+        "zeroing it removes most of the spike"
+    )
 
 
 def test_only_weights_measured_critical_are_handed_out_as_super_weights(measured):
     entry = Entry.from_dict(measured)
-    assert {_where(c) for c in entry.super_weights} == {_where(c) for c in entry.claims if c.impact.classification == "critical"}
+    assert {_where(c) for c in entry.super_weights} == {
+        _where(c) for c in entry.claims if c.impact.classification == "critical"
+    }
     assert SUPER_WEIGHT in {_where(c) for c in entry.super_weights}
     assert entry.verdict.outcome == "super_weights" and entry.verdict.super_weights == len(entry.super_weights)
 

@@ -66,7 +66,9 @@ def test_zeroing_removes_the_super_activation(planted):
     (ch,) = channels(model, weights)
     seen = []
     module = model.get_submodule(ch.module)
-    handle = module.register_forward_hook(lambda m, a, out: seen.append(out.detach().reshape(-1, out.shape[-1])[0, ch.row].item()))
+    handle = module.register_forward_hook(
+        lambda m, a, out: seen.append(out.detach().reshape(-1, out.shape[-1])[0, ch.row].item())
+    )
     try:
         with torch.no_grad():
             model(input_ids=probe_ids(model.config))
@@ -175,7 +177,9 @@ def test_an_index_that_is_not_integers_is_an_error(index):
         apply(model, [(w.tensor, index)])
 
 
-@pytest.mark.parametrize("weights", [None, 42, "model.layers.1.mlp.down_proj.weight"], ids=["none", "int", "bare-string"])
+@pytest.mark.parametrize(
+    "weights", [None, 42, "model.layers.1.mlp.down_proj.weight"], ids=["none", "int", "bare-string"]
+)
 def test_something_that_is_not_weights_is_a_surgery_error(weights):
     model, _ = build_planted("llama")
     with pytest.raises(SurgeryError, match="cannot read"):
@@ -221,8 +225,19 @@ def test_disk_offloaded_weights_are_edited_in_the_offload_store_and_restored(tmp
     checkpoints = sorted(directory.glob("*.safetensors"))
     assert len(checkpoints) > 1 if shard else len(checkpoints) == 1
     digests = [_sha(c) for c in checkpoints]
-    device_map = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu", "model.layers.3": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
-    offloaded = AutoModelForCausalLM.from_pretrained(directory, device_map=device_map, offload_folder=str(tmp_path / "offload"))
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.layers.0": "cpu",
+        "model.layers.1": "disk",
+        "model.layers.2": "cpu",
+        "model.layers.3": "cpu",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+    }
+    offloaded = AutoModelForCausalLM.from_pretrained(
+        directory, device_map=device_map, offload_folder=str(tmp_path / "offload")
+    )
     assert offloaded.get_parameter(w.tensor).device.type == "meta"
     _check_offloaded(model, offloaded, w)
     assert [_sha(c) for c in checkpoints] == digests
@@ -260,8 +275,15 @@ def test_transposed_fused_expert_channels_follow_the_detector_even_when_square()
     from transformers import GptOssConfig, GptOssForCausalLM
 
     config = GptOssConfig(
-        vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_local_experts=4,
+        num_experts_per_tok=2,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
     )
     model = GptOssForCausalLM(config).eval()
@@ -281,7 +303,9 @@ def renamed_gpt2(tmp_path_factory):
     model, (w,) = build_planted("gpt2")
     path = save_planted(model, tmp_path_factory.mktemp("custom-gpt") / "model")
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    (path / "config.json").write_text(json.dumps({**config, "architectures": ["CustomGPTForCausalLM"]}), encoding="utf-8")
+    (path / "config.json").write_text(
+        json.dumps({**config, "architectures": ["CustomGPTForCausalLM"]}), encoding="utf-8"
+    )
     return path, w
 
 

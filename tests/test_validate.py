@@ -86,7 +86,9 @@ def test_file_location_must_match_id(make_entry, write_registry):
     root = write_registry(make_entry())
     (root / "acme" / "tiny-llama.yaml").rename(root / "acme" / "other.yaml")
     problems = validate_registry(root)
-    assert [(p.field, "does not match the file's location") for p in problems] == [("id", "does not match the file's location")]
+    assert [(p.field, "does not match the file's location") for p in problems] == [
+        ("id", "does not match the file's location")
+    ]
     assert "acme/other" in problems[0].message
 
 
@@ -152,7 +154,9 @@ def test_a_whole_number_float_is_not_an_integer(make_entry, field):
 
 
 def test_disagreements_must_name_claimed_coordinates(make_entry):
-    entry = make_entry(disagreements=[{"summary": "layer typo?", "claims": ["model.layers.9.mlp.down_proj.weight[3, 7]"]}])
+    entry = make_entry(
+        disagreements=[{"summary": "layer typo?", "claims": ["model.layers.9.mlp.down_proj.weight[3, 7]"]}]
+    )
     problems = validate_entry_dict(entry)
     assert [p.field for p in problems] == ["disagreements[0].claims[0]"]
 
@@ -215,7 +219,10 @@ def test_detected_needs_a_swindex_source(make_entry):
 def test_disputed_must_be_named_in_the_disagreements(make_entry):
     claim = _claim(make_entry, status="disputed")
     assert [p.field for p in validate_entry_dict(make_entry(claims=[claim]))] == ["claims[0].status"]
-    named = make_entry(claims=[claim], disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}])
+    named = make_entry(
+        claims=[claim],
+        disagreements=[{"summary": "layer typo?", "claims": ["model.layers.1.mlp.down_proj.weight[3, 7]"]}],
+    )
     assert validate_entry_dict(named) == []
 
 
@@ -226,13 +233,36 @@ def _problem_fields(entry) -> list[str]:
 @pytest.mark.parametrize(
     "text",
     [
-        "x\x1b[1A\x1b[2Kfake", "nul\x00", "c1\x9bcontrol", "rtl \u202e002", "zero\u200bwidth", "tab\there",
-        "tag\U000e0041\U000e007f", "tag-space\U000e0020", "choseong\u115ffiller", "jungseong\u1160filler", "hangul\u3164filler",
-        "halfwidth\uffa0filler", "line\u2028separator", "paragraph\u2029separator",
+        "x\x1b[1A\x1b[2Kfake",
+        "nul\x00",
+        "c1\x9bcontrol",
+        "rtl \u202e002",
+        "zero\u200bwidth",
+        "tab\there",
+        "tag\U000e0041\U000e007f",
+        "tag-space\U000e0020",
+        "choseong\u115ffiller",
+        "jungseong\u1160filler",
+        "hangul\u3164filler",
+        "halfwidth\uffa0filler",
+        "line\u2028separator",
+        "paragraph\u2029separator",
     ],
     ids=[
-        "escape-sequence", "nul", "c1", "bidi-override", "zero-width", "tab", "tag-block", "tag-space", "hangul-choseong-filler",
-        "hangul-jungseong-filler", "hangul-filler", "halfwidth-hangul-filler", "line-separator", "paragraph-separator",
+        "escape-sequence",
+        "nul",
+        "c1",
+        "bidi-override",
+        "zero-width",
+        "tab",
+        "tag-block",
+        "tag-space",
+        "hangul-choseong-filler",
+        "hangul-jungseong-filler",
+        "hangul-filler",
+        "halfwidth-hangul-filler",
+        "line-separator",
+        "paragraph-separator",
     ],
 )
 def test_control_and_invisible_characters_are_refused_in_text(make_entry, text):
@@ -245,7 +275,11 @@ def test_a_line_break_is_refused_outside_free_text(make_entry):
     assert _problem_fields(make_entry(notes="two\nlines")) == []
 
 
-@pytest.mark.parametrize("alias", ["Llаma-2-7b", " padded", "two  spaces", "Ｌlama"], ids=["cyrillic", "padded", "doubled-space", "fullwidth"])
+@pytest.mark.parametrize(
+    "alias",
+    ["Llаma-2-7b", " padded", "two  spaces", "Ｌlama"],
+    ids=["cyrillic", "padded", "doubled-space", "fullwidth"],
+)
 def test_aliases_are_plain_ascii(make_entry, alias):
     assert _problem_fields(make_entry(aliases=[alias])) == ["aliases[0]"]
 
@@ -256,7 +290,13 @@ def test_an_alias_may_not_repeat_within_an_entry(make_entry):
 
 @pytest.mark.parametrize(
     "url",
-    ["https://github.com@evil.example/x", "https://user:pass@example.org/", "https:///nohost", "https://example.org/a b", "https://gіthub.com/x"],
+    [
+        "https://github.com@evil.example/x",
+        "https://user:pass@example.org/",
+        "https:///nohost",
+        "https://example.org/a b",
+        "https://gіthub.com/x",
+    ],
     ids=["userinfo", "credentials", "no-host", "space", "non-ascii-host"],
 )
 def test_urls_that_hide_where_they_go_are_refused(make_entry, url):
@@ -271,7 +311,9 @@ def test_names_the_site_needs_are_not_model_ids(make_entry, model_id):
 
 
 def test_an_alias_may_not_take_another_models_short_name(make_entry, write_registry):
-    root = write_registry(make_entry(id="meta-llama/Llama-2-7b-hf", aliases=[]), make_entry(id="acme/widget", aliases=["llama-2-7b-hf"]))
+    root = write_registry(
+        make_entry(id="meta-llama/Llama-2-7b-hf", aliases=[]), make_entry(id="acme/widget", aliases=["llama-2-7b-hf"])
+    )
     problems = validate_registry(root)
     assert [(Path(p.path).name, p.field) for p in problems] == [("widget.yaml", "aliases[0]")]
 
@@ -289,7 +331,11 @@ def test_a_dense_claim_cannot_use_a_3d_index(make_entry):
 
 def test_the_expert_must_agree_with_the_tensor_name(make_entry):
     weight = dict(make_entry()["claims"][0], tensor="model.layers.1.mlp.experts.5.down_proj.weight", expert=7)
-    assert "claims[0].expert" in _problem_fields(make_entry(claims=[weight], dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": 8}))
+    assert "claims[0].expert" in _problem_fields(
+        make_entry(
+            claims=[weight], dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 172, "num_experts": 8}
+        )
+    )
 
 
 def test_coordinates_need_dimensions_to_be_checked_against(make_entry):
@@ -321,7 +367,9 @@ def test_swindex_figures_must_agree_with_the_impact_they_classify(make_entry):
     impact = {"classification": "inert", "measured_by": "swindex", "metric": "perplexity", "ratio": 50.0}
     weight = dict(make_entry()["claims"][0], impact=impact)
     problems = validate_entry_dict(make_entry(claims=[weight]))
-    assert [p.field for p in problems] == ["claims[0].impact.classification"] and "critical, not inert" in problems[0].message
+    assert [p.field for p in problems] == ["claims[0].impact.classification"] and "critical, not inert" in problems[
+        0
+    ].message
 
 
 def test_an_impact_names_who_measured_it_among_the_claims_sources(make_entry):
@@ -392,7 +440,27 @@ def test_a_removed_entry_is_a_problem(tmp_path, write_registry, make_entry, caps
 
 
 def test_detection_maxima_must_be_of_layers_the_model_has(make_entry):
-    entry = make_entry(evidence={"detection": {"tool": "swindex 0.1.0", "date": "2026-11-28", "dtype": "float32", "layers": [{"layer": 9, "input_max": 1.0, "input_channel": 0, "input_token": 0, "output_max": 2.0, "output_channel": 0, "output_token": 0, "expert": None}]}})
+    entry = make_entry(
+        evidence={
+            "detection": {
+                "tool": "swindex 0.1.0",
+                "date": "2026-11-28",
+                "dtype": "float32",
+                "layers": [
+                    {
+                        "layer": 9,
+                        "input_max": 1.0,
+                        "input_channel": 0,
+                        "input_token": 0,
+                        "output_max": 2.0,
+                        "output_channel": 0,
+                        "output_token": 0,
+                        "expert": None,
+                    }
+                ],
+            }
+        }
+    )
     problems = _problem_fields(entry)
     assert "evidence.detection.layers[0].layer" in problems
 
@@ -433,7 +501,10 @@ def _entry_with_sources(make_entry, claims: int, sources: int) -> dict:
     base = make_entry()["claims"][0]
     made = []
     for c in range(claims):
-        cited = [dict(base["sources"][0], citation=f"Paper {c}-{i}", url=f"https://example.org/{c}/{i}") for i in range(sources)]
+        cited = [
+            dict(base["sources"][0], citation=f"Paper {c}-{i}", url=f"https://example.org/{c}/{i}")
+            for i in range(sources)
+        ]
         made.append(dict(base, column=c, index=[3, c], sources=[*base["sources"], *cited]))
     return make_entry(claims=made, dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 100_000})
 
@@ -453,7 +524,9 @@ def test_validating_takes_time_in_proportion_to_the_sources_of_one_claim(make_en
     small.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 45)), encoding="utf-8")
     large.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 900)), encoding="utf-8")
     assert 15 < large.stat().st_size / small.stat().st_size < 25
-    assert _cpu_seconds(large, 2) < 40 * _cpu_seconds(small, 5)  # linear is about 20x; a step quadratic in sources is hundreds
+    assert _cpu_seconds(large, 2) < 40 * _cpu_seconds(
+        small, 5
+    )  # linear is about 20x; a step quadratic in sources is hundreds
 
 
 @pytest.mark.slow
@@ -475,7 +548,9 @@ def test_an_over_long_list_is_refused_in_one_line_without_checking_each_item(mak
         return min(times), problems
 
     huge_time, problems = best(_entry_with_sources(make_entry, 1, 18_500))
-    assert [(p.field, p.message) for p in problems] == [("claims[0].sources", "18502 items: at most 1000 are allowed here")]
+    assert [(p.field, p.message) for p in problems] == [
+        ("claims[0].sources", "18502 items: at most 1000 are allowed here")
+    ]
     allowed_time, _ = best(_entry_with_sources(make_entry, 1, 900))
     assert huge_time < allowed_time
 
@@ -592,7 +667,9 @@ def test_a_misspelled_key_is_reported_at_its_own_line_with_the_nearest_field(mak
     path = tmp_path / "entry.yaml"
     path.write_text(dump_yaml(entry), encoding="utf-8")
     problems = validate_paths([path])
-    assert [(p.field, p.message) for p in problems] == [("architecure", "unknown field 'architecure': did you mean 'architecture'?")]
+    assert [(p.field, p.message) for p in problems] == [
+        ("architecure", "unknown field 'architecure': did you mean 'architecture'?")
+    ]
     assert path.read_text(encoding="utf-8").splitlines()[problems[0].line - 1].startswith("architecure:")
 
 
@@ -603,7 +680,11 @@ def test_an_unknown_key_with_no_near_field_lists_the_allowed_ones(make_entry):
     assert [p.field for p in problems] == ["dimensions.zzz"] and "hidden_size" in problems[0].message
 
 
-@pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "---\n"], ids=["no-bytes", "blank-lines", "comment", "document-marker"])
+@pytest.mark.parametrize(
+    "content",
+    ["", "\n\n", "# only a comment\n", "---\n"],
+    ids=["no-bytes", "blank-lines", "comment", "document-marker"],
+)
 def test_an_empty_file_says_so(tmp_path, content):
     path = tmp_path / "entry.yaml"
     path.write_text(content, encoding="utf-8")
@@ -640,7 +721,14 @@ def test_against_names_sources_added_removed_and_edited_by_citation(tmp_path, wr
 
 def test_against_names_each_changed_figure_of_an_impact(tmp_path, write_registry, make_entry, capsys):
     def measure(entry):
-        entry["claims"][0]["impact"] = {"classification": "critical", "measured_by": "swindex", "metric": "perplexity", "original": 10.0, "zeroed": 30.0, "ratio": 3.0}
+        entry["claims"][0]["impact"] = {
+            "classification": "critical",
+            "measured_by": "swindex",
+            "metric": "perplexity",
+            "original": 10.0,
+            "zeroed": 30.0,
+            "ratio": 3.0,
+        }
         entry["verdict"] = derive_verdict(entry)
 
     before, after = _two_registries(tmp_path, write_registry, make_entry, measure)
@@ -650,7 +738,9 @@ def test_against_names_each_changed_figure_of_an_impact(tmp_path, write_registry
 
 
 DETECTOR_ONLY = {
-    "citation": "someone/detector@0123abc:results.json", "kind": "repository", "evidence": "detected",
+    "citation": "someone/detector@0123abc:results.json",
+    "kind": "repository",
+    "evidence": "detected",
     "url": "https://example.org/d",
 }
 
@@ -676,8 +766,14 @@ def test_a_source_that_zeroed_the_weight_and_says_what_happened_means_it_is_meas
     claim = _claim(make_entry, status="reported", sources=[zeroed])
     problems = validate_entry_dict(make_entry(claims=[claim]))
     assert [p.field for p in problems] == ["claims[0].impact"] and "measured_by" in problems[0].message
-    impact = {"classification": "critical", "measured_by": zeroed["citation"], "metric": "perplexity", "original": 10.0,
-              "zeroed": 5000.0, "ratio": 500.0}
+    impact = {
+        "classification": "critical",
+        "measured_by": zeroed["citation"],
+        "metric": "perplexity",
+        "original": 10.0,
+        "zeroed": 5000.0,
+        "ratio": 500.0,
+    }
     measured = dict(claim, impact=impact)
     assert validate_entry_dict(make_entry(claims=[measured])) == []
 
@@ -685,7 +781,8 @@ def test_a_source_that_zeroed_the_weight_and_says_what_happened_means_it_is_meas
 @pytest.mark.parametrize(
     ("metric", "ratio", "written", "expected"),
     [
-        ("perplexity", 1.03, "significant", "inert"), ("accuracy", 0.52, "inert", "critical"),
+        ("perplexity", 1.03, "significant", "inert"),
+        ("accuracy", 0.52, "inert", "critical"),
         ("row_ablation_nll", 1.5, "inert", "critical"),
     ],
 )
@@ -699,6 +796,12 @@ def test_an_impact_class_follows_its_own_figures_whoever_measured_them(make_entr
 
 def test_a_ratio_must_be_zeroed_over_original(make_entry):
     source = make_entry()["claims"][0]["sources"][0]
-    impact = {"classification": "critical", "measured_by": source["citation"], "metric": "perplexity", "original": 5.67,
-              "zeroed": 1211.11, "ratio": 2136.0}
+    impact = {
+        "classification": "critical",
+        "measured_by": source["citation"],
+        "metric": "perplexity",
+        "original": 5.67,
+        "zeroed": 1211.11,
+        "ratio": 2136.0,
+    }
     assert _problem_fields(make_entry(claims=[dict(_claim(make_entry), impact=impact)])) == ["claims[0].impact.ratio"]

@@ -86,11 +86,19 @@ def test_json_has_the_documented_shape(dependent):
     figures = data["perplexity"]
     assert set(figures) >= {"original", "all_zeroed", "control", "restored_activation", "per_weight"}
     assert (figures["original"], figures["all_zeroed"], figures["control"], figures["restored_activation"]) == (
-        report.original, report.all_zeroed, report.control, report.restored_activation
+        report.original,
+        report.all_zeroed,
+        report.control,
+        report.restored_activation,
     )
     (weight,) = data["claims"]
     assert set(weight) >= {"layer", "row", "column", "expert", "zeroed", "classification"}
-    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
+    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (
+        planted.layer,
+        planted.row,
+        planted.column,
+        None,
+    )
     assert weight["zeroed"] == report.weights[0].zeroed and weight["classification"] == "critical"
     assert figures["per_weight"] == {f"{planted.tensor}[{planted.row}, {planted.column}]": weight["zeroed"]}
     assert data["fingerprint"] == {"matches": True, "checked": 1, "mismatches": []}
@@ -104,9 +112,19 @@ def test_one_claim_costs_four_passes_over_the_inputs(method):
     reproduces the model's output."""
     model, planted = dependent_llama(seed=0)
     rows = []
-    handle = model.register_forward_hook(lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    handle = model.register_forward_hook(
+        lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     try:
-        verify(model, entry_for(model, planted), tokenizer=_word_tokenizer(), sequences=2, length=16, batch_size=2, method=method)
+        verify(
+            model,
+            entry_for(model, planted),
+            tokenizer=_word_tokenizer(),
+            sequences=2,
+            length=16,
+            batch_size=2,
+            method=method,
+        )
     finally:
         handle.remove()
     assert rows.count(2) == 4
@@ -150,8 +168,14 @@ def test_apply_records_the_impact_and_verdict_without_touching_provenance(depend
     claim, before = updated["claims"][0], entry["claims"][0]
     assert claim["status"] == before["status"] and claim["sources"] == before["sources"]
     assert claim["impact"]["classification"] == "critical" and claim["impact"]["measured_by"] == "swindex"
-    assert updated["verdict"] == {"outcome": "super_weights", "super_weights": 1, "candidates": 1, "measured_by": "swindex",
-                                  "joint_ratio": pytest.approx(report.all_zeroed / report.original), "metric": "perplexity"}
+    assert updated["verdict"] == {
+        "outcome": "super_weights",
+        "super_weights": 1,
+        "candidates": 1,
+        "measured_by": "swindex",
+        "joint_ratio": pytest.approx(report.all_zeroed / report.original),
+        "metric": "perplexity",
+    }
     assert updated["evidence"]["verification"]["control"] == pytest.approx(report.control)
 
 
@@ -170,7 +194,9 @@ def test_a_detected_entry_verifies_as_critical():
     model, planted = dependent_llama(seed=0)
     entry = detect(model).to_entry()
     report = verify(model, entry, sequences=4, length=32)
-    assert [(w.tensor, w.index, w.classification) for w in report.weights] == [(planted.tensor, planted.index, "critical")]
+    assert [(w.tensor, w.index, w.classification) for w in report.weights] == [
+        (planted.tensor, planted.index, "critical")
+    ]
     assert validate_entry_dict(report.apply(entry)) == []
 
 
@@ -188,7 +214,9 @@ def test_a_recorded_value_that_differs_from_the_weights_warns():
         report = verify(model, entry, sequences=2, length=16)
     assert not report.fingerprint.matches
     assert report.fingerprint.checked == 1
-    assert [m.split(":")[0] for m in report.fingerprint.mismatches] == [f"model.layers.{planted.layer}.mlp.down_proj.weight[{planted.row}, {planted.column}]"]
+    assert [m.split(":")[0] for m in report.fingerprint.mismatches] == [
+        f"model.layers.{planted.layer}.mlp.down_proj.weight[{planted.row}, {planted.column}]"
+    ]
     assert "not the ones the entry was measured on" in report.fingerprint.hint
 
 
@@ -258,7 +286,10 @@ def test_stories260k_largest_weights_are_not_critical():
 
     path = Path(__file__).resolve().parent / "fixtures" / "models" / "stories260K"  # a copy kept in the repository
     model = LlamaForCausalLM.from_pretrained(path).eval()
-    claims = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in range(model.config.num_hidden_layers)]
+    claims = [
+        largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight")
+        for layer in range(model.config.num_hidden_layers)
+    ]
     report = verify(model, entry_for(model, *claims, model_id="karpathy/stories260K"), sequences=4, length=64)
     assert len(report.weights) == model.config.num_hidden_layers
     assert all(w.classification != "critical" for w in report.weights)
@@ -275,7 +306,12 @@ def test_a_real_encoder_is_measured_with_its_tokenizer(monkeypatch):
     path = Path(gt.__file__).parent / "model"
     model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
     claim = largest_weight(model, "encoder.layer.0.output.dense.weight")
-    report = verify(model, entry_for(model, claim, model_id="sentence-transformers/all-MiniLM-L6-v2"), tokenizer=tokenizer, sequences=8)
+    report = verify(
+        model,
+        entry_for(model, claim, model_id="sentence-transformers/all-MiniLM-L6-v2"),
+        tokenizer=tokenizer,
+        sequences=8,
+    )
     assert report.metric == "embedding_shift" and report.text == "everyday.txt"
     assert report.sequences == 8
     assert report.weights[0].zeroed > 0.0 and report.weights[0].super_activation is not None
@@ -283,7 +319,13 @@ def test_a_real_encoder_is_measured_with_its_tokenizer(monkeypatch):
 
 @pytest.mark.parametrize(
     ("metric", "value", "expected"),
-    [("perplexity", 3.0, "critical"), ("perplexity", 1.2, "significant"), ("perplexity", 1.01, "inert"), ("embedding_shift", 0.5, "critical"), ("embedding_shift", 0.001, "inert")],
+    [
+        ("perplexity", 3.0, "critical"),
+        ("perplexity", 1.2, "significant"),
+        ("perplexity", 1.01, "inert"),
+        ("embedding_shift", 0.5, "critical"),
+        ("embedding_shift", 0.001, "inert"),
+    ],
 )
 def test_classification_thresholds(metric, value, expected):
     assert classify(metric, value) == expected
@@ -298,14 +340,39 @@ def test_cli_prints_json_and_writes_the_verified_entry(tmp_path, capsys):
     entry_file = tmp_path / "entry.yaml"
     entry_file.write_text(dump_yaml(entry_for(model, planted)), encoding="utf-8")
     out = tmp_path / "verified.yaml"
-    code = main(["verify", str(tmp_path / "model"), "--entry", str(entry_file), "--json", "--quiet", "--output", str(out), "--sequences", "2", "--length", "24"])
+    code = main(
+        [
+            "verify",
+            str(tmp_path / "model"),
+            "--entry",
+            str(entry_file),
+            "--json",
+            "--quiet",
+            "--output",
+            str(out),
+            "--sequences",
+            "2",
+            "--length",
+            "24",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) >= {"perplexity", "claims", "fingerprint", "method"}
-    assert all(isinstance(data["perplexity"][k], float) for k in ("original", "all_zeroed", "control", "restored_activation"))
+    assert all(
+        isinstance(data["perplexity"][k], float) for k in ("original", "all_zeroed", "control", "restored_activation")
+    )
     (weight,) = data["claims"]
-    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (planted.layer, planted.row, planted.column, None)
-    assert weight["classification"] == "critical" and data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
+    assert (weight["layer"], weight["row"], weight["column"], weight["expert"]) == (
+        planted.layer,
+        planted.row,
+        planted.column,
+        None,
+    )
+    assert (
+        weight["classification"] == "critical"
+        and data["perplexity"]["per_weight"][weight["coordinate"]] == weight["zeroed"]
+    )
     assert data["fingerprint"]["matches"] is True
     written = load_yaml(out)
     assert validate_entry_dict(written) == []
@@ -319,7 +386,19 @@ def test_cli_looks_the_entry_up_in_a_registry(tmp_path, capsys, write_registry):
     model, planted = dependent_llama(seed=0)
     model.save_pretrained(tmp_path / "acme" / "dep")
     registry = write_registry(entry_for(model, planted, model_id="acme/dep"))
-    code = main(["verify", str(tmp_path / "acme" / "dep"), "--registry", str(registry), "--quiet", "--sequences", "2", "--length", "16"])
+    code = main(
+        [
+            "verify",
+            str(tmp_path / "acme" / "dep"),
+            "--registry",
+            str(registry),
+            "--quiet",
+            "--sequences",
+            "2",
+            "--length",
+            "16",
+        ]
+    )
     assert code == 0
     assert "acme/dep" in capsys.readouterr().out
 
@@ -379,7 +458,21 @@ def test_cli_does_not_write_evidence_measured_on_other_weights(tmp_path, capsys)
     entry["claims"][0]["value"] = -planted.value
     (tmp_path / "entry.yaml").write_text(dump_yaml(entry), encoding="utf-8")
     out = tmp_path / "out.yaml"
-    code = main(["verify", str(tmp_path / "model"), "--entry", str(tmp_path / "entry.yaml"), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"])
+    code = main(
+        [
+            "verify",
+            str(tmp_path / "model"),
+            "--entry",
+            str(tmp_path / "entry.yaml"),
+            "--quiet",
+            "--output",
+            str(out),
+            "--sequences",
+            "2",
+            "--length",
+            "16",
+        ]
+    )
     assert code == 1 and not out.exists()
     assert "not writing" in capsys.readouterr().err
 
@@ -396,7 +489,24 @@ def test_cli_detect_then_verify_writes_an_entry_that_validates(tmp_path, capsys)
     assert main(["detect", str(path), "--id", "acme/planted", "--json"]) == 0
     entry.write_text(capsys.readouterr().out, encoding="utf-8")
     out = tmp_path / "verified.yaml"
-    assert main(["verify", str(path), "--entry", str(entry), "--quiet", "--output", str(out), "--sequences", "2", "--length", "16"]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                str(path),
+                "--entry",
+                str(entry),
+                "--quiet",
+                "--output",
+                str(out),
+                "--sequences",
+                "2",
+                "--length",
+                "16",
+            ]
+        )
+        == 0
+    )
     written = load_yaml(out)
     claim = written["claims"][0]
     assert claim["impact"]["classification"] == "inert" and claim["status"] == "detected"

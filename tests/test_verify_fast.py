@@ -20,7 +20,12 @@ from swindex.verification.fast import Recorder, ablating, layers_for_shortcuts, 
 from swindex.verification.inputs import sampled, sentences  # noqa: E402
 from swindex.verification.measure import lm_pass  # noqa: E402
 
-RUN = {"sequences": 4, "length": 24, "batch_size": 2, "sequential": False}  # every weight on the whole text: figures match
+RUN = {
+    "sequences": 4,
+    "length": 24,
+    "batch_size": 2,
+    "sequential": False,
+}  # every weight on the whole text: figures match
 SHORTCUTS = ("starts at the first layer it changes", "share each forward pass")
 
 
@@ -33,8 +38,15 @@ def _claim(model, tensor, conv1d=False, second=0):
     row, column = (j, i) if conv1d else (i, j)
     layer = int(next(part for part in tensor.split(".") if part.isdigit()))
     return {
-        "layer": layer, "tensor": tensor, "row": row, "column": column, "expert": None, "index": [i, j],
-        "value": float(values[i, j]), "status": "detected", "impact": {"classification": "unmeasured"},
+        "layer": layer,
+        "tensor": tensor,
+        "row": row,
+        "column": column,
+        "expert": None,
+        "index": [i, j],
+        "value": float(values[i, j]),
+        "status": "detected",
+        "impact": {"classification": "unmeasured"},
         "sources": [{"citation": "tests (largest weight)", "kind": "swindex", "evidence": "detected"}],
     }
 
@@ -52,7 +64,9 @@ def _assert_same(plain, fast, rel=1e-4):
     for a, b in zip(plain.weights, fast.weights):
         assert b.zeroed == pytest.approx(a.zeroed, rel=rel, abs=1e-6)
         assert b.super_activation == pytest.approx(a.super_activation, rel=rel)
-        assert b.super_activation_zeroed == pytest.approx(a.super_activation_zeroed, rel=rel, abs=1e-4 * abs(a.super_activation))
+        assert b.super_activation_zeroed == pytest.approx(
+            a.super_activation_zeroed, rel=rel, abs=1e-4 * abs(a.super_activation)
+        )
     for figure in ("original", "all_zeroed", "restored_activation", "control"):
         assert getattr(fast, figure) == pytest.approx(getattr(plain, figure), rel=rel, abs=1e-6), figure
 
@@ -104,7 +118,9 @@ def test_an_encoder_is_classified_the_same_both_ways():
 def test_a_gpt2_conv1d_model_is_classified_the_same_both_ways():
     model, _ = build_planted("gpt2", tie_word_embeddings=False)
     claims = [_claim(model, f"transformer.h.{layer}.mlp.c_proj.weight", conv1d=True) for layer in (1, 2, 3)]
-    second = dict(claims[1], index=[0, 1], row=1, column=0, value=float(model.get_parameter(claims[1]["tensor"]).detach()[0, 1]))
+    second = dict(
+        claims[1], index=[0, 1], row=1, column=0, value=float(model.get_parameter(claims[1]["tensor"]).detach()[0, 1])
+    )
     claims.insert(2, second)  # two ablations of one Conv1D in one stacked pass
     plain, fast = _both(model, {**entry_for(model), "claims": claims})
     _assert_same(plain, fast)
@@ -113,9 +129,18 @@ def test_a_gpt2_conv1d_model_is_classified_the_same_both_ways():
 
 def test_mixture_of_experts_runs_one_ablation_per_pass_and_agrees():
     model, (w,) = build_planted("mixtral")
-    claim = {"layer": w.layer, "tensor": w.tensor, "row": w.row, "column": w.column, "expert": w.expert, "index": list(w.index),
-             "value": w.value, "status": "detected", "impact": {"classification": "unmeasured"},
-             "sources": [{"citation": "tests", "kind": "swindex", "evidence": "detected"}]}
+    claim = {
+        "layer": w.layer,
+        "tensor": w.tensor,
+        "row": w.row,
+        "column": w.column,
+        "expert": w.expert,
+        "index": list(w.index),
+        "value": w.value,
+        "status": "detected",
+        "impact": {"classification": "unmeasured"},
+        "sources": [{"citation": "tests", "kind": "swindex", "evidence": "detected"}],
+    }
     plain, fast = _both(model, {**entry_for(model), "claims": [claim]})
     _assert_same(plain, fast)
     assert "one ablation per forward pass" in fast.method
@@ -130,8 +155,11 @@ def _evaluation(model, planted_claims, sequences=4, length=16):
 def test_a_stacked_pass_gives_each_copy_exactly_its_own_ablation():
     """Three ablations in one forward pass score as the same three weights zeroed in place, one at a time."""
     model, planted = dependent_llama(seed=1)
-    claims = [planted.as_dict(), largest_weight(model, "model.layers.2.mlp.down_proj.weight").as_dict(),
-              largest_weight(model, "model.layers.3.mlp.down_proj.weight").as_dict()]
+    claims = [
+        planted.as_dict(),
+        largest_weight(model, "model.layers.2.mlp.down_proj.weight").as_dict(),
+        largest_weight(model, "model.layers.3.mlp.down_proj.weight").as_dict(),
+    ]
     assert len({(c["tensor"], tuple(c["index"])) for c in claims}) == 3
     evaluation, ablations = _evaluation(model, claims)
     weights = [stacked_weight(model, a.target, a.channel) for a in ablations]
@@ -141,7 +169,9 @@ def test_a_stacked_pass_gives_each_copy_exactly_its_own_ablation():
         with zeroed(model, [ablation.target]):
             alone = evaluation.passes(channels=[ablation.channel])[0]
         assert p.perplexity == pytest.approx(alone.perplexity, rel=1e-5)
-        assert torch.allclose(torch.cat(p.channels[ablation.channel]), torch.cat(alone.channels[ablation.channel]), rtol=1e-4, atol=1e-5)
+        assert torch.allclose(
+            torch.cat(p.channels[ablation.channel]), torch.cat(alone.channels[ablation.channel]), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_a_pass_started_at_a_layer_from_the_recording_matches_the_whole_model():

@@ -17,8 +17,20 @@ from swindex.verification import record, verify  # noqa: E402
 pytestmark = pytest.mark.slow
 
 CANDIDATES = (
-    (1, 507, 83), (1, 507, 609), (1, 507, 1009), (2, 507, 90), (2, 507, 430), (2, 260, 90), (2, 260, 430),
-    (8, 507, 1188), (11, 507, 1229), (11, 507, 1487), (27, 199, 903), (27, 299, 903), (27, 243, 903), (28, 507, 678),
+    (1, 507, 83),
+    (1, 507, 609),
+    (1, 507, 1009),
+    (2, 507, 90),
+    (2, 507, 430),
+    (2, 260, 90),
+    (2, 260, 430),
+    (8, 507, 1188),
+    (11, 507, 1229),
+    (11, 507, 1487),
+    (27, 199, 903),
+    (27, 299, 903),
+    (27, 243, 903),
+    (28, 507, 678),
 )
 CRITICAL = "model.layers.11.mlp.down_proj.weight[507, 1229]"
 
@@ -27,16 +39,37 @@ def _entry(model):
     cfg = model.config
     claims = [
         {
-            "layer": layer, "tensor": f"model.layers.{layer}.mlp.down_proj.weight", "row": row, "column": column, "expert": None,
-            "index": [row, column], "status": "detected", "impact": {"classification": "unmeasured"},
-            "sources": [{"citation": "swindex detect (earlier detector), SmolLM2-135M-Instruct.Q4_1.gguf", "kind": "swindex", "evidence": "detected"}],
+            "layer": layer,
+            "tensor": f"model.layers.{layer}.mlp.down_proj.weight",
+            "row": row,
+            "column": column,
+            "expert": None,
+            "index": [row, column],
+            "status": "detected",
+            "impact": {"classification": "unmeasured"},
+            "sources": [
+                {
+                    "citation": "swindex detect (earlier detector), SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "kind": "swindex",
+                    "evidence": "detected",
+                }
+            ],
         }
         for layer, row, column in CANDIDATES
     ]
     return {
-        "schema_version": 2, "id": "HuggingFaceTB/SmolLM2-135M-Instruct", "architecture": "LlamaForCausalLM", "family": "llama",
-        "revision": None, "modified": "2026-11-30", "verdict": {"outcome": "not_measured"},
-        "dimensions": {"num_layers": cfg.num_hidden_layers, "hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size},
+        "schema_version": 2,
+        "id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "architecture": "LlamaForCausalLM",
+        "family": "llama",
+        "revision": None,
+        "modified": "2026-11-30",
+        "verdict": {"outcome": "not_measured"},
+        "dimensions": {
+            "num_layers": cfg.num_hidden_layers,
+            "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size,
+        },
         "claims": claims,
     }
 
@@ -56,7 +89,9 @@ def test_only_layer_11_507_1229_is_critical(smollm2):
     assert [w.coordinate for w in report.weights if w.classification == "critical"] == [CRITICAL]
     (weight,) = [w for w in report.weights if w.coordinate == CRITICAL]
     assert 3.0 < weight.ratio < 6.0
-    assert abs(weight.super_activation) > 10_000 and abs(weight.super_activation_zeroed) < 0.5 * abs(weight.super_activation)
+    assert abs(weight.super_activation) > 10_000 and abs(weight.super_activation_zeroed) < 0.5 * abs(
+        weight.super_activation
+    )
 
 
 def test_all_candidates_together_are_devastating(smollm2):

@@ -16,7 +16,17 @@ from swindex.validate import validate_entry_dict  # noqa: E402
 from swindex.verification import record, verify  # noqa: E402
 
 RUN = {"sequences": 4, "length": 32, "batch_size": 4}
-IMPACT_FIELDS = {"classification", "measured_by", "metric", "original", "zeroed", "ratio", "super_activation", "super_activation_zeroed", "date"}
+IMPACT_FIELDS = {
+    "classification",
+    "measured_by",
+    "metric",
+    "original",
+    "zeroed",
+    "ratio",
+    "super_activation",
+    "super_activation_zeroed",
+    "date",
+}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +134,11 @@ def test_only_swindex_dates_reads_swindex_today():
     root = Path(__file__).resolve().parent.parent
     files = [path for folder in ("swindex", "builder") for path in (root / folder).rglob("*.py")]
     named = [str(p.relative_to(root)) for p in files if '"SWINDEX_TODAY"' in p.read_text(encoding="utf-8")]
-    readers = [str(p.relative_to(root)) for p in files if "TODAY_ENV" in p.read_text(encoding="utf-8") and p.name != "constants.py"]
+    readers = [
+        str(p.relative_to(root))
+        for p in files
+        if "TODAY_ENV" in p.read_text(encoding="utf-8") and p.name != "constants.py"
+    ]
     assert named == ["swindex/constants.py"] and readers == ["swindex/dates.py"]
 
 

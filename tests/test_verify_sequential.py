@@ -95,7 +95,10 @@ def measured():
     entry = entry_for(model, planted, *others)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    reports = {name: verify(model, entry, method=method, sequential=sequential, **RUN) for name, (method, sequential) in WAYS.items()}
+    reports = {
+        name: verify(model, entry, method=method, sequential=sequential, **RUN)
+        for name, (method, sequential) in WAYS.items()
+    }
     return model, entry, reports, before, hooks
 
 
@@ -132,7 +135,9 @@ def test_the_figures_beside_each_weight_are_still_the_whole_texts(measured):
         assert getattr(sequential, figure) == pytest.approx(getattr(whole, figure), rel=1e-4), figure
     for a, b in zip(whole.weights, sequential.weights):
         assert b.super_activation == pytest.approx(a.super_activation, rel=1e-4)
-        assert b.super_activation_zeroed == pytest.approx(a.super_activation_zeroed, rel=1e-3, abs=1e-3 * abs(a.super_activation))
+        assert b.super_activation_zeroed == pytest.approx(
+            a.super_activation_zeroed, rel=1e-3, abs=1e-3 * abs(a.super_activation)
+        )
 
 
 def test_the_evidence_records_the_tokens_and_bound_that_settled_each_claim(measured):
@@ -159,12 +164,17 @@ def test_a_single_claim_is_measured_on_the_whole_text():
     report = verify(model, entry_for(model, planted), sequences=6, length=16)
     assert report.weights[0].tokens == report.tokens_predicted
     weight = report.weights[0]
-    assert weight.bound.low == pytest.approx(weight.ratio, rel=1e-9) and weight.bound.high == pytest.approx(weight.ratio, rel=1e-9)
+    assert weight.bound.low == pytest.approx(weight.ratio, rel=1e-9) and weight.bound.high == pytest.approx(
+        weight.ratio, rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(
     ("bound", "says"),
-    [({"low": 0.5, "high": 0.9}, "does not hold the ratio"), ({"low": 0.9, "high": 1.2}, "not wholly inside the class inert")],
+    [
+        ({"low": 0.5, "high": 0.9}, "does not hold the ratio"),
+        ({"low": 0.9, "high": 1.2}, "not wholly inside the class inert"),
+    ],
 )
 def test_the_validator_refuses_a_bound_that_did_not_settle_the_recorded_class(measured, bound, says):
     from swindex.validate import validate_entry_dict

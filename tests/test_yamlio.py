@@ -50,7 +50,7 @@ def test_scalars_follow_yaml_1_2(text, expected):
         ("v: !custom 1", "not allowed"),
         ('v: !!int "100"', "explicit tag"),
         ("v: ! 100", "explicit tag"),
-        ('v: !!str 3', "explicit tag"),
+        ("v: !!str 3", "explicit tag"),
         ("%YAML 1.1\n---\nv: 1", "directives"),
         ("? [1, 2]\n: x", "must be a string"),
         ("v: [1, 2", "malformed YAML"),
@@ -64,7 +64,7 @@ def test_ambiguous_or_unsafe_yaml_is_rejected_with_its_line(text, message):
 
 
 def test_billion_laughs_is_rejected_without_expanding(tmp_path):
-    lines = ['a0: &a0 ["lol"]'] + [f"a{i}: &a{i} [{', '.join([f'*a{i-1}'] * 10)}]" for i in range(1, 30)]
+    lines = ['a0: &a0 ["lol"]'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 30)]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines))
     with pytest.raises(RegistryFileError, match="aliases"):
@@ -115,17 +115,28 @@ _scalar = (
     | st.integers(min_value=-(2**62), max_value=2**62)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
-    | st.sampled_from(["no", "yes", "on", "off", "012", "1e-6", "0x10", "2024-01-01", "~", "null", "True", ".inf", "1_000", ""])
+    | st.sampled_from(
+        ["no", "yes", "on", "off", "012", "1e-6", "0x10", "2024-01-01", "~", "null", "True", ".inf", "1_000", ""]
+    )
 )
 _data = st.recursive(
     _scalar,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10), inner, max_size=4
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10), _data, max_size=5))
+@given(
+    st.dictionaries(
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10), _data, max_size=5
+    )
+)
 def test_dump_then_load_round_trips_exactly(data):
     loaded, _ = parse_yaml(dump_yaml(data))
     assert loaded == data
@@ -140,7 +151,13 @@ def test_an_empty_value_is_null():
 
 @pytest.mark.parametrize(
     "text",
-    ["[" * 50_000, "- " * 50_000 + "x", "{a: " * 50_000, '["]", ' * 20_000, "\n".join(" " * i + "a:" for i in range(3_000))],
+    [
+        "[" * 50_000,
+        "- " * 50_000 + "x",
+        "{a: " * 50_000,
+        '["]", ' * 20_000,
+        "\n".join(" " * i + "a:" for i in range(3_000)),
+    ],
     ids=["flow-sequences", "block-sequences", "flow-mappings", "brackets-hidden-in-strings", "indented-mappings"],
 )
 def test_hostile_nesting_is_an_error_not_a_crash(text):
@@ -150,7 +167,14 @@ def test_hostile_nesting_is_an_error_not_a_crash(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["v: " + "9" * 5000, "v: -" + "1" * 4400, "v: [1, " + "2" * 21 + "]", "v: 0x" + "f" * 30, "v: 0" + "1" * 4400, "? " + "9" * 4400 + "\n: x"],
+    [
+        "v: " + "9" * 5000,
+        "v: -" + "1" * 4400,
+        "v: [1, " + "2" * 21 + "]",
+        "v: 0x" + "f" * 30,
+        "v: 0" + "1" * 4400,
+        "? " + "9" * 4400 + "\n: x",
+    ],
     ids=["over-python-limit", "negative", "in-a-list", "hexadecimal", "leading-zero", "as-a-key"],
 )
 def test_an_integer_too_long_to_be_a_count_is_refused_at_its_line(text):
@@ -169,8 +193,12 @@ def test_integers_up_to_the_digit_limit_are_read():
     assert parse_yaml("v: " + "9" * MAX_INT_DIGITS)[0] == {"v": int("9" * MAX_INT_DIGITS)}
 
 
-@pytest.mark.parametrize("mark", ["\u2028", "\u2029", "\x85", "\r"], ids=["line-separator", "paragraph-separator", "nel", "bare-cr"])
-@pytest.mark.parametrize("notes", ["one{}two", "'one{}two'", '"one{}two"'], ids=["plain", "single-quoted", "double-quoted"])
+@pytest.mark.parametrize(
+    "mark", ["\u2028", "\u2029", "\x85", "\r"], ids=["line-separator", "paragraph-separator", "nel", "bare-cr"]
+)
+@pytest.mark.parametrize(
+    "notes", ["one{}two", "'one{}two'", '"one{}two"'], ids=["plain", "single-quoted", "double-quoted"]
+)
 def test_line_breaks_git_does_not_count_are_refused_at_git_line_and_field(mark, notes):
     text = "id: acme/x\nnotes: " + notes.format(mark) + "\nrow: 3\n"
     with pytest.raises(RegistryFileError, match="line break to YAML but not to git") as info:

@@ -83,10 +83,18 @@ def check(
     read = _gguf_reader(gguf_file, chosen.entry) if gguf_file else _safetensors_reader(opened, chosen.entry)
     results = tuple(read(claim) for claim in weights)
     return CheckReport(
-        checkpoint=opened.location, format=opened.format, entry=chosen.entry.id, entry_rule=chosen.rule,
+        checkpoint=opened.location,
+        format=opened.format,
+        entry=chosen.entry.id,
+        entry_rule=chosen.rule,
         entry_from=chosen.detail,
-        weights=results, revision=opened.revision, sha256=sha256, bytes_read=transfer.bytes, reads=transfer.reads,
-        seconds=time.perf_counter() - started, notes=opened.notes,
+        weights=results,
+        revision=opened.revision,
+        sha256=sha256,
+        bytes_read=transfer.bytes,
+        reads=transfer.reads,
+        seconds=time.perf_counter() - started,
+        notes=opened.notes,
     )
 
 
@@ -143,7 +151,8 @@ def open_cached(spec: str, transfer: Transfer, *, revision: str | None = None, f
     except Exception:  # noqa: BLE001 - huggingface_hub says 'not cached' with several error types, all meaning this
         at = f" at {wanted}" if wanted else ""
         raise CheckpointError(
-            spec, f"HF_HUB_OFFLINE is set and the local Hugging Face cache holds no snapshot of it{at}: "
+            spec,
+            f"HF_HUB_OFFLINE is set and the local Hugging Face cache holds no snapshot of it{at}: "
             "unset HF_HUB_OFFLINE, or download it first",
         ) from None
     opened = open_local(Path(folder) / file if file is not None else folder, transfer)
@@ -182,9 +191,14 @@ def choose_entry(
     artifacts = recorded_artifacts(registry)
     sha256 = _sha256_if_recorded(opened, artifacts)
     inferred = infer_entry(
-        opened.location, config=opened.config, card=opened.card,
+        opened.location,
+        config=opened.config,
+        card=opened.card,
         gguf_metadata=gguf_file.metadata if gguf_file else None,
-        dimensions=dimensions, registry=registry, sha256=sha256, artifacts=artifacts,
+        dimensions=dimensions,
+        registry=registry,
+        sha256=sha256,
+        artifacts=artifacts,
     )
     return inferred, sha256
 
@@ -240,10 +254,18 @@ def _weight(claim: Any, entry: Entry, value: float, line: Any, **found: Any) -> 
     recorded = _recorded(claim, entry)
     index_hf, index_gguf = hf_and_gguf_index(claim)
     return WeightCheck(
-        coordinate=str(claim.coordinate), role=weight_role(claim), layer=claim.layer, row=claim.row,
+        coordinate=str(claim.coordinate),
+        role=weight_role(claim),
+        layer=claim.layer,
+        row=claim.row,
         column=claim.column,
-        expert=claim.expert, index_hf=index_hf, index_gguf=index_gguf, recorded=recorded, value=value,
-        judgement=judge(recorded, value, curve=_curve(claim), line=line), **found,
+        expert=claim.expert,
+        index_hf=index_hf,
+        index_gguf=index_gguf,
+        recorded=recorded,
+        value=value,
+        judgement=judge(recorded, value, curve=_curve(claim), line=line),
+        **found,
     )
 
 
@@ -266,14 +288,23 @@ def _gguf_reader(gguf_file: GGUFFile, entry: Entry) -> Any:
         value = float(values[claim.column])
         quantized = tensor.type_name not in _UNQUANTIZED_GGUF
         start = claim.column // tensor.block_size * tensor.block_size
-        block = values[start:start + tensor.block_size]
+        block = values[start : start + tensor.block_size]
         step = quant_step(tensor, raw, claim.column) if quantized else None
         recorded = _recorded(claim, entry)
         return _weight(
-            claim, entry, value, values, tensor=tensor.name, index=gguf_array_index(claim.row, claim.column, expert),
-            file=gguf_file.source.name, stored_as=tensor.type_name, quantized=quantized, block_scale=step,
+            claim,
+            entry,
+            value,
+            values,
+            tensor=tensor.name,
+            index=gguf_array_index(claim.row, claim.column, expert),
+            file=gguf_file.source.name,
+            stored_as=tensor.type_name,
+            quantized=quantized,
+            block_scale=step,
             block_error=(value - recorded) / step if step and recorded is not None else None,
-            largest_in_row=_largest(value, values), largest_in_block=_largest(value, block) if quantized else None,
+            largest_in_row=_largest(value, values),
+            largest_in_block=_largest(value, block) if quantized else None,
         )
 
     return read
@@ -286,7 +317,8 @@ def _gguf_tensor(gguf_file: GGUFFile, claim: Any) -> Any:
             return gguf_file.tensors[name]
     present = sorted(n for n in gguf_file.tensors if n.startswith(f"blk.{claim.layer}.ffn_down"))
     held = (
-        f" (layer {claim.layer} holds {', '.join(map(shown, present))})" if present
+        f" (layer {claim.layer} holds {', '.join(map(shown, present))})"
+        if present
         else f" (it has no layer {claim.layer} down projection)"
     )
     raise CheckpointError(gguf_file.source.name, f"has no {names[0]} for {claim.coordinate}{held}")
@@ -358,8 +390,16 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         value = float(line[index[-1]])
         largest = _largest(value, line)
         return _weight(
-            claim, entry, value, line, tensor=name, index=tuple(index), file=tensor.source.name, stored_as=stored_as,
-            quantized=quantized, largest_in_row=None if transposed else largest,
+            claim,
+            entry,
+            value,
+            line,
+            tensor=name,
+            index=tuple(index),
+            file=tensor.source.name,
+            stored_as=stored_as,
+            quantized=quantized,
+            largest_in_row=None if transposed else largest,
             largest_in_column=largest if transposed else None,
         )
 
@@ -377,9 +417,16 @@ def _stored_check(claim: Any, stored: Element, entry: Entry) -> WeightCheck:
     recorded = _recorded(claim, entry)
     has_group = stored.group is not None
     return _weight(
-        claim, entry, stored.value, stored.group if has_group and stored.group_is_row else None,
-        tensor=stored.tensor, index=stored.index, file=stored.file, stored_as=stored.stored_as,
-        quantized=stored.step is not None, block_scale=stored.step,
+        claim,
+        entry,
+        stored.value,
+        stored.group if has_group and stored.group_is_row else None,
+        tensor=stored.tensor,
+        index=stored.index,
+        file=stored.file,
+        stored_as=stored.stored_as,
+        quantized=stored.step is not None,
+        block_scale=stored.step,
         block_error=(stored.value - recorded) / stored.step if stored.step and recorded is not None else None,
         largest_in_row=_largest(stored.value, stored.group) if has_group and stored.group_is_row else None,
         largest_in_block=_largest(stored.value, stored.group) if has_group and not stored.group_is_row else None,
@@ -426,12 +473,18 @@ def _match_tensor(claim: Any, names: tuple[str, ...], where: str) -> str:
         return found[0]
     if len(found) > 1:
         names_found = ", ".join(map(shown, found))
-        raise CheckpointError(where, f"holds {claim.tensor} under several names ({names_found}); a loader keeps one: remove the others")
+        raise CheckpointError(
+            where, f"holds {claim.tensor} under several names ({names_found}); a loader keeps one: remove the others"
+        )
     module = claim.tensor.rsplit(".", 1)[0] if claim.tensor.endswith(".weight") else claim.tensor
     if any(n.endswith(f"{module.split('.', 1)[-1]}.qweight") for n in names):
-        raise UnsupportedCheckpointError(where, f"{module} is stored as packed integers (qweight: GPTQ or AWQ), which check cannot read")
+        raise UnsupportedCheckpointError(
+            where, f"{module} is stored as packed integers (qweight: GPTQ or AWQ), which check cannot read"
+        )
     layer = f".{claim.layer}."
-    near = sorted(n for n in names if layer in f".{n}" and ("down" in n or "c_proj" in n or "fc2" in n or "w2" in n))[:4]
+    near = sorted(n for n in names if layer in f".{n}" and ("down" in n or "c_proj" in n or "fc2" in n or "w2" in n))[
+        :4
+    ]
     hint = f"; its layer {claim.layer} has {', '.join(map(shown, near))}" if near else ""
     raise CheckpointError(
         where,
@@ -448,7 +501,10 @@ def _index_in(tensor: StoredTensor, claim: Any, entry: Entry) -> tuple[int, ...]
         return index
     if len(tensor.shape) == 2 and len(index) == 3:
         return stored_index(claim.row, claim.column)  # one expert saved as its own Linear
-    raise CheckpointError(tensor.source.name, f"{tensor.name} has shape {list(tensor.shape)}, which cannot hold index {list(index)} of {claim.coordinate}")
+    raise CheckpointError(
+        tensor.source.name,
+        f"{tensor.name} has shape {list(tensor.shape)}, which cannot hold index {list(index)} of {claim.coordinate}",
+    )
 
 
 def _largest(value: float, values: Any) -> bool:

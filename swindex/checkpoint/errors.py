@@ -5,9 +5,15 @@ from __future__ import annotations
 from ..errors import SwindexError, shown, shown_lines
 
 SUPPORTED_FORMATS = (
-    "float safetensors", "fp8 with block scales", "GGUF (legacy and K-quants)", "GPTQ", "AWQ",
-    "bitsandbytes 4-bit (nf4, fp4) and 8-bit", "compressed-tensors (pack-quantized, float-quantized, naive-quantized)",
-    "MLX affine", "LoRA adapters",
+    "float safetensors",
+    "fp8 with block scales",
+    "GGUF (legacy and K-quants)",
+    "GPTQ",
+    "AWQ",
+    "bitsandbytes 4-bit (nf4, fp4) and 8-bit",
+    "compressed-tensors (pack-quantized, float-quantized, naive-quantized)",
+    "MLX affine",
+    "LoRA adapters",
 )
 """What check reads, named in the error for a format it does not."""
 

@@ -24,7 +24,10 @@ MAGIC = b"GGUF"
 MAX_DIMS = 4
 KEPT_ARRAY_LENGTH = 64
 """Metadata arrays up to this length are read (base-model lists); longer ones (tokenizer vocabularies) are skipped."""
-_FIRST_CHUNK, _LAST_CHUNK = 1 << 14, 1 << 22  # header reads start small and double: most headers are tiny, a tokenizer's is megabytes
+_FIRST_CHUNK, _LAST_CHUNK = (
+    1 << 14,
+    1 << 22,
+)  # header reads start small and double: most headers are tiny, a tokenizer's is megabytes
 # GGUF metadata value types: struct format of the fixed-size ones; 8 is a string, 9 an array.
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -82,18 +85,24 @@ class _Cursor:
 
     def take(self, length: int, what: str) -> bytes:
         if length < 0 or self.pos + length > self.source.size:
-            raise CheckpointError(self.source.name, f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes): it is truncated or its header lies")
+            raise CheckpointError(
+                self.source.name,
+                f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes): it is truncated or its header lies",
+            )
         offset = self.pos - self._buffer_start
         if offset + length > len(self._buffer):
             size = min(max(length, self._chunk), self.source.size - self.pos)
             self._buffer, self._buffer_start, offset = self.source.read(self.pos, size), self.pos, 0
             self._chunk = min(self._chunk * 2, _LAST_CHUNK)
         self.pos += length
-        return self._buffer[offset:offset + length]
+        return self._buffer[offset : offset + length]
 
     def skip(self, length: int, what: str) -> None:
         if length < 0 or self.pos + length > self.source.size:
-            raise CheckpointError(self.source.name, f"GGUF header: {what} claims {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes)")
+            raise CheckpointError(
+                self.source.name,
+                f"GGUF header: {what} claims {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes)",
+            )
         self.pos += length
 
     def unpack(self, fmt: str, what: str) -> Any:
@@ -114,7 +123,10 @@ class _Cursor:
                 offset = 0
             self.pos += 8 + unpack_from("<Q", self._buffer, offset)[0]
             if self.pos > size:
-                raise CheckpointError(self.source.name, f"GGUF header: a string of {what} ends at byte {self.pos:,}, past the end of the file ({size:,} bytes): it is truncated or its header lies")
+                raise CheckpointError(
+                    self.source.name,
+                    f"GGUF header: a string of {what} ends at byte {self.pos:,}, past the end of the file ({size:,} bytes): it is truncated or its header lies",
+                )
 
 
 def read_gguf(source: ByteSource) -> GGUFFile:
@@ -131,7 +143,10 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     tensor_count = cursor.unpack("<Q", "tensor count")
     kv_count = cursor.unpack("<Q", "metadata count")
     if tensor_count * 24 + kv_count * 12 > source.size:
-        raise CheckpointError(source.name, f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold")
+        raise CheckpointError(
+            source.name,
+            f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold",
+        )
     if tensor_count > MAX_TENSORS:
         raise CheckpointError(
             source.name,
@@ -149,7 +164,9 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         name = cursor.string("tensor name")
         n_dims = cursor.unpack("<I", f"dimensions of {name}")
         if not 1 <= n_dims <= MAX_DIMS:
-            raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {n_dims} dimensions; ggml has 1 to {MAX_DIMS}")
+            raise CheckpointError(
+                source.name, f"GGUF tensor {name!r} claims {n_dims} dimensions; ggml has 1 to {MAX_DIMS}"
+            )
         ne = tuple(cursor.unpack("<Q", f"shape of {name}") for _ in range(n_dims))
         if not all(0 < n < 1 << 63 for n in ne):
             raise CheckpointError(
@@ -164,22 +181,34 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     expected = 0
     for name, ne, kind, offset in infos:
         if name in tensors:
-            raise CheckpointError(source.name, f"GGUF tensor {shown(name)!r} is listed twice: llama.cpp refuses such a file")
+            raise CheckpointError(
+                source.name, f"GGUF tensor {shown(name)!r} is listed twice: llama.cpp refuses such a file"
+            )
         if kind not in GGML_QUANT_SIZES:
-            raise UnsupportedCheckpointError(source.name, f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does not know; upgrade it")
+            raise UnsupportedCheckpointError(
+                source.name,
+                f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does not know; upgrade it",
+            )
         block_size, type_size = GGML_QUANT_SIZES[kind]
         if ne[0] % block_size:
-            raise CheckpointError(source.name, f"GGUF tensor {name!r}: {ne[0]} values per row is not a whole number of {block_size}-value blocks")
+            raise CheckpointError(
+                source.name,
+                f"GGUF tensor {name!r}: {ne[0]} values per row is not a whole number of {block_size}-value blocks",
+            )
         size = math.prod(ne) // block_size * type_size
         if offset != expected:
             raise CheckpointError(
-                source.name, f"GGUF tensor {shown(name)!r} starts at data offset {offset:,}, not at {expected:,} where the tensor table puts it "
+                source.name,
+                f"GGUF tensor {shown(name)!r} starts at data offset {offset:,}, not at {expected:,} where the tensor table puts it "
                 f"(each tensor follows the last, aligned to {alignment}): misaligned or overlapping, which llama.cpp refuses",
             )
         expected += -(-size // alignment) * alignment
         start = data_start + offset
         if start + size > source.size:
-            raise CheckpointError(source.name, f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file ({source.size:,} bytes): it is truncated or its header lies")
+            raise CheckpointError(
+                source.name,
+                f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file ({source.size:,} bytes): it is truncated or its header lies",
+            )
         tensors[name] = GGUFTensor(name, ne, kind, start, block_size, type_size, source)
     return GGUFFile(source, version, metadata, tensors, data_start)
 
@@ -194,7 +223,9 @@ def _value(cursor: _Cursor, kind: int, key: str, depth: int = 0) -> Any:
     if kind == _STRING:
         return cursor.string(key)
     if kind != _ARRAY:
-        raise CheckpointError(cursor.source.name, f"GGUF metadata {key!r} has value type {kind}, which GGUF does not define")
+        raise CheckpointError(
+            cursor.source.name, f"GGUF metadata {key!r} has value type {kind}, which GGUF does not define"
+        )
     if depth >= MAX_GGUF_NESTING:
         raise CheckpointError(
             cursor.source.name, f"GGUF metadata {key!r} nests arrays more than {MAX_GGUF_NESTING} deep: a hostile file?"
@@ -241,9 +272,15 @@ def read_row(
     check_line_length(tensor.source.name, tensor.name, tensor.ne[0], longest)
     rows = tensor.ne[1] if len(tensor.ne) > 1 else 1
     experts = tensor.ne[2] if len(tensor.ne) > 2 else 1
-    if not 0 <= row < rows or (expert is None) != (len(tensor.ne) < 3) or (expert is not None and not 0 <= expert < experts):
+    if (
+        not 0 <= row < rows
+        or (expert is None) != (len(tensor.ne) < 3)
+        or (expert is not None and not 0 <= expert < experts)
+    ):
         where = f"row {row}" + (f" of expert {expert}" if expert is not None else "")
-        raise CheckpointError(tensor.source.name, f"{where} is outside GGUF tensor {tensor.name!r} (ne {list(tensor.ne)})")
+        raise CheckpointError(
+            tensor.source.name, f"{where} is outside GGUF tensor {tensor.name!r} (ne {list(tensor.ne)})"
+        )
     flat = (expert or 0) * rows + row
     raw = tensor.source.read(tensor.start + flat * tensor.row_bytes, tensor.row_bytes)
     try:
@@ -263,11 +300,11 @@ def quant_step(tensor: GGUFTensor, raw_row: bytes, column: int) -> float | None:
     import numpy as np
 
     name = tensor.type_name
-    block = raw_row[column // tensor.block_size * tensor.type_size:][:tensor.type_size]
+    block = raw_row[column // tensor.block_size * tensor.type_size :][: tensor.type_size]
     within = column % tensor.block_size
 
     def f16(offset: int) -> float:
-        return float(np.frombuffer(block[offset:offset + 2], dtype="<f2")[0])
+        return float(np.frombuffer(block[offset : offset + 2], dtype="<f2")[0])
 
     if name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"):
         return abs(f16(0))

@@ -58,7 +58,11 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
 
     def metadata(**kwargs: Any) -> dict[str, Any]:
         config = _read_json(folder / "config.json", transfer) if (folder / "config.json").is_file() else None
-        card = front_matter(_read_start(folder / "README.md", CARD_BYTES, transfer)) if (folder / "README.md").is_file() else None
+        card = (
+            front_matter(_read_start(folder / "README.md", CARD_BYTES, transfer))
+            if (folder / "README.md").is_file()
+            else None
+        )
         return {"config": config, "card": card, **kwargs}
 
     if path.is_file():
@@ -68,29 +72,64 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
             return Checkpoint(str(path), "safetensors", (path.name,), open_file, transfer, **metadata())
         if path.name.endswith(".safetensors.index.json"):
             weight_map = shard_map(_read_json(path, transfer), str(path))
-            return Checkpoint(str(folder), "safetensors", _shards(weight_map, folder, str(path)), open_file, transfer, **metadata(weight_map=weight_map))
+            return Checkpoint(
+                str(folder),
+                "safetensors",
+                _shards(weight_map, folder, str(path)),
+                open_file,
+                transfer,
+                **metadata(weight_map=weight_map),
+            )
         raise CheckpointError(path, "is not a .safetensors, .gguf or model.safetensors.index.json file")
     present = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
     if SINGLE_FILE in present:
-        return Checkpoint(str(folder), "safetensors", (SINGLE_FILE,), open_file, transfer, **metadata(notes=stray_note(present, (SINGLE_FILE,))))
+        return Checkpoint(
+            str(folder),
+            "safetensors",
+            (SINGLE_FILE,),
+            open_file,
+            transfer,
+            **metadata(notes=stray_note(present, (SINGLE_FILE,))),
+        )
     if (folder / INDEX_FILE).is_file():
         weight_map = shard_map(_read_json(folder / INDEX_FILE, transfer), str(folder / INDEX_FILE))
         shards = _shards(weight_map, folder, str(folder / INDEX_FILE))
-        return Checkpoint(str(folder), "safetensors", shards, open_file, transfer, **metadata(weight_map=weight_map, notes=stray_note(present, shards)))
+        return Checkpoint(
+            str(folder),
+            "safetensors",
+            shards,
+            open_file,
+            transfer,
+            **metadata(weight_map=weight_map, notes=stray_note(present, shards)),
+        )
     if ADAPTER_FILE in present:  # a PEFT adapter: what peft's loader reads (with adapter_config.json beside it)
-        return Checkpoint(str(folder), "safetensors", (ADAPTER_FILE,), open_file, transfer, **metadata(notes=stray_note(present, (ADAPTER_FILE,))))
+        return Checkpoint(
+            str(folder),
+            "safetensors",
+            (ADAPTER_FILE,),
+            open_file,
+            transfer,
+            **metadata(notes=stray_note(present, (ADAPTER_FILE,))),
+        )
     if present:
         raise CheckpointError(
-            folder, f"holds {', '.join(present[:4])}{', ...' if len(present) > 4 else ''} but neither {SINGLE_FILE} nor {INDEX_FILE}, "
+            folder,
+            f"holds {', '.join(present[:4])}{', ...' if len(present) > 4 else ''} but neither {SINGLE_FILE} nor {INDEX_FILE}, "
             f"so transformers loads none of them; check the file you mean directly, e.g. {folder / present[0]}",
         )
     ggufs = sorted(p.name for p in folder.glob("*.gguf") if p.is_file())
     if len(ggufs) == 1:
         return Checkpoint(str(folder / ggufs[0]), "gguf", (ggufs[0],), open_file, transfer)
     if ggufs:
-        raise CheckpointError(folder, f"holds several GGUF files ({', '.join(ggufs)}); give the one to check, e.g. {folder / ggufs[0]}")
+        raise CheckpointError(
+            folder, f"holds several GGUF files ({', '.join(ggufs)}); give the one to check, e.g. {folder / ggufs[0]}"
+        )
     pickles = sorted(p.name for p in folder.glob("*.bin"))
-    hint = f" ({', '.join(pickles[:3])} are PyTorch pickles, which check does not open: convert them to safetensors)" if pickles else ""
+    hint = (
+        f" ({', '.join(pickles[:3])} are PyTorch pickles, which check does not open: convert them to safetensors)"
+        if pickles
+        else ""
+    )
     raise CheckpointError(folder, f"holds no .safetensors or .gguf file{hint}")
 
 
@@ -99,17 +138,23 @@ def stray_note(present: list[str] | tuple[str, ...], read: tuple[str, ...]) -> t
     stray = [shown(name) for name in present if name not in read]
     if not stray:
         return ()
-    return (f"ignored {len(stray)} stray file(s) transformers does not load: {', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}",)
+    return (
+        f"ignored {len(stray)} stray file(s) transformers does not load: {', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}",
+    )
 
 
 def shard_map(index: Any, where: str) -> dict[str, str]:
     """The tensor-to-file map of a shard index, refusing file names that leave the checkpoint's folder."""
     weight_map = index.get("weight_map") if isinstance(index, Mapping) else None
-    if not isinstance(weight_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+    if not isinstance(weight_map, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
         raise CheckpointError(where, "has no weight_map of tensor names to file names")
     for name in set(weight_map.values()):
         if not name.endswith(".safetensors") or "/" in name or "\\" in name or name.startswith("."):
-            raise CheckpointError(where, f"weight_map names {name!r}, which is not a .safetensors file beside the index")
+            raise CheckpointError(
+                where, f"weight_map names {name!r}, which is not a .safetensors file beside the index"
+            )
     return dict(weight_map)
 
 
@@ -156,4 +201,3 @@ def front_matter(data: bytes) -> dict[str, Any] | None:
     except ParseError:
         return None
     return matter if isinstance(matter, dict) else None
-

@@ -22,7 +22,17 @@ from typing import Any
 from .. import limits
 from ..errors import shown
 from .errors import CheckpointError
-from .locate import ADAPTER_FILE, CARD_BYTES, INDEX_FILE, SINGLE_FILE, Checkpoint, front_matter, parse_json, shard_map, stray_note
+from .locate import (
+    ADAPTER_FILE,
+    CARD_BYTES,
+    INDEX_FILE,
+    SINGLE_FILE,
+    Checkpoint,
+    front_matter,
+    parse_json,
+    shard_map,
+    stray_note,
+)
 from .source import Transfer, check_range
 
 REPO_SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<revision>[\w./-]{1,200}))?$")
@@ -47,7 +57,9 @@ class RemoteFile:
         """Learn the file's size from the answer to a ranged read of its first byte."""
         _, total = _ranged_get(url, 0, 1, name, transfer)
         if total is None:
-            raise CheckpointError(name, "the server did not say the file's size (no Content-Range): it does not serve byte ranges")
+            raise CheckpointError(
+                name, "the server did not say the file's size (no Content-Range): it does not serve byte ranges"
+            )
         return cls(name, url, total, transfer)
 
     def read(self, offset: int, length: int) -> bytes:
@@ -186,7 +198,11 @@ def _model_info(
     from huggingface_hub import HfApi
 
     base = HfApi(endpoint=endpoint).endpoint.rstrip("/")
-    url = f"{base}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision is not None else "") + "?blobs=true"
+    url = (
+        f"{base}/api/models/{repo}"
+        + (f"/revision/{quote(revision, safe='')}" if revision is not None else "")
+        + "?blobs=true"
+    )
     try:
         with _request(url, _hub_headers(), spec) as reply:
             reply.raise_for_status()
@@ -206,8 +222,11 @@ def _model_info(
         raise CheckpointError(spec, "the model-info reply lists no files (no siblings): is the endpoint a Hub?")
     names = {s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)}
     lfs = {
-        s["rfilename"]: s["lfs"]["sha256"] for s in siblings
-        if isinstance(s, dict) and isinstance(s.get("rfilename"), str) and isinstance(s.get("lfs"), dict)
+        s["rfilename"]: s["lfs"]["sha256"]
+        for s in siblings
+        if isinstance(s, dict)
+        and isinstance(s.get("rfilename"), str)
+        and isinstance(s.get("lfs"), dict)
         and isinstance(s["lfs"].get("sha256"), str)
     }
     sha = info.get("sha")
@@ -220,7 +239,14 @@ def _total_size(content_range: str | None) -> int | None:
 
 
 def _describe(exc: Exception) -> str:
-    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, OfflineModeIsEnabled, RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     if isinstance(exc, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, and a remote check needs the network: unset it, or check a local copy"
@@ -263,7 +289,9 @@ def open_remote(
         """A whole small file, or its first ``limit`` bytes."""
         source = open_file(name)
         if limit is None and source.size > limits.MAX_SMALL_FILE_BYTES:
-            raise CheckpointError(f"{spec}:{name}", f"is {source.size:,} bytes; a config or shard index is never that large")
+            raise CheckpointError(
+                f"{spec}:{name}", f"is {source.size:,} bytes; a config or shard index is never that large"
+            )
         return source.read(0, source.size if limit is None else min(source.size, limit))
 
     location = f"{repo}@{sha}"
@@ -272,22 +300,39 @@ def open_remote(
             present = sorted(n for n in names if n.endswith(".gguf"))[:5]
             listed = f" (its GGUF files: {', '.join(present)})" if present else ""
             raise CheckpointError(spec, f"has no GGUF file {file!r}{listed}")
-        return Checkpoint(f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha, file_sha256=lfs_sha256.get(file))
+        return Checkpoint(
+            f"{location}/{file}", "gguf", (file,), open_file, transfer, revision=sha, file_sha256=lfs_sha256.get(file)
+        )
     config = parse_json(small("config.json"), f"{spec}:config.json") if "config.json" in names else None
     card = front_matter(small("README.md", CARD_BYTES)) if "README.md" in names else None
-    common: dict[str, Any] = {"open_file": open_file, "transfer": transfer, "config": config, "card": card, "revision": sha}
+    common: dict[str, Any] = {
+        "open_file": open_file,
+        "transfer": transfer,
+        "config": config,
+        "card": card,
+        "revision": sha,
+    }
     present = sorted(name for name in names if name.endswith(".safetensors") and "/" not in name)
     if SINGLE_FILE in names:
         notes = stray_note(present, (SINGLE_FILE,))
-        return Checkpoint(location, "safetensors", (SINGLE_FILE,), notes=notes, file_sha256=lfs_sha256.get(SINGLE_FILE), **common)
+        return Checkpoint(
+            location, "safetensors", (SINGLE_FILE,), notes=notes, file_sha256=lfs_sha256.get(SINGLE_FILE), **common
+        )
     if INDEX_FILE in names:
         weight_map = shard_map(parse_json(small(INDEX_FILE), f"{spec}:{INDEX_FILE}"), f"{spec}:{INDEX_FILE}")
         shards = tuple(sorted(set(weight_map.values())))
-        return Checkpoint(location, "safetensors", shards, weight_map=weight_map, notes=stray_note(present, shards), **common)
+        return Checkpoint(
+            location, "safetensors", shards, weight_map=weight_map, notes=stray_note(present, shards), **common
+        )
     if ADAPTER_FILE in names:  # a PEFT adapter, read as peft reads it
-        return Checkpoint(location, "safetensors", (ADAPTER_FILE,), notes=stray_note(present, (ADAPTER_FILE,)), **common)
+        return Checkpoint(
+            location, "safetensors", (ADAPTER_FILE,), notes=stray_note(present, (ADAPTER_FILE,)), **common
+        )
     if present:
-        raise CheckpointError(spec, f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so transformers loads none of them")
+        raise CheckpointError(
+            spec,
+            f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so transformers loads none of them",
+        )
     ggufs = sorted(name for name in names if name.endswith(".gguf"))
     if ggufs:
         listed = f"{', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}"

@@ -19,8 +19,22 @@ from .errors import CheckpointError, UnsupportedCheckpointError, unsupported_for
 from .source import ByteSource, check_line_length
 
 ITEMSIZE = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+    "U16": 2,
+    "I16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "U32": 4,
+    "I32": 4,
+    "F32": 4,
+    "U64": 8,
+    "I64": 8,
+    "F64": 8,
 }
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
 
@@ -52,7 +66,9 @@ class StoredTensor:
 def read_header(source: ByteSource) -> dict[str, StoredTensor]:
     """Every tensor of one safetensors file, each checked to lie inside the file."""
     if source.size < 8:
-        raise CheckpointError(source.name, f"is {source.size} bytes long: too short for a safetensors header (8-byte length first)")
+        raise CheckpointError(
+            source.name, f"is {source.size} bytes long: too short for a safetensors header (8-byte length first)"
+        )
     (length,) = struct.unpack("<Q", source.read(0, 8))
     if length > MAX_HEADER_BYTES:
         raise CheckpointError(
@@ -61,7 +77,10 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
             "not a safetensors file, or a hostile one",
         )
     if 8 + length > source.size:
-        raise CheckpointError(source.name, f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the length: it is truncated")
+        raise CheckpointError(
+            source.name,
+            f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the length: it is truncated",
+        )
     raw = source.read(8, length)
     listed = raw.count(b'"data_offsets"')  # counted before parsing: each tensor costs memory once parsed
     if listed > MAX_TENSORS:
@@ -81,25 +100,39 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
     for name, info in header.items():
         if name == "__metadata__":
             if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                raise CheckpointError(source.name, "header's __metadata__ is not a map of strings, which the safetensors library refuses")
+                raise CheckpointError(
+                    source.name, "header's __metadata__ is not a map of strings, which the safetensors library refuses"
+                )
             continue
         tensors[name] = _stored(source, name, info, data_start, data_size)
     refuse_gaps_and_overlaps(source, tensors, data_start, data_size)
     return tensors
 
 
-def refuse_gaps_and_overlaps(source: ByteSource, tensors: dict[str, StoredTensor], data_start: int, data_size: int) -> None:
+def refuse_gaps_and_overlaps(
+    source: ByteSource, tensors: dict[str, StoredTensor], data_start: int, data_size: int
+) -> None:
     """The safetensors library's own rule: sorted by offset, each tensor starts where the last ended, and the
     last ends at the end of the file. Overlapping tensors (two names, one set of bytes) or gaps are refused."""
     position = 0
     for tensor in sorted(tensors.values(), key=lambda t: (t.start, t.end)):
         begin = tensor.start - data_start
         if begin != position:
-            what = "overlaps the tensor before it" if begin < position else f"leaves a gap of {begin - position:,} bytes before it"
-            raise CheckpointError(source.name, f"tensor {shown(tensor.name)!r} starts at data byte {begin:,} and {what}, which the safetensors library refuses")
+            what = (
+                "overlaps the tensor before it"
+                if begin < position
+                else f"leaves a gap of {begin - position:,} bytes before it"
+            )
+            raise CheckpointError(
+                source.name,
+                f"tensor {shown(tensor.name)!r} starts at data byte {begin:,} and {what}, which the safetensors library refuses",
+            )
         position = tensor.end - data_start
     if position != data_size:
-        raise CheckpointError(source.name, f"its tensors end at data byte {position:,}, but {data_size:,} bytes of data follow the header, which the safetensors library refuses")
+        raise CheckpointError(
+            source.name,
+            f"its tensors end at data byte {position:,}, but {data_size:,} bytes of data follow the header, which the safetensors library refuses",
+        )
 
 
 def _stored(source: ByteSource, name: str, info: Any, data_start: int, data_size: int) -> StoredTensor:
@@ -108,23 +141,38 @@ def _stored(source: ByteSource, name: str, info: Any, data_start: int, data_size
         raise CheckpointError(source.name, f"{where}: header entry is not an object")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if dtype not in ITEMSIZE:
-        raise UnsupportedCheckpointError(source.name, f"{where}: dtype {dtype!r} is not one safetensors defines (or not one check can read)")
+        raise UnsupportedCheckpointError(
+            source.name, f"{where}: dtype {dtype!r} is not one safetensors defines (or not one check can read)"
+        )
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise CheckpointError(source.name, f"{where}: shape {shape!r} is not a list of non-negative integers")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(type(o) is int for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
         raise CheckpointError(source.name, f"{where}: data_offsets {offsets!r} are not two increasing byte offsets")
     begin, end = offsets
     if end > data_size:
-        raise CheckpointError(source.name, f"{where}: data_offsets end at byte {end:,} of the data, past the end of the file ({data_size:,} bytes of data): it is truncated or its header lies")
+        raise CheckpointError(
+            source.name,
+            f"{where}: data_offsets end at byte {end:,} of the data, past the end of the file ({data_size:,} bytes of data): it is truncated or its header lies",
+        )
     expected = math.prod(shape) * ITEMSIZE[dtype]
     if end - begin != expected:
-        raise CheckpointError(source.name, f"{where}: holds {end - begin:,} bytes, but a {dtype} tensor of shape {shape} needs {expected:,}")
+        raise CheckpointError(
+            source.name,
+            f"{where}: holds {end - begin:,} bytes, but a {dtype} tensor of shape {shape} needs {expected:,}",
+        )
     return StoredTensor(name, dtype, tuple(shape), data_start + begin, data_start + end, source)
 
 
 def check_index(tensor: StoredTensor, index: tuple[int, ...]) -> None:
     if len(index) != len(tensor.shape) or any(not 0 <= i < size for i, size in zip(index, tensor.shape)):
-        raise CheckpointError(tensor.source.name, f"index {list(index)} does not fit tensor {tensor.name!r} of shape {list(tensor.shape)}")
+        raise CheckpointError(
+            tensor.source.name, f"index {list(index)} does not fit tensor {tensor.name!r} of shape {list(tensor.shape)}"
+        )
 
 
 def read_line(tensor: StoredTensor, index: tuple[int, ...], longest: int = MAX_LINE_VALUES) -> Any:

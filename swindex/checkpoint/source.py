@@ -58,7 +58,10 @@ class LocalFile:
             handle.seek(offset)
             data = handle.read(length)
         if len(data) != length:
-            raise CheckpointError(self.path, f"ends at byte {offset + len(data)}, before the {length} bytes asked for at {offset} (truncated?)")
+            raise CheckpointError(
+                self.path,
+                f"ends at byte {offset + len(data)}, before the {length} bytes asked for at {offset} (truncated?)",
+            )
         self.transfer.add(length)
         return data
 
@@ -66,7 +69,10 @@ class LocalFile:
 def check_range(source: ByteSource, offset: int, length: int) -> None:
     """Refuse a range outside the file before anything is allocated for it."""
     if offset < 0 or length < 0 or offset + length > source.size:
-        raise CheckpointError(source.name, f"bytes {offset}..{offset + length} lie past the end of the file ({source.size} bytes): it is truncated or its header lies")
+        raise CheckpointError(
+            source.name,
+            f"bytes {offset}..{offset + length} lie past the end of the file ({source.size} bytes): it is truncated or its header lies",
+        )
 
 
 def check_line_length(file: str, name: str, length: int, longest: int) -> None:

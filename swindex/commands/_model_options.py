@@ -10,13 +10,21 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, offload: bool = False) -> None:
     """MODEL plus --revision, --dtype, --device, --trust-remote-code (and --offload-folder when asked)."""
-    parser.add_argument("model", metavar="MODEL", help="Hugging Face model id, local model directory, or GGUF file (or a folder holding one)")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="Hugging Face model id, local model directory, or GGUF file (or a folder holding one)",
+    )
     parser.add_argument("--revision", metavar="SHA", help="model revision (commit sha, branch or tag) to load")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="dtype to load in (default: auto, see docs)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: CUDA if available)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the model repository's own Python code to run"
+    )
     if offload:
-        parser.add_argument("--offload-folder", metavar="DIR", help="where accelerate may offload weights that do not fit")
+        parser.add_argument(
+            "--offload-folder", metavar="DIR", help="where accelerate may offload weights that do not fit"
+        )
 
 
 def positive_int(text: str) -> int:
@@ -73,7 +81,9 @@ def check_output_directory(path: str) -> None:
     if target.exists() and not target.is_dir():
         raise SwindexError(f"--output {path} exists and is not a directory; give a new directory to save the model in")
     if target.is_dir() and any(target.iterdir()):
-        raise SwindexError(f"--output {path} is not empty; give a new or empty directory so no existing file is overwritten")
+        raise SwindexError(
+            f"--output {path} is not empty; give a new or empty directory so no existing file is overwritten"
+        )
     _check_parent(target, path, "--output")
 
 

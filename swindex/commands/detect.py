@@ -24,12 +24,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry as YAML to FILE")
     p.add_argument("--json", action="store_true", help="print the entry as JSON on stdout")
     p.add_argument("--prompt", metavar="TEXT", help="text to scan with (default: a fixed short sentence)")
-    p.add_argument("--input-ids", metavar="IDS", type=_ids, help="comma-separated token ids, for checkpoints without a tokenizer")
-    p.add_argument("--id", dest="model_id", metavar="ORG/NAME", help="registry id for the entry (default: MODEL, or a local directory's name)")
-    p.add_argument("--verify", action="store_true", help="measure every candidate right away (swindex verify's defaults) and record the impacts and verdict")
-    p.add_argument("--max-passes", "--max-iterations", dest="max_passes", type=positive_int, default=None, metavar="N",
-                   help="safety cap on forward passes (default: 16; a pass usually suffices)")
-    p.add_argument("--max-candidates", type=positive_int, default=None, metavar="N", help="safety cap on candidates (default: 64)")
+    p.add_argument(
+        "--input-ids", metavar="IDS", type=_ids, help="comma-separated token ids, for checkpoints without a tokenizer"
+    )
+    p.add_argument(
+        "--id",
+        dest="model_id",
+        metavar="ORG/NAME",
+        help="registry id for the entry (default: MODEL, or a local directory's name)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="measure every candidate right away (swindex verify's defaults) and record the impacts and verdict",
+    )
+    p.add_argument(
+        "--max-passes",
+        "--max-iterations",
+        dest="max_passes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="safety cap on forward passes (default: 16; a pass usually suffices)",
+    )
+    p.add_argument(
+        "--max-candidates", type=positive_int, default=None, metavar="N", help="safety cap on candidates (default: 64)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -61,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_output_file(args.output)
     result, loaded = detect_loaded(
-        load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code),
+        load_model(
+            args.model,
+            revision=args.revision,
+            dtype=args.dtype,
+            device=args.device,
+            trust_remote_code=args.trust_remote_code,
+        ),
         prompt=args.prompt,
         input_ids=args.input_ids,
         max_passes=args.max_passes or MAX_PASSES,
@@ -75,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         entry = with_artifact(entry, artifact, ("detection",))
         print("\n".join([f"measured {artifact.describe()}", *gguf_lines(entry)]), file=sys.stderr)
         if args.model_id is None:
-            print(f"note: filed as {entry['id']!r}; pass --id ORG/NAME of the model this file quantizes", file=sys.stderr)
+            print(
+                f"note: filed as {entry['id']!r}; pass --id ORG/NAME of the model this file quantizes", file=sys.stderr
+            )
     if args.verify and result.candidates:
         entry = _verified(entry, loaded, artifact)
     if args.output:
@@ -98,7 +126,11 @@ def _verified(entry: dict[str, Any], loaded: Any, artifact: Any) -> dict[str, An
     print(f"swindex detect: verifying {len(entry['claims'])} candidate(s) ...", file=sys.stderr)
     date = today()
     report = verify(
-        loaded.model, entry, tokenizer=loaded.tokenizer, revision=loaded.revision, today=date,
+        loaded.model,
+        entry,
+        tokenizer=loaded.tokenizer,
+        revision=loaded.revision,
+        today=date,
         progress=lambda message: print(f"swindex detect: {message}", file=sys.stderr),
     )
     print(report, file=sys.stderr)
@@ -116,7 +148,9 @@ def _next_step(args: argparse.Namespace, candidates: int) -> str:
     command = ["swindex", "verify", args.model]
     if args.revision:
         command += ["--revision", args.revision]
-    command += [f"--{name}={value}" for name, value in (("dtype", args.dtype), ("device", args.device)) if value != "auto"]
+    command += [
+        f"--{name}={value}" for name, value in (("dtype", args.dtype), ("device", args.device)) if value != "auto"
+    ]
     if args.trust_remote_code:
         command.append("--trust-remote-code")
     target = args.output or "ENTRY.yaml"

@@ -8,10 +8,13 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("index", help="write the registry index from registry/ (wheels build their own; nothing to commit)")
+    p = subparsers.add_parser(
+        "index", help="write the registry index from registry/ (wheels build their own; nothing to commit)"
+    )
     p.add_argument("--registry", metavar="DIR", default="registry")
     p.add_argument(
-        "--output", metavar="FILE",
+        "--output",
+        metavar="FILE",
         help="where to write (default: swindex/data/registry.json of the checkout that holds the registry, else the installed package's)",
     )
     p.add_argument("--check", action="store_true", help="exit 1 if the index is out of date instead of writing it")

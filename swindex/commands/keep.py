@@ -21,10 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--for", dest="tool", required=True, metavar="TOOL", help=f"the quantizer: {tools}")
     p.add_argument("--entry", metavar="FILE", help="take the weights from this entry YAML (default: the registry)")
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
-    p.add_argument("--held-type", default=DEFAULT_HELD_TYPE, metavar="TYPE",
-                   help=f"llama.cpp: the GGML type to hold the tensor at (default {DEFAULT_HELD_TYPE})")
-    p.add_argument("--base-type", default=DEFAULT_BASE_TYPE, metavar="TYPE",
-                   help=f"llama.cpp: the GGML type the cost in bytes is counted against (default {DEFAULT_BASE_TYPE})")
+    p.add_argument(
+        "--held-type",
+        default=DEFAULT_HELD_TYPE,
+        metavar="TYPE",
+        help=f"llama.cpp: the GGML type to hold the tensor at (default {DEFAULT_HELD_TYPE})",
+    )
+    p.add_argument(
+        "--base-type",
+        default=DEFAULT_BASE_TYPE,
+        metavar="TYPE",
+        help=f"llama.cpp: the GGML type the cost in bytes is counted against (default {DEFAULT_BASE_TYPE})",
+    )
     p.set_defaults(handler=run)
 
 

@@ -13,18 +13,28 @@ if TYPE_CHECKING:
 
 
 def _registry_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", metavar="DIR", help="read this registry directory instead of the index shipped with swindex")
+    parser.add_argument(
+        "--registry", metavar="DIR", help="read this registry directory instead of the index shipped with swindex"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "lookup", help="show a model's super weights",
+        "lookup",
+        help="show a model's super weights",
         description="Show a model's super weights: id (any case), alias, local model directory, or a checkpoint file "
         "(.gguf, .safetensors), whose model is inferred as `swindex check` infers it.",
     )
     p.add_argument("model", metavar="MODEL", help="model id, alias, local model directory or checkpoint file")
-    p.add_argument("--revision", help="fail if the entry was measured at a different commit sha (warns when the entry records none)")
-    p.add_argument("--json", action="store_true", help="print the entry as the JSON API gives it (the registry's fields plus super_weights and verdict.text)")
+    p.add_argument(
+        "--revision",
+        help="fail if the entry was measured at a different commit sha (warns when the entry records none)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the entry as the JSON API gives it (the registry's fields plus super_weights and verdict.text)",
+    )
     _registry_arg(p)
     p.set_defaults(handler=run_lookup)
 
@@ -44,15 +54,23 @@ def run_lookup(args: argparse.Namespace) -> int:
     from .._lookup import lookup, registry_source
 
     if not args.model.strip():
-        print("swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder (`swindex list` shows every model)", file=sys.stderr)
+        print(
+            "swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder (`swindex list` shows every model)",
+            file=sys.stderr,
+        )
         return 2
     inferred = _checkpoint_base(args.model, args.registry)
-    entry = inferred.entry if inferred is not None else lookup(args.model, revision=args.revision, registry=args.registry)
+    entry = (
+        inferred.entry if inferred is not None else lookup(args.model, revision=args.revision, registry=args.registry)
+    )
     print(entry.to_json() if args.json else entry)
     if inferred is not None:
         from ..errors import shown
 
-        print(f"{shown(args.model)}: inferred as {entry.id} by rule {inferred.rule} ({shown(inferred.detail)}), as `swindex check` infers it", file=sys.stderr)
+        print(
+            f"{shown(args.model)}: inferred as {entry.id} by rule {inferred.rule} ({shown(inferred.detail)}), as `swindex check` infers it",
+            file=sys.stderr,
+        )
     print(f"registry: {registry_source(args.registry)}", file=sys.stderr)
     return 0
 
@@ -62,7 +80,9 @@ def _checkpoint_base(model: str, registry: str | None):  # noqa: ANN202 - an Inf
     from pathlib import Path
 
     path = Path(model).expanduser()
-    if not path.is_file() or not (path.suffix in (".gguf", ".safetensors") or path.name.endswith(".safetensors.index.json")):
+    if not path.is_file() or not (
+        path.suffix in (".gguf", ".safetensors") or path.name.endswith(".safetensors.index.json")
+    ):
         return None
     from ..checkpoint import infer_base
 

@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import shown
 
     path = new_entry(args.model_id, args.architecture, args.registry, today(), family=args.family)
-    print(f"wrote {shown(str(path))}: add claims (CONTRIBUTING.md), then: swindex validate --fix {shown(str(path))}",
-          file=sys.stderr)
+    print(
+        f"wrote {shown(str(path))}: add claims (CONTRIBUTING.md), then: swindex validate --fix {shown(str(path))}",
+        file=sys.stderr,
+    )
     return 0

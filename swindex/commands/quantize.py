@@ -7,7 +7,13 @@ import argparse
 import json
 import sys
 
-from ._model_options import add_model_arguments, check_output_directory, positive_int, read_entry_file, sequence_length_arg as _length
+from ._model_options import (
+    add_model_arguments,
+    check_output_directory,
+    positive_int,
+    read_entry_file,
+    sequence_length_arg as _length,
+)
 
 CALIBRATION = 4
 """Sequences of the text the clip search measures on, kept apart from the evaluation sequences."""
@@ -26,22 +32,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quantized model, use your quantizer with `swindex keep MODEL --for TOOL`.",
     )
     add_model_arguments(p)
-    p.add_argument("--entry", metavar="FILE", help="take the weights to keep from this entry YAML (default: the registry)")
+    p.add_argument(
+        "--entry", metavar="FILE", help="take the weights to keep from this entry YAML (default: the registry)"
+    )
     p.add_argument("--bits", type=int, default=4, choices=(2, 3, 4, 5, 6, 8), help="bits per weight (default 4)")
-    p.add_argument("--block-size", type=_block, default=128, metavar="N|tensor",
-                   help="elements per block, or 'tensor' for one block per tensor (default 128)")
-    p.add_argument("--clip", choices=("auto", "zscore", "percentile", "none"), default="auto",
-                   help="how to clip the other outliers: auto (default) measures each candidate on a calibration slice "
-                   "and keeps the best")
-    p.add_argument("--clip-threshold", type=float, metavar="T", help="z-score (default 3) or percentile of |w| (default 99.99)")
-    p.add_argument("--output", "-o", metavar="DIR",
-                   help="save the fake-quantized model to DIR (a new or empty directory), after measuring it")
+    p.add_argument(
+        "--block-size",
+        type=_block,
+        default=128,
+        metavar="N|tensor",
+        help="elements per block, or 'tensor' for one block per tensor (default 128)",
+    )
+    p.add_argument(
+        "--clip",
+        choices=("auto", "zscore", "percentile", "none"),
+        default="auto",
+        help="how to clip the other outliers: auto (default) measures each candidate on a calibration slice "
+        "and keeps the best",
+    )
+    p.add_argument(
+        "--clip-threshold", type=float, metavar="T", help="z-score (default 3) or percentile of |w| (default 99.99)"
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="save the fake-quantized model to DIR (a new or empty directory), after measuring it",
+    )
     p.add_argument("--force", action="store_true", help="write --output even when the measurement says it is broken")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--sequences", type=positive_int, default=16, metavar="N", help="evaluation sequences (default 16)")
-    p.add_argument("--calibration", type=positive_int, default=CALIBRATION, metavar="N",
-                   help=f"sequences for the clip search, after the evaluation ones (default {CALIBRATION})")
-    p.add_argument("--length", type=_length, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
+    p.add_argument(
+        "--calibration",
+        type=positive_int,
+        default=CALIBRATION,
+        metavar="N",
+        help=f"sequences for the clip search, after the evaluation ones (default {CALIBRATION})",
+    )
+    p.add_argument(
+        "--length",
+        type=_length,
+        metavar="N",
+        help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)",
+    )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars on stderr")
     p.set_defaults(handler=run)
@@ -61,7 +94,15 @@ def run(args: argparse.Namespace) -> int:
     from ..keep import _benefit
     from ..loading import load_model
     from ..quantize import (
-        Variant, check_clip_threshold, check_savable, compare_rtn, judge, quantize_model, save_fake_quantized, search_clip, split_inputs,
+        Variant,
+        check_clip_threshold,
+        check_savable,
+        compare_rtn,
+        judge,
+        quantize_model,
+        save_fake_quantized,
+        search_clip,
+        split_inputs,
         variant_name,
     )
     from ..verification.measure import is_causal_lm
@@ -72,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if args.clip in ("auto", "none") and args.clip_threshold is not None:
         print("swindex quantize: error: --clip-threshold needs --clip zscore or percentile", file=sys.stderr)
         return 2
-    fixed = None if args.clip == "auto" else Variant(True, None if args.clip == "none" else args.clip, args.clip_threshold)
+    fixed = (
+        None if args.clip == "auto" else Variant(True, None if args.clip == "none" else args.clip, args.clip_threshold)
+    )
     if fixed is not None:
         check_clip_threshold(fixed.clip, fixed.clip_threshold)  # a bad threshold fails before anything is loaded
     if args.output:
@@ -84,9 +127,19 @@ def run(args: argparse.Namespace) -> int:
 
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     held_words = keep_counts(weights_to_keep(claims_of(entry)))
-    say = (lambda message: None) if args.quiet else (lambda message: print(f"swindex quantize: {message}", file=sys.stderr))
+    say = (
+        (lambda message: None)
+        if args.quiet
+        else (lambda message: print(f"swindex quantize: {message}", file=sys.stderr))
+    )
     say(f"loading {args.model}")
-    loaded = load_model(args.model, revision=args.revision, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+    loaded = load_model(
+        args.model,
+        revision=args.revision,
+        dtype=args.dtype,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+    )
     model = loaded.model
     if args.output:
         check_savable(model)
@@ -125,9 +178,16 @@ def run(args: argparse.Namespace) -> int:
         "clip": chosen.clip,
         "clip_threshold": chosen.clip_threshold,
         "clip_reason": reason,
-        "clip_search": None if search is None else {
-            "text": search.source, "tokens": search.tokens, "rtn": search.rtn,
-            "trials": [{"clip": variant_name(t.variant), "perplexity": t.perplexity, "clipped": t.clipped} for t in search.trials],
+        "clip_search": None
+        if search is None
+        else {
+            "text": search.source,
+            "tokens": search.tokens,
+            "rtn": search.rtn,
+            "trials": [
+                {"clip": variant_name(t.variant), "perplexity": t.perplexity, "clipped": t.clipped}
+                for t in search.trials
+            ],
         },
         "held_out": held_words,
         "held_out_weights": held.held_out,
@@ -145,8 +205,14 @@ def run(args: argparse.Namespace) -> int:
     if args.output and not refused:
         say(f"writing {args.output}")
         quantize_model(model, args.bits, block, keep=entry, clip=chosen.clip, clip_threshold=chosen.clip_threshold)
-        written = save_fake_quantized(model, loaded.tokenizer, args.output, base_model=str(entry.get("id")), record=result,
-                                      saved_dtype=loaded.saved_dtype)
+        written = save_fake_quantized(
+            model,
+            loaded.tokenizer,
+            args.output,
+            base_model=str(entry.get("id")),
+            record=result,
+            saved_dtype=loaded.saved_dtype,
+        )
     result["written"] = args.output if written else None
     if args.json:
         print(json.dumps(result, indent=2))
@@ -173,7 +239,9 @@ def _report(args: argparse.Namespace, result: dict, written: str | None, refused
         lines.append(f"  broken: {problem}")
     if written:
         kind = "forced despite the problems above" if result["problems"] else "measured sound"
-        lines.append(f"  wrote {args.output}: fake-quantized {written} checkpoint ({kind}); base model {result['base_model']}")
+        lines.append(
+            f"  wrote {args.output}: fake-quantized {written} checkpoint ({kind}); base model {result['base_model']}"
+        )
     elif args.output and refused:
         lines.append(f"  refused to write {args.output}: nothing written (--force writes it anyway)")
     return "\n".join(lines)

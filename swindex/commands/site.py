@@ -16,19 +16,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = p.add_subparsers(dest="site_command", metavar="ACTION", required=True)
 
-    build = actions.add_parser("build", help="build the site into a directory", description="Validate the registry and build the static site into --output (replaced).")
+    build = actions.add_parser(
+        "build",
+        help="build the site into a directory",
+        description="Validate the registry and build the static site into --output (replaced).",
+    )
     build.add_argument("--registry", metavar="DIR", default="registry", help="registry directory (default: ./registry)")
-    build.add_argument("--output", metavar="DIR", default="_site", help="where the built site goes (default: ./_site); its contents are replaced")
-    build.add_argument("--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)")
-    build.add_argument("--site-url", metavar="URL", help="the address the site is published at (default: mkdocs.yml's site_url); the JSON API's links are built from it")
+    build.add_argument(
+        "--output",
+        metavar="DIR",
+        default="_site",
+        help="where the built site goes (default: ./_site); its contents are replaced",
+    )
+    build.add_argument(
+        "--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)"
+    )
+    build.add_argument(
+        "--site-url",
+        metavar="URL",
+        help="the address the site is published at (default: mkdocs.yml's site_url); the JSON API's links are built from it",
+    )
     build.add_argument("--verbose", action="store_true", help="show MkDocs' progress messages")
     build.set_defaults(handler=run_build)
 
-    serve = actions.add_parser("serve", help="build the site and serve it on localhost", description="Build the site into a temporary directory and serve it until interrupted.")
+    serve = actions.add_parser(
+        "serve",
+        help="build the site and serve it on localhost",
+        description="Build the site into a temporary directory and serve it until interrupted.",
+    )
     serve.add_argument("--registry", metavar="DIR", default="registry", help="registry directory (default: ./registry)")
-    serve.add_argument("--port", type=_port, default=8000, metavar="N", help="port to listen on (default: 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, metavar="N", help="port to listen on (default: 8000; 0 picks a free one)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)")
+    serve.add_argument(
+        "--sources", metavar="DIR", help="directory holding mkdocs.yml and site/ (default: found automatically)"
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -41,7 +64,9 @@ def _sources(args: argparse.Namespace):
 def run_build(args: argparse.Namespace) -> int:
     from ..sitegen.build import build_site
 
-    result = build_site(args.registry, args.output, sources=_sources(args), verbose=args.verbose, site_url=args.site_url)
+    result = build_site(
+        args.registry, args.output, sources=_sources(args), verbose=args.verbose, site_url=args.site_url
+    )
     print(
         f"built {result.models} model pages into {result.output} "
         f"(render {result.render_seconds:.2f} s, mkdocs {result.mkdocs_seconds:.2f} s)",

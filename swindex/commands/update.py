@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "($SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex or ~/.cache/swindex). Lookups then use the newer of it and the "
         "index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
     )
-    p.add_argument("--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)")
+    p.add_argument(
+        "--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)"
+    )
     p.add_argument("--clear", action="store_true", help="delete the cached update, so lookups read the packaged index")
     p.set_defaults(handler=run)
 
@@ -40,13 +42,19 @@ def run(args: argparse.Namespace) -> int:
     clear_cache()
     source = registry_source()
     if result.status == "offline":
-        print(f"swindex update: SWINDEX_OFFLINE is set, so {result.url} was not fetched; lookups use the {source}", file=sys.stderr)
+        print(
+            f"swindex update: SWINDEX_OFFLINE is set, so {result.url} was not fetched; lookups use the {source}",
+            file=sys.stderr,
+        )
         return 0
     cache = result.cache
     if result.status == "unchanged":
         print(f"swindex update: up to date with {result.url}", file=sys.stderr)
     elif cache is not None:
-        print(f"swindex update: {cache.count} entries (newest {cache.modified}) from {result.url} saved in {cache.path}", file=sys.stderr)
+        print(
+            f"swindex update: {cache.count} entries (newest {cache.modified}) from {result.url} saved in {cache.path}",
+            file=sys.stderr,
+        )
     print(f"swindex update: lookups use the {source}" + _why(source.kind), file=sys.stderr)
     return 0
 

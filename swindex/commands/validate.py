@@ -15,13 +15,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(file:line: field: message) and exits 1 if there is any.",
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: the registry)")
-    p.add_argument("--registry", metavar="DIR", help="registry directory for path and uniqueness checks (default: ./registry)")
     p.add_argument(
-        "--against", metavar="DIR",
+        "--registry", metavar="DIR", help="registry directory for path and uniqueness checks (default: ./registry)"
+    )
+    p.add_argument(
+        "--against",
+        metavar="DIR",
         help="an earlier registry (e.g. the base branch's): a claim or entry it has that is gone is a problem, and every edited claim is listed",
     )
     p.add_argument(
-        "--fix", action="store_true",
+        "--fix",
+        action="store_true",
         help="first fill in what follows from each file's own data (verdict, unmeasured impacts, missing statuses), "
         "printing what was written",
     )
@@ -36,10 +40,16 @@ def run(args: argparse.Namespace) -> int:
     registry = Path(args.registry) if args.registry else None
     paths = [Path(p) for p in args.paths] or ([registry or local] if (registry or local) else [])
     if not paths:
-        print("swindex validate: no PATH given and no ./registry directory here; pass files or --registry DIR", file=sys.stderr)
+        print(
+            "swindex validate: no PATH given and no ./registry directory here; pass files or --registry DIR",
+            file=sys.stderr,
+        )
         return 2
     if registry is not None and not registry.is_dir():
-        print(f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give the registry directory", file=sys.stderr)
+        print(
+            f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give the registry directory",
+            file=sys.stderr,
+        )
         return 2
     if args.fix:
         _fix(paths)

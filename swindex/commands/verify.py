@@ -20,25 +20,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(p, offload=True)
     p.add_argument("--entry", metavar="FILE", help="verify this entry YAML instead of the registry's entry for MODEL")
-    p.add_argument("--id", dest="model_id", metavar="ORG/NAME", help="verify the registry's entry for this id (a GGUF file's: the model it quantizes)")
+    p.add_argument(
+        "--id",
+        dest="model_id",
+        metavar="ORG/NAME",
+        help="verify the registry's entry for this id (a GGUF file's: the model it quantizes)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry with the measured evidence added, as YAML")
-    p.add_argument("--sequences", type=positive_int, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)")
-    p.add_argument("--length", type=sequence_length_arg, metavar="N", help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)")
-    p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
-    p.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)")
     p.add_argument(
-        "--method", choices=("auto", "fast", "plain"), default="auto",
+        "--sequences", type=positive_int, metavar="N", help="evaluation sequences (default 16; encoders: 32 sentences)"
+    )
+    p.add_argument(
+        "--length",
+        type=sequence_length_arg,
+        metavar="N",
+        help="tokens per sequence, at least 2 (default 128, or the model's context if shorter)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for sequences sampled from a model without a tokenizer")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=4, metavar="N", help="sequences per forward pass (default 4)"
+    )
+    p.add_argument(
+        "--method",
+        choices=("auto", "fast", "plain"),
+        default="auto",
         help="auto (default): start each pass at the first layer it changes and, on a GPU, run several ablations per forward "
         "pass, where that is exact for the model; fast: stack ablations on CPU too; plain: run the whole model for every ablation",
     )
     p.add_argument(
-        "--whole-text", dest="sequential", action="store_false",
+        "--whole-text",
+        dest="sequential",
+        action="store_false",
         help="measure each weight alone on every sequence; by default a decoder's weight is measured sequence by sequence "
         "and stops once a 99.9%% bound on its perplexity ratio lies inside one class",
     )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
-    p.add_argument("--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when the recorded values do not match the loaded weights"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=run)
 
@@ -66,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.model_id:  # a GGUF file's --revision is its own repository's commit, not the entry's
         entry = lookup(args.model_id, revision=None if gguf else args.revision, registry=args.registry).to_dict()
     elif gguf is not None:
-        raise SwindexError(f"{args.model} is a GGUF file, and entries are filed under the model a file quantizes: pass --id ORG/NAME (or --entry FILE)")
+        raise SwindexError(
+            f"{args.model} is a GGUF file, and entries are filed under the model a file quantizes: pass --id ORG/NAME (or --entry FILE)"
+        )
     else:
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
     progress = None if args.quiet else (lambda message: print(f"swindex verify: {message}", file=sys.stderr))
@@ -109,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     if args.output:
-        recorded = record(entry, report, today=date, artifact=artifact, where=args.output)  # invalid: an error, the file left as it was
+        recorded = record(
+            entry, report, today=date, artifact=artifact, where=args.output
+        )  # invalid: an error, the file left as it was
         write_atomic(args.output, dump_yaml(recorded.entry))
         for change in recorded.changes:
             print(f"swindex verify: {change}", file=sys.stderr)

@@ -24,7 +24,18 @@ from typing import Any
 from ..errors import UnsupportedModelError
 from ..layout import DOWN_PROJECTION_NAMES, ENCODER_DOWN_PROJECTION, module_stores_transposed, stored_index
 
-KNOWN_LAYER_LISTS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers", "encoder.layer", "transformer.blocks", "model.language_model.layers", "language_model.model.layers", "layers", "h")
+KNOWN_LAYER_LISTS = (
+    "model.layers",
+    "model.decoder.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "encoder.layer",
+    "transformer.blocks",
+    "model.language_model.layers",
+    "language_model.model.layers",
+    "layers",
+    "h",
+)
 _ATTENTION = re.compile(r"(^|\.)[^.]*(attn|attention)[^.]*(\.|$)")
 _EXPERT_IN_NAME = re.compile(r"(?:^|\.)experts\.(\d+)(?:\.|$)")
 _SKIP_LISTS = re.compile(r"vision|visual|image|audio|speech|encoder_decoder|mtp")
@@ -76,7 +87,9 @@ class ModelLayout:
         """The registry's `dimensions` block: sizes that coordinates must fit in."""
         dense = [s.in_features for s in self.sites if not s.routed]
         routed = [s.in_features for s in self.sites if s.routed]
-        experts = [s.num_experts for s in self.sites if s.num_experts] or [s.expert + 1 for s in self.sites if s.expert is not None]
+        experts = [s.num_experts for s in self.sites if s.num_experts] or [
+            s.expert + 1 for s in self.sites if s.expert is not None
+        ]
         return {
             "num_layers": self.num_layers,
             "hidden_size": self.hidden_size,
@@ -112,7 +125,9 @@ def _layer_list(model: Any) -> tuple[str, Any]:
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.ModuleList) or len(module) == 0 or _SKIP_LISTS.search(name):
             continue
-        if len({type(m) for m in module}) != 1 or not any(_linear_kind(m) or _fused_experts(m) for m in module[0].modules()):
+        if len({type(m) for m in module}) != 1 or not any(
+            _linear_kind(m) or _fused_experts(m) for m in module[0].modules()
+        ):
             continue
         known = any(name == k or name.endswith("." + k) for k in KNOWN_LAYER_LISTS)
         rank = (len(module), int(known))
@@ -135,7 +150,9 @@ def _hidden_size(model: Any) -> int:
             return value
     embeddings = model.get_input_embeddings()
     if embeddings is None:
-        raise UnsupportedModelError(f"{type(model).__name__}: cannot tell the hidden size (no config.hidden_size and no input embeddings)")
+        raise UnsupportedModelError(
+            f"{type(model).__name__}: cannot tell the hidden size (no config.hidden_size and no input embeddings)"
+        )
     return int(embeddings.weight.shape[-1])
 
 
@@ -166,7 +183,9 @@ def _fused_experts(module: Any) -> bool:
     return isinstance(weight, torch.nn.Parameter) and weight.dim() == 3
 
 
-def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of: dict[int, str]) -> list[DownProjection]:
+def _down_projections(
+    layer: Any, prefix: str, index: int, hidden: int, name_of: dict[int, str]
+) -> list[DownProjection]:
     named = [(n, m) for n, m in layer.named_modules() if n]
     found: list[DownProjection] = []
     claimed: set[str] = set()
@@ -176,7 +195,20 @@ def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of:
             transposed = module_stores_transposed(module)
             experts, first, second = weight.shape
             inner, outer = (first, second) if transposed else (second, first)
-            found.append(DownProjection(index, f"{prefix}.{name}", name_of[id(weight)], "experts", inner, outer, None, experts, transposed, module))
+            found.append(
+                DownProjection(
+                    index,
+                    f"{prefix}.{name}",
+                    name_of[id(weight)],
+                    "experts",
+                    inner,
+                    outer,
+                    None,
+                    experts,
+                    transposed,
+                    module,
+                )
+            )
             claimed.add(name)
     for name, module in named:
         kind = _linear_kind(module)
@@ -197,10 +229,25 @@ def _down_projections(layer: Any, prefix: str, index: int, hidden: int, name_of:
         if outer == hidden and inner > hidden:
             fallback.append(_linear_site(index, prefix, name, module, kind, inner, outer, name_of))
     experts = [s.expert for s in fallback]
-    unambiguous = len(fallback) == 1 or (None not in experts and len(set(experts)) == len(experts))  # one, or one per expert
+    unambiguous = len(fallback) == 1 or (
+        None not in experts and len(set(experts)) == len(experts)
+    )  # one, or one per expert
     return fallback if unambiguous else []
 
 
-def _linear_site(index: int, prefix: str, name: str, module: Any, kind: str, inner: int, outer: int, name_of: dict[int, str]) -> DownProjection:
+def _linear_site(
+    index: int, prefix: str, name: str, module: Any, kind: str, inner: int, outer: int, name_of: dict[int, str]
+) -> DownProjection:
     match = _EXPERT_IN_NAME.search(name)
-    return DownProjection(index, f"{prefix}.{name}", name_of[id(module.weight)], kind, inner, outer, int(match.group(1)) if match else None, None, False, module)
+    return DownProjection(
+        index,
+        f"{prefix}.{name}",
+        name_of[id(module.weight)],
+        kind,
+        inner,
+        outer,
+        int(match.group(1)) if match else None,
+        None,
+        False,
+        module,
+    )

@@ -155,7 +155,9 @@ class Recorder:
         return hook
 
 
-def _without(module: Any, site: DownProjection, x: Any, y: Any, weight: Any, zeros: set[Removal], rows: set[int]) -> Any:
+def _without(
+    module: Any, site: DownProjection, x: Any, y: Any, weight: Any, zeros: set[Removal], rows: set[int]
+) -> Any:
     """y (a private copy, written in place) with output `rows` recomputed with the removed weights taken as zero."""
     bias = materialised(module, "bias") if getattr(module, "bias", None) is not None else None
     by_row = _by_row(zeros, None)
@@ -206,7 +208,12 @@ class _Peak(NamedTuple):
     row_median: float = 0.0
 
 
-def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any, Any, Any, Any]], tokens: list[Any] | None = None) -> Observation:
+def _observe(
+    index: int,
+    site: DownProjection,
+    parts: list[tuple[int | None, Any, Any, Any, Any]],
+    tokens: list[Any] | None = None,
+) -> Observation:
     """Reduce (expert, input, output, weight, zeros) parts of one call to an Observation."""
     import torch
 
@@ -231,20 +238,40 @@ def _observe(index: int, site: DownProjection, parts: list[tuple[int | None, Any
             best_out = _Peak(out_value, float(y[t, r]), token_of(t), r, expert, contributions, row_median)
     if best_in is None or best_out is None:
         return Observation(
-            site=index, input_max=0.0, input_token=0, input_channel=0, input_median=0.0,
-            output_max=0.0, output_token=0, output_channel=0, output_median=0.0, expert=None, contributions=(), row_median=0.0,
+            site=index,
+            input_max=0.0,
+            input_token=0,
+            input_channel=0,
+            input_median=0.0,
+            output_max=0.0,
+            output_token=0,
+            output_channel=0,
+            output_median=0.0,
+            expert=None,
+            contributions=(),
+            row_median=0.0,
         )
     input_median = float((inputs[0] if len(inputs) == 1 else torch.cat(inputs)).median())
     output_median = float((outputs[0] if len(outputs) == 1 else torch.cat(outputs)).median())
     return Observation(
         site=index,
-        input_max=best_in.value, input_token=best_in.token, input_channel=best_in.channel, input_median=input_median,
-        output_max=best_out.value, output_token=best_out.token, output_channel=best_out.channel, output_median=output_median,
-        expert=best_out.expert, contributions=best_out.contributions, row_median=best_out.row_median,
+        input_max=best_in.value,
+        input_token=best_in.token,
+        input_channel=best_in.channel,
+        input_median=input_median,
+        output_max=best_out.value,
+        output_token=best_out.token,
+        output_channel=best_out.channel,
+        output_median=output_median,
+        expert=best_out.expert,
+        contributions=best_out.contributions,
+        row_median=best_out.row_median,
     )
 
 
-def _contributions(x_token: Any, weight: Any, row: int, site: DownProjection, expert: int | None, zeros: Any) -> tuple[tuple[Contribution, ...], float]:
+def _contributions(
+    x_token: Any, weight: Any, row: int, site: DownProjection, expert: int | None, zeros: Any
+) -> tuple[tuple[Contribution, ...], float]:
     """The largest weight x input products that make up output `row` for one token, and the row's median |weight|."""
     import torch
 
@@ -309,7 +336,9 @@ def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> An
             parts[expert] = [token_idx, slot, h, w, linear(h, w, bias)]
 
         def observe() -> Observation:
-            return _observe(index, site, [(e, p[2], p[4], p[3], None) for e, p in parts.items()], [p[0] for p in parts.values()])
+            return _observe(
+                index, site, [(e, p[2], p[4], p[3], None) for e, p in parts.items()], [p[0] for p in parts.values()]
+            )
 
         if parts:
             observation = observe()
@@ -350,7 +379,9 @@ class LayerCache:
     def active(self, skip_before: int = 0) -> Iterator[LayerCache]:
         """Within: layers before `skip_before` answer from the cache, later ones run and refresh it."""
         if any(self.outputs[i] is None for i in range(skip_before)):
-            raise DetectionError(f"layers before {skip_before} have no cached output to skip with (a bug; please report it)")
+            raise DetectionError(
+                f"layers before {skip_before} have no cached output to skip with (a bug; please report it)"
+            )
         handles: list[Any] = []
         patched: list[tuple[Any, bool, Any]] = []
         try:

@@ -39,8 +39,11 @@ class Thresholds:
 
     def as_measurements(self) -> dict[str, float]:
         return {
-            "min_output": self.min_output, "min_output_ratio": self.min_output_ratio, "min_scale": self.min_scale,
-            "min_share": self.min_share, "min_column_ratio": self.min_column_ratio,
+            "min_output": self.min_output,
+            "min_output_ratio": self.min_output_ratio,
+            "min_scale": self.min_scale,
+            "min_share": self.min_share,
+            "min_column_ratio": self.min_column_ratio,
         }
 
 
@@ -75,9 +78,14 @@ class LayerMaxima:
         """The schema's layer_maxima record."""
         return {
             "layer": self.layer,
-            "input_max": _num(self.input_max), "input_channel": self.input_channel, "input_token": self.input_token,
-            "output_max": _num(self.output_max), "output_channel": self.output_channel, "output_token": self.output_token,
-            "input_median": _num(self.input_median), "output_median": _num(self.output_median),
+            "input_max": _num(self.input_max),
+            "input_channel": self.input_channel,
+            "input_token": self.input_token,
+            "output_max": _num(self.output_max),
+            "output_channel": self.output_channel,
+            "output_token": self.output_token,
+            "input_median": _num(self.input_median),
+            "output_median": _num(self.output_median),
             "expert": self.expert,
         }
 
@@ -121,7 +129,15 @@ class DetectedWeight:
             "value_dtype": self.value_dtype,
             "status": "detected",
             "impact": {"classification": "unmeasured"},
-            "sources": [{"citation": citation, "kind": "swindex", "evidence": "detected", "date": date, "value": float(self.value)}],
+            "sources": [
+                {
+                    "citation": citation,
+                    "kind": "swindex",
+                    "evidence": "detected",
+                    "date": date,
+                    "value": float(self.value),
+                }
+            ],
             "evidence": {
                 "detection": {
                     "iteration": self.iteration,
@@ -256,7 +272,9 @@ class DetectionResult:
             del entry["family"]
         problems = validate_entry_dict(entry)
         if problems:
-            raise DetectionError("the detector built an invalid entry (a bug; please report it):\n" + "\n".join(map(str, problems)))
+            raise DetectionError(
+                "the detector built an invalid entry (a bug; please report it):\n" + "\n".join(map(str, problems))
+            )
         return entry
 
     def summary(self) -> str:
@@ -267,7 +285,9 @@ class DetectionResult:
         )
         lines = [head, f"  work: {self.work()}", f"  scale: {self.scale()}"]
         for channel in self.channels:
-            lines.append(f"  channel {channel.row}: {len(channel.candidates)} candidate(s), largest spike {channel.largest_output:.4g}")
+            lines.append(
+                f"  channel {channel.row}: {len(channel.candidates)} candidate(s), largest spike {channel.largest_output:.4g}"
+            )
             lines.extend(f"    {w.describe()}" for w in channel.candidates)
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)

@@ -83,7 +83,11 @@ def default_input_ids(config: Any, length: int = DEFAULT_LENGTH) -> list[int]:
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     if vocab < 4:
         raise DetectionError("the model config has no usable vocab_size; pass input ids explicitly (--input-ids)")
-    specials = {int(i) for name in ("bos_token_id", "eos_token_id", "pad_token_id") for i in _token_ids(getattr(text, name, None))}
+    specials = {
+        int(i)
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id")
+        for i in _token_ids(getattr(text, name, None))
+    }
     bos = _token_ids(getattr(text, "bos_token_id", None))
     ids = [int(bos[0]) if bos else 0]
     step = max(1, vocab // length)
@@ -93,7 +97,9 @@ def default_input_ids(config: Any, length: int = DEFAULT_LENGTH) -> list[int]:
             ids.append(candidate % vocab)
         candidate += step
         if candidate > 3 + step * (length + vocab):  # only special ids left to pick from
-            raise DetectionError("the model config's vocabulary holds only special token ids; pass input ids explicitly (--input-ids)")
+            raise DetectionError(
+                "the model config's vocabulary holds only special token ids; pass input ids explicitly (--input-ids)"
+            )
     return ids
 
 
@@ -104,7 +110,9 @@ def _token_ids(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def resolve_input_ids(config: Any, tokenizer: Any | None, prompt: str | None, input_ids: Any | None) -> tuple[list[int], str | None]:
+def resolve_input_ids(
+    config: Any, tokenizer: Any | None, prompt: str | None, input_ids: Any | None
+) -> tuple[list[int], str | None]:
     """The token ids to scan with and the prompt they came from (None when ids were given or defaulted)."""
     if input_ids is not None:
         ids = [int(i) for i in input_ids]
@@ -120,14 +128,18 @@ def resolve_input_ids(config: Any, tokenizer: Any | None, prompt: str | None, in
         if not result:
             raise DetectionError(f"the tokenizer turned the prompt {used!r} into no tokens; pass a longer prompt")
     elif prompt is not None:
-        raise DetectionError("this model has no tokenizer, so a prompt cannot be used; pass token ids instead (--input-ids 1,2,3)")
+        raise DetectionError(
+            "this model has no tokenizer, so a prompt cannot be used; pass token ids instead (--input-ids 1,2,3)"
+        )
     else:
         limit = context_length(config)
         result, used = default_input_ids(config, DEFAULT_LENGTH if limit is None else min(DEFAULT_LENGTH, limit)), None
     limit = context_length(config)
     if limit is not None and len(result) > limit:
         what = "the prompt's tokens" if used is not None else "the input ids"
-        raise DetectionError(f"{what} ({len(result)}) are more than this model can read ({limit} positions); pass at most {limit}")
+        raise DetectionError(
+            f"{what} ({len(result)}) are more than this model can read ({limit} positions); pass at most {limit}"
+        )
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     vocab = getattr(text, "vocab_size", None)
     if vocab and any(i < 0 or i >= vocab for i in result):
@@ -166,29 +178,55 @@ def detect(
     from ..loading import load_model
 
     date = parse_date(today, "today") if today is not None else None
-    options = dict(prompt=prompt, input_ids=input_ids, tokenizer=tokenizer, thresholds=thresholds, max_passes=max_passes,
-                   max_candidates=max_candidates, model_id=model_id, today=date, progress=progress)
+    options = dict(
+        prompt=prompt,
+        input_ids=input_ids,
+        tokenizer=tokenizer,
+        thresholds=thresholds,
+        max_passes=max_passes,
+        max_candidates=max_candidates,
+        model_id=model_id,
+        today=date,
+        progress=progress,
+    )
     _check_caps(max_passes, max_candidates)
     if isinstance(model_or_id, (str, Path)):
         if progress:
             progress(f"loading {model_or_id}")
         loaded = load_model(
-            str(model_or_id), revision=revision, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            str(model_or_id),
+            revision=revision,
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
             offload_folder=offload_folder,
         )
         return detect_loaded(loaded, **options)[0]
     if not (isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config")):
-        raise DetectionError(f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}")
+        raise DetectionError(
+            f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}"
+        )
     model = model_or_id
     source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
     found_id, found_revision = _origin(source, revision)
     try:
-        return _detect(model, tokenizer, source, found_id, found_revision, _device_of(model), (), **{k: v for k, v in options.items() if k != "tokenizer"})
+        return _detect(
+            model,
+            tokenizer,
+            source,
+            found_id,
+            found_revision,
+            _device_of(model),
+            (),
+            **{k: v for k, v in options.items() if k != "tokenizer"},
+        )
     except ActivationOverflowError as exc:
         raise ActivationOverflowError(f"{exc}; load the model in bfloat16 or float32 (--dtype bfloat16)") from exc
 
 
-def detect_loaded(loaded: Any, *, source: str | None = None, tokenizer: Any | None = None, **options: Any) -> tuple[DetectionResult, Any]:
+def detect_loaded(
+    loaded: Any, *, source: str | None = None, tokenizer: Any | None = None, **options: Any
+) -> tuple[DetectionResult, Any]:
     """Scan a model swindex loaded (a `swindex.loading.LoadedModel`), reloading it wider if float16 overflows.
 
     Returns the result and the LoadedModel it was measured on (the reload, when there was one), so that a caller
@@ -200,8 +238,14 @@ def detect_loaded(loaded: Any, *, source: str | None = None, tokenizer: Any | No
 
     def scan(current: Any) -> DetectionResult:
         return _detect(
-            current.model, tokenizer or current.tokenizer, source or current.source, current.model_id, current.revision,
-            current.device, current.notes, **options,
+            current.model,
+            tokenizer or current.tokenizer,
+            source or current.source,
+            current.model_id,
+            current.revision,
+            current.device,
+            current.notes,
+            **options,
         )
 
     return run_widening(loaded, scan)
@@ -274,7 +318,10 @@ def _scan(model: Any, ids: list[int], thresholds: Thresholds, max_passes: int, m
 
     layout = locate(model)
     search = _Search()
-    recorder = Recorder(layout, lambda index, observation: _decide(layout, search, thresholds, max_passes, max_candidates, index, observation))
+    recorder = Recorder(
+        layout,
+        lambda index, observation: _decide(layout, search, thresholds, max_passes, max_candidates, index, observation),
+    )
     cache = LayerCache(layout.layers)
     run = _runner(model, layout)
     batch = torch.tensor([ids], dtype=torch.long, device=_input_device(model))
@@ -317,12 +364,20 @@ def _too_small(search: _Search, thresholds: Thresholds) -> list[tuple[int, Detec
 
 
 def _decide(
-    layout: ModelLayout, search: _Search, thresholds: Thresholds, max_passes: int, max_candidates: int, index: int, obs: Observation
+    layout: ModelLayout,
+    search: _Search,
+    thresholds: Thresholds,
+    max_passes: int,
+    max_candidates: int,
+    index: int,
+    obs: Observation,
 ) -> list[Removal]:
     """The candidates behind one projection's current spike (to be removed at once), per the documented thresholds."""
     site = layout.sites[index]
     if not obs.finite:
-        raise ActivationOverflowError(f"activations overflowed (inf/nan) at {site.path} in {_param_dtype(site.module, site.kind)}")
+        raise ActivationOverflowError(
+            f"activations overflowed (inf/nan) at {site.path} in {_param_dtype(site.module, site.kind)}"
+        )
     spike = abs(obs.output_max)
     expert = obs.expert if site.kind == "experts" else site.expert
     if spike > search.peak.value:
@@ -330,7 +385,11 @@ def _decide(
         if not search.capped and search.pass_number < max_passes and _too_small(search, thresholds):
             raise _Restart
     ratio = spike / obs.output_median if obs.output_median > 0 else float("inf")
-    if search.capped or spike < max(thresholds.min_output, thresholds.min_scale * search.peak.value) or ratio < thresholds.min_output_ratio:
+    if (
+        search.capped
+        or spike < max(thresholds.min_output, thresholds.min_scale * search.peak.value)
+        or ratio < thresholds.min_output_ratio
+    ):
         return []
     removed_columns = {w.column for s, w in search.found if s == index and w.expert == expert}
     removals: list[Removal] = []
@@ -338,30 +397,39 @@ def _decide(
         share = c.product / obs.output_max
         if share < thresholds.min_share:
             continue
-        if c.column in removed_columns and abs(c.weight) < thresholds.min_column_ratio * column_median(site, c.column, obs.expert):
+        if c.column in removed_columns and abs(c.weight) < thresholds.min_column_ratio * column_median(
+            site, c.column, obs.expert
+        ):
             continue  # an ordinary weight passing on the input of a column already removed here
         if len(search.found) >= max_candidates:
             search.capped = True
             break
         weight_ratio = abs(c.weight) / obs.row_median if obs.row_median > 0 else float("inf")
-        search.found.append((index, DetectedWeight(
-            layer=site.layer,
-            tensor=site.tensor,
-            row=obs.output_channel,
-            column=c.column,
-            expert=expert,
-            index=site.index(obs.output_channel, c.column, obs.expert) if site.kind == "experts" else site.index(obs.output_channel, c.column),
-            value=c.weight,
-            value_dtype=_param_dtype(site.module, site.kind),
-            iteration=search.pass_number,
-            token=obs.output_token,
-            input_activation=c.input,
-            output_activation=obs.output_max,
-            contribution=c.product,
-            share=share,
-            output_ratio=min(ratio, 1e12),
-            weight_ratio=min(weight_ratio, 1e12),
-        )))
+        search.found.append(
+            (
+                index,
+                DetectedWeight(
+                    layer=site.layer,
+                    tensor=site.tensor,
+                    row=obs.output_channel,
+                    column=c.column,
+                    expert=expert,
+                    index=site.index(obs.output_channel, c.column, obs.expert)
+                    if site.kind == "experts"
+                    else site.index(obs.output_channel, c.column),
+                    value=c.weight,
+                    value_dtype=_param_dtype(site.module, site.kind),
+                    iteration=search.pass_number,
+                    token=obs.output_token,
+                    input_activation=c.input,
+                    output_activation=obs.output_max,
+                    contribution=c.product,
+                    share=share,
+                    output_ratio=min(ratio, 1e12),
+                    weight_ratio=min(weight_ratio, 1e12),
+                ),
+            )
+        )
         removals.append((obs.expert if site.kind == "experts" else None, obs.output_channel, c.column))
     return removals
 
@@ -388,9 +456,17 @@ def _ordered(recorder: Recorder, layout: ModelLayout) -> list[Observation]:
 def _maxima(layout: ModelLayout, obs: Observation) -> LayerMaxima:
     site = layout.sites[obs.site]
     return LayerMaxima(
-        layer=site.layer, tensor=site.tensor, expert=obs.expert if site.kind == "experts" else site.expert,
-        input_max=obs.input_max, input_channel=obs.input_channel, input_token=obs.input_token, input_median=obs.input_median,
-        output_max=obs.output_max, output_channel=obs.output_channel, output_token=obs.output_token, output_median=obs.output_median,
+        layer=site.layer,
+        tensor=site.tensor,
+        expert=obs.expert if site.kind == "experts" else site.expert,
+        input_max=obs.input_max,
+        input_channel=obs.input_channel,
+        input_token=obs.input_token,
+        input_median=obs.input_median,
+        output_max=obs.output_max,
+        output_channel=obs.output_channel,
+        output_token=obs.output_token,
+        output_median=obs.output_median,
     )
 
 

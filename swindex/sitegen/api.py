@@ -162,15 +162,26 @@ def v1_documents(views: Sequence[ModelView], generated: str, schema: Mapping[str
     stamp = _stamp(generated, 1)
     documents = {
         f"{API_V1_ROOT}/models.json": {**stamp, "count": len(views), "models": [v1_summary(v, e) for v, e in entries]},
-        f"{API_V1_ROOT}/all.json": {**stamp, "count": len(views), "entries": [{"path": f"registry/{v.registry_path}", "entry": e} for v, e in entries]},
+        f"{API_V1_ROOT}/all.json": {
+            **stamp,
+            "count": len(views),
+            "entries": [{"path": f"registry/{v.registry_path}", "entry": e} for v, e in entries],
+        },
         f"{API_V1_ROOT}/schema.json": schema_document(schema, generated, 1),
     }
     for view, entry in entries:
-        documents[api_model_path(view.id, API_V1_ROOT)] = {**stamp, "id": view.id, "path": f"registry/{view.registry_path}", "entry": entry}
+        documents[api_model_path(view.id, API_V1_ROOT)] = {
+            **stamp,
+            "id": view.id,
+            "path": f"registry/{view.registry_path}",
+            "entry": entry,
+        }
     return documents
 
 
-def v2_documents(views: Sequence[ModelView], generated: str, schema: Mapping[str, Any], site_url: str) -> dict[str, dict[str, Any]]:
+def v2_documents(
+    views: Sequence[ModelView], generated: str, schema: Mapping[str, Any], site_url: str
+) -> dict[str, dict[str, Any]]:
     """Every api/v2/ document by its path under the site root."""
     documents = {
         f"{API_ROOT}/models.json": index_document(views, generated, site_url),

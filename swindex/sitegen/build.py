@@ -27,7 +27,6 @@ from .sources import SiteSources, find_sources
 from .urls import API_ROOT, API_V1_ROOT, API_V1_UNTIL, checked_id, page_source, safe_url
 
 
-
 @dataclass(frozen=True)
 class SiteBuild:
     """What a build produced and how long its two halves took."""
@@ -56,7 +55,7 @@ def hub_endpoint() -> str | None:
 
 def site_links(config: Mapping[str, Any]) -> SiteLinks:
     repo = safe_url(config.get("repo_url"))
-    options = ((config.get("extra") or {}).get("swindex") or {})
+    options = (config.get("extra") or {}).get("swindex") or {}
     edit_prefix = None
     if repo:
         branch = options.get("branch", "main")
@@ -109,7 +108,9 @@ def checked_site_url(config: Mapping[str, Any], where: Path | str) -> str:
     """The site's address from the MkDocs settings: the JSON API's links are absolute, so one is needed."""
     url = config.get("site_url")
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise SwindexError(f"{where}: site_url is {url!r}; the JSON API's links are absolute, so set site_url to the site's https:// address (or pass --site-url)")
+        raise SwindexError(
+            f"{where}: site_url is {url!r}; the JSON API's links are absolute, so set site_url to the site's https:// address (or pass --site-url)"
+        )
     return url if url.endswith("/") else url + "/"
 
 
@@ -119,12 +120,18 @@ def _status_meanings() -> list[tuple[str, str]]:
     return [(status, meanings[status] + ".") for status in STATUSES]
 
 
-def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str, site_url: str) -> list[tuple[str, str]]:
+def render_pages(
+    views: Sequence[ModelView], sources: SiteSources, docs: Path, links: SiteLinks, generated: str, site_url: str
+) -> list[tuple[str, str]]:
     """Write every page and JSON document into ``docs``; return the extra pages' nav entries."""
     env = environment(sources.templates)
     model_template = env.get_template("model.md.j2")
     for view in views:
-        meta = {"title": view.id, "description": f"Super weights of {view.id}: {view.verdict_text}", "search": {"boost": 2}}
+        meta = {
+            "title": view.id,
+            "description": f"Super weights of {view.id}: {view.verdict_text}",
+            "search": {"boost": 2},
+        }
         _write(docs / page_source(view.id), _front_matter(meta, model_template.render(m=view, here=view.url)))
 
     totals = api.totals(views)
@@ -132,7 +139,10 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
     example = example_id(views)
     _write(
         docs / "models" / "index.md",
-        _front_matter({"title": "Models", "hide": ["navigation", "toc"], "search": {"exclude": True}}, env.get_template("models.md.j2").render(views=views, totals=totals, here="models/")),
+        _front_matter(
+            {"title": "Models", "hide": ["navigation", "toc"], "search": {"exclude": True}},
+            env.get_template("models.md.j2").render(views=views, totals=totals, here="models/"),
+        ),
     )
     _write(
         docs / "index.md",
@@ -148,8 +158,14 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
             ),
         ),
     )
-    _write(docs / "schema.md", env.get_template("schema.md.j2").render(sections=schema_sections(entry_schema()), here="schema/"))
-    _write(docs / "contributing.md", env.get_template("contributing.md.j2").render(repo_url=links.repo_url or "", here="contributing/"))
+    _write(
+        docs / "schema.md",
+        env.get_template("schema.md.j2").render(sections=schema_sections(entry_schema()), here="schema/"),
+    )
+    _write(
+        docs / "contributing.md",
+        env.get_template("contributing.md.j2").render(repo_url=links.repo_url or "", here="contributing/"),
+    )
     _write(
         docs / "api.md",
         env.get_template("api.md.j2").render(
@@ -163,7 +179,10 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
         ),
     )
 
-    documents = {**api.v2_documents(views, generated, entry_schema(), site_url), **api.v1_documents(views, generated, v1_schema())}
+    documents = {
+        **api.v2_documents(views, generated, entry_schema(), site_url),
+        **api.v1_documents(views, generated, v1_schema()),
+    }
     for path, document in documents.items():
         _write(docs / path, api.dumps(document))
 
@@ -180,7 +199,9 @@ def render_pages(views: Sequence[ModelView], sources: SiteSources, docs: Path, l
     return extra_nav
 
 
-def mkdocs_config(base: Mapping[str, Any], sources: SiteSources, docs: Path, output: Path, extra_nav: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def mkdocs_config(
+    base: Mapping[str, Any], sources: SiteSources, docs: Path, output: Path, extra_nav: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
     """The base mkdocs.yml with the generator's docs, output and navigation filled in."""
     config = dict(base)
     config.update(
@@ -226,12 +247,18 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
     """Refuse an output directory whose contents MkDocs would wipe but that is not a previous build."""
     for path in keep:
         if path.resolve() == output or output in path.resolve().parents:
-            raise SwindexError(f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output")
+            raise SwindexError(
+                f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output"
+            )
     if output.exists() and not output.is_dir():
         raise SwindexError(f"{output}: exists and is not a directory; choose a new or empty --output")
-    built_before = (output / "index.html").is_file() and any((output / root / "models.json").is_file() for root in (API_ROOT, API_V1_ROOT))
+    built_before = (output / "index.html").is_file() and any(
+        (output / root / "models.json").is_file() for root in (API_ROOT, API_V1_ROOT)
+    )
     if output.is_dir() and any(output.iterdir()) and not built_before:
-        raise SwindexError(f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output")
+        raise SwindexError(
+            f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output"
+        )
 
 
 def replace_directory(new: Path, target: Path, trash: Path) -> None:
@@ -274,7 +301,10 @@ def build_site(
     views = [model_view(entry, links) for entry in entries]
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="swindex-site-") as scratch, tempfile.TemporaryDirectory(prefix=f".{output.name}.building-", dir=output.parent) as staging:
+    with (
+        tempfile.TemporaryDirectory(prefix="swindex-site-") as scratch,
+        tempfile.TemporaryDirectory(prefix=f".{output.name}.building-", dir=output.parent) as staging,
+    ):
         work = Path(work_dir).resolve() if work_dir else Path(scratch)
         docs = work / "docs"
         if docs.exists():
@@ -287,4 +317,6 @@ def build_site(
         run_mkdocs(config_file, verbose=verbose)
         replace_directory(built, output, Path(staging) / "previous")
     finished = time.perf_counter()
-    return SiteBuild(output=output, models=len(views), render_seconds=rendered - started, mkdocs_seconds=finished - rendered)
+    return SiteBuild(
+        output=output, models=len(views), render_seconds=rendered - started, mkdocs_seconds=finished - rendered
+    )

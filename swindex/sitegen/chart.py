@@ -108,7 +108,9 @@ def format_number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def linear_axis(peak: float, top: float, bottom: float, ticks: int = 4) -> tuple[Callable[[float], float], tuple[Tick, ...]]:
+def linear_axis(
+    peak: float, top: float, bottom: float, ticks: int = 4
+) -> tuple[Callable[[float], float], tuple[Tick, ...]]:
     """A y axis from 0 to a round value at or past ``peak``: the pixel of a value, and the ticks."""
     step = nice_step(peak or 1.0, ticks)
     top_value = step * math.ceil((peak or 1.0) / step)
@@ -148,32 +150,50 @@ def frame_svg(frame: Frame, *, x: float | None = None, y: float | None = None) -
         f'<text class="sw-chart-title" x="{frame.left}" y="16">{escape(frame.title)}</text>',
     ]
     for tick in frame.y_ticks:
-        out.append(f'<line class="sw-grid" x1="{frame.left}" x2="{frame.right}" y1="{tick.at:.1f}" y2="{tick.at:.1f}"/>')
-        out.append(f'<text class="sw-tick" x="{frame.left - 6}" y="{tick.at + 4:.1f}" text-anchor="end">{escape(tick.label)}</text>')
+        out.append(
+            f'<line class="sw-grid" x1="{frame.left}" x2="{frame.right}" y1="{tick.at:.1f}" y2="{tick.at:.1f}"/>'
+        )
+        out.append(
+            f'<text class="sw-tick" x="{frame.left - 6}" y="{tick.at + 4:.1f}" text-anchor="end">{escape(tick.label)}</text>'
+        )
     for tick in frame.x_ticks:
-        out.append(f'<text class="sw-tick" x="{tick.at:.1f}" y="{frame.bottom + 16}" text-anchor="middle">{escape(tick.label)}</text>')
+        out.append(
+            f'<text class="sw-tick" x="{tick.at:.1f}" y="{frame.bottom + 16}" text-anchor="middle">{escape(tick.label)}</text>'
+        )
     out.append(f'<line class="sw-axis" x1="{frame.left}" x2="{frame.right}" y1="{frame.bottom}" y2="{frame.bottom}"/>')
     out.append(f'<line class="sw-axis" x1="{frame.left}" x2="{frame.left}" y1="{frame.top}" y2="{frame.bottom}"/>')
-    out.append(f'<text class="sw-axis-label" x="{mid_x}" y="{frame.height - 4}" text-anchor="middle">{escape(frame.x_label)}</text>')
+    out.append(
+        f'<text class="sw-axis-label" x="{mid_x}" y="{frame.height - 4}" text-anchor="middle">{escape(frame.x_label)}</text>'
+    )
     if frame.y_label:
         mid_y = (frame.top + frame.bottom) / 2
-        out.append(f'<text class="sw-axis-label" transform="translate(14,{mid_y:g}) rotate(-90)" text-anchor="middle">{escape(frame.y_label)}</text>')
+        out.append(
+            f'<text class="sw-axis-label" transform="translate(14,{mid_y:g}) rotate(-90)" text-anchor="middle">{escape(frame.y_label)}</text>'
+        )
     for rule in frame.rules:
         colour = escape(rule.colour)
-        out.append(f'<line x1="{frame.left}" x2="{frame.right}" y1="{rule.y:.1f}" y2="{rule.y:.1f}" stroke="{colour}" stroke-width="1.5"/>')
-        out.append(f'<text x="{frame.right - 4}" y="{rule.y - 4:.1f}" text-anchor="end" fill="{colour}">{escape(rule.label)}</text>')
+        out.append(
+            f'<line x1="{frame.left}" x2="{frame.right}" y1="{rule.y:.1f}" y2="{rule.y:.1f}" stroke="{colour}" stroke-width="1.5"/>'
+        )
+        out.append(
+            f'<text x="{frame.right - 4}" y="{rule.y - 4:.1f}" text-anchor="end" fill="{colour}">{escape(rule.label)}</text>'
+        )
     for series in frame.series:
         stroke = f' stroke="{escape(series.colour)}"' if series.colour else ""
         fill = f' fill="{escape(series.colour)}"' if series.colour else ""
         out.append(f'<polyline class="sw-line" points="{series.polyline}"{stroke}{_dash(series.dash)}/>')
         for m in series.marks:
             kind = "sw-point sw-marked" if m.marked else "sw-point"
-            out.append(f'<circle class="{kind}" cx="{m.x:.1f}" cy="{m.y:.1f}" r="{4.5 if m.marked else 2.5}"{fill}><title>{escape(m.title)}</title></circle>')
+            out.append(
+                f'<circle class="{kind}" cx="{m.x:.1f}" cy="{m.y:.1f}" r="{4.5 if m.marked else 2.5}"{fill}><title>{escape(m.title)}</title></circle>'
+            )
     out.append("</svg>")
     return "\n".join(out)
 
 
-def figure_svg(frames: Sequence[Frame], title: str, *, gap: int = 20, legend_columns: int = 3, legend_width: int = 210) -> str:
+def figure_svg(
+    frames: Sequence[Frame], title: str, *, gap: int = 20, legend_columns: int = 3, legend_width: int = 210
+) -> str:
     """A standalone SVG file: the frames side by side, and below them a legend of every labelled series."""
     legend: dict[tuple[str, str | None, str], None] = {}
     for frame in frames:
@@ -247,19 +267,32 @@ class Panel:
         return frame_svg(self.frame)
 
 
-def per_layer_maxima(layers: Iterable[Mapping[str, Any]], value_key: str, channel_key: str, token_key: str) -> list[tuple[int, float, int | None, int | None]]:
+def per_layer_maxima(
+    layers: Iterable[Mapping[str, Any]], value_key: str, channel_key: str, token_key: str
+) -> list[tuple[int, float, int | None, int | None]]:
     """The largest magnitude per layer (experts of a MoE layer folded into one), sorted by layer."""
     best: dict[int, tuple[float, int | None, int | None]] = {}
     for row in layers:
         layer, value = row.get("layer"), row.get(value_key)
-        if not isinstance(layer, int) or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            not isinstance(layer, int)
+            or isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             continue
         if layer not in best or abs(value) > abs(best[layer][0]):
             best[layer] = (float(value), row.get(channel_key), row.get(token_key))
     return [(layer, *best[layer]) for layer in sorted(best)]
 
 
-def _panel(key: str, title: str, maxima: Sequence[tuple[int, float, int | None, int | None]], marked: set[int], id_prefix: str = "") -> Panel:
+def _panel(
+    key: str,
+    title: str,
+    maxima: Sequence[tuple[int, float, int | None, int | None]],
+    marked: set[int],
+    id_prefix: str = "",
+) -> Panel:
     left, right, top, bottom = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     last_layer = max(maxima[-1][0], 1)
     y_of, y_ticks = linear_axis(max(abs(v) for _, v, _, _ in maxima), top, bottom)
@@ -287,7 +320,9 @@ def _panel(key: str, title: str, maxima: Sequence[tuple[int, float, int | None, 
     return Panel(key, title, points, x_ticks, y_ticks, frame)
 
 
-def activation_chart(detection: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str = "") -> tuple[Panel, ...]:
+def activation_chart(
+    detection: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str = ""
+) -> tuple[Panel, ...]:
     """Two panels (input, output) from ``evidence.detection.layers``; empty when no detection run is recorded."""
     layers = (detection or {}).get("layers") or []
     marked = set(super_weight_layers)
@@ -318,14 +353,18 @@ def layer_measurements(measurements: Mapping[str, Any] | None) -> list[dict[str,
             continue
         layer, side, what = int(match.group(1)), match.group(2), match.group(3)
         rows.setdefault(layer, {"layer": layer})[f"{side}_{what}"] = value
-    for row in rows.values():  # channels and tokens are integers or absent: a stray string must not reach a tooltip as one
+    for (
+        row
+    ) in rows.values():  # channels and tokens are integers or absent: a stray string must not reach a tooltip as one
         for name in ("input_channel", "output_channel", "input_token", "output_token"):
             if name in row and (isinstance(row[name], bool) or not isinstance(row[name], int)):
                 del row[name]
     return [rows[layer] for layer in sorted(rows) if "input_max" in rows[layer] or "output_max" in rows[layer]]
 
 
-def source_chart(measurements: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str) -> tuple[Panel, ...]:
+def source_chart(
+    measurements: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str
+) -> tuple[Panel, ...]:
     """The activation chart of a source's published per-layer measurements; empty unless at least two layers are given."""
     rows = layer_measurements(measurements)
     if len(rows) < 2:

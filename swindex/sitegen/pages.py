@@ -76,10 +76,18 @@ def derived_rows(data: Mapping[str, Any], hub_endpoint: str | None) -> tuple[Der
         else:
             why = f"{check.get('kept', 0)} of {check.get('weights', 0)} weights kept"
         url = f"{hub_endpoint.rstrip('/')}/{check['id']}" if hub_endpoint else None
-        rows.append(DerivedRow(
-            id=check["id"], kind=check.get("kind"), file=check.get("file"), outcome=outcome, why=why,
-            date=check.get("date", ""), revision=check.get("revision"), url=safe_url(url),
-        ))
+        rows.append(
+            DerivedRow(
+                id=check["id"],
+                kind=check.get("kind"),
+                file=check.get("file"),
+                outcome=outcome,
+                why=why,
+                date=check.get("date", ""),
+                revision=check.get("revision"),
+                url=safe_url(url),
+            )
+        )
     rank = {"lost": 0, COULD_NOT_CHECK: 2, "kept": 3}
     return tuple(sorted(rows, key=lambda r: (rank.get(r.outcome, 1), r.id.casefold(), r.file or "")))
 
@@ -213,7 +221,14 @@ class ModelView:
     @property
     def search_text(self) -> str:
         """Every name the table filter should match: id, aliases, organisation, family, architecture."""
-        parts = [self.id, self.org, self.name, *self.entry.get("aliases", []), self.entry.get("family") or "", self.entry.get("architecture") or ""]
+        parts = [
+            self.id,
+            self.org,
+            self.name,
+            *self.entry.get("aliases", []),
+            self.entry.get("family") or "",
+            self.entry.get("architecture") or "",
+        ]
         return " ".join(str(p) for p in parts if p).lower()
 
 
@@ -245,7 +260,14 @@ def _ordered_statuses(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in STATUSES if s in present) + tuple(sorted(present - set(STATUSES)))
 
 
-def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight: int | None, claim: Claim | None = None, keep: bool = False) -> WeightView:
+def _weight_view(
+    entry_id: str,
+    number: int,
+    sw: Mapping[str, Any],
+    super_weight: int | None,
+    claim: Claim | None = None,
+    keep: bool = False,
+) -> WeightView:
     index = sw.get("index") or []
     coordinate = format_coordinate(sw.get("tensor", ""), index)
     where = f"layer {sw.get('layer')}, row {sw.get('row')}, column {sw.get('column')}"
@@ -256,8 +278,14 @@ def _weight_view(entry_id: str, number: int, sw: Mapping[str, Any], super_weight
     else:
         pick = f"sw = lookup({json.dumps(entry_id)}).claims[{number}]  # on record, not a super weight\n"
     lookup_code = f"from swindex import lookup\n# {where}\n{pick}value = model.get_parameter(sw.tensor)[sw.index]"
-    index_code = f"model.get_parameter({json.dumps(str(sw.get('tensor', '')))})[{', '.join(str(int(i)) for i in index)}]"
-    impact = claim.impact if claim is not None else Impact.from_dict(sw.get("impact") if isinstance(sw.get("impact"), Mapping) else None)
+    index_code = (
+        f"model.get_parameter({json.dumps(str(sw.get('tensor', '')))})[{', '.join(str(int(i)) for i in index)}]"
+    )
+    impact = (
+        claim.impact
+        if claim is not None
+        else Impact.from_dict(sw.get("impact") if isinstance(sw.get("impact"), Mapping) else None)
+    )
     return WeightView(number, sw, coordinate, lookup_code, index_code, impact, super_weight is not None, keep)
 
 
@@ -289,7 +317,8 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
             sw,
             positions.get(claim.coordinate) if claim.is_super_weight else None,
             claim,
-            claim.coordinate in keep and (claim.is_super_weight or (claim.standing and claim.impact.classification == "significant")),
+            claim.coordinate in keep
+            and (claim.is_super_weight or (claim.standing and claim.impact.classification == "significant")),
         )
         for i, (sw, claim) in enumerate(zip(data.get("claims") or [], entry.claims))
     )
@@ -300,7 +329,9 @@ def model_view(entry: Entry, links: SiteLinks) -> ModelView:
     for source in sources:
         if source.get("kind") not in kinds:
             kinds.append(source.get("kind"))
-    statuses = [sw.get("status") for sw in data.get("claims") or []] + [f.get("status") for f in data.get("other_findings") or []]
+    statuses = [sw.get("status") for sw in data.get("claims") or []] + [
+        f.get("status") for f in data.get("other_findings") or []
+    ]
     layers = tuple(sorted({sw.get("layer") for sw in data.get("claims") or [] if isinstance(sw.get("layer"), int)}))
     registry_path = entry.path or f"{entry.id}.yaml"
     hub = f"{links.hub_endpoint.rstrip('/')}/{entry.id}" if links.hub_endpoint else None

@@ -67,7 +67,9 @@ def measured(value: Any, digits: int = 4) -> Markup:
 def badge(status: Any) -> Markup:
     """A status badge; the CSS class is chosen from the known statuses only."""
     known = status if status in STATUSES else "unknown"
-    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(known, as_text(str(status)), as_text(str(status)))
+    return Markup('<span class="sw-badge sw-status-{}" title="status: {}">{}</span>').format(
+        known, as_text(str(status)), as_text(str(status))
+    )
 
 
 IMPACT_MEANINGS = {
@@ -80,7 +82,9 @@ IMPACT_MEANINGS = {
 
 def impact_badge(impact: Any) -> Markup:
     """An impact badge (critical, significant, inert, unmeasured) with its figure: ``critical ×213``; the class from known values only."""
-    classification = impact.get("classification") if isinstance(impact, Mapping) else getattr(impact, "classification", None)
+    classification = (
+        impact.get("classification") if isinstance(impact, Mapping) else getattr(impact, "classification", None)
+    )
     known = classification if classification in IMPACTS else "unknown"
     label = str(classification or "unknown")
     figure = impact_figure(impact)
@@ -141,6 +145,17 @@ def environment(templates: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         finalize=as_text,
     )
-    env.filters.update(link=link, num=number, measured=measured, badge=badge, impact=impact_badge, figure=impact_figure, plain_measurements=plain_measurements, code=code_block, href=href, bytes=human_bytes)
+    env.filters.update(
+        link=link,
+        num=number,
+        measured=measured,
+        badge=badge,
+        impact=impact_badge,
+        figure=impact_figure,
+        plain_measurements=plain_measurements,
+        code=code_block,
+        href=href,
+        bytes=human_bytes,
+    )
     env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
     return env

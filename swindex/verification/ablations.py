@@ -67,12 +67,24 @@ class Evaluation:
         """Sequences per forward call (encoders take at least 16)."""
         return self.batch_size if self.causal else max(self.batch_size, 16)
 
-    def passes(self, *, copies: int = 1, around: PerCall | None = None, channels: Sequence[Channel] = (), stops: bool = False) -> tuple[Pass, ...]:
+    def passes(
+        self, *, copies: int = 1, around: PerCall | None = None, channels: Sequence[Channel] = (), stops: bool = False
+    ) -> tuple[Pass, ...]:
         """One pass over the inputs per stacked copy."""
         if self.causal:
             stop_ids = self.stop_ids if stops else ()
-            return lm_passes(self.model, self.inputs, batch_size=self.rows, stop_ids=stop_ids, channels=channels, copies=copies, around=around)
-        return encoder_passes(self.model, self.inputs, batch_size=self.rows, channels=channels, copies=copies, around=around)
+            return lm_passes(
+                self.model,
+                self.inputs,
+                batch_size=self.rows,
+                stop_ids=stop_ids,
+                channels=channels,
+                copies=copies,
+                around=around,
+            )
+        return encoder_passes(
+            self.model, self.inputs, batch_size=self.rows, channels=channels, copies=copies, around=around
+        )
 
     def subset(self, sequences: Sequence[int]) -> "Evaluation":
         """The same evaluation on some of its sequences (in the order given)."""
@@ -151,7 +163,12 @@ def measure(
 def _check_original(evaluation: Evaluation, original: Pass) -> None:
     model = evaluation.model
     base = original.perplexity
-    if evaluation.causal and base is not None and not math.isfinite(base) and str(next(model.parameters()).dtype) == "torch.float16":
+    if (
+        evaluation.causal
+        and base is not None
+        and not math.isfinite(base)
+        and str(next(model.parameters()).dtype) == "torch.float16"
+    ):
         raise VerificationError(
             f"{evaluation.name}: the unmodified model's perplexity is {base} in float16, so nothing can be compared with it; "
             "load it in bfloat16 or float32 (--dtype bfloat16), float16 activations often overflow"
@@ -208,7 +225,12 @@ def _joint(
 
 
 def _plain(
-    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], say: Say, why: str, settling: bool = False
+    evaluation: Evaluation,
+    ablations: Sequence[Ablation],
+    control: Sequence[Target],
+    say: Say,
+    why: str,
+    settling: bool = False,
 ) -> Measured:
     say("original")
     original = evaluation.passes(channels=_unique_channels(ablations), stops=True)[0]
@@ -231,10 +253,18 @@ def _plain(
                 s = _whole(evaluation, original, p)
         alone.append(p)
         settled.append(s)
-    together, restored, control_pass, notes = _joint(evaluation, ablations, control, original, alone, say, lambda kind: None)
+    together, restored, control_pass, notes = _joint(
+        evaluation, ablations, control, original, alone, say, lambda kind: None
+    )
     return Measured(
-        original=original, alone=tuple(alone), together=together, restored=restored, control=control_pass,
-        method=Method("plain", why + _settling_note(settling)), notes=notes, settled=tuple(settled),
+        original=original,
+        alone=tuple(alone),
+        together=together,
+        restored=restored,
+        control=control_pass,
+        method=Method("plain", why + _settling_note(settling)),
+        notes=notes,
+        settled=tuple(settled),
     )
 
 
@@ -289,8 +319,13 @@ Run = Callable[[Sequence[int], Sequence[int]], tuple[Pass, ...]]
 
 
 def _settle(
-    evaluation: Evaluation, original: Pass, members: Sequence[int], ablations: Sequence[Ablation], order: Sequence[int],
-    step: int, run: Run,
+    evaluation: Evaluation,
+    original: Pass,
+    members: Sequence[int],
+    ablations: Sequence[Ablation],
+    order: Sequence[int],
+    step: int,
+    run: Run,
 ) -> dict[int, tuple[Pass, Settled]]:
     """Measure a group's ablations a few sequences at a time until each one's class is settled (or every sequence is used).
 
@@ -364,7 +399,9 @@ def _start(layers: Layers, model: Any, tensor: str) -> int:
     return layers.index_of(resolve_name(model, tensor).rsplit(".", 1)[0]) or 0
 
 
-def _groups(starts: Sequence[int], stackable: Sequence[StackedWeight | None], size: int, depth: float, overhead: float) -> list[_Group]:
+def _groups(
+    starts: Sequence[int], stackable: Sequence[StackedWeight | None], size: int, depth: float, overhead: float
+) -> list[_Group]:
     """Stackable ablations in layer order, cut into runs of at most ``size`` that share a forward pass; the rest alone.
 
     A run starts at its earliest layer, so stacking a late ablation with an early one costs it the layers
@@ -372,7 +409,9 @@ def _groups(starts: Sequence[int], stackable: Sequence[StackedWeight | None], si
     with ``depth`` the layer count plus the head's cost in layers (see `FORWARD_OVERHEAD`).
     """
     alone = [_Group(starts[i], (i,)) for i in range(len(starts)) if stackable[i] is None or size == 1]
-    order = sorted((i for i in range(len(starts)) if stackable[i] is not None and size > 1), key=lambda i: (starts[i], i))
+    order = sorted(
+        (i for i in range(len(starts)) if stackable[i] is not None and size > 1), key=lambda i: (starts[i], i)
+    )
     best = [0.0] + [math.inf] * len(order)
     cut = [0] * (len(order) + 1)
     for end in range(1, len(order) + 1):
@@ -384,7 +423,9 @@ def _groups(starts: Sequence[int], stackable: Sequence[StackedWeight | None], si
     end = len(order)
     while end > 0:
         members = order[cut[end] : end]
-        stacked = tuple(stackable[i] for i in members) if len(members) > 1 else ()  # alone, zeroing in place is as cheap
+        stacked = (
+            tuple(stackable[i] for i in members) if len(members) > 1 else ()
+        )  # alone, zeroing in place is as cheap
         runs.append(_Group(starts[members[0]], tuple(members), stacked))  # type: ignore[arg-type]
         end = cut[end]
     return sorted(alone + runs, key=lambda g: (g.start, g.members))
@@ -423,14 +464,21 @@ def _one_row(evaluation: Evaluation, layers: Layers, start: int, recorded: Any, 
     seen: list[Any] = []
     device = input_device(evaluation.model)
     with torch.no_grad(), _last_layer_output(layers, seen), starting_at(layers, start, recorded, copies):
-        kwargs = {"use_cache": False} if evaluation.causal else {"attention_mask": None if mask is None else mask.to(device)}
+        kwargs = (
+            {"use_cache": False} if evaluation.causal else {"attention_mask": None if mask is None else mask.to(device)}
+        )
         evaluation.model(input_ids=ids.to(device), **kwargs)
     return seen[-1]
 
 
 def _fast(
-    evaluation: Evaluation, ablations: Sequence[Ablation], control: Sequence[Target], layers: Layers, say: Say,
-    stack_anyway: bool = False, settling: bool = False,
+    evaluation: Evaluation,
+    ablations: Sequence[Ablation],
+    control: Sequence[Target],
+    layers: Layers,
+    say: Say,
+    stack_anyway: bool = False,
+    settling: bool = False,
 ) -> Measured:
     model = evaluation.model
     dtype = next(model.parameters()).dtype
@@ -451,7 +499,9 @@ def _fast(
     overhead = FORWARD_OVERHEAD["cpu" if input_device(model).type == "cpu" and not stack_anyway else "accelerator"]
     groups = _groups(starts, stackable, size, depth, overhead)
 
-    hidden = int(getattr(model.get_input_embeddings(), "embedding_dim", 0) or model.get_input_embeddings().weight.shape[-1])
+    hidden = int(
+        getattr(model.get_input_embeddings(), "embedding_dim", 0) or model.get_input_embeddings().weight.shape[-1]
+    )
     wanted = sorted(({g.start for g in groups} | {together_start, control_start}) - {0})
     estimate = len(wanted) * evaluation.inputs.input_ids.numel() * hidden * next(model.parameters()).element_size()
     if estimate > CACHE_BYTES:
@@ -500,8 +550,10 @@ def _fast(
         members = [ablations[i] for i in group.members]
         begun += len(members)
         which = f"weight {begun}" if len(members) == 1 else f"weights {begun - len(members) + 1}-{begun}"
-        say(f"{which} of {len(ablations)}: zeroing {', '.join(m.target.coordinate for m in members)}"
-            + (" (one pass)" if group.stacked else ""))
+        say(
+            f"{which} of {len(ablations)}: zeroing {', '.join(m.target.coordinate for m in members)}"
+            + (" (one pass)" if group.stacked else "")
+        )
         with ExitStack() as stack:
             if not group.stacked:
                 stack.enter_context(zeroed(model, [members[0].target]))
@@ -513,25 +565,33 @@ def _fast(
                         hooks = ablating(model, [group.stacked[slot] for slot in active])
                     with hooks:
                         return evaluation.subset(chunk).passes(
-                            copies=len(active), around=around_rows(group.start, chunk, len(active)),
+                            copies=len(active),
+                            around=around_rows(group.start, chunk, len(active)),
                             channels=[ablations[group.members[slot]].channel for slot in active],
                         )
 
                 order = _order(evaluation, original, members)
-                for i, (p, s) in _settle(evaluation, original, group.members, members, order, _step(evaluation), run).items():
+                for i, (p, s) in _settle(
+                    evaluation, original, group.members, members, order, _step(evaluation), run
+                ).items():
                     alone[i], settled[i] = p, s
                 continue
             if group.stacked:
                 stack.enter_context(ablating(model, group.stacked))
             passes = evaluation.passes(
-                copies=len(members), around=around(group.start, len(members)), channels=[m.channel for m in members], stops=len(ablations) == 1
+                copies=len(members),
+                around=around(group.start, len(members)),
+                channels=[m.channel for m in members],
+                stops=len(ablations) == 1,
             )
         for i, p in zip(group.members, passes):
             alone[i], settled[i] = p, _whole(evaluation, original, p)
     measured_alone = tuple(p for p in alone if p is not None)
 
     placed = {"together": around(together_start), "control": around(control_start)}
-    together, restored, control_pass, notes = _joint(evaluation, ablations, control, original, measured_alone, say, lambda kind: placed[kind])
+    together, restored, control_pass, notes = _joint(
+        evaluation, ablations, control, original, measured_alone, say, lambda kind: placed[kind]
+    )
 
     used = []
     if skip:
@@ -542,10 +602,21 @@ def _fast(
     if used:
         method = Method("fast", "; ".join(used + off) + _settling_note(settling))
     else:
-        method = Method("plain", "every pass runs the whole model: " + "; ".join(off or ["no ablation to shorten"]) + _settling_note(settling))
+        method = Method(
+            "plain",
+            "every pass runs the whole model: "
+            + "; ".join(off or ["no ablation to shorten"])
+            + _settling_note(settling),
+        )
     return Measured(
-        original=original, alone=measured_alone, together=together, restored=restored, control=control_pass, method=method,
-        notes=notes, settled=tuple(settled),
+        original=original,
+        alone=measured_alone,
+        together=together,
+        restored=restored,
+        control=control_pass,
+        method=method,
+        notes=notes,
+        settled=tuple(settled),
     )
 
 

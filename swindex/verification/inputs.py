@@ -52,7 +52,9 @@ def eval_text(name: str = DEFAULT_TEXT) -> str:
     """The text of a shipped evaluation file (swindex/data/eval/)."""
     source = resources.files("swindex.data").joinpath("eval").joinpath(name)
     if not source.is_file():
-        shipped = sorted(p.name for p in resources.files("swindex.data").joinpath("eval").iterdir() if p.name.endswith(".txt"))
+        shipped = sorted(
+            p.name for p in resources.files("swindex.data").joinpath("eval").iterdir() if p.name.endswith(".txt")
+        )
         raise VerificationError(f"no evaluation text {name!r}; the texts shipped with swindex are {', '.join(shipped)}")
     return source.read_text(encoding="utf-8")
 
@@ -76,7 +78,14 @@ def input_device(model: Any) -> Any:
     return device
 
 
-def text_windows(model: Any, tokenizer: Any, *, sequences: int = DEFAULT_SEQUENCES, length: int = DEFAULT_LENGTH, text: str = DEFAULT_TEXT) -> Inputs:
+def text_windows(
+    model: Any,
+    tokenizer: Any,
+    *,
+    sequences: int = DEFAULT_SEQUENCES,
+    length: int = DEFAULT_LENGTH,
+    text: str = DEFAULT_TEXT,
+) -> Inputs:
     """The first ``sequences`` windows of ``length`` tokens of the text, each led by BOS when there is one."""
     import torch
 
@@ -98,7 +107,9 @@ def text_windows(model: Any, tokenizer: Any, *, sequences: int = DEFAULT_SEQUENC
     return Inputs(torch.tensor(windows, dtype=torch.long), None, text)
 
 
-def sampled(model: Any, *, sequences: int = DEFAULT_SEQUENCES, length: int = DEFAULT_LENGTH, seed: int = 0, batch_size: int = 8) -> Inputs:
+def sampled(
+    model: Any, *, sequences: int = DEFAULT_SEQUENCES, length: int = DEFAULT_LENGTH, seed: int = 0, batch_size: int = 8
+) -> Inputs:
     """Sequences the model samples itself (temperature 1, seeded), for checkpoints without a tokenizer."""
     import torch
 
@@ -141,7 +152,15 @@ def sampled(model: Any, *, sequences: int = DEFAULT_SEQUENCES, length: int = DEF
     return Inputs(torch.cat(rows), None, f"sampled from the model (seed {seed})")
 
 
-def sentences(model: Any, tokenizer: Any | None, *, count: int = DEFAULT_SENTENCES, seed: int = 0, length: int = 32, text: str = DEFAULT_TEXT) -> Inputs:
+def sentences(
+    model: Any,
+    tokenizer: Any | None,
+    *,
+    count: int = DEFAULT_SENTENCES,
+    seed: int = 0,
+    length: int = 32,
+    text: str = DEFAULT_TEXT,
+) -> Inputs:
     """Sentences of the text for an encoder (padded batch), or seeded random ids when there is no tokenizer."""
     import torch
 

@@ -117,7 +117,9 @@ def lm_pass(
     around: PerCall | None = None,
 ) -> Pass:
     """Perplexity of a causal LM on ``inputs`` (and stopword probabilities, channel captures); see `lm_passes`."""
-    return lm_passes(model, inputs, batch_size=batch_size, stop_ids=stop_ids, channels=channels, copies=copies, around=around)[0]
+    return lm_passes(
+        model, inputs, batch_size=batch_size, stop_ids=stop_ids, channels=channels, copies=copies, around=around
+    )[0]
 
 
 def lm_passes(
@@ -164,15 +166,24 @@ def lm_passes(
         probs = {int(t): float(stop_sum[b][i] / max(count[b], 1)) for i, t in enumerate(stop_ids)}
         passes.append(
             Pass(
-                perplexity=math.exp(mean) if mean < 700 else math.inf, stop_probs=probs, channels=seen[b],
-                sequence_nll=tuple(rows_nll[b]), sequence_tokens=tuple(rows_tokens[b]),
+                perplexity=math.exp(mean) if mean < 700 else math.inf,
+                stop_probs=probs,
+                channels=seen[b],
+                sequence_nll=tuple(rows_nll[b]),
+                sequence_tokens=tuple(rows_tokens[b]),
             )
         )
     return tuple(passes)
 
 
 def encoder_passes(
-    model: Any, inputs: Inputs, *, batch_size: int = 16, channels: Sequence[Channel] = (), copies: int = 1, around: PerCall | None = None
+    model: Any,
+    inputs: Inputs,
+    *,
+    batch_size: int = 16,
+    channels: Sequence[Channel] = (),
+    copies: int = 1,
+    around: PerCall | None = None,
 ) -> tuple[Pass, ...]:
     """One `Pass` per stacked copy: each sentence's mean-pooled last hidden state, and channel captures."""
     import torch
@@ -184,7 +195,9 @@ def encoder_passes(
         for k, (ids, mask) in enumerate(batches(inputs, batch_size)):
             stacked_mask = None if mask is None else _stacked(mask, copies).to(device)
             with around(k) if around is not None else nullcontext():
-                out = model(input_ids=_stacked(ids, copies).to(device), attention_mask=stacked_mask, output_hidden_states=True)
+                out = model(
+                    input_ids=_stacked(ids, copies).to(device), attention_mask=stacked_mask, output_hidden_states=True
+                )
             hidden = getattr(out, "last_hidden_state", None)
             if hidden is None:
                 hidden = out.hidden_states[-1]

@@ -18,7 +18,17 @@ from ..errors import SurgeryError, VerificationError
 from ..records import format_coordinate
 from ..surgery import Target, channels, read_tensor, read_value, resolve_name
 from .ablations import METHODS, Ablation, Evaluation
-from .inputs import DEFAULT_LENGTH, DEFAULT_SENTENCES, DEFAULT_SEQUENCES, DEFAULT_TEXT, Inputs, sampled, sentences, sequence_length, text_windows
+from .inputs import (
+    DEFAULT_LENGTH,
+    DEFAULT_SENTENCES,
+    DEFAULT_SEQUENCES,
+    DEFAULT_TEXT,
+    Inputs,
+    sampled,
+    sentences,
+    sequence_length,
+    text_windows,
+)
 from .measure import is_causal_lm
 from .report import Fingerprint, FingerprintWarning
 
@@ -93,7 +103,9 @@ def entry_dict(entry: Any) -> dict[str, Any]:
         return entry.to_dict()
     if isinstance(entry, Mapping):
         return dict(entry)
-    raise VerificationError(f"cannot read an entry from {type(entry).__name__}: pass an Entry, a registry dict or a YAML file path")
+    raise VerificationError(
+        f"cannot read an entry from {type(entry).__name__}: pass an Entry, a registry dict or a YAML file path"
+    )
 
 
 def entry_claims(entry: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
@@ -108,7 +120,9 @@ def entry_claims(entry: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return tuple(claims)
 
 
-def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = None, say: Say = lambda message: None) -> Subject:
+def load(
+    model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = None, say: Say = lambda message: None
+) -> Subject:
     """The model (loaded when given as an id or directory) and the entry (looked up when None), checked to fit each other."""
     notes: list[str] = []
     revision = settings.revision
@@ -116,8 +130,12 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
         from ..loading import load_model
 
         loaded = load_model(
-            str(model_or_id), revision=settings.revision, dtype=settings.dtype, device=settings.device,
-            trust_remote_code=settings.trust_remote_code, offload_folder=settings.offload_folder,
+            str(model_or_id),
+            revision=settings.revision,
+            dtype=settings.dtype,
+            device=settings.device,
+            trust_remote_code=settings.trust_remote_code,
+            offload_folder=settings.offload_folder,
         )
         model, tokenizer = loaded.model, tokenizer or loaded.tokenizer
         model_id: str | None = loaded.model_id or str(model_or_id)
@@ -130,7 +148,11 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
     if entry is None:
         from .._lookup import lookup
 
-        entry = lookup(model_or_id if isinstance(model_or_id, (str, os.PathLike)) else model, revision=settings.revision, registry=settings.registry)
+        entry = lookup(
+            model_or_id if isinstance(model_or_id, (str, os.PathLike)) else model,
+            revision=settings.revision,
+            registry=settings.registry,
+        )
     data = entry_dict(entry)
     claims = entry_claims(data)
     try:
@@ -141,7 +163,15 @@ def load(model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = N
         raise VerificationError(f"entry {data.get('id')} does not fit this model: {exc}") from exc
     if data.get("revision") and revision and data["revision"] != revision:
         notes.append(f"entry measured at revision {data['revision'][:12]}, model loaded at {revision[:12]}")
-    return Subject(model=model, tokenizer=tokenizer, model_id=model_id, revision=revision, entry=data, claims=claims, notes=tuple(notes))
+    return Subject(
+        model=model,
+        tokenizer=tokenizer,
+        model_id=model_id,
+        revision=revision,
+        entry=data,
+        claims=claims,
+        notes=tuple(notes),
+    )
 
 
 def evaluation_inputs(model: Any, tokenizer: Any, settings: Settings, *, say: Say = lambda message: None) -> Inputs:
@@ -170,13 +200,22 @@ def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: Non
 
     causal = is_causal_lm(model)
     inputs = evaluation_inputs(model, subject.tokenizer, settings, say=say)
-    ablations = tuple(Ablation(target=Target(c["tensor"], tuple(int(i) for i in c["index"])), channel=channels(model, [c])[0]) for c in subject.claims)
+    ablations = tuple(
+        Ablation(target=Target(c["tensor"], tuple(int(i) for i in c["index"])), channel=channels(model, [c])[0])
+        for c in subject.claims
+    )
     stop_ids = tuple(common_tokens(inputs, model, settings.stopwords)) if causal else ()
     name = subject.model_id or type(model).__name__
-    evaluation = Evaluation(model=model, inputs=inputs, causal=causal, batch_size=settings.batch_size, stop_ids=stop_ids, name=name)
+    evaluation = Evaluation(
+        model=model, inputs=inputs, causal=causal, batch_size=settings.batch_size, stop_ids=stop_ids, name=name
+    )
     return Plan(
-        evaluation=evaluation, metric="perplexity" if causal else "embedding_shift", ablations=ablations,
-        control=tuple(control_targets(model, subject.claims)), fingerprint=fp, notes=subject.notes,
+        evaluation=evaluation,
+        metric="perplexity" if causal else "embedding_shift",
+        ablations=ablations,
+        control=tuple(control_targets(model, subject.claims)),
+        fingerprint=fp,
+        notes=subject.notes,
     )
 
 
@@ -184,7 +223,9 @@ def _dtype_of(model: Any, name: str) -> str:
     return str(model.get_parameter(name).dtype).replace("torch.", "")
 
 
-def fingerprint(model: Any, claims: Any, entry_revision: str | None = None, loaded_revision: str | None = None) -> Fingerprint:
+def fingerprint(
+    model: Any, claims: Any, entry_revision: str | None = None, loaded_revision: str | None = None
+) -> Fingerprint:
     """Compare each recorded value with the loaded one, within one rounding step of the coarser dtype."""
     mismatches = []
     checked = 0
@@ -249,5 +290,14 @@ def common_tokens(inputs: Inputs, model: Any, k: int) -> list[int]:
 
 
 __all__ = [
-    "Plan", "Settings", "Subject", "control_targets", "entry_claims", "entry_dict", "evaluation_inputs", "fingerprint", "load", "plan",
+    "Plan",
+    "Settings",
+    "Subject",
+    "control_targets",
+    "entry_claims",
+    "entry_dict",
+    "evaluation_inputs",
+    "fingerprint",
+    "load",
+    "plan",
 ]

@@ -130,7 +130,13 @@ class Stopword:
         return self.zeroed / self.original if self.original > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"token": self.token, "text": self.text, "original": self.original, "zeroed": self.zeroed, "ratio": _finite(self.ratio)}
+        return {
+            "token": self.token,
+            "text": self.text,
+            "original": self.original,
+            "zeroed": self.zeroed,
+            "ratio": _finite(self.ratio),
+        }
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,9 @@ class VerificationReport:
             "fingerprint": self.fingerprint.to_dict(),
         }
         if self.stopwords:
-            run["stopword_shift"] = {f"token_{s.token}": s.ratio for s in self.stopwords if _finite(s.ratio) is not None}
+            run["stopword_shift"] = {
+                f"token_{s.token}": s.ratio for s in self.stopwords if _finite(s.ratio) is not None
+            }
         if self.notes:
             run["notes"] = " ".join(self.notes)[:20000]
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -236,7 +244,9 @@ class VerificationReport:
         """Each measured claim's impact, by coordinate (what ``swindex.claims.reconcile`` adopts)."""
         original = _finite(self.original)
         return {
-            w.coordinate: w.impact(self.metric, original, self.date) for w in self.weights if w.classification != "unmeasured"
+            w.coordinate: w.impact(self.metric, original, self.date)
+            for w in self.weights
+            if w.classification != "unmeasured"
         }
 
     def apply(self, entry: Mapping[str, Any]) -> dict[str, Any]:

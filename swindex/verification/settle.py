@@ -73,7 +73,13 @@ def t_quantile(p: float, df: int) -> float:
     return high
 
 
-def bound(changes: Sequence[float], counts: Sequence[int], total: int, metric: str = "perplexity", confidence: float = CONFIDENCE) -> Settled:
+def bound(
+    changes: Sequence[float],
+    counts: Sequence[int],
+    total: int,
+    metric: str = "perplexity",
+    confidence: float = CONFIDENCE,
+) -> Settled:
     """The ratio estimate and bound after the sequences measured so far (``changes[i]`` over ``counts[i]`` tokens).
 
     ``total`` is the number of evaluation sequences; ``metric`` names the classes (``perplexity``: the ratio is
@@ -83,7 +89,9 @@ def bound(changes: Sequence[float], counts: Sequence[int], total: int, metric: s
     if n == 0 or tokens <= 0:
         raise ValueError("bound needs at least one measured sequence with a predicted token")
     mean = sum(changes) / tokens
-    if not math.isfinite(mean):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way finds
+    if not math.isfinite(
+        mean
+    ):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way finds
         return Settled(math.inf, math.inf, math.inf, confidence, n, tokens, total, classify(metric, math.inf))
     if n >= total:
         half = 0.0

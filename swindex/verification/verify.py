@@ -68,21 +68,39 @@ def verify(
 
     date = parse_date(today, "today") if today is not None else system_today()
     settings = Settings(
-        revision=revision, dtype=dtype, device=device, offload_folder=offload_folder, trust_remote_code=trust_remote_code,
-        registry=registry, sequences=sequences, length=length, text=text, seed=seed, batch_size=batch_size,
-        stopwords=stopwords, method=method, sequential=sequential,
+        revision=revision,
+        dtype=dtype,
+        device=device,
+        offload_folder=offload_folder,
+        trust_remote_code=trust_remote_code,
+        registry=registry,
+        sequences=sequences,
+        length=length,
+        text=text,
+        seed=seed,
+        batch_size=batch_size,
+        stopwords=stopwords,
+        method=method,
+        sequential=sequential,
     )
     say = progress or (lambda message: None)
     subject = load(model_or_id, entry, settings, tokenizer=tokenizer, say=say)
     planned = plan(subject, settings, say=say)
     measured = measure(
-        planned.evaluation, planned.ablations, planned.control, method=settings.method, sequential=settings.sequential, say=say
+        planned.evaluation,
+        planned.ablations,
+        planned.control,
+        method=settings.method,
+        sequential=settings.sequential,
+        say=say,
     )
     curves = _curves(planned, measured, say) if scale_curves and planned.evaluation.causal else {}
     return report(subject, planned, measured, today=date, curves=curves)
 
 
-def _curves(planned: Plan, measured: Measured, say: Callable[[str], None]) -> dict[int, tuple[tuple[float, float, float], ...]]:
+def _curves(
+    planned: Plan, measured: Measured, say: Callable[[str], None]
+) -> dict[int, tuple[tuple[float, float, float], ...]]:
     """The scale curve of each claim zeroing measured critical, by its position among the ablations."""
     base = measured.original.perplexity
     curves = {}
@@ -93,7 +111,9 @@ def _curves(planned: Plan, measured: Measured, say: Callable[[str], None]) -> di
     return curves
 
 
-def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, curves: dict[int, Any] | None = None) -> VerificationReport:
+def report(
+    subject: Subject, planned: Plan, measured: Measured, *, today: str, curves: dict[int, Any] | None = None
+) -> VerificationReport:
     """The figures of every pass, per claim and for the entry, as a VerificationReport dated ``today``."""
     model, evaluation, metric = subject.model, planned.evaluation, planned.metric
     original = measured.original
@@ -132,7 +152,10 @@ def report(subject: Subject, planned: Plan, measured: Measured, *, today: str, c
     stop: tuple[Stopword, ...] = ()
     if evaluation.causal and measured.together is not None:
         together = measured.together
-        stop = tuple(Stopword(t, _decode(subject.tokenizer, t), original.stop_probs[t], together.stop_probs[t]) for t in evaluation.stop_ids)
+        stop = tuple(
+            Stopword(t, _decode(subject.tokenizer, t), original.stop_probs[t], together.stop_probs[t])
+            for t in evaluation.stop_ids
+        )
     parameter = next(model.parameters())
     return VerificationReport(
         model=subject.model_id,
