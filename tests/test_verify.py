@@ -106,7 +106,8 @@ def test_json_has_the_documented_shape(dependent):
 
 @pytest.mark.parametrize("method", ["plain", "auto"])
 def test_one_claim_costs_four_passes_over_the_inputs(method):
-    """original, the weight zeroed (which is also all zeroed), super activation restored, control: nothing twice.
+    """original, the weight zeroed (which is also all zeroed), super activation restored, control: nothing twice
+    (on every sequence: sequential settling, the default, may stop the last two early).
 
     The fast path adds one forward call of a single sequence: the check that starting at the claim's layer
     reproduces the model's output."""
@@ -124,6 +125,7 @@ def test_one_claim_costs_four_passes_over_the_inputs(method):
             length=16,
             batch_size=2,
             method=method,
+            sequential=False,
         )
     finally:
         handle.remove()

@@ -130,6 +130,7 @@ class Measured:
     method: Method
     notes: tuple[str, ...] = ()
     settled: tuple[Settled | None, ...] = ()  # per ablation (causal LMs): its bound and the tokens it took
+    joint_settled: dict[str, Settled] = field(default_factory=dict)  # by `JOINT` name, where settled sequentially
 
 
 Say = Callable[[str], None]
@@ -151,13 +152,32 @@ def measure(
     """
     if method not in METHODS:
         raise VerificationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    settling = sequential and evaluation.causal and len(ablations) > 1  # one weight alone is all zeroed: the whole text
+    settling = _Settling(
+        alone=sequential and evaluation.causal and len(ablations) > 1,  # one weight alone is all zeroed: the whole text
+        joint=sequential and evaluation.causal,
+    )
     if method == "plain":
         return _plain(evaluation, ablations, control, say, "every pass runs the whole model (asked for)", settling)
     layers, why = layers_for_shortcuts(evaluation.model)
     if layers is None:
         return _plain(evaluation, ablations, control, say, f"every pass runs the whole model: {why}", settling)
     return _fast(evaluation, ablations, control, layers, say, stack_anyway=method == "fast", settling=settling)
+
+
+@dataclass(frozen=True)
+class _Settling:
+    """Which passes run sequence by sequence until settled: the single-weight ablations, and the joint passes."""
+
+    alone: bool = False
+    joint: bool = False
+
+    def __str__(self) -> str:
+        """The method's clause saying so."""
+        if self.alone and self.joint:
+            return "; each weight alone, all zeroed, restored and the control are measured sequence by sequence until settled"
+        if self.joint:
+            return "; the restored and control passes are measured sequence by sequence until settled"
+        return ""
 
 
 def _check_original(evaluation: Evaluation, original: Pass) -> None:
@@ -191,6 +211,46 @@ def _replacements(original: Pass, wanted: Sequence[Channel]) -> dict[Channel, li
     return result
 
 
+def _subset_replacements(
+    replacements: dict[Channel, list[tuple[Any, Any]]], sequences: Sequence[int], rows: int
+) -> dict[Channel, list[tuple[Any, Any]]]:
+    """The replacements of some sequences (recorded ``rows`` per forward call) as one forward call, in their order."""
+    import torch
+
+    result = {}
+    for ch, per_call in replacements.items():
+        masks = [per_call[i // rows][0][i % rows : i % rows + 1] for i in sequences]
+        values = [per_call[i // rows][1][i % rows : i % rows + 1] for i in sequences]
+        result[ch] = [(torch.cat(masks), torch.cat(values))]
+    return result
+
+
+def _per_sequence(replacements: dict[Channel, list[tuple[Any, Any]]], evaluation: Evaluation) -> bool:
+    """Whether every recorded capture holds one row per sequence (a routed expert's holds one per routed token)."""
+    total, rows = evaluation.sequences, evaluation.rows
+    for per_call in replacements.values():
+        for k, (mask, _) in enumerate(per_call):
+            if mask.dim() < 2 or mask.shape[0] != min(rows, total - k * rows):
+                return False
+    return True
+
+
+JOINT = ("all_zeroed", "restored_activation", "control")
+"""The passes beside the single-weight ablations, named as the report's figures are."""
+
+Place = Callable[[str, Sequence[int] | None], PerCall | None]
+"""Where a joint pass (by its `JOINT` name) starts: on every sequence (None), or on some sequences in one call."""
+
+
+@dataclass(frozen=True)
+class _Joint:
+    together: Pass | None
+    restored: Pass | None
+    control: Pass | None
+    notes: tuple[str, ...]
+    settled: dict[str, Settled]
+
+
 def _joint(
     evaluation: Evaluation,
     ablations: Sequence[Ablation],
@@ -198,30 +258,54 @@ def _joint(
     original: Pass,
     alone: Sequence[Pass],
     say: Say,
-    around: Callable[[str], PerCall | None],
-) -> tuple[Pass | None, Pass | None, Pass | None, tuple[str, ...]]:
-    """All zeroed, all zeroed with the super activation restored, and the control; ``around(kind)`` places each pass."""
+    place: Place,
+    settling: bool = False,
+) -> _Joint:
+    """All zeroed, all zeroed with the super activation restored, and the control; ``place`` starts each pass.
+
+    ``settling``: each runs sequence by sequence, paired with the original, until its ratio's class is settled, as a
+    single weight does (`_settle`); otherwise on every sequence.
+    """
     if not ablations:
-        return None, None, None, ("the entry claims no super weight: only the original figure was measured",)
+        return _Joint(
+            None, None, None, ("the entry claims no super weight: only the original figure was measured",), {}
+        )
     model, notes = evaluation.model, []
+    settled: dict[str, Settled] = {}
+    order = _order(evaluation, original, ablations) if settling else []
+
+    def run_pass(name: str, stops: bool = False, replacements: dict[Channel, list[Any]] | None = None) -> Pass:
+        if not settling or (replacements and not _per_sequence(replacements, evaluation)):
+            with restoring(model, replacements) if replacements else nullcontext():
+                return evaluation.passes(around=place(name, None), stops=stops)[0]
+
+        def run(active: Sequence[int], chunk: Sequence[int]) -> tuple[Pass, ...]:
+            replacing = _subset_replacements(replacements, chunk, evaluation.rows) if replacements else None
+            with restoring(model, replacing) if replacing else nullcontext():
+                return evaluation.subset(chunk).passes(around=place(name, chunk), stops=stops)
+
+        p, settled[name] = _settle(evaluation, original, [0], [None], order, _step(evaluation), run, stops=stops)[0]
+        return p
+
     restored = None
     with zeroed(model, [a.target for a in ablations]):
         if len(ablations) == 1:  # the one weight zeroed alone is all of them zeroed (scored with the stop ids)
             together = alone[0]
         else:
             say("all zeroed")
-            together = evaluation.passes(around=around("together"), stops=True)[0]
+            together = run_pass("all_zeroed", stops=True)
         replacements = _replacements(original, _unique_channels(ablations))
         if replacements:
             say("all zeroed, super activation restored")
-            with restoring(model, replacements):
-                restored = evaluation.passes(around=around("together"))[0]
+            restored = run_pass("restored_activation", replacements=replacements)
         else:
             notes.append("no super activation recorded in the claimed channels: nothing to restore")
-    say("control")
-    with zeroed(model, list(control)):
-        control_pass = evaluation.passes(around=around("control"))[0] if control else None
-    return together, restored, control_pass, tuple(notes)
+    control_pass = None
+    if control:
+        say("control")
+        with zeroed(model, list(control)):
+            control_pass = run_pass("control")
+    return _Joint(together, restored, control_pass, tuple(notes), settled)
 
 
 def _plain(
@@ -230,7 +314,7 @@ def _plain(
     control: Sequence[Target],
     say: Say,
     why: str,
-    settling: bool = False,
+    settling: _Settling = _Settling(),
 ) -> Measured:
     say("original")
     original = evaluation.passes(channels=_unique_channels(ablations), stops=True)[0]
@@ -241,35 +325,30 @@ def _plain(
         say(f"weight {k + 1} of {len(ablations)}: zeroing {a.target.coordinate}")
         s: Settled | None
         with zeroed(evaluation.model, [a.target]):
-            if settling:
+            if settling.alone:
 
                 def run(active: Sequence[int], chunk: Sequence[int], a: Ablation = a) -> tuple[Pass, ...]:
                     return evaluation.subset(chunk).passes(channels=[a.channel])
 
                 order = _order(evaluation, original, [a])
-                p, s = _settle(evaluation, original, [0], [a], order, _step(evaluation), run)[0]
+                p, s = _settle(evaluation, original, [0], [a.channel], order, _step(evaluation), run)[0]
             else:
                 p = evaluation.passes(channels=[a.channel], stops=len(ablations) == 1)[0]
                 s = _whole(evaluation, original, p)
         alone.append(p)
         settled.append(s)
-    together, restored, control_pass, notes = _joint(
-        evaluation, ablations, control, original, alone, say, lambda kind: None
-    )
+    joint = _joint(evaluation, ablations, control, original, alone, say, lambda name, chunk: None, settling.joint)
     return Measured(
         original=original,
         alone=tuple(alone),
-        together=together,
-        restored=restored,
-        control=control_pass,
-        method=Method("plain", why + _settling_note(settling)),
-        notes=notes,
+        together=joint.together,
+        restored=joint.restored,
+        control=joint.control,
+        method=Method("plain", why + str(settling)),
+        notes=joint.notes,
         settled=tuple(settled),
+        joint_settled=joint.settled,
     )
-
-
-def _settling_note(settling: bool) -> str:
-    return "; each weight alone is measured sequence by sequence until its class is settled" if settling else ""
 
 
 def _step(evaluation: Evaluation) -> int:
@@ -322,15 +401,17 @@ def _settle(
     evaluation: Evaluation,
     original: Pass,
     members: Sequence[int],
-    ablations: Sequence[Ablation],
+    channels: Sequence[Channel | None],
     order: Sequence[int],
     step: int,
     run: Run,
+    stops: bool = False,
 ) -> dict[int, tuple[Pass, Settled]]:
-    """Measure a group's ablations a few sequences at a time until each one's class is settled (or every sequence is used).
+    """Measure a group's passes a few sequences at a time until each one's class is settled (or every sequence is used).
 
-    Returns, per member, a Pass shaped like a whole-text one (perplexity = original x the ratio estimate; channel captures
-    in the original's per-call layout, NaN where a sequence was not measured) and its bound.
+    Returns, per member, a Pass shaped like a whole-text one: perplexity = original x the ratio estimate; channel
+    captures (``channels[slot]``, None for none) in the original's per-call layout, NaN where a sequence was not
+    measured; with ``stops``, stopword probabilities = original x the paired ratio on the sequences measured.
     """
     import torch
 
@@ -338,6 +419,7 @@ def _settle(
     changes: dict[int, list[float]] = {m: [] for m in members}
     counts: dict[int, list[int]] = {m: [] for m in members}
     seen: dict[int, dict[int, Any]] = {m: {} for m in members}  # per member: sequence -> its channel capture row
+    stop_sums: dict[int, list[Any]] = {m: [0.0, 0.0] for m in members}  # per member: [zeroed, original] per stop id
     done: dict[int, Settled] = {}
     active = list(range(len(members)))
     position = 0
@@ -351,7 +433,11 @@ def _settle(
             for j, sequence in enumerate(chunk):
                 changes[m].append(p.sequence_nll[j] - original.sequence_nll[sequence])
                 counts[m].append(p.sequence_tokens[j])
-            captured = p.channels.get(ablations[slot].channel) or []
+            if stops and p.sequence_stop:
+                stop_sums[m][0] += torch.tensor([p.sequence_stop[j] for j in range(len(chunk))]).sum(dim=0)
+                stop_sums[m][1] += torch.tensor([original.sequence_stop[i] for i in chunk]).sum(dim=0)
+            channel = channels[slot]
+            captured = p.channels.get(channel) or [] if channel is not None else []
             if captured:
                 rows = torch.cat(captured)
                 for j, sequence in enumerate(chunk):
@@ -365,9 +451,18 @@ def _settle(
     results = {}
     for slot, m in enumerate(members):
         settled = done[m]
-        layout = _layout(original.channels.get(ablations[slot].channel) or [], seen[m])
+        channel = channels[slot]
+        captures = {}
+        if channel is not None:
+            captures[channel] = _layout(original.channels.get(channel) or [], seen[m])
         perplexity = original.perplexity * settled.ratio if original.perplexity is not None else None
-        results[m] = (Pass(perplexity=perplexity, channels={ablations[slot].channel: layout}), settled)
+        probs = {}
+        if stops and original.stop_probs:
+            zeroed_sum, original_sum = stop_sums[m]
+            for i, (token, value) in enumerate(original.stop_probs.items()):
+                base = float(original_sum[i]) if not isinstance(original_sum, float) else 0.0
+                probs[token] = value * float(zeroed_sum[i]) / base if base > 0 else value
+        results[m] = (Pass(perplexity=perplexity, channels=captures, stop_probs=probs), settled)
     return results
 
 
@@ -478,7 +573,7 @@ def _fast(
     layers: Layers,
     say: Say,
     stack_anyway: bool = False,
-    settling: bool = False,
+    settling: _Settling = _Settling(),
 ) -> Measured:
     model = evaluation.model
     dtype = next(model.parameters()).dtype
@@ -557,7 +652,7 @@ def _fast(
         with ExitStack() as stack:
             if not group.stacked:
                 stack.enter_context(zeroed(model, [members[0].target]))
-            if settling:
+            if settling.alone:
 
                 def run(active: Sequence[int], chunk: Sequence[int], group: _Group = group) -> tuple[Pass, ...]:
                     hooks: AbstractContextManager[Any] = nullcontext()
@@ -571,8 +666,9 @@ def _fast(
                         )
 
                 order = _order(evaluation, original, members)
+                channels = [m.channel for m in members]
                 for i, (p, s) in _settle(
-                    evaluation, original, group.members, members, order, _step(evaluation), run
+                    evaluation, original, group.members, channels, order, _step(evaluation), run
                 ).items():
                     alone[i], settled[i] = p, s
                 continue
@@ -588,10 +684,12 @@ def _fast(
             alone[i], settled[i] = p, _whole(evaluation, original, p)
     measured_alone = tuple(p for p in alone if p is not None)
 
-    placed = {"together": around(together_start), "control": around(control_start)}
-    together, restored, control_pass, notes = _joint(
-        evaluation, ablations, control, original, measured_alone, say, lambda kind: placed[kind]
-    )
+    starts = {"all_zeroed": together_start, "restored_activation": together_start, "control": control_start}
+
+    def place(name: str, chunk: Sequence[int] | None) -> PerCall | None:
+        return around(starts[name]) if chunk is None else around_rows(starts[name], chunk, 1)
+
+    joint = _joint(evaluation, ablations, control, original, measured_alone, say, place, settling.joint)
 
     used = []
     if skip:
@@ -600,23 +698,22 @@ def _fast(
     if most > 1:
         used.append(f"up to {most} single-weight ablations share each forward pass")
     if used:
-        method = Method("fast", "; ".join(used + off) + _settling_note(settling))
+        method = Method("fast", "; ".join(used + off) + str(settling))
     else:
         method = Method(
             "plain",
-            "every pass runs the whole model: "
-            + "; ".join(off or ["no ablation to shorten"])
-            + _settling_note(settling),
+            "every pass runs the whole model: " + "; ".join(off or ["no ablation to shorten"]) + str(settling),
         )
     return Measured(
         original=original,
         alone=measured_alone,
-        together=together,
-        restored=restored,
-        control=control_pass,
+        together=joint.together,
+        restored=joint.restored,
+        control=joint.control,
         method=method,
-        notes=notes,
+        notes=joint.notes,
         settled=tuple(settled),
+        joint_settled=joint.settled,
     )
 
 

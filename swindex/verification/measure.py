@@ -32,6 +32,7 @@ class Pass:
     embeddings: Any | None = None  # [sentences, hidden], encoders only
     sequence_nll: tuple[float, ...] = ()  # causal LMs: each sequence's summed negative log-likelihood, in input order
     sequence_tokens: tuple[int, ...] = ()  # and how many tokens it predicts
+    sequence_stop: tuple[tuple[float, ...], ...] = ()  # and its summed probability of each stop id (when asked for)
 
 
 def _output_tensor(output: Any) -> Any:
@@ -141,6 +142,7 @@ def lm_passes(
     stop_sum = [torch.zeros(len(stop_ids), dtype=torch.float64) for _ in range(copies)]
     rows_nll: list[list[float]] = [[] for _ in range(copies)]
     rows_tokens: list[list[int]] = [[] for _ in range(copies)]
+    rows_stop: list[list[tuple[float, ...]]] = [[] for _ in range(copies)]
     stop_index = torch.tensor(list(stop_ids), dtype=torch.long)
     seen: list[dict[Channel, list[Any]]] = [{} for _ in range(copies)]
     with torch.no_grad(), capturing(model, channels, seen):
@@ -157,7 +159,9 @@ def lm_passes(
                 rows_nll[b].extend(float(v) for v in per_row)
                 rows_tokens[b].extend([int(target.shape[1])] * rows)
                 if len(stop_ids):
-                    stop_sum[b] += logp[..., stop_index.to(logp.device)].double().exp().sum(dim=(0, 1)).cpu()
+                    per_row_stop = logp[..., stop_index.to(logp.device)].double().exp().sum(dim=1).cpu()
+                    stop_sum[b] += per_row_stop.sum(dim=0)
+                    rows_stop[b].extend(tuple(float(v) for v in row) for row in per_row_stop)
                 del logp
             del logits
     passes = []
@@ -171,6 +175,7 @@ def lm_passes(
                 channels=seen[b],
                 sequence_nll=tuple(rows_nll[b]),
                 sequence_tokens=tuple(rows_tokens[b]),
+                sequence_stop=tuple(rows_stop[b]),
             )
         )
     return tuple(passes)

@@ -140,6 +140,17 @@ class Stopword:
 
 
 @dataclass(frozen=True)
+class SettledFigure:
+    """A joint figure measured sequence by sequence until its ratio's class was settled: what it took and its bound."""
+
+    tokens: int
+    bound: RatioBound
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "bound": self.bound.to_dict()}
+
+
+@dataclass(frozen=True)
 class VerificationReport:
     """Everything one verification run measured; ``to_json`` for people and scripts, ``apply`` for entries."""
 
@@ -166,6 +177,7 @@ class VerificationReport:
     notes: tuple[str, ...] = ()
     thresholds: dict[str, Any] = field(default_factory=dict)
     method: str = ""  # which way the passes ran (fast, with the shortcuts taken, or plain, and why)
+    settled: dict[str, SettledFigure] = field(default_factory=dict)  # all_zeroed / restored_activation / control
 
     @property
     def tokens_predicted(self) -> int:
@@ -207,6 +219,7 @@ class VerificationReport:
             "thresholds": dict(self.thresholds),
             "notes": list(self.notes),
             "method": self.method,
+            "settled": {name: figure.to_dict() for name, figure in self.settled.items()},
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -226,6 +239,7 @@ class VerificationReport:
             "all_zeroed": self.all_zeroed,
             "control": self.control,
             "restored_activation": self.restored_activation,
+            "settled": self._settled_run() or None,
             "similarity_shift": self.similarity_shift,
             "control_weights": list(self.control_weights),
             "fingerprint": self.fingerprint.to_dict(),
@@ -239,6 +253,16 @@ class VerificationReport:
         if self.dtype not in ("float32", "bfloat16", "float16"):
             run.pop("dtype")
         return {k: v for k, v in run.items() if _finite(v) is not None or k == "revision"}
+
+    def _settled_run(self) -> dict[str, Any]:
+        """The settled figures the run records: those whose figure and bound are finite."""
+        figures = {"all_zeroed": self.all_zeroed, "restored_activation": self.restored_activation}
+        figures["control"] = self.control
+        return {
+            name: figure.to_dict()
+            for name, figure in self.settled.items()
+            if _finite(figures.get(name)) is not None and _finite(figure.bound.high) is not None
+        }
 
     def measurements(self) -> dict[str, dict[str, Any]]:
         """Each measured claim's impact, by coordinate (what ``swindex.claims.reconcile`` adopts)."""
@@ -279,6 +303,13 @@ class VerificationReport:
             f"  original {fmt(self.original)}   all zeroed {fmt(self.all_zeroed)}   control {fmt(self.control)}   "
             f"all zeroed, super activation restored {fmt(self.restored_activation)}",
         ]
+        for name, figure in self.settled.items():
+            if figure.tokens < self.tokens_predicted:
+                label = name.replace("_", " ")
+                lines.append(
+                    f"  {label}: an estimate, settled after {figure.tokens} of {self.tokens_predicted} tokens, "
+                    f"ratio {figure.bound}"
+                )
         for w in self.weights:
             act = ""
             if w.super_activation is not None:

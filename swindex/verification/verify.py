@@ -26,7 +26,7 @@ from .inputs import DEFAULT_TEXT
 from .measure import Pass, embedding_shift
 from .plan import Plan, Settings, Subject, control_targets, fingerprint, load, plan
 from ..claims import classify
-from .report import THRESHOLDS, Stopword, VerificationReport, WeightResult
+from .report import THRESHOLDS, SettledFigure, Stopword, VerificationReport, WeightResult
 from .settle import Settled
 
 
@@ -156,6 +156,18 @@ def report(
             Stopword(t, _decode(subject.tokenizer, t), original.stop_probs[t], together.stop_probs[t])
             for t in evaluation.stop_ids
         )
+    figures = {
+        "all_zeroed": all_value,
+        "control": score(measured.control)[0] if measured.control is not None else None,
+        "restored_activation": score(measured.restored)[0] if measured.restored is not None else None,
+    }
+    settled_figures = {}
+    for name, s in measured.joint_settled.items():
+        value = figures.get(name)
+        ratio = value / base if base and value is not None else None
+        holding = _holding(s, ratio)
+        if holding is not None:
+            settled_figures[name] = SettledFigure(s.tokens, holding)
     parameter = next(model.parameters())
     return VerificationReport(
         model=subject.model_id,
@@ -171,8 +183,8 @@ def report(
         tokens=evaluation.inputs.tokens,
         original=base,
         all_zeroed=all_value,
-        control=score(measured.control)[0] if measured.control is not None else None,
-        restored_activation=score(measured.restored)[0] if measured.restored is not None else None,
+        control=figures["control"],
+        restored_activation=figures["restored_activation"],
         weights=tuple(results),
         control_weights=tuple(t.coordinate for t in planned.control),
         fingerprint=planned.fingerprint,
@@ -181,6 +193,7 @@ def report(
         notes=(*planned.notes, *measured.notes),
         thresholds=dict(THRESHOLDS[metric]),
         method=str(measured.method),
+        settled=settled_figures,
     )
 
 
