@@ -87,6 +87,64 @@ def test_an_overflowing_sequence_settles_critical_as_the_whole_text_would():
     assert result.classification == classify("perplexity", math.inf) == "critical"
 
 
+@settings(max_examples=200, deadline=None)
+@given(changes, st.integers(0, 6), st.integers(0, 24))
+def test_with_a_census_every_sequence_measured_still_gives_the_whole_texts_figure(per_sequence, census, more):
+    total = len(per_sequence) + more
+    result = bound(per_sequence, [10] * len(per_sequence), total, census=census, total_tokens=10 * total)
+    assert result.low <= result.ratio <= result.high
+    if result.classification is not None:
+        assert classify("perplexity", result.low) == classify("perplexity", result.high) == result.classification
+        assert result.sequences - min(census, total) >= min(MIN_SEQUENCES, total - min(census, total))
+    if more == 0:
+        assert result.low == result.high == pytest.approx(math.exp(sum(per_sequence) / (10 * total)), rel=1e-9)
+
+
+def test_a_census_of_nothing_bounds_as_plain_sampling_does():
+    per_sequence = [0.3, 0.5, 0.1, 0.4, 0.2]
+    plain = bound(per_sequence, [10] * 5, 16)
+    stratified = bound(per_sequence, [10] * 5, 16, census=0, total_tokens=160)
+    assert (stratified.low, stratified.ratio, stratified.high) == pytest.approx((plain.low, plain.ratio, plain.high))
+
+
+def test_one_sequence_unlike_the_rest_is_counted_whole_when_it_is_in_the_census():
+    """SmolLM2's restored pass: 15 sequences unchanged, one whose second spike was restored out of context (x140)."""
+    tokens, total = 127, 16
+    outlier, rest = 4.94 * tokens, [0.001 * tokens] * 15
+    truth = math.exp((outlier + sum(rest)) / (tokens * total))  # x1.36: significant
+    counted = bound([outlier, *rest[:4]], [tokens] * 5, total, census=1, total_tokens=tokens * total)
+    assert counted.classification == classify("perplexity", truth) == "significant"
+    assert counted.low <= truth <= counted.high
+    unseen = bound(rest[:4], [tokens] * 4, total)  # sampled alone, the odd sequence was not drawn: a wrong class
+    assert unseen.classification == "inert"
+
+
+def test_a_sequence_with_a_second_spike_joins_the_census():
+    from swindex.verification.ablations import _unusual_sequences
+
+    captures = [torch.zeros(4, 8), torch.zeros(4, 8)]
+    for block in captures:
+        block[:, 0] = 1000.0  # every sequence's first token
+    captures[1][3, 5] = 900.0  # sequence 7 has a second super activation
+    captures[0][2, 0] = 10.0  # sequence 2 has none
+    for block in captures:
+        block += 1.0  # ordinary values around the spikes
+    assert _unusual_sequences(captures, 8) == [2, 7]
+
+
+def test_a_channel_without_a_super_activation_makes_no_census():
+    from swindex.verification.ablations import _unusual_sequences
+
+    ordinary = [torch.randn(4, 8, generator=torch.Generator().manual_seed(k)) for k in range(2)]
+    assert _unusual_sequences(ordinary, 8) == []
+
+
+def test_a_routed_experts_capture_makes_no_census():
+    from swindex.verification.ablations import _unusual_sequences
+
+    assert _unusual_sequences([torch.ones(37)], 8) == []
+
+
 @pytest.fixture(scope="module")
 def measured():
     """A Llama whose planted weight (layer 1) is critical, with the largest weight of every other layer as candidates."""

@@ -46,6 +46,10 @@ there stacking is nearly free."""
 RESTORE_FRACTION = 0.5
 """Positions whose original |output| in the super channel reaches this share of its largest are restored."""
 
+MASSIVE = 50.0
+"""A channel whose peak |output| is at least this many times its median holds a super activation (the paper's are
+hundreds to thousands of times; an ordinary channel's largest value is a few times its median)."""
+
 METHODS = ("auto", "fast", "plain")
 """``auto``: the shortcuts that apply to the model and pay on its device (on CPU: starting at the ablated layer;
 on an accelerator also stacking); ``fast``: every shortcut that applies; ``plain``: the whole model every time."""
@@ -272,7 +276,7 @@ def _joint(
         )
     model, notes = evaluation.model, []
     settled: dict[str, Settled] = {}
-    order = _order(evaluation, original, ablations) if settling else []
+    order = _order(evaluation, original, ablations) if settling else _Order((), 0)
 
     def run_pass(name: str, stops: bool = False, replacements: dict[Channel, list[Any]] | None = None) -> Pass:
         if not settling or (replacements and not _per_sequence(replacements, evaluation)):
@@ -356,19 +360,51 @@ def _step(evaluation: Evaluation) -> int:
     return 1 if input_device(evaluation.model).type == "cpu" else evaluation.rows
 
 
-def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]) -> list[int]:
-    """The order ablations settling together measure sequences in: those holding their channels' super activations first
-    (so its zeroed value is always measured), then the rest in a fixed pseudo-random order (neighbouring windows of a
-    text are alike)."""
+@dataclass(frozen=True)
+class _Order:
+    """The sequences in the order a settling pass measures them; the first ``census`` are measured whole."""
+
+    sequences: tuple[int, ...]
+    census: int
+
+
+def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]) -> _Order:
+    """Sequences for ablations settling together: first a census of those the original pass shows to be unusual, then
+    the rest in a fixed pseudo-random order (neighbouring windows of a text are alike).
+
+    The census holds each channel's largest super activation (so its zeroed value is always measured) and every
+    sequence whose count of super-activation positions (at least `RESTORE_FRACTION` of the channel's peak) differs
+    from most sequences' (a second spike, or none): an ablation may change those far more than the rest.
+    """
     total = evaluation.sequences
     first: list[int] = []
     for channel in _unique_channels(ablations):
-        where = _spike_sequence(original.channels.get(channel) or [])
+        values = original.channels.get(channel) or []
+        where = _spike_sequence(values)
         if where is not None and where not in first:
             first.append(where)
+        first.extend(i for i in _unusual_sequences(values, total) if i not in first)
     rest = [i for i in range(total) if i not in first]
     random.Random(0).shuffle(rest)
-    return first + rest
+    return _Order(tuple(first + rest), len(first))
+
+
+def _unusual_sequences(values: Sequence[Any], total: int) -> list[int]:
+    """Sequences whose count of positions at `RESTORE_FRACTION` of the channel's peak differs from the commonest count.
+
+    Nothing where the channel has no super activation (its peak under `MASSIVE` times its median magnitude), or where
+    a capture is not one row per sequence (a routed expert's holds one per routed token)."""
+    import torch
+
+    if not values or any(v.dim() < 2 for v in values) or sum(int(v.shape[0]) for v in values) != total:
+        return []
+    rows = torch.cat([v.reshape(v.shape[0], -1).abs() for v in values])
+    peak = float(rows.max()) if rows.numel() else 0.0
+    if peak == 0.0 or peak < MASSIVE * float(rows.median()):
+        return []  # no super activation in this channel: its largest values are ordinary ones
+    counts = (rows >= RESTORE_FRACTION * peak).sum(dim=1)
+    common = int(torch.mode(counts).values)
+    return [i for i in range(total) if int(counts[i]) != common]
 
 
 def _spike_sequence(values: Sequence[Any]) -> int | None:
@@ -402,7 +438,7 @@ def _settle(
     original: Pass,
     members: Sequence[int],
     channels: Sequence[Channel | None],
-    order: Sequence[int],
+    order: _Order,
     step: int,
     run: Run,
     stops: bool = False,
@@ -423,8 +459,10 @@ def _settle(
     done: dict[int, Settled] = {}
     active = list(range(len(members)))
     position = 0
+    total_tokens = sum(original.sequence_tokens) if len(original.sequence_tokens) == total else None
     while active and position < total:
-        chunk = list(order[position : position + step])
+        end = position + step if position >= order.census else min(position + step, order.census)
+        chunk = list(order.sequences[position:end])  # a step never straddles the census and the sample
         position += len(chunk)
         passes = run(active, chunk)
         still = []
@@ -442,7 +480,7 @@ def _settle(
                 rows = torch.cat(captured)
                 for j, sequence in enumerate(chunk):
                     seen[m][sequence] = rows[j]
-            result = bound(changes[m], counts[m], total)
+            result = bound(changes[m], counts[m], total, census=order.census, total_tokens=total_tokens)
             if result.classification is not None:
                 done[m] = result
             else:

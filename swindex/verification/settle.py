@@ -7,8 +7,12 @@ the plain way's figure for the whole text is ``log(zeroed / original perplexity)
 with the finite-population correction (the N sequences are the whole population: at n = N the bound is the
 plain way's figure exactly). The weight is settled when the whole bound lies inside one class of
 ``swindex.claims.IMPACT_THRESHOLDS`` (critical / significant / inert); a weight near a threshold simply runs
-on, up to every sequence, and then gets the plain way's own figure. At least `MIN_SEQUENCES` sequences are
+on, up to every sequence, and then gets the plain way's own figure. At least `MIN_SEQUENCES` sampled sequences are
 measured before a class is trusted, so that a between-sequence spread exists to bound by.
+
+A sequence unlike the rest (the one where a super activation appears twice, say) can hide from a sample: its change
+may be a hundred times the others'. So the sequences the original pass shows to be unusual are chosen before any is
+measured, measured first and counted whole (a census stratum, ``census``), and only the rest are sampled.
 """
 
 from __future__ import annotations
@@ -79,33 +83,50 @@ def bound(
     total: int,
     metric: str = "perplexity",
     confidence: float = CONFIDENCE,
+    census: int = 0,
+    total_tokens: int | None = None,
 ) -> Settled:
     """The ratio estimate and bound after the sequences measured so far (``changes[i]`` over ``counts[i]`` tokens).
 
     ``total`` is the number of evaluation sequences; ``metric`` names the classes (``perplexity``: the ratio is
-    exp of the mean change per token).
+    exp of the mean change per token). The first ``census`` sequences are a stratum measured whole (chosen before
+    any was measured, as those most likely to differ): they add no sampling error, and only the others are sampled,
+    so one sequence unlike the rest cannot hide among them. ``total_tokens`` is every sequence's predicted tokens
+    (known before measuring); by default estimated from the sampled ones.
     """
     n, tokens = len(changes), int(sum(counts))
     if n == 0 or tokens <= 0:
         raise ValueError("bound needs at least one measured sequence with a predicted token")
-    mean = sum(changes) / tokens
-    if not math.isfinite(
-        mean
-    ):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way finds
+    census = min(census, total)
+    whole = sum(changes) / tokens
+    if not math.isfinite(whole):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way
         return Settled(math.inf, math.inf, math.inf, confidence, n, tokens, total, classify(metric, math.inf))
+    sampled = n - census  # sequences measured from the sampled stratum
     if n >= total:
-        half = 0.0
-    elif n < 2:
-        half = math.inf
+        mean, half = whole, 0.0
+    elif sampled < 1:
+        mean, half = whole, math.inf
     else:
-        per = tokens / n
-        residuals = [d - mean * c for d, c in zip(changes, counts)]
-        spread = math.sqrt(sum(r * r for r in residuals) / (n - 1)) / per
-        half = t_quantile(confidence, n - 1) * spread / math.sqrt(n) * math.sqrt(1 - n / total)
+        known_changes, known_tokens = sum(changes[:census]), sum(counts[:census])
+        rest_changes, rest_counts = changes[census:], counts[census:]
+        rate = sum(rest_changes) / sum(rest_counts)  # the sampled stratum's change per token
+        rest_total = total - census
+        rest_tokens = (
+            total_tokens - known_tokens if total_tokens is not None else sum(rest_counts) / sampled * rest_total
+        )
+        everything = known_tokens + rest_tokens
+        mean = (known_changes + rate * rest_tokens) / everything
+        if sampled < 2:
+            half = math.inf
+        else:
+            residuals = [d - rate * c for d, c in zip(rest_changes, rest_counts)]
+            spread = math.sqrt(sum(r * r for r in residuals) / (sampled - 1))  # per sequence
+            error = rest_total * spread / math.sqrt(sampled) * math.sqrt(1 - sampled / rest_total)
+            half = t_quantile(confidence, sampled - 1) * error / everything
     low, high = _ratio(mean - half), _ratio(mean + half)
     ratio = _ratio(mean)
     settled = None
-    if n >= min(MIN_SEQUENCES, total) and classify(metric, low) == classify(metric, high):
+    if sampled >= min(MIN_SEQUENCES, total - census) and classify(metric, low) == classify(metric, high):
         settled = classify(metric, ratio)
     return Settled(ratio, low, high, confidence, n, tokens, total, settled)
 
