@@ -4,7 +4,8 @@ The checkpoint has a 7B model's down projections (32 layers of [4096, 11008], fl
 shards with an index) and six planted super weights in four layers. Two ways to read them:
 
 - check: ``swindex.checkpoint.check`` (shard index, one header per shard holding a weight, one row per weight);
-- baseline: ``safetensors.safe_open(...).get_tensor`` of each down projection holding a weight (once each), then the values.
+- baseline: ``safetensors.safe_open(...).get_tensor`` of each down projection holding a weight (once each), then
+  the values.
 
 Both run on the same files, warm in the page cache, best of several runs; the ratio is the figure. Writes
 JSON (default benchmarks/results/check.json).
@@ -151,7 +152,8 @@ def main() -> None:
         started = time.perf_counter()
         size = write_checkpoint(folder, args.layers, args.hidden, args.intermediate, plants)
         print(
-            f"wrote {size / 1e9:.2f} GB in {time.perf_counter() - started:.1f} s ({args.layers} layers of [{args.hidden}, {args.intermediate}] float16)"
+            f"wrote {size / 1e9:.2f} GB in {time.perf_counter() - started:.1f} s ({args.layers} layers of "
+            f"[{args.hidden}, {args.intermediate}] float16)"
         )
         weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
 
@@ -193,11 +195,13 @@ def main() -> None:
             "load_bytes": loaded,
             "speedup": round(load_seconds / check_seconds, 1),
             "runs": args.runs,
-            "note": "files warm in the page cache for both; the baseline loads each tensor holding a weight once, with safetensors, and reads the values",
+            "note": "files warm in the page cache for both; the baseline loads each tensor holding a weight once, "
+            "with safetensors, and reads the values",
         }
     print(f"check       {check_seconds * 1000:8.1f} ms  ({report.bytes_read / 1024:.0f} KiB in {report.reads} reads)")
     print(
-        f"load tensors {load_seconds * 1000:7.1f} ms  ({loaded / 1e6:.0f} MB: {len(plants)} weights in {tensors} tensors)"
+        f"load tensors {load_seconds * 1000:7.1f} ms  ({loaded / 1e6:.0f} MB: {len(plants)} weights "
+        f"in {tensors} tensors)"
     )
     print(f"check is {result['speedup']}x faster than loading the tensors it reads")
     args.output.parent.mkdir(parents=True, exist_ok=True)

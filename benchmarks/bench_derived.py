@@ -1,12 +1,11 @@
 """`swindex derived --check` at scale: throughput, bytes per check and memory, against the local Hub stand-in.
 
-The stand-in (tests/hub_standin.py) runs in a child process and serves the derived models of
-SmolLM2-135M-Instruct built from the real Q4_1 GGUF: ``--copies`` times the regular set (285 repositories,
-305 checkpoints) plus the 7 special ones (a slow one among them). Each scan runs in a fresh process of its
-own, so its peak resident memory is the scan's alone; a scan of one copy (the same mix) beside the scan of
-all of them shows whether memory grows with the number of checkpoints. Bytes per check are what the server sent for a repository (model info,
-redirects, headers and rows), divided by its checkpoints. Writes JSON (default benchmarks/results/derived.json)
-and prints, as its last line:
+The stand-in (tests/hub_standin.py) runs in a child process and serves the derived models of SmolLM2-135M-Instruct built
+from the real Q4_1 GGUF: ``--copies`` times the regular set (285 repositories, 305 checkpoints) plus the 7 special ones
+(a slow one among them). Each scan runs in a fresh process of its own, so its peak resident memory is the scan's alone;
+a scan of one copy (the same mix) beside the scan of all of them shows whether memory grows with the number of
+checkpoints. Bytes per check are what the server sent for a repository (model info, redirects, headers and rows),
+divided by its checkpoints. Writes JSON (default benchmarks/results/derived.json) and prints, as its last line:
 
     derived: <N> checks/hour, <B> bytes per check (median), peak <M> MB
 

@@ -217,17 +217,19 @@ def main() -> int:
     plain, ours = results["plain"], results["swindex"]
     speedup = statistics.median(plain["times"]) / statistics.median(ours["times"])
     print(
-        f"model: planted Llama, {ours['parameters'] / 1e6:.0f}M parameters, {ours['model_bytes'] / 2**30:.2f} GiB float32, CPU x{os.cpu_count()}"
+        f"model: planted Llama, {ours['parameters'] / 1e6:.0f}M parameters, {ours['model_bytes'] / 2**30:.2f} GiB "
+        f"float32, CPU x{os.cpu_count()}"
     )
     print(f"planted: {', '.join(planted)}")
     for r in (plain, ours):
         print(
-            f"{r['method']:8} {r['full_passes']:5.2f} full passes; median {statistics.median(r['times']):6.2f} s over {len(r['times'])} runs; "
-            f"peak memory {r['peak_over_model']:.3f} x model ({r['extra_mb']:+.0f} MiB); found {'all planted' if r['found'] == planted else r['found']}"
+            f"{r['method']:8} {r['full_passes']:5.2f} full passes; median {statistics.median(r['times']):6.2f} s over "
+            f"{len(r['times'])} runs; peak memory {r['peak_over_model']:.3f} x model ({r['extra_mb']:+.0f} MiB); found "
+            f"{'all planted' if r['found'] == planted else r['found']}"
         )
     print(
-        f"work: swindex {ours['full_passes']:.2f} full passes (target <= {TARGET_PASSES}), plain {plain['full_passes']:.2f}: "
-        f"{plain['full_passes'] / ours['full_passes']:.2f}x less"
+        f"work: swindex {ours['full_passes']:.2f} full passes (target <= {TARGET_PASSES}), plain "
+        f"{plain['full_passes']:.2f}: {plain['full_passes'] / ours['full_passes']:.2f}x less"
     )
     print(f"speed-up (plain / swindex): {speedup:.2f}x (target >= {TARGET_SPEEDUP})")
     figures = {
@@ -259,7 +261,8 @@ def main() -> int:
         "speedup": round(speedup, 2),
         "targets": {"full_passes_at_most": TARGET_PASSES, "speedup_at_least": TARGET_SPEEDUP},
         "met": ours["full_passes"] <= TARGET_PASSES and speedup >= TARGET_SPEEDUP and ours["found"] == planted,
-        "note": "both methods in separate processes, alternating; a full pass is every layer once (the plain procedure also runs the LM head)",
+        "note": "both methods in separate processes, alternating; a full pass is every layer once (the plain "
+        "procedure also runs the LM head)",
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2) + "\n")

@@ -154,12 +154,14 @@ def main() -> None:
         size = sum(p.stat().st_size for p in big.output.rglob("*") if p.is_file())
 
     print(
-        f"site build, {args.models} models: {total:.1f} s  (validate+render {big.render_seconds:.1f} s, mkdocs --strict {big.mkdocs_seconds:.1f} s)"
+        f"site build, {args.models} models: {total:.1f} s  (validate+render {big.render_seconds:.1f} s, mkdocs "
+        f"--strict {big.mkdocs_seconds:.1f} s)"
     )
     print(f"  per model: {1000 * total / args.models:.1f} ms; output {size / 1e6:.0f} MB")
     print(f"  scaling: {args.models} vs {small} models took {total / small_total:.1f}x as long (10x would be linear)")
     print(
-        f"  baseline, validating + loading the same entries alone: {baseline:.1f} s -> the build costs {total / baseline:.1f}x that"
+        f"  baseline, validating + loading the same entries alone: {baseline:.1f} s -> the build costs "
+        f"{total / baseline:.1f}x that"
     )
 
 

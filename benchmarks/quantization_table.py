@@ -59,7 +59,8 @@ def activation_table(model: dict) -> list[str]:
     lines = ["| activations | RTN | RTN + super activation held out |", "|---|---:|---:|"]
     for key, row in model["activations"].items():
         lines.append(
-            f"| {key[1:]}-bit | {fmt(row['rtn'])} (×{row['rtn'] / original:.2f}) | {fmt(row['hold'])} (×{row['hold'] / original:.2f}) |"
+            f"| {key[1:]}-bit | {fmt(row['rtn'])} (×{row['rtn'] / original:.2f}) | {fmt(row['hold'])} "
+            f"(×{row['hold'] / original:.2f}) |"
         )
     return lines
 
@@ -73,8 +74,9 @@ def findings(name: str, model: dict) -> list[str]:
         gain = whole4["rtn"] / whole4["hold"]
         out.append(
             f"At INT4 with one block per tensor, holding the super weight out gives perplexity {fmt(whole4['hold'])} "
-            f"against {fmt(whole4['rtn'])} for plain round-to-nearest ({gain:.1f}× lower); with blocks of 128 the two are "
-            f"{fmt(small4['hold'])} and {fmt(small4['rtn'])}: small blocks already confine the outlier, as the paper reports."
+            f"against {fmt(whole4['rtn'])} for plain round-to-nearest ({gain:.1f}× lower); with blocks of 128 the two "
+            f"are {fmt(small4['hold'])} and {fmt(small4['rtn'])}: small blocks already confine the outlier, "
+            "as the paper reports."
         )
         clip8 = w["int8/128"]
         out.append(
@@ -88,8 +90,8 @@ def findings(name: str, model: dict) -> list[str]:
             f"{fmt(a[worst]['hold'])} against {fmt(a[worst]['rtn'])}."
         )
         out.append(
-            "On this model clipping at a z-score of 3 costs more than it saves at INT8: its ordinary weights are Gaussian, "
-            "so the clipped tail carries real signal. Tune the threshold per model."
+            "On this model clipping at a z-score of 3 costs more than it saves at INT8: its ordinary weights are "
+            "Gaussian, so the clipped tail carries real signal. Tune the threshold per model."
             if w["int8/128"]["hold_zscore"] > w["int8/128"]["hold"]
             else "Clipping the other outliers at a z-score of 3 helps on this model at INT8."
         )
@@ -101,15 +103,18 @@ def findings(name: str, model: dict) -> list[str]:
         out.append(
             f"Clipping at a z-score of 3 is harmful at INT8 ({fmt(w['int8/128']['hold_zscore'])} against "
             f"{fmt(w['int8/128']['rtn'])}) but pays at INT4 with large blocks ({fmt(whole4['hold_zscore'])} against "
-            f"{fmt(whole4['rtn'])} per tensor): trained weights have outliers that matter, and a coarse grid hurts more."
+            f"{fmt(whole4['rtn'])} per tensor): trained weights have outliers that matter, and a "
+            "coarse grid hurts more."
             if w["int8/128"]["hold_zscore"] > w["int8/128"]["rtn"] and whole4["hold_zscore"] < whole4["rtn"]
-            else f"Clipping at a z-score of 3 gives {fmt(w['int8/128']['hold_zscore'])} at INT8 (blocks of 128) and {fmt(whole4['hold_zscore'])} at INT4 per tensor."
+            else f"Clipping at a z-score of 3 gives {fmt(w['int8/128']['hold_zscore'])} at INT8 (blocks of 128) and "
+            f"{fmt(whole4['hold_zscore'])} at INT4 per tensor."
         )
     return out
 
 
 def benefit_section() -> list[str]:
-    """What keeping buys on the real models the registry measured (evidence.keep_benefit), finding computed from the rows."""
+    """What keeping buys on the real models the registry measured (evidence.keep_benefit),
+    finding computed from the rows."""
     from swindex import entries
     from swindex.benefit import SCHEMES
 
@@ -120,10 +125,14 @@ def benefit_section() -> list[str]:
     lines = [
         "## What keeping buys on real models",
         "",
-        "Measured on real checkpoints with the real quantizers (bitsandbytes, llm-compressor, llama.cpp) and swindex's own",
-        "simulations: perplexity with every linear layer quantized, and with the modules holding the weights to keep left out.",
-        "Each cell is the change keeping makes, ± its standard error from a paired per-chunk comparison; **bold** marks a",
-        "change beyond twice its error. Each model page has the full table; `lookup(id).keep_benefit(scheme)` returns a row.",
+        "Measured on real checkpoints with the real quantizers (bitsandbytes, llm-compressor, "
+        "llama.cpp) and swindex's own",
+        "simulations: perplexity with every linear layer quantized, and with the modules holding the "
+        "weights to keep left out.",
+        "Each cell is the change keeping makes, ± its standard error from a paired per-chunk "
+        "comparison; **bold** marks a",
+        "change beyond twice its error. Each model page has the full table; "
+        "`lookup(id).keep_benefit(scheme)` returns a row.",
         "",
         "| scheme | " + " | ".join(f"[{i}](../models/{i}/)" for i, _ in measured) + " |",
         "|---|" + "---:|" * len(measured),
@@ -152,10 +161,11 @@ def benefit_section() -> list[str]:
         + (f" ({'; '.join(helped['weights'])})" if helped["weights"] else "")
         + (f", and measurably hurt in {len(hurt['weights'])} ({'; '.join(hurt['weights'])})" if hurt["weights"] else "")
         + ". Block-wise formats mostly confine the outlier already; the advice gives each row's figures and the cost.",
-        f"- Schemes that quantize activations: keeping measurably helped in {len(helped['activations'])} of {acts_total} measured rows"
+        f"- Schemes that quantize activations: keeping measurably helped in {len(helped['activations'])} of "
+        f"{acts_total} measured rows"
         + (f" ({'; '.join(helped['activations'])})" if helped["activations"] else "")
-        + ". A per-tensor activation scale is set by the super activation, so the module whose input carries it is the one to keep;"
-        " each model page also measures the other modules whose input peaks highest.",
+        + ". A per-tensor activation scale is set by the super activation, so the module whose input carries it is "
+        "the one to keep; each model page also measures the other modules whose input peaks highest.",
         "",
     ]
     return lines
@@ -167,9 +177,11 @@ def page(data: dict) -> str:
         "# Quantization that keeps super weights",
         "",
         "Round-to-nearest (RTN) quantization rounds every block of weights to a few integer levels between the block's",
-        "minimum and maximum. A super weight is so much larger than its neighbours that, in a large block, it stretches",
+        "minimum and maximum. A super weight is so much larger than its neighbours that, in a large "
+        "block, it stretches",
         "that range until the ordinary weights all round to the same few values. The paper (Yu et al. 2024, section 4)",
-        "holds the super weights out at full precision, clips the other outliers, quantizes, and puts the super weights",
+        "holds the super weights out at full precision, clips the other outliers, quantizes, and "
+        "puts the super weights",
         "back. `swindex.quantize` implements that recipe (simulated: weights are quantized and dequantized in place):",
         "",
         "```python",
@@ -188,7 +200,8 @@ def page(data: dict) -> str:
         "## Measured on small models",
         "",
         f"Below, perplexity on {data['sequences']} sequences of {data['length']} tokens that each model sampled itself",
-        "(so ×1.00 is the unquantized model), for every linear layer quantized (embeddings and LM head kept). The weights",
+        "(so ×1.00 is the unquantized model), for every linear layer quantized (embeddings and LM "
+        "head kept). The weights",
         "held out are what `swindex detect` reports for the model. Bold marks the best of a row.",
         "",
         "![Perplexity against block size, INT4 and INT8, with and without the hold-out](../assets/quantization.svg)",
@@ -218,14 +231,17 @@ def page(data: dict) -> str:
         "- z-score clip: |w| above mean(|w|) + 3·std(|w|) of the tensor; percentile clip: above the 99.99th",
         "  percentile of |w|.",
         "- Activations: per-tensor RTN of every linear layer's input and output on each forward call; the hold-out",
-        "  keeps, per sequence, the largest element of each super activation's channel (and of the super weight's input",
+        "  keeps, per sequence, the largest element of each super activation's channel (and of the "
+        "super weight's input",
         "  column) exact.",
-        "- The planted models are tiny random Llamas whose later layers depend on a first-token attention sink that only",
+        "- The planted models are tiny random Llamas whose later layers depend on a first-token "
+        "attention sink that only",
         "  the planted super weight creates (`tests/fixtures_dependent.py`); stories260K is a real trained model with",
         "  none. Neither says how much a 7B model gains: run the benchmark on one to find out.",
         "",
         "Regenerate: `python benchmarks/bench_quantize.py && python benchmarks/quantization_table.py`",
-        f"(torch {data['torch']}, transformers {data['transformers']}, {data['generated']}, {data['seconds']} s on CPU).",
+        f"(torch {data['torch']}, transformers {data['transformers']}, {data['generated']}, "
+        f"{data['seconds']} s on CPU).",
         "",
     ]
     return "\n".join(lines)

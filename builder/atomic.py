@@ -46,7 +46,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_entry(path: str | Path, data: Mapping[str, Any], header: str = "") -> bool:
-    """Validate and atomically write one entry (after header comment lines); returns False, writing nothing, when the file already holds exactly this text."""
+    """Validate and atomically write one entry (after header comment lines); returns False, writing nothing, when the
+    file already holds exactly this text."""
     text = header + render_entry(data, path)
     path = Path(path)
     try:

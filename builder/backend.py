@@ -34,7 +34,8 @@ def thresholds() -> dict[str, float]:
 
 
 class ModelAccessError(SwindexError):
-    """The Hub refused a model (gated, missing, unknown revision): the run records why instead of measuring a stale copy."""
+    """The Hub refused a model (gated, missing, unknown revision):
+    the run records why instead of measuring a stale copy."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -42,14 +43,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def resolve_revision(spec: ModelSpec) -> str | None:
-    """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline); None for plain local directories."""
+    """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline);
+    None for plain local directories."""
     if spec.revision:
         return spec.revision
     from swindex.loading import parse_snapshot, resolve_source
 
     if spec.local:
         if _is_gguf(spec):
-            return None  # the commit of the model a GGUF file quantizes is not known; the file's own goes with its artifact
+            # the commit of the model a GGUF file quantizes is not known; the file's own goes with its artifact
+            return None
         return parse_snapshot(spec.location())[1]
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
@@ -134,7 +137,8 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
 def verify(
     session: Session, entry: Mapping[str, Any], spec: ModelSpec, say: Callable[[str], None] = lambda message: None
 ) -> Mapping[str, Any]:
-    """Measure every claim of the (merged) entry on the loaded model and write the figures into it; ``say`` hears each pass."""
+    """Measure every claim of the (merged) entry on the loaded model and write the figures into it;
+    ``say`` hears each pass."""
     from swindex.loading import with_artifact
     from swindex.records import Entry
     from swindex.verification import verify as run_verification

@@ -37,15 +37,16 @@ class _Interrupted(KeyboardInterrupt):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m builder",
-        description="Detect (and verify) the super weights of the models in a list and write validated registry entries, "
-        "merging into existing ones without losing published claims.",
+        description="Detect (and verify) the super weights of the models in a list and write validated registry "
+        "entries, merging into existing ones without losing published claims.",
         epilog="Exit status: 0 every model done or skipped, 1 some model failed, 2 bad arguments or model list, "
         "130 interrupted (143 on SIGTERM). Dates come from SWINDEX_TODAY (YYYY-MM-DD) when set, else today.",
     )
     parser.add_argument(
         "--models",
         metavar="FILE",
-        help="model list (default: builder/models.yaml plus every entry of --registry it does not name, with the list's defaults)",
+        help="model list (default: builder/models.yaml plus every entry of --registry it does not name, with "
+        "the list's defaults)",
     )
     parser.add_argument(
         "--registry",
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, aliases and notes are always kept)",
+        help="redo models already done, replacing swindex's own earlier claims and evidence (published claims, "
+        "aliases and notes are always kept)",
     )
     parser.add_argument(
         "--no-verify",
@@ -228,7 +230,8 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
         write_report(args.report, outcomes, code)
     if interrupted:
         print(
-            "builder: interrupted; every entry is either untouched or completely written. Rerun the same command to resume.",
+            "builder: interrupted; every entry is either untouched or completely written. Rerun the "
+            "same command to resume.",
             file=sys.stderr,
         )
     return code

@@ -32,7 +32,8 @@ def check_checkpoint(location: str, entry: Mapping[str, Any]) -> Any:
 def derived_record(
     derived: DerivedModel, entry: Mapping[str, Any], check: Callable[[str, Mapping[str, Any]], Any], today: str
 ) -> dict[str, Any]:
-    """The evidence record of one derived model: ``verdict`` unknown (with a warning saying why) when it cannot be read."""
+    """The evidence record of one derived model:
+    ``verdict`` unknown (with a warning saying why) when it cannot be read."""
     location = derived.path or (f"{derived.id}@{derived.revision}" if derived.revision else derived.id)
     try:
         report = check(location, entry)

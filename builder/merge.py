@@ -160,7 +160,8 @@ def _take_runs(entry: dict[str, Any], fresh: Mapping[str, Any]) -> None:
 
 
 def _fold_detection(target: dict[str, Any], claim: Mapping[str, Any]) -> None:
-    """A detected weight matching a claim adds its evidence (and value, if none was recorded); status and published sources stay."""
+    """A detected weight matching a claim adds its evidence (and value, if none was recorded);
+    status and published sources stay."""
     if not is_published(target):
         _add_sources(target, [s for s in claim.get("sources") or [] if s.get("kind") == SWINDEX_KIND])
     weight_evidence = dict(target.get("evidence") or {})
@@ -204,7 +205,8 @@ def _match(claims: list[dict[str, Any]], detected: list[dict[str, Any]]) -> _Mat
 
 
 def _drop_own(matching: _Matching, disagreements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``--force``: claims only swindex's earlier runs made, not found now and not discussed by people, go (with our notes on them)."""
+    """``--force``: claims only swindex's earlier runs made, not found now and not discussed by people,
+    go (with our notes on them)."""
     claims = matching.claims
     named_by_people = {c for d in disagreements for c in d.get("claims") or [] if not _is_ours(d, c)}
     kept = [
@@ -219,7 +221,8 @@ def _drop_own(matching: _Matching, disagreements: list[dict[str, Any]]) -> list[
 def _note_not_found(
     matching: _Matching, disagreements: list[dict[str, Any]], fresh: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """A standing claim the detection did not find gets (or keeps, rewritten) our disagreement; one found again loses it."""
+    """A standing claim the detection did not find gets (or keeps, rewritten) our disagreement;
+    one found again loses it."""
     not_found = []
     for i, claim in enumerate(matching.claims):
         coord = coordinate_of(claim)

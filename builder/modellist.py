@@ -83,7 +83,8 @@ class ModelSpec:
         if self.path is not None:
             if not Path(self.path).is_dir() and not (Path(self.path).is_file() and self.path.lower().endswith(".gguf")):
                 raise ModelLocationError(
-                    f"{self.id}: local model directory or GGUF file {self.path} does not exist ({self.origin}); fix its `path:` in the model list or put the model there"
+                    f"{self.id}: local model directory or GGUF file {self.path} does not exist ({self.origin}); fix "
+                    "its `path:` in the model list or put the model there"
                 )
             return self.path
         return self.id
@@ -193,7 +194,8 @@ def parse_model_list(
         key = item["id"].casefold()
         if key in seen:
             problems.append(
-                f"{_where(path, data, lines, ('models', i, 'id'))}: duplicate id, already models[{seen[key]}]; list each model once"
+                f"{_where(path, data, lines, ('models', i, 'id'))}: duplicate id, already models[{seen[key]}]; "
+                "list each model once"
             )
             continue
         seen[key] = i
@@ -209,8 +211,8 @@ def parse_model_list(
         options = {**inherited, **{k: v for k, v in item.items() if k in OPTION_FIELDS}}
         if options.get("trust_remote_code") and "revision" not in item:
             problems.append(
-                f"{_where(path, data, lines, ('models', i, 'trust_remote_code'))}: trust_remote_code runs the model repository's own code, "
-                "so pin `revision` to the full 40-character commit sha whose code was reviewed"
+                f"{_where(path, data, lines, ('models', i, 'trust_remote_code'))}: trust_remote_code runs the model "
+                "repository's own code, so pin `revision` to the full 40-character commit sha whose code was reviewed"
             )
             continue
         location = item.get("path")
@@ -220,7 +222,8 @@ def parse_model_list(
             package = location["package"]
             if ".." in package.split("/"):
                 problems.append(
-                    f"{_where(path, data, lines, ('models', i, 'path', 'package'))}: '..' is not allowed in a package directory"
+                    f"{_where(path, data, lines, ('models', i, 'path', 'package'))}: '..' is not allowed "
+                    "in a package directory"
                 )
                 continue
         elif isinstance(location, str):

@@ -52,7 +52,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def classify(exc: BaseException) -> str:
-    """A short failure kind for the summary: missing, gated, out of memory, unsupported, invalid, detection, verification, error."""
+    """A short failure kind for the summary: missing, gated, out of memory, unsupported, invalid,
+    detection, verification, error."""
     chain = _chain(exc)
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain).lower()

@@ -69,9 +69,10 @@ def describe(entry: Any) -> list[str]:
             if artifact.get("repository") and artifact.get("revision")
             else ""
         )
-        head += f"   [measured on {artifact['file']}, {artifact['format'].upper()} {artifact.get('quantization') or ''}{origin}]".replace(
-            " ,", ","
-        )
+        head += (
+            f"   [measured on {artifact['file']}, {artifact['format'].upper()} "
+            f"{artifact.get('quantization') or ''}{origin}]"
+        ).replace(" ,", ",")
     lines = [head]
     if metric == "perplexity" and run.get("original") is not None:
         figures = [f"perplexity as loaded {_num(run.get('original'))}"]

@@ -56,7 +56,8 @@ ACTIVATIONS = {  # scheme: (format, granularity, static)
     "a-fp8-tensor-static": ("fp8", "tensor", True),
 }
 PEAK_SCHEMES = ("a-int8-tensor-dynamic",)
-"""The schemes under which each of the three highest-peaking inputs is also kept, one at a time (the costly controls)."""
+"""The schemes under which each of the three highest-peaking inputs is also kept,
+one at a time (the costly controls)."""
 BNB = {"bnb-nf4": "nf4", "bnb-fp4": "fp4"}
 LLAMA = {"llama.cpp-q4_0": "Q4_0", "llama.cpp-q4_k_m": "Q4_K_M"}
 LLMC = {"llmc-w8a8": "W8A8", "llmc-fp8": "FP8"}
@@ -189,7 +190,8 @@ def absmax_scale(x: Any, fmt: str, granularity: str) -> Any:
 def activations(
     model: Any, fmt: str, granularity: str, static: dict[str, Any] | None, skip: Sequence[str]
 ) -> Iterator[None]:
-    """Every linear layer's input fake-quantized (dynamic scales, or ``static`` ones per module); ``skip`` left exact."""
+    """Every linear layer's input fake-quantized
+    (dynamic scales, or ``static`` ones per module); ``skip`` left exact."""
     handles = []
     for name in linear_modules(model):
         if name in skip:
@@ -271,11 +273,13 @@ def torch_rows(subject: Subject, schemes: Sequence[str]) -> list[BenefitRow]:
                         cost_bytes=0,
                         tokens=tokens,
                         library=lib,
-                        note="weights not quantized; keeping leaves the module's input unquantized (a float matmul at run time)",
+                        note="weights not quantized; keeping leaves the module's input unquantized (a float "
+                        "matmul at run time)",
                     )
                 )
                 say(
-                    f"{scheme} keep {kept}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})"
+                    f"{scheme} keep {kept}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} "
+                    f"± {paired.error:.2%})"
                 )
     return rows
 
@@ -290,7 +294,8 @@ def variants(subject: Subject, peaks: bool) -> list[Variant]:
 
 
 def float_folder(subject: Subject, where: Path) -> Path:
-    """The dequantized model saved as a float32 safetensors folder with its tokenizer (what bnb and llm-compressor load)."""
+    """The dequantized model saved as a float32 safetensors folder with its tokenizer
+    (what bnb and llm-compressor load)."""
     folder = where / "float32"
     if not (folder / "config.json").exists():
         model = subject.model
@@ -360,7 +365,8 @@ def bnb_rows(subject: Subject, schemes: Sequence[str], where: Path) -> list[Bene
 def llama_rows(
     subject: Subject, schemes: Sequence[str], where: Path, layers: Sequence[int], chunks: int, ctx: int
 ) -> list[BenefitRow]:
-    """llama.cpp's real llama-quantize (requantized from the GGUF) and llama-perplexity; kept = --tensor-type at Q8_0."""
+    """llama.cpp's real llama-quantize (requantized from the GGUF) and llama-perplexity;
+    kept = --tensor-type at Q8_0."""
     from swindex.layout import gguf_tensor_name
     from swindex.verification.inputs import eval_text
 
@@ -417,8 +423,9 @@ def llama_rows(
                 cost_bytes=max(cost, 0),
                 tokens=chunks * (ctx // 2),
                 library=lib,
-                note=f"requantized from {subject.gguf.name} (--allow-requantize); kept tensors at Q8_0 (--tensor-type); "
-                f"llama-perplexity -c {ctx} scores the second half of each chunk; cost from the file sizes",
+                note=f"requantized from {subject.gguf.name} (--allow-requantize); kept tensors at Q8_0 "
+                f"(--tensor-type); llama-perplexity -c {ctx} scores the second half of each chunk; cost "
+                "from the file sizes",
             )
         )
         say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
@@ -466,7 +473,8 @@ def llmc_rows(subject: Subject, schemes: Sequence[str], where: Path) -> tuple[li
                 cost_bytes=numel,
                 tokens=tokens,
                 library=lib,
-                note="oneshot on CPU, calibrated on the calibration slice; kept modules in ignore (stay 16-bit: 1 more byte per weight than 8-bit)",
+                note="oneshot on CPU, calibrated on the calibration slice; kept modules in ignore (stay 16-bit: 1 "
+                "more byte per weight than 8-bit)",
             )
         )
         say(f"{scheme}: {paired.baseline:.2f} -> {paired.changed:.2f} ({paired.change:+.2%} ± {paired.error:.2%})")
@@ -526,7 +534,8 @@ def table(
         seed=0,
         rows=tuple(rows),
         libraries=libraries,
-        calibration=f"everyday.txt windows {chunks + 1}-{chunks + calibration} of {length} tokens (after the evaluated ones)",
+        calibration=f"everyday.txt windows {chunks + 1}-{chunks + calibration} of {length} tokens (after "
+        "the evaluated ones)",
         peaks=tuple(subject.peaks[:5]),
     )
     result: dict[str, Any] = {

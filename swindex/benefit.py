@@ -325,9 +325,15 @@ def advice(row: BenefitRow) -> str:
     measured = f"{row.quantized:.2f} -> {row.kept_perplexity:.2f} on {row.tokens:,} tokens"
     cost = f"keeping costs {human_bytes(row.cost_bytes)}" if row.cost_bytes else "keeping costs no stored bytes"
     if row.helps:
-        return f"{row.label}: keeping {kept} lowers perplexity by {-row.change * 100:.1f}% ± {row.error * 100:.1f}% ({measured}); {cost}"
+        return (
+            f"{row.label}: keeping {kept} lowers perplexity by {-row.change * 100:.1f}% ± {row.error * 100:.1f}% "
+            f"({measured}); {cost}"
+        )
     if row.measurable:
-        return f"{row.label}: keeping {kept} raises perplexity by {row.change * 100:.1f}% ± {row.error * 100:.1f}% ({measured}); {cost}"
+        return (
+            f"{row.label}: keeping {kept} raises perplexity by {row.change * 100:.1f}% ± {row.error * 100:.1f}% "
+            f"({measured}); {cost}"
+        )
     return f"{row.label}: no measurable benefit from keeping {kept} ({row.figures}, {measured}); {cost}"
 
 

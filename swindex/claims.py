@@ -299,11 +299,12 @@ def adopt_measurement(claim: Mapping[str, Any], measurement: Mapping[str, Any]) 
 def reconcile(
     entry: Mapping[str, Any], measurements: Mapping[str, Mapping[str, Any]] | None = None
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The entry with swindex's measurements adopted (by coordinate), its swindex disagreements redone, and its verdict derived.
+    """The entry with swindex's measurements adopted (by coordinate),
+    its swindex disagreements redone, and its verdict derived.
 
     Disagreements verification wrote (``origin: swindex``, ``step: verification``) are rewritten from the new
-    measurements: one
-    that no longer holds is withdrawn; the detector's and those people wrote are never touched here. Returns the entry and what changed.
+    measurements: one that no longer holds is withdrawn; the detector's and those people wrote are never touched here.
+    Returns the entry and what changed.
     """
     result = copy.deepcopy(dict(entry))
     changed: list[str] = []

@@ -31,7 +31,8 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swindex",
-        description="The Super Weight Index: look up, validate, detect and verify the super weights of language models.",
+        description="The Super Weight Index: look up, validate, detect and verify the super weights "
+        "of language models.",
     )
     parser.add_argument("--version", action="version", version=tool())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if extra is None:
                 raise
             print(
-                f'swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): pip install "swindex[{extra}]"',
+                f"swindex {args.command}: error: this command needs the {extra} extra ({exc.name} is not installed): "
+                f'pip install "swindex[{extra}]"',
                 file=sys.stderr,
             )
             return 1

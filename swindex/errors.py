@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def shown(text: str) -> str:
-    """Text made safe to print: anything unprintable (escape sequences, line breaks, invisible characters) written as its escape."""
+    """Text made safe to print: anything unprintable
+    (escape sequences, line breaks, invisible characters) written as its escape."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

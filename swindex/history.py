@@ -30,7 +30,8 @@ class ClaimChanges:
 
 
 def _claims(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Claims by coordinate, an older schema's entry read as the current schema first (so a migration loses nothing unseen)."""
+    """Claims by coordinate, an older schema's entry read as the current schema first
+    (so a migration loses nothing unseen)."""
     if entry.get("schema_version") == 1 and isinstance(entry.get("super_weights"), list):
         entry = upgrade(entry)
     result = {}
@@ -75,8 +76,9 @@ def compare_registries(before: str | Path, after: str | Path) -> ClaimChanges:
                     Problem(
                         str(new_path),
                         "claims",
-                        f"claim {coordinate} (status {claim.get('status')}) was removed; a published claim is never deleted: "
-                        "keep it with status withdrawn or disputed and say why in its notes or the disagreements",
+                        f"claim {coordinate} (status {claim.get('status')}) was removed; a published claim is never "
+                        "deleted: keep it with status withdrawn or disputed and say why in its notes "
+                        "or the disagreements",
                     )
                 )
                 continue

@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 DEFAULT_HELD_TYPE = "Q8_0"
-"""The GGUF type llama.cpp holds a kept tensor at: 8 bits a weight, one scale per 32, the closest to float it offers in blocks."""
+"""The GGUF type llama.cpp holds a kept tensor at:
+8 bits a weight, one scale per 32, the closest to float it offers in blocks."""
 DEFAULT_BASE_TYPE = "Q4_K"
 """The type the cost is counted against: what ``Q4_K_M`` gives most down projections."""
 
@@ -48,7 +49,8 @@ class KeepError(SwindexError):
 
 @dataclass(frozen=True)
 class Format:
-    """One quantizer's way of naming what to leave alone: its name, aliases, the version it follows, and its language."""
+    """One quantizer's way of naming what to leave alone:
+    its name, aliases, the version it follows, and its language."""
 
     tool: str
     aliases: tuple[str, ...]
@@ -262,7 +264,8 @@ def _snippet(
         return (
             "from llmcompressor import oneshot\n"
             "from llmcompressor.modifiers.quantization import QuantizationModifier\n\n"
-            f'recipe = QuantizationModifier(targets="Linear", scheme="W8A8", ignore={_python_list(("lm_head", *modules))})\n'
+            'recipe = QuantizationModifier(targets="Linear", scheme="W8A8", '
+            f"ignore={_python_list(('lm_head', *modules))})\n"
             f"oneshot(model={quoted}, recipe=recipe, output_dir={json.dumps(name + '-W8A8')})"
         ), []
     if tool == "autoround":
@@ -295,8 +298,9 @@ def _snippet(
         f"tokenizer = AutoTokenizer.from_pretrained({quoted})\n"
         "model.quantize(tokenizer, quant_config=quant_config)"
     ), [
-        f"AutoAWQ matches modules_to_not_convert against each block's module names ({', '.join(local)}), so it cannot keep "
-        f"one layer: this leaves that projection unquantized in {every}. GPTQModel (--for gptqmodel) can name one layer."
+        f"AutoAWQ matches modules_to_not_convert against each block's module names ({', '.join(local)}), so it cannot "
+        f"keep one layer: this leaves that projection unquantized in {every}. "
+        "GPTQModel (--for gptqmodel) can name one layer."
     ]
 
 
@@ -340,7 +344,8 @@ def _table(tool: str, model: str, weights: tuple[KeptWeight, ...]) -> str:
 
 
 def _benefit(entry: Any, tool: str, scheme: str | None = None) -> str | None:
-    """The measured lines for this tool's schemes (swindex.benefit.advice_for_tool), or for one ``scheme``; None unmeasured.
+    """The measured lines for this tool's schemes (swindex.benefit.advice_for_tool),
+    or for one ``scheme``; None unmeasured.
 
     The one call site for those lines: ``keep`` and ``quantize`` both print what this returns.
     """
@@ -360,7 +365,8 @@ def _benefit(entry: Any, tool: str, scheme: str | None = None) -> str | None:
 def keep_for(
     entry: Any, tool: str, *, held_type: str = DEFAULT_HELD_TYPE, base_type: str = DEFAULT_BASE_TYPE
 ) -> Export:
-    """The entry's weights to keep (``Entry.weights_to_keep``) as ``tool`` takes them; ``tool`` is a name in FORMATS or an alias.
+    """The entry's weights to keep (``Entry.weights_to_keep``) as ``tool`` takes them;
+    ``tool`` is a name in FORMATS or an alias.
 
     ``held_type`` and ``base_type`` (llama.cpp only): the GGML type the kept tensor is held at, and the one its cost
     in bytes is counted against. Raises KeepError when the entry has nothing to keep.

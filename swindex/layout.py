@@ -86,7 +86,8 @@ LINEAR_ARCHITECTURES = (
     "Idefics3",
     "PaliGemma",
 )
-"""Model classes known to store every down projection as a Linear ``[row, column]`` (fused experts ``[expert, row, column]``)."""
+"""Model classes known to store every down projection as a Linear ``[row, column]``
+(fused experts ``[expert, row, column]``)."""
 
 DOWN_PROJECTION_NAMES = frozenset({"down_proj", "c_proj", "fc2", "dense_4h_to_h", "fc_out", "w2", "wo"})
 """Leaf names a decoder's MLP down projection goes by across model families (BERT-style encoders: ``output.dense``)."""
@@ -233,7 +234,8 @@ def checkpoint_names(tensor: str) -> tuple[str, ...]:
 
 
 def expert_tensor_name(tensor: str, expert: int) -> str:
-    """One routed expert saved as its own Linear: ``...experts.down_proj`` becomes ``...experts.{expert}.down_proj.weight``."""
+    """One routed expert saved as its own Linear: ``...experts.down_proj`` becomes
+    ``...experts.{expert}.down_proj.weight``."""
     module = tensor.removesuffix(".weight")
     head, dot, last = module.rpartition(".")
     return f"{head}.{int(expert)}.{last}.weight" if dot else f"{int(expert)}.{module}.weight"

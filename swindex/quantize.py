@@ -1,13 +1,13 @@
 """Round-to-nearest quantization that keeps super weights, as in the paper's section 4 (simulated in float).
 
-Weights: each quantizable tensor is cut into blocks of ``block_size`` consecutive elements (row-major; ``None``
-means the whole tensor is one block) and every block is rounded to ``bits``-bit integers with its own
-min-max (asymmetric) or absmax (symmetric) scale, then dequantized in place. With ``keep`` (an Entry, whose
-``weights_to_keep`` are held out: every standing claim not measured harmless, or super weights) the held-out scalars are taken out before the statistics are computed, other outliers are
-clipped (``clip="zscore"``: |w| above mean(|w|) + t*std(|w|), default t = 3; ``clip="percentile"``: |w|
-above the t-th percentile of |w|, default t = 99.99), the rest is quantized and the held-out scalars are
-written back at full precision: the paper's recipe (identify, clip, quantize, restore). Statistics are
-taken over the whole tensor, so a block size changes only the scales.
+Weights: each quantizable tensor is cut into blocks of ``block_size`` consecutive elements (row-major; ``None`` means
+the whole tensor is one block) and every block is rounded to ``bits``-bit integers with its own min-max (asymmetric) or
+absmax (symmetric) scale, then dequantized in place. With ``keep`` (an Entry, whose ``weights_to_keep`` are held out:
+every standing claim not measured harmless, or super weights) the held-out scalars are taken out before the statistics
+are computed, other outliers are clipped (``clip="zscore"``: |w| above mean(|w|) + t*std(|w|), default t = 3;
+``clip="percentile"``: |w| above the t-th percentile of |w|, default t = 99.99), the rest is quantized and the held-out
+scalars are written back at full precision: the paper's recipe (identify, clip, quantize, restore). Statistics are taken
+over the whole tensor, so a block size changes only the scales.
 
 Activations: ``quantized_activations`` fake-quantizes the input and output of every quantizable layer per
 tensor on each forward call. Holding out the super activation means: in every hidden-sized input and in
@@ -491,7 +491,8 @@ starting point, 12 clips only the far tail) and percentiles of |w|. The paper ch
 RTN_TOLERANCE = 1.05
 """An output may be at most 5% worse (in perplexity) than plain round-to-nearest at the same bits and block size."""
 ORIGINAL_LIMIT = 2.0
-"""An output may be at most twice the unquantized model's perplexity: beyond that the model is broken, whatever RTN does."""
+"""An output may be at most twice the unquantized model's perplexity:
+beyond that the model is broken, whatever RTN does."""
 
 
 def variant_name(variant: Variant) -> str:
@@ -517,7 +518,8 @@ class ClipTrial:
 
 @dataclass(frozen=True)
 class ClipSearch:
-    """The clip search's trials on the calibration slice, plain RTN there, and the trial kept (the lowest perplexity)."""
+    """The clip search's trials on the calibration slice, plain RTN there,
+    and the trial kept (the lowest perplexity)."""
 
     trials: tuple[ClipTrial, ...]
     rtn: float
@@ -578,7 +580,8 @@ def search_clip(
 
 
 def judge(original: float, rtn: float, quantized_perplexity: float) -> tuple[str, ...]:
-    """Why an output must not be handed out: worse than plain RTN by more than 5%, or over twice the unquantized model."""
+    """Why an output must not be handed out: worse than plain RTN by more than 5%,
+    or over twice the unquantized model."""
     problems = []
     if not math.isfinite(quantized_perplexity):
         return (f"perplexity is {quantized_perplexity} (the model no longer computes)",)
@@ -638,7 +641,8 @@ def check_savable(model: Any) -> None:
 
 
 def _drop_gguf_marker(model: Any) -> None:
-    """A GGUF file loads dequantized but marked quantized, which save_pretrained refuses; the weights are plain floats."""
+    """A GGUF file loads dequantized but marked quantized, which save_pretrained refuses;
+    the weights are plain floats."""
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

@@ -22,7 +22,8 @@ OUTCOMES = ("super_weights", "no_critical_weight", "not_measured")
 
 
 def frozen(value: Any) -> Any:
-    """A read-only deep view: mappings become MappingProxyType, lists tuples, so a cached entry cannot be edited by accident."""
+    """A read-only deep view: mappings become MappingProxyType, lists tuples,
+    so a cached entry cannot be edited by accident."""
     if isinstance(value, Mapping):
         return MappingProxyType({key: frozen(item) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
@@ -189,7 +190,8 @@ class Impact:
 
 @dataclass(frozen=True)
 class Claim:
-    """One scalar claim: where it sits (coordinate), where it came from (status, sources) and what zeroing it does (impact)."""
+    """One scalar claim: where it sits (coordinate),
+    where it came from (status, sources) and what zeroing it does (impact)."""
 
     location: Coordinate
     status: str
@@ -228,7 +230,8 @@ class Claim:
 
     @property
     def standing(self) -> bool:
-        """Whether the claim's provenance stands (confirmed, reported or detected) rather than being unverified, disputed or withdrawn."""
+        """Whether the claim's provenance stands (confirmed, reported or detected) rather than being unverified,
+        disputed or withdrawn."""
         return _rules.is_standing(self)
 
     @property
@@ -244,7 +247,10 @@ class Claim:
     def __str__(self) -> str:
         expert = f" expert {self.expert}" if self.expert is not None else ""
         value = f" value {self.value:g}" if self.value is not None else ""
-        return f"layer {self.layer}{expert} row {self.row} column {self.column}  {self.coordinate}{value}  [{self.status}; {self.impact}]"
+        return (
+            f"layer {self.layer}{expert} row {self.row} column {self.column}  {self.coordinate}{value}  "
+            f"[{self.status}; {self.impact}]"
+        )
 
 
 SuperWeight = Claim
@@ -414,7 +420,8 @@ class Entry:
 
     @property
     def super_weights(self) -> tuple[Claim, ...]:
-        """The super weights, what a user should zero or keep: standing claims measured critical (or published and not yet measured).
+        """The super weights, what a user should zero or keep:
+        standing claims measured critical (or published and not yet measured).
 
         Each coordinate once, in registry order; ``claims`` holds everything else for the record.
         """

@@ -1,4 +1,5 @@
-"""Reading a registry directory into entries, and building the prebuilt index the wheel ships (hatch_build.py; never committed)."""
+"""Reading a registry directory into entries,
+and building the prebuilt index the wheel ships (hatch_build.py; never committed)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def read_index_document(path: str | Path) -> dict[str, Any]:
     ):
         found = document.get("index_format") if isinstance(document, dict) else None
         raise SwindexError(
-            f"{shown(str(path))}: index format {found!r}, this swindex reads {INDEX_FORMAT}; rebuild it with `swindex index` or run `swindex update`"
+            f"{shown(str(path))}: index format {found!r}, this swindex reads {INDEX_FORMAT}; rebuild it with "
+            "`swindex index` or run `swindex update`"
         )
     return document
 

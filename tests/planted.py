@@ -15,8 +15,8 @@ pass, the way it does in trained models:
   weight at (row, column) to ``plant.weight``. The output spike at (token 0, row) is ~input * weight.
 * Mixture-of-Experts plants also make the router send the first token to ``plant.expert``.
 
-`save_planted(model, path)` writes a loadable directory (config + safetensors, no tokenizer).
-Families: see `FAMILIES`. This module never imports swindex.detection, so it can test it (only swindex.records' coordinate format).
+`save_planted(model, path)` writes a loadable directory (config + safetensors, no tokenizer). Families: see `FAMILIES`.
+This module never imports swindex.detection, so it can test it (only swindex.records' coordinate format).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What keeping buys: the paired statistics call a planted benefit a benefit and noise noise, and every line agrees with its table."""
+"""What keeping buys: the paired statistics call a planted benefit a benefit and noise noise,
+and every line agrees with its table."""
 
 from __future__ import annotations
 

@@ -164,7 +164,8 @@ def test_a_gguf_item_names_the_repository_and_commit_its_file_comes_from(tmp_pat
     gguf.write_bytes(b"GGUF")
     path = write(
         tmp_path,
-        f"models:\n  - id: acme/base\n    path: {gguf.name}\n    artifact: {{repository: acme/base-GGUF, revision: {'a' * 40}}}\n",
+        f"models:\n  - id: acme/base\n    path: {gguf.name}\n    artifact: {{repository: acme/base-GGUF, "
+        f"revision: {'a' * 40}}}\n",
     )
     (spec,) = load_model_list(path)
     assert spec.location() == str(gguf)

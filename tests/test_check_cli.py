@@ -105,8 +105,8 @@ def test_a_checkpoint_that_cannot_be_checked_exits_2_with_one_line(tmp_path: Pat
     assert main(["check", str(tmp_path / "nowhere"), "--entry", str(entry_file)]) == 2
     err = capsys.readouterr().err
     assert (
-        err
-        == f"swindex check: error: {tmp_path / 'nowhere'}: no such file or folder (a model id is written ORG/NAME[@REVISION])\n"
+        err == f"swindex check: error: {tmp_path / 'nowhere'}: no such file or folder (a model id is written "
+        "ORG/NAME[@REVISION])\n"
     )
 
 

@@ -127,7 +127,8 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def big_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Down projections with a planted weight, plus a 52 MB embedding, in three shards: a checkpoint too big to fetch."""
+    """Down projections with a planted weight, plus a 52 MB embedding, in three shards:
+    a checkpoint too big to fetch."""
     tensors = down_projections(plants={(1, 5, 7): -1.5})
     tensors["model.embed_tokens.weight"] = np.zeros((12_800, 1024), dtype=np.float32)
     return write_folder(tmp_path_factory.mktemp("remote") / "big", tensors, llama_config(), shards=3)
@@ -149,7 +150,8 @@ def test_a_remote_check_reads_under_a_megabyte_of_a_large_checkpoint(
 
 
 def test_every_shard_header_is_read_as_a_loader_reads_every_shard(big_checkpoint: Path, hub: Hub, make_entry) -> None:  # noqa: ANN001
-    """transformers loads every file the index names (a later copy of a tensor wins), so each header is read for duplicates."""
+    """transformers loads every file the index names (a later copy of a tensor wins),
+    so each header is read for duplicates."""
     folder = big_checkpoint
     weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
     hub.repos["acme/big-tune"] = folder

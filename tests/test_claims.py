@@ -200,7 +200,8 @@ def _enum(*path: str) -> list[str]:
     ],
 )
 def test_the_records_name_the_schemas_values_in_its_order(name, path):
-    """The schema is the file format's one home; the records' tuples must spell its enums exactly (a copy that drifts fails here)."""
+    """The schema is the file format's one home;
+    the records' tuples must spell its enums exactly (a copy that drifts fails here)."""
     from swindex import records
 
     assert list(getattr(records, name)) == _enum(*path)

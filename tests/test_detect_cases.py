@@ -109,7 +109,8 @@ def test_a_candidate_too_small_for_the_model_found_before_its_massive_spike_is_d
 
 
 def test_the_pass_that_meets_a_larger_spike_ends_there_and_the_next_skips_unchanged_layers():
-    """Pass 1 runs layers 0-3 and stops at the larger spike; pass 2 restarts at layer 1, layer 0 answering from its cache."""
+    """Pass 1 runs layers 0-3 and stops at the larger spike;
+    pass 2 restarts at layer 1, layer 0 answering from its cache."""
     model, _ = build_planted(
         "llama", plants=(Plant(1, 5, 7, input=10, weight=8), Plant(3, 9, 11, input=100, weight=30)), num_layers=6
     )
@@ -119,7 +120,8 @@ def test_the_pass_that_meets_a_larger_spike_ends_there_and_the_next_skips_unchan
 
 
 def test_skipping_cached_layers_gives_the_same_result_as_full_passes(monkeypatch):
-    """Gemma 2 alternates sliding and global attention: what the model passes each layer is kept when layers are skipped."""
+    """Gemma 2 alternates sliding and global attention:
+    what the model passes each layer is kept when layers are skipped."""
     plants = (Plant(1, 5, 7, input=10, weight=8), Plant(2, 9, 11, input=100, weight=30), Plant(3, 20, 30))
     model, planted = build_planted("gemma2", plants=plants)
     skipping = detect(model)
@@ -162,7 +164,8 @@ def test_a_weight_only_7x_its_row_median_that_makes_a_massive_spike_is_found():
 
 
 def test_the_rest_of_a_removed_weights_column_stays_out():
-    """A 7x weight needs a huge input; the other rows of its column pass it on, ~half the spike each, and are no candidates."""
+    """A 7x weight needs a huge input; the other rows of its column pass it on, ~half the spike each,
+    and are no candidates."""
     weight = 7 * _row_median("llama", 1, 5)
     model, planted = build_planted("llama", plants=(Plant(1, 5, 7, input=700 / weight, weight=weight),))
     assert len(detect(model).candidates) == 1
@@ -187,7 +190,8 @@ WIDE = {
 
 
 def test_many_modest_outliers_far_below_the_models_massive_activation_yield_no_candidate():
-    """Like the real 1.5B decoder: outputs ~100x their layer's median, far below a massive activation no single weight makes."""
+    """Like the real 1.5B decoder: outputs ~100x their layer's median,
+    far below a massive activation no single weight makes."""
     model, _ = build_planted("llama", plants=DIFFUSE_MASSIVE + MODEST, **WIDE)
     result = detect(model)
     assert result.candidates == ()

@@ -205,8 +205,8 @@ def test_a_branch_name_as_the_revision_of_a_loaded_model_is_refused_with_advice(
 
 def test_repository_code_is_not_run_unless_asked(tmp_path):
     (tmp_path / "config.json").write_text(
-        '{"model_type": "acme_custom", "architectures": ["AcmeForCausalLM"], '
-        '"auto_map": {"AutoConfig": "configuration_acme.AcmeConfig", "AutoModelForCausalLM": "modeling_acme.AcmeForCausalLM"}}'
+        '{"model_type": "acme_custom", "architectures": ["AcmeForCausalLM"], "auto_map": {"AutoConfig": '
+        '"configuration_acme.AcmeConfig", "AutoModelForCausalLM": "modeling_acme.AcmeForCausalLM"}}'
     )
     ran = tmp_path / "ran"
     (tmp_path / "configuration_acme.py").write_text(f"import pathlib\npathlib.Path({str(ran)!r}).touch()\n")

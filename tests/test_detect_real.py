@@ -1,4 +1,5 @@
-"""The detector on the real trained models available offline: stories260K (none expected), all-MiniLM-L6-v2 and SmolLM2-135M-Instruct."""
+"""The detector on the real trained models available offline: stories260K (none expected), all-MiniLM-L6-v2 and
+SmolLM2-135M-Instruct."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""GGUF files: loaded through transformers' GGUF support, recorded as the artifact measured, named as llama.cpp names them.
+"""GGUF files: loaded through transformers' GGUF support, recorded as the artifact measured,
+named as llama.cpp names them.
 
 The files are written here with gguf.GGUFWriter from a planted tiny Llama, the way llama.cpp's converter writes
 them (tensor names from gguf's own map, query/key rows permuted for its rotary layout), so the round trip checks

@@ -69,7 +69,8 @@ from llmcompressor.modifiers.quantization import QuantizationModifier
 from transformers import AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype="float32")
 ignore = json.loads(sys.argv[3])
-oneshot(model=model, recipe=QuantizationModifier(targets="Linear", scheme="W8A8", ignore=ignore), output_dir=sys.argv[2])
+recipe = QuantizationModifier(targets="Linear", scheme="W8A8", ignore=ignore)
+oneshot(model=model, recipe=recipe, output_dir=sys.argv[2])
 saved = AutoModelForCausalLM.from_pretrained(sys.argv[2], dtype="float32")
 print(json.dumps({name: getattr(m, "quantization_scheme", None) is not None for name, m in saved.named_modules()
                   if name.endswith("down_proj")}))

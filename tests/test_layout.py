@@ -99,7 +99,8 @@ def test_gguf_index_is_fastest_dimension_first_and_the_array_index_is_reversed()
 
 
 def test_a_gguf_writer_stores_the_array_index_order() -> None:
-    """The gguf package writes a numpy [rows, columns] array as ne = [columns, rows]: the reader gives it back indexed [row, column]."""
+    """The gguf package writes a numpy [rows, columns] array as ne = [columns, rows]:
+    the reader gives it back indexed [row, column]."""
     np = pytest.importorskip("numpy")
     gguf = pytest.importorskip("gguf")
     import tempfile
@@ -125,7 +126,8 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @pytest.mark.slow
 def test_gguf_array_index_matches_transformers_on_a_real_gguf(smollm2_gguf) -> None:  # noqa: ANN001
-    """transformers dequantizes SmolLM2's GGUF into model.layers.N.mlp.down_proj.weight[row, column]: same numbers, same index."""
+    """transformers dequantizes SmolLM2's GGUF into model.layers.N.mlp.down_proj.weight[row, column]:
+    same numbers, same index."""
     pytest.importorskip("accelerate")
     gguf = pytest.importorskip("gguf")
     torch = pytest.importorskip("torch")

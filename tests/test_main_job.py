@@ -1,4 +1,5 @@
-"""The README's main job (scripts/main-job.sh): real models, nothing beside the checkout, a summary a person can read."""
+"""The README's main job (scripts/main-job.sh):
+real models, nothing beside the checkout, a summary a person can read."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The wheel carries what users need offline: the schema, the registry index generated at build time, the CLI entry point."""
+"""The wheel carries what users need offline:
+the schema, the registry index generated at build time, the CLI entry point."""
 
 from __future__ import annotations
 

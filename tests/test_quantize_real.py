@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 
 ENTRY = Path(__file__).resolve().parent.parent / "registry" / "HuggingFaceTB" / "SmolLM2-135M-Instruct.yaml"
 FEWER = ("--sequences", "8", "--calibration", "2", "--quiet", "--json")
-"""The defaults (INT4, block 128, clip by search) on 1,024 evaluation tokens and 256 calibration tokens, to stay quick."""
+"""The defaults (INT4, block 128, clip by search) on 1,024 evaluation tokens and 256 calibration tokens, to stay
+quick."""
 
 
 def _quantize(capsys, *args: str) -> tuple[int, dict]:

@@ -313,7 +313,8 @@ def test_hostile_entry_runs_nothing(visit):
     assert article.locator("svg:not(.sw-chart-panel):not(.md-icon svg) [onload]").count() == 0
     assert article.locator('a[href^="javascript:" i], a[href^="data:" i]').count() == 0
     on_handlers = article.evaluate(
-        "el => [...el.querySelectorAll('*')].flatMap(n => [...n.attributes].map(a => a.name)).filter(n => n.startsWith('on'))"
+        "el => [...el.querySelectorAll('*')].flatMap(n => [...n.attributes].map(a => a.name))"
+        ".filter(n => n.startsWith('on'))"
     )
     assert on_handlers == []
     text = article.inner_text()

@@ -285,7 +285,10 @@ def test_cli_reports_an_invalid_registry_with_exit_1(tmp_path, capsys):
 
 
 def test_site_command_does_not_import_mkdocs_or_jinja2():
-    code = "import sys, swindex.cli as c; c.build_parser(); print(sorted(m for m in ('mkdocs', 'jinja2', 'material', 'torch') if m in sys.modules))"
+    code = (
+        "import sys, swindex.cli as c; c.build_parser(); print(sorted(m for m in ('mkdocs', 'jinja2', 'material', "
+        "'torch') if m in sys.modules))"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )

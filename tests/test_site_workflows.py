@@ -126,7 +126,8 @@ def test_checkout_does_not_keep_the_token(path):
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_run_scripts_interpolate_no_expressions(path):
-    """Inputs, event data, outputs and variables all reach scripts through env, never as text spliced into the script."""
+    """Inputs, event data, outputs and variables all reach scripts through env,
+    never as text spliced into the script."""
     for job, step in _steps(_load(path)):
         assert not EXPRESSION.search(step.get("run", "")), (
             f"{path.name} job {job}: pass values through env, not ${{{{ }}}} in run"

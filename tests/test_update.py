@@ -92,7 +92,8 @@ class _Site(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def site(built_site):
-    """A server on 127.0.0.1 for the built site; ``site.overrides`` replaces a path's bytes, ``site.seen`` lists requests."""
+    """A server on 127.0.0.1 for the built site;
+    ``site.overrides`` replaces a path's bytes, ``site.seen`` lists requests."""
     handler = type("Handler", (_Site,), {"overrides": {}, "seen": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(built_site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -73,7 +73,8 @@ def _assert_same(plain, fast, rel=1e-4):
 
 @pytest.fixture(scope="module")
 def llama_reports():
-    """A Llama whose planted weight (layer 1) is critical, the largest weight of layers 2 to 5, and two more in layer 4."""
+    """A Llama whose planted weight (layer 1) is critical, the largest weight of layers 2 to 5,
+    and two more in layer 4."""
     model, planted = dependent_llama(seed=0)
     others = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in (2, 3, 4, 5)]
     entry = entry_for(model, planted, *others)

@@ -147,7 +147,8 @@ def test_a_routed_experts_capture_makes_no_census():
 
 @pytest.fixture(scope="module")
 def measured():
-    """A Llama whose planted weight (layer 1) is critical, with the largest weight of every other layer as candidates."""
+    """A Llama whose planted weight (layer 1) is critical,
+    with the largest weight of every other layer as candidates."""
     model, planted = dependent_llama(seed=0)
     others = [largest_weight(model, f"model.layers.{layer}.mlp.down_proj.weight") for layer in (0, 2, 3, 4, 5)]
     entry = entry_for(model, planted, *others)

@@ -30,7 +30,8 @@ class CheckpointError(SwindexError):
 
 
 class UnsupportedCheckpointError(CheckpointError):
-    """The checkpoint is well formed but stores the weight in a way check cannot read (packed integers, an unknown quant type)."""
+    """The checkpoint is well formed but stores the weight in a way check cannot read
+    (packed integers, an unknown quant type)."""
 
 
 def unsupported_format(where: object, what: str) -> UnsupportedCheckpointError:
@@ -40,7 +41,8 @@ def unsupported_format(where: object, what: str) -> UnsupportedCheckpointError:
 
 
 class BaseModelError(SwindexError):
-    """Which registry entry a checkpoint derives from cannot be told, or is ambiguous (the message lists the candidates)."""
+    """Which registry entry a checkpoint derives from cannot be told,
+    or is ambiguous (the message lists the candidates)."""
 
     def __init__(self, message: str, candidates: list[str] | None = None) -> None:
         self.candidates = list(candidates or [])

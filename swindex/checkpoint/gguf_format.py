@@ -87,7 +87,8 @@ class _Cursor:
         if length < 0 or self.pos + length > self.source.size:
             raise CheckpointError(
                 self.source.name,
-                f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes): it is truncated or its header lies",
+                f"GGUF header: {what} needs {length:,} bytes at offset {self.pos:,}, past the end of the file "
+                f"({self.source.size:,} bytes): it is truncated or its header lies",
             )
         offset = self.pos - self._buffer_start
         if offset + length > len(self._buffer):
@@ -101,7 +102,8 @@ class _Cursor:
         if length < 0 or self.pos + length > self.source.size:
             raise CheckpointError(
                 self.source.name,
-                f"GGUF header: {what} claims {length:,} bytes at offset {self.pos:,}, past the end of the file ({self.source.size:,} bytes)",
+                f"GGUF header: {what} claims {length:,} bytes at offset {self.pos:,}, past the end of the file "
+                f"({self.source.size:,} bytes)",
             )
         self.pos += length
 
@@ -125,7 +127,8 @@ class _Cursor:
             if self.pos > size:
                 raise CheckpointError(
                     self.source.name,
-                    f"GGUF header: a string of {what} ends at byte {self.pos:,}, past the end of the file ({size:,} bytes): it is truncated or its header lies",
+                    f"GGUF header: a string of {what} ends at byte {self.pos:,}, past the end of the file ({size:,} "
+                    "bytes): it is truncated or its header lies",
                 )
 
 
@@ -145,7 +148,8 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     if tensor_count * 24 + kv_count * 12 > source.size:
         raise CheckpointError(
             source.name,
-            f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a {source.size:,}-byte file can hold",
+            f"GGUF header claims {tensor_count:,} tensors and {kv_count:,} metadata entries, more than a "
+            f"{source.size:,}-byte file can hold",
         )
     if tensor_count > MAX_TENSORS:
         raise CheckpointError(
@@ -187,7 +191,8 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         if kind not in GGML_QUANT_SIZES:
             raise UnsupportedCheckpointError(
                 source.name,
-                f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does not know; upgrade it",
+                f"GGUF tensor {name!r} has ggml type {kind}, which the installed gguf package does "
+                "not know; upgrade it",
             )
         block_size, type_size = GGML_QUANT_SIZES[kind]
         if ne[0] % block_size:
@@ -199,15 +204,17 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         if offset != expected:
             raise CheckpointError(
                 source.name,
-                f"GGUF tensor {shown(name)!r} starts at data offset {offset:,}, not at {expected:,} where the tensor table puts it "
-                f"(each tensor follows the last, aligned to {alignment}): misaligned or overlapping, which llama.cpp refuses",
+                f"GGUF tensor {shown(name)!r} starts at data offset {offset:,}, not at {expected:,} where the tensor "
+                f"table puts it (each tensor follows the last, aligned to {alignment}): misaligned or overlapping, "
+                "which llama.cpp refuses",
             )
         expected += -(-size // alignment) * alignment
         start = data_start + offset
         if start + size > source.size:
             raise CheckpointError(
                 source.name,
-                f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file ({source.size:,} bytes): it is truncated or its header lies",
+                f"GGUF tensor {name!r} claims {size:,} bytes at offset {start:,}, past the end of the file "
+                f"({source.size:,} bytes): it is truncated or its header lies",
             )
         tensors[name] = GGUFTensor(name, ne, kind, start, block_size, type_size, source)
     return GGUFFile(source, version, metadata, tensors, data_start)

@@ -162,7 +162,8 @@ def by_sha256(artifacts: list[Artifact], sha256: str) -> Inference | None:
     matches = {a.entry.id: a for a in artifacts if a.sha256 == sha256}
     if len(matches) > 1:
         raise BaseModelError(
-            f"several entries record a file with sha256 {sha256} ({', '.join(sorted(matches))}); say which with --base ID",
+            f"several entries record a file with sha256 {sha256} ({', '.join(sorted(matches))}); say "
+            "which with --base ID",
             sorted(matches),
         )
     if not matches:
@@ -272,7 +273,8 @@ def infer_entry(
             return Inference(entry, rule, f"{where} {name!r}")
         if len(found) > 1:
             raise BaseModelError(
-                f"{checkpoint}: {where} names several registry models ({', '.join(sorted(found))}); say which with --base ID",
+                f"{checkpoint}: {where} names several registry models ({', '.join(sorted(found))}); say "
+                "which with --base ID",
                 sorted(found),
             )
     dimensions = dict(dimensions or {})

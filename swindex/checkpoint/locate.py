@@ -114,8 +114,9 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
     if present:
         raise CheckpointError(
             folder,
-            f"holds {', '.join(present[:4])}{', ...' if len(present) > 4 else ''} but neither {SINGLE_FILE} nor {INDEX_FILE}, "
-            f"so transformers loads none of them; check the file you mean directly, e.g. {folder / present[0]}",
+            f"holds {', '.join(present[:4])}{', ...' if len(present) > 4 else ''} but neither {SINGLE_FILE} nor "
+            f"{INDEX_FILE}, so transformers loads none of them; check the file you mean directly, e.g. "
+            f"{folder / present[0]}",
         )
     ggufs = sorted(p.name for p in folder.glob("*.gguf") if p.is_file())
     if len(ggufs) == 1:
@@ -139,7 +140,8 @@ def stray_note(present: list[str] | tuple[str, ...], read: tuple[str, ...]) -> t
     if not stray:
         return ()
     return (
-        f"ignored {len(stray)} stray file(s) transformers does not load: {', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}",
+        f"ignored {len(stray)} stray file(s) transformers does not load: "
+        f"{', '.join(stray[:5])}{', ...' if len(stray) > 5 else ''}",
     )
 
 

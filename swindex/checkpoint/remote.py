@@ -331,7 +331,8 @@ def open_remote(
     if present:
         raise CheckpointError(
             spec,
-            f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so transformers loads none of them",
+            f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so "
+            "transformers loads none of them",
         )
     ggufs = sorted(name for name in names if name.endswith(".gguf"))
     if ggufs:

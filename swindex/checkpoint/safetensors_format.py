@@ -79,7 +79,8 @@ def read_header(source: ByteSource) -> dict[str, StoredTensor]:
     if 8 + length > source.size:
         raise CheckpointError(
             source.name,
-            f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the length: it is truncated",
+            f"header claims {length:,} bytes but the file has only {source.size - 8:,} after the "
+            "length: it is truncated",
         )
     raw = source.read(8, length)
     listed = raw.count(b'"data_offsets"')  # counted before parsing: each tensor costs memory once parsed
@@ -125,13 +126,15 @@ def refuse_gaps_and_overlaps(
             )
             raise CheckpointError(
                 source.name,
-                f"tensor {shown(tensor.name)!r} starts at data byte {begin:,} and {what}, which the safetensors library refuses",
+                f"tensor {shown(tensor.name)!r} starts at data byte {begin:,} and {what}, which the "
+                "safetensors library refuses",
             )
         position = tensor.end - data_start
     if position != data_size:
         raise CheckpointError(
             source.name,
-            f"its tensors end at data byte {position:,}, but {data_size:,} bytes of data follow the header, which the safetensors library refuses",
+            f"its tensors end at data byte {position:,}, but {data_size:,} bytes of data follow the header, which the "
+            "safetensors library refuses",
         )
 
 
@@ -157,7 +160,8 @@ def _stored(source: ByteSource, name: str, info: Any, data_start: int, data_size
     if end > data_size:
         raise CheckpointError(
             source.name,
-            f"{where}: data_offsets end at byte {end:,} of the data, past the end of the file ({data_size:,} bytes of data): it is truncated or its header lies",
+            f"{where}: data_offsets end at byte {end:,} of the data, past the end of the file ({data_size:,} bytes of "
+            "data): it is truncated or its header lies",
         )
     expected = math.prod(shape) * ITEMSIZE[dtype]
     if end - begin != expected:

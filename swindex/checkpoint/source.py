@@ -71,7 +71,8 @@ def check_range(source: ByteSource, offset: int, length: int) -> None:
     if offset < 0 or length < 0 or offset + length > source.size:
         raise CheckpointError(
             source.name,
-            f"bytes {offset}..{offset + length} lie past the end of the file ({source.size} bytes): it is truncated or its header lies",
+            f"bytes {offset}..{offset + length} lie past the end of the file ({source.size} bytes): it is "
+            "truncated or its header lies",
         )
 
 

@@ -15,12 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check a fine-tune, merge or quantization (safetensors, GGUF, or a Hub repository) "
         "for its base model's super weights",
         description="Read only the headers and the bytes of each weight to keep of PATH (a folder of safetensors, one "
-        ".safetensors or .gguf file, or a Hub repository ORG/NAME[@REVISION] read with range requests, or from the local "
-        "cache when HF_HUB_OFFLINE is set) and judge, per weight, what its value does to the model: kept (the entry's "
-        "measured scale curve predicts under 5 percent more perplexity), degraded (5 percent to 2x), lost (more, or zeroed, "
-        "or its sign flipped), or present (no recorded value: still an outlier of its row). Without a curve, default "
-        "bands of the scale decide (kept within 0.9..1.1, lost under 0.25). Exit status: 0 all kept, 1 a weight degraded "
-        "or lost, 2 could not check (or a weight only present), 3 bad usage or internal error.",
+        ".safetensors or .gguf file, or a Hub repository ORG/NAME[@REVISION] read with range requests, or from the "
+        "local cache when HF_HUB_OFFLINE is set) and judge, per weight, what its value does to the model: kept (the "
+        "entry's measured scale curve predicts under 5 percent more perplexity), degraded (5 percent to 2x), lost "
+        "(more, or zeroed, or its sign flipped), or present (no recorded value: still an outlier of its row). Without "
+        "a curve, default bands of the scale decide (kept within 0.9..1.1, lost under 0.25). Exit status: 0 all kept, "
+        "1 a weight degraded or lost, 2 could not check (or a weight only present), 3 bad usage or internal error.",
     )
     p.add_argument(
         "path",

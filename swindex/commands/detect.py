@@ -1,4 +1,5 @@
-"""`swindex detect`: find a model's super-weight candidates and write a registry entry for them (and measure them with --verify)."""
+"""`swindex detect`: find a model's super-weight candidates and write a registry entry for them
+(and measure them with --verify)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "detect",
         help="find a model's super-weight candidates and write a registry entry",
-        description="Run the data-free super-weight detector on a model (Hugging Face id, local directory or GGUF file) and write "
-        "a registry entry of the candidates it finds: YAML to --output FILE, JSON to stdout with --json (YAML to stdout otherwise). "
-        "A candidate is a weight that makes up a spike massive for this model; whether it matters is measured by "
-        "`swindex verify` (or --verify here). A short summary, grouped by the massive channel each candidate feeds, goes to stderr.",
+        description="Run the data-free super-weight detector on a model (Hugging Face id, local directory or GGUF "
+        "file) and write a registry entry of the candidates it finds: YAML to --output FILE, JSON to stdout with "
+        "--json (YAML to stdout otherwise). A candidate is a weight that makes up a spike massive for this model; "
+        "whether it matters is measured by `swindex verify` (or --verify here). A short summary, grouped by the "
+        "massive channel each candidate feeds, goes to stderr.",
     )
     add_model_arguments(p)
     p.add_argument("--output", "-o", metavar="FILE", help="write the entry as YAML to FILE")
@@ -118,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verified(entry: dict[str, Any], loaded: Any, artifact: Any) -> dict[str, Any]:
-    """The entry with every candidate measured on the model just scanned (no reload), its impacts and verdict recorded."""
+    """The entry with every candidate measured on the model just scanned (no reload),
+    its impacts and verdict recorded."""
     from ..claims import verdict_of
     from ..dates import today
     from ..verification import record, verify
@@ -142,7 +145,10 @@ def _verified(entry: dict[str, Any], loaded: Any, artifact: Any) -> dict[str, An
 def _next_step(args: argparse.Namespace, candidates: int) -> str:
     """What the candidates are and how to measure them: the command to run next."""
     if candidates == 0:
-        return "no candidates: no single weight makes a spike that is massive for this model, so there is nothing to verify"
+        return (
+            "no candidates: no single weight makes a spike that is massive for this model, so there "
+            "is nothing to verify"
+        )
     if args.verify:
         return f"{candidates} candidate(s) measured; each claim's impact says which are super weights"
     command = ["swindex", "verify", args.model]

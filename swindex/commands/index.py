@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="where to write (default: swindex/data/registry.json of the checkout that holds the registry, else the installed package's)",
+        help="where to write (default: swindex/data/registry.json of the checkout that holds the registry, else the "
+        "installed package's)",
     )
     p.add_argument("--check", action="store_true", help="exit 1 if the index is out of date instead of writing it")
     p.set_defaults(handler=run)

@@ -55,7 +55,8 @@ def run_lookup(args: argparse.Namespace) -> int:
 
     if not args.model.strip():
         print(
-            "swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder (`swindex list` shows every model)",
+            "swindex lookup: error: the model id is empty; give a model id, an alias or a local model folder "
+            "(`swindex list` shows every model)",
             file=sys.stderr,
         )
         return 2
@@ -68,7 +69,8 @@ def run_lookup(args: argparse.Namespace) -> int:
         from ..errors import shown
 
         print(
-            f"{shown(args.model)}: inferred as {entry.id} by rule {inferred.rule} ({shown(inferred.detail)}), as `swindex check` infers it",
+            f"{shown(args.model)}: inferred as {entry.id} by rule {inferred.rule} ({shown(inferred.detail)}), as "
+            "`swindex check` infers it",
             file=sys.stderr,
         )
     print(f"registry: {registry_source(args.registry)}", file=sys.stderr)

@@ -226,7 +226,8 @@ def _report(args: argparse.Namespace, result: dict, written: str | None, refused
     figures = result["perplexity"]
     block = result["block_size"]
     lines = [
-        f"{args.model}: INT{result['bits']} round-to-nearest, {'one block per tensor' if block == 'tensor' else f'block {block}'}",
+        f"{args.model}: INT{result['bits']} round-to-nearest, "
+        f"{'one block per tensor' if block == 'tensor' else f'block {block}'}",
         f"  held out: {result['held_out']}",
         f"  clip: {result['clip_reason']}",
         f"  perplexity on {result['text']} ({result['tokens']} tokens): as loaded {figures['original']:.4g}   "

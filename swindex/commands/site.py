@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--site-url",
         metavar="URL",
-        help="the address the site is published at (default: mkdocs.yml's site_url); the JSON API's links are built from it",
+        help="the address the site is published at (default: mkdocs.yml's site_url); the JSON API's "
+        "links are built from it",
     )
     build.add_argument("--verbose", action="store_true", help="show MkDocs' progress messages")
     build.set_defaults(handler=run_build)

@@ -11,8 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "update",
         help="fetch the latest registry from the site into your cache",
         description="Fetch the site's full registry dump, validate every entry, and keep it in the cache directory "
-        "($SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex or ~/.cache/swindex). Lookups then use the newer of it and the "
-        "index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
+        "($SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex or ~/.cache/swindex). Lookups then use the newer of it and "
+        "the index packaged with swindex. SWINDEX_OFFLINE=1 turns fetching off.",
     )
     p.add_argument(
         "--site", metavar="URL", help="the site's address (default: $SWINDEX_SITE_URL, else the project's site)"

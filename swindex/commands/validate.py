@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--against",
         metavar="DIR",
-        help="an earlier registry (e.g. the base branch's): a claim or entry it has that is gone is a problem, and every edited claim is listed",
+        help="an earlier registry (e.g. the base branch's): a claim or entry it has that is gone is a problem, and "
+        "every edited claim is listed",
     )
     p.add_argument(
         "--fix",
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if registry is not None and not registry.is_dir():
         print(
-            f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give the registry directory",
+            f"swindex validate: error: --registry {registry} is {'a file' if registry.exists() else 'not found'}; give "
+            "the registry directory",
             file=sys.stderr,
         )
         return 2

@@ -13,10 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="measure what a model's recorded super weights do (perplexity when zeroed, control, restored activation)",
-        description="Load MODEL (Hugging Face id or local directory), zero its recorded super weights one by one and all "
-        "together, zero as many other large weights as a control, and restore the super activation with the weights "
-        "zeroed; print the figures, each weight's classification (critical / significant / inert) and whether the "
-        "recorded values match the loaded weights. The entry comes from the registry unless --entry is given.",
+        description="Load MODEL (Hugging Face id or local directory), zero its recorded super weights one by one and "
+        "all together, zero as many other large weights as a control, and restore the super activation with the "
+        "weights zeroed; print the figures, each weight's classification (critical / significant / inert) and whether "
+        "the recorded values match the loaded weights. The entry comes from the registry unless --entry is given.",
     )
     add_model_arguments(p, offload=True)
     p.add_argument("--entry", metavar="FILE", help="verify this entry YAML instead of the registry's entry for MODEL")
@@ -45,15 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         choices=("auto", "fast", "plain"),
         default="auto",
-        help="auto (default): start each pass at the first layer it changes and, on a GPU, run several ablations per forward "
-        "pass, where that is exact for the model; fast: stack ablations on CPU too; plain: run the whole model for every ablation",
+        help="auto (default): start each pass at the first layer it changes and, on a GPU, run several ablations per "
+        "forward pass, where that is exact for the model; fast: stack ablations on CPU too; plain: run the whole "
+        "model for every ablation",
     )
     p.add_argument(
         "--whole-text",
         dest="sequential",
         action="store_false",
-        help="measure each weight alone on every sequence; by default a decoder's weight is measured sequence by sequence "
-        "and stops once a 99.9%% bound on its perplexity ratio lies inside one class",
+        help="measure each weight alone on every sequence; by default a decoder's weight is measured sequence by "
+        "sequence and stops once a 99.9%% bound on its perplexity ratio lies inside one class",
     )
     p.add_argument("--registry", metavar="DIR", help="look the entry up in this registry directory")
     p.add_argument(
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         entry = lookup(args.model_id, revision=None if gguf else args.revision, registry=args.registry).to_dict()
     elif gguf is not None:
         raise SwindexError(
-            f"{args.model} is a GGUF file, and entries are filed under the model a file quantizes: pass --id ORG/NAME (or --entry FILE)"
+            f"{args.model} is a GGUF file, and entries are filed under the model a file quantizes: pass --id "
+            "ORG/NAME (or --entry FILE)"
         )
     else:
         entry = lookup(args.model, revision=args.revision, registry=args.registry).to_dict()
@@ -125,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join([f"swindex verify: measured {artifact.describe()}", *gguf_lines(entry)]), file=sys.stderr)
     if args.output and not report.fingerprint.matches:
         print(
-            f"swindex verify: error: not writing {args.output}: the loaded weights differ from the values the entry records, "
-            "so these measurements are not evidence for it; verify the model the entry describes (see the fingerprint above)",
+            f"swindex verify: error: not writing {args.output}: the loaded weights differ from the values the entry "
+            "records, so these measurements are not evidence for it; verify the model the entry describes (see "
+            "the fingerprint above)",
             file=sys.stderr,
         )
         return 1

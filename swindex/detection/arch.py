@@ -110,9 +110,10 @@ def locate(model: Any) -> ModelLayout:
         if not found:
             linears = [f"{n} {_shape(m)}" for n, m in layer.named_modules() if _linear_kind(m)]
             raise UnsupportedModelError(
-                f"{type(model).__name__}: no FFN down projection found in layer {i} ({path}.{i}, {type(layer).__name__}); "
-                f"looked for a linear named {', '.join(sorted(DOWN_PROJECTION_NAMES))} or {ENCODER_DOWN_PROJECTION} writing {hidden} features, "
-                f"or a fused experts module with a 3-D down_proj. Linear layers there: {', '.join(linears) or 'none'}"
+                f"{type(model).__name__}: no FFN down projection found in layer {i} ({path}.{i}, "
+                f"{type(layer).__name__}); looked for a linear named {', '.join(sorted(DOWN_PROJECTION_NAMES))} or "
+                f"{ENCODER_DOWN_PROJECTION} writing {hidden} features, or a fused experts module with a 3-D down_proj. "
+                f"Linear layers there: {', '.join(linears) or 'none'}"
             )
         sites.extend(found)
     return ModelLayout(path, layers, hidden, tuple(sites))
@@ -135,8 +136,8 @@ def _layer_list(model: Any) -> tuple[str, Any]:
             best = (rank, name, module)
     if best is None:
         raise UnsupportedModelError(
-            f"{type(model).__name__}: no list of transformer layers found (an nn.ModuleList of identical blocks containing linear layers, "
-            f"such as {', '.join(KNOWN_LAYER_LISTS[:4])})"
+            f"{type(model).__name__}: no list of transformer layers found (an nn.ModuleList of identical blocks "
+            f"containing linear layers, such as {', '.join(KNOWN_LAYER_LISTS[:4])})"
         )
     return best[1], best[2]
 

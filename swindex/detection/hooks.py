@@ -172,7 +172,8 @@ def _without(
 
 
 def column_median(site: DownProjection, column: int, expert: int | None = None) -> float:
-    """Median |weight| of one input column of a down projection: what an ordinary weight fed by that input looks like."""
+    """Median |weight| of one input column of a down projection:
+    what an ordinary weight fed by that input looks like."""
     import torch
 
     if site.kind == "experts":
@@ -292,7 +293,8 @@ def _contributions(
 
 
 def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> Any:
-    """A replacement forward for a fused experts module that computes each expert explicitly, observes it and removes candidates.
+    """A replacement forward for a fused experts module that computes each expert explicitly,
+    observes it and removes candidates.
 
     It follows transformers' generic experts semantics (gate_up or up projection, ``_apply_gate`` or the
     activation, optional biases, transposed storage, optional post-expert norm, routing weights), so the

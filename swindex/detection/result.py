@@ -11,7 +11,10 @@ from ..errors import DetectionError
 from ..records import format_coordinate
 
 _ID_PART = re.compile(r"[^A-Za-z0-9_.-]+")
-METHOD = "massive-spike search over FFN down projections, candidates removed in flight (Yu et al. 2024, arXiv 2411.07191, generalised)"
+METHOD = (
+    "massive-spike search over FFN down projections, candidates removed in flight (Yu et al. 2024, arXiv "
+    "2411.07191, generalised)"
+)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ class DetectedWeight:
         return format_coordinate(self.tensor, self.index)
 
     def to_dict(self, citation: str, date: str) -> dict[str, Any]:
-        """The schema's claim record: status "detected", impact unmeasured (a candidate until verification measures it)."""
+        """The schema's claim record: status "detected",
+        impact unmeasured (a candidate until verification measures it)."""
         return {
             "layer": self.layer,
             "tensor": self.tensor,
@@ -156,9 +160,9 @@ class DetectedWeight:
         """One line for people: where, how big, and the activations behind it."""
         expert = f" expert {self.expert}" if self.expert is not None else ""
         return (
-            f"layer {self.layer}{expert}: {self.coordinate} = {self.value:.4g}; input {self.input_activation:.4g} -> output "
-            f"{self.output_activation:.4g} at token {self.token} ({self.share:.0%} of it, {self.output_ratio:.0f}x the layer's median output; "
-            f"weight {self.weight_ratio:.0f}x its row's median)"
+            f"layer {self.layer}{expert}: {self.coordinate} = {self.value:.4g}; input {self.input_activation:.4g} -> "
+            f"output {self.output_activation:.4g} at token {self.token} ({self.share:.0%} of it, "
+            f"{self.output_ratio:.0f}x the layer's median output; weight {self.weight_ratio:.0f}x its row's median)"
         )
 
 
@@ -228,8 +232,8 @@ class DetectionResult:
         floor = max(self.thresholds.min_output, self.thresholds.min_scale * self.peak.value)
         expert = f" expert {self.peak.expert}," if self.peak.expert is not None else ""
         return (
-            f"largest down-projection output {self.peak.value:.4g} (layer {self.peak.layer},{expert} channel {self.peak.channel}, "
-            f"token {self.peak.token}); spikes count from {floor:.4g}"
+            f"largest down-projection output {self.peak.value:.4g} (layer {self.peak.layer},{expert} channel "
+            f"{self.peak.channel}, token {self.peak.token}); spikes count from {floor:.4g}"
         )
 
     def to_entry(self, model_id: str | None = None) -> dict[str, Any]:
@@ -280,13 +284,14 @@ class DetectionResult:
     def summary(self) -> str:
         """A few human lines: what was scanned, the model's scale, and the candidates by the channel they feed."""
         head = (
-            f"{self.model_id or self.source}: {len(self.candidates)} candidate(s) in {len(self.channels)} massive channel(s) "
-            f"({self.architecture}, {self.dtype} on {self.device}; stopped: {self.stop_reason})"
+            f"{self.model_id or self.source}: {len(self.candidates)} candidate(s) in {len(self.channels)} massive "
+            f"channel(s) ({self.architecture}, {self.dtype} on {self.device}; stopped: {self.stop_reason})"
         )
         lines = [head, f"  work: {self.work()}", f"  scale: {self.scale()}"]
         for channel in self.channels:
             lines.append(
-                f"  channel {channel.row}: {len(channel.candidates)} candidate(s), largest spike {channel.largest_output:.4g}"
+                f"  channel {channel.row}: {len(channel.candidates)} candidate(s), largest spike "
+                f"{channel.largest_output:.4g}"
             )
             lines.extend(f"    {w.describe()}" for w in channel.candidates)
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -294,7 +299,8 @@ class DetectionResult:
 
 
 def _num(value: float) -> float:
-    """A measured activation or ratio at the precision it carries (no 17-digit noise); stored weight values are kept exact."""
+    """A measured activation or ratio at the precision it carries (no 17-digit noise);
+    stored weight values are kept exact."""
     return float(f"{value:.6g}")
 
 

@@ -204,7 +204,8 @@ def detect(
         return detect_loaded(loaded, **options)[0]
     if not (isinstance(model_or_id, torch.nn.Module) and hasattr(model_or_id, "config")):
         raise DetectionError(
-            f"detect() takes a model id, a local directory or a loaded transformers model, not {type(model_or_id).__name__}"
+            "detect() takes a model id, a local directory or a loaded transformers model, not "
+            f"{type(model_or_id).__name__}"
         )
     model = model_or_id
     source = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
@@ -490,8 +491,9 @@ def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | 
 
     if revision is not None and not is_commit_sha(revision):
         raise DetectionError(
-            f"revision {revision!r} given for the loaded model {name_or_path} is recorded in the entry, which needs a full 40-character commit sha; "
-            "pass the sha the model was loaded from (or pass the model id with revision= so that detect loads it and resolves the sha)"
+            f"revision {revision!r} given for the loaded model {name_or_path} is recorded in the entry, which needs a "
+            "full 40-character commit sha; pass the sha the model was loaded from (or pass the model id with "
+            "revision= so that detect loads it and resolves the sha)"
         )
     snapshot_id, sha = parse_snapshot(name_or_path) if Path(name_or_path).is_dir() else (None, None)
     if snapshot_id is not None:
@@ -502,7 +504,8 @@ def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | 
 
 
 def _today() -> str:
-    """SWINDEX_TODAY when set (reproducible runs, as the builder uses), else today; a malformed value is an error (swindex.dates)."""
+    """SWINDEX_TODAY when set (reproducible runs, as the builder uses), else today;
+    a malformed value is an error (swindex.dates)."""
     from ..dates import today
 
     return today()

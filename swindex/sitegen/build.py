@@ -109,7 +109,8 @@ def checked_site_url(config: Mapping[str, Any], where: Path | str) -> str:
     url = config.get("site_url")
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise SwindexError(
-            f"{where}: site_url is {url!r}; the JSON API's links are absolute, so set site_url to the site's https:// address (or pass --site-url)"
+            f"{where}: site_url is {url!r}; the JSON API's links are absolute, so set site_url to the site's https:// "
+            "address (or pass --site-url)"
         )
     return url if url.endswith("/") else url + "/"
 
@@ -248,7 +249,8 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
     for path in keep:
         if path.resolve() == output or output in path.resolve().parents:
             raise SwindexError(
-                f"{output}: the output directory would hold {path}, and building replaces its contents; choose another --output"
+                f"{output}: the output directory would hold {path}, and building replaces its contents; "
+                "choose another --output"
             )
     if output.exists() and not output.is_dir():
         raise SwindexError(f"{output}: exists and is not a directory; choose a new or empty --output")
@@ -257,7 +259,8 @@ def check_output(output: Path, keep: Sequence[Path]) -> None:
     )
     if output.is_dir() and any(output.iterdir()) and not built_before:
         raise SwindexError(
-            f"{output}: not empty and not a built site; building replaces its contents, so choose a new or empty --output"
+            f"{output}: not empty and not a built site; building replaces its contents, so choose a "
+            "new or empty --output"
         )
 
 

@@ -122,7 +122,8 @@ def linear_axis(
 
 
 def log_axis(values: Iterable[float], top: float, bottom: float) -> tuple[Callable[[float], float], tuple[Tick, ...]]:
-    """A logarithmic y axis over whole decades covering ``values`` (all positive): the pixel of a value, and the ticks."""
+    """A logarithmic y axis over whole decades covering ``values`` (all positive):
+    the pixel of a value, and the ticks."""
     logs = [math.log10(v) for v in values]
     lo, hi = math.floor(min(logs)), math.ceil(max(logs))
     hi = max(hi, lo + 1)
@@ -144,8 +145,9 @@ def frame_svg(frame: Frame, *, x: float | None = None, y: float | None = None) -
     title_id = f"{escape(frame.id_prefix)}{ident}-title"
     mid_x = (frame.left + frame.right) // 2
     out = [
-        f'<svg class="sw-chart-panel {ident}" role="img" aria-labelledby="{title_id}"{place} viewBox="0 0 {frame.width} {frame.height}" '
-        f'width="{frame.width}" height="{frame.height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="sw-chart-panel {ident}" role="img" aria-labelledby="{title_id}"{place} viewBox="0 0 '
+        f'{frame.width} {frame.height}" width="{frame.width}" height="{frame.height}" '
+        'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{title_id}">{escape(frame.description)}</title>',
         f'<text class="sw-chart-title" x="{frame.left}" y="16">{escape(frame.title)}</text>',
     ]
@@ -154,29 +156,35 @@ def frame_svg(frame: Frame, *, x: float | None = None, y: float | None = None) -
             f'<line class="sw-grid" x1="{frame.left}" x2="{frame.right}" y1="{tick.at:.1f}" y2="{tick.at:.1f}"/>'
         )
         out.append(
-            f'<text class="sw-tick" x="{frame.left - 6}" y="{tick.at + 4:.1f}" text-anchor="end">{escape(tick.label)}</text>'
+            f'<text class="sw-tick" x="{frame.left - 6}" y="{tick.at + 4:.1f}" '
+            f'text-anchor="end">{escape(tick.label)}</text>'
         )
     for tick in frame.x_ticks:
         out.append(
-            f'<text class="sw-tick" x="{tick.at:.1f}" y="{frame.bottom + 16}" text-anchor="middle">{escape(tick.label)}</text>'
+            f'<text class="sw-tick" x="{tick.at:.1f}" y="{frame.bottom + 16}" '
+            f'text-anchor="middle">{escape(tick.label)}</text>'
         )
     out.append(f'<line class="sw-axis" x1="{frame.left}" x2="{frame.right}" y1="{frame.bottom}" y2="{frame.bottom}"/>')
     out.append(f'<line class="sw-axis" x1="{frame.left}" x2="{frame.left}" y1="{frame.top}" y2="{frame.bottom}"/>')
     out.append(
-        f'<text class="sw-axis-label" x="{mid_x}" y="{frame.height - 4}" text-anchor="middle">{escape(frame.x_label)}</text>'
+        f'<text class="sw-axis-label" x="{mid_x}" y="{frame.height - 4}" '
+        f'text-anchor="middle">{escape(frame.x_label)}</text>'
     )
     if frame.y_label:
         mid_y = (frame.top + frame.bottom) / 2
         out.append(
-            f'<text class="sw-axis-label" transform="translate(14,{mid_y:g}) rotate(-90)" text-anchor="middle">{escape(frame.y_label)}</text>'
+            f'<text class="sw-axis-label" transform="translate(14,{mid_y:g}) rotate(-90)" '
+            f'text-anchor="middle">{escape(frame.y_label)}</text>'
         )
     for rule in frame.rules:
         colour = escape(rule.colour)
         out.append(
-            f'<line x1="{frame.left}" x2="{frame.right}" y1="{rule.y:.1f}" y2="{rule.y:.1f}" stroke="{colour}" stroke-width="1.5"/>'
+            f'<line x1="{frame.left}" x2="{frame.right}" y1="{rule.y:.1f}" y2="{rule.y:.1f}" stroke="{colour}" '
+            'stroke-width="1.5"/>'
         )
         out.append(
-            f'<text x="{frame.right - 4}" y="{rule.y - 4:.1f}" text-anchor="end" fill="{colour}">{escape(rule.label)}</text>'
+            f'<text x="{frame.right - 4}" y="{rule.y - 4:.1f}" text-anchor="end" '
+            f'fill="{colour}">{escape(rule.label)}</text>'
         )
     for series in frame.series:
         stroke = f' stroke="{escape(series.colour)}"' if series.colour else ""
@@ -185,7 +193,8 @@ def frame_svg(frame: Frame, *, x: float | None = None, y: float | None = None) -
         for m in series.marks:
             kind = "sw-point sw-marked" if m.marked else "sw-point"
             out.append(
-                f'<circle class="{kind}" cx="{m.x:.1f}" cy="{m.y:.1f}" r="{4.5 if m.marked else 2.5}"{fill}><title>{escape(m.title)}</title></circle>'
+                f'<circle class="{kind}" cx="{m.x:.1f}" cy="{m.y:.1f}" '
+                f'r="{4.5 if m.marked else 2.5}"{fill}><title>{escape(m.title)}</title></circle>'
             )
     out.append("</svg>")
     return "\n".join(out)
@@ -365,7 +374,8 @@ def layer_measurements(measurements: Mapping[str, Any] | None) -> list[dict[str,
 def source_chart(
     measurements: Mapping[str, Any] | None, super_weight_layers: Iterable[int], id_prefix: str
 ) -> tuple[Panel, ...]:
-    """The activation chart of a source's published per-layer measurements; empty unless at least two layers are given."""
+    """The activation chart of a source's published per-layer measurements;
+    empty unless at least two layers are given."""
     rows = layer_measurements(measurements)
     if len(rows) < 2:
         return ()

@@ -39,7 +39,8 @@ class WeightView:
 
 @dataclass(frozen=True)
 class SourceChart:
-    """Per-layer activations a source published (its ``measurements``, see chart.LAYER_MEASUREMENT), charted under its citation."""
+    """Per-layer activations a source published (its ``measurements``, see chart.LAYER_MEASUREMENT),
+    charted under its citation."""
 
     citation: str
     url: str | None
@@ -290,7 +291,8 @@ def _weight_view(
 
 
 def _source_charts(data: Mapping[str, Any], marked: Sequence[int]) -> tuple[SourceChart, ...]:
-    """One chart per distinct source that publishes per-layer activations (the same source on several claims charts once)."""
+    """One chart per distinct source that publishes per-layer activations
+    (the same source on several claims charts once)."""
     seen: set[tuple[Any, ...]] = set()
     charts = []
     items = [*(data.get("claims") or []), *(data.get("other_findings") or [])]

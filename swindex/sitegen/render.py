@@ -26,7 +26,8 @@ from .urls import relative, safe_url
 
 
 _MARKDOWN_ACTIVE = {ord("`"): "&#96;", ord("~"): "&#126;", ord("{"): "&#123;", ord("}"): "&#125;"}
-"""Characters a Markdown extension acts on even inside an HTML block: fences (backticks, tildes) and attribute lists (braces)."""
+"""Characters a Markdown extension acts on even inside an HTML block:
+fences (backticks, tildes) and attribute lists (braces)."""
 
 
 def as_text(value: Any) -> Markup:
@@ -81,7 +82,8 @@ IMPACT_MEANINGS = {
 
 
 def impact_badge(impact: Any) -> Markup:
-    """An impact badge (critical, significant, inert, unmeasured) with its figure: ``critical ×213``; the class from known values only."""
+    """An impact badge (critical, significant, inert, unmeasured) with its figure: ``critical ×213``;
+    the class from known values only."""
     classification = (
         impact.get("classification") if isinstance(impact, Mapping) else getattr(impact, "classification", None)
     )
@@ -95,7 +97,8 @@ def impact_badge(impact: Any) -> Markup:
 
 
 def impact_figure(impact: Any) -> str:
-    """The measured effect in a few characters: ``×213`` (perplexity ratio), ``shift 0.12`` (embedding shift); '' when none."""
+    """The measured effect in a few characters:
+    ``×213`` (perplexity ratio), ``shift 0.12`` (embedding shift); '' when none."""
     get = impact.get if isinstance(impact, Mapping) else lambda name: getattr(impact, name, None)
     ratio, metric = get("ratio"), get("metric")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):

@@ -24,7 +24,8 @@ def checked_id(model_id: str, where: str | None = None) -> str:
     """
     if not isinstance(model_id, str) or not _MODEL_ID.match(model_id) or ".." in model_id or model_id.endswith("."):
         raise SwindexError(
-            f"{where or '<entry>'}: id {model_id!r} is not a model id (org/name); fix the entry before building the site"
+            f"{where or '<entry>'}: id {model_id!r} is not a model id (org/name); fix the entry "
+            "before building the site"
         )
     return model_id
 

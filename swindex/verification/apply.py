@@ -1,4 +1,5 @@
-"""Recording a verification in an entry: the one workflow `swindex verify --output`, `detect --verify` and the builder share.
+"""Recording a verification in an entry: the one workflow `swindex verify --output`,
+`detect --verify` and the builder share.
 
 apply (the run's evidence, each measured claim's impact) -> reconcile (swindex's disagreements, the verdict:
 `swindex.claims.reconcile`) -> the artifact measured -> ``modified`` (`swindex.claims.touch`: ``today`` when
@@ -26,7 +27,8 @@ class Recorded:
 def record(
     entry: Mapping[str, Any], report: VerificationReport, *, today: str, artifact: Any = None, where: Any = None
 ) -> Recorded:
-    """``entry`` with ``report`` recorded as above; ValidationError (naming ``where``, a file) when the result is invalid.
+    """``entry`` with ``report`` recorded as above;
+    ValidationError (naming ``where``, a file) when the result is invalid.
 
     ``artifact`` (swindex.loading.Artifact or its dict) names the file measured, such as a GGUF file.
     """

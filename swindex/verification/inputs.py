@@ -43,7 +43,8 @@ def sequence_length(model: Any, requested: int | None, default: int = DEFAULT_LE
         return default if limit is None else min(default, limit)
     if limit is not None and requested > limit:
         raise VerificationError(
-            f"--length {requested} is longer than {type(model).__name__} can read ({limit} positions); ask for at most {limit}"
+            f"--length {requested} is longer than {type(model).__name__} can read ({limit} positions); "
+            f"ask for at most {limit}"
         )
     return requested
 
@@ -139,8 +140,8 @@ def sampled(
                 logits = out.logits[:, -1].float().cpu()
                 if not torch.isfinite(logits).all():
                     raise VerificationError(
-                        f"{type(model).__name__} produced inf or nan logits in {next(model.parameters()).dtype} while sampling "
-                        "evaluation sequences; load it in bfloat16 or float32 (--dtype bfloat16)"
+                        f"{type(model).__name__} produced inf or nan logits in {next(model.parameters()).dtype} while "
+                        "sampling evaluation sequences; load it in bfloat16 or float32 (--dtype bfloat16)"
                     )
                 for t in banned:
                     if t < logits.shape[-1]:

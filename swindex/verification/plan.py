@@ -123,7 +123,8 @@ def entry_claims(entry: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
 def load(
     model_or_id: Any, entry: Any, settings: Settings, *, tokenizer: Any = None, say: Say = lambda message: None
 ) -> Subject:
-    """The model (loaded when given as an id or directory) and the entry (looked up when None), checked to fit each other."""
+    """The model (loaded when given as an id or directory) and the entry (looked up when None),
+    checked to fit each other."""
     notes: list[str] = []
     revision = settings.revision
     if isinstance(model_or_id, (str, os.PathLike)):
@@ -241,8 +242,9 @@ def fingerprint(
         if abs(loaded - recorded) > eps * max(abs(recorded), abs(loaded)) + 1e-12:
             coordinate = format_coordinate(claim["tensor"], claim["index"])
             mismatches.append(
-                f"{coordinate}: recorded {recorded:g}{' (' + claim['value_dtype'] + ')' if claim.get('value_dtype') else ''}, "
-                f"loaded {loaded:g} ({_dtype_of(model, name)})"
+                f"{coordinate}: recorded "
+                f"{recorded:g}{' (' + claim['value_dtype'] + ')' if claim.get('value_dtype') else ''}, loaded "
+                f"{loaded:g} ({_dtype_of(model, name)})"
             )
     if mismatches:
         hint = "these weights are not the ones the entry was measured on"
@@ -256,7 +258,8 @@ def fingerprint(
 
 
 def control_targets(model: Any, claims: Any) -> list[Target]:
-    """For each claim, the largest-magnitude other scalar of the same tensor (same expert slice for 3-D): the paper's "prune non-SW"."""
+    """For each claim, the largest-magnitude other scalar of the same tensor (same expert slice for 3-D):
+    the paper's "prune non-SW"."""
     import torch
 
     excluded = {(resolve_name(model, c["tensor"]), tuple(c["index"])) for c in claims}

@@ -274,7 +274,8 @@ class VerificationReport:
         }
 
     def apply(self, entry: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of ``entry`` (registry dict) with this run's evidence, measured impacts and verdict; ``entry`` is not changed.
+        """A copy of ``entry`` (registry dict) with this run's evidence, measured impacts and verdict;
+        ``entry`` is not changed.
 
         Impacts follow ``swindex.claims.reconcile``: swindex's measurement is adopted where no source
         measured the claim, a contradiction with a source's measurement becomes a disagreement, and the
@@ -299,7 +300,8 @@ class VerificationReport:
             return "-" if v is None else f"{v:.4g}"
 
         lines = [
-            f"{self.entry_id or self.model}: {unit} on {self.text} ({self.sequences} sequences, {self.tokens} tokens, {self.dtype}, {self.device})",
+            f"{self.entry_id or self.model}: {unit} on {self.text} ({self.sequences} sequences, {self.tokens} tokens, "
+            f"{self.dtype}, {self.device})",
             f"  original {fmt(self.original)}   all zeroed {fmt(self.all_zeroed)}   control {fmt(self.control)}   "
             f"all zeroed, super activation restored {fmt(self.restored_activation)}",
         ]
