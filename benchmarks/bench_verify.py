@@ -17,7 +17,8 @@ Ways: ``plain`` zeroes each candidate in place and runs the whole evaluation (ev
 sequence), then all zeroed, all zeroed with the super activation restored, and the control; ``auto`` (the default)
 runs the same passes, each starting at the first layer it changes from the residual stream recorded in the
 original pass, and measures each candidate alone, all zeroed, restored and the control sequence by sequence, each
-until a 99.9% bound on its perplexity ratio lies inside one class; ``whole`` is ``auto`` on every sequence (``--ways plain,whole,auto`` shows each part's share).
+until a 99.9% bound on its perplexity ratio lies inside one class; ``whole`` is ``auto`` on every sequence
+(``--ways plain,whole,auto`` shows each part's share).
 
 Reported per way: median wall seconds, CPU seconds of the process (what the run costs whatever else the machine
 runs), the work in full-model passes (layer evaluations counted per sequence over the layer count; load-independent),
@@ -64,7 +65,7 @@ TARGET_SPEEDUP = 3.0
 
 
 def planted(name: str) -> tuple[Any, dict[str, Any], str]:
-    """The dependent Llama of that size and an entry claiming the planted weight and the largest weights of the others."""
+    """The dependent Llama of that size, and an entry claiming the planted weight and the others' largest weights."""
     import torch
 
     sys.path.insert(0, str(REPO / "tests"))
@@ -116,7 +117,8 @@ def real(name: str) -> tuple[Any, dict[str, Any], Any, str]:
     path, entry = REAL[name]
     if not (REPO / path).is_file():
         raise SystemExit(
-            f"bench_verify: {path} is missing; run scripts/fetch_{name}_gguf.py {Path(path).parent.parent if name == 'smollm2' else Path(path).parent}"
+            f"bench_verify: {path} is missing; run scripts/fetch_{name}_gguf.py "
+            f"{Path(path).parent.parent if name == 'smollm2' else Path(path).parent}"
         )
     loaded = load_model(str(REPO / path), dtype="float32", device="cpu")
     return loaded.model, load_yaml(REPO / entry), loaded.tokenizer, "float32"
@@ -227,7 +229,8 @@ def main() -> int:
     planned = plan(subject, settings)
     inputs = planned.evaluation.inputs
     print(
-        f"model: {args.model}, {parameters / 1e6:.0f}M parameters, {dtype}, CPU x{os.cpu_count()}; {len(planned.ablations)} candidates; "
+        f"model: {args.model}, {parameters / 1e6:.0f}M parameters, {dtype}, CPU x{os.cpu_count()}; "
+        f"{len(planned.ablations)} candidates; "
         f"{inputs.input_ids.shape[0]} sequences of {inputs.input_ids.shape[1]} tokens ({inputs.source}); "
         f"ready in {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.1f}",
         flush=True,
@@ -258,7 +261,8 @@ def main() -> int:
                 str(measured.method),
             )
             print(
-                f"  {way:5} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {passes:5.2f} full passes, load average {loads[-1]:.1f}",
+                f"  {way:5} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {passes:5.2f} full passes, "
+                f"load average {loads[-1]:.1f}",
                 flush=True,
             )
 
@@ -316,7 +320,8 @@ def main() -> int:
             }
             for w in ways
         },
-        "note": "all ways in one process on the same plan, in rotating order; a full pass is every layer once over all sequences; "
+        "note": "all ways in one process on the same plan, in rotating order; "
+        "a full pass is every layer once over all sequences; "
         "cpu_seconds is the process's CPU time (the machine was shared: see load_average)",
     }
     if detection is not None:
@@ -330,7 +335,8 @@ def main() -> int:
             "limit_seconds": 600,
         }
         print(
-            f"detection + verification: {total:.0f} s wall, {total_cpu:.0f} s CPU (~{total_cpu / 2:.0f} s on 2 idle cores; limit 600 s)"
+            f"detection + verification: {total:.0f} s wall, {total_cpu:.0f} s CPU "
+            f"(~{total_cpu / 2:.0f} s on 2 idle cores; limit 600 s)"
         )
     if whole is not None:
         same = {
@@ -358,7 +364,8 @@ def main() -> int:
             print(f"{w}: {how[w]}")
             print(f"  classifications identical to plain: {same[w]}; every bound holds plain's ratio: {held[w]}")
             print(
-                f"  {work_ratio[w]:.2f}x less work, {speedup[w]:.2f}x faster (wall), {cpu_speedup[w]:.2f}x less CPU time"
+                f"  {work_ratio[w]:.2f}x less work, {speedup[w]:.2f}x faster (wall), "
+                f"{cpu_speedup[w]:.2f}x less CPU time"
             )
         result.update(
             {

@@ -149,7 +149,7 @@ def measure(
     sequential: bool = True,
     say: Say = lambda message: None,
 ) -> Measured:
-    """Run the original pass, each ablation alone, all together, all with the super activation restored, and the control.
+    """Run the original pass, each ablation alone, all together, all with the super activation restored, the control.
 
     ``sequential``: a causal LM's single-weight ablations run sequence by sequence and stop once the weight's class is
     settled (`swindex.verification.settle`); otherwise each runs on every sequence.
@@ -178,7 +178,10 @@ class _Settling:
     def __str__(self) -> str:
         """The method's clause saying so."""
         if self.alone and self.joint:
-            return "; each weight alone, all zeroed, restored and the control are measured sequence by sequence until settled"
+            return (
+                "; each weight alone, all zeroed, restored and the control are measured sequence by sequence "
+                "until settled"
+            )
         if self.joint:
             return "; the restored and control passes are measured sequence by sequence until settled"
         return ""
@@ -194,7 +197,8 @@ def _check_original(evaluation: Evaluation, original: Pass) -> None:
         and str(next(model.parameters()).dtype) == "torch.float16"
     ):
         raise VerificationError(
-            f"{evaluation.name}: the unmodified model's perplexity is {base} in float16, so nothing can be compared with it; "
+            f"{evaluation.name}: the unmodified model's perplexity is {base} in float16, "
+            "so nothing can be compared with it; "
             "load it in bfloat16 or float32 (--dtype bfloat16), float16 activations often overflow"
         )
 
@@ -356,7 +360,7 @@ def _plain(
 
 
 def _step(evaluation: Evaluation) -> int:
-    """Sequences per step of a settling ablation: one on CPU (a batch costs its sequences' sum), a batch on an accelerator."""
+    """Sequences per step of a settling pass: one on CPU (a batch costs its sequences' sum), a batch on a GPU."""
     return 1 if input_device(evaluation.model).type == "cpu" else evaluation.rows
 
 

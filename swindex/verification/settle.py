@@ -49,7 +49,7 @@ class Settled:
 
 
 def t_quantile(p: float, df: int) -> float:
-    """The two-sided Student-t quantile: P(|T| <= t) = p with ``df`` degrees of freedom (exact closed-form CDF, bisected)."""
+    """The two-sided Student-t quantile: P(|T| <= t) = p with ``df`` degrees of freedom (exact CDF, bisected)."""
     if not 0 < p < 1 or df < 1:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df >= 1, got p={p}, df={df}")
 
