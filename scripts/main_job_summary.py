@@ -75,14 +75,29 @@ def describe(entry: Any) -> list[str]:
         ).replace(" ,", ",")
     lines = [head]
     if metric == "perplexity" and run.get("original") is not None:
+        from swindex.records import RatioBound
+
+        settled = run.get("settled") or {}
+
+        def estimate(name: str) -> str:
+            """Where the figure was settled early: an estimate, with the tokens and bound that settled it."""
+            figure = settled.get(name)
+            if not figure:
+                return ""
+            bound = RatioBound.from_dict(figure["bound"])
+            if math.isclose(bound.low, bound.high, rel_tol=1e-6):
+                return ""  # settled only on the whole text: the figure is exact
+            return f" (estimate, ratio {bound} on {figure['tokens']:,} tokens)"
+
         figures = [f"perplexity as loaded {_num(run.get('original'))}"]
         if run.get("all_zeroed") is not None:
             joint = f" ({_times(run['all_zeroed'] / run['original'])})" if run["original"] else ""
-            figures.append(f"all zeroed together {_num(run['all_zeroed'])}{joint}")
+            figures.append(f"all zeroed together {_num(run['all_zeroed'])}{joint}{estimate('all_zeroed')}")
         if run.get("restored_activation") is not None:
-            figures.append(f"all zeroed, super activation restored {_num(run['restored_activation'])}")
+            restored = _num(run["restored_activation"])
+            figures.append(f"all zeroed, super activation restored {restored}{estimate('restored_activation')}")
         if run.get("control") is not None:
-            figures.append(f"control {_num(run['control'])}")
+            figures.append(f"control {_num(run['control'])}{estimate('control')}")
         lines.append("  " + "; ".join(figures))
     elif metric == "embedding_shift" and run.get("all_zeroed") is not None:
         lines.append(f"  embedding shift with all zeroed together {_num(run['all_zeroed'])}")

@@ -97,6 +97,28 @@ def test_the_summary_marks_a_ratio_settled_early_as_an_estimate_with_its_bound(b
     assert line.startswith("perplexity ~x4.2" if estimate else "perplexity x4.2 (")
 
 
+@pytest.mark.parametrize("figure", ["all_zeroed", "restored_activation", "control"])
+def test_the_summary_marks_a_joint_figure_settled_early_as_an_estimate(figure):
+    summary = _module("main_job_summary")
+    run = {"tool": "swindex 0.9", "date": "2026-11-30", "metric": "perplexity", "original": 10.0}
+    run.update(all_zeroed=2000.0, restored_activation=13.6, control=10.0)
+    run["settled"] = {figure: {"tokens": 635, "bound": {"low": 1.2, "high": 1.5, "confidence": 0.999}}}
+    entry = {
+        "schema_version": 2,
+        "id": "acme/model",
+        "architecture": "LlamaForCausalLM",
+        "modified": "2026-11-30",
+        "verdict": {"outcome": "super_weights", "super_weights": 1},
+        "claims": [_claim(507, 1229, "critical", 4.2)],
+        "evidence": {"verification": run},
+    }
+    figures = summary.describe(Entry.from_dict(entry))[1].split("; ")
+    marked = [f for f in figures if "estimate, ratio 99.9% bound [1.2, 1.5] on 635 tokens" in f]
+    assert len(marked) == 1 and marked[0].startswith(
+        {"all_zeroed": "all zeroed", "restored_activation": "all zeroed, super", "control": "control"}[figure]
+    )
+
+
 def test_the_summary_says_which_weights_matter_with_their_figures():
     summary = _module("main_job_summary")
     entry = Entry.from_dict(
