@@ -55,7 +55,7 @@ VARIANTS = {
 def measure(model: Any, claims: list[dict], sequences: int, length: int) -> dict:
     """Every figure for one model: original, weight variants by bits and block, activation variants."""
     from swindex.quantize import compare_rtn, quantized_activations
-    from swindex.records import format_coordinate
+    from swindex.layout import format_coordinate
     from swindex.verification.inputs import sampled
     from swindex.verification.measure import lm_pass
 

@@ -8,13 +8,16 @@ surgery, quantization or the site are used.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
 
 from .errors import (
     SwindexError,
     UnknownModelError,
     ValidationError,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: `import swindex` stays within the lookup's 30 ms
+    from typing import Any
 
 
 _LAZY = {

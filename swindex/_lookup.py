@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 from .errors import RevisionMismatchError, UnknownModelError
 from .records import Entry
-from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_items  # noqa: F401 (REGISTRY_ENV, registry_source: re-exported)
+from .sources import REGISTRY_ENV, RegistrySource, registry_source, source_items  # noqa: F401 (re-exported)
 
-_CACHE_DIR = re.compile(
-    r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?"
-)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_CACHE_DIR = r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?"
+"""A Hub cache folder's name (``models--org--name/snapshots/<sha>``); compiled only for names that contain one."""
 
 
 class _Index:
@@ -53,18 +52,24 @@ class _Index:
         return tuple(self.entry(position) for position in range(len(self._items)))
 
 
-@lru_cache(maxsize=8)
-def _load(source: RegistrySource) -> _Index:
-    return _Index(source_items(source))
+_LOADED: dict[RegistrySource, _Index] = {}
+_KEEP = 8  # registries kept loaded; the oldest is forgotten first
 
 
 def _index(registry: str | os.PathLike[str] | None) -> _Index:
-    return _load(registry_source(registry))
+    source = registry_source(registry)
+    index = _LOADED.get(source)
+    if index is None:
+        index = _Index(source_items(source))
+        if len(_LOADED) >= _KEEP:
+            del _LOADED[next(iter(_LOADED))]
+        _LOADED[source] = index
+    return index
 
 
 def clear_cache() -> None:
     """Forget loaded registries (after editing files in a running process)."""
-    _load.cache_clear()
+    _LOADED.clear()
 
 
 def _name_of(model: Any) -> tuple[str, str | None]:
@@ -80,7 +85,11 @@ def _name_of(model: Any) -> tuple[str, str | None]:
                 "'huggyllama/llama-7b', or a transformers model or config loaded from one"
             )
         model = str(name)
-    match = _CACHE_DIR.search(model)
+    match = None
+    if "models--" in model:
+        import re
+
+        match = re.search(_CACHE_DIR, model)
     if match:
         return (f"{match['org']}/{match['name']}" if match["org"] else match["name"]), match["sha"]
     return model.strip(), None
@@ -88,7 +97,9 @@ def _name_of(model: Any) -> tuple[str, str | None]:
 
 def _is_local_path(name: str) -> bool:
     """A directory on disk or something written as a path, never an ``org/name`` id that merely shares a name."""
-    if name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") >= 2 or re.match(r"^[A-Za-z]:", name):
+    if name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") >= 2:
+        return True
+    if name[1:2] == ":" and name[:1].isascii() and name[:1].isalpha():  # a Windows drive
         return True
     return os.path.isdir(name)
 
@@ -101,6 +112,8 @@ def _candidates(name: str) -> list[str]:
     """
     result = [name]
     if _is_local_path(name):
+        import re
+
         parts = [p for p in re.split(r"[/\\]+", name) if p]
         if len(parts) >= 2:
             result.append("/".join(parts[-2:]))
@@ -112,6 +125,8 @@ def _candidates(name: str) -> list[str]:
 def _config_fits(directory: str, entry: Entry) -> bool:
     """A folder matched only by its name must hold that model: its config.json may not contradict the entry."""
     from .limits import MAX_SMALL_FILE_BYTES, ParseError, load_json
+
+    from pathlib import Path
 
     config_file = Path(directory).expanduser() / "config.json"
     try:
@@ -154,6 +169,7 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
     )
     if entry is None:
         import difflib
+        import re
 
         names = sorted({e.id for e in index.entries} | {a for e in index.entries for a in e.aliases})
         folded = {n.casefold(): n for n in names}
@@ -171,8 +187,9 @@ def lookup(model: Any, revision: str | None = None, *, registry: str | os.PathLi
         )
     if wanted and entry.revision and wanted != entry.revision:
         message = (
-            f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, not {wanted}; super "
-            f"weights usually survive fine-tuning but check with `swindex detect {entry.id} --revision {wanted}`"
+            f"{entry.id}: the registry's coordinates were measured at revision {entry.revision}, "
+            f"not {wanted}; super weights usually survive fine-tuning but check with "
+            f"`swindex detect {entry.id} --revision {wanted}`"
         )
         if revision:
             raise RevisionMismatchError(message + ", or look it up without a revision to accept the recorded one")

@@ -7,7 +7,10 @@ Why one module: the same variable read in two places drifts (huggingface_hub kee
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENTRY_SCHEMA_VERSION = 2
 """The registry file format (`schema_version` in every entry; `swindex.migrate` upgrades older ones)."""
@@ -26,8 +29,9 @@ SITE_URL_ENV = "SWINDEX_SITE_URL"
 TODAY_ENV = "SWINDEX_TODAY"
 
 CACHE_FILE = "registry.json"
-PACKAGED_INDEX = Path(__file__).parent / "data" / "registry.json"
-"""The index generated into every wheel from registry/ (hatch_build.py); never committed."""
+PACKAGED_INDEX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "registry.json")
+"""The index generated into every wheel from registry/ (hatch_build.py); never committed. A string path: a lookup
+reads it without importing pathlib."""
 
 
 def offline() -> bool:
@@ -35,23 +39,44 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().casefold() not in ("", "0", "false", "no")
 
 
-def cache_dir() -> Path:
-    """SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex, else ~/.cache/swindex."""
+def _home(path: str) -> str:
+    """``~`` expanded, or RuntimeError where there is no home directory (as pathlib says it)."""
+    expanded = os.path.expanduser(path)
+    if expanded.startswith("~"):
+        raise RuntimeError("Could not determine home directory.")
+    return expanded
+
+
+def cache_path() -> str:
+    """Where `swindex update` keeps the site's registry: SWINDEX_CACHE_DIR, else $XDG_CACHE_HOME/swindex, else
+    ~/.cache/swindex, holding CACHE_FILE. A string, so that a lookup can look for it without importing pathlib."""
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "swindex"
+        directory = _home(explicit) if explicit.startswith("~") else explicit
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = xdg if xdg and os.path.isabs(xdg) else os.path.join(_home("~"), ".cache")
+        directory = os.path.join(base, "swindex")
+    return os.path.join(directory, CACHE_FILE)
+
+
+def cache_dir() -> Path:
+    """The folder `cache_path` is in."""
+    from pathlib import Path
+
+    return Path(cache_path()).parent
 
 
 def cache_file() -> Path:
-    """Where `swindex update` keeps the site's registry."""
-    return cache_dir() / CACHE_FILE
+    """Where `swindex update` keeps the site's registry (`cache_path`)."""
+    from pathlib import Path
+
+    return Path(cache_path())
 
 
-def default_registry_dir() -> Path | None:
-    """The registry/ directory of a source checkout, when swindex runs from one (never beside an installed wheel)."""
-    root = Path(__file__).resolve().parent.parent
-    candidate = root / "registry"
-    return candidate if candidate.is_dir() and (root / "pyproject.toml").is_file() else None
+def default_registry_dir() -> str | None:
+    """The registry/ directory of a source checkout, when swindex runs from one (never beside an installed wheel);
+    a string path, as lookups read it."""
+    root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    candidate = os.path.join(root, "registry")
+    return candidate if os.path.isdir(candidate) and os.path.isfile(os.path.join(root, "pyproject.toml")) else None

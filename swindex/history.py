@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import RegistryFileError
 from .migrate import upgrade
-from .records import format_coordinate
+from .layout import format_coordinate
 from .validate import Problem, entry_files, expected_id
 from .yamlio import load_yaml
 

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Mapping
 
-from . import claims as _rules
-from .benefit import SCHEMES, TOOL_SCHEMES, BenefitError, BenefitRow, BenefitTable, advice
-from .layout import format_coordinate
+from ._record import Record, field, fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the rules, layout and benefit modules load on first use: a lookup builds records, nothing more
+    from typing import Any, Mapping
+
+    from .benefit import BenefitRow, BenefitTable
 
 SCHEMA_VERSION = 2
 
 STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "withdrawn")
 """Provenance: where a claim came from and whether sources agree (impact is a separate fact)."""
-STANDING_STATUSES = _rules.STANDING_STATUSES
 IMPACTS = ("critical", "significant", "inert", "unmeasured")
 """What zeroing a weight measurably does (see swindex.claims for the thresholds)."""
 OUTCOMES = ("super_weights", "no_critical_weight", "not_measured")
 
 
+_MAPPINGS = (dict, MappingProxyType)
+"""What registry data holds as mappings (parsed files, and frozen views of them); collections.abc is not imported."""
+
+
 def frozen(value: Any) -> Any:
-    """A read-only deep view: mappings become MappingProxyType, lists tuples,
-    so a cached entry cannot be edited by accident."""
-    if isinstance(value, Mapping):
+    """A read-only deep view: mappings become MappingProxyType, lists tuples, so a cached entry cannot be edited by
+    accident."""
+    if isinstance(value, _MAPPINGS):
         return MappingProxyType({key: frozen(item) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(frozen(item) for item in value)
@@ -33,15 +37,14 @@ def frozen(value: Any) -> Any:
 
 def thawed(value: Any) -> Any:
     """Plain dicts and lists again (what ``frozen`` took), for YAML, JSON and callers that edit their copy."""
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAPPINGS):
         return {key: thawed(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [thawed(item) for item in value]
     return value
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(Record):
     """Who reported a claim, where, and in their own words."""
 
     citation: str
@@ -52,7 +55,7 @@ class Source:
     date: str | None = None
     value: float | None = None
     effect: str | None = None
-    measurements: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    measurements: Mapping[str, Any] = field(default_factory=dict, compare=False)
     party: str | None = None
 
     @classmethod
@@ -71,8 +74,7 @@ class Source:
         )
 
 
-@dataclass(frozen=True)
-class Coordinate:
+class Coordinate(Record):
     """Where one scalar sits: the layer, the tensor, its output row and input column, the expert, and the stored index.
 
     ``row`` and ``column`` are the weight's logical position ([output, input] of the down projection);
@@ -113,11 +115,12 @@ class Coordinate:
         return self.tensor.rsplit(".", 1)[0]
 
     def __str__(self) -> str:
+        from .layout import format_coordinate
+
         return format_coordinate(self.tensor, self.index)
 
 
-@dataclass(frozen=True)
-class RatioBound:
+class RatioBound(Record):
     """A confidence bound on a measured figure (swindex verification: the whole text's perplexity ratio)."""
 
     low: float
@@ -135,8 +138,7 @@ class RatioBound:
         return f"{self.confidence:.1%} bound [{self.low:.4g}, {self.high:.4g}]"
 
 
-@dataclass(frozen=True)
-class Impact:
+class Impact(Record):
     """What zeroing one weight measurably does, and who measured it (``swindex`` or a source's citation)."""
 
     classification: str = "unmeasured"
@@ -162,7 +164,7 @@ class Impact:
         known: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
         if known.get("scale_curve") is not None:
             known["scale_curve"] = tuple((float(p["scale"]), float(p["ratio"])) for p in known["scale_curve"])
-        if isinstance(known.get("bound"), Mapping):
+        if isinstance(known.get("bound"), _MAPPINGS):
             known["bound"] = RatioBound.from_dict(known["bound"])
         return cls(**known)
 
@@ -188,10 +190,9 @@ class Impact:
         return self.classification
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One scalar claim: where it sits (coordinate),
-    where it came from (status, sources) and what zeroing it does (impact)."""
+class Claim(Record):
+    """One scalar claim: where it sits (coordinate), where it came from (status, sources) and what zeroing it does
+    (impact)."""
 
     location: Coordinate
     status: str
@@ -200,7 +201,7 @@ class Claim:
     value: float | None = None
     value_dtype: str | None = None
     notes: str | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Claim":
@@ -232,12 +233,16 @@ class Claim:
     def standing(self) -> bool:
         """Whether the claim's provenance stands (confirmed, reported or detected) rather than being unverified,
         disputed or withdrawn."""
-        return _rules.is_standing(self)
+        from .claims import is_standing
+
+        return is_standing(self)
 
     @property
     def is_super_weight(self) -> bool:
         """A super weight: standing and measured critical, or published and not yet measured (``swindex.claims``)."""
-        return _rules.is_super_weight(self)
+        from .claims import is_super_weight
+
+        return is_super_weight(self)
 
     @property
     def active(self) -> bool:
@@ -247,18 +252,15 @@ class Claim:
     def __str__(self) -> str:
         expert = f" expert {self.expert}" if self.expert is not None else ""
         value = f" value {self.value:g}" if self.value is not None else ""
-        return (
-            f"layer {self.layer}{expert} row {self.row} column {self.column}  {self.coordinate}{value}  "
-            f"[{self.status}; {self.impact}]"
-        )
+        where = f"layer {self.layer}{expert} row {self.row} column {self.column}"
+        return f"{where}  {self.coordinate}{value}  [{self.status}; {self.impact}]"
 
 
 SuperWeight = Claim
 """The name schema 1 used for a claim; kept so existing code keeps working."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Record):
     """What an entry's claims add up to: N super weights, no single critical weight, or not measured."""
 
     outcome: str = "not_measured"
@@ -304,8 +306,7 @@ class Verdict:
         return self.text
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """A report that is not a scalar coordinate: a whole row, or a whole expert."""
 
     kind: str
@@ -333,8 +334,7 @@ class Finding:
         )
 
 
-@dataclass(frozen=True)
-class Disagreement:
+class Disagreement(Record):
     """Sources that contradict each other about some coordinates, kept visible."""
 
     summary: str
@@ -352,8 +352,7 @@ class Disagreement:
         )
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
     """One model's registry entry."""
 
     id: str
@@ -365,13 +364,13 @@ class Entry:
     family: str | None = None
     parameters: int | None = None
     revision: str | None = None
-    dimensions: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    dimensions: Mapping[str, Any] = field(default_factory=dict, compare=False)
     other_findings: tuple[Finding, ...] = ()
     disagreements: tuple[Disagreement, ...] = ()
     notes: str | None = None
     schema_version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> "Entry":
@@ -403,6 +402,8 @@ class Entry:
     @property
     def benefit(self) -> BenefitTable | None:
         """What keeping buys, measured per quantization scheme (``evidence.keep_benefit``); None when not measured."""
+        from .benefit import BenefitTable
+
         table = self.evidence.get("keep_benefit")
         return BenefitTable.from_dict(table) if table else None
 
@@ -412,6 +413,8 @@ class Entry:
         None when this model was not measured under it; the other sites measured as controls are in
         ``entry.benefit.for_scheme(scheme)``.
         """
+        from .benefit import SCHEMES, BenefitError
+
         if scheme not in SCHEMES:
             raise BenefitError(f"unknown quantization scheme {scheme!r}; the schemes are {', '.join(SCHEMES)}")
         table = self.benefit
@@ -420,12 +423,14 @@ class Entry:
 
     @property
     def super_weights(self) -> tuple[Claim, ...]:
-        """The super weights, what a user should zero or keep:
-        standing claims measured critical (or published and not yet measured).
+        """The super weights, what a user should zero or keep: standing claims measured critical (or published and
+        not yet measured).
 
         Each coordinate once, in registry order; ``claims`` holds everything else for the record.
         """
-        return _rules.super_weights(self.claims)
+        from .claims import super_weights
+
+        return super_weights(self.claims)
 
     @property
     def weights_to_keep(self) -> tuple[Claim, ...]:
@@ -434,7 +439,9 @@ class Entry:
         That is the super weights, those measured significant and candidates nobody measured yet: holding
         out a scalar costs nothing, losing a super weight costs the model.
         """
-        return _rules.weights_to_keep(self.claims)
+        from .claims import weights_to_keep
+
+        return weights_to_keep(self.claims)
 
     def keep_for(self, tool: str, **options: Any) -> Any:
         """The weights to keep as a quantizer takes them (``swindex.keep.keep_for``): llama.cpp, bitsandbytes,
@@ -453,12 +460,16 @@ class Entry:
 
     def to_json(self, indent: int | None = 2) -> str:
         """The entry as the JSON API publishes it (``public_dict``)."""
+        import json
+
         return json.dumps(self.public_dict(), indent=indent, ensure_ascii=False)
 
     def public_dict(self) -> dict[str, Any]:
         """The registry fields plus what Python derives, under the same names: ``super_weights`` (their
         coordinates, keys into ``claims``), ``verdict.text`` and, when measured, ``keep_benefit`` (each scheme's
         verdict and advice sentence, where keeping helps first)."""
+        from .benefit import TOOL_SCHEMES, advice
+
         result = self.to_dict()
         result["verdict"] = dict(result.get("verdict") or {}, text=self.verdict.text)
         result["super_weights"] = [c.coordinate for c in self.super_weights]
@@ -504,3 +515,16 @@ class Entry:
         for d in self.disagreements:
             lines.append(f"  disagreement: {d.summary}")
         return "\n".join(lines)
+
+
+def __getattr__(name: str) -> Any:
+    """Names this module once re-exported, loaded on first use so that building records imports nothing more."""
+    if name == "format_coordinate":
+        from .layout import format_coordinate
+
+        return format_coordinate
+    if name == "STANDING_STATUSES":
+        from .claims import STANDING_STATUSES
+
+        return STANDING_STATUSES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

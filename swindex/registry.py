@@ -115,4 +115,4 @@ def read_index(path: str | Path = PACKAGED_INDEX) -> list[Entry]:
     """Entries from a prebuilt index (validated when it was built), entries of older schemas upgraded."""
     from .sources import RegistrySource, source_entries
 
-    return source_entries(RegistrySource("index", Path(path)))
+    return source_entries(RegistrySource("index", os.fspath(path)))

@@ -3,40 +3,47 @@ newer of the index packaged in the wheel and the user's cached `swindex update`.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 from . import constants
+from ._record import Record
 from .constants import REGISTRY_ENV
 from .errors import SwindexError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
-@dataclass(frozen=True)
-class RegistrySource:
-    """One registry lookups can read: ``directory`` (asked for), ``checkout``, ``packaged`` or ``cache``."""
+
+class RegistrySource(Record):
+    """One registry lookups can read: ``directory`` (asked for), ``checkout``, ``packaged`` or ``cache``.
+
+    ``file`` is a string so that a lookup from the packaged index never imports pathlib; ``path`` is the same as a Path.
+    """
 
     kind: str
-    path: Path
+    file: str
     modified: str | None = None
     fetched: str | None = None
     stamp: int = 0  # the file's mtime, so a rewritten index or cache is read again
     ids: frozenset[str] = frozenset()  # casefolded model ids it holds (packaged index and cache only)
 
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.file)
+
     def __str__(self) -> str:
         if self.kind == "directory":
-            return f"registry directory {self.path}"
+            return f"registry directory {self.file}"
         if self.kind == "checkout":
-            return f"registry/ of the source checkout {self.path.parent}"
+            return f"registry/ of the source checkout {os.path.dirname(self.file)}"
         if self.kind == "cache":
-            return (
-                f"cached update of {self.modified or 'unknown date'} ({self.path}, fetched "
-                f"{(self.fetched or '?')[:10]})"
-            )
+            fetched = (self.fetched or "?")[:10]
+            return f"cached update of {self.modified or 'unknown date'} ({self.file}, fetched {fetched})"
         return f"packaged index of {self.modified or 'unknown date'}"
 
 
@@ -50,17 +57,17 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     """
     explicit = registry if registry is not None else os.environ.get(REGISTRY_ENV) or None
     if explicit:
-        return RegistrySource("directory", Path(explicit).resolve())
+        return RegistrySource("directory", os.path.realpath(explicit))
     checkout = constants.default_registry_dir()
     if checkout is not None:
-        return RegistrySource("checkout", checkout)
+        return RegistrySource("checkout", os.fspath(checkout))
     packaged = packaged_source()
     if constants.offline():
         if packaged is None:
             raise SwindexError("this swindex has no packaged index and SWINDEX_OFFLINE is set; reinstall swindex")
         return packaged
     try:
-        no_cache = not constants.cache_file().exists()
+        no_cache = not os.path.exists(constants.cache_path())
     except RuntimeError:  # no home directory to find the cache in
         no_cache = True
     if no_cache and packaged is not None:
@@ -75,11 +82,11 @@ def registry_source(registry: str | os.PathLike[str] | None = None) -> RegistryS
     newer = cached is not None and (packaged is None or (cached.modified or "") > (packaged.modified or ""))
     if cached is not None and newer and not cache_refused(cached, packaged):
         stamp = cached.path.stat().st_mtime_ns
-        return RegistrySource("cache", cached.path, cached.modified, cached.fetched, stamp, cached.ids)
+        return RegistrySource("cache", str(cached.path), cached.modified, cached.fetched, stamp, cached.ids)
     if packaged is None:
         raise SwindexError(
-            "this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, or "
-            "run `swindex update`"
+            "this swindex has no packaged index (a wheel built without hatch_build.py?): reinstall swindex, "
+            "or run `swindex update`"
         )
     return packaged
 
@@ -101,21 +108,31 @@ def cache_refused(cached: Any, packaged: RegistrySource | None) -> str:
 
 def packaged_source() -> RegistrySource | None:
     """The index generated into the wheel, with its newest entry's date; None where there is none."""
-    path = constants.PACKAGED_INDEX
+    path = os.fspath(constants.PACKAGED_INDEX)
     try:
-        stamp = path.stat().st_mtime_ns
+        stamp = os.stat(path).st_mtime_ns
     except OSError:
         return None
-    document = _packaged_document(str(path), stamp)
+    document = _packaged_document(path, stamp)
     ids = frozenset(item["entry"]["id"].casefold() for item in document["entries"])
     return RegistrySource("packaged", path, document.get("modified"), stamp=stamp, ids=ids)
 
 
-@lru_cache(maxsize=2)
-def _packaged_document(path: str, stamp: int) -> dict[str, Any]:  # noqa: ARG001 (stamp: when to reread)
-    """The packaged index, parsed once: swindex wrote and validated it when the wheel was built, so it is read
-    without the limits an untrusted file gets (the cached update is read through `registry.read_index`)."""
-    return json.loads(Path(path).read_bytes())
+_PACKAGED: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _packaged_document(path: str, stamp: int) -> dict[str, Any]:
+    """The packaged index, parsed once per (file, mtime): swindex wrote and validated it when the wheel was built, so
+    it is read without the limits an untrusted file gets (the cached update is read through `registry.read_index`)."""
+    key = (path, stamp)
+    if key not in _PACKAGED:
+        import json
+
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read())
+        _PACKAGED.clear()  # only the newest file is ever asked for again
+        _PACKAGED[key] = document
+    return _PACKAGED[key]
 
 
 def source_items(source: RegistrySource) -> list[Any]:
@@ -124,15 +141,15 @@ def source_items(source: RegistrySource) -> list[Any]:
     if source.kind == "directory":
         from .registry import load_registry
 
-        return load_registry(source.path)
+        return load_registry(source.file)
     if source.kind == "checkout":
         return _checkout_entries(source.path)
     if source.kind == "packaged":
-        document = _packaged_document(str(source.path), source.stamp)
+        document = _packaged_document(source.file, source.stamp)
     else:
         from .registry import read_index_document
 
-        document = read_index_document(source.path)
+        document = read_index_document(source.file)
     return [(item.get("path"), _current(item["entry"])) for item in document["entries"]]
 
 

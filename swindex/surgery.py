@@ -28,7 +28,7 @@ from .errors import SurgeryError
 from .layout import coordinate_of, module_stores_transposed
 from .params import check_index, read_scalar, read_tensor, resolve_module, resolve_name, slot
 from .claims import claims_of, super_weights
-from .records import format_coordinate
+from .layout import format_coordinate
 
 __all__ = [
     "Target",

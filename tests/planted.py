@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swindex.records import format_coordinate
+from swindex.layout import format_coordinate
 
 BOS_DIM = 3
 BOS_SCALE = 1000.0

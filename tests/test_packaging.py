@@ -58,8 +58,24 @@ def test_a_checkout_that_was_never_installed_reads_its_version_from_pyproject():
     assert out.strip() == expected
 
 
+def _run_time_nodes(tree):
+    """The nodes of a module that can run: everything outside ``if TYPE_CHECKING:`` blocks (imports a type checker
+    alone reads, such as typing_extensions for a Python older than the one running, are no requirement)."""
+    import ast
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
 def _imported_distributions(*folders: str) -> dict[str, set[str]]:
-    """{distribution: files} for every third-party module the code under ``folders`` imports."""
+    """{distribution: files} for every third-party module the code under ``folders`` imports when it runs."""
     import ast
     import sys
     from importlib.metadata import packages_distributions
@@ -68,7 +84,7 @@ def _imported_distributions(*folders: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for folder in folders:
         for path in sorted((REPO / folder).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in _run_time_nodes(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

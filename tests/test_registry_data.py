@@ -361,8 +361,9 @@ def test_swindex_index_in_another_checkout_writes_that_checkouts_index(
     tmp_path, make_entry, write_registry, monkeypatch
 ):
     from swindex.cli import main
-    from swindex.registry import PACKAGED_INDEX
+    from swindex.registry import PACKAGED_INDEX as installed
 
+    PACKAGED_INDEX = Path(installed)
     checkout = tmp_path / "checkout"
     (checkout / "swindex" / "data").mkdir(parents=True)
     write_registry(make_entry(), root=checkout / "registry")

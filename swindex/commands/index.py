@@ -15,8 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="where to write (default: swindex/data/registry.json of the checkout that holds the registry, else the "
-        "installed package's)",
+        help=(
+            "where to write (default: swindex/data/registry.json of the checkout that holds the registry, "
+            "else the installed package's)"
+        ),
     )
     p.add_argument("--check", action="store_true", help="exit 1 if the index is out of date instead of writing it")
     p.set_defaults(handler=run)
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..registry import PACKAGED_INDEX, build_index, render_index
 
-    out = Path(args.output) if args.output else _default_output(Path(args.registry), PACKAGED_INDEX)
+    out = Path(args.output) if args.output else _default_output(Path(args.registry), Path(PACKAGED_INDEX))
     if args.check:
         current = out.read_text(encoding="utf-8") if out.exists() else ""
         if current != render_index(args.registry):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetectionError
-from ..records import format_coordinate
+from ..layout import format_coordinate
 
 _ID_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 METHOD = (

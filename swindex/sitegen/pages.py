@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..benefit import BenefitRow, BenefitTable, advice
-from ..records import STATUSES, Claim, Entry, Impact, Verdict, format_coordinate
+from ..layout import format_coordinate
+from ..records import STATUSES, Claim, Entry, Impact, Verdict
 from .chart import Panel, activation_chart, layer_measurements, source_chart
 from .urls import api_model_path, page_url, safe_url
 

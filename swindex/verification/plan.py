@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SurgeryError, VerificationError
-from ..records import format_coordinate
+from ..layout import format_coordinate
 from ..surgery import Target, channels, read_tensor, read_value, resolve_name
 from .ablations import METHODS, Ablation, Evaluation
 from .inputs import (
