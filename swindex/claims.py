@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from ._record import Record
 from .layout import format_coordinate
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: `lookup(...).super_weights` stays within the 30 ms
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
     from .records import Claim, Source, Verdict
 
 SWINDEX_KIND = "swindex"
@@ -40,8 +42,7 @@ GROUNDING_EVIDENCE = ("reported", "ablation")
 """What one party needs beyond a detector's listing for its claim to stand: its authors' own report or an ablation."""
 
 
-@dataclass(frozen=True)
-class Band:
+class Band(Record):
     """Classification limits for one metric, and which way is worse (perplexity rises, accuracy falls)."""
 
     critical: float

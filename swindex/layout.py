@@ -21,10 +21,11 @@ the input channel (an intermediate feature), *expert* the routed expert of a Mix
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: a lookup prints coordinates within its 30 ms
+    from typing import Any, Literal
 
-Order = Literal["linear", "transposed", "either"]
+    Order = Literal["linear", "transposed", "either"]
 
 TRANSPOSED_ARCHITECTURES = ("GPT2", "ImageGPT", "DecisionTransformer", "OpenAIGPT", "Clvp", "GptOss")
 """Model classes whose down projections are stored input-major: GPT-2's Conv1D family and gpt-oss's fused experts."""
@@ -98,7 +99,6 @@ ENCODER_DOWN_PROJECTION = "output.dense"
 TRANSPOSED_MODULES = ("Conv1D",)
 """Layer classes that store their weight ``[in, out]``: GPT-2's Conv1D (transformers.pytorch_utils)."""
 
-_SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
 
 _TABLE: dict[str, Order] = {
     **{name: "linear" for name in LINEAR_ARCHITECTURES},
@@ -136,7 +136,8 @@ def module_stores_transposed(module: Any) -> bool:
 def is_shared_expert(tensor: str) -> bool:
     """Whether a transformers tensor name is a shared expert's (``mlp.shared_expert.down_proj.weight``), which GGUF
     files name ``ffn_down_shexp``."""
-    return bool(_SHARED_EXPERT.search(f".{tensor}"))
+    dotted = f".{tensor}"
+    return ".shared_expert." in dotted or ".shared_experts." in dotted
 
 
 def stored_index(

@@ -124,3 +124,31 @@ def test_swindex_lookup_stays_the_function_after_swindex_imports_its_own_modules
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["True", "True"]
+
+
+LOOKUP_NEVER_IMPORTS = ("dataclasses", "typing", "inspect", "ast", "pathlib", "yaml", "jsonschema", "swindex.validate")
+"""What the 30 ms of `from swindex import lookup; lookup(...)` has no room for (benchmarks/bench_lookup.py times it):
+dataclasses alone took 20 ms, typing and pathlib 5 to 10 each, and the packaged index was validated when built."""
+
+
+def test_a_lookup_from_the_packaged_index_imports_no_module_it_does_not_need(tmp_path):
+    import os
+    import shutil
+
+    import swindex
+    from swindex.registry import build_index
+
+    package = os.path.dirname(swindex.__file__)
+    shutil.copytree(package, tmp_path / "swindex", ignore=shutil.ignore_patterns("__pycache__", "registry.json"))
+    build_index(os.path.join(os.path.dirname(package), "registry"), tmp_path / "swindex" / "data" / "registry.json")
+    code = (
+        "import sys; from swindex import lookup, registry_source\n"
+        "entry = lookup('huggyllama/llama-7b')\n"
+        "assert entry.super_weights[0].row == 3968 and 'down_proj.weight[3968, 7003]' in str(entry)\n"
+        f"print(registry_source().kind, *sorted(m for m in {LOOKUP_NEVER_IMPORTS!r} if m in sys.modules))"
+    )
+    environment = {"PYTHONPATH": str(tmp_path), "SWINDEX_CACHE_DIR": str(tmp_path / "no-cache"), "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=environment, cwd=tmp_path
+    ).stdout
+    assert out.split() == ["packaged"]
