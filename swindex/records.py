@@ -190,7 +190,30 @@ class Impact(Record):
         return self.classification
 
 
-class Claim(Record):
+class Located:
+    """What holds a weight's position reads it through its ``location``: the one type for a position is Coordinate.
+
+    Claims, detected candidates and the weights ``swindex check`` finds all carry a Coordinate, so their layer,
+    tensor, row, column, expert and index are the same attributes with the same meaning.
+    """
+
+    location: Coordinate
+
+    layer = property(lambda self: self.location.layer, doc="0-based layer index.")
+    tensor = property(lambda self: self.location.tensor, doc="Full parameter name.")
+    row = property(lambda self: self.location.row, doc="Output channel (the super activation's hidden channel).")
+    column = property(lambda self: self.location.column, doc="Input channel (the intermediate channel feeding it).")
+    expert = property(lambda self: self.location.expert, doc="Expert index, None for dense layers.")
+    index = property(lambda self: self.location.index, doc="Index into the stored tensor.")
+    module = property(lambda self: self.location.module, doc="Name of the module holding the tensor.")
+
+    @property
+    def coordinate(self) -> str:
+        """``tensor[i, j]``: paste-able and unique within an entry (``location`` is the typed form)."""
+        return str(self.location)
+
+
+class Claim(Located, Record):
     """One scalar claim: where it sits (coordinate), where it came from (status, sources) and what zeroing it does
     (impact)."""
 
@@ -215,19 +238,6 @@ class Claim(Record):
             notes=d.get("notes"),
             evidence=frozen(d.get("evidence") or {}),
         )
-
-    layer = property(lambda self: self.location.layer, doc="0-based layer index.")
-    tensor = property(lambda self: self.location.tensor, doc="Full parameter name.")
-    row = property(lambda self: self.location.row, doc="Output channel (the super activation's hidden channel).")
-    column = property(lambda self: self.location.column, doc="Input channel (the intermediate channel feeding it).")
-    expert = property(lambda self: self.location.expert, doc="Expert index, None for dense layers.")
-    index = property(lambda self: self.location.index, doc="Index into the stored tensor.")
-    module = property(lambda self: self.location.module, doc="Name of the module holding the tensor.")
-
-    @property
-    def coordinate(self) -> str:
-        """``tensor[i, j]``: paste-able and unique within an entry (``location`` is the typed form)."""
-        return str(self.location)
 
     @property
     def standing(self) -> bool:

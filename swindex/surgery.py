@@ -51,7 +51,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Target:
-    """One scalar: a parameter's full name and the scalar's index in the stored tensor."""
+    """One scalar: a parameter's full name and the scalar's index in the stored tensor.
+
+    Only the stored address, not a Coordinate: surgery also targets control weights that have no layer, row or
+    column of their own, and a name as resolved in the loaded model. Anything with ``tensor`` and ``index`` (a
+    Coordinate, a Claim, a detected candidate) is taken where a Target is.
+    """
 
     tensor: str
     index: tuple[int, ...]

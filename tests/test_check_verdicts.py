@@ -122,3 +122,15 @@ def test_verify_scales_by_the_papers_factors() -> None:
     from swindex.verification.curve import SCALES as measured
 
     assert measured == SCALES
+
+
+def test_a_checked_weight_carries_the_claims_coordinate(tmp_path: Path, make_entry) -> None:  # noqa: ANN001
+    folder = write_folder(tmp_path / "m", down_projections(plants={(1, 5, 7): -1.5}), llama_config())
+    entry = entry_with(make_entry, [linear_weight(1, 5, 7, -1.5)])
+    (weight,) = check(folder, entry=entry).weights
+    from swindex.records import Entry
+
+    (claim,) = Entry.from_dict(entry).weights_to_keep
+    assert weight.location == claim.location
+    assert (weight.coordinate, weight.layer, weight.row, weight.column) == (claim.coordinate, 1, 5, 7)
+    assert (weight.index_hf, weight.index_gguf) == (claim.index, (7, 5))

@@ -129,3 +129,26 @@ def test_records_are_equal_exactly_when_their_compared_fields_are(a, b):
 )
 def test_every_registry_record_is_a_frozen_record(record):
     assert issubclass(record, Record) and fields(record)
+
+
+def _field_types(record: type) -> dict[str, str]:
+    import dataclasses
+
+    found = dataclasses.fields(record) if dataclasses.is_dataclass(record) else fields(record)
+    return {f.name: str(record.__annotations__[f.name]) for f in found}
+
+
+@pytest.mark.parametrize(
+    "record",
+    ["swindex.records:Claim", "swindex.detection.result:DetectedWeight", "swindex.checkpoint.report:WeightCheck"],
+)
+def test_every_record_of_a_weight_carries_its_position_as_one_coordinate(record):
+    """A position is one type: claims, detected candidates and checked weights hold a Coordinate and derive the rest."""
+    import importlib
+
+    module, name = record.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    types = _field_types(cls)
+    assert types["location"] == "Coordinate"
+    assert not {"layer", "row", "column", "expert"} & set(types), "a position field copied beside the Coordinate"
+    assert all(isinstance(getattr(cls, n), property) for n in ("layer", "row", "column", "expert", "coordinate"))

@@ -36,7 +36,7 @@ from .infer import (
 from .locate import Checkpoint, open_local
 from .quantized import Element
 from .remote import is_repo_spec, open_remote
-from .report import CheckReport, WeightCheck, hf_and_gguf_index, judge, weight_role
+from .report import CheckReport, WeightCheck, judge, weight_role
 from .safetensors_format import StoredTensor, read_header, read_line, scale_for, tile_of
 from .source import LocalFile, Transfer
 
@@ -252,16 +252,9 @@ def _recorded(claim: Any, entry: Entry) -> float | None:
 def _weight(claim: Any, entry: Entry, value: float, line: Any, **found: Any) -> WeightCheck:
     """One WeightCheck: the claim's coordinates, what was found, and the verdict on it."""
     recorded = _recorded(claim, entry)
-    index_hf, index_gguf = hf_and_gguf_index(claim)
     return WeightCheck(
-        coordinate=str(claim.coordinate),
+        location=claim.location,
         role=weight_role(claim),
-        layer=claim.layer,
-        row=claim.row,
-        column=claim.column,
-        expert=claim.expert,
-        index_hf=index_hf,
-        index_gguf=index_gguf,
         recorded=recorded,
         value=value,
         judgement=judge(recorded, value, curve=_curve(claim), line=line),

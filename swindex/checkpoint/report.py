@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import shown
 from ..layout import gguf_index
+from ..records import Coordinate
 
 KEPT_CHANGE = 0.05
 """Predicted perplexity change under which a weight is kept."""
@@ -72,16 +73,14 @@ class Judgement:
 
 @dataclass(frozen=True)
 class WeightCheck:
-    """One weight of the entry, as found in the checkpoint."""
+    """One weight of the entry, as found in the checkpoint.
 
-    coordinate: str  # as the entry writes it
+    ``location`` is the weight's position as the entry records it (a Coordinate: layer, row, column, expert and the
+    transformers index); ``tensor`` and ``index`` say where this checkpoint stores it, which may differ.
+    """
+
+    location: Coordinate  # as the entry records it
     role: str  # "super weight" or "weight to keep"
-    layer: int
-    row: int
-    column: int
-    expert: int | None
-    index_hf: tuple[int, ...]  # the entry's index: transformers' tensor order
-    index_gguf: tuple[int, ...]  # llama.cpp's order, fastest dimension first: (column, row[, expert])
     tensor: str  # the tensor's name in this checkpoint
     index: tuple[int, ...]  # where the value sits in that tensor, in numpy's order (for GGUF, the reversed ne order)
     file: str
@@ -95,6 +94,18 @@ class WeightCheck:
     largest_in_row: bool | None = None
     largest_in_column: bool | None = None  # transposed layouts store a column contiguously, not a row
     largest_in_block: bool | None = None
+
+    coordinate = property(lambda self: str(self.location), doc="``tensor[i, j]`` as the entry writes it.")
+    layer = property(lambda self: self.location.layer, doc="0-based layer index.")
+    row = property(lambda self: self.location.row, doc="Output channel.")
+    column = property(lambda self: self.location.column, doc="Input channel.")
+    expert = property(lambda self: self.location.expert, doc="Expert index, None for dense layers.")
+    index_hf = property(lambda self: self.location.index, doc="The entry's index: transformers' tensor order.")
+
+    @property
+    def index_gguf(self) -> tuple[int, ...]:
+        """llama.cpp's order, fastest dimension first: (column, row[, expert])."""
+        return gguf_index(self.row, self.column, self.expert)
 
     @property
     def verdict(self) -> str:
@@ -391,11 +402,6 @@ def line_ratio(value: float, line: Any) -> float | None:
 def weight_role(claim: Any) -> str:
     """'super weight' for the entry's super weights, 'weight to keep' for the other standing claims."""
     return ROLES[0] if getattr(claim, "is_super_weight", False) else ROLES[1]
-
-
-def hf_and_gguf_index(claim: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The claim's index in transformers' tensor (as the entry records it) and in llama.cpp's order."""
-    return tuple(int(i) for i in claim.index), gguf_index(claim.row, claim.column, claim.expert)
 
 
 def _finite(value: float | None) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetectionError
-from ..layout import format_coordinate
+from ..records import Coordinate, Located
 
 _ID_PART = re.compile(r"[^A-Za-z0-9_.-]+")
 METHOD = (
@@ -94,15 +94,14 @@ class LayerMaxima:
 
 
 @dataclass(frozen=True)
-class DetectedWeight:
-    """A super-weight candidate the detector found, with the activations that gave it away."""
+class DetectedWeight(Located):
+    """A super-weight candidate the detector found, with the activations that gave it away.
 
-    layer: int
-    tensor: str
-    row: int
-    column: int
-    expert: int | None
-    index: tuple[int, ...]
+    Where it sits is a Coordinate (``location``), as in the registry; ``layer``, ``tensor``, ``row``, ``column``,
+    ``expert``, ``index`` and ``coordinate`` read it.
+    """
+
+    location: Coordinate
     value: float
     value_dtype: str
     iteration: int
@@ -114,21 +113,11 @@ class DetectedWeight:
     output_ratio: float
     weight_ratio: float
 
-    @property
-    def coordinate(self) -> str:
-        """``tensor[i, j]``, as the registry writes coordinates."""
-        return format_coordinate(self.tensor, self.index)
-
     def to_dict(self, citation: str, date: str) -> dict[str, Any]:
         """The schema's claim record: status "detected",
         impact unmeasured (a candidate until verification measures it)."""
         return {
-            "layer": self.layer,
-            "tensor": self.tensor,
-            "row": self.row,
-            "column": self.column,
-            "expert": self.expert,
-            "index": list(self.index),
+            **self.location.to_dict(),
             "value": float(self.value),
             "value_dtype": self.value_dtype,
             "status": "detected",

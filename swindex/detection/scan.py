@@ -45,6 +45,7 @@ from typing import Any
 
 from ..errors import ActivationOverflowError, DetectionError
 from ..loading import context_length
+from ..records import Coordinate
 from .arch import ModelLayout, locate
 from .hooks import LayerCache, Observation, Recorder, Removal, column_median
 from .result import DetectedWeight, DetectionResult, LayerMaxima, Peak, Thresholds
@@ -410,14 +411,16 @@ def _decide(
             (
                 index,
                 DetectedWeight(
-                    layer=site.layer,
-                    tensor=site.tensor,
-                    row=obs.output_channel,
-                    column=c.column,
-                    expert=expert,
-                    index=site.index(obs.output_channel, c.column, obs.expert)
-                    if site.kind == "experts"
-                    else site.index(obs.output_channel, c.column),
+                    location=Coordinate(
+                        layer=site.layer,
+                        tensor=site.tensor,
+                        row=obs.output_channel,
+                        column=c.column,
+                        expert=expert,
+                        index=site.index(obs.output_channel, c.column, obs.expert)
+                        if site.kind == "experts"
+                        else site.index(obs.output_channel, c.column),
+                    ),
                     value=c.weight,
                     value_dtype=_param_dtype(site.module, site.kind),
                     iteration=search.pass_number,
