@@ -193,8 +193,9 @@ class Impact(Record):
 class Located:
     """What holds a weight's position reads it through its ``location``: the one type for a position is Coordinate.
 
-    Claims, detected candidates and the weights ``swindex check`` finds all carry a Coordinate, so their layer,
-    tensor, row, column, expert and index are the same attributes with the same meaning.
+    Claims and detected candidates read layer, tensor, row, column, expert and index from it, with one meaning; a
+    checked weight (``swindex.checkpoint.WeightCheck``) carries the same Coordinate beside the tensor and index of the
+    checkpoint it was read from.
     """
 
     location: Coordinate

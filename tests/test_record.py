@@ -1,4 +1,4 @@
-"""swindex._record: the frozen records lookups hand out behave as frozen dataclasses do, without importing dataclasses."""
+"""swindex._record: the records lookups hand out behave as frozen dataclasses do, without importing dataclasses."""
 
 from __future__ import annotations
 
