@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swindex.errors import SwindexError, shown
+from swindex.verification import VerificationReport
 
 from .modellist import ModelSpec
 from .pipeline import Backend
@@ -135,25 +136,35 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
 
 
 def verify(
-    session: Session, entry: Mapping[str, Any], spec: ModelSpec, say: Callable[[str], None] = lambda message: None
-) -> Mapping[str, Any]:
-    """Measure every claim of the (merged) entry on the loaded model and write the figures into it;
-    ``say`` hears each pass."""
-    from swindex.loading import with_artifact
+    session: Session,
+    entry: Mapping[str, Any],
+    spec: ModelSpec,
+    today: str,
+    say: Callable[[str], None] = lambda message: None,
+) -> VerificationReport:
+    """Measure every claim of the (merged) entry on the loaded model, dated ``today``; ``say`` hears each pass.
+
+    The pipeline records the report through swindex.verification.record, as `swindex verify --output` does.
+    """
     from swindex.records import Entry
     from swindex.verification import verify as run_verification
 
     loaded = session.loaded
     sizes = {"sequences": spec.verify_sequences, "length": spec.verify_length}
-    report = run_verification(
+    return run_verification(
         loaded.model,
         Entry.from_dict(dict(entry)),
         tokenizer=loaded.tokenizer,
         revision=loaded.revision,
+        today=today,
         progress=say,
         **{k: v for k, v in sizes.items() if v is not None},
     )
-    return with_artifact(report.apply(dict(entry)), loaded.artifact, ("verification",))
+
+
+def artifact(session: Session) -> Any:
+    """The file the session's model was read from (a GGUF file's Artifact), which a verification records."""
+    return session.loaded.artifact
 
 
 def cleanup() -> None:
@@ -176,5 +187,6 @@ def default_backend() -> Backend:
         detect=detect,
         verify=verify,
         cleanup=cleanup,
+        artifact=artifact,
         thresholds=thresholds,
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from swindex.claims import coordinate_of, derive_verdict, has_standing_claim, impact_of, touch
-from swindex.errors import RegistryFileError, VerificationError
+from swindex.errors import RegistryFileError
+from swindex.verification import VerificationReport, record
 
 from .atomic import entry_path, write_entry
 from .derived import check_checkpoint, with_derived_checks
@@ -28,9 +29,12 @@ class Backend:
     resolve_revision: Callable[[ModelSpec], str | None]
     load: Callable[[ModelSpec, str | None], Any]
     detect: Callable[[Any, ModelSpec], Mapping[str, Any]]
-    #: measures the entry's claims on the model; its last argument reports progress ("weight k of n: ...")
-    verify: Callable[[Any, Mapping[str, Any], ModelSpec, Callable[[str], None]], Mapping[str, Any]]
+    #: measures the entry's claims on the model: a VerificationReport dated by its fourth argument (YYYY-MM-DD), which
+    #: swindex.verification.record writes into the entry; its last argument reports progress ("weight k of n: ...")
+    verify: Callable[[Any, Mapping[str, Any], ModelSpec, str, Callable[[str], None]], VerificationReport]
     cleanup: Callable[[], None] = lambda: None
+    #: the file the loaded model was read from (swindex.loading.Artifact, such as a GGUF file), or None
+    artifact: Callable[[Any], Any] = lambda model: None
     #: the detection thresholds this run uses; an entry found with other thresholds is redone
     thresholds: Callable[[], Mapping[str, float] | None] = lambda: None
     #: reads a derived checkpoint's super weights against an entry dict (swindex check)
@@ -63,24 +67,6 @@ def _with_revision(fresh: Mapping[str, Any], spec: ModelSpec, revision: str | No
     if isinstance(run, dict) and revision and not run.get("revision"):
         run["revision"] = revision
     return result
-
-
-def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The entry less what a verification may write (run and per-claim evidence, impacts, the verdict, the date)."""
-    rest = {k: v for k, v in entry.items() if k not in ("evidence", "modified", "verdict", "disagreements")}
-    rest["claims"] = [
-        {k: v for k, v in claim.items() if k not in ("evidence", "impact")} for claim in entry.get("claims") or []
-    ]
-    return rest
-
-
-def _verified(before: Mapping[str, Any], after: Mapping[str, Any], model_id: str) -> dict[str, Any]:
-    """Verification adds evidence only: a changed status, source or any other field is refused, not written."""
-    if _without_evidence(after) != _without_evidence(before):
-        raise VerificationError(
-            f"{model_id}: verification changed the entry beyond its evidence (claims' status, sources or other fields); nothing was written. Report this as a swindex bug"
-        )
-    return dict(after)
 
 
 def _finish(entry: Mapping[str, Any], existing: Mapping[str, Any] | None, today: str) -> dict[str, Any]:
@@ -119,12 +105,8 @@ def run_model(
         entry = merged.entry
         if verify and _measurable(entry):
             status("verifying")
-            entry = _verified(
-                entry, backend.verify(model, entry, spec, lambda message: status(f"verifying {message}")), spec.id
-            )
-            verification = (entry.get("evidence") or {}).get("verification")
-            if isinstance(verification, dict):
-                verification["date"] = options.today
+            report = backend.verify(model, entry, spec, options.today, lambda message: status(f"verifying {message}"))
+            entry = record(entry, report, today=options.today, artifact=backend.artifact(model), where=path).entry
         if spec.derived:
             status("checking derived models")
             entry = with_derived_checks(entry, spec.derived, backend.check, options.today)

@@ -78,5 +78,10 @@ class VerificationError(SwindexError):
     """Verification could not measure what an entry claims."""
 
 
+class FingerprintMismatchError(VerificationError):
+    """The loaded weights differ from the values an entry records, so measurements of them are not evidence for it:
+    recording them is refused (by `swindex.verification.record`, whichever front end asks)."""
+
+
 class SurgeryError(SwindexError):
     """A super weight could not be changed or restored on a loaded model."""

@@ -21,8 +21,10 @@ import pytest
 
 from builder import cli
 from builder.pipeline import Backend
-from swindex.claims import classify, coordinate_of as coordinate, reconcile
+from report_support import scripted_report
+from swindex.claims import coordinate_of as coordinate
 from swindex.errors import UnsupportedModelError
+from swindex.verification import VerificationReport
 from swindex.validate import validate_registry
 from swindex.yamlio import dump_yaml, load_yaml
 
@@ -77,26 +79,11 @@ def fake_detect(plan, spec):
     }
 
 
-def fake_verify(plan, entry, spec, say=lambda message: None, *, ratio=5.0):
-    """What verification's apply does: the run as evidence, each claim's measurement reconciled into its impact."""
-    entry = json.loads(json.dumps(entry))
+def fake_verify(plan, entry, spec, today, say=lambda message: None, *, ratio=5.0, matches=True):
+    """A verification's report: each claim measured (``ratio``), and progress said weight by weight."""
     for k, claim in enumerate(entry["claims"]):
         say(f"weight {k + 1} of {len(entry['claims'])}: zeroing {coordinate(claim)}")
-    entry.setdefault("evidence", {})["verification"] = {
-        "tool": TOOL,
-        "date": "1999-09-09",
-        "metric": "perplexity",
-        "original": 10.0,
-        "all_zeroed": 99.0,
-    }
-    measured = {
-        "metric": "perplexity",
-        "original": 10.0,
-        "zeroed": 10.0 * ratio,
-        "ratio": ratio,
-        "classification": classify("perplexity", ratio),
-    }
-    return reconcile(entry, {coordinate(c): measured for c in entry["claims"]})[0]
+    return scripted_report(entry, today=today, ratio=ratio, tool=TOOL, matches=matches)
 
 
 def fake_backend() -> Backend:
@@ -428,35 +415,64 @@ def test_new_files_in_the_default_registry_point_editors_at_the_schema(tmp_path,
     assert (tmp_path / "default" / "acme" / first[len(prefix) :]).resolve() == cli.SCHEMA_FILE.resolve()
 
 
-def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_nothing_is_written(
-    tmp_path, make_entry, write_registry, capsys
-):
-    published = make_entry(id="acme/one")
-    registry = write_registry(published, root=tmp_path / "registry")
-    before = snapshot(registry)
+class StatusRewritingReport(VerificationReport):
+    """A report whose recording also rewrites a claim's status and sources: what a bug in reconciling would do."""
 
-    def rewriting_verify(plan, entry, spec, say):
-        entry = fake_verify(plan, entry, spec)
-        entry["claims"][0]["status"] = "disputed"
-        entry["claims"][0]["sources"] = entry["claims"][0]["sources"][:1]
-        return entry
+    def applied(self, entry):
+        updated, changes = super().applied(entry)
+        updated["claims"][0]["status"] = "disputed"
+        updated["claims"][0]["sources"] = updated["claims"][0]["sources"][:1]
+        return updated, changes
 
-    backend = dataclasses.replace(fake_backend(), verify=rewriting_verify)
+
+def _failed_run(tmp_path, registry, verify):
+    """Run the builder over acme/one with ``verify`` as its verifier; return exit code and the model's outcome."""
+    backend = dataclasses.replace(fake_backend(), verify=verify)
     models = make_models(tmp_path, {"acme/one": {"claims": [[1, 3, 7]]}})
     code = cli.main(
         ["--models", str(models), "--registry", str(registry), "--no-progress", "--report", str(tmp_path / "r.json")],
         backend=backend,
     )
-    assert code == 1
     (outcome,) = json.loads((tmp_path / "r.json").read_text())["models"]
+    return code, outcome
+
+
+def test_a_verification_that_touches_a_claims_status_or_sources_is_refused_and_nothing_is_written(
+    tmp_path, make_entry, write_registry
+):
+    registry = write_registry(make_entry(id="acme/one"), root=tmp_path / "registry")
+    before = snapshot(registry)
+
+    def rewriting_verify(plan, entry, spec, today, say):
+        report = fake_verify(plan, entry, spec, today)
+        return StatusRewritingReport(**{f.name: getattr(report, f.name) for f in dataclasses.fields(report)})
+
+    code, outcome = _failed_run(tmp_path, registry, rewriting_verify)
+    assert code == 1
     assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
     assert "acme/one" in outcome["message"] and "beyond its evidence" in outcome["message"]
     assert snapshot(registry) == before
 
 
+def test_a_verification_of_other_weights_is_refused_and_nothing_is_written(tmp_path, make_entry, write_registry):
+    """The fingerprint rule is swindex.verification.record's, so the builder refuses what `swindex verify` does."""
+    registry = write_registry(make_entry(id="acme/one"), root=tmp_path / "registry")
+    before = snapshot(registry)
+
+    def other_weights(plan, entry, spec, today, say):
+        return fake_verify(plan, entry, spec, today, matches=False)
+
+    code, outcome = _failed_run(tmp_path, registry, other_weights)
+    assert code == 1
+    assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
+    assert outcome["message"].startswith("FingerprintMismatchError: acme/one: the verification is not recorded in ")
+    assert "loaded weights differ" in outcome["message"]
+    assert snapshot(registry) == before
+
+
 def test_a_detected_weight_verified_harmless_is_written_inert_and_counted(tmp_path, capsys):
-    def verify_harmless(plan, entry, spec, say):
-        return fake_verify(plan, entry, spec, ratio=1.0)
+    def verify_harmless(plan, entry, spec, today, say):
+        return fake_verify(plan, entry, spec, today, ratio=1.0)
 
     models, registry, report = (
         make_models(tmp_path, {"acme/one": PLANS["acme/one"]}),

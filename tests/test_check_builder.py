@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 from builder.modellist import DerivedModel, ModelListError, ModelSpec, parse_model_list
 from builder.pipeline import Backend, RunOptions, run_model
 from check_support import down_projections, llama_config, write_folder
-from swindex.claims import classify, coordinate_of, reconcile
+from report_support import scripted_report
+from swindex.verification import VerificationReport, record
 from swindex.validate import validate_entry_dict
 from swindex.yamlio import load_yaml
 
@@ -77,23 +77,11 @@ def detected_entry() -> dict:
     }
 
 
-def measured_critical(model: object, entry: dict, spec: ModelSpec, say: object = None) -> dict:
-    entry = copy.deepcopy(entry)
-    entry["evidence"]["verification"] = {
-        "tool": "swindex-fake 1",
-        "date": TODAY,
-        "metric": "perplexity",
-        "original": 10.0,
-        "all_zeroed": 99.0,
-    }
-    measured = {
-        "metric": "perplexity",
-        "original": 10.0,
-        "zeroed": 50.0,
-        "ratio": 5.0,
-        "classification": classify("perplexity", 5.0),
-    }
-    return reconcile(entry, {coordinate_of(c): measured for c in entry["claims"]})[0]
+def measured_critical(
+    model: object, entry: dict, spec: ModelSpec | None, today: str = TODAY, say: object = None
+) -> VerificationReport:
+    """A verification that measured every claim critical (perplexity x5)."""
+    return scripted_report(entry, today=today, ratio=5.0)
 
 
 def test_the_builder_records_whether_each_derived_model_kept_the_super_weights(tmp_path: Path) -> None:
@@ -148,10 +136,7 @@ def test_the_model_page_says_how_many_derived_checkpoints_kept_them() -> None:
     from swindex.sitegen.render import environment
     from swindex.sitegen.sources import find_sources
 
-    data = measured_critical(None, detected_entry(), None)
-    from swindex.claims import derive_verdict
-
-    data["verdict"] = derive_verdict(data)
+    data = record(detected_entry(), measured_critical(None, detected_entry(), None), today=TODAY).entry
     data["evidence"]["derived_checks"] = [
         {"id": "a/kept", "revision": None, "date": TODAY, "verdict": "kept", "weights": 1, "kept": 1},
         {"id": "a/lost", "revision": SHA, "date": TODAY, "verdict": "lost", "weights": 1, "kept": 0},

@@ -476,7 +476,8 @@ def test_cli_does_not_write_evidence_measured_on_other_weights(tmp_path, capsys)
         ]
     )
     assert code == 1 and not out.exists()
-    assert "not writing" in capsys.readouterr().err
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert f"the verification is not recorded in {out}: the loaded weights differ" in error
 
 
 def test_cli_detect_then_verify_writes_an_entry_that_validates(tmp_path, capsys):

@@ -125,18 +125,8 @@ def run(args: argparse.Namespace) -> int:
     artifact = artifact_for(args.model, args.revision)
     if artifact is not None and not args.quiet:  # a GGUF file: which one was measured, and llama.cpp's names
         print("\n".join([f"swindex verify: measured {artifact.describe()}", *gguf_lines(entry)]), file=sys.stderr)
-    if args.output and not report.fingerprint.matches:
-        print(
-            f"swindex verify: error: not writing {args.output}: the loaded weights differ from the values the entry "
-            "records, so these measurements are not evidence for it; verify the model the entry describes (see "
-            "the fingerprint above)",
-            file=sys.stderr,
-        )
-        return 1
-    if args.output:
-        recorded = record(
-            entry, report, today=date, artifact=artifact, where=args.output
-        )  # invalid: an error, the file left as it was
+    if args.output:  # refused (a fingerprint mismatch, an invalid entry): an error, the file left as it was
+        recorded = record(entry, report, today=date, artifact=artifact, where=args.output)
         write_atomic(args.output, dump_yaml(recorded.entry))
         for change in recorded.changes:
             print(f"swindex verify: {change}", file=sys.stderr)

@@ -1,10 +1,12 @@
-"""Recording a verification in an entry: the one workflow `swindex verify --output`,
-`detect --verify` and the builder share.
+"""Recording a verification in an entry: the one workflow `swindex verify --output`, `detect --verify` and the
+builder share.
 
-apply (the run's evidence, each measured claim's impact) -> reconcile (swindex's disagreements, the verdict:
-`swindex.claims.reconcile`) -> the artifact measured -> ``modified`` (`swindex.claims.touch`: ``today`` when
-anything else changed) -> validate. The result is always a valid entry; writing it is the caller's (each
-front end writes its own way: an atomic YAML file, the builder's file with its header).
+refuse (a fingerprint mismatch: the measured weights are not the entry's) -> apply (the run's evidence, each
+measured claim's impact) -> reconcile (swindex's disagreements, the verdict: `swindex.claims.reconcile`) -> the
+artifact measured -> evidence only (a changed status, source or any other field is a bug, refused) -> ``modified``
+(`swindex.claims.touch`: ``today`` when anything else changed) -> validate. The result is always a valid entry;
+writing it is the caller's (each front end writes its own way: an atomic YAML file, the builder's file with its
+header), and a refusal leaves nothing to write.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 from .report import VerificationReport
 
+_VERIFICATION_WRITES = ("evidence", "modified", "verdict", "disagreements")
+"""Entry fields recording a verification may change (besides each claim's ``evidence`` and ``impact``)."""
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -24,25 +29,65 @@ class Recorded:
     changes: tuple[str, ...]
 
 
+def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry less what recording a verification may write: run and per-claim evidence, impacts, verdict, date."""
+    rest = {k: v for k, v in entry.items() if k not in _VERIFICATION_WRITES}
+    rest["claims"] = [
+        {k: v for k, v in claim.items() if k not in ("evidence", "impact")} for claim in entry.get("claims") or []
+    ]
+    return rest
+
+
+def _model_of(entry: Mapping[str, Any], report: VerificationReport) -> str:
+    from ..errors import shown
+
+    return shown(str(entry.get("id") or report.entry_id or report.model or "the entry"))
+
+
+def _refuse_mismatch(entry: Mapping[str, Any], report: VerificationReport, where: Any) -> None:
+    """FingerprintMismatchError when the weights measured are not the ones ``entry`` records: measurements of other
+    weights (another revision, a fine-tune) are no evidence for its claims."""
+    from ..errors import FingerprintMismatchError, shown
+
+    fingerprint = report.fingerprint
+    if fingerprint.matches:
+        return
+    first = shown(fingerprint.mismatches[0]) if fingerprint.mismatches else "recorded values"
+    more = len(fingerprint.mismatches) - 1
+    raise FingerprintMismatchError(
+        f"{_model_of(entry, report)}: the verification is not recorded{'' if where is None else f' in {shown(str(where))}'}: "
+        "the loaded weights differ from the values "
+        f"the entry records ({first}{f' and {more} more' if more > 0 else ''}), so its measurements are not "
+        "evidence for the entry; verify the model (revision, file) the entry describes"
+    )
+
+
 def record(
     entry: Mapping[str, Any], report: VerificationReport, *, today: str, artifact: Any = None, where: Any = None
 ) -> Recorded:
-    """``entry`` with ``report`` recorded as above;
-    ValidationError (naming ``where``, a file) when the result is invalid.
+    """``entry`` with ``report`` recorded as above.
 
-    ``artifact`` (swindex.loading.Artifact or its dict) names the file measured, such as a GGUF file.
+    FingerprintMismatchError when the loaded weights are not the entry's, VerificationError when recording would
+    change more than evidence, ValidationError (naming ``where``, a file) when the result is invalid; ``entry`` is
+    never changed. ``artifact`` (swindex.loading.Artifact or its dict) names the file measured, such as a GGUF file.
     """
     from ..claims import touch
     from ..dates import parse_date
-    from ..errors import ValidationError
+    from ..errors import ValidationError, VerificationError
     from ..loading import with_artifact
     from ..validate import validate_entry_dict
 
     parse_date(today, "today")
+    _refuse_mismatch(entry, report, where)
     before = dict(entry)
     updated, changes = report.applied(before)
     if artifact is not None:
         updated = with_artifact(updated, artifact, ("verification",))
+    if _without_evidence(updated) != _without_evidence(before):
+        raise VerificationError(
+            f"{_model_of(entry, report)}: recording the verification changed the entry beyond its evidence (claims' "
+            "status, sources or other fields); nothing was recorded. Report this as a swindex bug"
+        )
     updated = touch(updated, before, today)
     problems = validate_entry_dict(updated, None if where is None else str(where))
     if problems:
