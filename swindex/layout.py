@@ -156,6 +156,29 @@ def stored_index(
     return (int(expert), *pair)
 
 
+def expected_index(
+    row: int, column: int, index: tuple[int, ...] | list[int], architecture: str
+) -> tuple[int, ...] | None:
+    """The index a ``architecture`` model stores (row, column) at, with ``index``'s own rank and expert: the index a
+    claim must write. None when the class's order is unknown ("either"): then only the module can say."""
+    order = index_order(architecture)
+    if order == "either":
+        return None
+    fused = len(index) == 3
+    return stored_index(row, column, int(index[0]) if fused else None, transposed=order == "transposed", fused=fused)
+
+
+def held_order(index: tuple[int, ...] | list[int], row: int, column: int) -> Order | None:
+    """How a stored index holds (row, column) in its last two places: "linear" for ``[..., row, column]``,
+    "transposed" for ``[..., column, row]`` ("linear" when row equals column), None when it holds neither."""
+    pair = tuple(int(i) for i in index[-2:])
+    if pair == (int(row), int(column)):
+        return "linear"
+    if pair == (int(column), int(row)):
+        return "transposed"
+    return None
+
+
 def coordinate_of(
     index: tuple[int, ...] | list[int], *, transposed: bool = False, fused: bool = False, expert: int | None = None
 ) -> tuple[int, int, int | None]:

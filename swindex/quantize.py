@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SwindexError
+from .layout import TRANSPOSED_MODULES
 
 __all__ = [
     "QuantizationSummary",
@@ -172,7 +173,7 @@ def _is_linear(module: Any) -> bool:
 
     if isinstance(module, torch.nn.Linear):
         return True
-    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")  # transformers' GPT-2 Conv1D
+    return type(module).__name__ in TRANSPOSED_MODULES and hasattr(module, "nf")  # transformers' GPT-2 Conv1D
 
 
 def quantizable_parameters(model: Any) -> list[str]:

@@ -31,7 +31,7 @@ from .claims import (
     verdict_of,
 )
 from .errors import RegistryFileError, shown
-from .layout import format_coordinate, index_order
+from .layout import expected_index, format_coordinate, held_order, index_order
 from .records import Source
 from .schema import entry_schema, entry_validator
 from .yamlio import field_name, load_yaml_with_lines
@@ -221,7 +221,6 @@ def _coordinate_rule(ctx: _Context) -> Found:
             "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are what coordinates are checked against",
         )
     architecture = ctx.data.get("architecture") or ""
-    order = index_order(architecture)
     seen: dict[str, int] = {}
     for i, claim in enumerate(ctx.data.get("claims") or []):
         at = ("claims", i)
@@ -250,16 +249,16 @@ def _coordinate_rule(ctx: _Context) -> Found:
                     f"expert {expert} in a fused experts tensor needs a 3-D index [expert, row, column]",
                 )
             pair = list(index)
-        expected = [*index[:-2], *((column, row) if order == "transposed" else (row, column))]
-        if pair not in ([row, column], [column, row]):
+        expected = expected_index(row, column, index, architecture)
+        if held_order(pair, row, column) is None:
             yield (*at, "index"), f"index {index} does not hold row {row} and column {column}"
-        elif order != "either" and list(index) != expected:
+        elif expected is not None and tuple(index) != expected:
             written = (
                 "[column, row] (GPT-2's Conv1D and gpt-oss experts store it transposed)"
-                if order == "transposed"
+                if index_order(architecture) == "transposed"
                 else "[row, column]"
             )
-            yield (*at, "index"), f"a {architecture} down projection is indexed {written}: write {expected}"
+            yield (*at, "index"), f"a {architecture} down projection is indexed {written}: write {list(expected)}"
         coordinate = format_coordinate(tensor, index)
         if coordinate in seen:
             yield (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swindex import layout
 from swindex.layout import gguf_tensor_names, module_stores_transposed
@@ -166,3 +168,50 @@ def test_gguf_names_of_a_down_projection_today_first_then_the_legacy_expert_form
 def test_a_module_stores_its_weight_transposed_by_class_or_by_its_flag(class_name, flag, expected):
     module = type(class_name, (), {"is_transposed": flag})()
     assert module_stores_transposed(module) is expected
+
+
+@given(
+    row=st.integers(0, 8191),
+    column=st.integers(0, 32767),
+    expert=st.integers(0, 255),
+    transposed=st.booleans(),
+    fused=st.booleans(),
+)
+def test_held_order_reads_back_the_order_stored_index_wrote(row, column, expert, transposed, fused) -> None:
+    index = layout.stored_index(row, column, expert if fused else None, transposed=transposed, fused=fused)
+    assert layout.held_order(index, row, column) == ("transposed" if transposed and row != column else "linear")
+
+
+def test_an_index_holding_neither_order_has_none() -> None:
+    assert layout.held_order((3, 8), 3, 7) is None and layout.held_order((2, 7, 4), 3, 7) is None
+
+
+@pytest.mark.parametrize(
+    ("architecture", "index", "expected"),
+    [
+        ("LlamaForCausalLM", [7, 3], (3, 7)),
+        ("GPT2LMHeadModel", [3, 7], (7, 3)),
+        ("Qwen3MoeForCausalLM", [5, 7, 3], (5, 3, 7)),
+        ("GptOssForCausalLM", [5, 3, 7], (5, 7, 3)),
+        ("AriaForConditionalGeneration", [3, 7], None),
+        ("SomeRemoteCodeModel", [3, 7], None),
+    ],
+)
+def test_the_index_a_claim_must_write_is_the_architectures_stored_index(architecture, index, expected) -> None:
+    """The validator's rule: one order per known class (index_order), the expert the index leads with kept."""
+    assert layout.expected_index(3, 7, index, architecture) == expected
+
+
+def test_only_layout_names_the_transposed_module_class() -> None:
+    """Which modules store [column, row] is layout's fact: other modules ask module_stores_transposed (or use
+    TRANSPOSED_MODULES) rather than compare a class name themselves."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    naming = [
+        str(path.relative_to(root))
+        for folder in ("swindex", "builder")
+        for path in sorted((root / folder).rglob("*.py"))
+        if '"Conv1D"' in path.read_text(encoding="utf-8")
+    ]
+    assert naming == ["swindex/layout.py"]

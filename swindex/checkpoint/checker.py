@@ -16,7 +16,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import SwindexError, shown
-from ..layout import checkpoint_names, expert_tensor_name, gguf_array_index, gguf_tensor_names, stored_index
+from ..layout import (
+    checkpoint_names,
+    expert_tensor_name,
+    gguf_array_index,
+    gguf_tensor_names,
+    held_order,
+    stored_index,
+)
 from ..records import Entry
 from ..limits import longest_row
 from .errors import CheckpointError, DimensionMismatchError, UnsupportedCheckpointError
@@ -369,7 +376,7 @@ def _safetensors_reader(opened: Checkpoint, entry: Entry) -> Any:
         name = _match_tensor(claim, tuple(stored), opened.location)
         tensor = stored[name]
         index = _index_in(tensor, claim, entry)
-        transposed = tuple(index[-2:]) != (claim.row, claim.column)
+        transposed = held_order(index, claim.row, claim.column) == "transposed"
         rows = tensor.shape[-1 if transposed else -2]
         if isinstance(hidden, int) and rows != hidden:
             raise DimensionMismatchError(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import DetectionError
+from ..layout import stored_index
 from ..params import materialised
 from .arch import DownProjection, ModelLayout
 
@@ -313,7 +314,7 @@ def _experts_forward(recorder: Recorder, index: int, site: DownProjection) -> An
         weight = weight.clone()
         for row, columns in columns_by_row.items():
             for column in columns:
-                weight[(column, row) if site.transposed else (row, column)] = 0
+                weight[stored_index(row, column, transposed=site.transposed)] = 0
         return weight
 
     def forward(hidden_states: Any, top_k_index: Any, top_k_weights: Any, *args: Any, **kwargs: Any) -> Any:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnsupportedModelError
+from ..layout import module_stores_transposed
 from ..surgery import Channel, Target, resolve_module, resolve_name
 
 MAX_STACK = 8
@@ -86,7 +87,7 @@ def stacked_weight(model: Any, target: Target, channel: Channel) -> StackedWeigh
         return None
     if type(module) is torch.nn.Linear:
         row = module.weight.detach()[channel.row].clone()
-    elif type(module).__name__ == "Conv1D" and getattr(module, "nf", None) == module.weight.shape[1]:
+    elif module_stores_transposed(module) and getattr(module, "nf", None) == module.weight.shape[1]:  # a Conv1D
         row = module.weight.detach()[:, channel.row].clone()
     else:
         return None
