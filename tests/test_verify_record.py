@@ -1,4 +1,4 @@
-"""Recording a verification in an entry (schema 2 impact and verdict), and the one place dates come from."""
+"""Recording a verification in an entry (schema 2 impact and verdict); the dates themselves: test_dates.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from fixtures_dependent import dependent_llama, entry_for, largest_weight, unplanted  # noqa: E402
 
-from swindex.dates import DateError, today  # noqa: E402
+from swindex.dates import DateError  # noqa: E402
 from swindex.errors import ValidationError  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
 from swindex.verification import record, verify  # noqa: E402
@@ -97,18 +97,6 @@ def test_the_report_is_dated_with_the_day_it_is_given(critical):
     assert critical[1].date == "2031-02-03"
 
 
-def test_swindex_today_sets_the_date(monkeypatch):
-    monkeypatch.setenv("SWINDEX_TODAY", "2030-01-02")
-    assert today() == "2030-01-02"
-
-
-@pytest.mark.parametrize("value", ["2030-13-45", "yesterday", "2030-1-2", "20300102"])
-def test_a_malformed_swindex_today_is_an_error_naming_it(monkeypatch, value):
-    monkeypatch.setenv("SWINDEX_TODAY", value)
-    with pytest.raises(DateError, match=r"SWINDEX_TODAY=.*YYYY-MM-DD"):
-        today()
-
-
 def test_verify_refuses_a_malformed_date():
     model, planted = dependent_llama(seed=0)
     with pytest.raises(DateError, match="today"):
@@ -125,21 +113,6 @@ def test_the_detector_refuses_a_malformed_swindex_today_too(monkeypatch):
     monkeypatch.setenv("SWINDEX_TODAY", "2030-13-45")
     with pytest.raises(DateError, match="SWINDEX_TODAY"):
         detect(model)
-
-
-def test_only_swindex_dates_reads_swindex_today():
-    """The environment variable has one reader; everything else asks swindex.dates."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    files = [path for folder in ("swindex", "builder") for path in (root / folder).rglob("*.py")]
-    named = [str(p.relative_to(root)) for p in files if '"SWINDEX_TODAY"' in p.read_text(encoding="utf-8")]
-    readers = [
-        str(p.relative_to(root))
-        for p in files
-        if "TODAY_ENV" in p.read_text(encoding="utf-8") and p.name != "constants.py"
-    ]
-    assert named == ["swindex/constants.py"] and readers == ["swindex/dates.py"]
 
 
 def test_the_cli_refuses_a_malformed_swindex_today_before_loading(tmp_path, monkeypatch, capsys):
