@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from builder import cli
 from swindex.validate import validate_registry
+from swindex.verification import FingerprintWarning
 from swindex.yamlio import dump_yaml, load_yaml
 
 pytest.importorskip("torch")
@@ -192,6 +194,31 @@ def test_published_claims_survive_and_disagreements_are_recorded(planted, tmp_pa
     assert [d["claims"] for d in entry["disagreements"]] == [["model.layers.3.mlp.down_proj.weight[40, 41]"]]
     assert entry["aliases"] == published["aliases"]
     assert validate_registry(registry) == []
+
+
+def test_an_entry_recording_other_weights_values_is_not_measured_or_written(planted, tmp_path, make_entry):
+    """The published claim's value is not the loaded weight's: verification would measure other weights than the
+    entry's, so the builder refuses (swindex.verification's fingerprint refusal) and leaves the file as it was."""
+    models, _ = planted
+    registry = tmp_path / "registry"
+    published = make_entry(
+        id="acme/llama-two-layers", dimensions={"num_layers": 4, "hidden_size": 64, "intermediate_size": 128}
+    )
+    published["claims"][0].update(
+        layer=1, tensor="model.layers.1.mlp.down_proj.weight", row=5, column=7, index=[5, 7], value=8.0
+    )  # the planted weight is -8.0
+    path = registry / "acme" / "llama-two-layers.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(dump_yaml(published))
+    before = path.read_bytes()
+    report = tmp_path / "report.json"
+
+    with pytest.warns(FingerprintWarning, match=r"down_proj\.weight\[5, 7\]: recorded 8, loaded -8"):
+        assert build(models, registry, "--only", "acme/llama-two-layers", "--report", str(report)) == 1
+    (outcome,) = json.loads(report.read_text())["models"]
+    assert (outcome["status"], outcome["reason"]) == ("failed", "verification")
+    assert outcome["message"].startswith("FingerprintMismatchError: acme/llama-two-layers: the verification is not")
+    assert path.read_bytes() == before
 
 
 def test_a_float16_overflow_is_rescanned_wider_and_the_entry_says_so(tmp_path):

@@ -54,7 +54,7 @@ def test_a_fingerprint_mismatch_is_a_verification_error(make_entry):
 
 def test_a_name_from_the_file_is_escaped_in_the_refusal(make_entry):
     entry = make_entry()
-    report = dataclasses.replace(scripted_report(entry, today=TODAY, matches=False), entry_id=None)
+    report = scripted_report(entry, today=TODAY, matches=False)
     hostile = dict(entry, id="acme/\x1b[31mred")
     with pytest.raises(FingerprintMismatchError) as refused:
         record(hostile, report, today=TODAY)

@@ -222,6 +222,19 @@ def test_a_recorded_value_that_differs_from_the_weights_warns():
     assert "not the ones the entry was measured on" in report.fingerprint.hint
 
 
+def test_a_caller_that_only_records_is_refused_before_anything_is_measured():
+    """verify(refuse_mismatch=True) gives record's refusal after the fingerprint, before the first ablation pass."""
+    from swindex.errors import FingerprintMismatchError
+
+    model, planted = dependent_llama(seed=0)
+    entry = entry_for(model, planted)
+    entry["claims"][0]["value"] = -planted.value
+    heard: list[str] = []
+    with pytest.warns(FingerprintWarning), pytest.raises(FingerprintMismatchError, match="loaded weights differ"):
+        verify(model, entry, sequences=2, length=16, refuse_mismatch=True, progress=heard.append)
+    assert not [message for message in heard if "zeroing" in message]
+
+
 def test_matching_values_do_not_warn():
     model, planted = dependent_llama(seed=0)
     with warnings.catch_warnings():

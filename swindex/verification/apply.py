@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .report import VerificationReport
+from .report import Fingerprint, VerificationReport
 
 _VERIFICATION_WRITES = ("evidence", "modified", "verdict", "disagreements")
 """Entry fields recording a verification may change (besides each claim's ``evidence`` and ``impact``)."""
@@ -38,27 +38,22 @@ def _without_evidence(entry: Mapping[str, Any]) -> dict[str, Any]:
     return rest
 
 
-def _model_of(entry: Mapping[str, Any], report: VerificationReport) -> str:
-    from ..errors import shown
-
-    return shown(str(entry.get("id") or report.entry_id or report.model or "the entry"))
-
-
-def _refuse_mismatch(entry: Mapping[str, Any], report: VerificationReport, where: Any) -> None:
+def refuse_mismatch(entry: Mapping[str, Any], fingerprint: Fingerprint, where: Any = None) -> None:
     """FingerprintMismatchError when the weights measured are not the ones ``entry`` records: measurements of other
-    weights (another revision, a fine-tune) are no evidence for its claims."""
+    weights (another revision, a fine-tune) are no evidence for its claims. `record` asks this of every report;
+    `verify(refuse_mismatch=True)` asks it before measuring, for a caller that would only record the run."""
     from ..errors import FingerprintMismatchError, shown
 
-    fingerprint = report.fingerprint
     if fingerprint.matches:
         return
+    model = shown(str(entry.get("id") or "the entry"))
     first = shown(fingerprint.mismatches[0]) if fingerprint.mismatches else "recorded values"
     more = len(fingerprint.mismatches) - 1
     raise FingerprintMismatchError(
-        f"{_model_of(entry, report)}: the verification is not recorded{'' if where is None else f' in {shown(str(where))}'}: "
-        "the loaded weights differ from the values "
-        f"the entry records ({first}{f' and {more} more' if more > 0 else ''}), so its measurements are not "
-        "evidence for the entry; verify the model (revision, file) the entry describes"
+        f"{model}: the verification is not recorded{'' if where is None else f' in {shown(str(where))}'}: "
+        f"the loaded weights differ from the values the entry records ({first}"
+        f"{f' and {more} more' if more > 0 else ''}), so its measurements are not evidence for the entry; "
+        "verify the model (revision, file) the entry describes"
     )
 
 
@@ -73,20 +68,20 @@ def record(
     """
     from ..claims import touch
     from ..dates import parse_date
-    from ..errors import ValidationError, VerificationError
+    from ..errors import ValidationError, VerificationError, shown
     from ..loading import with_artifact
     from ..validate import validate_entry_dict
 
     parse_date(today, "today")
-    _refuse_mismatch(entry, report, where)
+    refuse_mismatch(entry, report.fingerprint, where)
     before = dict(entry)
     updated, changes = report.applied(before)
     if artifact is not None:
         updated = with_artifact(updated, artifact, ("verification",))
     if _without_evidence(updated) != _without_evidence(before):
         raise VerificationError(
-            f"{_model_of(entry, report)}: recording the verification changed the entry beyond its evidence (claims' "
-            "status, sources or other fields); nothing was recorded. Report this as a swindex bug"
+            f"{shown(str(entry.get('id') or 'the entry'))}: recording the verification changed the entry beyond its "
+            "evidence (claims' status, sources or other fields); nothing was recorded. Report this as a swindex bug"
         )
     updated = touch(updated, before, today)
     problems = validate_entry_dict(updated, None if where is None else str(where))
@@ -95,4 +90,4 @@ def record(
     return Recorded(updated, changes)
 
 
-__all__ = ["Recorded", "record"]
+__all__ = ["Recorded", "record", "refuse_mismatch"]

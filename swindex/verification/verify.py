@@ -52,6 +52,7 @@ def verify(
     today: str | None = None,
     progress: Callable[[str], None] | None = None,
     scale_curves: bool = True,
+    refuse_mismatch: bool = False,
 ) -> VerificationReport:
     """Measure an entry's claims on a model (a loaded transformers model, a Hub id or a local directory).
 
@@ -61,7 +62,9 @@ def verify(
     `swindex.verification.fast`) or ``plain``; ``sequential`` (a causal LM's default) measures each weight
     alone sequence by sequence and stops once its class is settled (`swindex.verification.settle`); ``today``
     (YYYY-MM-DD) dates the run, by default `swindex.dates.today`. ``scale_curves`` measures each critical weight's
-    scale curve (`curve.SCALES`), which `swindex check` judges by. The model is left exactly as it was found.
+    scale curve (`curve.SCALES`), which `swindex check` judges by. ``refuse_mismatch`` stops before measuring
+    when the recorded values are not the loaded ones (FingerprintMismatchError, as `swindex.verification.record`
+    would refuse the report), for a caller that only records the run. The model is left exactly as it was found.
     """
     from ..dates import parse_date
     from ..dates import today as system_today
@@ -86,6 +89,10 @@ def verify(
     say = progress or (lambda message: None)
     subject = load(model_or_id, entry, settings, tokenizer=tokenizer, say=say)
     planned = plan(subject, settings, say=say)
+    if refuse_mismatch:
+        from .apply import refuse_mismatch as refuse
+
+        refuse(subject.entry, planned.fingerprint)
     measured = measure(
         planned.evaluation,
         planned.ablations,
