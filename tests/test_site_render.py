@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import markdown
 import pytest
@@ -15,7 +16,7 @@ from swindex.records import Entry
 from swindex.schema import entry_schema
 from swindex.sitegen.chart import activation_chart, per_layer_maxima
 from swindex.sitegen.pages import SiteLinks, format_parameters, model_view, size_from_name
-from swindex.sitegen.render import badge, environment, link
+from swindex.sitegen.render import badge, environment, impact_badge, link
 from swindex.sitegen.schema_doc import schema_sections
 from swindex.sitegen.sources import find_sources
 from swindex.sitegen.urls import checked_id, relative
@@ -589,3 +590,108 @@ def test_the_same_source_on_several_claims_is_charted_once(make_entry):
     data = _full_entry()
     data["claims"].append(dict(copy.deepcopy(data["claims"][0]), row=1, column=2, index=[1, 2]))
     assert len(model_view(Entry.from_dict(data), LINKS).source_charts) == 1
+
+
+# Enums: the schema is their one home; templates and the API read them (render's globals, swindex.records).
+
+_OUTCOME = entry_schema()["$defs"]["verdict"]["properties"]["outcome"]
+ENUMS = {
+    "status": entry_schema()["$defs"]["status"]["enum"],
+    "impact": entry_schema()["$defs"]["impact"]["properties"]["classification"]["enum"],
+    "outcome": _OUTCOME["enum"],
+    "derived verdict": entry_schema()["$defs"]["derived_check"]["properties"]["verdict"]["enum"],
+}
+
+
+def _spelled_lists(text: str, values: list[str]) -> list[str]:
+    """Enum values written out as a list: two or more quoted ones in a row (code), or every value (prose)."""
+    words = "|".join(sorted(map(re.escape, values), key=len, reverse=True))
+    quoted = rf"""['"](?:{words})['"]"""
+    bare = rf"""`?\b(?:{words})\b`?"""
+    found = [m.group(0) for m in re.finditer(rf"{quoted}(?:\s*,\s*{quoted})+", text)]
+    for m in re.finditer(rf"{bare}(?:\s*(?:,|\bor\b|\band\b)\s*{bare})+", text):
+        if set(re.findall(rf"\b(?:{words})\b", m.group(0))) == set(values):
+            found.append(m.group(0))
+    return found
+
+
+def _enum_readers() -> list:
+    from pathlib import Path
+
+    import swindex.sitegen.api
+
+    return [*sorted(find_sources().templates.glob("*.j2")), Path(swindex.sitegen.api.__file__)]
+
+
+@pytest.mark.parametrize("enum", sorted(ENUMS))
+@pytest.mark.parametrize("path", _enum_readers(), ids=lambda path: path.name)
+def test_no_template_or_api_module_spells_an_enum_out_by_hand(enum, path):
+    assert _spelled_lists(path.read_text(encoding="utf-8"), ENUMS[enum]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ('v in ("super_weights", "no_critical_weight") else', ENUMS["outcome"]),
+        ("its impact (critical, significant, inert, unmeasured) says", ENUMS["impact"]),
+        ("[s for s in ('confirmed', 'reported') if s]", ENUMS["status"]),
+    ],
+)
+def test_the_enum_scan_finds_a_list_written_by_hand(text, values):
+    """The scan above can fail: each way of spelling an enum out is caught."""
+    assert _spelled_lists(text, values) != []
+
+
+@pytest.mark.parametrize("annotation", ["x-labels", "x-counts", "x-meanings"])
+def test_each_outcome_has_its_words_in_the_schema(annotation):
+    assert list(_OUTCOME[annotation]) == _OUTCOME["enum"]
+
+
+def test_each_impact_class_has_its_meaning_in_the_schema():
+    classification = entry_schema()["$defs"]["impact"]["properties"]["classification"]
+    assert list(classification["x-meanings"]) == classification["enum"]
+
+
+@pytest.mark.parametrize("classification", ENUMS["impact"])
+def test_an_impact_badge_says_what_its_class_means(classification):
+    from markupsafe import escape
+
+    meaning = entry_schema()["$defs"]["impact"]["properties"]["classification"]["x-meanings"][classification]
+    assert f'title="impact: {escape(meaning)}"' in str(impact_badge({"classification": classification}))
+
+
+def _empty_totals() -> dict:
+    from swindex.sitegen.api import totals
+
+    return totals([])
+
+
+def test_the_models_filter_offers_every_outcome_the_schema_has():
+    page = environment(find_sources().templates).get_template("models.md.j2").render(views=[], totals=_empty_totals())
+    filter_options = page[page.index('id="sw-verdict-filter"') : page.index("</select>")]
+    assert re.findall(r'<option value="(\w+)">', filter_options) == ENUMS["outcome"]
+
+
+def test_the_home_page_explains_every_outcome_and_status_the_schema_has():
+    from markupsafe import escape
+
+    from swindex.sitegen.build import _status_meanings
+
+    page = (
+        environment(find_sources().templates)
+        .get_template("home.md.j2")
+        .render(
+            views=[],
+            totals=_empty_totals(),
+            status_counts=[],
+            status_meanings=_status_meanings(),
+            oneliner="x",
+            here="",
+        )
+    )
+    for outcome in ENUMS["outcome"]:
+        assert f"<dd>{escape(_OUTCOME['x-meanings'][outcome])}." in page
+        assert f'href="models/?verdict={outcome}"' in page
+    for status, meaning in entry_schema()["$defs"]["status"]["x-meanings"].items():
+        assert f"{escape(meaning)}." in page and f"sw-status-{status}" in page
+    assert ", ".join(ENUMS["impact"]) in page

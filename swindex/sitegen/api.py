@@ -14,16 +14,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..claims import STANDING_STATUSES
 from ..migrate import downgrade
 from ..records import OUTCOMES, SCHEMA_VERSION
+from ..schema import entry_schema_v1
 from .pages import ModelView, derived_counts
 from .urls import API_ROOT, API_V1_ROOT, absolute, api_model_path, relative
 
 DERIVED_FIELDS = ("super_weights", "keep_benefit")
 """Top-level fields the API adds to an entry (besides ``verdict.text``); ``stored_entry`` removes them."""
 
-V1_STANDING = ("confirmed", "reported", "detected")
-V1_STATUSES = ("confirmed", "reported", "detected", "unverified", "disputed", "inert", "withdrawn")
+V1_STANDING = STANDING_STATUSES
+"""Statuses schema 1's ``standing`` counted: the same three that stand today (`swindex.claims`, the rule's home)."""
+
+
+def v1_statuses() -> tuple[str, ...]:
+    """Schema 1's statuses in its order (``inert`` among them), from the schema-1 file the v1 API publishes."""
+    return tuple(entry_schema_v1()["$defs"]["status"]["enum"])
 
 
 def _stamp(generated: str, version: int = SCHEMA_VERSION) -> dict[str, Any]:
@@ -139,7 +146,8 @@ def v1_entry(view: ModelView) -> dict[str, Any]:
 
 
 def v1_summary(view: ModelView, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Schema 1's index row: ``super_weights`` counted every claim, ``standing`` the confirmed, reported and detected ones."""
+    """Schema 1's index row: ``super_weights`` counted every claim, ``standing`` the standing ones
+    (`V1_STANDING`)."""
     claims = entry.get("super_weights") or []
     present = {c.get("status") for c in claims} | {f.get("status") for f in entry.get("other_findings") or []}
     standing = [c for c in claims if c.get("status") in V1_STANDING]
@@ -149,7 +157,7 @@ def v1_summary(view: ModelView, entry: Mapping[str, Any]) -> dict[str, Any]:
         "standing": len(standing),
         "layers": sorted({c["layer"] for c in claims if isinstance(c.get("layer"), int)}),
         "standing_layers": sorted({c["layer"] for c in standing if isinstance(c.get("layer"), int)}),
-        "statuses": [s for s in V1_STATUSES if s in present],
+        "statuses": [s for s in v1_statuses() if s in present],
         "modified": entry.get("modified"),
         "url": relative(f"{API_V1_ROOT}/", api_model_path(view.id, API_V1_ROOT)),
         "page": relative(f"{API_V1_ROOT}/", view.url),

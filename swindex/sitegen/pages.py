@@ -167,6 +167,14 @@ class ModelView:
         return tuple(r for r in self.benefit.rows if r.why != "weights_to_keep") if self.benefit else ()
 
     @property
+    def verdict_rank(self) -> float:
+        """The models table's sort key for the verdict: super weights by their count, above no single critical weight,
+        above not measured."""
+        if self.verdict.outcome == "super_weights":
+            return self.active_count
+        return -0.5 if self.verdict.outcome == "no_critical_weight" else -1
+
+    @property
     def verdict_text(self) -> str:
         """The verdict in the words `swindex list` and the JSON API use."""
         return self.verdict.text

@@ -19,7 +19,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..benefit import human_bytes
-from ..records import IMPACTS, STATUSES
+from ..records import IMPACTS, OUTCOMES, STATUSES
+from ..schema import entry_schema
 from ..verification.report import THRESHOLDS
 from .chart import LAYER_MEASUREMENT
 from .urls import relative, safe_url
@@ -73,12 +74,9 @@ def badge(status: Any) -> Markup:
     )
 
 
-IMPACT_MEANINGS = {
-    "critical": "zeroing it alone is measured critical",
-    "significant": "zeroing it alone is measured significant",
-    "inert": "zeroing it alone is measured harmless",
-    "unmeasured": "nobody has measured zeroing it alone",
-}
+def impact_meanings() -> Mapping[str, str]:
+    """What each impact class means, in words (the schema's ``x-meanings``), for a badge's title."""
+    return entry_schema()["$defs"]["impact"]["properties"]["classification"]["x-meanings"]
 
 
 def impact_badge(impact: Any) -> Markup:
@@ -90,7 +88,7 @@ def impact_badge(impact: Any) -> Markup:
     known = classification if classification in IMPACTS else "unknown"
     label = str(classification or "unknown")
     figure = impact_figure(impact)
-    title = IMPACT_MEANINGS.get(known, "impact")
+    title = impact_meanings().get(known, "impact")
     return Markup('<span class="sw-badge sw-impact sw-impact-{}" title="impact: {}">{}{}</span>').format(
         known, as_text(title), as_text(label), as_text(f" {figure}" if figure else "")
     )
@@ -160,5 +158,14 @@ def environment(templates: Path) -> jinja2.Environment:
         href=href,
         bytes=human_bytes,
     )
-    env.globals.update(statuses=STATUSES, thresholds=THRESHOLDS)
+    outcome = entry_schema()["$defs"]["verdict"]["properties"]["outcome"]
+    env.globals.update(
+        statuses=STATUSES,
+        impacts=IMPACTS,
+        outcomes=OUTCOMES,
+        outcome_labels=outcome["x-labels"],
+        outcome_counts=outcome["x-counts"],
+        outcome_meanings=outcome["x-meanings"],
+        thresholds=THRESHOLDS,
+    )
     return env
