@@ -180,7 +180,8 @@ class Progress:
 def run_all(
     specs: Sequence[ModelSpec], backend: Backend, options: RunOptions, progress: bool = True
 ) -> tuple[list[Outcome], bool]:
-    """Run every model in order; on KeyboardInterrupt stop cleanly and mark the rest. Returns (outcomes, interrupted)."""
+    """Run every model in order; on KeyboardInterrupt stop cleanly and mark the rest.
+    Returns (outcomes, interrupted)."""
     outcomes: list[Outcome] = []
     with Progress(len(specs), enabled=progress) as bar:
         for i, spec in enumerate(specs):

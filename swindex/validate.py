@@ -135,7 +135,10 @@ def _text_problem(where: tuple[Any, ...], text: str) -> str | None:
     if match := _CONTROL.search(text):
         return f"control character U+{ord(match.group()):04X} is not allowed; registry text is printable"
     if match := _INVISIBLE.search(text):
-        return f"invisible or direction-changing character U+{ord(match.group()):04X} is not allowed: it can make text display as something it is not"
+        return (
+            f"invisible or direction-changing character U+{ord(match.group()):04X} is not allowed: it can make text "
+            "display as something it is not"
+        )
     if "\n" in text and _field_of(where) not in MULTILINE_FIELDS:
         return "a line break is not allowed here (only in notes, quotes, effects and summaries)"
     return None
@@ -189,7 +192,8 @@ def _alias_rule(ctx: _Context) -> Found:
         if not alias.isascii() or not alias.isprintable() or alias != alias.strip() or "  " in alias:
             yield (
                 ("aliases", i),
-                f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as what it matches",
+                f"alias {alias!r} must be plain ASCII without leading, trailing or doubled spaces, so it reads as "
+                "what it matches",
             )
         key = alias.casefold()
         if key in seen or key == model_id:
@@ -208,17 +212,20 @@ def _id_rule(ctx: _Context) -> Found:
         elif part.split(".")[0].casefold() in WINDOWS_RESERVED:
             yield (
                 ("id",),
-                f"{part!r} cannot be part of a model id: Windows reserves the name {part.split('.')[0]!r} (with any extension), so the registry could not be checked out there",
+                f"{part!r} cannot be part of a model id: Windows reserves the name {part.split('.')[0]!r} (with any "
+                "extension), so the registry could not be checked out there",
             )
 
 
 def _coordinate_rule(ctx: _Context) -> Found:
-    """Each claim's tensor, layer, expert and index agree with each other, with the layout, and with the model's dimensions."""
+    """Each claim's tensor, layer, expert and index agree with each other, with the layout (`swindex.layout`), and
+    with the model's dimensions."""
     dims = ctx.dims
     if ctx.data.get("claims") and not dims:
         yield (
             ("dimensions",),
-            "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are what coordinates are checked against",
+            "dimensions (num_layers, hidden_size, intermediate_size) are required when an entry has claims: they are "
+            "what coordinates are checked against",
         )
     architecture = ctx.data.get("architecture") or ""
     seen: dict[str, int] = {}
@@ -263,7 +270,8 @@ def _coordinate_rule(ctx: _Context) -> Found:
         if coordinate in seen:
             yield (
                 at,
-                f"duplicate coordinate {coordinate} (also claims[{seen[coordinate]}]); merge the sources into one claim",
+                f"duplicate coordinate {coordinate} (also claims[{seen[coordinate]}]); merge the sources into one "
+                "claim",
             )
         seen.setdefault(coordinate, i)
         limits = (
@@ -348,7 +356,8 @@ def _status_rule(ctx: _Context) -> Found:
                     yield (
                         (*at, "status"),
                         (
-                            "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees and why"
+                            "a 'disputed' claim must be named in the entry's disagreements, which say who disagrees "
+                            "and why"
                         ),
                     )
                 continue
@@ -360,8 +369,8 @@ def _status_rule(ctx: _Context) -> Found:
                     (*at, "status"),
                     (
                         f"{name}: its sources make it '{expected}', not '{status}': {_status_reason(sources)}; "
-                        f"write status: {expected} (or 'disputed' with a disagreements item, 'withdrawn' if its authors "
-                        "abandoned it)"
+                        f"write status: {expected} (or 'disputed' with a disagreements item, 'withdrawn' if its "
+                        "authors abandoned it)"
                     ),
                 )
             if status == "confirmed":
@@ -386,10 +395,9 @@ def _ablation_rule(ctx: _Context) -> Found:
                     yield (
                         (key, i, "impact"),
                         (
-                            f"{name}: sources[{j}] ({str(source.get('citation'))[:60]}) zeroed it and says what happened "
-                            "(effect), "
-                            f"so it is not unmeasured; write impact: {{classification: <by the thresholds>, measured_by: "
-                            f"<that citation>, metric, original, zeroed, ratio}}"
+                            f"{name}: sources[{j}] ({str(source.get('citation'))[:60]}) zeroed it and says what "
+                            "happened (effect), so it is not unmeasured; write impact: {classification: <by the "
+                            "thresholds>, measured_by: <that citation>, metric, original, zeroed, ratio}"
                         ),
                     )
                     break
@@ -404,7 +412,8 @@ def _impact_problems(
         if figures or impact.get("measured_by"):
             yield (
                 ("classification",),
-                f"an unmeasured impact has no measured_by or figures (found {', '.join(figures) or 'measured_by'}); classify it critical, significant or inert",
+                f"an unmeasured impact has no measured_by or figures (found {', '.join(figures) or 'measured_by'}); "
+                "classify it critical, significant or inert",
             )
         return
     measured_by = impact.get("measured_by")
@@ -417,7 +426,8 @@ def _impact_problems(
     elif measured_by != SWINDEX and measured_by not in citations:
         yield (
             ("measured_by",),
-            f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or write 'swindex' for swindex's own run",
+            f"{measured_by[:80]!r} is not the citation of one of this claim's sources; cite the source first, or "
+            "write 'swindex' for swindex's own run",
         )
 
 
@@ -448,8 +458,8 @@ def _figures_problems(impact: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ..
             yield (
                 ("classification",),
                 (
-                    f"the {metric} figure {figure:.4g} makes this weight {expected}, not {classification} (the thresholds: "
-                    f"{limits}); write classification: {expected}"
+                    f"the {metric} figure {figure:.4g} makes this weight {expected}, not {classification} (the "
+                    f"thresholds: {limits}); write classification: {expected}"
                 ),
             )
 
@@ -484,8 +494,9 @@ def _bound_rule(ctx: _Context) -> Found:
                 yield (
                     (key, i, "impact", "bound"),
                     (
-                        f"the bound [{low:.4g}, {high:.4g}] is not wholly inside the class {impact.get('classification')}; "
-                        "a class is settled only when it is, so measure on more of the text"
+                        f"the bound [{low:.4g}, {high:.4g}] is not wholly inside the class "
+                        f"{impact.get('classification')}; a class is settled only when it is, so measure on more of "
+                        "the text"
                     ),
                 )
 
@@ -498,7 +509,8 @@ def _verdict_rule(ctx: _Context) -> Found:
         written = ", ".join(f"{k}: {v}" for k, v in expected.items())
         yield (
             ("verdict",),
-            f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for you)",
+            f"the claims give the verdict {{{written}}} ({verdict_of(ctx.data).text}); write that (tools write it for "
+            "you)",
         )
 
 
@@ -525,7 +537,8 @@ def _benefit_rule(ctx: _Context) -> Found:
         if base > 0 and abs(kept / base - 1 - change) > 1e-3 + 1e-3 * abs(change):
             yield (
                 (*where, "change"),
-                f"change {change} is not kept_perplexity / quantized - 1 = {kept / base - 1:.5f}; write the measured ratio",
+                f"change {change} is not kept_perplexity / quantized - 1 = {kept / base - 1:.5f}; write the measured "
+                "ratio",
             )
 
 
@@ -634,7 +647,10 @@ def _schema_problems(data: Mapping[str, Any], where: str, lines: Mapping[tuple[A
             if all((parts, name) in suggested for name in missing):
                 continue  # the misspelt key's own line already says what to write
         if parts == ("id",) and error.validator in ("pattern", "not"):
-            message = f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no leading '/')"
+            message = (
+                f"{error.instance!r} is not a model id: write org/name (letters, digits, '-', '_', '.'; no '..', no "
+                "leading '/')"
+            )
         elif parts and parts[-1] == "url" and error.validator == "pattern" and isinstance(error.instance, str):
             url = error.instance if len(error.instance) <= 100 else error.instance[:100] + "..."
             fix = (
@@ -709,7 +725,8 @@ def _name_key(name: str) -> str:
 
 
 def _walk(root: Path) -> _Tree:
-    """Regular files under root (sorted), and a problem for each link, pipe or device, and each folder name that differs from a sibling's only in case.
+    """Regular files under root (sorted), and a problem for each link, pipe or device, and each folder name that
+    differs from a sibling's only in case.
 
     Nothing is followed: a link to a file or folder outside the registry would make validation,
     the index and the site read whatever it points at.
@@ -733,7 +750,8 @@ def _walk(root: Path) -> _Tree:
                     Problem(
                         str(path),
                         "",
-                        "a symbolic link: the registry holds only plain files and folders (a link can point outside it); put the file itself here",
+                        "a symbolic link: the registry holds only plain files and folders (a link can point outside "
+                        "it); put the file itself here",
                     )
                 )
             elif stat.S_ISDIR(mode):
@@ -743,7 +761,8 @@ def _walk(root: Path) -> _Tree:
                         Problem(
                             str(path),
                             "",
-                            f"folder {child.name!r} differs from {folders[key]!r} beside it only in case: on Windows and macOS they are one folder; use one spelling",
+                            f"folder {child.name!r} differs from {folders[key]!r} beside it only in case: on Windows "
+                            "and macOS they are one folder; use one spelling",
                         )
                     )
                 folders.setdefault(key, child.name)
@@ -791,7 +810,8 @@ def _check_file(
                 Problem(
                     str(path),
                     "id",
-                    f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file to {root}/{data['id']}.yaml",
+                    f"id {data['id']!r} does not match the file's location, which implies {expected!r}; move the file "
+                    f"to {root}/{data['id']}.yaml",
                     lines.get(("id",)),
                 )
             )
@@ -801,7 +821,8 @@ def _check_file(
 def _distinct_ids(
     loaded: list[tuple[Path, Mapping[str, Any]]], lines: Mapping[Path, Mapping[tuple[Any, ...], int]]
 ) -> tuple[list[tuple[Path, Mapping[str, Any]]], list[Problem]]:
-    """Files whose id another file already has get one problem, on the id, and no further cross-file checks (their aliases would all clash too)."""
+    """Files whose id another file already has get one problem, on the id, and no further cross-file checks (their
+    aliases would all clash too)."""
     first: dict[str, tuple[Any, Path]] = {}
     kept, problems = [], []
     for path, data in loaded:
@@ -810,9 +831,15 @@ def _distinct_ids(
         if key is not None and key in first and first[key][1] != path:
             other_id, other_path = first[key]
             if other_id == model_id:
-                message = f"{model_id!r} is already the id of {other_path}: a model has one entry, so edit that file (another model needs an id of its own)"
+                message = (
+                    f"{model_id!r} is already the id of {other_path}: a model has one entry, so edit that file "
+                    "(another model needs an id of its own)"
+                )
             else:
-                message = f"{model_id!r} differs from the id {other_id!r} ({other_path}) only in case: ids ignore case, and on Windows and macOS the two files are one; use one entry"
+                message = (
+                    f"{model_id!r} differs from the id {other_id!r} ({other_path}) only in case: ids ignore case, "
+                    "and on Windows and macOS the two files are one; use one entry"
+                )
             problems.append(Problem(str(path), "id", message, _line_for(lines.get(path, {}), ("id",))))
             continue
         if key is not None:
@@ -848,7 +875,8 @@ def cross_file_problems(
                     Problem(
                         str(path),
                         f"aliases[{i}]",
-                        f"{alias!r} is the name of {others[0]}: a lookup of that name (or of a local folder called so) would find this model instead",
+                        f"{alias!r} is the name of {others[0]}: a lookup of that name (or of a local folder called "
+                        "so) would find this model instead",
                         _line_for(lines.get(path, {}), ("aliases", i)),
                     )
                 )
@@ -868,7 +896,8 @@ def cross_file_problems(
                     Problem(
                         str(path),
                         field,
-                        f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be unique",
+                        f"{name!r} already names another model ({other_path}, {other_field}); ids and aliases must be "
+                        "unique",
                         _line_for(lines.get(path, {}), parts),
                     )
                 )
@@ -878,7 +907,8 @@ def cross_file_problems(
 
 
 def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = None) -> list[Problem]:
-    """Validate files and directories; cross-file uniqueness is checked over the registry and the given files together."""
+    """Validate files and directories; cross-file uniqueness is checked over the registry and the given files
+    together."""
     root = Path(registry) if registry is not None else None
     targets: list[Path] = []
     problems: list[Problem] = []
@@ -926,12 +956,13 @@ def validate_paths(paths: Iterable[str | Path], registry: str | Path | None = No
 
 
 def stray_files(root: str | Path) -> list[Problem]:
-    """Anything under a registry that is not an entry (other files, links, pipes, folders named alike but for case): it would be skipped or misread, so it is an error."""
+    """Anything under a registry that is not an entry (other files, links, pipes, folders named alike but for case):
+    it would be skipped or misread, so it is an error."""
     tree = _walk(Path(root))
     problems = list(tree.problems)
     for path in (p for p in tree.files if not _is_entry_name(p)):
         if path.name.startswith(".") and path.name.endswith(".tmp"):
-            continue  # an atomic write in progress, or left by a killed one: ignored by git, removed by the next builder run
+            continue  # an atomic write in progress, or a killed one's: ignored by git, removed by the next builder run
         if path.name.startswith("."):
             message = "hidden file in the registry; entries are never hidden: rename or remove it"
         else:
