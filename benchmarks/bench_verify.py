@@ -68,6 +68,8 @@ def planted(name: str) -> tuple[Any, dict[str, Any], str]:
     """The dependent Llama of that size, and an entry claiming the planted weight and the others' largest weights."""
     import torch
 
+    from swindex._dtypes import dtype_name
+
     sys.path.insert(0, str(REPO / "tests"))
     from fixtures_dependent import dependent_llama, entry_for, largest_weight
 
@@ -85,7 +87,7 @@ def planted(name: str) -> tuple[Any, dict[str, Any], str]:
     entry = entry_for(model, *claims, model_id=f"swindex-bench/dependent-llama-{name}")
     for tensor in tensors[: EXTRA_CANDIDATES[name]]:
         entry["claims"].append(_second_largest(model, tensor))
-    return model, entry, str(dtype).replace("torch.", "")
+    return model, entry, dtype_name(dtype)
 
 
 def _second_largest(model: Any, tensor: str) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def resolve_revision(spec: ModelSpec) -> str | None:
     None for plain local directories."""
     if spec.revision:
         return spec.revision
-    from swindex.loading import parse_snapshot, resolve_source
+    from swindex._hubcache import parse_snapshot
+    from swindex.loading import resolve_source
 
     if spec.local:
         if _is_gguf(spec):
@@ -123,7 +124,7 @@ def detect(session: Session, spec: ModelSpec) -> Mapping[str, Any]:
     the wider reload, which verification measures too.
     """
     from swindex.detection import detect_loaded
-    from swindex.loading import with_artifact
+    from swindex.records import with_artifact
 
     options: dict[str, Any] = {"model_id": spec.id}
     if spec.prompt is not None:

@@ -33,7 +33,7 @@ class Backend:
     #: swindex.verification.record writes into the entry; its last argument reports progress ("weight k of n: ...")
     verify: Callable[[Any, Mapping[str, Any], ModelSpec, str, Callable[[str], None]], VerificationReport]
     cleanup: Callable[[], None] = lambda: None
-    #: the file the loaded model was read from (swindex.loading.Artifact, such as a GGUF file), or None
+    #: the file the loaded model was read from (swindex.records.Artifact, such as a GGUF file), or None
     artifact: Callable[[Any], Any] = lambda model: None
     #: the detection thresholds this run uses; an entry found with other thresholds is redone
     thresholds: Callable[[], Mapping[str, float] | None] = lambda: None

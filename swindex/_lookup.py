@@ -13,9 +13,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_CACHE_DIR = r"models--(?:(?P<org>[^/\\]+?)--)?(?P<name>[^/\\]+)(?:[/\\]snapshots[/\\](?P<sha>[0-9a-f]{40}))?"
-"""A Hub cache folder's name (``models--org--name/snapshots/<sha>``); compiled only for names that contain one."""
-
 
 class _Index:
     """A registry's entries by every name they answer to; records are built when first asked for, so a lookup in
@@ -85,13 +82,12 @@ def _name_of(model: Any) -> tuple[str, str | None]:
                 "'huggyllama/llama-7b', or a transformers model or config loaded from one"
             )
         model = str(name)
-    match = None
-    if "models--" in model:
-        import re
+    if "models--" in model:  # a Hub cache path: the pattern is compiled only for names that contain one
+        from ._hubcache import parse_cache_path
 
-        match = re.search(_CACHE_DIR, model)
-    if match:
-        return (f"{match['org']}/{match['name']}" if match["org"] else match["name"]), match["sha"]
+        cached_id, sha = parse_cache_path(model)
+        if cached_id is not None:
+            return cached_id, sha
     return model.strip(), None
 
 

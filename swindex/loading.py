@@ -1,52 +1,52 @@
-"""Shared model loading for detect and verify: a Hub id or a local directory in, a ready model out.
+"""Model loading for detect, verify, quantize and the builder: a Hub id, a local directory or a GGUF file in, a ready
+model and its tokenizer out.
 
-One place decides dtype, device, offloading and revision so that every command measures the same model the
-same way. Rules:
+One place loads, so that every command measures the same model the same way. Rules:
 
-* ``dtype="auto"``: on CPU, float32 when the float32 weights fit in memory, else bfloat16; on CUDA, the
-  checkpoint's own dtype, except that a float16 checkpoint of a family known to overflow in float16
-  (Gemma, T5, ...) is loaded in bfloat16. An explicit dtype is honoured; `fallback_dtype` names what to
-  retry with when float16 overflows anyway (detect and verify check activations for inf/nan).
-* ``device="auto"``: CUDA when available, else CPU. A model that does not fit is loaded with
-  ``device_map="auto"`` so accelerate offloads what does not fit to CPU memory and then to disk.
+* dtype and device follow `swindex._dtypes` (float32 on CPU when it fits the memory budget, CUDA when there is
+  one). A model that does not fit is loaded with ``device_map="auto"`` so accelerate offloads what does not fit
+  to CPU memory and then to disk; a float16 overflow reloads the model wider once (`run_widening`).
 * ``trust_remote_code`` is off unless asked for; the offline cache is honoured (``HF_HUB_OFFLINE=1``).
 * The revision is reported as a full commit sha when it can be known without a network call: a sha given
-  by the caller, or the snapshot directory the Hub cache resolved (looked up again after a first download).
+  by the caller, or the snapshot directory the Hub cache resolved (`swindex._hubcache`, looked up again after a
+  first download).
 * A temporary offload folder (made only when accelerate places weights and the caller named none) is
   removed as soon as it turns out unused, else when the model is garbage-collected or Python exits.
 * A GGUF file (or a folder holding exactly one ``.gguf`` and no config.json) is loaded through transformers'
   GGUF support, dequantized to the chosen dtype; `LoadedModel.artifact` then names the exact file measured
   (name, sha256, quantization type from its header), since a quantized copy is not the checkpoint it quantizes.
+  The header is read by check's one GGUF reader (`swindex.checkpoint.gguf_format`).
+* The tokenizer comes with the model (a checkpoint's files or a GGUF header's vocabulary); a placeholder
+  transformers builds for a checkpoint without one counts as none, so prompts fall back to token ids.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
 import shutil
 import tempfile
 import warnings
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DetectionError
-
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-DEVICES = ("auto", "cpu", "cuda")
-
-#: model_type values whose activations are known to overflow float16 (inf/nan), so "auto" avoids it.
-FLOAT16_UNSAFE_FAMILIES = frozenset(
-    {"gemma", "gemma2", "gemma3", "gemma3_text", "gemma3n", "t5", "mt5", "umt5", "switch_transformers"}
+from ._dtypes import (
+    DTYPE_BYTES,
+    checkpoint_dtype,
+    choose_dtype,
+    fallback_dtype,
+    memory_budget,
+    resolve_device,
+    torch_dtype,
 )
+from ._hashing import file_sha256
+from ._hubcache import cached_sha, is_commit_sha, parse_snapshot
+from .errors import DetectionError
+from .records import Artifact
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-_SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<sha>[0-9a-f]{40})")
-_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+if TYPE_CHECKING:
+    from .checkpoint.gguf_format import GGUFFile
 
 
 @dataclass(frozen=True)
@@ -70,41 +70,6 @@ class LoadedModel:
     artifact: Artifact | None = None
 
 
-def resolve_device(device: str = "auto") -> str:
-    """ "cpu" or "cuda" for a requested device; asking for CUDA without one is an error, not a silent CPU run."""
-    import torch
-
-    if device not in DEVICES:
-        raise DetectionError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DetectionError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
-    return device
-
-
-def torch_dtype(name: str) -> Any:
-    """The torch dtype for one of our dtype names."""
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def dtype_name(dtype: Any) -> str:
-    """Our name for a torch dtype ("float32", "bfloat16", "float16"); other dtypes are an error."""
-    text = str(dtype).replace("torch.", "")
-    if text not in _BYTES:
-        raise DetectionError(f"unsupported parameter dtype {text}; load the model in float32, bfloat16 or float16")
-    return text
-
-
-def fallback_dtype(dtype: str, device: str) -> str | None:
-    """What to retry with after float16 overflowed: bfloat16 keeps float32's range at half the memory."""
-    if dtype != "float16":
-        return None
-    return "bfloat16" if device == "cuda" else "float32"
-
-
 def context_length(config: Any) -> int | None:
     """How many positions the model can read (learned position tables crash past it), when the config says."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -113,37 +78,6 @@ def context_length(config: Any) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
-
-
-def checkpoint_dtype(config: Any) -> str | None:
-    """The dtype the checkpoint was saved in, from its config, when it is one we support."""
-    raw = getattr(config, "dtype", None)
-    if raw is None:
-        return None
-    text = str(raw).replace("torch.", "")
-    return text if text in _BYTES else None
-
-
-def choose_dtype(config: Any, requested: str, device: str, parameters: int | None = None) -> tuple[str, list[str]]:
-    """The dtype to load in and the notes explaining any choice made for the user."""
-    if requested not in DTYPES:
-        raise DetectionError(f"unknown dtype {requested!r}; use one of {', '.join(DTYPES)}")
-    family = getattr(config, "model_type", None)
-    notes: list[str] = []
-    if requested != "auto":
-        if requested == "float16" and family in FLOAT16_UNSAFE_FAMILIES:
-            notes.append(f"{family} models are known to overflow in float16; will fall back if activations overflow")
-        return requested, notes
-    saved = checkpoint_dtype(config) or "float32"
-    if device == "cpu":
-        if parameters is None or parameters * 4 <= 0.6 * _available_memory():
-            return "float32", notes
-        notes.append("float32 weights would not fit in memory; loaded in bfloat16")
-        return "bfloat16", notes
-    if saved == "float16" and family in FLOAT16_UNSAFE_FAMILIES:
-        notes.append(f"{family} overflows in float16; loaded in bfloat16 instead of the checkpoint's float16")
-        return "bfloat16", notes
-    return saved, notes
 
 
 def count_parameters(config: Any, cls: Any, trust_remote_code: bool = False) -> int | None:
@@ -167,42 +101,26 @@ def count_parameters(config: Any, cls: Any, trust_remote_code: bool = False) -> 
         return None
 
 
-def _available_memory() -> int:
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def is_commit_sha(text: str | None) -> bool:
-    """Whether text is a full commit sha (what the registry's revision fields hold), not a branch or tag."""
-    return bool(text and _SHA.match(text))
-
-
-def parse_snapshot(path: str | Path) -> tuple[str | None, str | None]:
-    """(model id, commit sha) when a path lies inside a Hub cache snapshot, else (None, None)."""
-    match = _SNAPSHOT.search(Path(path).resolve().as_posix())
-    if not match:
-        return None, None
-    return f"{match['org']}/{match['name']}", match["sha"]
-
-
 def resolve_source(source: str, revision: str | None = None) -> tuple[Path | None, str | None, str | None]:
     """(local directory or None, Hub id or None, full sha or None) for what the user named."""
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise DetectionError(
-                f"{source} has no config.json and no .gguf file, so it is not a model directory; pass the folder that holds config.json, or a .gguf file"
+                f"{source} has no config.json and no .gguf file, so it is not a model directory; "
+                "pass the folder that holds config.json, or a .gguf file"
             )
         snapshot_id, snapshot_sha = parse_snapshot(path)
         if revision is not None and not is_commit_sha(revision):
             raise DetectionError(
-                f"{source} is a local directory, so --revision {revision!r} cannot select anything: give the full 40-character "
-                "commit sha its files come from (it is recorded, not fetched), or pass the Hub id to load that revision"
+                f"{source} is a local directory, so --revision {revision!r} cannot select anything: "
+                "give the full 40-character commit sha its files come from (it is recorded, not fetched), "
+                "or pass the Hub id to load that revision"
             )
         if revision is not None and snapshot_sha is not None and revision != snapshot_sha:
             raise DetectionError(
-                f"{source} is the Hub cache snapshot of revision {snapshot_sha}, not {revision}; pass the Hub id to load {revision}"
+                f"{source} is the Hub cache snapshot of revision {snapshot_sha}, not {revision}; "
+                f"pass the Hub id to load {revision}"
             )
         return path, snapshot_id, revision or snapshot_sha
     if path.exists():
@@ -211,23 +129,8 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
         )
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise DetectionError(f"no model directory at {source}; pass an existing directory or a Hugging Face model id")
-    sha = revision if is_commit_sha(revision) else _cached_sha(source, revision)
+    sha = revision if is_commit_sha(revision) else cached_sha(source, revision)
     return None, source, sha
-
-
-def _cached_sha(model_id: str, revision: str | None) -> str | None:
-    """The commit the local Hub cache holds for a model id, without a network call."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - dependency of transformers
-        return None
-    try:
-        found = try_to_load_from_cache(model_id, "config.json", revision=revision)
-    except Exception:  # noqa: BLE001 - a malformed id or cache simply means "unknown"
-        return None
-    if isinstance(found, str):
-        return parse_snapshot(found)[1]
-    return None
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -250,7 +153,8 @@ def load_config(source: str, *, revision: str | None = None, trust_remote_code: 
         raise DetectionError(f"cannot read the config of {source}: {_one_line(exc)}") from exc
     except OSError as exc:
         raise DetectionError(
-            f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. Check the id or path; offline, the model must be in the local cache"
+            f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. "
+            "Check the id or path; offline, the model must be in the local cache"
         ) from exc
 
 
@@ -316,10 +220,10 @@ def _placement(
     max_memory: dict[Any, Any] | None,
 ) -> tuple[dict[str, Any], str | None, bool]:
     """from_pretrained's placement arguments: accelerate's device map on a GPU, or offload to disk when the
-    weights would not fit in 70% of free memory. Returns them, the scratch folder made (to remove on
-    failure), and whether the model is offloaded."""
+    weights would not fit the memory budget (`swindex._dtypes.memory_budget`). Returns them, the scratch folder
+    made (to remove on failure), and whether the model is offloaded."""
     offloaded = placed == "cpu" and (
-        max_memory is not None or (parameters or 0) * _BYTES[dtype] > 0.7 * _available_memory()
+        max_memory is not None or (parameters or 0) * DTYPE_BYTES[dtype] > memory_budget("cpu")
     )
     kwargs: dict[str, Any] = {}
     scratch: str | None = None
@@ -331,7 +235,7 @@ def _placement(
         if max_memory is not None:
             kwargs["max_memory"] = max_memory
         elif placed == "cpu":
-            kwargs["max_memory"] = {"cpu": int(0.7 * _available_memory())}
+            kwargs["max_memory"] = {"cpu": memory_budget("cpu")}
     return kwargs, scratch, offloaded
 
 
@@ -368,7 +272,7 @@ def load_model(
     parameters = (
         count_parameters(config, cls, trust_remote_code) if placed == "cpu" else None
     )  # only CPU choices use it
-    chosen, notes = choose_dtype(config, dtype, placed, parameters)
+    chosen, notes = choose_dtype(config, dtype, placed, parameters, max_memory)
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
     if hub_revision is not None:
@@ -392,7 +296,7 @@ def load_model(
     if offloaded:
         notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
     if sha is None and path is None:
-        sha = _cached_sha(str(source), revision)  # the first download has just filled the cache
+        sha = cached_sha(str(source), revision)  # the first download has just filled the cache
     tokenizer = None
     if with_tokenizer:
         tokenizer, missing = load_tokenizer(target, revision=hub_revision, trust_remote_code=trust_remote_code)
@@ -492,41 +396,6 @@ def _free(model: Any) -> None:
 GGUF_SUFFIX = ".gguf"
 
 
-@dataclass(frozen=True)
-class Artifact:
-    """The exact file a model was measured from: a quantized copy's figures describe that copy, not its base model."""
-
-    file: str
-    sha256: str
-    format: str
-    quantization: str | None = None
-    #: the Hub repository and commit the file comes from, when known (a Hub cache path, or given by the caller)
-    repository: str | None = None
-    revision: str | None = None
-    #: how ``repository`` is known when nobody recorded where the file came from: "byte_size" (a file of that
-    #: repository has exactly this size), "sha256" (its published checksum matches); None when it was recorded
-    repository_inferred_from: str | None = None
-
-    def to_dict(self) -> dict[str, str]:
-        """The registry's `artifact` object (unknown fields left out)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-    def describe(self) -> str:
-        """One line for people: file, format and quantization, checksum and origin."""
-        kind = " ".join(x for x in (self.format.upper(), self.quantization) if x)
-        inferred = (
-            f" (inferred from the {self.repository_inferred_from.replace('_', ' ')})"
-            if self.repository_inferred_from
-            else ""
-        )
-        origin = (
-            f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") + inferred
-            if self.repository
-            else ""
-        )
-        return f"{self.file} ({kind}, sha256 {self.sha256[:16]}...{origin})"
-
-
 def gguf_path(source: str | Path) -> Path | None:
     """The GGUF file a source names: the file itself, or the only .gguf in a folder that has no config.json.
 
@@ -545,57 +414,19 @@ def gguf_path(source: str | Path) -> Path | None:
     return found[0] if found else None
 
 
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, computed once per file version (multi-GB GGUF files are hashed by several commands)."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    return _sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def gguf_quantization(path: str | Path) -> str | None:
-    """The quantization type a GGUF header declares (general.file_type, e.g. "Q4_1"), else its weights' commonest type."""
-    return _gguf_header(path)[0]
-
-
-def _gguf_header(path: str | Path) -> tuple[str | None, bool]:
-    """(quantization type, whether a tokenizer is included) from a GGUF header, read once per file version."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    return _read_gguf_header(str(resolved), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=8)
-def _read_gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, bool]:  # size and mtime key the cache
-    from collections import Counter
+def gguf_header(path: str | Path) -> GGUFFile:
+    """The header of a GGUF file, read by check's reader (`swindex.checkpoint.gguf_format`, within `swindex.limits`):
+    metadata scalars and the tensor table, the long arrays stepped over; a broken file is a one-line error."""
+    from .checkpoint.errors import CheckpointError
+    from .checkpoint.gguf_format import read_gguf
+    from .checkpoint.source import LocalFile, Transfer
 
     try:
-        from gguf import GGUFReader, LlamaFileType
+        return read_gguf(LocalFile.open(path, Transfer()))
     except ImportError as exc:
-        raise DetectionError('reading a GGUF file needs the gguf package: pip install "swindex[detect]"') from exc
-    try:
-        reader = GGUFReader(path)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which one
-        raise DetectionError(f"{path} is not a readable GGUF file: {_one_line(exc)}") from exc
-    has_tokenizer = "tokenizer.ggml.tokens" in reader.fields
-    field = reader.fields.get("general.file_type")
-    if field is not None and field.data:
-        try:
-            return LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_").removeprefix(
-                "ALL_"
-            ), has_tokenizer
-        except ValueError:
-            pass
-    kinds = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) >= 2)
-    return (kinds.most_common(1)[0][0] if kinds else None), has_tokenizer
+        raise DetectionError(f'reading {path} needs the gguf package: pip install "swindex[detect]"') from exc
+    except CheckpointError as exc:
+        raise DetectionError(str(exc)) from None
 
 
 def gguf_artifact(path: str | Path, *, repository: str | None = None, revision: str | None = None) -> Artifact:
@@ -605,30 +436,10 @@ def gguf_artifact(path: str | Path, *, repository: str | None = None, revision: 
         file=Path(path).name,
         sha256=file_sha256(path),
         format="gguf",
-        quantization=gguf_quantization(path),
+        quantization=gguf_header(path).quantization,
         repository=repository or snapshot_id,
         revision=revision or snapshot_sha,
     )
-
-
-def with_artifact(
-    entry: Mapping[str, Any],
-    artifact: Artifact | Mapping[str, Any] | None,
-    runs: tuple[str, ...] = ("detection", "verification"),
-) -> dict[str, Any]:
-    """A copy of an entry whose detection/verification run evidence (those present) records the artifact measured."""
-    import copy
-
-    result = copy.deepcopy(dict(entry))
-    if artifact is None:
-        return result
-    record = artifact.to_dict() if isinstance(artifact, Artifact) else dict(artifact)
-    evidence = result.get("evidence")
-    if isinstance(evidence, dict):
-        for run in runs:
-            if isinstance(evidence.get(run), dict):
-                evidence[run]["artifact"] = dict(record)
-    return result
 
 
 def _load_gguf(
@@ -649,7 +460,8 @@ def _load_gguf(
     """
     if revision is not None and not is_commit_sha(revision):
         raise DetectionError(
-            f"{source} is a local GGUF file, so --revision {revision!r} cannot select anything: give the full 40-character commit sha "
+            f"{source} is a local GGUF file, so --revision {revision!r} cannot select anything: "
+            "give the full 40-character commit sha "
             "of the repository it comes from (it is recorded with the file, not fetched)"
         )
     artifact = gguf_artifact(file, revision=revision)
@@ -671,7 +483,7 @@ def _load_gguf(
     placed = resolve_device(device)
     cls = model_class(config)
     parameters = count_parameters(config, cls) if placed == "cpu" else None
-    chosen, notes = choose_dtype(config, dtype, placed, parameters)
+    chosen, notes = choose_dtype(config, dtype, placed, parameters, max_memory)
     notes.append(f"dequantized from {artifact.describe()}")
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "gguf_file": name, "config": config}
     placement, scratch, offloaded = _placement(placed, chosen, parameters, offload_folder, max_memory)
@@ -717,7 +529,7 @@ def _load_gguf(
 
 def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
     """The tokenizer a GGUF header carries (None and a note when it carries one that transformers cannot build)."""
-    if not _gguf_header(Path(folder) / name)[1]:
+    if not gguf_header(Path(folder) / name).has_tokenizer:
         return None, None
     try:
         from transformers import AutoTokenizer
@@ -726,7 +538,8 @@ def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
         return (
             None,
-            f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); token ids were used instead of text",
+            f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); "
+            "token ids were used instead of text",
         )
     if len(tokenizer) <= 16:
         return (

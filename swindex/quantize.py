@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._dtypes import dtype_name
 from .errors import SwindexError
 from .layout import TRANSPOSED_MODULES
 
@@ -673,7 +674,7 @@ def save_fake_quantized(
     target = Path(output)
     if saved_dtype is not None and getattr(torch, saved_dtype) != model.dtype:
         model = model.to(getattr(torch, saved_dtype))
-    dtype = str(model.dtype).removeprefix("torch.")
+    dtype = dtype_name(model.dtype)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:

@@ -363,6 +363,60 @@ class Disagreement(Record):
         )
 
 
+class Artifact(Record):
+    """The exact file a model was measured from: a quantized copy's figures describe that copy, not its base model."""
+
+    file: str
+    sha256: str
+    format: str
+    quantization: str | None = None
+    #: the Hub repository and commit the file comes from, when known (a Hub cache path, or given by the caller)
+    repository: str | None = None
+    revision: str | None = None
+    #: how ``repository`` is known when nobody recorded where the file came from: "byte_size" (a file of that
+    #: repository has exactly this size), "sha256" (its published checksum matches); None when it was recorded
+    repository_inferred_from: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """The registry's `artifact` object (unknown fields left out)."""
+        return {spec.name: value for spec in fields(self) if (value := getattr(self, spec.name)) is not None}
+
+    def describe(self) -> str:
+        """One line for people: file, format and quantization, checksum and origin."""
+        kind = " ".join(x for x in (self.format.upper(), self.quantization) if x)
+        inferred = (
+            f" (inferred from the {self.repository_inferred_from.replace('_', ' ')})"
+            if self.repository_inferred_from
+            else ""
+        )
+        origin = (
+            f"; {self.repository}" + (f"@{self.revision[:12]}" if self.revision else "") + inferred
+            if self.repository
+            else ""
+        )
+        return f"{self.file} ({kind}, sha256 {self.sha256[:16]}...{origin})"
+
+
+def with_artifact(
+    entry: Mapping[str, Any],
+    artifact: Artifact | Mapping[str, Any] | None,
+    runs: tuple[str, ...] = ("detection", "verification"),
+) -> dict[str, Any]:
+    """A copy of an entry whose detection/verification run evidence (those present) records the artifact measured."""
+    import copy
+
+    result = copy.deepcopy(dict(entry))
+    if artifact is None:
+        return result
+    record = artifact.to_dict() if isinstance(artifact, Artifact) else dict(artifact)
+    evidence = result.get("evidence")
+    if isinstance(evidence, dict):
+        for run in runs:
+            if isinstance(evidence.get(run), dict):
+                evidence[run]["artifact"] = dict(record)
+    return result
+
+
 class Entry(Record):
     """One model's registry entry."""
 

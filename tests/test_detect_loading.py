@@ -1,8 +1,7 @@
-"""swindex.loading: dtype choice and float16 fallback, revisions from the cache, offloading, missing tokenizers."""
+"""swindex.loading: float16 fallback, revisions from the cache, offloading, missing tokenizers (dtype rules: test_dtypes)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,42 +12,10 @@ from planted import Plant, build_planted, save_planted  # noqa: E402
 
 from swindex.detection import detect  # noqa: E402
 from swindex.errors import DetectionError  # noqa: E402
-from swindex.loading import choose_dtype, fallback_dtype, load_model, parse_snapshot, resolve_source  # noqa: E402
+from swindex._hubcache import parse_snapshot  # noqa: E402
+from swindex.loading import load_model, resolve_source  # noqa: E402
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-def config(model_type: str, dtype: str) -> SimpleNamespace:
-    return SimpleNamespace(model_type=model_type, dtype=dtype)
-
-
-def test_auto_on_cuda_avoids_float16_for_families_that_overflow():
-    chosen, notes = choose_dtype(config("gemma2", "float16"), "auto", "cuda")
-    assert chosen == "bfloat16" and "overflow" in notes[0]
-
-
-def test_auto_on_cuda_keeps_the_checkpoint_dtype_otherwise():
-    assert choose_dtype(config("llama", "float16"), "auto", "cuda")[0] == "float16"
-
-
-def test_auto_on_cpu_uses_float32_when_it_fits():
-    assert choose_dtype(config("llama", "bfloat16"), "auto", "cpu", parameters=1_000_000)[0] == "float32"
-
-
-def test_explicit_float16_on_an_overflowing_family_is_honoured_with_a_warning():
-    chosen, notes = choose_dtype(config("gemma", "bfloat16"), "float16", "cpu")
-    assert chosen == "float16" and "fall back" in notes[0]
-
-
-def test_fallback_is_only_for_float16():
-    assert fallback_dtype("float16", "cuda") == "bfloat16"
-    assert fallback_dtype("float16", "cpu") == "float32"
-    assert fallback_dtype("bfloat16", "cuda") is None
-
-
-def test_unknown_dtype_is_refused():
-    with pytest.raises(DetectionError, match="unknown dtype"):
-        choose_dtype(config("llama", "float32"), "float8", "cpu")
 
 
 def test_snapshot_paths_give_id_and_revision(tmp_path):

@@ -23,7 +23,8 @@ from planted import Plant, build_planted, probe_ids  # noqa: E402
 
 from swindex.cli import main  # noqa: E402
 from swindex.errors import DetectionError  # noqa: E402
-from swindex.loading import gguf_path, load_model, with_artifact  # noqa: E402
+from swindex.loading import gguf_header, gguf_path, load_model  # noqa: E402
+from swindex.records import with_artifact  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
 from swindex.yamlio import load_yaml  # noqa: E402
 
@@ -41,8 +42,11 @@ def _permute(weights, n_head: int, n_head_kv: int):
     )
 
 
-def write_gguf(model, path: Path, quantization: str = "F32") -> Path:
-    """Write a transformers Llama as a GGUF file: every 2-D weight in `quantization` (F32 or Q8_0), norms in F32."""
+def write_gguf(
+    model, path: Path, quantization: str = "F32", *, file_type: bool = True, tokens: list[str] | None = None
+) -> Path:
+    """Write a transformers Llama as a GGUF file: every 2-D weight in `quantization` (F32 or Q8_0), norms in F32;
+    ``general.file_type`` declared unless ``file_type`` is false, and a tokenizer vocabulary when ``tokens`` are given."""
     import numpy as np
 
     config = model.config
@@ -60,9 +64,13 @@ def write_gguf(model, path: Path, quantization: str = "F32") -> Path:
     writer.add_rope_freq_base(10000.0)
     writer.add_vocab_size(config.vocab_size)
     writer.add_bos_token_id(config.bos_token_id)
-    writer.add_file_type(
-        gguf.LlamaFileType.ALL_F32 if quantization == "F32" else gguf.LlamaFileType[f"MOSTLY_{quantization}"]
-    )
+    if file_type:
+        writer.add_file_type(
+            gguf.LlamaFileType.ALL_F32 if quantization == "F32" else gguf.LlamaFileType[f"MOSTLY_{quantization}"]
+        )
+    if tokens is not None:
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
     for name, tensor in model.state_dict().items():
         base, _, suffix = name.rpartition(".")
@@ -132,6 +140,25 @@ def test_a_quantized_file_is_dequantized_and_its_type_recorded(planted, q8_file)
     dequantized = loaded.model.model.layers[1].mlp.down_proj.weight
     assert not torch.equal(original, dequantized), "Q8_0 is lossy: the weights were really quantized"
     torch.testing.assert_close(dequantized, original, atol=0.05, rtol=0.01)
+
+
+@pytest.mark.parametrize("quantization", ["F32", "Q8_0"])
+def test_the_header_names_the_quantization_it_declares(planted, tmp_path, quantization):
+    path = write_gguf(planted[0], tmp_path / f"tiny.{quantization}.gguf", quantization)
+    assert gguf_header(path).quantization == quantization
+
+
+def test_a_header_that_declares_no_file_type_is_named_by_its_commonest_matrix_type(planted, tmp_path):
+    path = write_gguf(planted[0], tmp_path / "tiny.gguf", "Q8_0", file_type=False)
+    header = gguf_header(path)
+    assert "general.file_type" not in header.metadata and header.quantization == "Q8_0"
+
+
+@pytest.mark.parametrize("tokens, carried", [(None, False), ([f"t{i}" for i in range(300)], True)])
+def test_the_header_says_whether_a_tokenizer_is_carried(planted, tmp_path, tokens, carried):
+    """A vocabulary is a long array the reader steps over without reading; its key still counts."""
+    header = gguf_header(write_gguf(planted[0], tmp_path / "tiny.gguf", tokens=tokens))
+    assert header.has_tokenizer is carried and "tokenizer.ggml.tokens" not in header.metadata
 
 
 def test_a_folder_holding_one_gguf_file_loads_it(gguf_file, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from .._hashing import file_sha256
 from ..errors import SwindexError, shown
 from ..layout import (
     checkpoint_names,
@@ -37,7 +38,6 @@ from .infer import (
     infer_entry,
     recorded_artifacts,
     refuse_contradictions,
-    sha256_of,
     worth_hashing,
 )
 from .locate import Checkpoint, open_local
@@ -231,7 +231,7 @@ def _sha256_if_recorded(opened: Checkpoint, artifacts: list[Any]) -> str | None:
     source = opened.open_file(opened.files[0])
     if not isinstance(source, LocalFile) or not worth_hashing(artifacts, source.size, opened.format):
         return None
-    return sha256_of(source.path)
+    return file_sha256(source.path)
 
 
 def weights_to_check(entry: Entry) -> tuple[Any, ...]:

@@ -1,8 +1,9 @@
 """Reading a GGUF file's header and one row of a tensor, dequantized with the ``gguf`` package.
 
 Why a parser of our own for the header: ``gguf.GGUFReader`` builds every metadata array (a tokenizer holds
-~100k strings), which takes seconds; check needs a dozen scalars and the tensor table, so it skips arrays and
-reads nothing else. Every count, length and offset is checked against the file's size before it is used,
+~100k strings), which takes seconds; check, and loading (a file's quantization type, whether it carries a
+tokenizer), need a dozen scalars and the tensor table, so it skips arrays and reads nothing else. It is swindex's
+one GGUF header reader. Every count, length and offset is checked against the file's size before it is used,
 so a truncated or hostile header fails with a message and no allocation. Values are dequantized with
 ``gguf.quants.dequantize``, the reference the llama.cpp project ships.
 """
@@ -70,6 +71,33 @@ class GGUFFile:
     metadata: Mapping[str, Any]
     tensors: Mapping[str, GGUFTensor]
     data_start: int
+    #: every metadata key, the long arrays stepped over included (``tokenizer.ggml.tokens`` says a tokenizer is in)
+    keys: frozenset[str] = frozenset()
+
+    @property
+    def has_tokenizer(self) -> bool:
+        """Whether the file carries a tokenizer (its vocabulary), which transformers can build from the header."""
+        return "tokenizer.ggml.tokens" in self.keys
+
+    @property
+    def quantization(self) -> str | None:
+        """The quantization type the header declares (``general.file_type``, e.g. "Q4_1"), else the commonest type of
+        its matrices; None for a file with neither."""
+        from collections import Counter
+
+        from gguf.constants import GGMLQuantizationType, LlamaFileType
+
+        declared = self.metadata.get("general.file_type")
+        if isinstance(declared, int) and not isinstance(declared, bool):
+            try:
+                return LlamaFileType(declared).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+            except ValueError:
+                pass  # a type this gguf package does not know: the tensors tell
+        kinds = Counter(t.type for t in self.tensors.values() if len(t.ne) >= 2)
+        if not kinds:
+            return None
+        kind = kinds.most_common(1)[0][0]
+        return GGMLQuantizationType(kind).name
 
 
 class _Cursor:
@@ -157,10 +185,12 @@ def read_gguf(source: ByteSource) -> GGUFFile:
             f"GGUF header claims {tensor_count:,} tensors, more than the {MAX_TENSORS:,} check reads: a hostile file?",
         )
     metadata: dict[str, Any] = {}
+    keys = set()
     for _ in range(kv_count):
         key = cursor.string("metadata key")
         kind = cursor.unpack("<I", f"type of {key}")
         value = _value(cursor, kind, key)
+        keys.add(key)
         if value is not _SKIPPED:
             metadata[key] = value
     infos = []
@@ -217,7 +247,7 @@ def read_gguf(source: ByteSource) -> GGUFFile:
                 f"({source.size:,} bytes): it is truncated or its header lies",
             )
         tensors[name] = GGUFTensor(name, ne, kind, start, block_size, type_size, source)
-    return GGUFFile(source, version, metadata, tensors, data_start)
+    return GGUFFile(source, version, metadata, tensors, data_start, frozenset(keys))
 
 
 _SKIPPED = object()

@@ -16,7 +16,6 @@ dimensions the checkpoint contradicts is refused, with each mismatch named. `swi
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -144,17 +143,6 @@ def worth_hashing(artifacts: list[Artifact], size: int, file_format: str) -> boo
     checkpoints match no recorded artifact, and a size that differs proves it without reading a byte.
     """
     return any(a.format in (None, file_format) and a.size in (None, size) for a in artifacts)
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """The file's sha256, read in 1 MiB chunks (memory stays flat whatever the file's size)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def by_sha256(artifacts: list[Artifact], sha256: str) -> Inference | None:

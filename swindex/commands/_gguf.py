@@ -12,7 +12,8 @@ from typing import Any
 
 def artifact_for(model: str, revision: str | None = None) -> Any:
     """The Artifact of MODEL when it names a GGUF file (or a folder holding one), else None."""
-    from ..loading import gguf_artifact, gguf_path, is_commit_sha
+    from .._hubcache import is_commit_sha
+    from ..loading import gguf_artifact, gguf_path
 
     path = gguf_path(model)
     if path is None:

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ..detection import MAX_CANDIDATES, MAX_PASSES, detect_loaded
-    from ..loading import load_model, with_artifact
+    from ..loading import load_model
+    from ..records import with_artifact
     from ..registry import write_atomic
     from ..yamlio import dump_yaml
     from ._gguf import artifact_for, gguf_lines

@@ -276,7 +276,7 @@ def _detect(
     today: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> DetectionResult:
-    from ..loading import dtype_name
+    from .._dtypes import supported_dtype
     from ..version import tool
 
     thresholds = thresholds or Thresholds()
@@ -299,7 +299,7 @@ def _detect(
         parameters=sum(p.numel() for p in model.parameters()),
         revision=found_revision,
         dimensions=layout.dimensions(),
-        dtype=dtype_name(next(model.parameters()).dtype),
+        dtype=supported_dtype(next(model.parameters()).dtype),
         device=device,
         prompt=used_prompt,
         input_ids=tuple(ids),
@@ -490,7 +490,7 @@ def _runner(model: Any, layout: ModelLayout) -> Any:
 
 def _origin(name_or_path: str, revision: str | None) -> tuple[str | None, str | None]:
     """(Hub id, revision) a loaded model came from, as far as its config's name or cache path tells."""
-    from ..loading import is_commit_sha, parse_snapshot
+    from .._hubcache import is_commit_sha, parse_snapshot
 
     if revision is not None and not is_commit_sha(revision):
         raise DetectionError(
@@ -533,7 +533,7 @@ def _device_of(model: Any) -> str:
 
 
 def _param_dtype(module: Any, kind: str) -> str:
-    from ..loading import dtype_name
+    from .._dtypes import supported_dtype
 
     weight = module.down_proj if kind == "experts" else module.weight
-    return dtype_name(weight.dtype)
+    return supported_dtype(weight.dtype)

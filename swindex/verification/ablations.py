@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager, nullco
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._dtypes import dtype_name
 from ..errors import VerificationError
 from ..surgery import Channel, Target, resolve_name, zeroed
 from .fast import (
@@ -32,6 +33,7 @@ from .fast import (
     stack_size,
     stacked_weight,
     starting_at,
+    work_budget,
 )
 from .inputs import Inputs, input_device
 from .measure import Pass, PerCall, batches, encoder_passes, lm_passes, restoring
@@ -194,7 +196,7 @@ def _check_original(evaluation: Evaluation, original: Pass) -> None:
         evaluation.causal
         and base is not None
         and not math.isfinite(base)
-        and str(next(model.parameters()).dtype) == "torch.float16"
+        and dtype_name(next(model.parameters()).dtype) == "float16"
     ):
         raise VerificationError(
             f"{evaluation.name}: the unmodified model's perplexity is {base} in float16, "
@@ -641,7 +643,7 @@ def _fast(
     )
     wanted = sorted(({g.start for g in groups} | {together_start, control_start}) - {0})
     estimate = len(wanted) * evaluation.inputs.input_ids.numel() * hidden * next(model.parameters()).element_size()
-    if estimate > CACHE_BYTES:
+    if estimate > work_budget(CACHE_BYTES, input_device(model).type, 2):
         off.append(f"every pass starts at layer 0: the recorded residual stream would take {estimate / 2**30:.1f} GiB")
         wanted = []
     recorder = Recorder(layers, wanted)

@@ -64,12 +64,12 @@ def record(
 
     FingerprintMismatchError when the loaded weights are not the entry's, VerificationError when recording would
     change more than evidence, ValidationError (naming ``where``, a file) when the result is invalid; ``entry`` is
-    never changed. ``artifact`` (swindex.loading.Artifact or its dict) names the file measured, such as a GGUF file.
+    never changed. ``artifact`` (swindex.records.Artifact or its dict) names the file measured, such as a GGUF file.
     """
     from ..claims import touch
     from ..dates import parse_date
     from ..errors import ValidationError, VerificationError, shown
-    from ..loading import with_artifact
+    from ..records import with_artifact
     from ..validate import validate_entry_dict
 
     parse_date(today, "today")

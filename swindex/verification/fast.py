@@ -31,9 +31,11 @@ from ..surgery import Channel, Target, resolve_module, resolve_name
 MAX_STACK = 8
 """Most ablations stacked into one forward pass."""
 STACK_BYTES = 512 * 2**20
-"""Budget for the largest tensor of a stacked forward pass (the logits, for causal LMs)."""
+"""Budget for the largest tensor of a stacked forward pass (the logits, for causal LMs), at most a quarter of the
+memory budget of the model's device (`work_budget`)."""
 CACHE_BYTES = 2 * 2**30
-"""Budget for the recorded residual stream; a larger recording switches the layer shortcut off."""
+"""Budget for the recorded residual stream, at most half the memory budget of the model's device (`work_budget`);
+a larger recording switches the layer shortcut off."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,14 @@ class Recorder:
         return total
 
 
+def work_budget(ceiling: int, device: str, share: int) -> int:
+    """``ceiling`` bytes, or ``1/share`` of the device's memory budget (`swindex._dtypes.memory_budget`) when that is
+    less: on a crowded machine a shortcut's buffers must not be what runs it out of memory."""
+    from .._dtypes import memory_budget
+
+    return min(ceiling, memory_budget("cuda" if device == "cuda" else "cpu") // share)
+
+
 def stack_size(model: Any, causal: bool, rows: int, tokens: int) -> int:
     """How many copies of a ``rows x tokens`` batch one forward pass may carry within `STACK_BYTES`."""
     config = getattr(model, "config", None)
@@ -238,7 +248,7 @@ def stack_size(model: Any, causal: bool, rows: int, tokens: int) -> int:
     else:
         width = max(int(getattr(text, "intermediate_size", 0) or 0), int(getattr(text, "hidden_size", 0) or 0), 1)
     per_copy = max(rows * tokens * width * parameter.element_size(), 1)
-    return max(1, min(MAX_STACK, STACK_BYTES // per_copy))
+    return max(1, min(MAX_STACK, work_budget(STACK_BYTES, parameter.device.type, 4) // per_copy))
 
 
 def close(reference: Any, other: Any, dtype: Any) -> bool:
@@ -268,4 +278,5 @@ __all__ = [
     "stack_size",
     "stacked_weight",
     "starting_at",
+    "work_budget",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._dtypes import dtype_name
 from ..errors import SurgeryError, VerificationError
 from ..layout import format_coordinate
 from ..surgery import Target, channels, read_tensor, read_value, resolve_name
@@ -221,7 +222,7 @@ def plan(subject: Subject, settings: Settings, *, say: Say = lambda message: Non
 
 
 def _dtype_of(model: Any, name: str) -> str:
-    return str(model.get_parameter(name).dtype).replace("torch.", "")
+    return dtype_name(model.get_parameter(name).dtype)
 
 
 def fingerprint(

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .._dtypes import dtype_name
 from ..version import tool
 from ..records import Coordinate, RatioBound
 from ..surgery import read_value
@@ -180,7 +181,7 @@ def report(
         model=subject.model_id,
         entry_id=subject.entry.get("id"),
         revision=subject.revision,
-        dtype=str(parameter.dtype).replace("torch.", ""),
+        dtype=dtype_name(parameter.dtype),
         device=str(next((p.device for p in model.parameters() if p.device.type != "meta"), "meta")),
         date=today,
         tool=tool("verify"),
