@@ -28,6 +28,7 @@ import tempfile
 import warnings
 import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,13 +203,19 @@ def load_tokenizer(
 
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
-        reason = " ".join(str(exc).split())[:200]
-        return None, f"tokenizer not loaded ({type(exc).__name__}: {reason}); token ids were used instead of text"
-    if len(tokenizer) <= 16:
-        return (
-            None,
-            f"the tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text",
-        )
+        return None, f"tokenizer not loaded ({type(exc).__name__}: {_one_line(exc, 200)}); {_TOKEN_IDS}"
+    return _real_tokenizer(tokenizer, "tokenizer")
+
+
+_TOKEN_IDS = "token ids were used instead of text"
+PLACEHOLDER_TOKENS = 16
+"""A tokenizer this small is the empty placeholder transformers builds for a model type, not the checkpoint's."""
+
+
+def _real_tokenizer(tokenizer: Any, what: str) -> tuple[Any | None, str | None]:
+    """The tokenizer, or None and a note when it is only a placeholder (every prompt would be unknown tokens)."""
+    if len(tokenizer) <= PLACEHOLDER_TOKENS:
+        return None, f"the {what} has only {len(tokenizer)} tokens (a placeholder); {_TOKEN_IDS}"
     return tokenizer, None
 
 
@@ -277,24 +284,8 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "trust_remote_code": trust_remote_code}
     if hub_revision is not None:
         kwargs["revision"] = hub_revision
-    placement, scratch, offloaded = _placement(placed, chosen, parameters, offload_folder, max_memory)
-    kwargs.update(placement)
-    try:
-        model = cls.from_pretrained(target, **kwargs)
-    except BaseException as exc:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise DetectionError(f"cannot load the weights of {source}: {_one_line(exc)}") from exc
-        raise
-    if scratch is not None:
-        _tie_scratch_folder(model, scratch)
-    model.eval()
-    placement = getattr(model, "hf_device_map", None)
-    if placement and any(v in ("cpu", "disk") for v in placement.values()) and placed == "cuda":
-        offloaded = True
-    if offloaded:
-        notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
+    placement = _placement(placed, chosen, parameters, offload_folder, max_memory)
+    model, offloaded = _instantiate(cls, target, kwargs, placement, placed, notes, what=f"the weights of {source}")
     if sha is None and path is None:
         sha = cached_sha(str(source), revision)  # the first download has just filled the cache
     tokenizer = None
@@ -321,6 +312,42 @@ def load_model(
         options=options,
         saved_dtype=checkpoint_dtype(config),
     )
+
+
+def _instantiate(
+    cls: Any,
+    target: str,
+    kwargs: dict[str, Any],
+    placement: tuple[dict[str, Any], str | None, bool],
+    placed: str,
+    notes: list[str],
+    *,
+    what: str,
+    refused: tuple[type[BaseException], ...] = (OSError,),
+) -> tuple[Any, bool]:
+    """``cls.from_pretrained`` placed as `_placement` planned, in eval mode, and whether accelerate offloaded it.
+
+    The scratch offload folder goes on failure (and later with the model); errors of the ``refused`` types become a
+    one-line DetectionError naming ``what``; an offload is noted in ``notes``.
+    """
+    extra, scratch, offloaded = placement
+    try:
+        model = cls.from_pretrained(target, **kwargs, **extra)
+    except BaseException as exc:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if isinstance(exc, refused):
+            raise DetectionError(f"cannot load {what}: {_one_line(exc)}") from exc
+        raise
+    if scratch is not None:
+        _tie_scratch_folder(model, scratch)
+    model.eval()
+    device_map = getattr(model, "hf_device_map", None)
+    if placed == "cuda" and device_map and any(v in ("cpu", "disk") for v in device_map.values()):
+        offloaded = True
+    if offloaded:
+        notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
+    return model, offloaded
 
 
 def _tie_scratch_folder(model: Any, folder: str) -> None:
@@ -416,7 +443,18 @@ def gguf_path(source: str | Path) -> Path | None:
 
 def gguf_header(path: str | Path) -> GGUFFile:
     """The header of a GGUF file, read by check's reader (`swindex.checkpoint.gguf_format`, within `swindex.limits`):
-    metadata scalars and the tensor table, the long arrays stepped over; a broken file is a one-line error."""
+    metadata scalars and the tensor table, the long arrays stepped over; a broken file is a one-line error.
+    Read once per version of the file (loading asks for the quantization type, then for the tokenizer)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+    except OSError as exc:
+        raise DetectionError(f"cannot read the GGUF file {path}: {exc.strerror or exc}") from None
+    return _gguf_header(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _gguf_header(path: str, size: int, mtime_ns: int) -> GGUFFile:  # size and mtime key the cache
     from .checkpoint.errors import CheckpointError
     from .checkpoint.gguf_format import read_gguf
     from .checkpoint.source import LocalFile, Transfer
@@ -486,21 +524,17 @@ def _load_gguf(
     chosen, notes = choose_dtype(config, dtype, placed, parameters, max_memory)
     notes.append(f"dequantized from {artifact.describe()}")
     kwargs: dict[str, Any] = {"dtype": torch_dtype(chosen), "gguf_file": name, "config": config}
-    placement, scratch, offloaded = _placement(placed, chosen, parameters, offload_folder, max_memory)
-    kwargs.update(placement)
-    try:
-        model = cls.from_pretrained(folder, **kwargs)
-    except BaseException as exc:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        if isinstance(exc, (OSError, ValueError, NotImplementedError)):
-            raise DetectionError(f"cannot load the GGUF file {source}: {_one_line(exc)}") from exc
-        raise
-    if scratch is not None:
-        _tie_scratch_folder(model, scratch)
-    model.eval()
-    if offloaded:
-        notes.append("weights that do not fit are offloaded by accelerate (CPU memory, then disk)")
+    placement = _placement(placed, chosen, parameters, offload_folder, max_memory)
+    model, offloaded = _instantiate(
+        cls,
+        folder,
+        kwargs,
+        placement,
+        placed,
+        notes,
+        refused=(OSError, ValueError, NotImplementedError),
+        what=f"the GGUF file {source}",
+    )
     tokenizer = None
     if with_tokenizer:
         tokenizer, missing = _gguf_tokenizer(folder, name)
@@ -536,14 +570,6 @@ def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
-        return (
-            None,
-            f"tokenizer not loaded from the GGUF header ({type(exc).__name__}: {_one_line(exc, 200)}); "
-            "token ids were used instead of text",
-        )
-    if len(tokenizer) <= 16:
-        return (
-            None,
-            f"the GGUF tokenizer has only {len(tokenizer)} tokens (a placeholder); token ids were used instead of text",
-        )
-    return tokenizer, None
+        reason = f"{type(exc).__name__}: {_one_line(exc, 200)}"
+        return None, f"tokenizer not loaded from the GGUF header ({reason}); {_TOKEN_IDS}"
+    return _real_tokenizer(tokenizer, "GGUF tokenizer")

@@ -189,6 +189,17 @@ def test_a_file_that_is_not_gguf_is_refused_with_its_name(tmp_path):
         load_model(str(broken))
 
 
+def test_a_header_claiming_more_than_the_file_holds_is_refused_before_anything_is_allocated(tmp_path):
+    """Loading reads headers with check's bounded reader: a hostile count is a one-line error, not a huge allocation."""
+    import struct
+
+    hostile = tmp_path / "hostile.gguf"
+    hostile.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 10**12, 0) + bytes(64))
+    with pytest.raises(DetectionError, match=r"hostile\.gguf: GGUF header claims 1,000,000,000,000 tensors") as caught:
+        load_model(str(hostile), dtype="float32", device="cpu")
+    assert "\n" not in str(caught.value)
+
+
 def test_a_revision_for_a_gguf_file_must_be_a_full_commit_sha(gguf_file):
     with pytest.raises(DetectionError, match="40-character"):
         load_model(str(gguf_file), revision="main")

@@ -16,9 +16,8 @@ pytest.importorskip("gguf")
 from swindex.claims import reconcile  # noqa: E402
 from swindex.detection import detect  # noqa: E402
 from swindex.loading import load_model  # noqa: E402
-from swindex.records import with_artifact  # noqa: E402
 from swindex._lookup import lookup  # noqa: E402
-from swindex.records import Entry  # noqa: E402
+from swindex.records import Entry, with_artifact  # noqa: E402
 from swindex.validate import validate_entry_dict  # noqa: E402
 from swindex.verification import verify  # noqa: E402
 

@@ -105,6 +105,21 @@ def test_on_cpu_the_default_starts_at_the_ablated_layer_without_stacking():
     assert SHORTCUTS[0] in auto.method and SHORTCUTS[1] not in auto.method
 
 
+def test_on_a_crowded_machine_the_shortcuts_stay_within_the_memory_budget_and_agree(monkeypatch):
+    """The shortcuts' buffers are bounded by swindex's one memory budget: with almost nothing free, no copies are
+    stacked and no residual stream is recorded, and the figures are the plain way's all the same."""
+    from swindex import _dtypes
+
+    model, planted = dependent_llama(seed=0)
+    entry = entry_for(model, planted)
+    entry["claims"] += [_claim(model, "model.layers.4.mlp.down_proj.weight", second=k) for k in (0, 1)]
+    monkeypatch.setattr(_dtypes, "available_memory", lambda device="cpu": 64 * 1024)
+    plain, fast = _both(model, entry)
+    _assert_same(plain, fast)
+    assert "two stacked copies would exceed the memory budget" in fast.method
+    assert "every pass starts at layer 0: the recorded residual stream would take" in fast.method
+
+
 def test_an_encoder_is_classified_the_same_both_ways():
     model, (planted,) = build_planted("bert")
     claims = [_claim(model, f"encoder.layer.{layer}.output.dense.weight") for layer in (1, 2, 3)]
