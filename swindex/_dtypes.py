@@ -91,7 +91,7 @@ def available_memory(device: str = "cpu") -> int:
         import torch
 
         return int(torch.cuda.mem_get_info()[0])
-    import psutil
+    import psutil  # type: ignore[import-untyped, unused-ignore]
 
     return int(psutil.virtual_memory().available)
 
@@ -111,7 +111,7 @@ def _size_in_bytes(size: Any) -> int:
     if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
         return size
     if isinstance(size, str):
-        from accelerate.utils import convert_file_size_to_int
+        from accelerate.utils import convert_file_size_to_int  # type: ignore[import-untyped, unused-ignore]
 
         try:
             return int(convert_file_size_to_int(size))

@@ -1,4 +1,7 @@
-"""swindex.loading: float16 fallback, revisions from the cache, offloading, missing tokenizers (dtype rules: test_dtypes)."""
+"""swindex.loading: float16 fallback, revisions from the cache, offloading, missing tokenizers.
+
+The dtype rules are pinned in test_dtypes, cache paths in test_hubcache.
+"""
 
 from __future__ import annotations
 

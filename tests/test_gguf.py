@@ -46,7 +46,8 @@ def write_gguf(
     model, path: Path, quantization: str = "F32", *, file_type: bool = True, tokens: list[str] | None = None
 ) -> Path:
     """Write a transformers Llama as a GGUF file: every 2-D weight in `quantization` (F32 or Q8_0), norms in F32;
-    ``general.file_type`` declared unless ``file_type`` is false, and a tokenizer vocabulary when ``tokens`` are given."""
+    ``general.file_type`` declared unless ``file_type`` is false, and a tokenizer vocabulary when ``tokens`` are
+    given."""
     import numpy as np
 
     config = model.config
