@@ -113,7 +113,7 @@ def load(spec: ModelSpec, revision: str | None) -> Session:
         max_memory=_max_memory(spec),
     )
     if loaded.artifact is not None and spec.artifact:
-        loaded = dataclasses.replace(loaded, artifact=dataclasses.replace(loaded.artifact, **spec.artifact))
+        loaded = dataclasses.replace(loaded, artifact=loaded.artifact.__replace__(**spec.artifact))
     return Session(loaded, list(loaded.notes))
 
 
