@@ -139,6 +139,17 @@ def test_a_channel_without_a_super_activation_makes_no_census():
     assert _unusual_sequences(ordinary, 8) == []
 
 
+def test_unusual_counts_in_much_of_the_text_make_no_census():
+    """A rare odd sequence can hide from a sample; when half the text is odd, sampling finds it as readily."""
+    from swindex.verification.ablations import _unusual_sequences
+
+    captures = [torch.ones(4, 8), torch.ones(4, 8)]
+    for block in captures:
+        block[:, 0] = 1000.0
+        block[:2, 5] = 900.0  # half the sequences have a second super activation
+    assert _unusual_sequences(captures, 8) == []
+
+
 def test_a_routed_experts_capture_makes_no_census():
     from swindex.verification.ablations import _unusual_sequences
 

@@ -37,7 +37,7 @@ from .fast import (
 )
 from .inputs import Inputs, input_device
 from .measure import Pass, PerCall, batches, encoder_passes, lm_passes, restoring
-from .settle import Settled, bound
+from .settle import MIN_SEQUENCES, Settled, bound
 
 FORWARD_OVERHEAD = {"cpu": 0.0, "accelerator": 2.0}
 """What one forward pass costs beyond its copies' share, counted in copies. On CPU a batch of 4 sequences already
@@ -51,6 +51,10 @@ RESTORE_FRACTION = 0.5
 MASSIVE = 50.0
 """A channel whose peak |output| is at least this many times its median holds a super activation (the paper's are
 hundreds to thousands of times; an ordinary channel's largest value is a few times its median)."""
+
+RARE = 0.25
+"""Sequences with an unusual count of super activations join the census only while they are at most this share of the
+text: a rare one can hide from a sample, a common one cannot (and a census of most of the text saves nothing)."""
 
 METHODS = ("auto", "fast", "plain")
 """``auto``: the shortcuts that apply to the model and pay on its device (on CPU: starting at the ablated layer;
@@ -224,14 +228,18 @@ def _replacements(original: Pass, wanted: Sequence[Channel]) -> dict[Channel, li
 def _subset_replacements(
     replacements: dict[Channel, list[tuple[Any, Any]]], sequences: Sequence[int], rows: int
 ) -> dict[Channel, list[tuple[Any, Any]]]:
-    """The replacements of some sequences (recorded ``rows`` per forward call) as one forward call, in their order."""
+    """The replacements of some sequences (recorded ``rows`` per forward call), in forward calls of ``rows``."""
     import torch
 
     result = {}
     for ch, per_call in replacements.items():
-        masks = [per_call[i // rows][0][i % rows : i % rows + 1] for i in sequences]
-        values = [per_call[i // rows][1][i % rows : i % rows + 1] for i in sequences]
-        result[ch] = [(torch.cat(masks), torch.cat(values))]
+        calls = []
+        for k in range(0, len(sequences), rows):
+            call = sequences[k : k + rows]
+            masks = [per_call[i // rows][0][i % rows : i % rows + 1] for i in call]
+            values = [per_call[i // rows][1][i % rows : i % rows + 1] for i in call]
+            calls.append((torch.cat(masks), torch.cat(values)))
+        result[ch] = calls
     return result
 
 
@@ -376,23 +384,41 @@ class _Order:
 
 def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]) -> _Order:
     """Sequences for ablations settling together: first a census of those the original pass shows to be unusual, then
-    the rest in a fixed pseudo-random order (neighbouring windows of a text are alike).
+    the rest, each channel's largest value first, then in a fixed pseudo-random order (neighbouring windows of a text
+    are alike).
 
-    The census holds each channel's largest super activation (so its zeroed value is always measured) and every
-    sequence whose count of super-activation positions (at least `RESTORE_FRACTION` of the channel's peak) differs
-    from most sequences' (a second spike, or none): an ablation may change those far more than the rest.
+    The census holds, for each channel with a super activation (`MASSIVE`), the sequence of its largest one (so its
+    zeroed value is always measured) and every sequence whose count of super-activation positions (at least
+    `RESTORE_FRACTION` of the channel's peak) differs from most sequences' (a second spike, or none): an ablation may
+    change those far more than the rest. An ordinary channel adds nothing to it.
     """
     total = evaluation.sequences
-    first: list[int] = []
+    census: list[int] = []
+    leading: list[int] = []
     for channel in _unique_channels(ablations):
         values = original.channels.get(channel) or []
         where = _spike_sequence(values)
-        if where is not None and where not in first:
-            first.append(where)
-        first.extend(i for i in _unusual_sequences(values, total) if i not in first)
-    rest = [i for i in range(total) if i not in first]
+        if _massive(values):
+            census.extend(i for i in [where, *_unusual_sequences(values, total)] if i is not None and i not in census)
+        elif where is not None and where not in leading:
+            leading.append(where)
+    leading = [i for i in leading if i not in census]
+    rest = [i for i in range(total) if i not in census and i not in leading]
     random.Random(0).shuffle(rest)
-    return _Order(tuple(first + rest), len(first))
+    return _Order(tuple(census + leading + rest), len(census))
+
+
+def _massive(values: Sequence[Any]) -> bool:
+    """Whether a channel's captures hold a super activation: a peak of at least `MASSIVE` times the median."""
+    import torch
+
+    if not values:
+        return False
+    magnitudes = torch.cat([v.reshape(-1).abs() for v in values])
+    if magnitudes.numel() == 0:
+        return False
+    peak = float(magnitudes.max())
+    return peak > 0.0 and peak >= MASSIVE * float(magnitudes.median())
 
 
 def _unusual_sequences(values: Sequence[Any], total: int) -> list[int]:
@@ -404,13 +430,14 @@ def _unusual_sequences(values: Sequence[Any], total: int) -> list[int]:
 
     if not values or any(v.dim() < 2 for v in values) or sum(int(v.shape[0]) for v in values) != total:
         return []
-    rows = torch.cat([v.reshape(v.shape[0], -1).abs() for v in values])
-    peak = float(rows.max()) if rows.numel() else 0.0
-    if peak == 0.0 or peak < MASSIVE * float(rows.median()):
+    if not _massive(values):
         return []  # no super activation in this channel: its largest values are ordinary ones
+    rows = torch.cat([v.reshape(v.shape[0], -1).abs() for v in values])
+    peak = float(rows.max())
     counts = (rows >= RESTORE_FRACTION * peak).sum(dim=1)
     common = int(torch.mode(counts).values)
-    return [i for i in range(total) if int(counts[i]) != common]
+    unusual = [i for i in range(total) if int(counts[i]) != common]
+    return unusual if len(unusual) <= RARE * total else []  # common ones are sampled as readily as the rest
 
 
 def _spike_sequence(values: Sequence[Any]) -> int | None:
@@ -467,8 +494,9 @@ def _settle(
     position = 0
     total_tokens = sum(original.sequence_tokens) if len(original.sequence_tokens) == total else None
     while active and position < total:
-        end = position + step if position >= order.census else min(position + step, order.census)
-        chunk = list(order.sequences[position:end])  # a step never straddles the census and the sample
+        # the first step takes the census and the fewest sampled sequences any class needs, in full forward calls
+        end = position + step if position else order.census + MIN_SEQUENCES
+        chunk = list(order.sequences[position:end])
         position += len(chunk)
         passes = run(active, chunk)
         still = []
@@ -676,11 +704,12 @@ def _fast(
         return lambda k: starting_at(layers, start, recorder.outputs[start][k], copies)
 
     def around_rows(start: int, chunk: Sequence[int], copies: int) -> PerCall | None:
-        """Start a pass over some sequences (one forward call) from their rows of the recorded residual stream."""
+        """Start a pass over some sequences (calls of ``rows``) from their rows of the recorded residual stream."""
         if not skip or start == 0:
             return None
-        value = _recorded_rows(recorder.outputs[start], chunk, evaluation.rows)
-        return lambda k: starting_at(layers, start, value, copies)
+        rows = evaluation.rows
+        calls = [_recorded_rows(recorder.outputs[start], chunk[k : k + rows], rows) for k in range(0, len(chunk), rows)]
+        return lambda k: starting_at(layers, start, calls[k], copies)
 
     alone: list[Pass | None] = [None] * len(ablations)
     settled: list[Settled | None] = [None] * len(ablations)
