@@ -243,7 +243,7 @@ def main() -> int:
 
     detection = None
     if args.model == "planted-1.5b":
-        wall, cpu, found = detection_seconds(model, inputs.input_ids[:1, :16])
+        wall, cpu, found = detection_seconds(model, inputs.input_ids[0, :16].tolist())
         detection = {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "candidates_found": found}
         print(f"  detection {wall:7.1f} s wall, {cpu:7.1f} s CPU ({found} found)", flush=True)
 

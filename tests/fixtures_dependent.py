@@ -145,6 +145,7 @@ def dependent_llama(
         for later in model.model.layers[layer + 1 :]:
             attn = later.self_attn
             signs = torch.randint(0, 2, (heads, len(aligned)), generator=g).float() * 2 - 1
+            signs = signs.to(attn.q_proj.weight.dtype)  # the model may be built in bfloat16 (the 1.5B benchmark)
             for h in range(heads):
                 rows = [h * head_dim + i for i in aligned]
                 attn.q_proj.bias[rows] = SINK_QUERY * signs[h]
