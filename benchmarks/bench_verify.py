@@ -173,9 +173,10 @@ def detection_seconds(model: Any, input_ids: Any) -> tuple[float, float, int]:
 def _joint(report: Any) -> dict[str, dict[str, Any]]:
     """All zeroed, restored and the control: each one's ratio to the original, class, and tokens where settled."""
     from swindex.claims import classify
+    from swindex.verification.ablations import JOINT
 
     result = {}
-    for name in ("all_zeroed", "restored_activation", "control"):
+    for name in JOINT:
         value = getattr(report, name)
         if value is None or not report.original:
             continue
