@@ -132,6 +132,19 @@ def test_a_sequence_with_a_second_spike_joins_the_census():
     assert _unusual_sequences(captures, 8) == [2, 7]
 
 
+def test_a_second_spike_too_small_to_be_restored_still_joins_the_census():
+    """SmolLM2 on 26 sequences: sequence 21's second spike (7,074 where the peak is 14,253) is not restored, so the
+    restored pass changes it x5; counting only restored positions left it to a sample that missed it."""
+    from swindex.verification.ablations import RESTORE_FRACTION, _unusual_sequences
+
+    captures = [torch.ones(4, 8), torch.ones(4, 8)]
+    for block in captures:
+        block[:, 0] = 14253.0
+    captures[1][1, 1] = 0.496 * 14253.0  # massive for the channel, yet under the share that is restored
+    assert captures[1][1, 1] < RESTORE_FRACTION * 14253.0
+    assert _unusual_sequences(captures, 8) == [5]
+
+
 def test_a_channel_without_a_super_activation_makes_no_census():
     from swindex.verification.ablations import _unusual_sequences
 
