@@ -183,6 +183,10 @@ class Impact(Record):
     def __str__(self) -> str:
         if not self.measured:
             return "unmeasured"
+        if self.metric == "perplexity" and self.ratio is not None and self.bound is not None:
+            # settled on part of the text: the ratio is an estimate, and its bound is what the class rests on
+            tokens = f" after {self.tokens} tokens" if self.tokens is not None else ""
+            return f"{self.classification} (perplexity ~x{self.ratio:.3g}, {self.bound}{tokens})"
         if self.metric == "perplexity" and self.ratio is not None:
             return f"{self.classification} (perplexity x{self.ratio:.3g})"
         if self.metric == "embedding_shift" and self.ratio is not None:

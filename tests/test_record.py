@@ -152,3 +152,14 @@ def test_every_record_of_a_weight_carries_its_position_as_one_coordinate(record)
     assert types["location"] == "Coordinate"
     assert not {"layer", "row", "column", "expert"} & set(types), "a position field copied beside the Coordinate"
     assert all(isinstance(getattr(cls, n), property) for n in ("layer", "row", "column", "expert", "coordinate"))
+
+
+def test_a_settled_impact_shows_its_ratio_as_an_estimate_with_the_bound_it_settled_on() -> None:
+    bound = RatioBound(2.796, 6.419, 0.999)
+    settled = Impact("critical", "swindex", "perplexity", 5.88, 24.9, 4.236, tokens=762, bound=bound)
+    assert str(settled) == "critical (perplexity ~x4.24, 99.9% bound [2.796, 6.419] after 762 tokens)"
+
+
+def test_an_impact_measured_on_the_whole_text_shows_its_ratio_plainly() -> None:
+    whole = Impact("critical", "swindex", "perplexity", 5.88, 24.9, 4.2396, tokens=2032)
+    assert str(whole) == "critical (perplexity x4.24)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from html import unescape
 import re
 
 import markdown
@@ -318,6 +319,14 @@ def test_causal_lm_impact_shows_the_perplexity_ratio(make_entry):
     assert "× original perplexity" in html and ">142.5<" in html and ">812.2<" in html
     assert "Similarity shift" not in html
     assert "critical</em> from 2.0× the original perplexity" in html
+
+
+def test_a_ratio_settled_on_part_of_the_text_shows_its_bound_on_the_model_page(make_entry):
+    bound = {"low": 2.796, "high": 6.419, "confidence": 0.999}
+    html = _verified_html(make_entry, "perplexity", {"zeroed": 24.9, "ratio": 4.236, "tokens": 762, "bound": bound})
+    assert "an estimate, settled after 762 tokens: 99.9% bound [2.796, 6.419]" in html
+    shown = unescape(html)
+    assert "critical ~×4.24" in shown and '>~<span class="sw-measured" title="4.236">4.236</span>' in shown
 
 
 def test_a_model_page_with_disagreements_points_to_them_from_the_top(make_entry):
@@ -695,3 +704,11 @@ def test_the_home_page_explains_every_outcome_and_status_the_schema_has():
     for status, meaning in entry_schema()["$defs"]["status"]["x-meanings"].items():
         assert f"{escape(meaning)}." in page and f"sw-status-{status}" in page
     assert ", ".join(ENUMS["impact"]) in page
+
+
+def test_a_ratio_settled_on_part_of_the_text_reads_as_an_estimate() -> None:
+    from swindex.sitegen.render import impact_figure
+
+    bound = {"low": 2.796, "high": 6.419, "confidence": 0.999}
+    assert impact_figure({"metric": "perplexity", "ratio": 4.236, "tokens": 762, "bound": bound}) == "~×4.24"
+    assert impact_figure({"metric": "perplexity", "ratio": 4.2396, "tokens": 2032}) == "×4.24"

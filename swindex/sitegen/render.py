@@ -96,7 +96,8 @@ def impact_badge(impact: Any) -> Markup:
 
 def impact_figure(impact: Any) -> str:
     """The measured effect in a few characters:
-    ``×213`` (perplexity ratio), ``shift 0.12`` (embedding shift); '' when none."""
+    ``×213`` (perplexity ratio), ``~×4.24`` (one settled on part of the text), ``shift 0.12`` (embedding shift);
+    '' when none."""
     get = impact.get if isinstance(impact, Mapping) else lambda name: getattr(impact, name, None)
     ratio, metric = get("ratio"), get("metric")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
@@ -104,7 +105,8 @@ def impact_figure(impact: Any) -> str:
     if metric == "embedding_shift":
         return f"shift {ratio:.3g}"
     if metric in (None, "perplexity", "nll", "row_ablation_nll"):
-        return f"×{ratio:.4g}"
+        # a ratio settled on part of the text (it carries a bound) is an estimate, and reads as one
+        return f"~×{ratio:.3g}" if get("bound") else f"×{ratio:.4g}"
     return ""
 
 
