@@ -145,6 +145,33 @@ def test_a_second_spike_too_small_to_be_restored_still_joins_the_census():
     assert _unusual_sequences(captures, 8) == [5]
 
 
+def test_a_peak_every_sequence_holds_stays_out_of_the_census():
+    """Every sequence's first token has the same context, so each holds the peak: counting one whole costs a sequence
+    and guards against nothing; the first one sampled holds it too."""
+    from swindex.verification.ablations import _peak_everywhere, _unusual_sequences
+
+    captures = [torch.ones(4, 8), torch.ones(4, 8)]
+    for block in captures:
+        block[:, 0] = 24881.6
+    captures[1][0, 0] = 24881.6 * (1 - 1e-5)  # another batch shape: float rounding
+    assert _peak_everywhere(captures, 8) and _unusual_sequences(captures, 8) == []
+    captures[0][3, 0] = 20000.0  # one sequence's first token differs: the peak's own sequence is special again
+    assert not _peak_everywhere(captures, 8)
+
+
+def test_the_zeroed_super_activation_is_read_where_a_settled_pass_measured_the_same_peak():
+    from swindex.verification.verify import _at_peak
+
+    original = [torch.ones(4, 8), torch.ones(4, 8)]
+    for block in original:
+        block[:, 0] = 24881.6
+    zeroed = [torch.full((4, 8), math.nan), torch.full((4, 8), math.nan)]
+    zeroed[1][2] = 3.0  # only sequence 6 was measured
+    zeroed[1][2, 0] = -12.5
+    assert _at_peak(original, zeroed, (0, 0)) == -12.5  # sequence 0 holds the peak first, but was not measured
+    assert _at_peak(original, [torch.full((4, 8), math.nan)] * 2, (0, 0)) is None
+
+
 def test_a_channel_without_a_super_activation_makes_no_census():
     from swindex.verification.ablations import _unusual_sequences
 

@@ -55,6 +55,10 @@ hundreds to thousands of times; an ordinary channel's largest value is a few tim
 CPU_STEP = 2
 """Sequences a settling pass adds per step on CPU, after its first step."""
 
+SAME_PEAK = 1e-3
+"""Sequences whose largest |value| in a channel lies within this relative distance of its peak hold the same super
+activation: a causal LM's first token has the same context in every sequence, so each holds the peak there."""
+
 RARE = 0.25
 """Sequences with an unusual count of super activations join the census only while they are at most this share of the
 text: a rare one can hide from a sample, a common one cannot (and a census of most of the text saves nothing)."""
@@ -392,7 +396,7 @@ def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]
     are alike).
 
     The census holds, for each channel with a super activation (`MASSIVE`), the sequence of its largest one (so its
-    zeroed value is always measured) and every sequence whose count of super-activation positions (at least
+    zeroed value is always measured; not where every sequence holds that peak, `_peak_everywhere`) and every sequence whose count of super-activation positions (at least
     `MASSIVE` times the channel's median) differs from most sequences' (a second spike, or none): an ablation may
     change those far more than the rest. An ordinary channel adds nothing to it.
     """
@@ -403,7 +407,10 @@ def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]
         values = original.channels.get(channel) or []
         where = _spike_sequence(values)
         if _massive(values):
-            census.extend(i for i in [where, *_unusual_sequences(values, total)] if i is not None and i not in census)
+            # the peak's sequence is measured first and counted whole, unless every sequence holds it (the same first
+            # token): then whichever is sampled first holds it, and a census of it would only cost a sequence
+            spike = [] if _peak_everywhere(values, total) else [where]
+            census.extend(i for i in [*spike, *_unusual_sequences(values, total)] if i is not None and i not in census)
         elif where is not None and where not in leading:
             leading.append(where)
     leading = [i for i in leading if i not in census]
@@ -429,6 +436,17 @@ def _massive_floor(values: Sequence[Any]) -> float | None:
         return None
     peak, floor = float(magnitudes.max()), MASSIVE * float(magnitudes.median())
     return floor if peak > 0.0 and peak >= floor else None
+
+
+def _peak_everywhere(values: Sequence[Any], total: int) -> bool:
+    """Whether every sequence's largest |value| in the channel lies within `SAME_PEAK` of the channel's peak."""
+    import torch
+
+    if not values or any(v.dim() < 2 for v in values) or sum(int(v.shape[0]) for v in values) != total:
+        return False
+    largest = torch.cat([v.reshape(v.shape[0], -1).abs().amax(dim=1) for v in values])
+    peak = float(largest.max())
+    return peak > 0.0 and bool((largest >= (1 - SAME_PEAK) * peak).all())
 
 
 def _unusual_sequences(values: Sequence[Any], total: int) -> list[int]:

@@ -21,7 +21,7 @@ from .._dtypes import dtype_name
 from ..version import tool
 from ..records import Coordinate, RatioBound
 from ..surgery import read_value
-from .ablations import RESTORE_FRACTION, Measured, measure
+from .ablations import RESTORE_FRACTION, SAME_PEAK, Measured, measure
 from .curve import scale_curve
 from .inputs import DEFAULT_TEXT
 from .measure import Pass, embedding_shift
@@ -149,7 +149,9 @@ def report(
                 ratio=ratio,
                 classification=classify(metric, ratio),
                 super_activation=activation,
-                super_activation_zeroed=_at(p.channels.get(ablation.channel) or [], where),
+                super_activation_zeroed=_at_peak(
+                    original.channels.get(ablation.channel) or [], p.channels.get(ablation.channel) or [], where
+                ),
                 similarity_shift=similarity,
                 scale_curve=(curves or {}).get(i),
                 tokens=bound.tokens if bound is not None else None,
@@ -236,6 +238,24 @@ def _at(values: list[Any], where: tuple[int, int] | None) -> float | None:
         return None
     value = float(flat[where[1]])
     return None if math.isnan(value) else value  # NaN: a sequence a settled ablation never measured
+
+
+def _at_peak(original: list[Any], zeroed: list[Any], where: tuple[int, int] | None) -> float | None:
+    """The zeroed pass's value where the original peaks; where other places hold the same peak (the first token of
+    every sequence, `SAME_PEAK`) and a settled pass did not measure this one, at the first of them it measured."""
+    value = _at(zeroed, where)
+    if value is not None or where is None:
+        return value
+    peak = abs(float(original[where[0]].reshape(-1)[where[1]]))
+    for call, (before, after) in enumerate(zip(original, zeroed)):
+        before, after = before.reshape(-1), after.reshape(-1)
+        if before.shape != after.shape:
+            continue
+        for i in (before.abs() >= (1 - SAME_PEAK) * peak).nonzero().flatten().tolist():
+            value = _at(zeroed, (call, i))
+            if value is not None:
+                return value
+    return None
 
 
 def _decode(tokenizer: Any | None, token: int) -> str | None:
