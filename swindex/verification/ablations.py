@@ -396,9 +396,10 @@ def _order(evaluation: Evaluation, original: Pass, ablations: Sequence[Ablation]
     are alike).
 
     The census holds, for each channel with a super activation (`MASSIVE`), the sequence of its largest one (so its
-    zeroed value is always measured; not where every sequence holds that peak, `_peak_everywhere`) and every sequence whose count of super-activation positions (at least
-    `MASSIVE` times the channel's median) differs from most sequences' (a second spike, or none): an ablation may
-    change those far more than the rest. An ordinary channel adds nothing to it.
+    zeroed value is always measured; not where every sequence holds that peak, `_peak_everywhere`) and every sequence
+    whose count of super-activation positions (at least `MASSIVE` times the channel's median) differs from most
+    sequences' (a second spike, or none): an ablation may change those far more than the rest. An ordinary channel
+    adds nothing to it.
     """
     total = evaluation.sequences
     census: list[int] = []
