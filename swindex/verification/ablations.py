@@ -37,7 +37,7 @@ from .fast import (
 )
 from .inputs import Inputs, input_device
 from .measure import Pass, PerCall, batches, encoder_passes, lm_passes, restoring
-from .settle import MIN_SEQUENCES, Settled, bound
+from .settle import MIN_SEQUENCES, Settled, bound, more_to_settle
 
 FORWARD_OVERHEAD = {"cpu": 0.0, "accelerator": 2.0}
 """What one forward pass costs beyond its copies' share, counted in copies. On CPU a batch of 4 sequences already
@@ -53,7 +53,7 @@ MASSIVE = 50.0
 hundreds to thousands of times; an ordinary channel's largest value is a few times its median)."""
 
 CPU_STEP = 2
-"""Sequences a settling pass adds per step on CPU, after its first step."""
+"""Sequences a settling pass adds per step on CPU after its first step, at least (`_step`)."""
 
 SAME_PEAK = 1e-3
 """Sequences whose largest |value| in a channel lies within this relative distance of its peak hold the same super
@@ -377,8 +377,9 @@ def _plain(
 
 
 def _step(evaluation: Evaluation) -> int:
-    """Sequences per step of a settling pass: two on CPU (one sequence a call cost 1.5x per token of four on the
-    planted 334M; two waste at most one), a batch on a GPU."""
+    """The least step of a settling pass after its first: two sequences on CPU (one a call cost 1.5x per token of four
+    on the planted 334M; two waste at most one), a batch on a GPU. A pass that would need more at its present spread
+    (`more_to_settle`) takes up to a full call."""
     return min(CPU_STEP, evaluation.rows) if input_device(evaluation.model).type == "cpu" else evaluation.rows
 
 
@@ -525,9 +526,10 @@ def _settle(
     active = list(range(len(members)))
     position = 0
     total_tokens = sum(original.sequence_tokens) if len(original.sequence_tokens) == total else None
+    next_step = step
     while active and position < total:
         # the first step takes the census and the fewest sampled sequences any class needs, in full forward calls
-        end = position + step if position else order.census + MIN_SEQUENCES
+        end = position + next_step if position else order.census + MIN_SEQUENCES
         chunk = list(order.sequences[position:end])
         position += len(chunk)
         passes = run(active, chunk)
@@ -552,6 +554,14 @@ def _settle(
             else:
                 still.append(slot)
         active = still
+        if active:  # a full call when every pass left needs that many more at its present spread, else the least step
+            needed = min(
+                more_to_settle(
+                    changes[members[slot]], counts[members[slot]], total, census=order.census, total_tokens=total_tokens
+                )
+                for slot in active
+            )
+            next_step = min(max(step, needed), max(step, evaluation.rows))
     results = {}
     for slot, m in enumerate(members):
         settled = done[m]

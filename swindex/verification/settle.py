@@ -101,34 +101,84 @@ def bound(
     whole = sum(changes) / tokens
     if not math.isfinite(whole):  # an overflowing sequence makes the whole text's perplexity infinite, as the plain way
         return Settled(math.inf, math.inf, math.inf, confidence, n, tokens, total, classify(metric, math.inf))
-    sampled = n - census  # sequences measured from the sampled stratum
-    if n >= total:
-        mean, half = whole, 0.0
-    elif sampled < 1:
-        mean, half = whole, math.inf
-    else:
-        known_changes, known_tokens = sum(changes[:census]), sum(counts[:census])
-        rest_changes, rest_counts = changes[census:], counts[census:]
-        rate = sum(rest_changes) / sum(rest_counts)  # the sampled stratum's change per token
-        rest_total = total - census
-        rest_tokens = (
-            total_tokens - known_tokens if total_tokens is not None else sum(rest_counts) / sampled * rest_total
-        )
-        everything = known_tokens + rest_tokens
-        mean = (known_changes + rate * rest_tokens) / everything
-        if sampled < 2:
-            half = math.inf
-        else:
-            residuals = [d - rate * c for d, c in zip(rest_changes, rest_counts)]
-            spread = math.sqrt(sum(r * r for r in residuals) / (sampled - 1))  # per sequence
-            error = rest_total * spread / math.sqrt(sampled) * math.sqrt(1 - sampled / rest_total)
-            half = t_quantile(confidence, sampled - 1) * error / everything
-    low, high = _ratio(mean - half), _ratio(mean + half)
-    ratio = _ratio(mean)
+    estimate = _estimate(changes, counts, total, census, total_tokens)
+    half = estimate.half(estimate.sampled, confidence)
+    low, high = _ratio(estimate.mean - half), _ratio(estimate.mean + half)
+    ratio = _ratio(estimate.mean)
     settled = None
-    if sampled >= min(MIN_SEQUENCES, total - census) and classify(metric, low) == classify(metric, high):
+    if estimate.sampled >= min(MIN_SEQUENCES, total - census) and classify(metric, low) == classify(metric, high):
         settled = classify(metric, ratio)
     return Settled(ratio, low, high, confidence, n, tokens, total, settled)
+
+
+def more_to_settle(
+    changes: Sequence[float],
+    counts: Sequence[int],
+    total: int,
+    metric: str = "perplexity",
+    confidence: float = CONFIDENCE,
+    census: int = 0,
+    total_tokens: int | None = None,
+) -> int:
+    """How many more sampled sequences would settle the class if the estimate and its spread stayed as they are (every
+    sequence left where none would): a settling pass's next step, so that one far from settling takes a full call."""
+    estimate = _estimate(changes, counts, total, census, total_tokens)
+    left = estimate.rest_total - estimate.sampled
+    if estimate.spread is None or not math.isfinite(estimate.mean):
+        return max(left, 0)
+    for more in range(1, left + 1):
+        half = estimate.half(estimate.sampled + more, confidence)
+        low, high = _ratio(estimate.mean - half), _ratio(estimate.mean + half)
+        if estimate.sampled + more >= MIN_SEQUENCES and classify(metric, low) == classify(metric, high):
+            return more
+    return max(left, 0)
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """The stratified estimate of the whole text's mean change per token, and what its sampling error scales with."""
+
+    mean: float
+    sampled: int  # sequences measured from the sampled stratum
+    rest_total: int  # sequences in the sampled stratum
+    spread: float | None  # per-sequence residual spread of the sampled ones (None: fewer than two, or all measured)
+    everything: float  # the whole text's predicted tokens
+    complete: bool = False  # every sequence measured
+
+    def half(self, sampled: int, confidence: float) -> float:
+        """The bound's half-width in log ratio with ``sampled`` sequences measured at this spread (and the whole
+        census): none once every sequence is measured."""
+        if self.complete or (0 < self.rest_total <= sampled and self.sampled >= 0):
+            return 0.0
+        if sampled < 2 or self.spread is None:
+            return math.inf
+        error = self.rest_total * self.spread / math.sqrt(sampled) * math.sqrt(1 - sampled / self.rest_total)
+        return t_quantile(confidence, sampled - 1) * error / self.everything
+
+
+def _estimate(
+    changes: Sequence[float], counts: Sequence[int], total: int, census: int, total_tokens: int | None
+) -> _Estimate:
+    n, tokens = len(changes), int(sum(counts))
+    census = min(census, total)
+    whole = sum(changes) / tokens
+    sampled = n - census
+    rest_total = total - census
+    if n >= total:
+        return _Estimate(whole, max(sampled, rest_total), rest_total, None, float(tokens), complete=True)
+    if sampled < 1:  # part of the census measured: nothing bounds the rest
+        return _Estimate(whole, sampled, rest_total, None, float(tokens))
+    known_changes, known_tokens = sum(changes[:census]), sum(counts[:census])
+    rest_changes, rest_counts = changes[census:], counts[census:]
+    rate = sum(rest_changes) / sum(rest_counts)  # the sampled stratum's change per token
+    rest_tokens = total_tokens - known_tokens if total_tokens is not None else sum(rest_counts) / sampled * rest_total
+    everything = known_tokens + rest_tokens
+    mean = (known_changes + rate * rest_tokens) / everything
+    spread = None
+    if sampled >= 2:
+        residuals = [d - rate * c for d, c in zip(rest_changes, rest_counts)]
+        spread = math.sqrt(sum(r * r for r in residuals) / (sampled - 1))  # per sequence
+    return _Estimate(mean, sampled, rest_total, spread, everything)
 
 
 def _ratio(log_ratio: float) -> float:
@@ -139,4 +189,4 @@ def _ratio(log_ratio: float) -> float:
     return math.exp(log_ratio)
 
 
-__all__ = ["CONFIDENCE", "MIN_SEQUENCES", "Settled", "bound", "t_quantile"]
+__all__ = ["CONFIDENCE", "MIN_SEQUENCES", "Settled", "bound", "more_to_settle", "t_quantile"]
