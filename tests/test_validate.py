@@ -535,7 +535,7 @@ def test_a_one_megabyte_file_validates_in_time_proportional_to_its_size(make_ent
     small.write_text(dump_yaml(_entry_with_sources(make_entry, 1, 450)), encoding="utf-8")
     large.write_text(dump_yaml(_entry_with_sources(make_entry, 10, 900)), encoding="utf-8")
     assert 0.8e6 < large.stat().st_size < 1 << 20 and 16 < large.stat().st_size / small.stat().st_size < 24
-    assert _cpu_seconds(large, 1) < 40 * _cpu_seconds(small, 3)
+    assert _cpu_seconds(large, 2) < 40 * _cpu_seconds(small, 3)  # best of two: one run can meet a busy core
 
 
 def test_an_over_long_list_is_refused_in_one_line_without_checking_each_item(make_entry):
