@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from swindex.errors import SwindexError, shown
+from swindex.errors import SwindexError, one_line, shown
 from swindex.verification import VerificationReport
 
 from .modellist import ModelSpec
@@ -39,10 +39,6 @@ class ModelAccessError(SwindexError):
     the run records why instead of measuring a stale copy."""
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
 def resolve_revision(spec: ModelSpec) -> str | None:
     """The commit this run will measure: the list's pin, else the Hub's current one (cache when offline);
     None for plain local directories."""
@@ -64,12 +60,12 @@ def resolve_revision(spec: ModelSpec) -> str | None:
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         # the Hub answered: a cached commit would measure a model this account cannot see, or one that is gone
         raise ModelAccessError(
-            f"{shown(spec.id)}: the Hub refused it ({type(exc).__name__}): {_one_line(exc)}"
+            f"{shown(spec.id)}: the Hub refused it ({type(exc).__name__}): {one_line(exc)}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - offline or unreachable (the HTTP client's own errors): the cache decides
         cached = resolve_source(spec.id)[2]
         warnings.warn(
-            f"{shown(spec.id)}: the Hub did not answer ({type(exc).__name__}: {_one_line(exc)}); "
+            f"{shown(spec.id)}: the Hub did not answer ({type(exc).__name__}: {one_line(exc)}); "
             f"measuring the cached commit {cached or '(none)'}",
             stacklevel=2,
         )

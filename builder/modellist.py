@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from swindex.constants import GGUF_SUFFIX
 from swindex.errors import RegistryFileError, SwindexError
 from swindex.validate import field_name
 from swindex.yamlio import load_yaml_with_lines
@@ -81,7 +82,9 @@ class ModelSpec:
         if self.package is not None:
             return str(package_directory(self.package, self.id))
         if self.path is not None:
-            if not Path(self.path).is_dir() and not (Path(self.path).is_file() and self.path.lower().endswith(".gguf")):
+            if not Path(self.path).is_dir() and not (
+                Path(self.path).is_file() and self.path.lower().endswith(GGUF_SUFFIX)
+            ):
                 raise ModelLocationError(
                     f"{self.id}: local model directory or GGUF file {self.path} does not exist ({self.origin}); fix "
                     "its `path:` in the model list or put the model there"

@@ -22,6 +22,9 @@ entry}]}``. Apart from the entry schema, so that a schema bump upgrades cached e
 API_VERSIONS = (1, 2)
 """The JSON API versions the site publishes (`/api/v1/`, `/api/v2/`); the newest is the entry schema's."""
 
+GGUF_SUFFIX = ".gguf"
+"""How a GGUF checkpoint's file name ends (llama.cpp's format; matched without case where a user names the file)."""
+
 REGISTRY_ENV = "SWINDEX_REGISTRY"
 OFFLINE_ENV = "SWINDEX_OFFLINE"
 CACHE_DIR_ENV = "SWINDEX_CACHE_DIR"

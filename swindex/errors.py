@@ -16,6 +16,12 @@ def shown_lines(text: str) -> str:
     return "\n".join(shown(line) for line in str(text).split("\n"))
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's (often multi-line) error message as one line, for a message that must fit one."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class SwindexError(Exception):
     """Base class for every error swindex raises on purpose."""
 

@@ -43,7 +43,8 @@ from ._dtypes import (
 )
 from ._hashing import file_sha256
 from ._hubcache import cached_sha, is_commit_sha, parse_snapshot
-from .errors import DetectionError
+from .constants import GGUF_SUFFIX
+from .errors import DetectionError, one_line
 from .records import Artifact
 
 if TYPE_CHECKING:
@@ -134,12 +135,6 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path | Non
     return None, source, sha
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """A library's (often multi-line) error message as one line, for a message that must fit one."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def load_config(source: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     """The model's config, with transformers' own errors turned into one that says what to do."""
     from transformers import AutoConfig
@@ -151,10 +146,10 @@ def load_config(source: str, *, revision: str | None = None, trust_remote_code: 
             raise DetectionError(
                 f"{source} needs custom code from its repository; rerun with --trust-remote-code if you trust it"
             ) from exc
-        raise DetectionError(f"cannot read the config of {source}: {_one_line(exc)}") from exc
+        raise DetectionError(f"cannot read the config of {source}: {one_line(exc)}") from exc
     except OSError as exc:
         raise DetectionError(
-            f"cannot find model {source}: {_one_line(exc).rstrip('. ')}. "
+            f"cannot find model {source}: {one_line(exc).rstrip('. ')}. "
             "Check the id or path; offline, the model must be in the local cache"
         ) from exc
 
@@ -203,7 +198,7 @@ def load_tokenizer(
 
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
-        return None, f"tokenizer not loaded ({type(exc).__name__}: {_one_line(exc, 200)}); {_TOKEN_IDS}"
+        return None, f"tokenizer not loaded ({type(exc).__name__}: {one_line(exc, 200)}); {_TOKEN_IDS}"
     return _real_tokenizer(tokenizer, "tokenizer")
 
 
@@ -337,7 +332,7 @@ def _instantiate(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         if isinstance(exc, refused):
-            raise DetectionError(f"cannot load {what}: {_one_line(exc)}") from exc
+            raise DetectionError(f"cannot load {what}: {one_line(exc)}") from exc
         raise
     if scratch is not None:
         _tie_scratch_folder(model, scratch)
@@ -419,8 +414,6 @@ def _free(model: Any) -> None:
 
 
 # --- GGUF files and the artifact record -------------------------------------------------------------------
-
-GGUF_SUFFIX = ".gguf"
 
 
 def gguf_path(source: str | Path) -> Path | None:
@@ -512,11 +505,11 @@ def _load_gguf(
         config = AutoConfig.from_pretrained(folder, gguf_file=name)
     except ImportError as exc:
         raise DetectionError(
-            f'loading {source} needs the gguf package: pip install "swindex[detect]" ({_one_line(exc)})'
+            f'loading {source} needs the gguf package: pip install "swindex[detect]" ({one_line(exc)})'
         ) from exc
     except (ValueError, OSError, KeyError) as exc:
         raise DetectionError(
-            f"cannot read the GGUF header of {source} as a transformers config: {_one_line(exc)}"
+            f"cannot read the GGUF header of {source} as a transformers config: {one_line(exc)}"
         ) from exc
     placed = resolve_device(device)
     cls = model_class(config)
@@ -570,6 +563,6 @@ def _gguf_tokenizer(folder: str, name: str) -> tuple[Any | None, str | None]:
 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:  # noqa: BLE001 - token ids still work; the note says what went wrong
-        reason = f"{type(exc).__name__}: {_one_line(exc, 200)}"
+        reason = f"{type(exc).__name__}: {one_line(exc, 200)}"
         return None, f"tokenizer not loaded from the GGUF header ({reason}); {_TOKEN_IDS}"
     return _real_tokenizer(tokenizer, "GGUF tokenizer")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..constants import GGUF_SUFFIX
 from ..errors import shown
 from ..limits import MAX_SMALL_FILE_BYTES, ParseError, load_json, load_yaml_text
 from .errors import CheckpointError
@@ -66,7 +67,7 @@ def open_local(path: str | os.PathLike[str], transfer: Transfer) -> Checkpoint:
         return {"config": config, "card": card, **kwargs}
 
     if path.is_file():
-        if path.suffix == ".gguf":
+        if path.suffix == GGUF_SUFFIX:
             return Checkpoint(str(path), "gguf", (path.name,), open_file, transfer)
         if path.suffix == ".safetensors":
             return Checkpoint(str(path), "safetensors", (path.name,), open_file, transfer, **metadata())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import limits
+from ..constants import GGUF_SUFFIX
 from ..errors import shown
 from .errors import CheckpointError
 from .locate import (
@@ -296,8 +297,8 @@ def open_remote(
 
     location = f"{repo}@{sha}"
     if file is not None:
-        if not file.endswith(".gguf") or file not in names:
-            present = sorted(n for n in names if n.endswith(".gguf"))[:5]
+        if not file.endswith(GGUF_SUFFIX) or file not in names:
+            present = sorted(n for n in names if n.endswith(GGUF_SUFFIX))[:5]
             listed = f" (its GGUF files: {', '.join(present)})" if present else ""
             raise CheckpointError(spec, f"has no GGUF file {file!r}{listed}")
         return Checkpoint(
@@ -334,7 +335,7 @@ def open_remote(
             f"holds {', '.join(present[:4])} but neither {SINGLE_FILE} nor {INDEX_FILE}, so "
             "transformers loads none of them",
         )
-    ggufs = sorted(name for name in names if name.endswith(".gguf"))
+    ggufs = sorted(name for name in names if name.endswith(GGUF_SUFFIX))
     if ggufs:
         listed = f"{', '.join(ggufs[:3])}{', ...' if len(ggufs) > 3 else ''}"
         raise CheckpointError(

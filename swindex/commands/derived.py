@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from typing import Any
 
+from ..constants import GGUF_SUFFIX
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..derived.discovery import KINDS, SKIP_REASONS
@@ -122,7 +124,7 @@ def _model_dict(model: Any) -> dict[str, Any]:
 def _model_line(model: Any) -> str:
     from ..errors import shown
 
-    weights = [name for name in model.files if name.endswith((".safetensors", ".gguf", ".bin"))]
+    weights = [name for name in model.files if name.endswith((".safetensors", GGUF_SUFFIX, ".bin"))]
     files = f"{len(model.files)} files" + (
         f" ({', '.join(weights[:3])}{', ...' if len(weights) > 3 else ''})" if weights else ""
     )

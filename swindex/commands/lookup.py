@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..constants import GGUF_SUFFIX
+
 if TYPE_CHECKING:
     from ..records import Entry
 
@@ -83,7 +85,7 @@ def _checkpoint_base(model: str, registry: str | None):  # noqa: ANN202 - an Inf
 
     path = Path(model).expanduser()
     if not path.is_file() or not (
-        path.suffix in (".gguf", ".safetensors") or path.name.endswith(".safetensors.index.json")
+        path.suffix in (GGUF_SUFFIX, ".safetensors") or path.name.endswith(".safetensors.index.json")
     ):
         return None
     from ..checkpoint import infer_base

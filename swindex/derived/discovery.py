@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..constants import GGUF_SUFFIX
 from ..errors import SwindexError
 from .transport import deadline
 
@@ -92,7 +93,7 @@ class DerivedModel:
         found: list[Target] = []
         if any(name.endswith(".safetensors") and name not in ADAPTER_FILES for name in top):
             found.append(Target())
-        found += [Target(file=name) for name in self.files if name.endswith(".gguf")]
+        found += [Target(file=name) for name in self.files if name.endswith(GGUF_SUFFIX)]
         if found:
             return tuple(found)
         if any(name in ADAPTER_FILES for name in top):
