@@ -101,17 +101,14 @@ def test_with_a_census_every_sequence_measured_still_gives_the_whole_texts_figur
 
 
 def test_a_figure_on_a_threshold_needs_every_sequence_left() -> None:
-    from swindex.verification.settle import more_to_settle
-
     on_threshold = [math.log(2.0) * 10 + d for d in (0.3, -0.3, 0.2, -0.2)]
-    assert more_to_settle(on_threshold, [10] * 4, 16) == 12
+    assert bound(on_threshold, [10] * 4, 16).more == 12
 
 
 def test_a_figure_far_from_a_threshold_needs_few_more() -> None:
-    from swindex.verification.settle import more_to_settle
-
     spread = [math.log(4.0) * 127 + d for d in (10.0, -12.0, 4.0)]  # x4 with SmolLM2's spread
-    assert 1 <= more_to_settle(spread, [127] * 3, 16) <= 3
+    result = bound(spread, [127] * 3, 16)
+    assert result.classification is None and 1 <= result.more <= 3
 
 
 @settings(max_examples=60)
@@ -119,18 +116,12 @@ def test_a_figure_far_from_a_threshold_needs_few_more() -> None:
     per_sequence=st.lists(st.floats(-5, 5), min_size=2, max_size=12),
     extra=st.integers(0, 8),
 )
-def test_the_sequences_said_to_settle_a_class_do_so_at_the_same_estimate_and_spread(per_sequence, extra) -> None:
-    """The projection is the bound's own arithmetic: measuring that many more at the same spread settles it."""
-    from swindex.verification.settle import _estimate, more_to_settle
-
-    total = len(per_sequence) + extra
-    more = more_to_settle(per_sequence, [10] * len(per_sequence), total)
-    assert 0 <= more <= extra
-    estimate = _estimate(per_sequence, [10] * len(per_sequence), total, 0, None)
-    if more and estimate.spread is not None:
-        half = estimate.half(estimate.sampled + more, CONFIDENCE)
-        low, high = math.exp(estimate.mean - half), math.exp(estimate.mean + half)
-        assert classify("perplexity", low) == classify("perplexity", high) or more == extra
+def test_a_bound_asks_for_more_sequences_only_while_unsettled_and_never_more_than_are_left(per_sequence, extra):
+    result = bound(per_sequence, [10] * len(per_sequence), len(per_sequence) + extra)
+    if result.classification is not None:
+        assert result.more == 0
+    else:
+        assert 1 <= result.more <= extra
 
 
 def test_a_census_of_nothing_bounds_as_plain_sampling_does():

@@ -37,7 +37,7 @@ from .fast import (
 )
 from .inputs import Inputs, input_device
 from .measure import Pass, PerCall, batches, encoder_passes, lm_passes, restoring
-from .settle import MIN_SEQUENCES, Settled, bound, more_to_settle
+from .settle import MIN_SEQUENCES, Settled, bound
 
 FORWARD_OVERHEAD = {"cpu": 0.0, "accelerator": 2.0}
 """What one forward pass costs beyond its copies' share, counted in copies. On CPU a batch of 4 sequences already
@@ -379,7 +379,7 @@ def _plain(
 def _step(evaluation: Evaluation) -> int:
     """The least step of a settling pass after its first: two sequences on CPU (one a call cost 1.5x per token of four
     on the planted 334M; two waste at most one), a batch on a GPU. A pass that would need more at its present spread
-    (`more_to_settle`) takes up to a full call."""
+    (`Settled.more`) takes up to a full call."""
     return min(CPU_STEP, evaluation.rows) if input_device(evaluation.model).type == "cpu" else evaluation.rows
 
 
@@ -440,13 +440,22 @@ def _massive_floor(values: Sequence[Any]) -> float | None:
     return floor if peak > 0.0 and peak >= floor else None
 
 
-def _peak_everywhere(values: Sequence[Any], total: int) -> bool:
-    """Whether every sequence's largest |value| in the channel lies within `SAME_PEAK` of the channel's peak."""
+def _sequence_rows(values: Sequence[Any], total: int) -> Any | None:
+    """A channel's captures as one row of |values| per sequence, or None where they are not one row per sequence (a
+    routed expert's hold one per routed token)."""
     import torch
 
     if not values or any(v.dim() < 2 for v in values) or sum(int(v.shape[0]) for v in values) != total:
+        return None
+    return torch.cat([v.reshape(v.shape[0], -1).abs() for v in values])
+
+
+def _peak_everywhere(values: Sequence[Any], total: int) -> bool:
+    """Whether every sequence's largest |value| in the channel lies within `SAME_PEAK` of the channel's peak."""
+    rows = _sequence_rows(values, total)
+    if rows is None:
         return False
-    largest = torch.cat([v.reshape(v.shape[0], -1).abs().amax(dim=1) for v in values])
+    largest = rows.amax(dim=1)
     peak = float(largest.max())
     return peak > 0.0 and bool((largest >= (1 - SAME_PEAK) * peak).all())
 
@@ -454,19 +463,17 @@ def _peak_everywhere(values: Sequence[Any], total: int) -> bool:
 def _unusual_sequences(values: Sequence[Any], total: int) -> list[int]:
     """Sequences whose count of super-activation positions (`_massive_floor`) differs from the commonest count.
 
-    Nothing where the channel has no super activation, or where a capture is not one row per sequence (a routed
-    expert's holds one per routed token). The count is of massive positions, not of those restored: a second spike
-    under `RESTORE_FRACTION` of the peak is not restored, so zeroing removes it there alone (SmolLM2, 26 sequences:
-    7,074 at layer 28 where the peak is 14,253 changed its sequence x5 and escaped a census counting restored ones).
+    Nothing where the channel has no super activation, or where a capture is not one row per sequence. The count is
+    of massive positions, not of those restored: a second spike under `RESTORE_FRACTION` of the peak is not restored,
+    so zeroing removes it there alone (SmolLM2, 26 sequences: 7,074 at layer 28 where the peak is 14,253 changed its
+    sequence x5 and escaped a census counting restored ones).
     """
     import torch
 
-    if not values or any(v.dim() < 2 for v in values) or sum(int(v.shape[0]) for v in values) != total:
-        return []
-    floor = _massive_floor(values)
-    if floor is None:
+    rows = _sequence_rows(values, total)
+    floor = _massive_floor(values) if rows is not None else None
+    if rows is None or floor is None:
         return []  # no super activation in this channel: its largest values are ordinary ones
-    rows = torch.cat([v.reshape(v.shape[0], -1).abs() for v in values])
     counts = (rows >= floor).sum(dim=1)
     common = int(torch.mode(counts).values)
     unusual = [i for i in range(total) if int(counts[i]) != common]
@@ -533,7 +540,7 @@ def _settle(
         chunk = list(order.sequences[position:end])
         position += len(chunk)
         passes = run(active, chunk)
-        still = []
+        still, needed = [], total
         for slot, p in zip(active, passes):
             m = members[slot]
             for j, sequence in enumerate(chunk):
@@ -553,15 +560,10 @@ def _settle(
                 done[m] = result
             else:
                 still.append(slot)
+                needed = min(needed, result.more)
         active = still
-        if active:  # a full call when every pass left needs that many more at its present spread, else the least step
-            needed = min(
-                more_to_settle(
-                    changes[members[slot]], counts[members[slot]], total, census=order.census, total_tokens=total_tokens
-                )
-                for slot in active
-            )
-            next_step = min(max(step, needed), max(step, evaluation.rows))
+        # a full call when every pass left needs that many more at its present spread, else the least step
+        next_step = min(max(step, needed), max(step, evaluation.rows))
     results = {}
     for slot, m in enumerate(members):
         settled = done[m]

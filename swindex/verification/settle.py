@@ -41,6 +41,7 @@ class Settled:
     tokens: int  # predicted tokens of those sequences
     total_sequences: int
     classification: str | None  # the class the bound lies in, None while it straddles a threshold
+    more: int = 0  # sampled sequences it would still need at this estimate and spread (all left where none would)
 
     @property
     def complete(self) -> bool:
@@ -105,33 +106,9 @@ def bound(
     half = estimate.half(estimate.sampled, confidence)
     low, high = _ratio(estimate.mean - half), _ratio(estimate.mean + half)
     ratio = _ratio(estimate.mean)
-    settled = None
     if estimate.sampled >= min(MIN_SEQUENCES, total - census) and classify(metric, low) == classify(metric, high):
-        settled = classify(metric, ratio)
-    return Settled(ratio, low, high, confidence, n, tokens, total, settled)
-
-
-def more_to_settle(
-    changes: Sequence[float],
-    counts: Sequence[int],
-    total: int,
-    metric: str = "perplexity",
-    confidence: float = CONFIDENCE,
-    census: int = 0,
-    total_tokens: int | None = None,
-) -> int:
-    """How many more sampled sequences would settle the class if the estimate and its spread stayed as they are (every
-    sequence left where none would): a settling pass's next step, so that one far from settling takes a full call."""
-    estimate = _estimate(changes, counts, total, census, total_tokens)
-    left = estimate.rest_total - estimate.sampled
-    if estimate.spread is None or not math.isfinite(estimate.mean):
-        return max(left, 0)
-    for more in range(1, left + 1):
-        half = estimate.half(estimate.sampled + more, confidence)
-        low, high = _ratio(estimate.mean - half), _ratio(estimate.mean + half)
-        if estimate.sampled + more >= MIN_SEQUENCES and classify(metric, low) == classify(metric, high):
-            return more
-    return max(left, 0)
+        return Settled(ratio, low, high, confidence, n, tokens, total, classify(metric, ratio))
+    return Settled(ratio, low, high, confidence, n, tokens, total, None, estimate.more(metric, confidence))
 
 
 @dataclass(frozen=True)
@@ -144,6 +121,20 @@ class _Estimate:
     spread: float | None  # per-sequence residual spread of the sampled ones (None: fewer than two, or all measured)
     everything: float  # the whole text's predicted tokens
     complete: bool = False  # every sequence measured
+
+    def more(self, metric: str, confidence: float) -> int:
+        """How many more sampled sequences would settle the class if the estimate and its spread stayed as they are
+        (every one left where none would): a settling pass's next step, so that one far from settling takes a full
+        call."""
+        left = max(self.rest_total - self.sampled, 0)
+        if self.spread is None or not math.isfinite(self.mean):
+            return left
+        for more in range(1, left + 1):
+            half = self.half(self.sampled + more, confidence)
+            low, high = _ratio(self.mean - half), _ratio(self.mean + half)
+            if self.sampled + more >= MIN_SEQUENCES and classify(metric, low) == classify(metric, high):
+                return more
+        return left
 
     def half(self, sampled: int, confidence: float) -> float:
         """The bound's half-width in log ratio with ``sampled`` sequences measured at this spread (and the whole
@@ -189,4 +180,4 @@ def _ratio(log_ratio: float) -> float:
     return math.exp(log_ratio)
 
 
-__all__ = ["CONFIDENCE", "MIN_SEQUENCES", "Settled", "bound", "more_to_settle", "t_quantile"]
+__all__ = ["CONFIDENCE", "MIN_SEQUENCES", "Settled", "bound", "t_quantile"]
